@@ -1,0 +1,62 @@
+//===- GretaDialect.td - The greta dialect -----------------*- tablegen -*-===//
+#ifndef GRETA_DIALECT_TD
+#define GRETA_DIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Greta_Dialect : Dialect {
+  let name = "greta";
+  let cppNamespace = "::mlir::greta";
+  let summary = "A Llama-family transformer with its residual-stream stages tagged";
+  let description = [{
+    The `greta` dialect expresses a decoder-only transformer (Llama family) on
+    ranked tensors whose first dimension is the (dynamic) sequence of tokens.
+    Values that are stages of the residual stream carry a discardable
+    `greta.stages` attribute (an array of `#greta.stage<"name", layer>`) on the
+    op that produces them; `greta-insert-trace` turns those tags into
+    `greta.trace` ops.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasOperationAttrVerify = 1;
+  let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
+  let extraClassDeclaration = [{
+    /// Name of the discardable attribute holding the stage tags of an op.
+    static constexpr ::llvm::StringLiteral getStagesAttrName() { return "greta.stages"; }
+    /// Module attribute: number of decoder layers (bounds tag layers).
+    static constexpr ::llvm::StringLiteral getNumLayersAttrName() { return "greta.num_layers"; }
+  }];
+}
+
+class Greta_Op<string mnemonic, list<Trait> traits = []> :
+    Op<Greta_Dialect, mnemonic, traits>;
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+def Greta_Payload : I32EnumAttr<"Payload", "what a trace record carries", [
+    I32EnumAttrCase<"hash", 0>,   // SHA-256 + nz_count per row
+    I32EnumAttrCase<"stats", 1>,  // + nan/inf counts and fingerprint
+    I32EnumAttrCase<"full", 2>    // + the row's values
+  ]> {
+  let cppNamespace = "::mlir::greta";
+  let genSpecializedAttr = 0;
+}
+def Greta_PayloadAttr : EnumAttr<Greta_Dialect, Greta_Payload, "payload">;
+
+def Greta_StageAttr : AttrDef<Greta_Dialect, "Stage"> {
+  let mnemonic = "stage";
+  let summary = "A residual-stream stage tag: (stage name, layer)";
+  let parameters = (ins StringRefParameter<"stage name">:$stage,
+                        "int64_t":$layer);
+  let assemblyFormat = "`<` $stage `,` $layer `>`";
+  let genVerifyDecl = 1;
+}
+
+def Greta_TraceResource : Resource<"::mlir::greta::TraceResource">;
+def Greta_KVCacheResource : Resource<"::mlir::greta::KVCacheResource">;
+
+#endif // GRETA_DIALECT_TD

@@ -1,0 +1,135 @@
+//===- GretaOps.td - greta ops -----------------------------*- tablegen -*-===//
+#ifndef GRETA_OPS_TD
+#define GRETA_OPS_TD
+
+include "greta/Dialect/Greta/IR/GretaDialect.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+
+def Greta_FloatTensor : RankedTensorOf<[F16, BF16, F32, F64]>;
+def Greta_IndexTensor : RankedTensorOf<[I32, I64]>;
+def Greta_FloatTensorOrMemRef : AnyTypeOf<[Greta_FloatTensor, MemRefOf<[F16, BF16, F32, F64]>]>;
+
+def Greta_ParamOp : Greta_Op<"param", [Pure]> {
+  let summary = "A named model parameter (weight) by its HF safetensors name";
+  let description = [{
+    `%w = greta.param "model.layers.0.self_attn.q_proj.weight" : tensor<256x256xf32>`
+    binds a weight of the checkpoint. The shape is static; the runtime checks
+    the checkpoint against it at load time.
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Greta_EmbeddingOp : Greta_Op<"embedding", [Pure]> {
+  let summary = "Embedding gather: row ids[i] of the table";
+  let arguments = (ins Greta_FloatTensor:$table, Greta_IndexTensor:$ids);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_RMSNormOp : Greta_Op<"rms_norm", [Pure]> {
+  let summary = "RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * w";
+  let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight, F64Attr:$eps);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_LinearOp : Greta_Op<"linear", [Pure]> {
+  let summary = "x . W^T (+ bias), W in the HF [out, in] layout";
+  let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight,
+                       Optional<Greta_FloatTensor>:$bias);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight (`bias` $bias^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_RoPEOp : Greta_Op<"rope", [Pure]> {
+  let summary = "Rotary position embedding, rotate-half (HF transformers' convention)";
+  let description = [{
+    For each head of `head_dim` columns and each pair i < head_dim/2:
+    inv_freq_i = theta^(-2i/head_dim), angle = positions[row] * inv_freq_i,
+    out[i] = x[i]*cos - x[i+d/2]*sin, out[i+d/2] = x[i+d/2]*cos + x[i]*sin.
+  }];
+  let arguments = (ins Greta_FloatTensor:$input, Greta_IndexTensor:$positions,
+                       F64Attr:$theta, I64Attr:$head_dim);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $positions attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_AttentionOp : Greta_Op<"attention", [
+    MemoryEffects<[MemRead<Greta_KVCacheResource>, MemWrite<Greta_KVCacheResource>]>]> {
+  let summary = "Causal grouped-query attention (softmax(QK^T * scale) V)";
+  let description = [{
+    q is [seq, num_heads*head_dim], k and v are [seq, num_kv_heads*head_dim].
+    A query at position p attends to every key at a position <= p: the keys of
+    this call and those written to the run's KV cache (slot `cache_slot`) by
+    earlier calls, so a prompt prefilled in chunks computes the same function.
+  }];
+  let arguments = (ins Greta_FloatTensor:$q, Greta_FloatTensor:$k, Greta_FloatTensor:$v,
+                       Greta_IndexTensor:$positions,
+                       I64Attr:$num_heads, I64Attr:$num_kv_heads, I64Attr:$head_dim,
+                       F64Attr:$scale, I64Attr:$cache_slot);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$q `,` $k `,` $v `,` $positions attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_SwiGLUOp : Greta_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+  let summary = "silu(gate) * up";
+  let arguments = (ins Greta_FloatTensor:$gate, Greta_FloatTensor:$up);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Greta_AddOp : Greta_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
+  let summary = "Elementwise add (the residual connection)";
+  let arguments = (ins Greta_FloatTensor:$lhs, Greta_FloatTensor:$rhs);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Greta_TraceOp : Greta_Op<"trace", [MemoryEffects<[MemWrite<Greta_TraceResource>]>]> {
+  let summary = "Record a traced tensor: one record per row (token position)";
+  let description = [{
+    Has no results; its write on the trace resource keeps it alive through
+    DCE, canonicalize and CSE. Bufferizable: it reads its operand and writes
+    no buffer. `record_id` is stable across builds (see greta/rt/Stages.h);
+    `loc_hint` is the location of the op that produced the value.
+  }];
+  let arguments = (ins Greta_FloatTensorOrMemRef:$input, StrAttr:$stage, I64Attr:$layer,
+                       I64Attr:$record_id, Greta_PayloadAttr:$payload);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Greta_KernelOp : Greta_Op<"kernel", [AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+    DeclareOpInterfaceMethods<DestinationStyleOpInterface>]> {
+  let summary = "A call into the kernel library in destination-passing style";
+  let description = [{
+    The lowering target of every greta compute op: `callee` names a function
+    of the backend's kernel library (`greta_cpu_rms_norm_f32`, ...). On
+    tensors it returns the `outs` tensors it fills; after bufferization it
+    works on memrefs, has no results, reads `ins` and writes `outs`. Scalar
+    operands (eps, theta, head counts) travel in `ins`. `stateful` marks a
+    kernel that reads and writes the run's state (the KV cache), which keeps it
+    in order.
+  }];
+  let arguments = (ins StrAttr:$callee, Variadic<AnyType>:$ins, Variadic<AnyShaped>:$outs,
+                       UnitAttr:$stateful);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    $callee (`ins` `(` $ins^ `:` type($ins) `)`)? `outs` `(` $outs `:` type($outs) `)`
+    attr-dict (`->` type($results)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // GRETA_OPS_TD

@@ -1,0 +1,262 @@
+//===- GretaOps.cpp - greta op verifiers ------------------------*- C++ -*-===//
+//
+// Every verifier names the operand and the dimension that is wrong, so a
+// malformed graph is fixed from the message alone.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/Dialect/Greta/IR/GretaOps.h"
+#include "greta/rt/Stages.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::greta;
+namespace rt = ::greta::rt;
+
+namespace {
+/// Two dims are compatible when equal or when either is dynamic.
+bool dimsCompatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+std::string dimStr(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+LogicalResult expectRank(Operation *op, StringRef what, ShapedType t,
+                         int64_t rank) {
+  if (t.getRank() != rank)
+    return op->emitOpError() << what << " must have rank " << rank
+                             << ", got " << t;
+  return success();
+}
+LogicalResult expectSameElementType(Operation *op, StringRef what,
+                                    ShapedType t, ShapedType ref) {
+  if (t.getElementType() != ref.getElementType())
+    return op->emitOpError() << what << " element type " << t.getElementType()
+                             << " differs from " << ref.getElementType();
+  return success();
+}
+LogicalResult expectDim(Operation *op, StringRef what, int64_t actual,
+                        int64_t expected, StringRef because) {
+  if (!dimsCompatible(actual, expected))
+    return op->emitOpError() << what << " is " << dimStr(actual)
+                             << ", expected " << dimStr(expected) << " ("
+                             << because << ")";
+  return success();
+}
+} // namespace
+
+LogicalResult ParamOp::verify() {
+  if (getName().empty())
+    return emitOpError() << "parameter name must not be empty";
+  if (!getType().hasStaticShape())
+    return emitOpError() << "parameter '" << getName()
+                         << "' must have a static shape, got " << getType();
+  return success();
+}
+
+LogicalResult EmbeddingOp::verify() {
+  auto table = getTable().getType(), result = getResult().getType();
+  auto ids = getIds().getType();
+  if (failed(expectRank(*this, "table", table, 2)) ||
+      failed(expectRank(*this, "ids", ids, 1)) ||
+      failed(expectRank(*this, "result", result, 2)) ||
+      failed(expectSameElementType(*this, "result", result, table)))
+    return failure();
+  if (failed(expectDim(*this, "result dim 0", result.getDimSize(0),
+                       ids.getDimSize(0), "one row per id")) ||
+      failed(expectDim(*this, "result dim 1", result.getDimSize(1),
+                       table.getDimSize(1), "the table's hidden size")))
+    return failure();
+  return success();
+}
+
+LogicalResult RMSNormOp::verify() {
+  auto in = getInput().getType(), w = getWeight().getType(),
+       result = getResult().getType();
+  if (failed(expectRank(*this, "input", in, 2)) ||
+      failed(expectRank(*this, "weight", w, 1)) ||
+      failed(expectSameElementType(*this, "weight", w, in)))
+    return failure();
+  if (result != in)
+    return emitOpError() << "result type " << result
+                         << " must equal the input type " << in;
+  if (failed(expectDim(*this, "weight dim 0", w.getDimSize(0),
+                       in.getDimSize(1), "the input's hidden size")))
+    return failure();
+  if (!(getEps().convertToDouble() > 0.0))
+    return emitOpError() << "eps must be positive, got "
+                         << getEps().convertToDouble();
+  return success();
+}
+
+LogicalResult LinearOp::verify() {
+  auto in = getInput().getType(), w = getWeight().getType(),
+       result = getResult().getType();
+  if (failed(expectRank(*this, "input", in, 2)) ||
+      failed(expectRank(*this, "weight", w, 2)) ||
+      failed(expectRank(*this, "result", result, 2)) ||
+      failed(expectSameElementType(*this, "weight", w, in)) ||
+      failed(expectSameElementType(*this, "result", result, in)))
+    return failure();
+  if (failed(expectDim(*this, "weight dim 1", w.getDimSize(1),
+                       in.getDimSize(1),
+                       "weight is [out, in]: its in must match the input's "
+                       "last dim")) ||
+      failed(expectDim(*this, "result dim 0", result.getDimSize(0),
+                       in.getDimSize(0), "one row per input row")) ||
+      failed(expectDim(*this, "result dim 1", result.getDimSize(1),
+                       w.getDimSize(0), "the weight's out dim")))
+    return failure();
+  if (Value bias = getBias()) {
+    auto b = cast<RankedTensorType>(bias.getType());
+    if (failed(expectRank(*this, "bias", b, 1)) ||
+        failed(expectSameElementType(*this, "bias", b, in)) ||
+        failed(expectDim(*this, "bias dim 0", b.getDimSize(0),
+                         w.getDimSize(0), "the weight's out dim")))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult RoPEOp::verify() {
+  auto in = getInput().getType(), pos = getPositions().getType();
+  if (failed(expectRank(*this, "input", in, 2)) ||
+      failed(expectRank(*this, "positions", pos, 1)))
+    return failure();
+  if (getResult().getType() != in)
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input type " << in;
+  int64_t d = getHeadDim();
+  if (d <= 0 || d % 2)
+    return emitOpError() << "head_dim must be positive and even, got " << d;
+  if (!ShapedType::isDynamic(in.getDimSize(1)) && in.getDimSize(1) % d)
+    return emitOpError() << "input dim 1 (" << in.getDimSize(1)
+                         << ") is not a multiple of head_dim (" << d << ")";
+  if (failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
+                       in.getDimSize(0), "one position per row")))
+    return failure();
+  if (!(getTheta().convertToDouble() > 0.0))
+    return emitOpError() << "theta must be positive, got "
+                         << getTheta().convertToDouble();
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  auto q = getQ().getType(), k = getK().getType(), v = getV().getType();
+  auto pos = getPositions().getType();
+  if (failed(expectRank(*this, "q", q, 2)) ||
+      failed(expectRank(*this, "k", k, 2)) ||
+      failed(expectRank(*this, "v", v, 2)) ||
+      failed(expectRank(*this, "positions", pos, 1)) ||
+      failed(expectSameElementType(*this, "k", k, q)) ||
+      failed(expectSameElementType(*this, "v", v, q)))
+    return failure();
+  int64_t h = getNumHeads(), kvh = getNumKvHeads(), d = getHeadDim();
+  if (h <= 0 || kvh <= 0 || d <= 0)
+    return emitOpError() << "num_heads (" << h << "), num_kv_heads (" << kvh
+                         << ") and head_dim (" << d << ") must be positive";
+  if (h % kvh)
+    return emitOpError() << "num_heads (" << h
+                         << ") is not a multiple of num_kv_heads (" << kvh
+                         << ")";
+  if (failed(expectDim(*this, "q dim 1", q.getDimSize(1), h * d,
+                       "num_heads * head_dim")) ||
+      failed(expectDim(*this, "k dim 1", k.getDimSize(1), kvh * d,
+                       "num_kv_heads * head_dim")) ||
+      failed(expectDim(*this, "v dim 1", v.getDimSize(1), kvh * d,
+                       "num_kv_heads * head_dim")) ||
+      failed(expectDim(*this, "k dim 0", k.getDimSize(0), q.getDimSize(0),
+                       "one key per query row")) ||
+      failed(expectDim(*this, "v dim 0", v.getDimSize(0), q.getDimSize(0),
+                       "one value per query row")) ||
+      failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
+                       q.getDimSize(0), "one position per row")))
+    return failure();
+  if (getResult().getType() != q)
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the q type " << q;
+  if (!(getScale().convertToDouble() > 0.0))
+    return emitOpError() << "scale must be positive, got "
+                         << getScale().convertToDouble();
+  if (getCacheSlot() < 0)
+    return emitOpError() << "cache_slot must be non-negative, got "
+                         << getCacheSlot();
+  return success();
+}
+
+LogicalResult TraceOp::verify() {
+  std::optional<rt::Stage> stage = rt::parseStage(
+      std::string_view(getStage().data(), getStage().size()));
+  if (!stage)
+    return emitOpError() << "unknown stage '" << getStage() << "'";
+  if (getLayer() < 0)
+    return emitOpError() << "layer must be non-negative, got " << getLayer();
+  if (getRecordId() != rt::recordId(*stage, getLayer()))
+    return emitOpError() << "record_id " << getRecordId()
+                         << " does not match stage '" << getStage()
+                         << "' at layer " << getLayer() << " (expected "
+                         << rt::recordId(*stage, getLayer()) << ")";
+  auto type = cast<ShapedType>(getInput().getType());
+  if (type.getRank() < 1)
+    return emitOpError() << "traced value must have rank >= 1 (one record per "
+                            "row), got "
+                         << type;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// KernelOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult KernelOp::verify() {
+  bool onTensors = llvm::all_of(getOuts().getTypes(), [](Type t) {
+    return isa<RankedTensorType>(t);
+  });
+  bool onBuffers = llvm::all_of(getOuts().getTypes(), [](Type t) {
+    return isa<MemRefType>(t);
+  });
+  if (!onTensors && !onBuffers)
+    return emitOpError() << "outs must be all tensors or all memrefs";
+  if (onTensors) {
+    if (getResults().size() != getOuts().size())
+      return emitOpError() << "on tensors, needs one result per out ("
+                           << getOuts().size() << "), has "
+                           << getResults().size();
+    for (auto [i, pair] :
+         llvm::enumerate(llvm::zip(getOuts().getTypes(),
+                                   getResults().getTypes())))
+      if (std::get<0>(pair) != std::get<1>(pair))
+        return emitOpError() << "result #" << i << " type "
+                             << std::get<1>(pair) << " differs from out #"
+                             << i << " type " << std::get<0>(pair);
+  } else if (!getResults().empty()) {
+    return emitOpError() << "on memrefs, must have no results";
+  }
+  if (getCallee().empty())
+    return emitOpError() << "callee must not be empty";
+  return success();
+}
+
+void KernelOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  for (OpOperand &operand : getInsMutable())
+    if (isa<MemRefType>(operand.get().getType()))
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  for (OpOperand &operand : getOutsMutable())
+    if (isa<MemRefType>(operand.get().getType()))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  if (getStateful()) {
+    effects.emplace_back(MemoryEffects::Read::get(), KVCacheResource::get());
+    effects.emplace_back(MemoryEffects::Write::get(), KVCacheResource::get());
+  }
+}
+
+MutableOperandRange KernelOp::getDpsInitsMutable() { return getOutsMutable(); }
+
+#define GET_OP_CLASSES
+#include "greta/Dialect/Greta/IR/GretaOps.cpp.inc"

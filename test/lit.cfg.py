@@ -1,0 +1,37 @@
+# -*- Python -*-
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "GRETA"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test", ".json"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "CMakeLists.txt"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.greta_obj_root, "test")
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%greta_src", config.greta_src_root))
+config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
+config.substitutions.append(("%python", config.python_executable))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+# GPU tests say `REQUIRES: cuda`; the feature is set only where a GPU answers.
+if config.greta_has_cuda:
+    config.available_features.add("cuda")
+
+config.greta_tools_dir = config.greta_tools_dir
+tool_dirs = [config.greta_tools_dir, config.llvm_tools_dir]
+tools = [
+    ToolSubst("greta-opt", unresolved="ignore"),
+    ToolSubst("greta-translate", unresolved="ignore"),
+    ToolSubst("greta-run", unresolved="ignore"),
+    ToolSubst("greta-diff", unresolved="ignore"),
+    ToolSubst("greta-bisect", unresolved="ignore"),
+]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+llvm_config.with_environment("PATH", config.greta_tools_dir, append_path=True)
