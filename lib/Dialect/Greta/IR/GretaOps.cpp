@@ -206,6 +206,37 @@ LogicalResult TraceOp::verify() {
   return success();
 }
 
+LogicalResult PerturbOp::verify() {
+  auto in = getInput().getType();
+  if (failed(expectRank(*this, "input", in, 2)) ||
+      failed(expectRank(*this, "positions", getPositions().getType(), 1)))
+    return failure();
+  if (getResult().getType() != in)
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input type " << in;
+  if (getKind() != "scale" && getKind() != "offset" && getKind() != "bitflip")
+    return emitOpError() << "unknown fault kind '" << getKind()
+                         << "' (expected scale, offset or bitflip)";
+  if (getFromPosition() < 0)
+    return emitOpError() << "from_position must be non-negative, got "
+                         << getFromPosition();
+  if (getKind() == "bitflip") {
+    double bit = getMagnitude().convertToDouble();
+    unsigned width = in.getElementType().getIntOrFloatBitWidth();
+    if (bit < 0 || bit >= width || bit != static_cast<int64_t>(bit))
+      return emitOpError() << "bitflip magnitude must be a bit index in [0, "
+                           << width << "), got " << bit;
+  }
+  return success();
+}
+
+LogicalResult RoundOp::verify() {
+  if (getTo() != "f16" && getTo() != "bf16")
+    return emitOpError() << "can round to f16 or bf16, not '" << getTo()
+                         << "'";
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // KernelOp
 //===----------------------------------------------------------------------===//

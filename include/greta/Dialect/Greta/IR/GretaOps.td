@@ -109,6 +109,33 @@ def Greta_TraceOp : Greta_Op<"trace", [MemoryEffects<[MemWrite<Greta_TraceResour
   let hasVerifier = 1;
 }
 
+def Greta_PerturbOp : Greta_Op<"perturb", [Pure]> {
+  let summary = "A planted fault: perturb rows whose position is >= from_position";
+  let description = [{
+    Inserted by `greta-inject-fault` to validate GRETA's detectors. `kind` is
+    scale (x * magnitude), offset (x + magnitude) or bitflip (flip bit
+    `magnitude` of each element's bit pattern). Rows before `from_position`
+    pass through unchanged.
+  }];
+  let arguments = (ins Greta_FloatTensor:$input, Greta_IndexTensor:$positions,
+                       I64Attr:$from_position, StrAttr:$kind, F64Attr:$magnitude);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $positions attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_RoundOp : Greta_Op<"round", [Pure, SameOperandsAndResultType]> {
+  let summary = "Round every element to f16 or bf16, keeping the storage type";
+  let description = [{
+    Inserted by `greta-convert-precision precision=f16|bf16` after every op
+    so a half-precision engine is emulated on the CPU (round to nearest even).
+  }];
+  let arguments = (ins Greta_FloatTensor:$input, StrAttr:$to);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 def Greta_KernelOp : Greta_Op<"kernel", [AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
     DeclareOpInterfaceMethods<DestinationStyleOpInterface>]> {

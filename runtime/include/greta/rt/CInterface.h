@@ -1,0 +1,89 @@
+//===- CInterface.h - The C ABI that compiled models call -------*- C++ -*-===//
+//
+// Compiled code (the CPU JIT, objects compiled ahead of time, the GPU host
+// program) calls only these functions. Functions declared in MLIR with
+// `llvm.emit_c_interface` are called as `_mlir_ciface_<name>` with every
+// memref passed as a pointer to its descriptor and scalars by value, in the
+// order of the greta.kernel operands: ins, then outs.
+//
+// Naming: greta_cpu_<op>_<dtype> for kernels, greta_rt_<what>_<dtype> for the
+// runtime (params, trace). dtype is f32 or f64 (the CPU computes in these;
+// f16/bf16 are emulated by rounding, see greta-convert-precision).
+//
+//===----------------------------------------------------------------------===//
+#ifndef GRETA_RT_CINTERFACE_H
+#define GRETA_RT_CINTERFACE_H
+
+#include <cstdint>
+
+namespace greta::rt {
+/// Layout-compatible with MLIR's StridedMemRefType<T, N> (CRunnerUtils.h),
+/// redeclared so the runtime needs no MLIR header.
+template <typename T, int N> struct MemRef {
+  T *basePtr;
+  T *data;
+  int64_t offset;
+  int64_t sizes[N];
+  int64_t strides[N];
+};
+} // namespace greta::rt
+
+#define GRETA_MEMREF(T, N) ::greta::rt::MemRef<T, N>
+#define GRETA_RT_EXPORT extern "C" __attribute__((visibility("default")))
+
+#define GRETA_DECLARE_KERNELS(T, SUFFIX)                                       \
+  /* out[i, :] = table[ids[i], :]; an id outside the table is an error. */     \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_embedding_##SUFFIX(              \
+      GRETA_MEMREF(T, 2) * table, GRETA_MEMREF(int64_t, 1) * ids,              \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_rms_norm_##SUFFIX(               \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(T, 1) * weight, double eps,        \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* out = in . weight^T, weight [out_features, in_features] */                \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_linear_##SUFFIX(                 \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(T, 2) * weight,                    \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_linear_bias_##SUFFIX(            \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(T, 2) * weight,                    \
+      GRETA_MEMREF(T, 1) * bias, GRETA_MEMREF(T, 2) * out);                    \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_rope_##SUFFIX(                   \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(int64_t, 1) * positions,           \
+      double theta, int64_t headDim, GRETA_MEMREF(T, 2) * out);                \
+  /* Causal GQA attention over this call's k/v plus the session's KV cache  \
+     slot `cacheSlot` (k/v of this call are appended to it first). */         \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_attention_##SUFFIX(              \
+      GRETA_MEMREF(T, 2) * q, GRETA_MEMREF(T, 2) * k, GRETA_MEMREF(T, 2) * v,  \
+      GRETA_MEMREF(int64_t, 1) * positions, int64_t numHeads,                  \
+      int64_t numKvHeads, int64_t headDim, double scale, int64_t cacheSlot,    \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_swiglu_##SUFFIX(                 \
+      GRETA_MEMREF(T, 2) * gate, GRETA_MEMREF(T, 2) * up,                      \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_add_##SUFFIX(                    \
+      GRETA_MEMREF(T, 2) * lhs, GRETA_MEMREF(T, 2) * rhs,                      \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* Rounds every element to f16 or bf16 (round to nearest even) in place:  \
+     how f16/bf16 engines are emulated on the CPU. kind: 0 f16, 1 bf16. */   \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_round_##SUFFIX(                  \
+      GRETA_MEMREF(T, 2) * in, int64_t kind, GRETA_MEMREF(T, 2) * out);        \
+  /* Fault injection: rows whose position >= fromPosition are perturbed.    \
+     kind: 0 scale (x*m), 1 offset (x+m), 2 bitflip (flip bit int(m)). */     \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_inject_fault_##SUFFIX(           \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(int64_t, 1) * positions,           \
+      int64_t fromPosition, int64_t kind, double magnitude,                    \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* The parameter `name` (NUL-terminated) of the session's weights,        \
+     converted to T; its shape was validated at load time. */                 \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_param_r1_##SUFFIX(                \
+      GRETA_MEMREF(T, 1) * result, const char *name);                          \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_param_r2_##SUFFIX(                \
+      GRETA_MEMREF(T, 2) * result, const char *name);                          \
+  /* One record per row (row i is the token at the session's position i of  \
+     this call) when the session's filter selects it. */                      \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_trace_##SUFFIX(                   \
+      GRETA_MEMREF(T, 2) * value, int64_t recordId, int64_t payload);
+
+GRETA_DECLARE_KERNELS(float, f32)
+GRETA_DECLARE_KERNELS(double, f64)
+
+#endif // GRETA_RT_CINTERFACE_H

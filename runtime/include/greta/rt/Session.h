@@ -1,0 +1,88 @@
+//===- Session.h - The state one model run shares with its kernels -*- C++ -*-===//
+//
+// The compiled model calls the C ABI (CInterface.h) with no context
+// argument: those functions reach the current Session, one per process at a
+// time. greta-run (CPU JIT or ahead-of-time) and the GPU host drive it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef GRETA_RT_SESSION_H
+#define GRETA_RT_SESSION_H
+
+#include "greta/rt/Filter.h"
+#include "greta/rt/Trace.h"
+#include "greta/rt/Weights.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace greta::rt {
+
+/// A parameter the compiled model expects: its name and shape (from the IR).
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+class Session {
+public:
+  /// Validates every expected parameter against the checkpoint (missing
+  /// tensor, wrong shape or unsupported dtype: error naming the tensor) and
+  /// converts it to the compute dtype (F32 or F64) once.
+  static std::unique_ptr<Session> create(const SafeTensors &weights,
+                                         const std::vector<ParamSpec> &params,
+                                         DType computeDType,
+                                         std::string &error);
+  ~Session();
+
+  /// Makes this the session the C ABI reaches (nullptr to clear).
+  static void setCurrent(Session *s);
+  static Session *current();
+
+  /// Tracing: nullptr writer disables it. `tokenCount` resolves `last`.
+  void setTrace(TraceWriter *writer, Filter filter, int64_t tokenCount);
+  /// Positions of the rows of the next forward call (one chunk).
+  void setPositions(std::vector<int64_t> positions);
+  const std::vector<int64_t> &positions() const { return positions_; }
+
+  /// Called from the C ABI.
+  const void *param(const char *name, int64_t rank,
+                    const int64_t **shape) const;
+  void trace(int64_t recordId, int64_t compiledPayload, DType dtype,
+             const void *data, int64_t rows, int64_t cols, int64_t rowStride);
+  /// KV cache slot for attention: appends this call's k/v rows at their
+  /// positions and returns the cache (keys/values for positions [0, end)).
+  struct KVSlot {
+    std::vector<uint8_t> k, v; // [capacity, kvDim] in the compute dtype
+    int64_t kvDim = 0;
+    int64_t filled = 0; // positions [0, filled) are valid
+  };
+  KVSlot &kvSlot(int64_t slot);
+  void resetKVCache();
+
+  /// First error raised inside a kernel or the trace writer (the C ABI has no
+  /// error channel: kernels record it here and greta-run checks after each
+  /// call). Tracing stops at the first write error; what was written stays.
+  void setError(std::string message);
+  const std::string &error() const { return error_; }
+
+  uint64_t recordsWritten() const;
+
+private:
+  Session() = default;
+  DType computeDType_ = DType::F32;
+  std::map<std::string, std::vector<uint8_t>> params_;
+  std::map<std::string, std::vector<int64_t>> paramShapes_;
+  TraceWriter *writer_ = nullptr;
+  Filter filter_;
+  int64_t tokenCount_ = 0;
+  std::vector<int64_t> positions_;
+  std::map<int64_t, KVSlot> kv_;
+  std::string error_;
+  uint64_t records_ = 0;
+};
+
+} // namespace greta::rt
+
+#endif // GRETA_RT_SESSION_H

@@ -1,0 +1,61 @@
+//===- Weights.h - safetensors, memory-mapped and validated -----*- C++ -*-===//
+#ifndef GRETA_RT_WEIGHTS_H
+#define GRETA_RT_WEIGHTS_H
+
+#include "greta/rt/Trace.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace greta::rt {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t *data = nullptr; // into the mapping
+  size_t bytes = 0;
+};
+
+/// A memory-mapped safetensors file. open() validates the header (JSON,
+/// offsets inside the file, sizes matching dtype x shape, no overlap) and
+/// reports the first problem naming the tensor.
+class SafeTensors {
+public:
+  static std::unique_ptr<SafeTensors> open(const std::string &path,
+                                           std::string &error);
+  ~SafeTensors();
+  const TensorInfo *find(const std::string &name) const;
+  const std::map<std::string, TensorInfo> &tensors() const { return tensors_; }
+  const std::string &path() const { return path_; }
+  /// sha256 of the whole file (hex), computed once, lazily.
+  const std::string &digest() const;
+
+private:
+  SafeTensors() = default;
+  std::string path_;
+  void *map_ = nullptr;
+  size_t size_ = 0;
+  std::map<std::string, TensorInfo> tensors_;
+  mutable std::string digest_;
+};
+
+/// Writes a safetensors file (f32, f16 or bf16 data given as f32 values).
+struct TensorToWrite {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+bool writeSafeTensors(const std::string &path,
+                      const std::vector<TensorToWrite> &tensors, DType dtype,
+                      std::string &error);
+
+/// Converts one tensor to f32 or f64 (from f32, f64, f16 or bf16).
+void convertTensor(const TensorInfo &t, float *out);
+void convertTensor(const TensorInfo &t, double *out);
+
+} // namespace greta::rt
+
+#endif // GRETA_RT_WEIGHTS_H
