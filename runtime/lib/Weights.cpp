@@ -1,0 +1,353 @@
+//===- Weights.cpp - safetensors: mmap, validation, writing -----*- C++ -*-===//
+//
+// Format (https://github.com/huggingface/safetensors): u64 LE header length N,
+// N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, ...,
+// "__metadata__": {...}}, then the data; offsets are relative to the data.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/rt/Weights.h"
+#include "greta/rt/Half.h"
+#include "Sha256.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace greta::rt;
+using json = nlohmann::json;
+
+namespace {
+std::optional<DType> parseDType(const std::string &s) {
+  if (s == "F32")
+    return DType::F32;
+  if (s == "F64")
+    return DType::F64;
+  if (s == "F16")
+    return DType::F16;
+  if (s == "BF16")
+    return DType::BF16;
+  return std::nullopt;
+}
+const char *safetensorsDTypeName(DType d) {
+  switch (d) {
+  case DType::F32:
+    return "F32";
+  case DType::F64:
+    return "F64";
+  case DType::F16:
+    return "F16";
+  case DType::BF16:
+    return "BF16";
+  }
+  return "?";
+}
+
+/// Product of `shape` times `elemSize`, or nullopt on overflow.
+std::optional<uint64_t> byteSize(const std::vector<int64_t> &shape,
+                                 size_t elemSize) {
+  uint64_t n = elemSize;
+  for (int64_t d : shape) {
+    if (d < 0)
+      return std::nullopt;
+    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / uint64_t(d))
+      return std::nullopt;
+    n *= uint64_t(d);
+  }
+  return n;
+}
+
+std::string shapeStr(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+template <typename T> void convertImpl(const TensorInfo &t, T *out) {
+  size_t n = t.bytes / dtypeSize(t.dtype);
+  const uint8_t *p = t.data;
+  // memcpy per element: tensor data in a safetensors file need not be aligned.
+  switch (t.dtype) {
+  case DType::F32:
+    for (size_t i = 0; i < n; ++i) {
+      float v;
+      std::memcpy(&v, p + 4 * i, 4);
+      out[i] = static_cast<T>(v);
+    }
+    break;
+  case DType::F64:
+    for (size_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, p + 8 * i, 8);
+      out[i] = static_cast<T>(v);
+    }
+    break;
+  case DType::F16:
+  case DType::BF16:
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t v;
+      std::memcpy(&v, p + 2 * i, 2);
+      out[i] = static_cast<T>(t.dtype == DType::F16 ? halfBitsToFloat(v)
+                                                    : bf16BitsToFloat(v));
+    }
+    break;
+  }
+}
+} // namespace
+
+std::unique_ptr<SafeTensors> SafeTensors::open(const std::string &path,
+                                               std::string &error) {
+  auto fail = [&](const std::string &msg) {
+    error = path + ": " + msg;
+    return nullptr;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return fail(std::string("cannot stat: ") + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail("not a regular file");
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size < 8) {
+    ::close(fd);
+    return fail("file is " + std::to_string(size) +
+                " bytes, too small for a safetensors header (8-byte length)");
+  }
+  void *map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int mapErrno = errno;
+  ::close(fd);
+  if (map == MAP_FAILED)
+    return fail(std::string("cannot mmap: ") + std::strerror(mapErrno));
+
+  std::unique_ptr<SafeTensors> st_(new SafeTensors());
+  st_->path_ = path;
+  st_->map_ = map;
+  st_->size_ = size;
+  const uint8_t *base = static_cast<const uint8_t *>(map);
+
+  uint64_t headerLen = 0;
+  for (int i = 7; i >= 0; --i)
+    headerLen = (headerLen << 8) | base[i];
+  if (headerLen > size - 8)
+    return fail("header length " + std::to_string(headerLen) +
+                " exceeds the file size " + std::to_string(size) +
+                " (truncated file?)");
+  json header;
+  try {
+    header = json::parse(base + 8, base + 8 + headerLen);
+  } catch (const json::parse_error &e) {
+    return fail(std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!header.is_object())
+    return fail("header is not a JSON object");
+
+  const uint8_t *dataBase = base + 8 + headerLen;
+  uint64_t dataSize = size - 8 - headerLen;
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string &name = it.key();
+    if (name == "__metadata__")
+      continue;
+    const json &e = it.value();
+    auto bad = [&](const std::string &msg) {
+      return fail("tensor '" + name + "': " + msg);
+    };
+    if (!e.is_object())
+      return bad("header entry is not an object");
+    if (!e.contains("dtype") || !e["dtype"].is_string())
+      return bad("missing or non-string 'dtype'");
+    std::string dtypeStr = e["dtype"].get<std::string>();
+    auto dtype = parseDType(dtypeStr);
+    if (!dtype)
+      return bad("unsupported dtype '" + dtypeStr +
+                 "' (supported: F32, F64, F16, BF16)");
+    if (!e.contains("shape") || !e["shape"].is_array())
+      return bad("missing or non-array 'shape'");
+    std::vector<int64_t> shape;
+    for (const json &d : e["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        return bad("shape entry " + d.dump() +
+                   " is not a non-negative integer");
+      shape.push_back(d.get<int64_t>());
+    }
+    if (!e.contains("data_offsets") || !e["data_offsets"].is_array() ||
+        e["data_offsets"].size() != 2 ||
+        !e["data_offsets"][0].is_number_unsigned() ||
+        !e["data_offsets"][1].is_number_unsigned())
+      return bad("'data_offsets' must be two non-negative integers");
+    uint64_t begin = e["data_offsets"][0].get<uint64_t>();
+    uint64_t end = e["data_offsets"][1].get<uint64_t>();
+    if (begin > end)
+      return bad("data_offsets [" + std::to_string(begin) + ", " +
+                 std::to_string(end) + "] are reversed");
+    if (end > dataSize)
+      return bad("data_offsets [" + std::to_string(begin) + ", " +
+                 std::to_string(end) + "] lie outside the data section (" +
+                 std::to_string(dataSize) + " bytes; truncated file?)");
+    auto expected = byteSize(shape, dtypeSize(*dtype));
+    if (!expected)
+      return bad("shape " + shapeStr(shape) + " overflows");
+    if (*expected != end - begin)
+      return bad("holds " + std::to_string(end - begin) + " bytes but " +
+                 dtypeStr + " " + shapeStr(shape) + " needs " +
+                 std::to_string(*expected));
+    TensorInfo info;
+    info.name = name;
+    info.dtype = *dtype;
+    info.shape = std::move(shape);
+    info.data = dataBase + begin;
+    info.bytes = end - begin;
+    st_->tensors_.emplace(name, std::move(info));
+    ranges.push_back({{begin, end}, name});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t maxEnd = 0;
+  const std::string *maxEndName = nullptr;
+  for (const auto &r : ranges) {
+    if (r.first.first == r.first.second)
+      continue; // Empty tensors occupy no bytes.
+    if (maxEndName && r.first.first < maxEnd)
+      return fail("tensor '" + r.second + "' overlaps tensor '" + *maxEndName +
+                  "' in the data section");
+    if (r.first.second > maxEnd) {
+      maxEnd = r.first.second;
+      maxEndName = &r.second;
+    }
+  }
+  return st_;
+}
+
+SafeTensors::~SafeTensors() {
+  if (map_)
+    munmap(map_, size_);
+}
+
+const TensorInfo *SafeTensors::find(const std::string &name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+const std::string &SafeTensors::digest() const {
+  if (digest_.empty())
+    digest_ = sha256Hex(map_, size_);
+  return digest_;
+}
+
+bool greta::rt::writeSafeTensors(const std::string &path,
+                                 const std::vector<TensorToWrite> &tensors,
+                                 DType dtype, std::string &error) {
+  size_t es = dtypeSize(dtype);
+  json header = json::object();
+  uint64_t offset = 0;
+  std::set<std::string> names;
+  for (const TensorToWrite &t : tensors) {
+    if (t.name.empty() || t.name == "__metadata__") {
+      error = path + ": invalid tensor name '" + t.name + "'";
+      return false;
+    }
+    if (!names.insert(t.name).second) {
+      error = path + ": tensor '" + t.name + "' given twice";
+      return false;
+    }
+    auto bytes = byteSize(t.shape, es);
+    if (!bytes || *bytes != t.values.size() * es) {
+      error = path + ": tensor '" + t.name + "' has " +
+              std::to_string(t.values.size()) + " values for shape " +
+              shapeStr(t.shape);
+      return false;
+    }
+    header[t.name] = {{"dtype", safetensorsDTypeName(dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + *bytes}}};
+    offset += *bytes;
+  }
+  header["__metadata__"] = {{"format", "pt"}};
+  std::string text = header.dump();
+  // Pad with spaces so the data starts 8-byte aligned (as the reference
+  // implementation does).
+  while ((8 + text.size()) % 8)
+    text.push_back(' ');
+
+  // Write next to the target and rename: a crash never leaves a half file
+  // under the final name.
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  FILE *f = std::fopen(tmp.c_str(), "wb");
+  if (!f) {
+    error = path + ": cannot create '" + tmp + "': " + std::strerror(errno);
+    return false;
+  }
+  bool ok = true;
+  auto put = [&](const void *p, size_t n) {
+    if (ok && n && std::fwrite(p, 1, n, f) != n)
+      ok = false;
+  };
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(uint64_t(text.size()) >> (8 * i));
+  put(len, 8);
+  put(text.data(), text.size());
+  std::vector<uint8_t> buf;
+  for (const TensorToWrite &t : tensors) {
+    buf.resize(t.values.size() * es);
+    for (size_t i = 0; i < t.values.size(); ++i) {
+      float v = t.values[i];
+      uint8_t *dst = buf.data() + i * es;
+      if (dtype == DType::F32) {
+        std::memcpy(dst, &v, 4);
+      } else if (dtype == DType::F64) {
+        double d = v;
+        std::memcpy(dst, &d, 8);
+      } else {
+        uint16_t h = dtype == DType::F16 ? doubleToHalfBits(v)
+                                         : doubleToBF16Bits(v);
+        std::memcpy(dst, &h, 2);
+      }
+    }
+    put(buf.data(), buf.size());
+  }
+  int writeErrno = ok ? 0 : errno;
+  if (std::fflush(f) != 0 && ok) {
+    ok = false;
+    writeErrno = errno;
+  }
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    writeErrno = errno;
+  }
+  if (!ok) {
+    error = path + ": write failed: " + std::strerror(writeErrno);
+    std::remove(tmp.c_str());
+    return false;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = path + ": cannot rename '" + tmp + "' into place: " +
+            std::strerror(errno);
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+void greta::rt::convertTensor(const TensorInfo &t, float *out) {
+  convertImpl(t, out);
+}
+void greta::rt::convertTensor(const TensorInfo &t, double *out) {
+  convertImpl(t, out);
+}
