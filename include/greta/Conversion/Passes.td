@@ -1,0 +1,63 @@
+//===- Passes.td - greta lowering passes -------------------*- tablegen -*-===//
+//
+// The CPU lowering: greta compute ops -> greta.kernel (tensors) -> One-Shot
+// Bufferize -> greta.kernel (memrefs) -> C ABI calls -> LLVM dialect.
+// docs/LOWERING.md walks through the levels.
+//
+//===----------------------------------------------------------------------===//
+#ifndef GRETA_CONVERSION_PASSES_TD
+#define GRETA_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LowerToKernels : Pass<"greta-lower-to-kernels", "::mlir::ModuleOp"> {
+  let summary = "Lower greta compute ops to greta.kernel in destination style";
+  let description = [{
+    Each greta compute op (embedding, rms_norm, linear, rope, attention,
+    swiglu, add, round, perturb) becomes a `tensor.empty` destination (its
+    dynamic sizes read with `tensor.dim`) and a `greta.kernel` whose callee is
+    a backend-neutral name (`rms_norm`, `linear_bias`, `inject_fault`, ...).
+    Scalar attributes become `arith.constant` ins (f64 or i64) in the order of
+    the C ABI (greta/rt/CInterface.h). Stage tags move onto the kernel op, so
+    nothing that was traceable stops being traceable. `greta.param` and
+    `greta.trace` are left alone: they bufferize as they are. The
+    `greta.positions` argument marker is consumed (the kernels take the
+    positions as an operand; the marker is only valid on tensors).
+  }];
+  let dependentDialects = ["::mlir::greta::GretaDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def KernelsToCalls : Pass<"greta-kernels-to-calls", "::mlir::ModuleOp"> {
+  let summary = "Lower memref-level greta.kernel, greta.trace and parameters "
+                "to C ABI calls";
+  let description = [{
+    Runs after bufferization and buffer deallocation:
+
+    - `greta.kernel "<op>"` on memrefs becomes
+      `func.call @greta_<backend>_<op>_<f32|f64>` with every memref cast to
+      its dynamic identity-layout type;
+    - `greta.trace` becomes `func.call @greta_rt_trace_<dt>(memref<?x?xT>,
+      i64 record_id, i64 payload)` (rank 1 is expanded to [n, 1], ranks above
+      2 are collapsed to [n, rest]);
+    - a `memref.get_global` of a parameter global (the bufferized form of
+      `greta.param`, see docs/LOWERING.md) becomes
+      `func.call @greta_rt_param_r{1,2}_<dt>(!llvm.ptr name)` followed by a
+      `memref.cast` to the static type.
+
+    Callees are declared `func.func private` with `llvm.emit_c_interface`,
+    and every public function definition (the model's `@forward`) gets
+    `llvm.emit_c_interface` too, so the host calls `_mlir_ciface_forward`.
+  }];
+  let options = [
+    Option<"backend", "backend", "std::string", /*default=*/"\"cpu\"",
+           "Kernel library prefix: kernels are called greta_<backend>_<op>_<dt>">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
+#endif // GRETA_CONVERSION_PASSES_TD

@@ -1,0 +1,309 @@
+//===- KernelsToCalls.cpp - greta memref ops to C ABI calls -----*- C++ -*-===//
+//
+// After bufferization and deallocation, every greta op left becomes a call
+// into the kernel library or the runtime (greta/rt/CInterface.h), in the
+// shape of Toy chapter 6's PrintOpLowering: declare the callee if missing,
+// then emit the call. Callees carry `llvm.emit_c_interface`, so memrefs
+// travel as pointers to their descriptors.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/Conversion/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir::greta {
+#define GEN_PASS_DEF_KERNELSTOCALLS
+#include "greta/Conversion/Passes.h.inc"
+} // namespace mlir::greta
+
+using namespace mlir;
+using namespace mlir::greta;
+
+namespace {
+constexpr StringLiteral kEmitCInterface = "llvm.emit_c_interface";
+
+/// "f32" or "f64": the CPU computes in these (f16/bf16 are emulated by
+/// rounding in f32, see greta-convert-precision).
+FailureOr<StringRef> dtypeSuffix(Operation *op, Type elementType) {
+  if (elementType.isF32())
+    return StringRef("f32");
+  if (elementType.isF64())
+    return StringRef("f64");
+  return op->emitOpError()
+         << "greta-kernels-to-calls: the kernel library computes in f32 or "
+            "f64, got element type "
+         << elementType
+         << " (f16/bf16 are emulated: greta-convert-precision keeps f32 "
+            "storage)";
+}
+
+/// The ABI type of a memref operand: same rank and element type, every
+/// size dynamic, identity layout.
+MemRefType abiType(MemRefType t) {
+  return MemRefType::get(
+      SmallVector<int64_t>(t.getRank(), ShapedType::kDynamic),
+      t.getElementType());
+}
+
+class Lowering {
+public:
+  Lowering(ModuleOp module, StringRef backend)
+      : module(module), symbols(module), backend(backend),
+        builder(module.getContext()) {}
+
+  /// `func.func private @name(...)` with llvm.emit_c_interface, declared
+  /// once; an existing symbol of another type is an error.
+  FailureOr<func::FuncOp> declare(Operation *user, StringRef name,
+                                  FunctionType type) {
+    if (Operation *existing = symbols.lookup(name)) {
+      auto func = dyn_cast<func::FuncOp>(existing);
+      if (!func || func.getFunctionType() != type)
+        return user->emitOpError()
+               << "greta-kernels-to-calls: symbol @" << name
+               << " already exists with another type; expected " << type;
+      return func;
+    }
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(module.getBody());
+    auto func = func::FuncOp::create(builder, module.getLoc(), name, type);
+    func.setPrivate();
+    func->setAttr(kEmitCInterface, builder.getUnitAttr());
+    symbols.insert(func);
+    return func;
+  }
+
+  /// Casts `value` to its ABI type (memrefs only; scalars pass as they are).
+  FailureOr<Value> toABI(Operation *user, Value value) {
+    auto type = dyn_cast<MemRefType>(value.getType());
+    if (!type)
+      return value;
+    if (!type.getLayout().isIdentity())
+      return user->emitOpError()
+             << "greta-kernels-to-calls: operand of type " << type
+             << " has a non-identity layout; the C ABI expects row-major "
+                "buffers (bufferize with "
+                "function-boundary-type-conversion=identity-layout-map)";
+    MemRefType target = abiType(type);
+    if (target == type)
+      return value;
+    return memref::CastOp::create(builder, user->getLoc(), target, value)
+        .getResult();
+  }
+
+  LogicalResult lowerKernel(KernelOp kernel) {
+    if (!kernel.getResults().empty() || kernel.getOuts().empty())
+      return kernel.emitOpError()
+             << "greta-kernels-to-calls: expected a bufferized kernel (outs "
+                "on memrefs, no results); run one-shot-bufferize first";
+    auto firstOut = cast<MemRefType>(kernel.getOuts().front().getType());
+    FailureOr<StringRef> dt = dtypeSuffix(kernel, firstOut.getElementType());
+    if (failed(dt))
+      return failure();
+    builder.setInsertionPoint(kernel);
+    SmallVector<Value> args;
+    for (Value v : llvm::concat<Value>(kernel.getIns(), kernel.getOuts())) {
+      FailureOr<Value> abi = toABI(kernel, v);
+      if (failed(abi))
+        return failure();
+      args.push_back(*abi);
+    }
+    std::string name =
+        ("greta_" + backend + "_" + kernel.getCallee() + "_" + *dt).str();
+    auto type = builder.getFunctionType(ValueRange(args).getTypes(), {});
+    FailureOr<func::FuncOp> callee = declare(kernel, name, type);
+    if (failed(callee))
+      return failure();
+    auto call = func::CallOp::create(builder, kernel.getLoc(), *callee, args);
+    // The stage tags stay visible in the lowered IR (for readers and tests).
+    if (Attribute tags = kernel->getAttr(kBufferStagesAttr))
+      call->setAttr(kBufferStagesAttr, tags);
+    kernel.erase();
+    return success();
+  }
+
+  LogicalResult lowerTrace(TraceOp trace) {
+    auto type = dyn_cast<MemRefType>(trace.getInput().getType());
+    if (!type)
+      return trace.emitOpError()
+             << "greta-kernels-to-calls: expected a bufferized trace (memref "
+                "operand); run one-shot-bufferize first";
+    FailureOr<StringRef> dt = dtypeSuffix(trace, type.getElementType());
+    if (failed(dt))
+      return failure();
+    if (!type.getLayout().isIdentity())
+      return trace.emitOpError()
+             << "greta-kernels-to-calls: traced buffer " << type
+             << " has a non-identity layout; the C ABI expects row-major rows";
+    Location loc = trace.getLoc();
+    builder.setInsertionPoint(trace);
+    Value value = trace.getInput();
+    // Rows are dim 0 (token positions): rank 1 becomes [n, 1], higher ranks
+    // fold everything after dim 0 into one row.
+    if (type.getRank() == 1) {
+      Value n = memref::DimOp::create(builder, loc, value, 0);
+      auto expanded = MemRefType::get({type.getDimSize(0), 1},
+                                      type.getElementType());
+      value = memref::ExpandShapeOp::create(
+          builder, loc, expanded, value, ArrayRef<ReassociationIndices>{{0, 1}},
+          ArrayRef<OpFoldResult>{n, builder.getIndexAttr(1)});
+    } else if (type.getRank() > 2) {
+      ReassociationIndices rest;
+      for (int64_t i = 1; i < type.getRank(); ++i)
+        rest.push_back(i);
+      value = memref::CollapseShapeOp::create(
+          builder, loc, value, ArrayRef<ReassociationIndices>{{0}, rest});
+    }
+    FailureOr<Value> abi = toABI(trace, value);
+    if (failed(abi))
+      return failure();
+    Value recordId = arith::ConstantOp::create(
+        builder, loc, builder.getI64IntegerAttr(trace.getRecordId()));
+    Value payload = arith::ConstantOp::create(
+        builder, loc,
+        builder.getI64IntegerAttr(static_cast<int64_t>(trace.getPayload())));
+    SmallVector<Value> args{*abi, recordId, payload};
+    std::string name = ("greta_rt_trace_" + *dt).str();
+    FailureOr<func::FuncOp> callee = declare(
+        trace, name, builder.getFunctionType(ValueRange(args).getTypes(), {}));
+    if (failed(callee))
+      return failure();
+    auto call = func::CallOp::create(builder, loc, *callee, args);
+    // Keep what the trace was about readable in the lowered IR.
+    call->setAttr("greta.stage", trace.getStageAttr());
+    call->setAttr("greta.layer", trace.getLayerAttr());
+    trace.erase();
+    return success();
+  }
+
+  /// The NUL-terminated name of a parameter, as a private constant.
+  Value nameConstant(Location loc, StringRef name) {
+    std::string value = name.str();
+    value.push_back('\0');
+    std::string sym = "__greta_param_name_";
+    for (char c : name)
+      sym.push_back(llvm::isAlnum(c) ? c : '_');
+    LLVM::GlobalOp global;
+    auto it = nameGlobals.find(name);
+    if (it != nameGlobals.end()) {
+      global = it->second;
+    } else {
+      OpBuilder::InsertionGuard guard(builder);
+      builder.setInsertionPointToStart(module.getBody());
+      auto type = LLVM::LLVMArrayType::get(builder.getI8Type(), value.size());
+      global = LLVM::GlobalOp::create(builder, loc, type, /*isConstant=*/true,
+                                      LLVM::Linkage::Internal, sym,
+                                      builder.getStringAttr(value),
+                                      /*alignment=*/0);
+      symbols.insert(global); // renames on a clash
+      nameGlobals[name] = global;
+    }
+    return LLVM::AddressOfOp::create(builder, loc, global);
+  }
+
+  LogicalResult lowerParam(memref::GetGlobalOp get, memref::GlobalOp global) {
+    auto name = global->getAttrOfType<StringAttr>(kParamGlobalAttr);
+    MemRefType type = get.getType();
+    if (type.getRank() != 1 && type.getRank() != 2)
+      return get.emitOpError()
+             << "greta-kernels-to-calls: parameter '" << name.getValue()
+             << "' has rank " << type.getRank()
+             << "; the runtime serves rank 1 and 2 parameters";
+    FailureOr<StringRef> dt = dtypeSuffix(get, type.getElementType());
+    if (failed(dt))
+      return failure();
+    Location loc = get.getLoc();
+    builder.setInsertionPoint(get);
+    Value namePtr = nameConstant(loc, name.getValue());
+    MemRefType resultType = abiType(type);
+    std::string fn =
+        ("greta_rt_param_r" + Twine(type.getRank()) + "_" + *dt).str();
+    FailureOr<func::FuncOp> callee =
+        declare(get, fn,
+                builder.getFunctionType({namePtr.getType()}, {resultType}));
+    if (failed(callee))
+      return failure();
+    auto call = func::CallOp::create(builder, loc, *callee, namePtr);
+    // Shapes were validated against the IR when the session loaded them.
+    Value cast =
+        memref::CastOp::create(builder, loc, type, call.getResult(0));
+    get.replaceAllUsesWith(cast);
+    get.erase();
+    return success();
+  }
+
+  LogicalResult run() {
+    SmallVector<Operation *> work;
+    module.walk([&](Operation *op) {
+      if (isa<KernelOp, TraceOp, memref::GetGlobalOp>(op))
+        work.push_back(op);
+    });
+    for (Operation *op : work) {
+      LogicalResult result = success();
+      if (auto kernel = dyn_cast<KernelOp>(op)) {
+        result = lowerKernel(kernel);
+      } else if (auto trace = dyn_cast<TraceOp>(op)) {
+        result = lowerTrace(trace);
+      } else if (auto get = dyn_cast<memref::GetGlobalOp>(op)) {
+        auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+        if (global && global->hasAttr(kParamGlobalAttr))
+          result = lowerParam(get, global);
+      }
+      if (failed(result))
+        return failure();
+    }
+    // Parameter declarations are now unused; anything greta left is a
+    // pipeline ordering mistake, reported where it is.
+    for (auto global :
+         llvm::make_early_inc_range(module.getOps<memref::GlobalOp>()))
+      if (global->hasAttr(kParamGlobalAttr) &&
+          SymbolTable::symbolKnownUseEmpty(global, module)) {
+        symbols.erase(global);
+      }
+    WalkResult leftover = module.walk([&](Operation *op) {
+      if (op->getDialect() && isa<GretaDialect>(op->getDialect())) {
+        op->emitOpError() << "greta-kernels-to-calls: not lowered; run "
+                             "greta-lower-to-kernels and one-shot-bufferize "
+                             "first";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (leftover.wasInterrupted())
+      return failure();
+    // The host calls the model through its C interface
+    // (_mlir_ciface_forward: result descriptor first, then the arguments).
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        func->setAttr(kEmitCInterface, builder.getUnitAttr());
+    return success();
+  }
+
+private:
+  ModuleOp module;
+  SymbolTable symbols;
+  std::string backend;
+  OpBuilder builder;
+  llvm::StringMap<LLVM::GlobalOp> nameGlobals;
+};
+
+struct KernelsToCalls
+    : mlir::greta::impl::KernelsToCallsBase<KernelsToCalls> {
+  using KernelsToCallsBase::KernelsToCallsBase;
+
+  void runOnOperation() override {
+    if (backend.empty() ||
+        !llvm::all_of(backend, [](char c) { return llvm::isAlnum(c) || c == '_'; })) {
+      getOperation().emitError()
+          << "greta-kernels-to-calls: backend '" << backend
+          << "' must be a non-empty identifier (kernels are called "
+             "greta_<backend>_<op>_<dt>)";
+      return signalPassFailure();
+    }
+    if (failed(Lowering(getOperation(), backend).run()))
+      signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,217 @@
+//===- LowerToKernels.cpp - greta compute ops to greta.kernel ---*- C++ -*-===//
+//
+// Every greta compute op becomes a destination (`tensor.empty`) plus a
+// `greta.kernel` call on tensors, with its scalar attributes turned into
+// `arith.constant` ins in the order of the C ABI (greta/rt/CInterface.h:
+// ins, then outs). Callee names are backend-neutral; greta-kernels-to-calls
+// adds the backend prefix and the dtype suffix after bufferization.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/Conversion/Passes.h"
+#include "greta/Dialect/Greta/Transforms/Utils.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::greta {
+#define GEN_PASS_DEF_LOWERTOKERNELS
+#include "greta/Conversion/Passes.h.inc"
+} // namespace mlir::greta
+
+using namespace mlir;
+using namespace mlir::greta;
+
+namespace {
+/// Where each result dimension's size comes from when it is dynamic: dim
+/// `dim` of `source`.
+struct DimSource {
+  Value source;
+  int64_t dim;
+};
+
+/// Builds the kernel calls. One instance per rewritten op.
+class KernelBuilder {
+public:
+  KernelBuilder(RewriterBase &rewriter, Operation *op)
+      : rewriter(rewriter), op(op), loc(op->getLoc()) {
+    rewriter.setInsertionPoint(op);
+  }
+
+  Value f64(double v) {
+    return arith::ConstantOp::create(rewriter, loc, rewriter.getF64FloatAttr(v));
+  }
+  Value i64(int64_t v) {
+    return arith::ConstantOp::create(rewriter, loc, rewriter.getI64IntegerAttr(v));
+  }
+
+  /// The destination of the op's result: `tensor.empty` whose dynamic sizes
+  /// come from `sources` (one entry per result dim).
+  Value empty(RankedTensorType type, ArrayRef<DimSource> sources) {
+    SmallVector<Value> dynSizes;
+    for (auto [i, size] : llvm::enumerate(type.getShape())) {
+      if (!ShapedType::isDynamic(size))
+        continue;
+      dynSizes.push_back(
+          tensor::DimOp::create(rewriter, loc, sources[i].source,
+                                sources[i].dim));
+    }
+    return tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                   type.getElementType(), dynSizes);
+  }
+
+  /// Replaces the op by `greta.kernel callee ins(...) outs(empty)`, moving
+  /// the op's stage tags (and nothing else discardable is lost).
+  void replace(StringRef callee, ValueRange ins, ArrayRef<DimSource> sources,
+               bool stateful = false) {
+    auto type = cast<RankedTensorType>(op->getResult(0).getType());
+    Value out = empty(type, sources);
+    auto kernel = KernelOp::create(rewriter, loc, TypeRange{type},
+                                   rewriter.getStringAttr(callee), ins,
+                                   ValueRange{out},
+                                   stateful ? rewriter.getUnitAttr()
+                                            : UnitAttr());
+    mergeStageTags(op, kernel);
+    rewriter.replaceOp(op, kernel.getResults());
+  }
+
+private:
+  RewriterBase &rewriter;
+  Operation *op;
+  Location loc;
+};
+
+/// The CPU kernels take int64 ids and positions (CInterface.h).
+LogicalResult expectI64(Operation *op, StringRef what, Value v) {
+  auto type = cast<ShapedType>(v.getType());
+  if (!type.getElementType().isInteger(64))
+    return op->emitOpError() << "greta-lower-to-kernels: " << what
+                             << " must be i64 for the kernel library (the C "
+                                "ABI takes int64 ids and positions), got "
+                             << type;
+  return success();
+}
+
+int64_t faultKindCode(StringRef kind) {
+  return llvm::StringSwitch<int64_t>(kind)
+      .Case("scale", 0)
+      .Case("offset", 1)
+      .Case("bitflip", 2)
+      .Default(-1);
+}
+
+int64_t roundKindCode(StringRef to) {
+  return llvm::StringSwitch<int64_t>(to).Case("f16", 0).Case("bf16", 1).Default(
+      -1);
+}
+
+LogicalResult lower(RewriterBase &rewriter, Operation *op) {
+  KernelBuilder kb(rewriter, op);
+  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+      .Case([&](EmbeddingOp e) {
+        if (failed(expectI64(op, "ids", e.getIds())))
+          return failure();
+        kb.replace("embedding", {e.getTable(), e.getIds()},
+                   {{e.getIds(), 0}, {e.getTable(), 1}});
+        return success();
+      })
+      .Case([&](RMSNormOp n) {
+        kb.replace("rms_norm",
+                   {n.getInput(), n.getWeight(),
+                    kb.f64(n.getEps().convertToDouble())},
+                   {{n.getInput(), 0}, {n.getInput(), 1}});
+        return success();
+      })
+      .Case([&](LinearOp l) {
+        SmallVector<Value> ins{l.getInput(), l.getWeight()};
+        if (Value bias = l.getBias())
+          ins.push_back(bias);
+        kb.replace(l.getBias() ? "linear_bias" : "linear", ins,
+                   {{l.getInput(), 0}, {l.getWeight(), 0}});
+        return success();
+      })
+      .Case([&](RoPEOp r) {
+        if (failed(expectI64(op, "positions", r.getPositions())))
+          return failure();
+        kb.replace("rope",
+                   {r.getInput(), r.getPositions(),
+                    kb.f64(r.getTheta().convertToDouble()),
+                    kb.i64(r.getHeadDim())},
+                   {{r.getInput(), 0}, {r.getInput(), 1}});
+        return success();
+      })
+      .Case([&](AttentionOp a) {
+        if (failed(expectI64(op, "positions", a.getPositions())))
+          return failure();
+        kb.replace("attention",
+                   {a.getQ(), a.getK(), a.getV(), a.getPositions(),
+                    kb.i64(a.getNumHeads()), kb.i64(a.getNumKvHeads()),
+                    kb.i64(a.getHeadDim()),
+                    kb.f64(a.getScale().convertToDouble()),
+                    kb.i64(a.getCacheSlot())},
+                   {{a.getQ(), 0}, {a.getQ(), 1}}, /*stateful=*/true);
+        return success();
+      })
+      .Case([&](SwiGLUOp s) {
+        kb.replace("swiglu", {s.getGate(), s.getUp()},
+                   {{s.getGate(), 0}, {s.getGate(), 1}});
+        return success();
+      })
+      .Case([&](AddOp a) {
+        kb.replace("add", {a.getLhs(), a.getRhs()},
+                   {{a.getLhs(), 0}, {a.getLhs(), 1}});
+        return success();
+      })
+      .Case([&](RoundOp r) -> LogicalResult {
+        auto type = cast<RankedTensorType>(r.getType());
+        if (type.getRank() != 2)
+          return r.emitOpError() << "greta-lower-to-kernels: the round "
+                                    "kernel takes rank-2 tensors, got "
+                                 << type;
+        kb.replace("round", {r.getInput(), kb.i64(roundKindCode(r.getTo()))},
+                   {{r.getInput(), 0}, {r.getInput(), 1}});
+        return success();
+      })
+      .Case([&](PerturbOp p) {
+        if (failed(expectI64(op, "positions", p.getPositions())))
+          return failure();
+        kb.replace("inject_fault",
+                   {p.getInput(), p.getPositions(),
+                    kb.i64(p.getFromPosition()),
+                    kb.i64(faultKindCode(p.getKind())),
+                    kb.f64(p.getMagnitude().convertToDouble())},
+                   {{p.getInput(), 0}, {p.getInput(), 1}});
+        return success();
+      })
+      .Default([](Operation *) { return success(); });
+}
+
+struct LowerToKernels
+    : mlir::greta::impl::LowerToKernelsBase<LowerToKernels> {
+  using LowerToKernelsBase::LowerToKernelsBase;
+
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (isa<EmbeddingOp, RMSNormOp, LinearOp, RoPEOp, AttentionOp, SwiGLUOp,
+              AddOp, RoundOp, PerturbOp>(op))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    bool failedAny = false;
+    for (Operation *op : ops)
+      if (failed(lower(rewriter, op)))
+        failedAny = true;
+    if (failedAny)
+      return signalPassFailure();
+    // The positions marker is consumed: the kernels now take the positions
+    // as operands, and the marker (valid on tensors only) would not survive
+    // bufferization and the LLVM lowering of the signature.
+    getOperation().walk([](func::FuncOp func) {
+      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+        func.removeArgAttr(i, kPositionsArgAttr);
+    });
+  }
+};
+} // namespace
