@@ -9,11 +9,19 @@
 using namespace greta::rt;
 
 std::array<uint8_t, 32> greta::rt::sha256(const void *data, size_t size) {
+  // One context per thread, reused: EVP_Digest would allocate one per call,
+  // and the trace hashes one row per record.
+  struct Ctx {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx c;
   std::array<uint8_t, 32> out{};
   unsigned len = 0;
-  // EVP_Digest fails only on allocation failure inside OpenSSL.
-  if (!EVP_Digest(data, size, out.data(), &len, EVP_sha256(), nullptr) ||
-      len != 32) {
+  // These fail only when OpenSSL cannot allocate.
+  if (!c.ctx || !EVP_DigestInit_ex(c.ctx, EVP_sha256(), nullptr) ||
+      !EVP_DigestUpdate(c.ctx, data, size) ||
+      !EVP_DigestFinal_ex(c.ctx, out.data(), &len) || len != 32) {
     std::fprintf(stderr, "greta runtime: OpenSSL SHA-256 failed\n");
     std::abort();
   }

@@ -69,6 +69,12 @@ public:
 
   uint64_t recordsWritten() const;
 
+  /// End of one forward call (one chunk): hands the buffered trace records
+  /// to the OS so a crash later loses none of them. Returns false (and sets
+  /// the session error) on a write error.
+  bool endCall();
+  DType computeDType() const { return computeDType_; }
+
 private:
   Session() = default;
   DType computeDType_ = DType::F32;
@@ -81,6 +87,7 @@ private:
   std::map<int64_t, KVSlot> kv_;
   std::string error_;
   uint64_t records_ = 0;
+  bool traceFailed_ = false; // the writer reported an error: stop tracing
 };
 
 } // namespace greta::rt

@@ -87,6 +87,10 @@ public:
   virtual ~TraceWriter();
   /// Returns false and sets `error` on failure (then the writer is closed).
   virtual bool append(const Record &record, std::string &error) = 0;
+  /// Hands every buffered record to the OS (write(2)): from then on they
+  /// survive the process being killed (not a power loss; finish() fsyncs).
+  /// Session::endCall() calls it after each forward call.
+  virtual bool flush(std::string &error) = 0;
   /// Flushes and marks the trace complete (manifest `complete: true`).
   virtual bool finish(std::string &error) = 0;
   virtual uint64_t bytesWritten() const = 0;
@@ -106,6 +110,17 @@ struct TraceContents {
 };
 std::optional<TraceContents> readTrace(const std::string &dir,
                                        std::string &error);
+
+/// records.bin framing (docs/TRACE_FORMAT.md). Exposed for tests and tools.
+inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
+                                            'A', 'T', 'R', 'C'};
+inline constexpr uint32_t kTraceFileHeaderSize = 16;
+inline constexpr uint32_t kRecordMagic = 0x43455247; // "GREC" little endian
+/// Appends the version-1 body of `r` (no framing) to `out`.
+void encodeRecordBody(const Record &r, std::vector<uint8_t> &out);
+/// Decodes a body; false (and `error`) when it is malformed.
+bool decodeRecordBody(const uint8_t *data, size_t size, Record &r,
+                      std::string &error);
 
 } // namespace greta::rt
 

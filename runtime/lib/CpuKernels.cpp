@@ -1,0 +1,613 @@
+//===- CpuKernels.cpp - The CPU kernels and runtime entry points -*- C++ -*-===//
+//
+// Hand-written because these are the reference semantics GRETA compares
+// against (HF transformers' Llama, op by op, in the same order of rounding),
+// and attention must use the session's KV cache, which no library offers.
+// GEMMs go to OpenBLAS. Every kernel is a template instantiated for f32 and
+// f64; a bad argument is reported through the current Session, never a crash.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/rt/CInterface.h"
+#include "greta/rt/Half.h"
+#include "greta/rt/Session.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+using namespace greta::rt;
+
+namespace {
+
+void report(const std::string &msg) {
+  if (Session *s = Session::current())
+    s->setError(msg);
+  else
+    std::fprintf(stderr, "greta runtime: %s (no session)\n", msg.c_str());
+}
+
+template <typename T> constexpr const char *suffix() {
+  return std::is_same_v<T, float> ? "f32" : "f64";
+}
+
+/// A row-major matrix view of a 2-D memref; rows may be strided, the
+/// innermost stride must be 1 (what bufferization produces).
+template <typename T> struct Mat {
+  T *p = nullptr;
+  int64_t rows = 0, cols = 0, ld = 0;
+  T *row(int64_t i) const { return p + i * ld; }
+};
+
+template <typename T>
+bool view(MemRef<T, 2> *m, const char *kernel, const char *arg, Mat<T> &out) {
+  if (!m) {
+    report(std::string(kernel) + ": null memref for '" + arg + "'");
+    return false;
+  }
+  out.rows = m->sizes[0];
+  out.cols = m->sizes[1];
+  if (out.rows < 0 || out.cols < 0) {
+    report(std::string(kernel) + ": negative size in '" + arg + "'");
+    return false;
+  }
+  if (m->strides[1] != 1 && out.cols > 1) {
+    report(std::string(kernel) + ": '" + arg + "' has innermost stride " +
+           std::to_string(m->strides[1]) + " (only 1 is supported)");
+    return false;
+  }
+  out.p = m->data + m->offset;
+  out.ld = out.rows > 1 ? m->strides[0] : std::max<int64_t>(out.cols, 1);
+  if (out.ld < out.cols && out.rows > 1) {
+    report(std::string(kernel) + ": '" + arg + "' rows overlap (stride " +
+           std::to_string(out.ld) + " < " + std::to_string(out.cols) + ")");
+    return false;
+  }
+  return true;
+}
+
+template <typename T>
+bool view1(MemRef<T, 1> *m, const char *kernel, const char *arg, T *&p,
+           int64_t &n, int64_t &stride) {
+  if (!m) {
+    report(std::string(kernel) + ": null memref for '" + arg + "'");
+    return false;
+  }
+  p = m->data + m->offset;
+  n = m->sizes[0];
+  stride = m->strides[0];
+  return true;
+}
+
+template <typename T>
+bool sameShape(const Mat<T> &a, const Mat<T> &b, const char *kernel) {
+  if (a.rows == b.rows && a.cols == b.cols)
+    return true;
+  report(std::string(kernel) + ": shape mismatch [" + std::to_string(a.rows) +
+         ", " + std::to_string(a.cols) + "] vs [" + std::to_string(b.rows) +
+         ", " + std::to_string(b.cols) + "]");
+  return false;
+}
+
+// C[m,n] = alpha * A[m,k] . B^T (B is [n,k]) + beta * C, or A . B (B [k,n]).
+void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+          float *c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gemm(bool transB, int64_t m, int64_t n, int64_t k, double alpha,
+          const double *a, int64_t lda, const double *b, int64_t ldb,
+          double beta, double *c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <typename T>
+void zero(const Mat<T> &m) {
+  for (int64_t i = 0; i < m.rows; ++i)
+    std::fill(m.row(i), m.row(i) + m.cols, T(0));
+}
+
+template <typename T>
+void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids, MemRef<T, 2> *out) {
+  const char *k = "embedding";
+  Mat<T> tb, o;
+  int64_t *id, n, st;
+  if (!view(table, k, "table", tb) || !view(out, k, "out", o) ||
+      !view1(ids, k, "ids", id, n, st))
+    return;
+  if (n != o.rows || tb.cols != o.cols) {
+    report("embedding: " + std::to_string(n) + " ids for " +
+           std::to_string(o.rows) + " output rows, or hidden " +
+           std::to_string(tb.cols) + " vs " + std::to_string(o.cols));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t t = id[i * st];
+    if (t < 0 || t >= tb.rows) {
+      report("embedding: token id " + std::to_string(t) + " at row " +
+             std::to_string(i) + " is outside the vocabulary (" +
+             std::to_string(tb.rows) + " tokens)");
+      zero(o);
+      return;
+    }
+    std::memcpy(o.row(i), tb.row(t), sizeof(T) * o.cols);
+  }
+}
+
+template <typename T>
+void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps,
+             MemRef<T, 2> *out) {
+  const char *k = "rms_norm";
+  Mat<T> x, o;
+  T *w;
+  int64_t n, ws;
+  if (!view(in, k, "in", x) || !view(out, k, "out", o) ||
+      !view1(weight, k, "weight", w, n, ws) || !sameShape(x, o, k))
+    return;
+  if (n != x.cols) {
+    report("rms_norm: weight has " + std::to_string(n) + " elements, rows " +
+           std::to_string(x.cols));
+    return;
+  }
+  for (int64_t i = 0; i < x.rows; ++i) {
+    const T *xr = x.row(i);
+    T *orow = o.row(i);
+    // HF: variance = x.pow(2).mean(-1) in the compute dtype; the sum is
+    // accumulated in double (torch sums pairwise; both are within an ulp).
+    double sum = 0;
+    for (int64_t j = 0; j < x.cols; ++j)
+      sum += static_cast<double>(xr[j]) * static_cast<double>(xr[j]);
+    T var = static_cast<T>(sum / static_cast<double>(x.cols));
+    T r = T(1) / std::sqrt(var + static_cast<T>(eps));
+    for (int64_t j = 0; j < x.cols; ++j)
+      orow[j] = w[j * ws] * (xr[j] * r);
+  }
+}
+
+template <typename T>
+void linear(MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,
+            MemRef<T, 2> *out) {
+  const char *k = bias ? "linear_bias" : "linear";
+  Mat<T> x, w, o;
+  if (!view(in, k, "in", x) || !view(weight, k, "weight", w) ||
+      !view(out, k, "out", o))
+    return;
+  if (x.cols != w.cols || o.rows != x.rows || o.cols != w.rows) {
+    report(std::string(k) + ": in [" + std::to_string(x.rows) + ", " +
+           std::to_string(x.cols) + "] . weight^T [" + std::to_string(w.cols) +
+           ", " + std::to_string(w.rows) + "] does not give out [" +
+           std::to_string(o.rows) + ", " + std::to_string(o.cols) + "]");
+    return;
+  }
+  if (o.rows == 0 || o.cols == 0)
+    return;
+  if (x.cols == 0) {
+    zero(o);
+  } else {
+    gemm(true, x.rows, w.rows, x.cols, T(1), x.p, x.ld, w.p, w.ld, T(0), o.p,
+         o.ld);
+  }
+  if (bias) {
+    T *b;
+    int64_t n, bs;
+    if (!view1(bias, k, "bias", b, n, bs))
+      return;
+    if (n != o.cols) {
+      report("linear_bias: bias has " + std::to_string(n) + " elements for " +
+             std::to_string(o.cols) + " outputs");
+      return;
+    }
+    for (int64_t i = 0; i < o.rows; ++i)
+      for (int64_t j = 0; j < o.cols; ++j)
+        o.row(i)[j] += b[j * bs];
+  }
+}
+
+template <typename T>
+bool readPositions(MemRef<int64_t, 1> *positions, int64_t rows,
+                   const char *kernel, std::vector<int64_t> &out) {
+  int64_t *p, n, st;
+  if (!view1(positions, kernel, "positions", p, n, st))
+    return false;
+  if (n != rows) {
+    report(std::string(kernel) + ": " + std::to_string(n) + " positions for " +
+           std::to_string(rows) + " rows");
+    return false;
+  }
+  out.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = p[i * st];
+    if (out[i] < 0) {
+      report(std::string(kernel) + ": negative position " +
+             std::to_string(out[i]) + " at row " + std::to_string(i));
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename T>
+void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
+          int64_t headDim, MemRef<T, 2> *out) {
+  const char *k = "rope";
+  Mat<T> x, o;
+  std::vector<int64_t> pos;
+  if (!view(in, k, "in", x) || !view(out, k, "out", o) ||
+      !sameShape(x, o, k) || !readPositions<T>(positions, x.rows, k, pos))
+    return;
+  if (headDim <= 0 || headDim % 2 || x.cols % headDim) {
+    report("rope: head dim " + std::to_string(headDim) +
+           " must be even and divide the row size " + std::to_string(x.cols));
+    return;
+  }
+  int64_t half = headDim / 2, heads = x.cols / headDim;
+  // HF: inv_freq = 1 / base ** (arange(0, d, 2).float() / d), all in the
+  // compute dtype; angle = pos * inv_freq rounded to it; then cos/sin.
+  std::vector<T> invFreq(half), c(half), s(half), tmp(headDim);
+  for (int64_t i = 0; i < half; ++i)
+    invFreq[i] = T(1) / std::pow(static_cast<T>(theta),
+                                 static_cast<T>(2 * i) / static_cast<T>(headDim));
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t i = 0; i < half; ++i) {
+      T angle = static_cast<T>(pos[r]) * invFreq[i];
+      c[i] = std::cos(angle);
+      s[i] = std::sin(angle);
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      const T *xi = x.row(r) + h * headDim;
+      // Through a copy: `out` may alias `in`.
+      std::copy(xi, xi + headDim, tmp.begin());
+      T *oi = o.row(r) + h * headDim;
+      for (int64_t i = 0; i < half; ++i) {
+        oi[i] = tmp[i] * c[i] + (-tmp[i + half]) * s[i];
+        oi[i + half] = tmp[i + half] * c[i] + tmp[i] * s[i];
+      }
+    }
+  }
+}
+
+/// exp(x - max) in place over n values; returns their sum.
+template <typename T> T expShiftSum(T *x, int64_t n, T max) {
+  T sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    x[j] = std::exp(x[j] - max);
+    sum += x[j];
+  }
+  return sum;
+}
+
+template <typename T>
+void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
+               MemRef<int64_t, 1> *positions, int64_t numHeads,
+               int64_t numKvHeads, int64_t headDim, double scale,
+               int64_t cacheSlot, MemRef<T, 2> *outm) {
+  const char *kn = "attention";
+  Mat<T> q, k, v, o;
+  std::vector<int64_t> pos;
+  if (!view(qm, kn, "q", q) || !view(km, kn, "k", k) || !view(vm, kn, "v", v) ||
+      !view(outm, kn, "out", o) || !sameShape(q, o, kn) ||
+      !sameShape(k, v, kn) || !readPositions<T>(positions, q.rows, kn, pos))
+    return;
+  if (numHeads <= 0 || numKvHeads <= 0 || headDim <= 0 ||
+      numHeads % numKvHeads || q.cols != numHeads * headDim ||
+      k.cols != numKvHeads * headDim || k.rows != q.rows) {
+    report("attention: heads " + std::to_string(numHeads) + "/" +
+           std::to_string(numKvHeads) + " x dim " + std::to_string(headDim) +
+           " do not fit q [" + std::to_string(q.rows) + ", " +
+           std::to_string(q.cols) + "] and k [" + std::to_string(k.rows) +
+           ", " + std::to_string(k.cols) + "]");
+    return;
+  }
+  Session *session = Session::current();
+  if (!session) {
+    report("attention: no current session (the KV cache lives there)");
+    zero(o);
+    return;
+  }
+  int64_t rows = q.rows, kvDim = k.cols;
+  if (rows == 0)
+    return;
+  // This call's rows must continue (or rewrite) the cached prefix without a
+  // gap, in ascending order: a gap would attend to keys never computed.
+  Session::KVSlot &slot = session->kvSlot(cacheSlot);
+  if (slot.kvDim != 0 && slot.kvDim != kvDim) {
+    report("attention: KV slot " + std::to_string(cacheSlot) + " holds rows of " +
+           std::to_string(slot.kvDim) + ", this call " + std::to_string(kvDim));
+    zero(o);
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    if (pos[i] != pos[0] + i || pos[0] > slot.filled) {
+      report("attention: positions must be contiguous and continue the KV "
+             "cache (slot " + std::to_string(cacheSlot) + " holds [0, " +
+             std::to_string(slot.filled) + "), row " + std::to_string(i) +
+             " has position " + std::to_string(pos[i]) + ")");
+      zero(o);
+      return;
+    }
+  slot.kvDim = kvDim;
+  int64_t end = pos[0] + rows;
+  size_t need = static_cast<size_t>(end * kvDim) * sizeof(T);
+  if (slot.k.size() < need) {
+    size_t cap = std::max(need, slot.k.size() * 2);
+    slot.k.resize(cap);
+    slot.v.resize(cap);
+  }
+  T *kc = reinterpret_cast<T *>(slot.k.data());
+  T *vc = reinterpret_cast<T *>(slot.v.data());
+  for (int64_t i = 0; i < rows; ++i) {
+    std::memcpy(kc + pos[i] * kvDim, k.row(i), sizeof(T) * kvDim);
+    std::memcpy(vc + pos[i] * kvDim, v.row(i), sizeof(T) * kvDim);
+  }
+  slot.filled = std::max(slot.filled, end);
+
+  // Per (head, block of queries): S = scale * Q K^T over the keys the block
+  // can see (keys past its last position are skipped), causal softmax per
+  // row, O = P V. Both products are GEMMs.
+  constexpr int64_t kBlock = 128;
+  int64_t group = numHeads / numKvHeads;
+  thread_local std::vector<T> scores;
+  for (int64_t h = 0; h < numHeads; ++h) {
+    int64_t g = h / group;
+    const T *kh = kc + g * headDim, *vh = vc + g * headDim;
+    for (int64_t i0 = 0; i0 < rows; i0 += kBlock) {
+      int64_t bq = std::min(kBlock, rows - i0);
+      int64_t kEnd = pos[i0 + bq - 1] + 1;
+      scores.resize(static_cast<size_t>(bq * kEnd));
+      T *sc = scores.data();
+      gemm(true, bq, kEnd, headDim, static_cast<T>(scale),
+           q.row(i0) + h * headDim, q.ld, kh, kvDim, T(0), sc, kEnd);
+      for (int64_t i = 0; i < bq; ++i) {
+        T *srow = sc + i * kEnd;
+        int64_t n = pos[i0 + i] + 1; // keys [0, p]
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < n; ++j)
+          mx = std::max(mx, srow[j]);
+        T sum = expShiftSum(srow, n, mx);
+        T inv = T(1) / sum;
+        for (int64_t j = 0; j < n; ++j)
+          srow[j] *= inv;
+        std::fill(srow + n, srow + kEnd, T(0));
+      }
+      gemm(false, bq, headDim, kEnd, T(1), sc, kEnd, vh, kvDim, T(0),
+           o.row(i0) + h * headDim, o.ld);
+    }
+  }
+}
+
+template <typename T>
+void swiglu(MemRef<T, 2> *gm, MemRef<T, 2> *um, MemRef<T, 2> *outm) {
+  const char *k = "swiglu";
+  Mat<T> g, u, o;
+  if (!view(gm, k, "gate", g) || !view(um, k, "up", u) ||
+      !view(outm, k, "out", o) || !sameShape(g, u, k) || !sameShape(g, o, k))
+    return;
+  for (int64_t i = 0; i < g.rows; ++i) {
+    const T *gr = g.row(i), *ur = u.row(i);
+    T *orow = o.row(i);
+    for (int64_t j = 0; j < g.cols; ++j) {
+      T x = gr[j];
+      orow[j] = (x / (T(1) + std::exp(-x))) * ur[j];
+    }
+  }
+}
+
+template <typename T>
+void add(MemRef<T, 2> *lm, MemRef<T, 2> *rm, MemRef<T, 2> *outm) {
+  const char *k = "add";
+  Mat<T> l, r, o;
+  if (!view(lm, k, "lhs", l) || !view(rm, k, "rhs", r) ||
+      !view(outm, k, "out", o) || !sameShape(l, r, k) || !sameShape(l, o, k))
+    return;
+  for (int64_t i = 0; i < l.rows; ++i) {
+    const T *a = l.row(i), *b = r.row(i);
+    T *c = o.row(i);
+    for (int64_t j = 0; j < l.cols; ++j)
+      c[j] = a[j] + b[j];
+  }
+}
+
+template <typename T>
+void roundKernel(MemRef<T, 2> *in, int64_t kind, MemRef<T, 2> *outm) {
+  const char *k = "round";
+  Mat<T> x, o;
+  if (!view(in, k, "in", x) || !view(outm, k, "out", o) || !sameShape(x, o, k))
+    return;
+  if (kind != 0 && kind != 1) {
+    report("round: unknown kind " + std::to_string(kind) +
+           " (0 = f16, 1 = bf16)");
+    return;
+  }
+  for (int64_t i = 0; i < x.rows; ++i)
+    for (int64_t j = 0; j < x.cols; ++j) {
+      double v = x.row(i)[j];
+      o.row(i)[j] = static_cast<T>(kind == 0 ? roundToHalf(v) : roundToBF16(v));
+    }
+}
+
+template <typename T>
+void injectFault(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions,
+                 int64_t fromPosition, int64_t kind, double magnitude,
+                 MemRef<T, 2> *outm) {
+  const char *k = "inject_fault";
+  Mat<T> x, o;
+  std::vector<int64_t> pos;
+  if (!view(in, k, "in", x) || !view(outm, k, "out", o) ||
+      !sameShape(x, o, k) || !readPositions<T>(positions, x.rows, k, pos))
+    return;
+  using Bits = std::conditional_t<std::is_same_v<T, float>, uint32_t, uint64_t>;
+  int64_t bit = static_cast<int64_t>(magnitude);
+  if (kind < 0 || kind > 2 ||
+      (kind == 2 && (bit < 0 || bit >= static_cast<int64_t>(8 * sizeof(T))))) {
+    report("inject_fault: bad kind " + std::to_string(kind) +
+           " or bit index " + std::to_string(bit));
+    return;
+  }
+  for (int64_t i = 0; i < x.rows; ++i) {
+    const T *xr = x.row(i);
+    T *orow = o.row(i);
+    bool hit = pos[i] >= fromPosition;
+    for (int64_t j = 0; j < x.cols; ++j) {
+      T val = xr[j];
+      if (hit) {
+        if (kind == 0) {
+          val = static_cast<T>(val * magnitude);
+        } else if (kind == 1) {
+          val = static_cast<T>(val + magnitude);
+        } else {
+          Bits b;
+          std::memcpy(&b, &val, sizeof b);
+          b ^= Bits(1) << bit;
+          std::memcpy(&val, &b, sizeof b);
+        }
+      }
+      orow[j] = val;
+    }
+  }
+}
+
+// A zero-size buffer for unknown parameters: compiled code gets a valid
+// descriptor it will not read through, and the session holds the error.
+alignas(64) double emptyParam[1] = {0};
+
+template <typename T, int N> void param(MemRef<T, N> *result, const char *name) {
+  if (!result)
+    return;
+  Session *s = Session::current();
+  const int64_t *shape = nullptr;
+  const void *p = nullptr;
+  if (!s) {
+    report(std::string("param '") + (name ? name : "") + "': no session");
+  } else if (s->computeDType() !=
+             (std::is_same_v<T, float> ? DType::F32 : DType::F64)) {
+    report(std::string("param '") + (name ? name : "") + "' requested as " +
+           suffix<T>() + " but the session computes in " +
+           std::string(dtypeName(s->computeDType())));
+  } else if (!(p = s->param(name, N, &shape))) {
+    report(std::string("param: the weights have no rank-") +
+           std::to_string(N) + " parameter '" + (name ? name : "(null)") +
+           "' (not declared to the session)");
+  }
+  if (!p) {
+    result->basePtr = result->data = reinterpret_cast<T *>(emptyParam);
+    result->offset = 0;
+    for (int i = 0; i < N; ++i)
+      result->sizes[i] = 0, result->strides[i] = 1;
+    return;
+  }
+  result->basePtr = result->data = const_cast<T *>(static_cast<const T *>(p));
+  result->offset = 0;
+  int64_t stride = 1;
+  for (int i = N - 1; i >= 0; --i) {
+    result->sizes[i] = shape[i];
+    result->strides[i] = stride;
+    stride *= shape[i];
+  }
+}
+
+template <typename T>
+void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
+  Session *s = Session::current();
+  if (!s)
+    return; // Nothing to trace into: tracing is off.
+  Mat<T> x;
+  if (!value) {
+    report("trace: null memref");
+    return;
+  }
+  x.rows = value->sizes[0];
+  x.cols = value->sizes[1];
+  x.p = value->data + value->offset;
+  x.ld = value->strides[0];
+  if (value->strides[1] == 1 || x.cols <= 1) {
+    s->trace(recordId, payload,
+             std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p, x.rows,
+             x.cols, x.rows > 1 ? x.ld : x.cols);
+    return;
+  }
+  // Hash the row's values as a contiguous row, whatever the layout.
+  std::vector<T> tmp(static_cast<size_t>(x.rows * x.cols));
+  for (int64_t i = 0; i < x.rows; ++i)
+    for (int64_t j = 0; j < x.cols; ++j)
+      tmp[i * x.cols + j] = x.p[i * x.ld + j * value->strides[1]];
+  s->trace(recordId, payload, std::is_same_v<T, float> ? DType::F32 : DType::F64,
+           tmp.data(), x.rows, x.cols, x.cols);
+}
+
+} // namespace
+
+#define GRETA_DEFINE_KERNELS(T, SUFFIX)                                        \
+  void _mlir_ciface_greta_cpu_embedding_##SUFFIX(                              \
+      MemRef<T, 2> *table, MemRef<int64_t, 1> *ids, MemRef<T, 2> *out) {       \
+    embedding<T>(table, ids, out);                                             \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_rms_norm_##SUFFIX(                               \
+      MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps, MemRef<T, 2> *out) { \
+    rmsNorm<T>(in, weight, eps, out);                                          \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_linear_##SUFFIX(                                 \
+      MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 2> *out) {             \
+    linear<T>(in, weight, nullptr, out);                                       \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_linear_bias_##SUFFIX(                            \
+      MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,              \
+      MemRef<T, 2> *out) {                                                     \
+    if (!bias) {                                                               \
+      report("linear_bias: null bias");                                        \
+      return;                                                                  \
+    }                                                                          \
+    linear<T>(in, weight, bias, out);                                          \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_rope_##SUFFIX(                                   \
+      MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,           \
+      int64_t headDim, MemRef<T, 2> *out) {                                    \
+    rope<T>(in, positions, theta, headDim, out);                               \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_attention_##SUFFIX(                              \
+      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
+      MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
+      int64_t headDim, double scale, int64_t cacheSlot, MemRef<T, 2> *out) {   \
+    attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,     \
+                 cacheSlot, out);                                              \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_swiglu_##SUFFIX(                                 \
+      MemRef<T, 2> *gate, MemRef<T, 2> *up, MemRef<T, 2> *out) {               \
+    swiglu<T>(gate, up, out);                                                  \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_add_##SUFFIX(MemRef<T, 2> *lhs,                  \
+                                           MemRef<T, 2> *rhs,                  \
+                                           MemRef<T, 2> *out) {                \
+    add<T>(lhs, rhs, out);                                                     \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_round_##SUFFIX(MemRef<T, 2> *in, int64_t kind,   \
+                                             MemRef<T, 2> *out) {              \
+    roundKernel<T>(in, kind, out);                                             \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_inject_fault_##SUFFIX(                           \
+      MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, int64_t fromPosition,   \
+      int64_t kind, double magnitude, MemRef<T, 2> *out) {                     \
+    injectFault<T>(in, positions, fromPosition, kind, magnitude, out);         \
+  }                                                                            \
+  void _mlir_ciface_greta_rt_param_r1_##SUFFIX(MemRef<T, 1> *result,           \
+                                               const char *name) {             \
+    param<T, 1>(result, name);                                                 \
+  }                                                                            \
+  void _mlir_ciface_greta_rt_param_r2_##SUFFIX(MemRef<T, 2> *result,           \
+                                               const char *name) {             \
+    param<T, 2>(result, name);                                                 \
+  }                                                                            \
+  void _mlir_ciface_greta_rt_trace_##SUFFIX(MemRef<T, 2> *value,               \
+                                            int64_t recordId,                  \
+                                            int64_t payload) {                 \
+    trace<T>(value, recordId, payload);                                        \
+  }
+
+GRETA_DEFINE_KERNELS(float, f32)
+GRETA_DEFINE_KERNELS(double, f64)

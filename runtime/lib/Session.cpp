@@ -1,0 +1,239 @@
+//===- Session.cpp - Parameters, KV cache and tracing of one run -*- C++ -*-===//
+#include "greta/rt/Session.h"
+#include "Sha256.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+using namespace greta::rt;
+
+namespace {
+std::atomic<Session *> currentSession{nullptr};
+
+std::string shapeStr(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// Top-5 ids by value, ties to the lower id; NaN ranks below everything.
+template <typename T>
+std::vector<int32_t> topFive(const T *row, int64_t n) {
+  auto better = [&](int64_t a, int64_t b) {
+    T va = row[a], vb = row[b];
+    bool na = std::isnan(va), nb = std::isnan(vb);
+    if (na != nb)
+      return nb;
+    if (!na && va != vb)
+      return va > vb;
+    return a < b;
+  };
+  int64_t best[5];
+  int k = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (k < 5) {
+      best[k++] = i;
+    } else if (better(i, best[4])) {
+      best[4] = i;
+    } else {
+      continue;
+    }
+    for (int j = k - 1; j > 0 && better(best[j], best[j - 1]); --j)
+      std::swap(best[j], best[j - 1]);
+  }
+  return std::vector<int32_t>(best, best + k);
+}
+
+template <typename T>
+void fillRecord(Record &r, const T *row, int64_t n, bool stats, bool isLogits) {
+  r.sha256 = sha256(row, static_cast<size_t>(n) * sizeof(T));
+  int64_t nz = 0;
+  for (int64_t i = 0; i < n; ++i)
+    nz += row[i] != 0;
+  r.nzCount = nz;
+  if (stats) {
+    int64_t nan = 0, inf = 0;
+    double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double v = row[i];
+      if (std::isnan(v)) {
+        ++nan;
+      } else {
+        inf += std::isinf(v);
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+      }
+      sum += v;
+      sq += v * v;
+    }
+    r.nanCount = nan;
+    r.infCount = inf;
+    // min/max skip NaN; mean and L2 propagate it (a NaN row must not look
+    // healthy).
+    r.fingerprint = {nan == n ? NAN : mn, nan == n ? NAN : mx,
+                     n ? sum / static_cast<double>(n) : 0.0, std::sqrt(sq)};
+  }
+  if (isLogits)
+    r.top5 = topFive(row, n);
+}
+} // namespace
+
+std::unique_ptr<Session> Session::create(const SafeTensors &weights,
+                                         const std::vector<ParamSpec> &params,
+                                         DType computeDType,
+                                         std::string &error) {
+  if (computeDType != DType::F32 && computeDType != DType::F64) {
+    error = "the CPU computes in f32 or f64, not " +
+            std::string(dtypeName(computeDType));
+    return nullptr;
+  }
+  std::unique_ptr<Session> s(new Session());
+  s->computeDType_ = computeDType;
+  for (const ParamSpec &p : params) {
+    const TensorInfo *t = weights.find(p.name);
+    if (!t) {
+      error = weights.path() + ": missing tensor '" + p.name +
+              "' (the model expects shape " + shapeStr(p.shape) + ")";
+      return nullptr;
+    }
+    if (t->shape != p.shape) {
+      error = weights.path() + ": tensor '" + p.name + "' has shape " +
+              shapeStr(t->shape) + " but the model expects " +
+              shapeStr(p.shape);
+      return nullptr;
+    }
+    size_t n = t->bytes / dtypeSize(t->dtype);
+    std::vector<uint8_t> buf(n * dtypeSize(computeDType));
+    if (computeDType == DType::F32)
+      convertTensor(*t, reinterpret_cast<float *>(buf.data()));
+    else
+      convertTensor(*t, reinterpret_cast<double *>(buf.data()));
+    s->params_[p.name] = std::move(buf);
+    s->paramShapes_[p.name] = p.shape;
+  }
+  return s;
+}
+
+Session::~Session() {
+  Session *self = this;
+  currentSession.compare_exchange_strong(self, nullptr);
+}
+
+void Session::setCurrent(Session *s) { currentSession.store(s); }
+Session *Session::current() { return currentSession.load(); }
+
+void Session::setTrace(TraceWriter *writer, Filter filter, int64_t tokenCount) {
+  writer_ = writer;
+  filter_ = std::move(filter);
+  tokenCount_ = tokenCount;
+  traceFailed_ = false;
+}
+
+void Session::setPositions(std::vector<int64_t> positions) {
+  positions_ = std::move(positions);
+}
+
+const void *Session::param(const char *name, int64_t rank,
+                           const int64_t **shape) const {
+  auto it = params_.find(name ? name : "");
+  if (it == params_.end())
+    return nullptr;
+  const std::vector<int64_t> &sh = paramShapes_.at(it->first);
+  if (static_cast<int64_t>(sh.size()) != rank)
+    return nullptr;
+  if (shape)
+    *shape = sh.data();
+  return it->second.data();
+}
+
+void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
+                    const void *data, int64_t rows, int64_t cols,
+                    int64_t rowStride) {
+  if (!writer_ || traceFailed_)
+    return;
+  int64_t stageIdx = recordId % 16, layer = recordId / 16;
+  if (recordId < 0 || stageIdx >= kNumStages) {
+    setError("trace: invalid record id " + std::to_string(recordId));
+    return;
+  }
+  Stage stage = static_cast<Stage>(stageIdx);
+  if (!filter_.selects(stage, layer))
+    return;
+  if (dtype != DType::F32 && dtype != DType::F64) {
+    setError("trace: rows must be f32 or f64 on the CPU");
+    return;
+  }
+  if (rows != static_cast<int64_t>(positions_.size())) {
+    setError("trace of " + std::string(stageName(stage)) + " layer " +
+             std::to_string(layer) + ": " + std::to_string(rows) +
+             " rows but the session has " + std::to_string(positions_.size()) +
+             " positions for this call");
+    return;
+  }
+  int64_t p = filter_.payload ? static_cast<int64_t>(*filter_.payload)
+                              : compiledPayload;
+  if (p < 0 || p > static_cast<int64_t>(Payload::Full)) {
+    setError("trace: invalid payload " + std::to_string(p));
+    return;
+  }
+  Payload payload = static_cast<Payload>(p);
+  bool stats = payload != Payload::Hash;
+  size_t es = dtypeSize(dtype);
+  Record r;
+  r.stage = stage;
+  r.layer = layer;
+  r.dtype = dtype;
+  r.payload = payload;
+  r.shape = {cols};
+  for (int64_t i = 0; i < rows; ++i) {
+    int64_t pos = positions_[i];
+    if (!filter_.selectsPosition(pos, tokenCount_))
+      continue;
+    const uint8_t *row =
+        static_cast<const uint8_t *>(data) + i * rowStride * static_cast<int64_t>(es);
+    r.position = pos;
+    r.nanCount = r.infCount = 0;
+    r.fingerprint = {};
+    r.top5.clear();
+    r.values.clear();
+    if (dtype == DType::F32)
+      fillRecord(r, reinterpret_cast<const float *>(row), cols, stats,
+                 stage == Stage::Logits);
+    else
+      fillRecord(r, reinterpret_cast<const double *>(row), cols, stats,
+                 stage == Stage::Logits);
+    if (payload == Payload::Full)
+      r.values.assign(row, row + cols * static_cast<int64_t>(es));
+    std::string err;
+    if (!writer_->append(r, err)) {
+      traceFailed_ = true;
+      setError(err);
+      return;
+    }
+    ++records_;
+  }
+}
+
+Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }
+void Session::resetKVCache() { kv_.clear(); }
+
+void Session::setError(std::string message) {
+  if (error_.empty())
+    error_ = std::move(message);
+}
+
+uint64_t Session::recordsWritten() const { return records_; }
+
+bool Session::endCall() {
+  if (!writer_ || traceFailed_)
+    return !traceFailed_;
+  std::string err;
+  if (!writer_->flush(err)) {
+    traceFailed_ = true;
+    setError(err);
+    return false;
+  }
+  return true;
+}

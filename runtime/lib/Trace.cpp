@@ -1,0 +1,685 @@
+//===- Trace.cpp - Trace writer and reader (docs/TRACE_FORMAT.md) -*- C++ -*-===//
+//
+// records.bin = 16-byte file header, then frames
+//   [u32 magic "GREC"][u32 length][length bytes of body][u32 crc32(body)]
+// all little endian. The writer buffers frames and hands them to the OS on
+// flush(); the reader keeps every frame up to the first bad one.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/rt/Half.h"
+#include "greta/rt/Trace.h"
+#include "Sha256.h"
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace greta::rt;
+using json = nlohmann::json;
+
+//===----------------------------------------------------------------------===//
+// Record
+//===----------------------------------------------------------------------===//
+
+int64_t Record::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+std::string Record::sha256Hex() const {
+  return toHex(sha256.data(), sha256.size());
+}
+
+std::vector<double> Record::valuesAsDouble() const {
+  std::vector<double> out;
+  if (payload != Payload::Full)
+    return out;
+  size_t es = dtypeSize(dtype);
+  size_t n = values.size() / es;
+  out.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t *p = values.data() + i * es;
+    switch (dtype) {
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, p, 4);
+      out[i] = f;
+      break;
+    }
+    case DType::F64:
+      std::memcpy(&out[i], p, 8);
+      break;
+    case DType::F16:
+    case DType::BF16: {
+      uint16_t h;
+      std::memcpy(&h, p, 2);
+      out[i] = dtype == DType::F16 ? halfBitsToFloat(h) : bf16BitsToFloat(h);
+      break;
+    }
+    }
+  }
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// Encoding: explicit little-endian fields, never a struct memcpy, so the
+// format does not depend on the compiler's layout.
+//===----------------------------------------------------------------------===//
+
+namespace {
+template <typename T> void putLE(std::vector<uint8_t> &out, T v) {
+  static_assert(std::is_integral_v<T>);
+  using U = std::make_unsigned_t<T>;
+  U u = static_cast<U>(v);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(static_cast<uint8_t>(u >> (8 * i)));
+}
+void putF64(std::vector<uint8_t> &out, double d) {
+  uint64_t u;
+  std::memcpy(&u, &d, 8);
+  putLE(out, u);
+}
+
+class Reader {
+public:
+  Reader(const uint8_t *p, size_t n) : p_(p), n_(n) {}
+  template <typename T> bool get(T &v) {
+    if (n_ - pos_ < sizeof(T))
+      return false;
+    std::make_unsigned_t<T> u = 0;
+    for (size_t i = 0; i < sizeof(T); ++i)
+      u |= static_cast<std::make_unsigned_t<T>>(p_[pos_ + i]) << (8 * i);
+    v = static_cast<T>(u);
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool getF64(double &d) {
+    uint64_t u;
+    if (!get(u))
+      return false;
+    std::memcpy(&d, &u, 8);
+    return true;
+  }
+  bool bytes(uint8_t *dst, size_t n) {
+    if (n_ - pos_ < n)
+      return false;
+    std::memcpy(dst, p_ + pos_, n);
+    pos_ += n;
+    return true;
+  }
+  size_t left() const { return n_ - pos_; }
+
+private:
+  const uint8_t *p_;
+  size_t n_, pos_ = 0;
+};
+
+uint32_t readU32(const uint8_t *p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+         uint32_t(p[3]) << 24;
+}
+void writeU32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+constexpr uint32_t kMaxRank = 8;
+constexpr uint32_t kMaxTop = 64;
+// A body larger than this is corruption, not a record (a row of 16M f64s).
+constexpr uint32_t kMaxBodyBytes = 1u << 30;
+} // namespace
+
+void greta::rt::encodeRecordBody(const Record &r, std::vector<uint8_t> &out) {
+  out.push_back(static_cast<uint8_t>(r.stage));
+  out.push_back(static_cast<uint8_t>(r.dtype));
+  out.push_back(static_cast<uint8_t>(r.payload));
+  out.push_back(0); // flags, reserved
+  putLE<int64_t>(out, r.layer);
+  putLE<int64_t>(out, r.position);
+  putLE<uint32_t>(out, static_cast<uint32_t>(r.shape.size()));
+  for (int64_t d : r.shape)
+    putLE<int64_t>(out, d);
+  out.insert(out.end(), r.sha256.begin(), r.sha256.end());
+  putLE<int64_t>(out, r.nzCount);
+  putLE<int64_t>(out, r.nanCount);
+  putLE<int64_t>(out, r.infCount);
+  putF64(out, r.fingerprint.min);
+  putF64(out, r.fingerprint.max);
+  putF64(out, r.fingerprint.mean);
+  putF64(out, r.fingerprint.l2);
+  putLE<uint32_t>(out, static_cast<uint32_t>(r.top5.size()));
+  for (int32_t t : r.top5)
+    putLE<int32_t>(out, t);
+  putLE<uint64_t>(out, r.values.size());
+  out.insert(out.end(), r.values.begin(), r.values.end());
+}
+
+bool greta::rt::decodeRecordBody(const uint8_t *data, size_t size, Record &r,
+                                 std::string &error) {
+  Reader in(data, size);
+  uint8_t stage, dtype, payload, flags;
+  auto trunc = [&](const char *what) {
+    error = std::string("body ends inside ") + what;
+    return false;
+  };
+  if (!in.get(stage) || !in.get(dtype) || !in.get(payload) || !in.get(flags))
+    return trunc("the tag bytes");
+  if (stage >= kNumStages)
+    return error = "unknown stage " + std::to_string(stage), false;
+  if (dtype > static_cast<uint8_t>(DType::BF16))
+    return error = "unknown dtype " + std::to_string(dtype), false;
+  if (payload > static_cast<uint8_t>(Payload::Full))
+    return error = "unknown payload " + std::to_string(payload), false;
+  r.stage = static_cast<Stage>(stage);
+  r.dtype = static_cast<DType>(dtype);
+  r.payload = static_cast<Payload>(payload);
+  uint32_t rank;
+  if (!in.get(r.layer) || !in.get(r.position) || !in.get(rank))
+    return trunc("layer/position/rank");
+  if (rank > kMaxRank)
+    return error = "rank " + std::to_string(rank) + " too large", false;
+  r.shape.assign(rank, 0);
+  for (auto &d : r.shape)
+    if (!in.get(d))
+      return trunc("the shape");
+  for (int64_t d : r.shape)
+    if (d < 0)
+      return error = "negative dimension " + std::to_string(d), false;
+  if (!in.bytes(r.sha256.data(), 32))
+    return trunc("the sha256");
+  if (!in.get(r.nzCount) || !in.get(r.nanCount) || !in.get(r.infCount) ||
+      !in.getF64(r.fingerprint.min) || !in.getF64(r.fingerprint.max) ||
+      !in.getF64(r.fingerprint.mean) || !in.getF64(r.fingerprint.l2))
+    return trunc("the counts/fingerprint");
+  uint32_t ntop;
+  if (!in.get(ntop))
+    return trunc("the top-k count");
+  if (ntop > kMaxTop)
+    return error = "top-k count " + std::to_string(ntop) + " too large", false;
+  r.top5.assign(ntop, 0);
+  for (auto &t : r.top5)
+    if (!in.get(t))
+      return trunc("the top-k ids");
+  uint64_t nvalues;
+  if (!in.get(nvalues))
+    return trunc("the values length");
+  if (nvalues != in.left())
+    return error = "values length " + std::to_string(nvalues) + " but " +
+                   std::to_string(in.left()) + " bytes remain",
+           false;
+  if (nvalues) {
+    uint64_t expect = 1;
+    for (int64_t d : r.shape)
+      expect *= static_cast<uint64_t>(d);
+    if (expect * dtypeSize(r.dtype) != nvalues)
+      return error = "values hold " + std::to_string(nvalues) +
+                     " bytes, shape and dtype need " +
+                     std::to_string(expect * dtypeSize(r.dtype)),
+             false;
+  }
+  r.values.assign(data + (size - nvalues), data + size);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+namespace {
+json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
+  return json{{"format", "greta-trace"},
+              {"format_version", m.formatVersion},
+              {"model", m.model},
+              {"model_digest", m.modelDigest},
+              {"weights_digest", m.weightsDigest},
+              {"prompt_digest", m.promptDigest},
+              {"prompt_name", m.promptName},
+              {"token_count", m.tokenCount},
+              {"backend", m.backend},
+              {"precision", m.precision},
+              {"pipeline", m.pipeline},
+              {"tool_version", m.toolVersion},
+              {"filter", m.filter},
+              {"created_at", m.createdAt},
+              {"complete", complete},
+              {"records", records}};
+}
+
+bool manifestFromJson(const json &j, Manifest &m, bool &complete,
+                      std::string &error) {
+  try {
+    if (!j.is_object())
+      return error = "not a JSON object", false;
+    if (!j.contains("format_version") ||
+        !j["format_version"].is_number_unsigned())
+      return error = "missing or invalid 'format_version'", false;
+    m.formatVersion = j["format_version"].get<uint32_t>();
+    if (m.formatVersion > kTraceFormatVersion)
+      return error = "trace format version " +
+                     std::to_string(m.formatVersion) +
+                     " is newer than this reader supports (version " +
+                     std::to_string(kTraceFormatVersion) +
+                     "); update GRETA",
+             false;
+    if (m.formatVersion == 0)
+      return error = "invalid format_version 0", false;
+    auto str = [&](const char *key, std::string &out) {
+      if (j.contains(key))
+        out = j[key].get<std::string>();
+    };
+    str("model", m.model);
+    str("model_digest", m.modelDigest);
+    str("weights_digest", m.weightsDigest);
+    str("prompt_digest", m.promptDigest);
+    str("prompt_name", m.promptName);
+    str("backend", m.backend);
+    str("precision", m.precision);
+    str("pipeline", m.pipeline);
+    str("tool_version", m.toolVersion);
+    str("filter", m.filter);
+    str("created_at", m.createdAt);
+    if (j.contains("token_count"))
+      m.tokenCount = j["token_count"].get<int64_t>();
+    complete = j.value("complete", false);
+  } catch (const json::exception &e) {
+    return error = std::string("bad field: ") + e.what(), false;
+  }
+  return true;
+}
+
+std::string errnoStr(int e) { return std::strerror(e); }
+
+/// write(2) until done; returns 0 or the errno.
+int writeAll(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    if (w == 0)
+      return EIO;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return 0;
+}
+
+/// Writes `text` to `path` through a temporary file and rename(2), so a
+/// reader sees the old or the new file, never a half one.
+bool writeFileAtomic(const std::string &path, const std::string &text,
+                     std::string &error) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return error = "cannot create '" + tmp + "': " + errnoStr(errno), false;
+  int e = writeAll(fd, reinterpret_cast<const uint8_t *>(text.data()),
+                   text.size());
+  if (!e && ::fsync(fd) != 0)
+    e = errno;
+  if (::close(fd) != 0 && !e)
+    e = errno;
+  if (e) {
+    ::unlink(tmp.c_str());
+    return error = "cannot write '" + tmp + "': " + errnoStr(e), false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    e = errno;
+    ::unlink(tmp.c_str());
+    return error = "cannot rename '" + tmp + "' to '" + path +
+                   "': " + errnoStr(e),
+           false;
+  }
+  return true;
+}
+
+bool makeDirs(const std::string &dir, std::string &error) {
+  std::string cur;
+  size_t i = 0;
+  while (i <= dir.size()) {
+    size_t j = dir.find('/', i);
+    if (j == std::string::npos)
+      j = dir.size();
+    cur = dir.substr(0, j);
+    if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      return error = "cannot create trace directory '" + cur +
+                     "': " + errnoStr(errno),
+             false;
+    i = j + 1;
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return error = "'" + dir + "' is not a directory", false;
+  return true;
+}
+
+class FileTraceWriter final : public TraceWriter {
+public:
+  ~FileTraceWriter() override {
+    // Not finished (an error or an early exit): keep what was appended.
+    if (fd_ >= 0) {
+      std::string ignored;
+      flush(ignored);
+      ::close(fd_);
+    }
+    if (lockFd_ >= 0)
+      ::close(lockFd_); // Releases the flock.
+  }
+
+  static std::unique_ptr<TraceWriter> make(const std::string &dir,
+                                           const Manifest &manifest,
+                                           bool overwrite, std::string &error);
+
+  bool append(const Record &r, std::string &error) override {
+    if (fd_ < 0)
+      return error = closedReason_, false;
+    size_t start = buf_.size();
+    buf_.resize(start + 8);
+    encodeRecordBody(r, buf_);
+    size_t len = buf_.size() - start - 8;
+    writeU32(buf_.data() + start, kRecordMagic);
+    writeU32(buf_.data() + start + 4, static_cast<uint32_t>(len));
+    uint32_t crc = static_cast<uint32_t>(
+        crc32(0L, buf_.data() + start + 8, static_cast<uInt>(len)));
+    buf_.resize(buf_.size() + 4);
+    writeU32(buf_.data() + buf_.size() - 4, crc);
+    ++records_;
+    if (buf_.size() >= kBufferBytes || ++sinceFlush_ >= kFlushEveryRecords)
+      return flush(error);
+    return true;
+  }
+
+  bool flush(std::string &error) override {
+    if (fd_ < 0)
+      return error = closedReason_, false;
+    sinceFlush_ = 0;
+    if (buf_.empty())
+      return true;
+    int e = writeAll(fd_, buf_.data(), buf_.size());
+    if (e)
+      return fail("write", e, error);
+    bytes_ += buf_.size();
+    buf_.clear();
+    return true;
+  }
+
+  bool finish(std::string &error) override {
+    if (!flush(error))
+      return false;
+    if (::fsync(fd_) != 0)
+      return fail("fsync", errno, error);
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      return fail("close", errno, error);
+    }
+    fd_ = -1;
+    closedReason_ = "trace '" + dir_ + "' is already finished";
+    std::string text = manifestToJson(manifest_, true, records_).dump(2) + "\n";
+    if (!writeFileAtomic(dir_ + "/manifest.json", text, error)) {
+      error = "trace '" + dir_ + "': " + error;
+      return false;
+    }
+    return true;
+  }
+
+  uint64_t bytesWritten() const override { return bytes_; }
+  uint64_t recordsWritten() const override { return records_; }
+
+private:
+  static constexpr size_t kBufferBytes = 1 << 20;
+  static constexpr unsigned kFlushEveryRecords = 4096;
+
+  bool fail(const char *what, int e, std::string &error) {
+    error = "trace '" + dir_ + "/records.bin': " + what + " failed: " +
+            errnoStr(e) + " (" + std::to_string(bytes_) +
+            " bytes already written stay readable)";
+    closedReason_ = error;
+    buf_.clear();
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+
+  std::string dir_;
+  Manifest manifest_;
+  int fd_ = -1, lockFd_ = -1;
+  std::vector<uint8_t> buf_;
+  uint64_t bytes_ = 0, records_ = 0;
+  unsigned sinceFlush_ = 0;
+  std::string closedReason_;
+};
+
+std::unique_ptr<TraceWriter>
+FileTraceWriter::make(const std::string &dir, const Manifest &manifest,
+                      bool overwrite, std::string &error) {
+  if (dir.empty())
+    return error = "empty trace directory name", nullptr;
+  if (!makeDirs(dir, error))
+    return nullptr;
+  std::unique_ptr<FileTraceWriter> w(new FileTraceWriter());
+  w->dir_ = dir;
+  w->manifest_ = manifest;
+  w->manifest_.formatVersion = kTraceFormatVersion;
+  std::string lockPath = dir + "/.lock";
+  w->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (w->lockFd_ < 0)
+    return error = "cannot create lock file '" + lockPath +
+                   "': " + errnoStr(errno),
+           nullptr;
+  if (::flock(w->lockFd_, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (e == EWOULDBLOCK) {
+      char pid[32] = {0};
+      ssize_t n = ::pread(w->lockFd_, pid, sizeof pid - 1, 0);
+      std::string holder = n > 0 ? std::string(pid, n) : "unknown";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+        holder.pop_back();
+      return error = "trace directory '" + dir +
+                     "' is locked by another writer (pid " + holder + ")",
+             nullptr;
+    }
+    return error = "cannot lock '" + lockPath + "': " + errnoStr(e), nullptr;
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(w->lockFd_, 0) != 0 ||
+      ::pwrite(w->lockFd_, pid.data(), pid.size(), 0) < 0) {
+    // The lock holds without the pid; only the message to a second writer
+    // is poorer.
+  }
+  std::string recordsPath = dir + "/records.bin";
+  std::string manifestPath = dir + "/manifest.json";
+  if (!overwrite && (::access(recordsPath.c_str(), F_OK) == 0 ||
+                     ::access(manifestPath.c_str(), F_OK) == 0))
+    return error = "trace directory '" + dir +
+                   "' already holds a trace (remove it or overwrite)",
+           nullptr;
+  // Without this, a write past RLIMIT_FSIZE kills the process (SIGXFSZ)
+  // instead of failing with EFBIG and keeping the trace.
+  struct sigaction old;
+  if (::sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+    ::signal(SIGXFSZ, SIG_IGN);
+
+  // Manifest first (complete: false), then the records file.
+  ::unlink(recordsPath.c_str());
+  std::string text = manifestToJson(w->manifest_, false, 0).dump(2) + "\n";
+  if (!writeFileAtomic(manifestPath, text, error))
+    return error = "trace '" + dir + "': " + error, nullptr;
+  w->fd_ = ::open(recordsPath.c_str(),
+                  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (w->fd_ < 0)
+    return error = "cannot create '" + recordsPath + "': " + errnoStr(errno),
+           nullptr;
+  uint8_t header[kTraceFileHeaderSize] = {0};
+  std::memcpy(header, kTraceFileMagic, 8);
+  writeU32(header + 8, kTraceFormatVersion);
+  writeU32(header + 12, kTraceFileHeaderSize);
+  w->buf_.reserve(kBufferBytes + 4096);
+  w->buf_.assign(header, header + kTraceFileHeaderSize);
+  // The header goes out at once: an empty trace is still recognizable.
+  if (!w->flush(error))
+    return nullptr;
+  return w;
+}
+} // namespace
+
+TraceWriter::~TraceWriter() = default;
+
+std::unique_ptr<TraceWriter> TraceWriter::create(const std::string &dir,
+                                                 const Manifest &manifest,
+                                                 bool overwrite,
+                                                 std::string &error) {
+  return FileTraceWriter::make(dir, manifest, overwrite, error);
+}
+
+//===----------------------------------------------------------------------===//
+// Reader
+//===----------------------------------------------------------------------===//
+
+namespace {
+bool readWholeFile(const std::string &path, std::vector<uint8_t> &out,
+                   std::string &error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return error = "cannot open '" + path + "': " + errnoStr(errno), false;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error = "'" + path + "' is not a regular file", false;
+  }
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return error = "cannot read '" + path + "': " + errnoStr(e), false;
+    }
+    if (n == 0)
+      break; // Shrunk while reading: take what is there.
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  ::close(fd);
+  return true;
+}
+} // namespace
+
+std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
+                                                  std::string &error) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0)
+    return error = "trace directory '" + dir + "': " + errnoStr(errno),
+           std::nullopt;
+  if (!S_ISDIR(st.st_mode))
+    return error = "'" + dir + "' is not a trace directory", std::nullopt;
+  TraceContents tc;
+  std::vector<uint8_t> bytes;
+  std::string manifestPath = dir + "/manifest.json";
+  if (::access(manifestPath.c_str(), F_OK) != 0)
+    return error = "'" + dir + "' has no manifest.json (not a trace?)",
+           std::nullopt;
+  if (!readWholeFile(manifestPath, bytes, error))
+    return std::nullopt;
+  json mj;
+  try {
+    mj = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::parse_error &e) {
+    return error = "'" + manifestPath + "' is not valid JSON: " + e.what(),
+           std::nullopt;
+  }
+  std::string merr;
+  if (!manifestFromJson(mj, tc.manifest, tc.complete, merr))
+    return error = "'" + manifestPath + "': " + merr, std::nullopt;
+
+  std::string recordsPath = dir + "/records.bin";
+  if (!readWholeFile(recordsPath, bytes, error))
+    return std::nullopt;
+  if (bytes.size() < kTraceFileHeaderSize ||
+      std::memcmp(bytes.data(), kTraceFileMagic, 8) != 0)
+    return error = "'" + recordsPath + "' " +
+                   (bytes.size() < kTraceFileHeaderSize
+                        ? "is shorter than its 16-byte header (empty trace)"
+                        : "does not start with the GRETA trace magic"),
+           std::nullopt;
+  uint32_t version = readU32(bytes.data() + 8);
+  uint32_t headerSize = readU32(bytes.data() + 12);
+  if (version > kTraceFormatVersion)
+    return error = "'" + recordsPath + "': trace format version " +
+                   std::to_string(version) +
+                   " is newer than this reader supports (version " +
+                   std::to_string(kTraceFormatVersion) + "); update GRETA",
+           std::nullopt;
+  if (version != tc.manifest.formatVersion || version == 0)
+    return error = "'" + recordsPath + "': format version " +
+                   std::to_string(version) + " disagrees with the manifest (" +
+                   std::to_string(tc.manifest.formatVersion) + ")",
+           std::nullopt;
+  if (headerSize < kTraceFileHeaderSize || headerSize > bytes.size())
+    return error = "'" + recordsPath + "': bad header size " +
+                   std::to_string(headerSize),
+           std::nullopt;
+
+  size_t off = headerSize;
+  uint64_t index = 0;
+  auto stop = [&](const std::string &why) {
+    tc.stopReason = "record " + std::to_string(index) + " at byte " +
+                    std::to_string(off) + ": " + why;
+  };
+  while (off < bytes.size()) {
+    size_t left = bytes.size() - off;
+    if (left < 12) {
+      stop("truncated frame (" + std::to_string(left) + " bytes left)");
+      break;
+    }
+    uint32_t magic = readU32(bytes.data() + off);
+    uint32_t len = readU32(bytes.data() + off + 4);
+    if (magic != kRecordMagic) {
+      stop("bad record magic");
+      break;
+    }
+    if (len > kMaxBodyBytes) {
+      stop("implausible length " + std::to_string(len));
+      break;
+    }
+    if (left - 12 < len) {
+      stop("truncated: needs " + std::to_string(len + 12) + " bytes, " +
+           std::to_string(left) + " present");
+      break;
+    }
+    const uint8_t *body = bytes.data() + off + 8;
+    uint32_t crc = readU32(body + len);
+    if (crc != static_cast<uint32_t>(crc32(0L, body, len))) {
+      stop("checksum mismatch");
+      break;
+    }
+    Record r;
+    std::string derr;
+    if (!decodeRecordBody(body, len, r, derr)) {
+      stop("malformed body: " + derr);
+      break;
+    }
+    tc.records.push_back(std::move(r));
+    off += 12 + len;
+    ++index;
+  }
+  tc.validBytes = off;
+  if (tc.records.empty())
+    return error = "trace '" + dir + "' holds no readable record" +
+                   (tc.stopReason.empty() ? std::string()
+                                          : " (" + tc.stopReason + ")"),
+           std::nullopt;
+  return tc;
+}

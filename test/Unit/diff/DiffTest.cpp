@@ -1,0 +1,548 @@
+//===- DiffTest.cpp - Alignment, policies, manifests of greta-diff --------===//
+#include "TestTraces.h"
+#include "greta/diff/Diff.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+using namespace greta;
+using namespace greta::diff;
+using namespace greta::difftest;
+using rt::Stage;
+
+namespace {
+
+DiffResult diffOk(const rt::TraceContents &b, const rt::TraceContents &t,
+                  Options o = {}, const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diffTraces(b, t, ref, o, err);
+  EXPECT_TRUE(r.has_value()) << err;
+  return r ? *r : DiffResult{};
+}
+
+std::string diffErr(const rt::TraceContents &b, const rt::TraceContents &t,
+                    Options o = {}, const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diffTraces(b, t, ref, o, err);
+  EXPECT_FALSE(r.has_value());
+  return err;
+}
+
+TraceSpec spec() { return TraceSpec{}; }
+
+Options opts(Policy p) {
+  Options o;
+  o.policy = p;
+  return o;
+}
+
+TEST(DiffAlign, IdenticalTracesDoNotDivergeAndAreNeverComparedNumerically) {
+  auto b = build(spec());
+  DiffResult r = diffOk(b, b, opts(Policy::Tolerance));
+  EXPECT_FALSE(r.diverged());
+  EXPECT_EQ(r.counts.aligned, static_cast<int64_t>(b.records.size()));
+  EXPECT_EQ(r.counts.hashEqual, r.counts.aligned);
+  EXPECT_EQ(r.counts.comparedValues, 0);
+  EXPECT_EQ(r.counts.bytesCompared, 0u);
+  EXPECT_EQ(r.hypothesis.kind, HypothesisKind::None);
+}
+
+TEST(DiffAlign, RowsFollowExecutionOrderWhateverTheFileOrder) {
+  TraceSpec s = spec();
+  s.stages = {Stage::EmbedOut, Stage::AttnOut, Stage::MlpOut, Stage::Logits};
+  s.layers = {0, 1};
+  s.positions = {0, 1, 2};
+  auto b = build(s);
+  auto t = b;
+  std::mt19937 rng(7);
+  std::shuffle(t.records.begin(), t.records.end(), rng);
+  std::shuffle(b.records.begin(), b.records.end(), rng);
+  DiffResult r = diffOk(b, t);
+  ASSERT_EQ(r.rows.size(), b.records.size());
+  for (size_t i = 1; i < r.rows.size(); ++i) {
+    auto key = [](const RowResult &x) {
+      return std::make_pair(rt::executionOrderKey(x.stage, x.layer),
+                            x.position);
+    };
+    EXPECT_LT(key(r.rows[i - 1]), key(r.rows[i])) << "row " << i;
+  }
+  // embed_out layer 0 first, logits of the last layer last.
+  EXPECT_EQ(r.rows.front().stage, Stage::EmbedOut);
+  EXPECT_EQ(r.rows.back().stage, Stage::Logits);
+  EXPECT_EQ(r.rows.back().layer, 1);
+}
+
+TEST(DiffAlign, FirstFailIsEarliestInExecutionOrderNotInPosition) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  // Layer 1 mlp_out at position 5 and layer 2 attn_in at position 0: the
+  // layer-1 record runs first although its position is later.
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if ((st == Stage::MlpOut && l == 1 && p == 5) ||
+        (st == Stage::AttnIn && l == 2 && p == 0))
+      v[0] += 1;
+  };
+  DiffResult r = diffOk(b, build(s));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+  EXPECT_EQ(r.first()->layer, 1);
+  EXPECT_EQ(r.first()->position, 5);
+  EXPECT_EQ(r.counts.diverging, 2);
+}
+
+TEST(DiffAlign, LowestPositionFirstWithinAGroup) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::AttnOut && l == 0 && (p == 6 || p == 3))
+      v[1] *= 2;
+  };
+  DiffResult r = diffOk(b, build(s));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->position, 3);
+}
+
+TEST(DiffAlign, RecordsInOneTraceOnlyAreCountedNotCompared) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.layers = {0, 1};
+  auto t = build(s);
+  DiffResult r = diffOk(b, t);
+  EXPECT_FALSE(r.diverged());
+  EXPECT_EQ(r.counts.onlyInBase, 11 * 8);
+  EXPECT_EQ(r.counts.onlyInTest, 0);
+}
+
+TEST(DiffAlign, DuplicateRecordIsAnError) {
+  auto b = build(spec());
+  auto t = b;
+  t.records.push_back(t.records[3]);
+  std::string err = diffErr(b, t);
+  EXPECT_NE(err.find("TEST trace holds two records"), std::string::npos) << err;
+}
+
+TEST(DiffAlign, NoCommonRecordIsAnError) {
+  TraceSpec s = spec();
+  s.positions = {0, 1};
+  auto b = build(s);
+  s.positions = {2, 3};
+  std::string err = diffErr(b, build(s));
+  EXPECT_NE(err.find("share no (stage, layer, position) record"),
+            std::string::npos)
+      << err;
+}
+
+TEST(DiffAlign, EmptyTraceIsAnError) {
+  auto b = build(spec());
+  rt::TraceContents t;
+  t.manifest = b.manifest;
+  EXPECT_NE(diffErr(b, t).find("TEST trace holds no records"),
+            std::string::npos);
+}
+
+TEST(DiffAlign, ShapeMismatchDiverges) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.hidden = 32;
+  DiffResult r = diffOk(b, build(s), opts(Policy::Tolerance));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->basis, Basis::Shape);
+  EXPECT_NE(r.first()->note.find("element counts differ"), std::string::npos);
+}
+
+//===--- Policies ----------------------------------------------------------===//
+
+TEST(DiffPolicy, ExactFlagsTheSmallestChange) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::FfnNormIn && l == 2 && p == 4)
+      v[7] = std::nextafter(static_cast<float>(v[7]), 2.0f);
+  };
+  DiffResult r = diffOk(b, build(s), opts(Policy::Exact));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::FfnNormIn);
+  EXPECT_FALSE(r.first()->hashMatch);
+  EXPECT_EQ(r.first()->basis, Basis::Hash);
+  EXPECT_TRUE(r.first()->hasMetrics); // values present: MAE for the table
+  EXPECT_GT(r.first()->metrics.mae, 0);
+  // The same change is noise for the tolerance policy.
+  EXPECT_FALSE(diffOk(b, build(s), opts(Policy::Tolerance)).diverged());
+}
+
+TEST(DiffPolicy, ToleranceSeparatesNoiseFromFaults) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  auto noisy = [](double rel) {
+    return [rel](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] *= 1 + rel * baseValue(st, l + 100, p, i);
+    };
+  };
+  s.perturb = noisy(1e-6); // f32 reduction-order noise
+  DiffResult quiet = diffOk(b, build(s), opts(Policy::Tolerance));
+  EXPECT_FALSE(quiet.diverged());
+  EXPECT_GT(quiet.counts.comparedValues, 0);
+  s.perturb = noisy(1e-3);
+  EXPECT_TRUE(diffOk(b, build(s), opts(Policy::Tolerance)).diverged());
+  // ... unless the run is declared f16, whose defaults are 100x looser.
+  TraceSpec s16 = spec();
+  s16.manifest = manifest(8, "f16");
+  auto b16 = build(s16);
+  s16.perturb = noisy(1e-3);
+  EXPECT_FALSE(diffOk(b16, build(s16), opts(Policy::Tolerance)).diverged());
+  // And overrides win over defaults.
+  Options o = opts(Policy::Tolerance);
+  o.rtol = 1e-2;
+  o.atol = 1e-3;
+  o.mae = 1e-2;
+  s.perturb = noisy(1e-3);
+  EXPECT_FALSE(diffOk(b, build(s), o).diverged());
+}
+
+TEST(DiffPolicy, MaeBoundCatchesAShiftThatAllcloseAllows) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t, std::vector<double> &v) {
+    if (st == Stage::MlpOut && l == 1)
+      for (double &x : v)
+        x += 5e-4; // every element shifted by the same small amount
+  };
+  Options o = opts(Policy::Tolerance);
+  o.atol = 1e-3; // allclose passes ...
+  o.mae = 1e-4;  // ... the mean error does not
+  DiffResult r = diffOk(b, build(s), o);
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->metrics.notClose, 0);
+  EXPECT_NEAR(r.first()->metrics.mae, 5e-4, 1e-6);
+  o.mae = 1e-3;
+  EXPECT_FALSE(diffOk(b, build(s), o).diverged());
+}
+
+TEST(DiffPolicy, ToleranceFallsBackToFingerprintWithoutValues) {
+  TraceSpec s = spec();
+  s.payload = rt::Payload::Stats;
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    for (double &x : v)
+      x *= 1 + 1e-7; // hash changes, fingerprint within tolerance
+    if (st == Stage::KPreRope && l == 1 && p == 2)
+      v[0] = 5; // moves max and mean
+  };
+  DiffResult r = diffOk(b, build(s), opts(Policy::Tolerance));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::KPreRope);
+  EXPECT_EQ(r.first()->basis, Basis::Fingerprint);
+  EXPECT_FALSE(r.first()->hasMetrics);
+  EXPECT_EQ(r.counts.diverging, 1);
+  EXPECT_GT(r.counts.comparedFingerprint, 1);
+  bool noted = std::any_of(r.notes.begin(), r.notes.end(), [](auto &n) {
+    return n.find("judged by fingerprint") != std::string::npos;
+  });
+  EXPECT_TRUE(noted);
+}
+
+TEST(DiffPolicy, HashOnlyPayloadIsJudgedBitExactly) {
+  TraceSpec s = spec();
+  s.payload = rt::Payload::Hash;
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::AttnOut && l == 0 && p == 1)
+      v[0] *= 1 + 1e-6;
+  };
+  DiffResult r = diffOk(b, build(s), opts(Policy::Tolerance));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->basis, Basis::Hash);
+  EXPECT_EQ(r.counts.comparedHashOnly, 1);
+}
+
+//===--- Reference policy on a simulated f32 / f16 / f64 residual stack ---===//
+
+/// A tiny residual network run at three precisions: every op's result is
+/// rounded to `p` (f16 emulation rounds each op, accumulates dots in f32).
+struct Stack {
+  static constexpr int H = 1024, L = 4, T = 6;
+  std::vector<double> W[L];
+  Stack() {
+    for (int l = 0; l < L; ++l) {
+      W[l].resize(H * 8);
+      for (int i = 0; i < H * 8; ++i)
+        W[l][i] = baseValue(Stage::MlpOut, l + 50, i, 3) / std::sqrt(8.0);
+    }
+  }
+  static double rnd(double x, Precision p) {
+    switch (p) {
+    case Precision::F64:
+      return x;
+    case Precision::F32:
+      return static_cast<float>(x);
+    case Precision::F16:
+      return rt::roundToHalf(x);
+    case Precision::BF16:
+      return rt::roundToBF16(x);
+    }
+    return x;
+  }
+  /// Trace of residual_post_attn / mlp_out / residual_post_mlp at every
+  /// layer; `fault` scales mlp_out of `faultLayer` from `faultPos` on.
+  rt::TraceContents run(Precision p, double fault = 1, int faultLayer = -1,
+                        int faultPos = 0) const {
+    rt::TraceContents t;
+    t.manifest = manifest(T, std::string(precisionName(p)));
+    t.complete = true;
+    rt::DType d = p == Precision::F64 ? rt::DType::F64 : rt::DType::F32;
+    for (int pos = 0; pos < T; ++pos) {
+      std::vector<double> x(H);
+      for (int i = 0; i < H; ++i)
+        x[i] = rnd(baseValue(Stage::EmbedOut, 0, pos, i), p);
+      for (int l = 0; l < L; ++l) {
+        // A "mixer": each output mixes 8 neighbours, tanh nonlinearity.
+        std::vector<double> m(H);
+        for (int i = 0; i < H; ++i) {
+          double acc = 0;
+          for (int j = 0; j < 8; ++j) {
+            double prod = x[(i * 7 + j * 131) % H] * W[l][i * 8 + j];
+            acc = p == Precision::F64 ? acc + prod
+                                      : static_cast<float>(acc + prod);
+          }
+          m[i] = rnd(std::tanh(rnd(acc, p)), p);
+          if (l == faultLayer && pos >= faultPos)
+            m[i] = rnd(m[i] * fault, p);
+        }
+        for (int i = 0; i < H; ++i)
+          x[i] = rnd(x[i] + m[i], p);
+        t.records.push_back(makeRecord(Stage::MlpOut, l, pos, m, d));
+        t.records.push_back(makeRecord(Stage::ResidualPostMlp, l, pos, x, d));
+      }
+    }
+    return t;
+  }
+};
+
+TEST(DiffReference, CleanF16RunPassesAgainstF32BaseWithF64Reference) {
+  Stack s;
+  auto ref = s.run(Precision::F64), base = s.run(Precision::F32),
+       test = s.run(Precision::F16);
+  DiffResult r = diffOk(base, test, opts(Policy::Reference), &ref);
+  EXPECT_FALSE(r.diverged())
+      << "first: " << rt::stageName(r.first()->stage) << " L"
+      << r.first()->layer << " p" << r.first()->position << " err "
+      << r.first()->errTest << " vs " << r.first()->errBase;
+  EXPECT_EQ(r.counts.comparedValues, r.counts.aligned);
+  // The tolerance policy at f32 defaults would have cried wolf.
+  Options tol = opts(Policy::Tolerance);
+  tol.rtol = 1e-4;
+  tol.atol = 1e-5;
+  tol.mae = 1e-5;
+  EXPECT_TRUE(diffOk(base, test, tol).diverged());
+}
+
+TEST(DiffReference, PlantedOnePercentFaultInF16RunIsFound) {
+  Stack s;
+  auto ref = s.run(Precision::F64), base = s.run(Precision::F32),
+       test = s.run(Precision::F16, 1.01, /*layer=*/2, /*pos=*/3);
+  DiffResult r = diffOk(base, test, opts(Policy::Reference), &ref);
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+  EXPECT_EQ(r.first()->layer, 2);
+  EXPECT_EQ(r.first()->position, 3);
+  EXPECT_EQ(r.first()->basis, Basis::Reference);
+  EXPECT_GT(r.first()->errTest, r.first()->k * r.first()->errBase);
+  EXPECT_DOUBLE_EQ(r.first()->k, 3.0); // TEST is f16
+}
+
+TEST(DiffReference, RuleIsErrTestAboveKErrBasePlusFloor) {
+  TraceSpec s = spec();
+  s.hidden = 2000; // >= 1000 elements: k = 2 for f32
+  auto ref = build(s);
+  auto off = [](double e) {
+    return [e](Stage, int64_t, int64_t, std::vector<double> &v) {
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] += (i % 2 ? e : -e);
+    };
+  };
+  s.perturb = off(1e-3);
+  auto base = build(s); // err(BASE, REF) = 1e-3
+  s.perturb = off(1.9e-3);
+  auto ok = build(s); // 1.9e-3 <= 2 * 1e-3 + 1e-5
+  s.perturb = off(2.1e-3);
+  auto bad = build(s); // 2.1e-3 > 2.01e-3
+  EXPECT_FALSE(diffOk(base, ok, opts(Policy::Reference), &ref).diverged());
+  DiffResult r = diffOk(base, bad, opts(Policy::Reference), &ref);
+  ASSERT_TRUE(r.diverged());
+  EXPECT_DOUBLE_EQ(r.first()->k, 2.0);
+  EXPECT_NEAR(r.first()->errBase, 1e-3, 1e-9);
+  EXPECT_NEAR(r.first()->errTest, 2.1e-3, 1e-9);
+  // A larger k forgives it.
+  Options o = opts(Policy::Reference);
+  o.k = 3;
+  EXPECT_FALSE(diffOk(base, bad, o, &ref).diverged());
+}
+
+TEST(DiffReference, MissingReferenceRowFallsBackToTolerance) {
+  TraceSpec s = spec();
+  auto base = build(s);
+  s.layers = {0, 1};
+  auto ref = build(s); // no layer 2
+  s.layers = {0, 1, 2};
+  s.perturb = [](Stage st, int64_t l, int64_t, std::vector<double> &v) {
+    if (st == Stage::MlpOut && l == 2)
+      v[0] += 1;
+  };
+  DiffResult r = diffOk(base, build(s), opts(Policy::Reference), &ref);
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->layer, 2);
+  EXPECT_EQ(r.first()->basis, Basis::Values);
+  EXPECT_NE(r.first()->note.find("absent from REF"), std::string::npos);
+  EXPECT_GT(r.counts.referenceFallback, 0);
+}
+
+TEST(DiffReference, NeedsAReferenceTrace) {
+  auto b = build(spec());
+  EXPECT_NE(diffErr(b, b, opts(Policy::Reference)).find("--ref"),
+            std::string::npos);
+}
+
+//===--- Categories ---------------------------------------------------------===//
+
+TEST(DiffSummary, CategoriesCountDivergingRecords) {
+  TraceSpec s = spec();
+  s.positions = {0};
+  auto b = build(s);
+  // From layer 1 attn_out on: attn_out (ATTENTION_MECHANISM),
+  // residual_post_attn + residual_post_mlp (RESIDUAL_ADD), ffn_norm_in,
+  // mlp_out in layer 1, then the 11 stages of layer 2.
+  s.perturb = plant(Stage::AttnOut, 1, 0, 1.5);
+  DiffResult r = diffOk(b, build(s));
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->category(), rt::Category::AttentionMechanism);
+  EXPECT_EQ(r.counts.diverging, 5 + 11);
+  auto count = [&](rt::Category c) {
+    return r.categoryCounts[static_cast<unsigned>(c)];
+  };
+  EXPECT_EQ(count(rt::Category::RoutingSelection), 1);  // L2 pre_attn
+  EXPECT_EQ(count(rt::Category::AttnKernelInputs), 3);  // L2
+  EXPECT_EQ(count(rt::Category::AttentionMechanism), 4); // L1 attn_out + L2
+  EXPECT_EQ(count(rt::Category::ResidualAdd), 4);
+  EXPECT_EQ(count(rt::Category::FfnNormPath), 2);
+  EXPECT_EQ(count(rt::Category::MlpOutput), 2);
+  EXPECT_EQ(count(rt::Category::Unknown), 0);
+}
+
+//===--- Manifests ----------------------------------------------------------===//
+
+TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
+  auto b = build(spec());
+  for (auto field : {&rt::Manifest::modelDigest, &rt::Manifest::weightsDigest,
+                     &rt::Manifest::promptDigest}) {
+    auto t = b;
+    t.manifest.*field = "other-digest";
+    std::string err = diffErr(b, t);
+    EXPECT_NE(err.find("BASE: '" + b.manifest.*field + "'"), std::string::npos)
+        << err;
+    EXPECT_NE(err.find("TEST: 'other-digest'"), std::string::npos) << err;
+  }
+  auto t = b;
+  t.manifest.modelDigest = "m2";
+  EXPECT_NE(diffErr(b, t).find("model digest differs"), std::string::npos);
+}
+
+TEST(DiffManifest, ReferenceOfAnotherModelIsRefused) {
+  auto b = build(spec());
+  auto ref = b;
+  ref.manifest.weightsDigest = "w2";
+  std::string err = diffErr(b, b, opts(Policy::Reference), &ref);
+  EXPECT_NE(err.find("REF: 'w2'"), std::string::npos) << err;
+}
+
+TEST(DiffManifest, DifferentLengthsNeedTheFlagThenCompareSharedPositions) {
+  TraceSpec s = spec();
+  s.manifest = manifest(6);
+  s.positions = {0, 1, 2, 3, 4, 5};
+  auto b = build(s);
+  s.manifest = manifest(8);
+  s.positions = {0, 1, 2, 3, 4, 5, 6, 7};
+  s.perturb = [](Stage, int64_t, int64_t p, std::vector<double> &v) {
+    if (p >= 6)
+      v[0] += 1; // past the shorter run: must not count
+  };
+  auto t = build(s);
+  std::string err = diffErr(b, t);
+  EXPECT_NE(err.find("BASE: 6 tokens, TEST: 8 tokens"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("--allow-different-lengths"), std::string::npos);
+  Options o;
+  o.allowDifferentLengths = true;
+  DiffResult r = diffOk(b, t, o);
+  EXPECT_FALSE(r.diverged());
+  EXPECT_EQ(r.counts.beyondSharedLength, 2 * 11 * 3);
+  EXPECT_EQ(r.counts.aligned, 6 * 11 * 3);
+  EXPECT_FALSE(r.notes.empty());
+}
+
+TEST(DiffManifest, TruncatedTraceComparesUpToWhereItStops) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.perturb = plant(Stage::MlpOut, 2, 0, 2.0);
+  auto t = build(s);
+  // TEST died inside layer 1: its later records are gone.
+  t.records.resize(11 * 8 + 5 * 8);
+  t.complete = false;
+  t.stopReason = "record 128 at byte 9999: checksum mismatch";
+  DiffResult r = diffOk(b, t);
+  EXPECT_FALSE(r.diverged()); // the fault lies past the truncation
+  EXPECT_EQ(r.counts.afterTruncation,
+            static_cast<int64_t>(b.records.size() - t.records.size()));
+  EXPECT_EQ(r.counts.onlyInBase, 0);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_NE(r.notes[0].find("TEST trace is truncated (record 128"),
+            std::string::npos)
+      << r.notes[0];
+  // A fault before the truncation point is still found.
+  s.perturb = plant(Stage::AttnIn, 1, 2, 2.0);
+  auto t2 = build(s);
+  t2.records.resize(t.records.size());
+  t2.complete = false;
+  DiffResult r2 = diffOk(b, t2);
+  ASSERT_TRUE(r2.diverged());
+  EXPECT_EQ(r2.first()->stage, Stage::AttnIn);
+  EXPECT_EQ(r2.first()->position, 2);
+}
+
+TEST(DiffManifest, UnfinishedTraceWithoutStopReasonIsStillTruncated) {
+  auto b = build(spec());
+  auto t = b;
+  t.complete = false;
+  DiffResult r = diffOk(b, t);
+  ASSERT_FALSE(r.notes.empty());
+  EXPECT_NE(r.notes[0].find("did not finish"), std::string::npos);
+}
+
+TEST(DiffManifest, ParallelAndSerialAgree) {
+  TraceSpec s = spec();
+  s.positions.resize(0);
+  for (int p = 0; p < 64; ++p)
+    s.positions.push_back(p);
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] *= 1 + 1e-6 * baseValue(st, l, p + 1000, i);
+    if (st == Stage::MlpOut && l == 2 && p == 40)
+      v[3] += 1;
+  };
+  auto t = build(s);
+  Options one = opts(Policy::Tolerance), four{Policy::Tolerance};
+  one.jobs = 1;
+  four.jobs = 4;
+  DiffResult a = diffOk(b, t, one), c = diffOk(b, t, four);
+  ASSERT_TRUE(a.diverged() && c.diverged());
+  EXPECT_EQ(*a.firstFail, *c.firstFail);
+  EXPECT_EQ(a.counts.diverging, c.counts.diverging);
+  EXPECT_EQ(a.counts.bytesCompared, c.counts.bytesCompared);
+  for (size_t i = 0; i < a.rows.size(); ++i)
+    EXPECT_EQ(a.rows[i].metrics.mae, c.rows[i].metrics.mae);
+}
+
+} // namespace
