@@ -533,7 +533,7 @@ TEST(DiffManifest, ParallelAndSerialAgree) {
       v[3] += 1;
   };
   auto t = build(s);
-  Options one = opts(Policy::Tolerance), four{Policy::Tolerance};
+  Options one = opts(Policy::Tolerance), four = opts(Policy::Tolerance);
   one.jobs = 1;
   four.jobs = 4;
   DiffResult a = diffOk(b, t, one), c = diffOk(b, t, four);

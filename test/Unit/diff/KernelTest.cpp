@@ -36,10 +36,10 @@ TEST(DiffKernel, MetricsOfAKnownPair) {
 }
 
 TEST(DiffKernel, AllcloseUsesAtolPlusRtolTimesBase) {
-  // |b-a| <= atol + rtol*|a|: 0.1 <= 0.05 + 0.05*1 passes, 0.1 > 0.05+0.01.
-  EXPECT_EQ(run({1}, {1.1}, rt::DType::F64, rt::DType::F64, 0.05, 0.05)
+  // |b-a| <= atol + rtol*|a|: 0.09 <= 0.05 + 0.05*1 passes, 0.09 > 0.06.
+  EXPECT_EQ(run({1}, {1.09}, rt::DType::F64, rt::DType::F64, 0.05, 0.05)
                 .notClose, 0);
-  EXPECT_EQ(run({1}, {1.1}, rt::DType::F64, rt::DType::F64, 0.05, 0.01)
+  EXPECT_EQ(run({1}, {1.09}, rt::DType::F64, rt::DType::F64, 0.05, 0.01)
                 .notClose, 1);
   // Relative to BASE, not TEST: |10 - 1| <= 0 + 0.5*|1| fails.
   EXPECT_EQ(run({1}, {10}, rt::DType::F64, rt::DType::F64, 0, 0.5).notClose,

@@ -1,0 +1,207 @@
+//===- greta-diff.cpp - Compare two traced runs, name FIRST_FAIL ----------===//
+//
+// greta-diff BASE TEST [--ref REF] [--policy exact|tolerance|reference] ...
+// Exit codes: 0 no divergence, 1 divergence found, 2 error.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/diff/Diff.h"
+#include "greta/diff/Report.h"
+#include "greta/rt/Trace.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <sys/stat.h>
+
+using namespace greta;
+
+namespace {
+constexpr int kExitError = 2;
+
+int fail(const std::string &msg) {
+  std::cerr << "greta-diff: error: " << msg << "\n";
+  return kExitError;
+}
+
+/// Reads one trace; every error names the argument (BASE/TEST/REF) and path.
+std::optional<rt::TraceContents> load(const char *role, const std::string &path,
+                                      std::string &error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    error = std::string(role) + " trace '" + path + "' does not exist";
+    return std::nullopt;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    error = std::string(role) + " trace '" + path +
+            "' is not a directory (a trace is a directory holding "
+            "manifest.json and records.bin)";
+    return std::nullopt;
+  }
+  std::string why;
+  auto t = rt::readTrace(path, why);
+  if (!t)
+    error = std::string(role) + " trace '" + path + "': " + why;
+  return t;
+}
+
+const char *kFooter = R"(
+Records are aligned by (stage, layer, position) and visited in execution
+order: embed_out, then layer by layer in the seed's stage order, then logits;
+lowest position first. FIRST_FAIL is the first diverging record.
+
+Policies:
+  exact      a record diverges when its SHA-256 differs (the default).
+  tolerance  rows with equal hashes match; otherwise, with values on both
+             sides, the row diverges if any element fails
+             |test-base| <= atol + rtol*|base| or MAE > --mae. Defaults by
+             the coarsest precision of the two rows and manifests:
+               f64 atol 1e-10 rtol 1e-9 mae 1e-10
+               f32 atol 1e-5  rtol 1e-4 mae 1e-5
+               f16 atol 1e-3  rtol 1e-2 mae 1e-3
+               bf16 atol 5e-3 rtol 5e-2 mae 5e-3
+             Without values (stats payload) the fingerprint (min, max,
+             mean, l2 within atol/rtol; equal nan/inf counts) decides; with
+             hash-only payload a differing hash is a divergence.
+  reference  three traces (PyTorch's accuracy-minifier rule, fp64_ref):
+             TEST diverges where RMSE(TEST,REF) > k*RMSE(BASE,REF) + floor,
+             BASE first rounded to TEST's precision; rows allclose to BASE
+             within 10*floor pass. k: 2, or 3 when TEST is f16/bf16 or the
+             row has < 1000 elements; floor 1e-5.
+
+Refused: traces of different model, weights or prompt digest, or of
+different lengths without --allow-different-lengths. A truncated trace is
+compared up to where it stops; the report says so. See docs/DIFF.md.
+
+Exit status: 0 no divergence, 1 divergence found, 2 error.)";
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"greta-diff: compare two traced runs (optionally against a "
+               "reference run) and name the first divergent tensor "
+               "(FIRST_FAIL), its layer, position and root-cause category"};
+  app.footer(kFooter);
+  app.get_formatter()->column_width(34);
+
+  std::string basePath, testPath, refPath, policyStr = "exact",
+                                           formatStr = "table";
+  double atol = -1, rtol = -1, mae = -1, k = -1, floor = 1e-5;
+  bool allowLengths = false;
+  int context = 5;
+  unsigned jobs = 0;
+  app.add_option("BASE", basePath, "trace directory of the good run")
+      ->required();
+  app.add_option("TEST", testPath, "trace directory of the run under test")
+      ->required();
+  auto *refOpt = app.add_option(
+      "--ref", refPath,
+      "trace directory of a reference run (e.g. f64); implies --policy "
+      "reference");
+  auto *policyOpt =
+      app.add_option("--policy", policyStr,
+                     "exact | tolerance | reference (default: exact, or "
+                     "reference when --ref is given)");
+  auto *atolOpt = app.add_option("--atol", atol,
+                                 "absolute tolerance per element (overrides "
+                                 "the per-precision default)");
+  auto *rtolOpt = app.add_option(
+      "--rtol", rtol, "relative tolerance per element, times |BASE|");
+  auto *maeOpt =
+      app.add_option("--mae", mae, "bound on a row's mean absolute error");
+  auto *kOpt = app.add_option(
+      "--k", k, "reference policy: allowed multiple of err(BASE,REF)");
+  auto *floorOpt = app.add_option(
+      "--floor", floor,
+      "reference policy: absolute RMSE slack added to k*err(BASE,REF) "
+      "(default 1e-5)");
+  app.add_flag("--allow-different-lengths", allowLengths,
+               "compare runs of different token counts on their shared "
+               "positions");
+  app.add_option("--format", formatStr,
+                 "table | markdown | csv | json (default: table)");
+  app.add_option("--context", context,
+                 "rows shown on each side of FIRST_FAIL (default 5; -1: all)");
+  app.add_option("-j,--jobs", jobs,
+                 "threads for the numeric comparison (default: all cores)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitError;
+  }
+
+  diff::Options opts;
+  auto policy = diff::parsePolicy(policyStr);
+  if (!policy)
+    return fail("unknown --policy '" + policyStr +
+                "' (expected exact, tolerance or reference)");
+  opts.policy = *policy;
+  if (*refOpt && !*policyOpt)
+    opts.policy = diff::Policy::Reference;
+  if (opts.policy == diff::Policy::Reference && !*refOpt)
+    return fail("--policy reference needs a reference trace: --ref REF");
+  if (opts.policy != diff::Policy::Reference && *refOpt)
+    return fail("--ref is only used by --policy reference (got --policy " +
+                policyStr + ")");
+  auto format = diff::parseFormat(formatStr);
+  if (!format)
+    return fail("unknown --format '" + formatStr +
+                "' (expected table, markdown, csv or json)");
+  for (auto [opt, val, name] : {std::tuple{atolOpt, atol, "--atol"},
+                                std::tuple{rtolOpt, rtol, "--rtol"},
+                                std::tuple{maeOpt, mae, "--mae"}}) {
+    if (!*opt)
+      continue;
+    if (opts.policy == diff::Policy::Exact)
+      return fail(std::string(name) +
+                  " needs --policy tolerance or reference (exact compares "
+                  "hashes only)");
+    if (!(val >= 0))
+      return fail(std::string(name) + " must be >= 0, got " +
+                  std::to_string(val));
+  }
+  if ((*kOpt || *floorOpt) && opts.policy != diff::Policy::Reference)
+    return fail("--k and --floor need --policy reference");
+  if (*kOpt && !(k > 0))
+    return fail("--k must be > 0, got " + std::to_string(k));
+  if (!(floor >= 0))
+    return fail("--floor must be >= 0, got " + std::to_string(floor));
+  if (*atolOpt)
+    opts.atol = atol;
+  if (*rtolOpt)
+    opts.rtol = rtol;
+  if (*maeOpt)
+    opts.mae = mae;
+  if (*kOpt)
+    opts.k = k;
+  opts.floor = floor;
+  opts.allowDifferentLengths = allowLengths;
+  opts.jobs = jobs;
+
+  std::string error;
+  auto base = load("BASE", basePath, error);
+  if (!base)
+    return fail(error);
+  auto test = load("TEST", testPath, error);
+  if (!test)
+    return fail(error);
+  std::optional<rt::TraceContents> ref;
+  if (opts.policy == diff::Policy::Reference) {
+    ref = load("REF", refPath, error);
+    if (!ref)
+      return fail(error);
+  }
+  auto result = diff::diffTraces(*base, *test, ref ? &*ref : nullptr, opts,
+                                 error);
+  if (!result)
+    return fail(error);
+
+  diff::ReportOptions ro;
+  ro.format = *format;
+  ro.context = context;
+  ro.basePath = basePath;
+  ro.testPath = testPath;
+  ro.refPath = refPath;
+  diff::printReport(std::cout, *result, ro);
+  std::cout.flush();
+  return result->diverged() ? 1 : 0;
+}

@@ -1,0 +1,186 @@
+//===- Diff.h - Compare two (or three) traces, find FIRST_FAIL --*- C++ -*-===//
+//
+// The comparison engine behind greta-diff (and, later, greta-bisect). It works
+// on in-memory rt::TraceContents, so it is tested without files and reused by
+// the bisection driver. No LLVM: it builds in the runtime-only configuration.
+// Semantics (policies, defaults, fallbacks) are documented in docs/DIFF.md.
+//
+//===----------------------------------------------------------------------===//
+#ifndef GRETA_DIFF_DIFF_H
+#define GRETA_DIFF_DIFF_H
+
+#include "greta/rt/Stages.h"
+#include "greta/rt/Trace.h"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace greta::diff {
+
+enum class Policy { Exact, Tolerance, Reference };
+std::string_view policyName(Policy p);
+std::optional<Policy> parsePolicy(std::string_view name);
+
+/// The precision a row is judged at: the coarsest of the two records' dtypes
+/// and the two manifests' `precision` fields (an f16-emulated run may store
+/// f32 bytes). Ordered from finest to coarsest.
+enum class Precision { F64 = 0, F32, F16, BF16 };
+std::string_view precisionName(Precision p);
+std::optional<Precision> parsePrecision(std::string_view name);
+Precision precisionOf(rt::DType d);
+
+/// allclose(atol, rtol) per element plus a bound on the row's MAE.
+struct Tolerance {
+  double atol = 0, rtol = 0, mae = 0;
+};
+/// Per-precision defaults of the tolerance policy (docs/DIFF.md says why).
+Tolerance defaultTolerance(Precision p);
+
+struct Options {
+  Policy policy = Policy::Exact;
+  /// Overrides of the per-precision tolerance defaults.
+  std::optional<double> atol, rtol, mae;
+  /// Reference policy: TEST diverges where err(TEST,REF) > k*err(BASE,REF) +
+  /// floor. k defaults to PyTorch's multiplier (2, or 3 for f16/bf16 or rows
+  /// under 1000 elements); floor to 1e-5 (PyTorch's tol/10 with tol = 1e-4).
+  std::optional<double> k;
+  double floor = 1e-5;
+  bool allowDifferentLengths = false;
+  /// Worker threads for the numeric comparison; 0 = hardware concurrency.
+  unsigned jobs = 0;
+};
+
+/// Sums over one row, accumulated in f64. `a` is BASE (or REF), `b` is TEST.
+struct RowAccum {
+  int64_t n = 0;
+  double sumAbs = 0, maxAbs = 0, sumSq = 0;
+  double sumA2 = 0, sumB2 = 0, sumAB = 0;
+  int64_t notClose = 0; // elements failing |b-a| <= atol + rtol*|a|
+  int64_t nanA = 0, nanB = 0, infA = 0, infB = 0;
+};
+
+/// The per-element kernel: one pass, no allocation, vectorized for f32 and
+/// f64 (f16/bf16 are widened through a small stack buffer). `a` and `b` hold
+/// `n` elements of their dtypes. Both-NaN elements count as close (numpy's
+/// equal_nan) so that a NaN reproduced bit-for-bit is not a divergence.
+RowAccum accumulateRow(rt::DType da, const uint8_t *a, rt::DType db,
+                       const uint8_t *b, int64_t n, double atol, double rtol);
+
+/// Root-mean-square of (x - ref) with x first rounded to `roundTo` (the way
+/// PyTorch casts the baseline to the tested dtype before its fp64 check).
+double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
+                   const uint8_t *ref, int64_t n, Precision roundTo);
+
+/// Metrics derived from a RowAccum.
+struct Metrics {
+  double mae = 0, maxAbs = 0, relL2 = 0, cosine = 1, rmse = 0;
+  int64_t notClose = 0;
+  int64_t nanBase = 0, nanTest = 0, infBase = 0, infTest = 0;
+};
+Metrics metricsOf(const RowAccum &acc);
+
+/// How a row's verdict was reached.
+enum class Basis {
+  HashEqual,   // identical SHA-256: never compared numerically
+  Hash,        // hash differs, judged bit-exactly (exact policy, or no data)
+  Values,      // full payload on both sides
+  Fingerprint, // tolerance policy without values: min/max/mean/l2, nan/inf
+  Reference,   // reference policy, three-way on values
+  Shape,       // element counts differ: always a divergence
+};
+std::string_view basisName(Basis b);
+
+/// One aligned (stage, layer, position) and its verdict.
+struct RowResult {
+  rt::Stage stage = rt::Stage::EmbedOut;
+  int64_t layer = 0, position = 0;
+  rt::DType baseDType = rt::DType::F32, testDType = rt::DType::F32;
+  int64_t elements = 0;
+  bool hashMatch = false;
+  bool hasMetrics = false; // Metrics were computed (both had values)
+  Metrics metrics;
+  Basis basis = Basis::Hash;
+  Precision precision = Precision::F32;
+  Tolerance tolerance;    // the bounds used (tolerance policy / fallbacks)
+  bool diverges = false;
+  // Reference policy only.
+  bool hasReference = false;
+  double errTest = 0, errBase = 0, k = 0;
+  std::string note; // why a fallback happened, etc.
+
+  rt::Category category() const { return rt::stageCategory(stage); }
+};
+
+enum class HypothesisKind {
+  None,
+  PositionEncoding,
+  KVCache,
+  NumericPrecision,
+  MemoryLayout,
+  Inconclusive
+};
+std::string_view hypothesisName(HypothesisKind h);
+
+/// Which of the seed's 6.2 hypotheses the evidence points to, and why.
+struct Hypothesis {
+  HypothesisKind kind = HypothesisKind::None;
+  std::vector<std::string> evidence;     // facts behind the choice
+  std::vector<HypothesisKind> alternatives; // also compatible, weaker
+};
+
+struct Counts {
+  int64_t baseRecords = 0, testRecords = 0, refRecords = 0;
+  int64_t aligned = 0;       // keys present in BASE and TEST
+  int64_t hashEqual = 0;     // aligned, identical hash: skipped numerically
+  int64_t comparedValues = 0;      // numeric comparison on full payloads
+  int64_t comparedFingerprint = 0; // fingerprint fallback
+  int64_t comparedHashOnly = 0;    // differing hash, no data to judge by
+  int64_t referenceFallback = 0;   // reference policy fell back to tolerance
+  int64_t onlyInBase = 0, onlyInTest = 0;
+  int64_t beyondSharedLength = 0;  // positions past the shorter prompt
+  int64_t afterTruncation = 0;     // missing because a trace stopped early
+  int64_t diverging = 0;
+  uint64_t bytesCompared = 0;      // payload bytes read by the kernel (both)
+};
+
+struct DiffResult {
+  Policy policy = Policy::Exact;
+  rt::Manifest base, test;
+  std::optional<rt::Manifest> ref;
+  std::vector<RowResult> rows;      // every aligned row, execution order
+  std::optional<size_t> firstFail;  // index into rows
+  std::array<int64_t, rt::kNumCategories> categoryCounts{};
+  Counts counts;
+  Hypothesis hypothesis;
+  std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
+
+  bool diverged() const { return firstFail.has_value(); }
+  const RowResult *first() const {
+    return firstFail ? &rows[*firstFail] : nullptr;
+  }
+};
+
+/// Refuses traces that cannot be compared. Names both values and the roles
+/// ("BASE", "TEST", "REF").
+bool checkCompatible(const rt::TraceContents &a, const char *roleA,
+                     const rt::TraceContents &b, const char *roleB,
+                     bool allowDifferentLengths, bool isReference,
+                     std::string &error);
+
+/// The whole comparison. `ref` is required by Policy::Reference and ignored
+/// otherwise. Errors (incompatible manifests, empty traces, duplicate
+/// records, no common record) return nullopt with `error` set.
+std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
+                                     const rt::TraceContents &test,
+                                     const rt::TraceContents *ref,
+                                     const Options &opts, std::string &error);
+
+/// Chooses the 6.2 hypothesis from a finished result (diffTraces calls it).
+Hypothesis selectHypothesis(const DiffResult &result);
+
+} // namespace greta::diff
+
+#endif // GRETA_DIFF_DIFF_H

@@ -1,0 +1,179 @@
+//===- Kernel.cpp - Per-row numeric comparison, one pass, vectorized -------===//
+//
+// The hot loop of greta-diff: every row whose hashes differ goes through
+// accumulateRow once. All reductions are declared to the compiler with
+// `omp simd` (built with -fopenmp-simd, no OpenMP runtime), which lets it
+// vectorize the f64 sums without -ffast-math elsewhere.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/diff/Diff.h"
+#include "greta/rt/Half.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace greta;
+using namespace greta::diff;
+using rt::DType;
+
+namespace {
+
+template <typename A, typename B>
+void accumulateTyped(const A *__restrict a, const B *__restrict b, int64_t n,
+                     double atol, double rtol, RowAccum &acc) {
+  double sumAbs = 0, maxAbs = 0, sumSq = 0, sumA2 = 0, sumB2 = 0, sumAB = 0;
+  int64_t notClose = 0, nanA = 0, nanB = 0, infA = 0, infB = 0;
+  const double inf = HUGE_VAL;
+#pragma omp simd reduction(+ : sumAbs, sumSq, sumA2, sumB2, sumAB, notClose,  \
+                               nanA, nanB, infA, infB) reduction(max : maxAbs)
+  for (int64_t i = 0; i < n; ++i) {
+    double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    double d = y - x, ad = std::fabs(d);
+    bool xNaN = x != x, yNaN = y != y;
+    sumAbs += ad;
+    maxAbs = ad > maxAbs ? ad : maxAbs; // NaN never wins: counted below.
+    sumSq += d * d;
+    sumA2 += x * x;
+    sumB2 += y * y;
+    sumAB += x * y;
+    // numpy.isclose(b, a, equal_nan=True): |b - a| <= atol + rtol * |a|;
+    // equal values (so equal infinities) and both-NaN are close.
+    bool close = (ad <= atol + rtol * std::fabs(x)) | (x == y) | (xNaN & yNaN);
+    notClose += !close;
+    nanA += xNaN;
+    nanB += yNaN;
+    infA += std::fabs(x) == inf;
+    infB += std::fabs(y) == inf;
+  }
+  acc.n += n;
+  acc.sumAbs += sumAbs;
+  acc.maxAbs = maxAbs > acc.maxAbs ? maxAbs : acc.maxAbs;
+  acc.sumSq += sumSq;
+  acc.sumA2 += sumA2;
+  acc.sumB2 += sumB2;
+  acc.sumAB += sumAB;
+  acc.notClose += notClose;
+  acc.nanA += nanA;
+  acc.nanB += nanB;
+  acc.infA += infA;
+  acc.infB += infB;
+}
+
+constexpr int64_t kChunk = 1024;
+
+/// Widens `n` elements of a 2-byte type starting at element `off`.
+void widen(DType d, const uint8_t *p, int64_t off, int64_t n, float *out) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * (off + i), 2);
+    out[i] = d == DType::F16 ? rt::halfBitsToFloat(h) : rt::bf16BitsToFloat(h);
+  }
+}
+
+bool isHalfLike(DType d) { return d == DType::F16 || d == DType::BF16; }
+
+/// Calls f(aPtr, bPtr, count) on typed views of the two rows, widening
+/// f16/bf16 chunk by chunk into stack buffers (no allocation).
+template <typename F>
+void dispatch(DType da, const uint8_t *a, DType db, const uint8_t *b,
+              int64_t n, F &&f) {
+  auto asF32 = [](const uint8_t *p) { return reinterpret_cast<const float *>(p); };
+  auto asF64 = [](const uint8_t *p) { return reinterpret_cast<const double *>(p); };
+  if (!isHalfLike(da) && !isHalfLike(db)) {
+    if (da == DType::F32 && db == DType::F32)
+      return f(asF32(a), asF32(b), n);
+    if (da == DType::F64 && db == DType::F64)
+      return f(asF64(a), asF64(b), n);
+    if (da == DType::F32)
+      return f(asF32(a), asF64(b), n);
+    return f(asF64(a), asF32(b), n);
+  }
+  float bufA[kChunk], bufB[kChunk];
+  for (int64_t off = 0; off < n; off += kChunk) {
+    int64_t m = std::min(kChunk, n - off);
+    // Each side: widened half data, or a typed pointer into the row.
+    auto run = [&](auto pa) {
+      if (isHalfLike(db)) {
+        widen(db, b, off, m, bufB);
+        f(pa, static_cast<const float *>(bufB), m);
+      } else if (db == DType::F32) {
+        f(pa, asF32(b) + off, m);
+      } else {
+        f(pa, asF64(b) + off, m);
+      }
+    };
+    if (isHalfLike(da)) {
+      widen(da, a, off, m, bufA);
+      run(static_cast<const float *>(bufA));
+    } else if (da == DType::F32) {
+      run(asF32(a) + off);
+    } else {
+      run(asF64(a) + off);
+    }
+  }
+}
+
+double roundTo(double x, Precision p) {
+  switch (p) {
+  case Precision::F64:
+    return x;
+  case Precision::F32:
+    return static_cast<double>(static_cast<float>(x));
+  case Precision::F16:
+    return rt::roundToHalf(x);
+  case Precision::BF16:
+    return rt::roundToBF16(x);
+  }
+  return x;
+}
+
+} // namespace
+
+RowAccum greta::diff::accumulateRow(DType da, const uint8_t *a, DType db,
+                                    const uint8_t *b, int64_t n, double atol,
+                                    double rtol) {
+  RowAccum acc;
+  dispatch(da, a, db, b, n, [&](const auto *pa, const auto *pb, int64_t m) {
+    accumulateTyped(pa, pb, m, atol, rtol, acc);
+  });
+  return acc;
+}
+
+double greta::diff::rmseRounded(DType dx, const uint8_t *x, DType dref,
+                                const uint8_t *ref, int64_t n,
+                                Precision roundToP) {
+  if (n == 0)
+    return 0;
+  double sumSq = 0;
+  // Not on the hot path (reference policy only, on differing rows): rounding
+  // to half needs the scalar encoder, so this loop stays simple.
+  dispatch(dx, x, dref, ref, n, [&](const auto *px, const auto *pr, int64_t m) {
+    for (int64_t i = 0; i < m; ++i) {
+      double d = roundTo(static_cast<double>(px[i]), roundToP) -
+                 static_cast<double>(pr[i]);
+      sumSq += d * d;
+    }
+  });
+  return std::sqrt(sumSq / static_cast<double>(n));
+}
+
+Metrics greta::diff::metricsOf(const RowAccum &acc) {
+  Metrics m;
+  double n = acc.n ? static_cast<double>(acc.n) : 1.0;
+  m.mae = acc.sumAbs / n;
+  m.maxAbs = acc.maxAbs;
+  m.rmse = std::sqrt(acc.sumSq / n);
+  // Relative to BASE; an all-zero BASE row makes any difference infinite.
+  m.relL2 = acc.sumA2 > 0 ? std::sqrt(acc.sumSq / acc.sumA2)
+                          : (acc.sumSq > 0 ? HUGE_VAL : 0.0);
+  double denom = std::sqrt(acc.sumA2) * std::sqrt(acc.sumB2);
+  // Two zero rows point the same way; one zero row has no direction.
+  m.cosine = denom > 0 ? acc.sumAB / denom
+                       : (acc.sumA2 == 0 && acc.sumB2 == 0 ? 1.0 : 0.0);
+  m.notClose = acc.notClose;
+  m.nanBase = acc.nanA;
+  m.nanTest = acc.nanB;
+  m.infBase = acc.infA;
+  m.infTest = acc.infB;
+  return m;
+}

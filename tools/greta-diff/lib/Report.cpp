@@ -1,0 +1,389 @@
+//===- Report.cpp - FIRST_FAIL table, root-cause summary, advice -----------===//
+#include "greta/diff/Report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+using namespace greta;
+using namespace greta::diff;
+using rt::Stage;
+
+std::optional<Format> greta::diff::parseFormat(std::string_view name) {
+  if (name == "table")
+    return Format::Table;
+  if (name == "markdown")
+    return Format::Markdown;
+  if (name == "csv")
+    return Format::Csv;
+  if (name == "json")
+    return Format::Json;
+  return std::nullopt;
+}
+
+std::string greta::diff::recommendation(const RowResult &ff) {
+  std::string where = " (layer " + std::to_string(ff.layer) + ", position " +
+                      std::to_string(ff.position) + ")";
+  switch (ff.stage) {
+  case Stage::EmbedOut:
+    return "Audit the embedding lookup" + where +
+           ": the token id reaching the gather, the table row read (index "
+           "type and offset arithmetic for large ids) and the dtype of the "
+           "embedding table.";
+  case Stage::ResidualPreAttn:
+    if (ff.layer == 0)
+      return "Investigate the position encoding of the embedding in extended "
+             "contexts and test rotary position embedding modifications "
+             "(seed 6.1)" + where + ".";
+    return "The layer input differs while the previous layer's output was "
+           "traced earlier in execution order: check how the residual buffer "
+           "is handed from layer " + std::to_string(ff.layer - 1) +
+           " to layer " + std::to_string(ff.layer) +
+           " (copies, aliasing, stale buffers)" + where + ".";
+  case Stage::AttnIn:
+    return "Audit input_layernorm (RMSNorm) before attention" + where +
+           ": epsilon, reduction precision and order over the hidden size, "
+           "weight application; then the Q/K/V projection inputs at boundary "
+           "positions (seed 6.1).";
+  case Stage::QPreRope:
+  case Stage::KPreRope:
+    return "Audit the query/key projection kernels for position-specific "
+           "errors and validate the application of the Q/K/V weights at "
+           "boundary positions (seed 6.1)" + where + ".";
+  case Stage::QPostRope:
+  case Stage::KPostRope:
+    return "Investigate the mechanics of RoPE application in extended "
+           "contexts (seed 6.1)" + where +
+           ": the position index fed to RoPE, the cos/sin table length and "
+           "precision, rotate-half pairing and rope_theta/scaling.";
+  case Stage::AttnOut:
+    return "Investigate the attention computation in extended contexts (seed "
+           "6.1)" + where +
+           ": numerical stability of the scores (scaling, max-subtracted "
+           "softmax, accumulation precision), the causal mask, and KV-cache "
+           "reads and writes for every position up to this one.";
+  case Stage::ResidualPostAttn:
+    return "Debug the residual-add kernel for position-specific problems and "
+           "verify dtype consistency between layers (seed 6.1)" + where + ".";
+  case Stage::FfnNormIn:
+    return "Audit post_attention_layernorm (RMSNorm)" + where +
+           ": epsilon, reduction precision and order, weight application, "
+           "and the row stride it reads.";
+  case Stage::MlpOut:
+    return "Audit the MLP" + where +
+           ": gate/up/down GEMMs (tile edges at the hidden and intermediate "
+           "sizes), SwiGLU activation precision and f16 overflow of the "
+           "intermediate product.";
+  case Stage::ResidualPostMlp:
+    return "Debug the residual-add kernel after the MLP for position-specific "
+           "problems and verify dtype consistency between layers (seed 6.1)" +
+           where + ".";
+  case Stage::Logits:
+    return "Every traced layer matches but the logits differ" + where +
+           ": check the final RMSNorm, the LM head GEMM (tied embeddings), "
+           "and the layers not traced (widen the layer filter).";
+  }
+  return "";
+}
+
+std::pair<size_t, size_t> greta::diff::contextWindow(const DiffResult &r,
+                                                     int context) {
+  size_t n = r.rows.size();
+  if (context < 0)
+    return {0, n};
+  size_t c = static_cast<size_t>(context);
+  size_t center = r.firstFail.value_or(0);
+  size_t lo = center > c ? center - c : 0;
+  size_t hi = std::min(n, center + c + 1);
+  return {lo, hi};
+}
+
+static std::string fmtNum(double v) {
+  if (std::isnan(v))
+    return "nan";
+  if (std::isinf(v))
+    return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+static std::string maeText(const RowResult &row) {
+  return row.hasMetrics ? fmtNum(row.metrics.mae) : "-";
+}
+
+static std::string promptOf(const DiffResult &r) {
+  return r.test.promptName.empty() ? "-" : r.test.promptName;
+}
+
+static nlohmann::json rowJson(const DiffResult &r, const RowResult &row) {
+  nlohmann::json j;
+  j["stage"] = std::string(rt::stageName(row.stage));
+  j["layer"] = row.layer;
+  j["position"] = row.position;
+  j["category"] = std::string(rt::categoryName(row.category()));
+  j["hash_match"] = row.hashMatch;
+  auto num = [](double v) -> nlohmann::json {
+    if (std::isnan(v))
+      return nullptr;
+    return v;
+  };
+  j["mae"] = row.hasMetrics ? num(row.metrics.mae) : nlohmann::json(nullptr);
+  if (row.hasMetrics) {
+    j["max_abs"] = num(row.metrics.maxAbs);
+    j["rel_l2"] = std::isinf(row.metrics.relL2) ? nlohmann::json("inf")
+                                                : num(row.metrics.relL2);
+    j["cosine"] = num(row.metrics.cosine);
+    j["not_close"] = row.metrics.notClose;
+    j["nan"] = {{"base", row.metrics.nanBase}, {"test", row.metrics.nanTest}};
+    j["inf"] = {{"base", row.metrics.infBase}, {"test", row.metrics.infTest}};
+  }
+  j["diverges"] = row.diverges;
+  j["basis"] = std::string(basisName(row.basis));
+  j["precision"] = std::string(precisionName(row.precision));
+  if (row.hasReference) {
+    j["err_test_ref"] = num(row.errTest);
+    j["err_base_ref"] = num(row.errBase);
+    j["k"] = row.k;
+  }
+  if (!row.note.empty())
+    j["note"] = row.note;
+  (void)r;
+  return j;
+}
+
+static nlohmann::json traceJson(const rt::Manifest &m, const std::string &path) {
+  return {{"path", path},          {"prompt", m.promptName},
+          {"tokens", m.tokenCount}, {"backend", m.backend},
+          {"precision", m.precision}, {"pipeline", m.pipeline}};
+}
+
+nlohmann::json greta::diff::toJson(const DiffResult &r,
+                                   const ReportOptions &opts) {
+  nlohmann::json j;
+  j["tool"] = "greta-diff";
+  j["policy"] = std::string(policyName(r.policy));
+  j["base"] = traceJson(r.base, opts.basePath);
+  j["test"] = traceJson(r.test, opts.testPath);
+  j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
+  j["diverged"] = r.diverged();
+  j["first_fail"] = r.first() ? rowJson(r, *r.first()) : nlohmann::json(nullptr);
+  nlohmann::json cats = nlohmann::json::array();
+  for (unsigned c = 0; c < rt::kNumCategories; ++c) {
+    int64_t n = r.categoryCounts[c];
+    double pct = r.counts.diverging ? 100.0 * n / r.counts.diverging : 0.0;
+    cats.push_back({{"category", std::string(rt::categoryName(
+                                     static_cast<rt::Category>(c)))},
+                    {"occurrences", n},
+                    {"percent", pct}});
+  }
+  j["summary"] = {{"diverging", r.counts.diverging}, {"categories", cats}};
+  const Counts &c = r.counts;
+  j["counts"] = {{"base_records", c.baseRecords},
+                 {"test_records", c.testRecords},
+                 {"ref_records", c.refRecords},
+                 {"aligned", c.aligned},
+                 {"compared", c.aligned - c.hashEqual},
+                 {"hash_equal", c.hashEqual},
+                 {"compared_values", c.comparedValues},
+                 {"compared_fingerprint", c.comparedFingerprint},
+                 {"compared_hash_only", c.comparedHashOnly},
+                 {"reference_fallback", c.referenceFallback},
+                 {"skipped",
+                  {{"only_in_base", c.onlyInBase},
+                   {"only_in_test", c.onlyInTest},
+                   {"beyond_shared_length", c.beyondSharedLength},
+                   {"after_truncation", c.afterTruncation}}},
+                 {"bytes_compared", c.bytesCompared}};
+  if (const RowResult *ff = r.first()) {
+    j["recommendation"] = recommendation(*ff);
+    nlohmann::json alts = nlohmann::json::array();
+    for (HypothesisKind k : r.hypothesis.alternatives)
+      alts.push_back(std::string(hypothesisName(k)));
+    j["hypothesis"] = {{"kind", std::string(hypothesisName(r.hypothesis.kind))},
+                       {"evidence", r.hypothesis.evidence},
+                       {"alternatives", alts}};
+  } else {
+    j["recommendation"] = nullptr;
+    j["hypothesis"] = nullptr;
+  }
+  j["notes"] = r.notes;
+  nlohmann::json rows = nlohmann::json::array();
+  auto [lo, hi] = contextWindow(r, opts.context);
+  for (size_t i = lo; i < hi; ++i)
+    rows.push_back(rowJson(r, r.rows[i]));
+  j["rows"] = rows;
+  return j;
+}
+
+namespace {
+/// Prints rows of cells as an aligned text table or a markdown table.
+void printGrid(std::ostream &os, const std::vector<std::vector<std::string>> &g,
+               bool markdown) {
+  std::vector<size_t> w(g[0].size(), 0);
+  for (const auto &row : g)
+    for (size_t c = 0; c < row.size(); ++c)
+      w[c] = std::max(w[c], row[c].size());
+  auto line = [&](const std::vector<std::string> &row) {
+    os << (markdown ? "| " : "");
+    for (size_t c = 0; c < row.size(); ++c) {
+      os << row[c];
+      // No trailing blanks after the last cell of a text table.
+      if (markdown || c + 1 < row.size())
+        os << std::string(w[c] - row[c].size(), ' ');
+      if (c + 1 < row.size())
+        os << (markdown ? " | " : "  ");
+    }
+    os << (markdown ? " |" : "") << "\n";
+  };
+  line(g[0]);
+  if (markdown) {
+    os << "|";
+    for (size_t c = 0; c < w.size(); ++c)
+      os << std::string(w[c] + 2, '-') << "|";
+    os << "\n";
+  } else {
+    size_t total = 0;
+    for (size_t x : w)
+      total += x + 2;
+    os << std::string(total - 2, '-') << "\n";
+  }
+  for (size_t i = 1; i < g.size(); ++i)
+    line(g[i]);
+}
+
+void printCsv(std::ostream &os, const DiffResult &r, const ReportOptions &o) {
+  os << "prompt,position,layer,tensor,category,hash_match,mae,max_abs,rel_l2,"
+        "cosine,diverges,first_fail,basis\n";
+  auto [lo, hi] = contextWindow(r, o.context);
+  for (size_t i = lo; i < hi; ++i) {
+    const RowResult &row = r.rows[i];
+    auto m = [&](double v) { return row.hasMetrics ? fmtNum(v) : ""; };
+    os << promptOf(r) << "," << row.position << "," << row.layer << ","
+       << rt::stageName(row.stage) << "," << rt::categoryName(row.category())
+       << "," << (row.hashMatch ? "yes" : "no") << "," << m(row.metrics.mae)
+       << "," << m(row.metrics.maxAbs) << "," << m(row.metrics.relL2) << ","
+       << m(row.metrics.cosine) << "," << (row.diverges ? "yes" : "no") << ","
+       << (r.firstFail == i ? "yes" : "no") << "," << basisName(row.basis)
+       << "\n";
+  }
+}
+} // namespace
+
+void greta::diff::printReport(std::ostream &os, const DiffResult &r,
+                              const ReportOptions &o) {
+  if (o.format == Format::Json) {
+    os << toJson(r, o).dump(2) << "\n";
+    return;
+  }
+  if (o.format == Format::Csv) {
+    printCsv(os, r, o);
+    return;
+  }
+  bool md = o.format == Format::Markdown;
+  auto heading = [&](const std::string &s) {
+    os << "\n" << (md ? "## " : "") << s << "\n\n";
+  };
+  os << (md ? "# " : "") << "greta-diff: policy " << policyName(r.policy)
+     << ", prompt " << promptOf(r) << " (" << r.test.tokenCount
+     << " tokens)\n";
+  if (!md)
+    os << "\n";
+  else
+    os << "\n";
+  os << (md ? "- " : "  ") << "BASE: " << o.basePath << " (" << r.base.backend
+     << ", " << r.base.precision << ")\n";
+  os << (md ? "- " : "  ") << "TEST: " << o.testPath << " (" << r.test.backend
+     << ", " << r.test.precision << ")\n";
+  if (r.ref)
+    os << (md ? "- " : "  ") << "REF:  " << o.refPath << " (" << r.ref->backend
+       << ", " << r.ref->precision << ")\n";
+  for (const std::string &n : r.notes)
+    os << (md ? "- " : "  ") << "note: " << n << "\n";
+
+  const RowResult *ff = r.first();
+  heading("FIRST_FAIL");
+  if (ff) {
+    os << "FIRST_FAIL: " << rt::stageName(ff->stage) << " layer " << ff->layer
+       << " position " << ff->position << " ["
+       << rt::categoryName(ff->category()) << "], hash match "
+       << (ff->hashMatch ? "YES" : "NO") << ", MAE " << maeText(*ff);
+    if (ff->hasMetrics)
+      os << ", max-abs " << fmtNum(ff->metrics.maxAbs) << ", rel-L2 "
+         << fmtNum(ff->metrics.relL2) << ", cosine "
+         << fmtNum(ff->metrics.cosine);
+    if (ff->hasReference)
+      os << ", err(TEST,REF) " << fmtNum(ff->errTest) << " > "
+         << fmtNum(ff->k) << " * err(BASE,REF) " << fmtNum(ff->errBase)
+         << " + floor";
+    os << " (judged by " << basisName(ff->basis) << ")\n\n";
+  } else {
+    os << "No divergence: " << r.counts.aligned
+       << " aligned records, none diverges under the " << policyName(r.policy)
+       << " policy.\n\n";
+  }
+
+  std::vector<std::vector<std::string>> grid = {
+      {"Prompt", "Position", "Layer", "Tensor", "Hash match", "MAE",
+       "FIRST_FAIL", "Diverges"}};
+  auto [lo, hi] = contextWindow(r, o.context);
+  for (size_t i = lo; i < hi; ++i) {
+    const RowResult &row = r.rows[i];
+    bool isFirst = r.firstFail == i;
+    grid.push_back({promptOf(r), std::to_string(row.position),
+                    std::to_string(row.layer),
+                    std::string(rt::stageName(row.stage)),
+                    row.hashMatch ? "YES" : "NO", maeText(row),
+                    isFirst ? (md ? "**YES**" : "YES") : "NO",
+                    row.diverges ? "yes" : "no"});
+  }
+  printGrid(os, grid, md);
+  if (hi - lo < r.rows.size())
+    os << "(" << hi - lo << " of " << r.rows.size()
+       << " aligned records shown; --context N widens, --context -1 shows "
+          "all)\n";
+
+  heading("Root-cause summary");
+  std::vector<std::vector<std::string>> cats = {
+      {"Category", "Occurrences", "Percent"}};
+  for (unsigned c = 0; c < rt::kNumCategories; ++c) {
+    int64_t n = r.categoryCounts[c];
+    char pct[16];
+    std::snprintf(pct, sizeof pct, "%.1f%%",
+                  r.counts.diverging ? 100.0 * n / r.counts.diverging : 0.0);
+    cats.push_back({std::string(rt::categoryName(static_cast<rt::Category>(c))),
+                    std::to_string(n), pct});
+  }
+  printGrid(os, cats, md);
+  os << r.counts.diverging << " diverging of " << r.counts.aligned
+     << " aligned records.\n";
+
+  if (ff) {
+    heading("Recommendation");
+    os << recommendation(*ff) << "\n";
+    heading("Hypothesis (seed 6.2)");
+    os << "Points to: " << hypothesisName(r.hypothesis.kind) << "\n";
+    for (const std::string &e : r.hypothesis.evidence)
+      os << "- " << e << "\n";
+    if (!r.hypothesis.alternatives.empty()) {
+      os << "- also compatible:";
+      for (size_t i = 0; i < r.hypothesis.alternatives.size(); ++i)
+        os << (i ? ", " : " ") << hypothesisName(r.hypothesis.alternatives[i]);
+      os << "\n";
+    }
+  }
+
+  heading("Counts");
+  const Counts &c = r.counts;
+  os << "records: BASE " << c.baseRecords << ", TEST " << c.testRecords;
+  if (r.ref)
+    os << ", REF " << c.refRecords;
+  os << "; aligned " << c.aligned << "\n";
+  os << "hash-equal (not compared numerically): " << c.hashEqual
+     << "; compared on values: " << c.comparedValues
+     << "; by fingerprint: " << c.comparedFingerprint
+     << "; hash only: " << c.comparedHashOnly << "\n";
+  os << "skipped: only in BASE " << c.onlyInBase << ", only in TEST "
+     << c.onlyInTest << ", past the shared length " << c.beyondSharedLength
+     << ", after a truncation " << c.afterTruncation << "\n";
+}
