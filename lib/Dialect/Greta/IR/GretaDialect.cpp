@@ -1,4 +1,10 @@
 //===- GretaDialect.cpp - The greta dialect ---------------------*- C++ -*-===//
+//
+// Registration, the stage attribute and the verification of the dialect's
+// discardable attributes (`greta.stages`, `greta.num_layers`) and of the
+// `greta.positions` argument attribute.
+//
+//===----------------------------------------------------------------------===//
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/IR/GretaOps.h"
 #include "greta/rt/Stages.h"
@@ -6,12 +12,12 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace mlir::greta;
 namespace rt = ::greta::rt;
-
 
 #include "greta/Dialect/Greta/IR/GretaDialect.cpp.inc"
 #include "greta/Dialect/Greta/IR/GretaEnums.cpp.inc"
@@ -29,23 +35,55 @@ void GretaDialect::initialize() {
       >();
 }
 
+//===----------------------------------------------------------------------===//
+// Stages and layers
+//===----------------------------------------------------------------------===//
+
+std::string mlir::greta::getStageNamesList() {
+  std::string list;
+  for (unsigned i = 0; i < rt::kNumStages; ++i) {
+    if (i)
+      list += ", ";
+    list += rt::kStageTable[i].name;
+  }
+  return list;
+}
+
 LogicalResult
-StageAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                  StringRef stage, int64_t layer) {
-  if (!rt::parseStage(std::string_view(stage.data(), stage.size())))
-    return emitError() << "unknown stage '" << stage
-                       << "' (expected one of embed_out, residual_pre_attn, "
-                          "attn_in, q_pre_rope, k_pre_rope, q_post_rope, "
-                          "k_post_rope, attn_out, residual_post_attn, "
-                          "ffn_norm_in, mlp_out, residual_post_mlp, logits)";
+mlir::greta::verifyStageAndLayer(function_ref<InFlightDiagnostic()> emitError,
+                                 StringRef stage, int64_t layer,
+                                 std::optional<int64_t> numLayers) {
+  std::optional<rt::Stage> s =
+      rt::parseStage(std::string_view(stage.data(), stage.size()));
+  if (!s)
+    return emitError() << "unknown stage '" << stage << "' (expected one of "
+                       << getStageNamesList() << ")";
   if (layer < 0)
     return emitError() << "stage '" << stage << "' has negative layer "
                        << layer;
+  if (numLayers && layer >= *numLayers)
+    return emitError() << "stage '" << stage << "' at layer " << layer
+                       << " is out of range: the model has " << *numLayers
+                       << " layers (greta.num_layers)";
+  if (*s == rt::Stage::EmbedOut && layer != 0)
+    return emitError() << "stage 'embed_out' happens once, before layer 0, "
+                          "and must be tagged layer 0, got layer "
+                       << layer;
+  if (*s == rt::Stage::Logits && numLayers && layer != *numLayers - 1)
+    return emitError() << "stage 'logits' happens once, after the last "
+                          "layer, and must be tagged layer "
+                       << *numLayers - 1 << ", got layer " << layer;
   return success();
 }
 
-/// Layer bound from the enclosing module's `greta.num_layers`, if any.
-static std::optional<int64_t> getNumLayers(Operation *op) {
+LogicalResult
+StageAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                  StringRef stage, int64_t layer) {
+  // The layer bound needs the enclosing module: checked where the tag is used.
+  return verifyStageAndLayer(emitError, stage, layer, std::nullopt);
+}
+
+std::optional<int64_t> mlir::greta::getNumLayers(Operation *op) {
   for (Operation *p = op; p; p = p->getParentOp())
     if (auto attr = p->getAttrOfType<IntegerAttr>(
             GretaDialect::getNumLayersAttrName()))
@@ -53,37 +91,107 @@ static std::optional<int64_t> getNumLayers(Operation *op) {
   return std::nullopt;
 }
 
+//===----------------------------------------------------------------------===//
+// Discardable attributes
+//===----------------------------------------------------------------------===//
+
+/// A value one trace record per row can be taken of.
+static bool isTraceableType(Type type) {
+  auto shaped = dyn_cast<ShapedType>(type);
+  return shaped && isa<RankedTensorType, MemRefType>(type) &&
+         shaped.getRank() >= 1 && isa<FloatType>(shaped.getElementType());
+}
+
+static LogicalResult verifyStagesAttr(Operation *op, Attribute value) {
+  StringRef name = GretaDialect::getStagesAttrName();
+  auto array = dyn_cast<ArrayAttr>(value);
+  if (!array)
+    return op->emitError() << "'" << name
+                           << "' must be an array of #greta.stage attributes, "
+                              "got "
+                           << value;
+  if (array.empty())
+    return op->emitError() << "'" << name
+                           << "' must not be empty (remove the attribute "
+                              "instead)";
+  if (op->getNumResults() != 1)
+    return op->emitError() << "'" << name
+                           << "' tags a value: the op must have exactly one "
+                              "result, it has "
+                           << op->getNumResults();
+  Type type = op->getResult(0).getType();
+  if (!isTraceableType(type))
+    return op->emitError() << "'" << name
+                           << "' tags a traced value: the result must be a "
+                              "ranked tensor or memref of floats with rank >= "
+                              "1 (one record per row), got "
+                           << type;
+  std::optional<int64_t> numLayers = getNumLayers(op);
+  for (auto [i, a] : llvm::enumerate(array)) {
+    auto tag = dyn_cast<StageAttr>(a);
+    if (!tag)
+      return op->emitError() << "'" << name << "' element #" << i
+                             << " must be a #greta.stage attribute, got " << a;
+    auto emit = [&] { return op->emitError(); };
+    if (failed(verifyStageAndLayer(emit, tag.getStage(), tag.getLayer(),
+                                   numLayers)))
+      return failure();
+    for (Attribute earlier : array.getValue().take_front(i))
+      if (earlier == a)
+        return op->emitError() << "'" << name << "' holds " << a
+                               << " twice";
+  }
+  return success();
+}
+
 LogicalResult GretaDialect::verifyOperationAttribute(Operation *op,
                                                      NamedAttribute attr) {
   if (attr.getName() == getNumLayersAttrName()) {
     auto n = dyn_cast<IntegerAttr>(attr.getValue());
-    if (!n || n.getInt() <= 0)
+    if (!n || n.getType().isInteger(1) || n.getInt() <= 0)
       return op->emitError() << "'" << getNumLayersAttrName()
-                             << "' must be a positive integer";
+                             << "' must be a positive integer, got "
+                             << attr.getValue();
     return success();
   }
-  if (attr.getName() != getStagesAttrName())
+  if (attr.getName() == getStagesAttrName())
+    return verifyStagesAttr(op, attr.getValue());
+  if (attr.getName() == getPositionsAttrName())
+    return op->emitError() << "'" << getPositionsAttrName()
+                           << "' marks a function argument (the token "
+                              "positions), not an op";
+  // Other greta.* attributes are model metadata (greta.hidden_size, ...).
+  return success();
+}
+
+LogicalResult GretaDialect::verifyRegionArgAttribute(Operation *op,
+                                                     unsigned regionIndex,
+                                                     unsigned argIndex,
+                                                     NamedAttribute attr) {
+  if (attr.getName() != getPositionsAttrName())
     return success();
-  auto array = dyn_cast<ArrayAttr>(attr.getValue());
-  if (!array)
-    return op->emitError() << "'" << getStagesAttrName()
-                           << "' must be an array of #greta.stage attributes";
-  if (op->getNumResults() != 1)
-    return op->emitError() << "'" << getStagesAttrName()
-                           << "' tags a value: the op must have exactly one "
-                              "result, it has "
-                           << op->getNumResults();
-  std::optional<int64_t> numLayers = getNumLayers(op);
-  for (Attribute a : array) {
-    auto tag = dyn_cast<StageAttr>(a);
-    if (!tag)
-      return op->emitError() << "'" << getStagesAttrName()
-                             << "' must hold only #greta.stage attributes, got "
-                             << a;
-    if (numLayers && tag.getLayer() >= *numLayers)
-      return op->emitError() << "stage '" << tag.getStage() << "' at layer "
-                             << tag.getLayer() << " is out of range: the model has "
-                             << *numLayers << " layers";
-  }
+  if (!isa<UnitAttr>(attr.getValue()))
+    return op->emitError() << "'" << getPositionsAttrName()
+                           << "' must be a unit attribute, got "
+                           << attr.getValue();
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (!func)
+    return op->emitError() << "'" << getPositionsAttrName()
+                           << "' marks an argument of a function";
+  Type type = func.getArgumentTypes()[argIndex];
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || tensor.getRank() != 1 ||
+      !(tensor.getElementType().isSignlessInteger(64) ||
+        tensor.getElementType().isSignlessInteger(32)))
+    return op->emitError() << "argument #" << argIndex << " marked '"
+                           << getPositionsAttrName()
+                           << "' must be a 1-D tensor of i64 or i32 (one "
+                              "position per token), got "
+                           << type;
+  for (unsigned i = 0; i < argIndex; ++i)
+    if (func.getArgAttr(i, getPositionsAttrName()))
+      return op->emitError() << "arguments #" << i << " and #" << argIndex
+                             << " are both marked '" << getPositionsAttrName()
+                             << "': a function has one positions argument";
   return success();
 }

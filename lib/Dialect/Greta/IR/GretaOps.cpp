@@ -11,6 +11,8 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::greta;
 namespace rt = ::greta::rt;
@@ -45,6 +47,15 @@ LogicalResult expectDim(Operation *op, StringRef what, int64_t actual,
                              << because << ")";
   return success();
 }
+/// A positive, finite floating-point attribute (eps, theta, scale).
+LogicalResult expectPositiveFinite(Operation *op, StringRef what,
+                                   APFloat value) {
+  double v = value.convertToDouble();
+  if (!std::isfinite(v) || !(v > 0.0))
+    return op->emitOpError() << what << " must be positive and finite, got "
+                             << v;
+  return success();
+}
 } // namespace
 
 LogicalResult ParamOp::verify() {
@@ -53,6 +64,9 @@ LogicalResult ParamOp::verify() {
   if (!getType().hasStaticShape())
     return emitOpError() << "parameter '" << getName()
                          << "' must have a static shape, got " << getType();
+  if (getType().getRank() < 1)
+    return emitOpError() << "parameter '" << getName()
+                         << "' must have rank >= 1, got " << getType();
   return success();
 }
 
@@ -85,10 +99,7 @@ LogicalResult RMSNormOp::verify() {
   if (failed(expectDim(*this, "weight dim 0", w.getDimSize(0),
                        in.getDimSize(1), "the input's hidden size")))
     return failure();
-  if (!(getEps().convertToDouble() > 0.0))
-    return emitOpError() << "eps must be positive, got "
-                         << getEps().convertToDouble();
-  return success();
+  return expectPositiveFinite(*this, "eps", getEps());
 }
 
 LogicalResult LinearOp::verify() {
@@ -130,17 +141,22 @@ LogicalResult RoPEOp::verify() {
                          << " must equal the input type " << in;
   int64_t d = getHeadDim();
   if (d <= 0 || d % 2)
-    return emitOpError() << "head_dim must be positive and even, got " << d;
-  if (!ShapedType::isDynamic(in.getDimSize(1)) && in.getDimSize(1) % d)
+    return emitOpError() << "head_dim must be positive and even (rotate-half "
+                            "pairs column i with i + head_dim/2), got "
+                         << d;
+  // The op has no head count: a static width is the only way to know that
+  // the rows hold a whole number of heads.
+  if (ShapedType::isDynamic(in.getDimSize(1)))
+    return emitOpError() << "input dim 1 must be static (a whole number of "
+                            "heads of head_dim "
+                         << d << " columns), got " << in;
+  if (in.getDimSize(1) % d)
     return emitOpError() << "input dim 1 (" << in.getDimSize(1)
                          << ") is not a multiple of head_dim (" << d << ")";
   if (failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
                        in.getDimSize(0), "one position per row")))
     return failure();
-  if (!(getTheta().convertToDouble() > 0.0))
-    return emitOpError() << "theta must be positive, got "
-                         << getTheta().convertToDouble();
-  return success();
+  return expectPositiveFinite(*this, "theta", getTheta());
 }
 
 LogicalResult AttentionOp::verify() {
@@ -171,15 +187,18 @@ LogicalResult AttentionOp::verify() {
                        "one key per query row")) ||
       failed(expectDim(*this, "v dim 0", v.getDimSize(0), q.getDimSize(0),
                        "one value per query row")) ||
+      failed(expectDim(*this, "v dim 0", v.getDimSize(0), k.getDimSize(0),
+                       "one value per key row")) ||
       failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
-                       q.getDimSize(0), "one position per row")))
+                       q.getDimSize(0), "one position per row")) ||
+      failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
+                       k.getDimSize(0), "one position per key row")))
     return failure();
   if (getResult().getType() != q)
     return emitOpError() << "result type " << getResult().getType()
                          << " must equal the q type " << q;
-  if (!(getScale().convertToDouble() > 0.0))
-    return emitOpError() << "scale must be positive, got "
-                         << getScale().convertToDouble();
+  if (failed(expectPositiveFinite(*this, "scale", getScale())))
+    return failure();
   if (getCacheSlot() < 0)
     return emitOpError() << "cache_slot must be non-negative, got "
                          << getCacheSlot();
@@ -187,12 +206,11 @@ LogicalResult AttentionOp::verify() {
 }
 
 LogicalResult TraceOp::verify() {
+  if (failed(verifyStageAndLayer([&] { return emitOpError(); }, getStage(),
+                                 getLayer(), getNumLayers(*this))))
+    return failure();
   std::optional<rt::Stage> stage = rt::parseStage(
       std::string_view(getStage().data(), getStage().size()));
-  if (!stage)
-    return emitOpError() << "unknown stage '" << getStage() << "'";
-  if (getLayer() < 0)
-    return emitOpError() << "layer must be non-negative, got " << getLayer();
   if (getRecordId() != rt::recordId(*stage, getLayer()))
     return emitOpError() << "record_id " << getRecordId()
                          << " does not match stage '" << getStage()
@@ -207,9 +225,11 @@ LogicalResult TraceOp::verify() {
 }
 
 LogicalResult PerturbOp::verify() {
-  auto in = getInput().getType();
+  auto in = getInput().getType(), pos = getPositions().getType();
   if (failed(expectRank(*this, "input", in, 2)) ||
-      failed(expectRank(*this, "positions", getPositions().getType(), 1)))
+      failed(expectRank(*this, "positions", pos, 1)) ||
+      failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
+                       in.getDimSize(0), "one position per row")))
     return failure();
   if (getResult().getType() != in)
     return emitOpError() << "result type " << getResult().getType()
@@ -220,6 +240,9 @@ LogicalResult PerturbOp::verify() {
   if (getFromPosition() < 0)
     return emitOpError() << "from_position must be non-negative, got "
                          << getFromPosition();
+  if (!std::isfinite(getMagnitude().convertToDouble()))
+    return emitOpError() << "magnitude must be finite, got "
+                         << getMagnitude().convertToDouble();
   if (getKind() == "bitflip") {
     double bit = getMagnitude().convertToDouble();
     unsigned width = in.getElementType().getIntOrFloatBitWidth();
@@ -234,6 +257,11 @@ LogicalResult RoundOp::verify() {
   if (getTo() != "f16" && getTo() != "bf16")
     return emitOpError() << "can round to f16 or bf16, not '" << getTo()
                          << "'";
+  Type element = getType().getElementType();
+  if (!element.isF32() && !element.isF64())
+    return emitOpError() << "rounds an f32 or f64 tensor (the storage type "
+                            "is kept), got element type "
+                         << element;
   return success();
 }
 
@@ -242,6 +270,13 @@ LogicalResult RoundOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KernelOp::verify() {
+  if (getCallee().empty())
+    return emitOpError() << "callee must not be empty";
+  for (auto [i, t] : llvm::enumerate(getOuts().getTypes()))
+    if (!isa<RankedTensorType, MemRefType>(t))
+      return emitOpError() << "out #" << i
+                           << " must be a ranked tensor or a memref, got "
+                           << t;
   bool onTensors = llvm::all_of(getOuts().getTypes(), [](Type t) {
     return isa<RankedTensorType>(t);
   });
@@ -249,7 +284,8 @@ LogicalResult KernelOp::verify() {
     return isa<MemRefType>(t);
   });
   if (!onTensors && !onBuffers)
-    return emitOpError() << "outs must be all tensors or all memrefs";
+    return emitOpError() << "outs must be all tensors or all memrefs, got "
+                         << getOuts().getTypes();
   if (onTensors) {
     if (getResults().size() != getOuts().size())
       return emitOpError() << "on tensors, needs one result per out ("
@@ -263,10 +299,9 @@ LogicalResult KernelOp::verify() {
                              << std::get<1>(pair) << " differs from out #"
                              << i << " type " << std::get<0>(pair);
   } else if (!getResults().empty()) {
-    return emitOpError() << "on memrefs, must have no results";
+    return emitOpError() << "on memrefs, must have no results, has "
+                         << getResults().size();
   }
-  if (getCallee().empty())
-    return emitOpError() << "callee must not be empty";
   return success();
 }
 

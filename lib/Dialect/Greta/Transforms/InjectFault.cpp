@@ -13,6 +13,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 
+#include <cmath>
+
 namespace mlir::greta {
 #define GEN_PASS_DEF_INJECTFAULT
 #include "greta/Dialect/Greta/Transforms/Passes.h.inc"
@@ -26,53 +28,103 @@ namespace {
 struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
   using InjectFaultBase::InjectFaultBase;
 
+  /// Checks the options; emits an error on `module` and fails if one is bad.
+  LogicalResult checkOptions(ModuleOp module) {
+    if (stage.empty())
+      return module.emitError()
+             << "greta-inject-fault: option 'stage' is required (one of "
+             << getStageNamesList() << ")";
+    if (!rt::parseStage(stage))
+      return module.emitError()
+             << "greta-inject-fault: unknown stage '" << stage
+             << "' in option 'stage' (expected one of " << getStageNamesList()
+             << ")";
+    if (layer < 0)
+      return module.emitError()
+             << "greta-inject-fault: option 'layer' is required (>= 0), got "
+             << layer;
+    if (kind != "scale" && kind != "offset" && kind != "bitflip")
+      return module.emitError() << "greta-inject-fault: unknown kind '"
+                                << kind
+                                << "' in option 'kind' (expected scale, "
+                                   "offset or bitflip)";
+    if (fromPosition < 0)
+      return module.emitError()
+             << "greta-inject-fault: option 'from-position' must be >= 0, got "
+             << fromPosition;
+    if (!std::isfinite(magnitude))
+      return module.emitError()
+             << "greta-inject-fault: option 'magnitude' must be finite";
+    return success();
+  }
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (!rt::parseStage(stage)) {
-      module.emitError() << "greta-inject-fault: unknown stage '" << stage
-                         << "' in option 'stage'";
+    if (failed(checkOptions(module)))
       return signalPassFailure();
-    }
-    if (layer < 0) {
-      module.emitError()
-          << "greta-inject-fault: option 'layer' is required (>= 0)";
-      return signalPassFailure();
-    }
-    if (kind != "scale" && kind != "offset" && kind != "bitflip") {
-      module.emitError() << "greta-inject-fault: unknown kind '" << kind
-                         << "' (expected scale, offset or bitflip)";
-      return signalPassFailure();
-    }
-    if (fromPosition < 0) {
-      module.emitError() << "greta-inject-fault: from-position must be >= 0";
-      return signalPassFailure();
-    }
 
-    Operation *target = nullptr;
+    SmallVector<Operation *> targets;
     module.walk([&](Operation *op) {
       for (StageAttr tag : getStageTags(op))
         if (tag.getStage() == stage && tag.getLayer() == layer)
-          target = op;
+          targets.push_back(op);
     });
-    if (!target) {
+    if (targets.empty()) {
       module.emitError() << "greta-inject-fault: no value is tagged stage '"
                          << stage << "' at layer " << layer;
       return signalPassFailure();
     }
+    if (targets.size() > 1) {
+      InFlightDiagnostic diag = targets[1]->emitError()
+                                << "greta-inject-fault: stage '" << stage
+                                << "' at layer " << layer
+                                << " tags several values: which one to "
+                                   "perturb is ambiguous";
+      diag.attachNote(targets[0]->getLoc()) << "also tagged here";
+      return signalPassFailure();
+    }
+    Operation *target = targets.front();
+    Value value = target->getResult(0);
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!type || type.getRank() != 2) {
+      target->emitError() << "greta-inject-fault: can perturb a rank-2 "
+                             "tensor (one row per token), the value tagged '"
+                          << stage << "' at layer " << layer << " is "
+                          << value.getType();
+      return signalPassFailure();
+    }
+    if (kind == "bitflip") {
+      unsigned width = type.getElementType().getIntOrFloatBitWidth();
+      if (magnitude < 0 || magnitude >= width ||
+          magnitude != static_cast<double>(static_cast<int64_t>(magnitude))) {
+        module.emitError() << "greta-inject-fault: bitflip magnitude must be "
+                              "a bit index in [0, "
+                           << width << ") for " << type.getElementType()
+                           << ", got " << magnitude;
+        return signalPassFailure();
+      }
+    }
     auto func = target->getParentOfType<func::FuncOp>();
+    if (!func) {
+      target->emitError() << "greta-inject-fault: the value tagged '" << stage
+                          << "' at layer " << layer
+                          << " is not inside a func.func";
+      return signalPassFailure();
+    }
     FailureOr<Value> positions = getPositionsArgument(func);
     if (failed(positions))
       return signalPassFailure();
 
     OpBuilder builder(target->getContext());
     builder.setInsertionPointAfter(target);
-    Value value = target->getResult(0);
     auto perturb = PerturbOp::create(
         builder, target->getLoc(), value.getType(), value, *positions,
         builder.getI64IntegerAttr(fromPosition), builder.getStringAttr(kind),
         builder.getF64FloatAttr(magnitude));
-    if (failed(mlir::verify(perturb))) // e.g. a bit index too large
+    if (failed(mlir::verify(perturb))) {
+      perturb->erase();
       return signalPassFailure();
+    }
     value.replaceAllUsesExcept(perturb.getResult(), perturb);
     // The tags name the value the rest of the graph now sees.
     mergeStageTags(target, perturb);

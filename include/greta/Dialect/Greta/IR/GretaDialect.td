@@ -18,15 +18,34 @@ def Greta_Dialect : Dialect {
     `greta.stages` attribute (an array of `#greta.stage<"name", layer>`) on the
     op that produces them; `greta-insert-trace` turns those tags into
     `greta.trace` ops.
+
+    Attributes the dialect verifies wherever they appear:
+
+    - `greta.stages` (on any op, greta's or not): a non-empty array of
+      `#greta.stage` attributes without duplicates, on an op with exactly one
+      result that is a ranked tensor or memref of floats with rank >= 1 (one
+      trace record per row). Layers must be below the enclosing
+      `greta.num_layers`; `embed_out` is tagged layer 0 and `logits` the last
+      layer.
+    - `greta.num_layers` (on the module): a positive integer.
+    - `greta.positions` (unit, on a function argument): marks the token
+      positions argument of a model function; its type must be a 1-D tensor of
+      i32 or i64, and at most one argument of a function carries it.
+
+    Other `greta.*` attributes (model metadata such as `greta.hidden_size`)
+    are accepted as they are.
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::tensor::TensorDialect"];
   let extraClassDeclaration = [{
     /// Name of the discardable attribute holding the stage tags of an op.
     static constexpr ::llvm::StringLiteral getStagesAttrName() { return "greta.stages"; }
     /// Module attribute: number of decoder layers (bounds tag layers).
     static constexpr ::llvm::StringLiteral getNumLayersAttrName() { return "greta.num_layers"; }
+    /// Unit argument attribute marking a model function's token positions.
+    static constexpr ::llvm::StringLiteral getPositionsAttrName() { return "greta.positions"; }
   }];
 }
 

@@ -27,6 +27,21 @@ void addStageTags(Operation *op, ArrayRef<StageAttr> tags);
 /// this so that no tag is ever dropped.
 void mergeStageTags(Operation *from, Operation *to);
 
+/// The layer count of the model `op` belongs to: `greta.num_layers` on the
+/// closest ancestor (or `op` itself) that carries it; nullopt if none does.
+std::optional<int64_t> getNumLayers(Operation *op);
+
+/// Checks that (stage, layer) names a real record of a model with
+/// `numLayers` layers (when known): a known stage, a non-negative layer below
+/// `numLayers`, `embed_out` at layer 0 and `logits` at the last layer.
+/// `what` introduces the pair in messages ("tag", "trace").
+LogicalResult verifyStageAndLayer(function_ref<InFlightDiagnostic()> emitError,
+                                  StringRef stage, int64_t layer,
+                                  std::optional<int64_t> numLayers);
+
+/// The list of every stage name, comma separated, for error messages.
+std::string getStageNamesList();
+
 } // namespace mlir::greta
 
 #endif

@@ -8,8 +8,22 @@ def InsertTrace : Pass<"greta-insert-trace", "::mlir::ModuleOp"> {
   let summary = "Insert a greta.trace after every selected tagged stage";
   let description = [{
     For every op carrying `greta.stages` tags, inserts one `greta.trace` per
-    selected (stage, layer) tag right after the op, in tag order. Idempotent:
-    a (stage, layer) already traced is not traced again.
+    selected (stage, layer) tag right after the op, in tag order. Each trace
+    carries the stage, the layer, the stable record id
+    (`layer * 16 + stage index`, greta/rt/Stages.h), the payload kind and the
+    location of the producing op. Idempotent: a (stage, layer) already traced
+    is not traced again, and the traces that follow an op stay in tag order.
+
+    Options are checked before anything changes: an unknown stage or payload,
+    a negative layer, or a layer at or above the module's `greta.num_layers`
+    fail the pass with an error on the module.
+
+    ```mlir
+    // --greta-insert-trace="stages=attn_out layers=0"
+    %o = greta.linear %a, %w {greta.stages = [#greta.stage<"attn_out", 0>]} : ...
+    greta.trace %o {layer = 0 : i64, payload = #greta<payload hash>,
+                    record_id = 7 : i64, stage = "attn_out"} : tensor<?x256xf32>
+    ```
   }];
   let options = [
     ListOption<"stages", "stages", "std::string",
@@ -24,6 +38,10 @@ def InsertTrace : Pass<"greta-insert-trace", "::mlir::ModuleOp"> {
 
 def StripTrace : Pass<"greta-strip-trace", "::mlir::ModuleOp"> {
   let summary = "Remove every greta.trace";
+  let description = [{
+    Erases every `greta.trace` of the module; the stage tags stay, so
+    `greta-insert-trace` can instrument the graph again with other options.
+  }];
   let dependentDialects = ["::mlir::greta::GretaDialect"];
 }
 
@@ -32,7 +50,15 @@ def InjectFault : Pass<"greta-inject-fault", "::mlir::ModuleOp"> {
   let description = [{
     Validates GRETA's own detectors and lets users rehearse a study: the
     value tagged (stage, layer) is replaced by a perturbed copy for every row
-    whose position is >= from-position. Traces of that stage see the fault.
+    whose position is >= from-position. The value's stage tags move to the
+    `greta.perturb`, so traces of that stage (inserted before or after this
+    pass) record the fault. The model function needs an argument marked
+    `greta.positions`. Exactly one op may carry the (stage, layer) tag.
+
+    Errors (on the module or on the tagged op): unknown stage, missing or
+    negative layer, unknown kind, negative from-position, a bitflip index not
+    below the element width, no value or several values tagged (stage, layer),
+    no positions argument.
   }];
   let options = [
     Option<"stage", "stage", "std::string", "\"\"", "Stage to perturb">,
@@ -52,15 +78,41 @@ def InjectFault : Pass<"greta-inject-fault", "::mlir::ModuleOp"> {
 def ConvertPrecision : Pass<"greta-convert-precision", "::mlir::ModuleOp"> {
   let summary = "Run the graph in f64 (reference) or emulate f16/bf16";
   let description = [{
-    `precision=f64` rewrites every f32 tensor of the graph to f64 (parameters
-    are converted on load). `precision=f16|bf16` keeps f32 storage and rounds
-    every op's result to the target type, emulating a half-precision engine on
-    the CPU.
+    `precision=f64` rewrites every f32 tensor type of the graph to f64:
+    function signatures, block arguments, op results and dense f32 constants
+    (parameters are converted on load). `precision=f16|bf16` keeps f32 storage
+    and inserts a `greta.round` after every greta compute op and every tagged
+    op that produces an f32/f64 tensor, emulating a half-precision engine on
+    the CPU; the stage tags move to the round so traces see rounded values.
+    `precision=f32` changes nothing. Both modes are idempotent.
   }];
   let options = [
     Option<"precision", "precision", "std::string", "\"f32\"",
            "f32 | f64 | f16 | bf16">,
   ];
+  let dependentDialects = ["::mlir::greta::GretaDialect"];
+}
+
+def MergeDuplicateStages
+    : Pass<"greta-merge-duplicate-stages", "::mlir::ModuleOp"> {
+  let summary = "CSE of two tagged ops merges their tags";
+  let description = [{
+    MLIR's `--cse` compares discardable attributes, so two ops identical but
+    for their `greta.stages` tags are both kept. This pass merges ops that are
+    equivalent when `greta.stages` is ignored (same name, operands, result
+    types, properties and other attributes; no memory effects; no regions):
+    the later op is replaced by the earlier one when the earlier dominates it,
+    and the tag sets are united (the kept op's tags first, then the new ones;
+    never dropping one). Locations are ignored, the kept op keeps its own.
+
+    ```mlir
+    %a = greta.add %x, %y {greta.stages = [#greta.stage<"mlp_out", 0>]} : ...
+    %b = greta.add %x, %y {greta.stages = [#greta.stage<"residual_post_mlp", 0>]} : ...
+    // becomes
+    %a = greta.add %x, %y {greta.stages = [#greta.stage<"mlp_out", 0>,
+                                           #greta.stage<"residual_post_mlp", 0>]} : ...
+    ```
+  }];
   let dependentDialects = ["::mlir::greta::GretaDialect"];
 }
 
