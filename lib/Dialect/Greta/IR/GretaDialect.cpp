@@ -83,6 +83,30 @@ StageAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return verifyStageAndLayer(emitError, stage, layer, std::nullopt);
 }
 
+//===----------------------------------------------------------------------===//
+// Payload: `#greta<payload hash>`, with a specific error for a bad keyword
+//===----------------------------------------------------------------------===//
+
+Attribute PayloadAttr::parse(AsmParser &parser, Type) {
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (failed(parser.parseKeyword(&keyword))) {
+    parser.emitError(loc, "expected a payload kind: hash, stats or full");
+    return {};
+  }
+  std::optional<Payload> value = symbolizePayload(keyword);
+  if (!value) {
+    parser.emitError(loc) << "unknown payload '" << keyword
+                          << "' (expected hash, stats or full)";
+    return {};
+  }
+  return PayloadAttr::get(parser.getContext(), *value);
+}
+
+void PayloadAttr::print(AsmPrinter &printer) const {
+  printer << ' ' << stringifyPayload(getValue());
+}
+
 std::optional<int64_t> mlir::greta::getNumLayers(Operation *op) {
   for (Operation *p = op; p; p = p->getParentOp())
     if (auto attr = p->getAttrOfType<IntegerAttr>(
@@ -106,22 +130,22 @@ static LogicalResult verifyStagesAttr(Operation *op, Attribute value) {
   StringRef name = GretaDialect::getStagesAttrName();
   auto array = dyn_cast<ArrayAttr>(value);
   if (!array)
-    return op->emitError() << "'" << name
+    return op->emitOpError() << "'" << name
                            << "' must be an array of #greta.stage attributes, "
                               "got "
                            << value;
   if (array.empty())
-    return op->emitError() << "'" << name
+    return op->emitOpError() << "'" << name
                            << "' must not be empty (remove the attribute "
                               "instead)";
   if (op->getNumResults() != 1)
-    return op->emitError() << "'" << name
+    return op->emitOpError() << "'" << name
                            << "' tags a value: the op must have exactly one "
                               "result, it has "
                            << op->getNumResults();
   Type type = op->getResult(0).getType();
   if (!isTraceableType(type))
-    return op->emitError() << "'" << name
+    return op->emitOpError() << "'" << name
                            << "' tags a traced value: the result must be a "
                               "ranked tensor or memref of floats with rank >= "
                               "1 (one record per row), got "
@@ -130,15 +154,15 @@ static LogicalResult verifyStagesAttr(Operation *op, Attribute value) {
   for (auto [i, a] : llvm::enumerate(array)) {
     auto tag = dyn_cast<StageAttr>(a);
     if (!tag)
-      return op->emitError() << "'" << name << "' element #" << i
+      return op->emitOpError() << "'" << name << "' element #" << i
                              << " must be a #greta.stage attribute, got " << a;
-    auto emit = [&] { return op->emitError(); };
+    auto emit = [&] { return op->emitOpError(); };
     if (failed(verifyStageAndLayer(emit, tag.getStage(), tag.getLayer(),
                                    numLayers)))
       return failure();
     for (Attribute earlier : array.getValue().take_front(i))
       if (earlier == a)
-        return op->emitError() << "'" << name << "' holds " << a
+        return op->emitOpError() << "'" << name << "' holds " << a
                                << " twice";
   }
   return success();
@@ -149,7 +173,7 @@ LogicalResult GretaDialect::verifyOperationAttribute(Operation *op,
   if (attr.getName() == getNumLayersAttrName()) {
     auto n = dyn_cast<IntegerAttr>(attr.getValue());
     if (!n || n.getType().isInteger(1) || n.getInt() <= 0)
-      return op->emitError() << "'" << getNumLayersAttrName()
+      return op->emitOpError() << "'" << getNumLayersAttrName()
                              << "' must be a positive integer, got "
                              << attr.getValue();
     return success();
@@ -157,7 +181,7 @@ LogicalResult GretaDialect::verifyOperationAttribute(Operation *op,
   if (attr.getName() == getStagesAttrName())
     return verifyStagesAttr(op, attr.getValue());
   if (attr.getName() == getPositionsAttrName())
-    return op->emitError() << "'" << getPositionsAttrName()
+    return op->emitOpError() << "'" << getPositionsAttrName()
                            << "' marks a function argument (the token "
                               "positions), not an op";
   // Other greta.* attributes are model metadata (greta.hidden_size, ...).
@@ -171,26 +195,26 @@ LogicalResult GretaDialect::verifyRegionArgAttribute(Operation *op,
   if (attr.getName() != getPositionsAttrName())
     return success();
   if (!isa<UnitAttr>(attr.getValue()))
-    return op->emitError() << "'" << getPositionsAttrName()
+    return op->emitOpError() << "'" << getPositionsAttrName()
                            << "' must be a unit attribute, got "
                            << attr.getValue();
   auto func = dyn_cast<FunctionOpInterface>(op);
   if (!func)
-    return op->emitError() << "'" << getPositionsAttrName()
+    return op->emitOpError() << "'" << getPositionsAttrName()
                            << "' marks an argument of a function";
   Type type = func.getArgumentTypes()[argIndex];
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor || tensor.getRank() != 1 ||
       !(tensor.getElementType().isSignlessInteger(64) ||
         tensor.getElementType().isSignlessInteger(32)))
-    return op->emitError() << "argument #" << argIndex << " marked '"
+    return op->emitOpError() << "argument #" << argIndex << " marked '"
                            << getPositionsAttrName()
                            << "' must be a 1-D tensor of i64 or i32 (one "
                               "position per token), got "
                            << type;
   for (unsigned i = 0; i < argIndex; ++i)
     if (func.getArgAttr(i, getPositionsAttrName()))
-      return op->emitError() << "arguments #" << i << " and #" << argIndex
+      return op->emitOpError() << "arguments #" << i << " and #" << argIndex
                              << " are both marked '" << getPositionsAttrName()
                              << "': a function has one positions argument";
   return success();

@@ -10,6 +10,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
+#include "llvm/Support/Format.h"
 
 #include <cmath>
 
@@ -21,6 +22,12 @@ namespace {
 /// Two dims are compatible when equal or when either is dynamic.
 bool dimsCompatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+/// A double as a user wrote it: 1e-05, 32, 1.5, inf, nan.
+std::string fmt(double v) {
+  std::string s;
+  llvm::raw_string_ostream(s) << llvm::format("%g", v);
+  return s;
 }
 std::string dimStr(int64_t d) {
   return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
@@ -53,7 +60,7 @@ LogicalResult expectPositiveFinite(Operation *op, StringRef what,
   double v = value.convertToDouble();
   if (!std::isfinite(v) || !(v > 0.0))
     return op->emitOpError() << what << " must be positive and finite, got "
-                             << v;
+                             << fmt(v);
   return success();
 }
 } // namespace
@@ -139,7 +146,7 @@ LogicalResult RoPEOp::verify() {
   if (getResult().getType() != in)
     return emitOpError() << "result type " << getResult().getType()
                          << " must equal the input type " << in;
-  int64_t d = getHeadDim();
+  int64_t d = getHeadDimAttr().getInt();
   if (d <= 0 || d % 2)
     return emitOpError() << "head_dim must be positive and even (rotate-half "
                             "pairs column i with i + head_dim/2), got "
@@ -169,7 +176,8 @@ LogicalResult AttentionOp::verify() {
       failed(expectSameElementType(*this, "k", k, q)) ||
       failed(expectSameElementType(*this, "v", v, q)))
     return failure();
-  int64_t h = getNumHeads(), kvh = getNumKvHeads(), d = getHeadDim();
+  int64_t h = getNumHeadsAttr().getInt(), kvh = getNumKvHeadsAttr().getInt(),
+          d = getHeadDimAttr().getInt();
   if (h <= 0 || kvh <= 0 || d <= 0)
     return emitOpError() << "num_heads (" << h << "), num_kv_heads (" << kvh
                          << ") and head_dim (" << d << ") must be positive";
@@ -199,23 +207,27 @@ LogicalResult AttentionOp::verify() {
                          << " must equal the q type " << q;
   if (failed(expectPositiveFinite(*this, "scale", getScale())))
     return failure();
-  if (getCacheSlot() < 0)
+  // ODS returns I64Attr values as uint64_t: read them signed.
+  if (getCacheSlotAttr().getInt() < 0)
     return emitOpError() << "cache_slot must be non-negative, got "
-                         << getCacheSlot();
+                         << getCacheSlotAttr().getInt();
   return success();
 }
 
 LogicalResult TraceOp::verify() {
+  // ODS returns I64Attr values as uint64_t: read them signed.
+  int64_t layer = getLayerAttr().getInt();
+  int64_t recordId = getRecordIdAttr().getInt();
   if (failed(verifyStageAndLayer([&] { return emitOpError(); }, getStage(),
-                                 getLayer(), getNumLayers(*this))))
+                                 layer, getNumLayers(*this))))
     return failure();
   std::optional<rt::Stage> stage = rt::parseStage(
       std::string_view(getStage().data(), getStage().size()));
-  if (getRecordId() != rt::recordId(*stage, getLayer()))
-    return emitOpError() << "record_id " << getRecordId()
+  if (recordId != rt::recordId(*stage, layer))
+    return emitOpError() << "record_id " << recordId
                          << " does not match stage '" << getStage()
-                         << "' at layer " << getLayer() << " (expected "
-                         << rt::recordId(*stage, getLayer()) << ")";
+                         << "' at layer " << layer << " (expected "
+                         << rt::recordId(*stage, layer) << ")";
   auto type = cast<ShapedType>(getInput().getType());
   if (type.getRank() < 1)
     return emitOpError() << "traced value must have rank >= 1 (one record per "
@@ -237,18 +249,18 @@ LogicalResult PerturbOp::verify() {
   if (getKind() != "scale" && getKind() != "offset" && getKind() != "bitflip")
     return emitOpError() << "unknown fault kind '" << getKind()
                          << "' (expected scale, offset or bitflip)";
-  if (getFromPosition() < 0)
+  if (getFromPositionAttr().getInt() < 0)
     return emitOpError() << "from_position must be non-negative, got "
-                         << getFromPosition();
+                         << getFromPositionAttr().getInt();
   if (!std::isfinite(getMagnitude().convertToDouble()))
     return emitOpError() << "magnitude must be finite, got "
-                         << getMagnitude().convertToDouble();
+                         << fmt(getMagnitude().convertToDouble());
   if (getKind() == "bitflip") {
     double bit = getMagnitude().convertToDouble();
     unsigned width = in.getElementType().getIntOrFloatBitWidth();
     if (bit < 0 || bit >= width || bit != static_cast<int64_t>(bit))
       return emitOpError() << "bitflip magnitude must be a bit index in [0, "
-                           << width << "), got " << bit;
+                           << width << "), got " << fmt(bit);
   }
   return success();
 }

@@ -64,7 +64,12 @@ def Greta_Payload : I32EnumAttr<"Payload", "what a trace record carries", [
   let cppNamespace = "::mlir::greta";
   let genSpecializedAttr = 0;
 }
-def Greta_PayloadAttr : EnumAttr<Greta_Dialect, Greta_Payload, "payload">;
+def Greta_PayloadAttr : EnumAttr<Greta_Dialect, Greta_Payload, "payload"> {
+  // Printed `#greta<payload hash>`; parsed by hand so that a bad kind gets
+  // "unknown payload 'x' (expected hash, stats or full)".
+  let assemblyFormat = ?;
+  let hasCustomAssemblyFormat = 1;
+}
 
 def Greta_StageAttr : AttrDef<Greta_Dialect, "Stage"> {
   let mnemonic = "stage";
