@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -470,6 +471,14 @@ FileTraceWriter::make(const std::string &dir, const Manifest &manifest,
   w->dir_ = dir;
   w->manifest_ = manifest;
   w->manifest_.formatVersion = kTraceFormatVersion;
+  if (w->manifest_.createdAt.empty()) {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    char buf[32];
+    gmtime_r(&now, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    w->manifest_.createdAt = buf;
+  }
   std::string lockPath = dir + "/.lock";
   w->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (w->lockFd_ < 0)

@@ -357,3 +357,64 @@ TEST(Trace, DTypeNames) {
 }
 
 } // namespace
+
+#ifdef GRETA_SOURCE_DIR
+#include <nlohmann/json.hpp>
+namespace {
+// python/greta_trace.py reads what the C++ writer wrote, tail included.
+TEST(Trace, PythonReaderAgrees) {
+  // The first python3 with numpy (pyenv's may lack it; Debian's has it).
+  std::string py;
+  for (const char *cand : {"python3", "/usr/bin/python3"})
+    if (std::system((std::string(cand) +
+                     " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) {
+      py = cand;
+      break;
+    }
+  if (py.empty())
+    GTEST_SKIP() << "no python3 with numpy";
+  TempDir tmp;
+  std::string dir = writeTrace(tmp.path() + "/t", 9);
+  std::string full = readFile(dir + "/records.bin");
+  writeFile(dir + "/records.bin", full.substr(0, full.size() - 5));
+  std::string err;
+  auto tc = readTrace(dir, err);
+  ASSERT_TRUE(tc) << err;
+  std::string out = tmp.path() + "/out.jsonl";
+  std::string cmd = py + " " + GRETA_SOURCE_DIR +
+                    "/python/greta_trace.py --json '" + dir + "' > '" + out +
+                    "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::istringstream lines(readFile(out));
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  auto head = nlohmann::json::parse(line);
+  EXPECT_EQ(head["stop_reason"], tc->stopReason);
+  EXPECT_EQ(head["valid_bytes"], tc->validBytes);
+  EXPECT_EQ(head["manifest"]["model"], "llama-tiny");
+  size_t i = 0;
+  while (std::getline(lines, line)) {
+    ASSERT_LT(i, tc->records.size());
+    auto j = nlohmann::json::parse(line);
+    const Record &r = tc->records[i++];
+    EXPECT_EQ(j["stage"], std::string(stageName(r.stage)));
+    EXPECT_EQ(j["layer"], r.layer);
+    EXPECT_EQ(j["position"], r.position);
+    EXPECT_EQ(j["sha256"], r.sha256Hex());
+    EXPECT_EQ(j["nz_count"], r.nzCount);
+    EXPECT_EQ(j["top5"].get<std::vector<int32_t>>(), r.top5);
+    if (r.payload == Payload::Full)
+      EXPECT_EQ(j["values"].get<std::vector<double>>(), r.valuesAsDouble());
+    else
+      EXPECT_TRUE(j["values"].is_null());
+  }
+  EXPECT_EQ(i, tc->records.size());
+  EXPECT_EQ(i, 8u);
+  // Errors are reported, not raised as tracebacks: exit code 2.
+  cmd = py + " " + GRETA_SOURCE_DIR +
+        "/python/greta_trace.py '" + tmp.path() + "' 2>/dev/null";
+  int rc = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2) << rc;
+}
+} // namespace
+#endif
