@@ -1,0 +1,680 @@
+//===- greta-run.cpp - Run a greta model on a prompt, write a trace -*- C++ -*-===//
+//
+// Parses a greta model, applies the user's pipeline, instruments every stage
+// of every layer (the runtime filter chooses what is recorded, so bisection
+// steps never recompile), lowers with greta-lower-to-cpu and JITs the result
+// with MLIR's ExecutionEngine at O2. Compiled objects are cached by a digest
+// of the IR after the user's pipeline, the precision and the tool itself; a
+// hit loads the object straight into an ORC JIT and skips the lowering.
+//
+// Exit codes: 0 ok, 2 error (every error names its culprit).
+//
+//===----------------------------------------------------------------------===//
+#include "greta/Conversion/Passes.h"
+#include "greta/Dialect/Greta/IR/GretaDialect.h"
+#include "greta/Dialect/Greta/Transforms/Passes.h"
+#include "greta/InitAll.h"
+#include "greta/rt/CInterface.h"
+#include "greta/rt/Filter.h"
+#include "greta/rt/Prompt.h"
+#include "greta/rt/Session.h"
+#include "greta/rt/Trace.h"
+#include "greta/rt/Weights.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/RTDyldObjectLinkingLayer.h"
+#include "llvm/ExecutionEngine/SectionMemoryManager.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <numeric>
+#include <set>
+
+#ifndef GRETA_VERSION
+#define GRETA_VERSION "unknown"
+#endif
+
+using namespace mlir;
+namespace cl = llvm::cl;
+namespace rt = ::greta::rt;
+
+//===----------------------------------------------------------------------===//
+// Command line
+//===----------------------------------------------------------------------===//
+
+static cl::OptionCategory runCat("greta-run options");
+
+static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<MODEL.mlir>"),
+                                      cl::Required, cl::cat(runCat));
+static cl::opt<std::string>
+    weightsPath("weights", cl::desc("safetensors file with the HF weights"),
+                cl::value_desc("file"), cl::Required, cl::cat(runCat));
+static cl::opt<std::string>
+    promptPath("prompt",
+               cl::desc("Prompt: token ids (JSON array or one per line)"),
+               cl::value_desc("file"), cl::Required, cl::cat(runCat));
+static cl::opt<std::string>
+    traceDir("trace-dir",
+             cl::desc("Write a trace here (without it nothing is traced)"),
+             cl::value_desc("dir"), cl::cat(runCat));
+static cl::opt<bool> overwrite("overwrite",
+                               cl::desc("Replace a trace already in --trace-dir"),
+                               cl::cat(runCat));
+static cl::opt<std::string>
+    layersOpt("layers", cl::desc("Layers to record: 0,1,4-8 or all (default)"),
+              cl::value_desc("list"), cl::cat(runCat));
+static cl::opt<std::string>
+    stagesOpt("stages",
+              cl::desc("Stages to record: names (embed_out, attn_out, ...) or "
+                       "all (default)"),
+              cl::value_desc("list"), cl::cat(runCat));
+static cl::opt<std::string> positionsOpt(
+    "positions",
+    cl::desc("Token positions to record: 826,700-826,last or all (default)"),
+    cl::value_desc("list"), cl::cat(runCat));
+static cl::opt<std::string>
+    payloadOpt("payload",
+               cl::desc("What a record carries: hash (default), stats, full"),
+               cl::value_desc("kind"), cl::cat(runCat));
+static cl::opt<std::string>
+    precisionOpt("precision",
+                 cl::desc("f32 (default), f64 (reference), f16 or bf16 "
+                          "(emulated in f32)"),
+                 cl::init("f32"), cl::cat(runCat));
+static cl::opt<int64_t>
+    chunkOpt("chunk",
+             cl::desc("Prefill in chunks of N tokens through the KV cache "
+                      "(default: the whole prompt in one call)"),
+             cl::value_desc("N"), cl::init(0), cl::cat(runCat));
+static cl::opt<std::string> pipelineOpt(
+    "pass-pipeline",
+    cl::desc("Extra passes applied to the model first, e.g. "
+             "'greta-inject-fault{stage=attn_out layer=2 from-position=10}'"),
+    cl::value_desc("pipeline"), cl::cat(runCat));
+static cl::opt<std::string>
+    cacheDirOpt("cache-dir",
+                cl::desc("Compiled-object cache (default $XDG_CACHE_HOME/greta "
+                         "or ~/.cache/greta)"),
+                cl::value_desc("dir"), cl::cat(runCat));
+static cl::opt<bool> noCache("no-cache",
+                             cl::desc("Neither read nor write the cache"),
+                             cl::cat(runCat));
+static cl::opt<bool> timing("timing",
+                            cl::desc("Print compile, weight-load and forward "
+                                     "times"),
+                            cl::cat(runCat));
+static cl::opt<bool> jsonOut("json", cl::desc("Print the result as JSON"),
+                             cl::cat(runCat));
+static cl::opt<bool>
+    printLogits("print-logits",
+                cl::desc("Print every logit of the last position as a hex "
+                         "float (bit-exact comparisons)"),
+                cl::cat(runCat));
+static cl::opt<std::string>
+    dumpLLVM("dump-llvm-ir",
+             cl::desc("Write the LLVM-dialect module here (cache misses only)"),
+             cl::value_desc("file"), cl::cat(runCat), cl::Hidden);
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+/// Prints `greta-run: error: <message>` and returns the error exit code.
+int fail(const llvm::Twine &message) {
+  llvm::errs() << "greta-run: error: " << message << "\n";
+  return 2;
+}
+
+std::string sha256Hex(llvm::ArrayRef<uint8_t> bytes) {
+  std::array<uint8_t, 32> digest = llvm::SHA256::hash(bytes);
+  return llvm::toHex(digest, /*LowerCase=*/true);
+}
+std::string sha256Hex(llvm::StringRef text) {
+  return sha256Hex(llvm::ArrayRef<uint8_t>(
+      reinterpret_cast<const uint8_t *>(text.data()), text.size()));
+}
+
+/// Digest of this executable: a rebuilt greta-run (new lowering) never reuses
+/// objects compiled by an older one, whatever its version string says.
+std::string toolDigest(const char *argv0) {
+  std::string exe = llvm::sys::fs::getMainExecutable(
+      argv0, reinterpret_cast<void *>(&toolDigest));
+  auto buffer = llvm::MemoryBuffer::getFile(exe);
+  if (!buffer)
+    return "unknown";
+  return sha256Hex((*buffer)->getBuffer());
+}
+
+std::string defaultCacheDir() {
+  if (std::optional<std::string> xdg =
+          llvm::sys::Process::GetEnv("XDG_CACHE_HOME"))
+    if (!xdg->empty())
+      return (*xdg + "/greta");
+  if (std::optional<std::string> home = llvm::sys::Process::GetEnv("HOME"))
+    return (*home + "/.cache/greta");
+  return "";
+}
+
+std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
+  if (auto a = module->getAttrOfType<IntegerAttr>(name))
+    return a.getInt();
+  return std::nullopt;
+}
+
+/// The result of @forward: a 2-D memref descriptor (MLIR's
+/// StridedMemRefType<T, 2>, redeclared by the runtime).
+template <typename T> using Logits = GRETA_MEMREF(T, 2);
+using IdsRef = GRETA_MEMREF(int64_t, 1);
+
+template <typename T>
+using ForwardFn = void (*)(Logits<T> *, IdsRef *, IdsRef *);
+
+struct Compiled {
+  // One of the two owns the code.
+  std::unique_ptr<ExecutionEngine> engine;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  void *forward = nullptr;
+  bool cacheHit = false;
+  std::string cachePath;
+};
+
+/// Loads a cached object into an ORC JIT (the same RTDyld linking layer the
+/// ExecutionEngine uses); process symbols (the runtime) resolve by default.
+llvm::Expected<std::unique_ptr<llvm::orc::LLJIT>>
+loadObject(std::unique_ptr<llvm::MemoryBuffer> object) {
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb)
+    return jtmb.takeError();
+  auto jit =
+      llvm::orc::LLJITBuilder()
+          .setJITTargetMachineBuilder(std::move(*jtmb))
+          .setObjectLinkingLayerCreator([](llvm::orc::ExecutionSession &es) {
+            return std::make_unique<llvm::orc::RTDyldObjectLinkingLayer>(
+                es, [](const llvm::MemoryBuffer &) {
+                  return std::make_unique<llvm::SectionMemoryManager>();
+                });
+          })
+          .create();
+  if (!jit)
+    return jit.takeError();
+  if (llvm::Error err = (*jit)->addObjectFile(std::move(object)))
+    return std::move(err);
+  return std::move(*jit);
+}
+
+/// The top-5 (token, logit) of one row, highest first; ties by lower id.
+template <typename T>
+std::vector<std::pair<int64_t, double>> top5(const T *row, int64_t n) {
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  int64_t k = std::min<int64_t>(5, n);
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int64_t a, int64_t b) {
+                      return row[a] > row[b] || (row[a] == row[b] && a < b);
+                    });
+  std::vector<std::pair<int64_t, double>> out;
+  for (int64_t i = 0; i < k; ++i)
+    out.push_back({ids[i], static_cast<double>(row[ids[i]])});
+  return out;
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// The run
+//===----------------------------------------------------------------------===//
+
+namespace {
+class Runner {
+public:
+  explicit Runner(const char *argv0) : argv0(argv0) {}
+  int run();
+
+private:
+  int compile(ModuleOp module, const std::string &irAfterUser);
+  template <typename T> int execute();
+
+  const char *argv0;
+  MLIRContext *context = nullptr;
+  Compiled compiled;
+  std::vector<int64_t> tokens;
+  std::unique_ptr<rt::Session> session;
+  std::unique_ptr<rt::TraceWriter> writer;
+  rt::Filter filter;
+  std::string modelName;
+  double compileSeconds = 0, loadSeconds = 0, forwardSeconds = 0;
+  int64_t calls = 0;
+  std::vector<std::pair<int64_t, double>> best;
+  std::string logitsDigest;
+  std::vector<std::string> logitsHex;
+  int64_t vocab = 0;
+};
+} // namespace
+
+int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
+  auto start = Clock::now();
+  // Key: the IR after the user's pipeline, the precision, this tool (and the
+  // host CPU the O2 code is tuned for).
+  std::string keyText = irAfterUser;
+  keyText += "\nprecision=" + precisionOpt;
+  keyText += "\ntool=" GRETA_VERSION " " + toolDigest(argv0);
+  keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
+  std::string key = sha256Hex(keyText);
+
+  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  bool useCache = !noCache && !cacheDir.empty();
+  if (useCache)
+    compiled.cachePath = cacheDir + "/" + key + ".o";
+
+  if (useCache && llvm::sys::fs::exists(compiled.cachePath)) {
+    auto buffer = llvm::MemoryBuffer::getFile(compiled.cachePath);
+    if (buffer) {
+      auto jit = loadObject(std::move(*buffer));
+      if (jit) {
+        auto sym = (*jit)->lookup("_mlir_ciface_forward");
+        if (sym) {
+          compiled.jit = std::move(*jit);
+          compiled.forward = sym->toPtr<void *>();
+          compiled.cacheHit = true;
+          compileSeconds = secondsSince(start);
+          return 0;
+        }
+        llvm::consumeError(sym.takeError());
+      } else {
+        llvm::consumeError(jit.takeError());
+      }
+    }
+    // A damaged cache entry is recompiled (and replaced), never fatal.
+    llvm::errs() << "greta-run: warning: ignoring unreadable cached object "
+                 << compiled.cachePath << "\n";
+  }
+
+  PassManager pm(context);
+  mlir::greta::buildLowerToCPUPipeline(pm);
+  if (failed(pm.run(module)))
+    return fail("lowering " + modelPath + " to LLVM failed (see the "
+                "diagnostics above)");
+  if (!dumpLLVM.empty()) {
+    std::string error;
+    auto out = openOutputFile(dumpLLVM, &error);
+    if (!out)
+      return fail("cannot write --dump-llvm-ir file: " + error);
+    module.print(out->os());
+    out->keep();
+  }
+
+  ExecutionEngineOptions options;
+  auto transformer = makeOptimizingTransformer(/*optLevel=*/2,
+                                               /*sizeLevel=*/0,
+                                               /*targetMachine=*/nullptr);
+  options.transformer = transformer;
+  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default; // O2
+  options.enableObjectDump = useCache;
+  options.enableGDBNotificationListener = false;
+  options.enablePerfNotificationListener = false;
+  auto engine = ExecutionEngine::create(module, options);
+  if (!engine)
+    return fail("JIT compilation failed: " +
+                llvm::toString(engine.takeError()));
+  auto sym = (*engine)->lookup("_mlir_ciface_forward");
+  if (!sym)
+    return fail("the compiled model has no _mlir_ciface_forward (is @forward "
+                "public?): " +
+                llvm::toString(sym.takeError()));
+  compiled.engine = std::move(*engine);
+  compiled.forward = *sym;
+
+  if (useCache) {
+    // Write to a temporary name, then rename: a concurrent run never reads
+    // half an object.
+    std::error_code ec = llvm::sys::fs::create_directories(cacheDir);
+    std::string tmp = compiled.cachePath + ".tmp." +
+                      std::to_string(llvm::sys::Process::getProcessId());
+    if (!ec) {
+      compiled.engine->dumpToObjectFile(tmp);
+      if (llvm::sys::fs::exists(tmp))
+        ec = llvm::sys::fs::rename(tmp, compiled.cachePath);
+      else
+        ec = std::make_error_code(std::errc::io_error);
+    }
+    if (ec) {
+      llvm::sys::fs::remove(tmp);
+      llvm::errs() << "greta-run: warning: cannot write the compiled-object "
+                      "cache in "
+                   << cacheDir << ": " << ec.message()
+                   << " (the run goes on)\n";
+    }
+  }
+  compileSeconds = secondsSince(start);
+  return 0;
+}
+
+template <typename T> int Runner::execute() {
+  auto forward = reinterpret_cast<ForwardFn<T>>(compiled.forward);
+  int64_t n = static_cast<int64_t>(tokens.size());
+  int64_t chunk = chunkOpt > 0 ? chunkOpt.getValue() : n;
+  std::vector<int64_t> positions(n);
+  std::iota(positions.begin(), positions.end(), 0);
+
+  auto start = Clock::now();
+  std::vector<T> lastRow;
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    int64_t len = std::min(chunk, n - begin);
+    IdsRef ids{tokens.data(), tokens.data() + begin, 0, {len}, {1}};
+    IdsRef pos{positions.data(), positions.data() + begin, 0, {len}, {1}};
+    session->setPositions(
+        std::vector<int64_t>(positions.begin() + begin,
+                             positions.begin() + begin + len));
+    Logits<T> out{};
+    forward(&out, &ids, &pos);
+    ++calls;
+    bool flushed = session->endCall();
+    // The model returns its logits buffer to the caller (ownership-based
+    // deallocation ABI): free it once the last row is copied.
+    if (out.sizes[0] == len && out.sizes[1] > 0) {
+      vocab = out.sizes[1];
+      const T *row = out.data + out.offset + (len - 1) * out.strides[0];
+      lastRow.assign(vocab, T());
+      for (int64_t j = 0; j < vocab; ++j)
+        lastRow[j] = row[j * out.strides[1]];
+    }
+    free(out.basePtr);
+    if (!session->error().empty() || !flushed)
+      return fail("run stopped at positions [" + llvm::Twine(begin) + ", " +
+                  llvm::Twine(begin + len) + "): " + session->error() +
+                  (writer ? " (the records written before this error are "
+                            "kept in " +
+                                traceDir + ")"
+                          : ""));
+  }
+  forwardSeconds = secondsSince(start);
+  if (lastRow.empty())
+    return fail("the model returned no logits for the last position");
+  best = top5(lastRow.data(), vocab);
+  logitsDigest = sha256Hex(llvm::ArrayRef<uint8_t>(
+      reinterpret_cast<const uint8_t *>(lastRow.data()),
+      lastRow.size() * sizeof(T)));
+  if (printLogits)
+    for (T v : lastRow)
+      logitsHex.push_back(llvm::formatv("{0}", llvm::format("%a",
+                                                static_cast<double>(v)))
+                              .str());
+  return 0;
+}
+
+int Runner::run() {
+  // Cheap checks first: a bad option fails before anything is compiled.
+  if (precisionOpt != "f32" && precisionOpt != "f64" && precisionOpt != "f16" &&
+      precisionOpt != "bf16")
+    return fail("--precision must be f32, f64, f16 or bf16, got '" +
+                precisionOpt + "'");
+  if (chunkOpt < 0)
+    return fail("--chunk must be a positive number of tokens, got " +
+                llvm::Twine(chunkOpt.getValue()));
+  std::string error;
+  if (!layersOpt.empty() && !rt::Filter::parseLayers(layersOpt, filter, error))
+    return fail("--layers: " + error);
+  if (!stagesOpt.empty() && !rt::Filter::parseStages(stagesOpt, filter, error))
+    return fail("--stages: " + error);
+  if (!positionsOpt.empty() &&
+      !rt::Filter::parsePositions(positionsOpt, filter, error))
+    return fail("--positions: " + error);
+  if (!payloadOpt.empty() &&
+      !rt::Filter::parsePayload(payloadOpt, filter, error))
+    return fail("--payload: " + error);
+
+  // The model.
+  DialectRegistry registry;
+  ::greta::registerAllDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  MLIRContext ctx(registry);
+  context = &ctx;
+  std::string fileError;
+  auto file = openInputFile(modelPath, &fileError);
+  if (!file)
+    return fail("cannot read model " + modelPath + ": " + fileError);
+  std::string modelText = file->getBuffer().str();
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+  if (!module)
+    return fail("cannot parse model " + modelPath + " (see above)");
+  if (!module->lookupSymbol<func::FuncOp>("forward"))
+    return fail("model " + modelPath + " has no func.func @forward");
+  modelName = llvm::sys::path::stem(modelPath).str();
+  if (auto name = (*module)->getAttrOfType<StringAttr>("greta.model"))
+    modelName = name.str();
+
+  // The user's passes.
+  if (!pipelineOpt.empty()) {
+    PassManager pm(&ctx);
+    std::string pipeError;
+    llvm::raw_string_ostream errStream(pipeError);
+    if (failed(parsePassPipeline(pipelineOpt, pm, errStream)))
+      return fail("--pass-pipeline '" + pipelineOpt + "': " + pipeError);
+    if (failed(pm.run(*module)))
+      return fail("--pass-pipeline '" + pipelineOpt + "' failed on " +
+                  modelPath + " (see above)");
+  }
+  std::string irAfterUser;
+  {
+    llvm::raw_string_ostream os(irAfterUser);
+    module->print(os);
+  }
+
+  // Parameters the compiled code will ask for: names and shapes.
+  std::vector<rt::ParamSpec> params;
+  std::set<std::string> seen;
+  module->walk([&](mlir::greta::ParamOp p) {
+    if (!seen.insert(p.getName().str()).second)
+      return;
+    auto shape = p.getType().getShape();
+    params.push_back({p.getName().str(), {shape.begin(), shape.end()}});
+  });
+
+  // The prompt, checked against the model's limits.
+  auto prompt = rt::readPrompt(promptPath, error);
+  if (!prompt)
+    return fail(error);
+  tokens = std::move(*prompt);
+  if (tokens.empty())
+    return fail("prompt " + promptPath + " has no tokens");
+  if (auto v = intAttr(*module, "greta.vocab_size"))
+    for (size_t i = 0; i < tokens.size(); ++i)
+      if (tokens[i] < 0 || tokens[i] >= *v)
+        return fail("prompt " + promptPath + ": token id " +
+                    llvm::Twine(tokens[i]) + " at position " + llvm::Twine(i) +
+                    " is outside the vocabulary (greta.vocab_size = " +
+                    llvm::Twine(*v) + ")");
+  if (auto maxPos = intAttr(*module, "greta.max_position_embeddings"))
+    if (static_cast<int64_t>(tokens.size()) > *maxPos)
+      return fail("prompt " + promptPath + " has " +
+                  llvm::Twine(tokens.size()) +
+                  " tokens, more than the model's "
+                  "greta.max_position_embeddings (" +
+                  llvm::Twine(*maxPos) + "): position " + llvm::Twine(*maxPos) +
+                  " is out of range");
+  if (filter.layers)
+    if (auto numLayers = intAttr(*module, "greta.num_layers"))
+      for (int64_t l : *filter.layers)
+        if (l >= *numLayers)
+          return fail("--layers: layer " + llvm::Twine(l) +
+                      " is out of range: the model has " +
+                      llvm::Twine(*numLayers) + " layers");
+
+  // Weights: validated against every parameter of the IR before compiling.
+  auto loadStart = Clock::now();
+  auto weights = rt::SafeTensors::open(weightsPath, error);
+  if (!weights)
+    return fail(error);
+  rt::DType dtype = precisionOpt == "f64" ? rt::DType::F64 : rt::DType::F32;
+  session = rt::Session::create(*weights, params, dtype, error);
+  if (!session)
+    return fail(error);
+  loadSeconds = secondsSince(loadStart);
+
+  // Precision, then every stage of every layer instrumented.
+  {
+    PassManager pm(&ctx);
+    mlir::greta::ConvertPrecisionOptions precision;
+    precision.precision = precisionOpt;
+    pm.addPass(mlir::greta::createConvertPrecision(precision));
+    pm.addPass(mlir::greta::createInsertTrace());
+    if (failed(pm.run(*module)))
+      return fail("instrumenting " + modelPath + " failed (see above)");
+  }
+  if (int rc = compile(*module, irAfterUser))
+    return rc;
+
+  // The trace, if asked for.
+  if (!traceDir.empty()) {
+    rt::Manifest manifest;
+    manifest.model = modelName;
+    manifest.modelDigest = sha256Hex(modelText);
+    manifest.weightsDigest = weights->digest();
+    std::vector<uint8_t> le;
+    for (int64_t t : tokens)
+      for (int b = 0; b < 8; ++b)
+        le.push_back(static_cast<uint8_t>(static_cast<uint64_t>(t) >> (8 * b)));
+    manifest.promptDigest = sha256Hex(le);
+    manifest.promptName = llvm::sys::path::stem(promptPath).str();
+    manifest.tokenCount = static_cast<int64_t>(tokens.size());
+    manifest.backend = "cpu";
+    manifest.precision = precisionOpt;
+    manifest.pipeline = pipelineOpt;
+    manifest.toolVersion = "greta-run " GRETA_VERSION;
+    manifest.filter = filter.str();
+    writer = rt::TraceWriter::create(traceDir, manifest, overwrite, error);
+    if (!writer)
+      return fail("--trace-dir " + traceDir + ": " + error);
+  }
+  session->setTrace(writer.get(), filter,
+                    static_cast<int64_t>(tokens.size()));
+  rt::Session::setCurrent(session.get());
+  int rc = precisionOpt == "f64" ? execute<double>() : execute<float>();
+  rt::Session::setCurrent(nullptr);
+  if (rc)
+    return rc;
+  if (writer && !writer->finish(error))
+    return fail("--trace-dir " + traceDir + ": " + error);
+
+  // Report.
+  int64_t last = static_cast<int64_t>(tokens.size()) - 1;
+  uint64_t records = writer ? writer->recordsWritten() : 0;
+  if (jsonOut) {
+    llvm::json::Array top;
+    for (auto [id, logit] : best)
+      top.push_back(llvm::json::Object{{"token", id}, {"logit", logit}});
+    llvm::json::Object result{
+        {"model", modelName},
+        {"tokens", static_cast<int64_t>(tokens.size())},
+        {"position", last},
+        {"precision", precisionOpt},
+        {"calls", calls},
+        {"cache", compiled.cachePath.empty()
+                      ? "off"
+                      : (compiled.cacheHit ? "hit" : "miss")},
+        {"top5", std::move(top)},
+        {"last_logits_sha256", logitsDigest},
+        {"records", static_cast<int64_t>(records)},
+        {"trace_dir", traceDir.empty() ? llvm::json::Value(nullptr)
+                                       : llvm::json::Value(traceDir)},
+    };
+    if (timing)
+      result["timing"] = llvm::json::Object{{"compile_s", compileSeconds},
+                                            {"weight_load_s", loadSeconds},
+                                            {"forward_s", forwardSeconds}};
+    if (printLogits) {
+      llvm::json::Array hex;
+      for (auto &h : logitsHex)
+        hex.push_back(h);
+      result["last_logits_hex"] = std::move(hex);
+    }
+    llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(result)))
+                 << "\n";
+  } else {
+    llvm::outs() << "greta-run: " << modelName << ", " << tokens.size()
+                 << " tokens, precision " << precisionOpt << ", " << calls
+                 << (calls == 1 ? " call" : " calls") << "\n";
+    llvm::outs() << "top-5 next tokens at position " << last << ":\n";
+    for (auto [i, entry] : llvm::enumerate(best))
+      llvm::outs() << llvm::format("  %zu. token %-8lld logit %.6f\n", i + 1,
+                                   static_cast<long long>(entry.first),
+                                   entry.second);
+    llvm::outs() << "last logits sha256 " << logitsDigest << "\n";
+    if (writer)
+      llvm::outs() << "trace: " << records << " records in " << traceDir
+                   << "\n";
+    if (timing)
+      llvm::outs() << llvm::format(
+          "timing: compile %.3f s (cache %s), weight-load %.3f s, forward "
+          "%.3f s\n",
+          compileSeconds,
+          compiled.cachePath.empty() ? "off"
+                                     : (compiled.cacheHit ? "hit" : "miss"),
+          loadSeconds, forwardSeconds);
+    if (printLogits)
+      for (auto &h : logitsHex)
+        llvm::outs() << h << "\n";
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  ::greta::registerAllPasses();
+  cl::HideUnrelatedOptions(runCat);
+  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
+    os << "greta-run " GRETA_VERSION "\n";
+  });
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "greta-run: run a greta model on a prompt on the CPU and write a trace\n\n"
+      "  greta-run MODEL.mlir --weights W.safetensors --prompt P.json\n"
+      "            [--trace-dir D] [--layers 0,1,4-8] [--stages attn_out,...]\n"
+      "            [--positions 826,last] [--payload hash|stats|full]\n\n"
+      "The model is compiled once with every stage of every layer "
+      "instrumented;\n--layers/--stages/--positions/--payload choose at run "
+      "time what is recorded.\nCompiled objects are cached (--cache-dir). "
+      "Exit codes: 0 ok, 2 error.\n");
+  Runner runner(argv[0]);
+  int rc = runner.run();
+  llvm::outs().flush();
+  return rc;
+}
