@@ -1,0 +1,400 @@
+//===- Attention.hip - Causal GQA attention, flash-style ------------------===//
+//
+// Queries at positions [q_start, q_start + n_q) attend to cached keys
+// [0, position]. One block per (64-query tile, query head); key/value tiles
+// of 64 rows are staged in shared memory and folded in with the online
+// softmax (running max m, running sum l, output rescaled by exp(m_old -
+// m_new)), so any context length runs in constant shared memory, and
+// lengths that are not multiples of 64 are masked, not padded.
+//
+// Two kernels:
+//  - attnScalarKernel<T, D>: portable (HIP and CUDA, every dtype), fp32 FMA;
+//    one thread per query row.
+//  - attnWmmaKernel<T, D>: NVIDIA only (CUDA WMMA, sm_80+), f16/bf16; 4
+//    warps of 16 query rows each; QK^T and PV on the tensor cores with fp32
+//    accumulators, softmax in fp32, P rounded to T for the PV product (as
+//    FlashAttention does).
+// Planted bug (variant attention=partial_tile_bug): the number of key tiles
+// is computed as kv_len / 64 instead of ceil, dropping the partial last tile.
+//
+//===----------------------------------------------------------------------===//
+#include "Common.h"
+
+#include <string>
+
+#if !defined(__HIP_PLATFORM_AMD__) && !defined(GRETA_GPU_HIP)
+#include <mma.h>
+#define GRETA_HAVE_WMMA 1
+#endif
+
+namespace greta::gpu {
+namespace {
+
+constexpr int kBQ = 64, kBK = 64;
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct AttnArgs {
+  const void *q, *k, *v;
+  void *out;
+  int64_t qLd, kvLd, outLd;
+  int64_t nQ, qStart;
+  int numHeads, numKvHeads;
+  float scaleLog2; // softmax scale * log2(e): exp2 instead of exp
+  int partialTileBug;
+};
+
+// Key tiles block `qTile` must visit. Its last query is at position
+// qStart + min(q0 + BQ, nQ) - 1, so keys [0, that] are needed.
+__device__ __forceinline__ int64_t keyTilesFor(const AttnArgs &a, int64_t q0) {
+  int64_t lastQ = (q0 + kBQ < a.nQ ? q0 + kBQ : a.nQ) - 1;
+  int64_t needed = a.qStart + lastQ + 1;
+  int64_t tiles = (needed + kBK - 1) / kBK;
+  if (a.partialTileBug) {
+    // PLANTED BUG: "kv_len / BLOCK_N" where kv_len is this call's whole
+    // key range: the partial last tile is never loaded.
+    int64_t kvLen = a.qStart + a.nQ;
+    int64_t full = kvLen / kBK;
+    tiles = tiles < full ? tiles : full;
+  }
+  return tiles;
+}
+
+// ----------------------------------------------------------- scalar kernel
+// Shared memory: K, V tiles as T [BK][D]; Q and O as float [BQ][D+1] (the +1
+// keeps each thread's own row on its own bank).
+template <typename T, int D>
+__global__ void __launch_bounds__(kBQ)
+    attnScalarKernel(AttnArgs a) {
+  extern __shared__ __align__(16) unsigned char smemRaw[];
+  T *Ks = reinterpret_cast<T *>(smemRaw);
+  T *Vs = Ks + kBK * D;
+  float *Qs = reinterpret_cast<float *>(Vs + kBK * D);
+  float *Os = Qs + kBQ * (D + 1);
+  const int t = threadIdx.x;
+  const int64_t q0 = blockIdx.x * (int64_t)kBQ;
+  const int h = blockIdx.y;
+  const int kvh = h / (a.numHeads / a.numKvHeads);
+  const T *q = static_cast<const T *>(a.q);
+  const T *k = static_cast<const T *>(a.k);
+  const T *v = static_cast<const T *>(a.v);
+  const int64_t i = q0 + t;
+  const bool valid = i < a.nQ;
+  const int64_t pos = a.qStart + i;
+  for (int d = 0; d < D; ++d) {
+    Qs[t * (D + 1) + d] = valid ? toF<T>(q[i * a.qLd + h * D + d]) : 0.f;
+    Os[t * (D + 1) + d] = 0.f;
+  }
+  float m = -INFINITY, l = 0.f;
+  const int64_t tiles = keyTilesFor(a, q0);
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t k0 = tile * kBK;
+    __syncthreads();
+    for (int e = t; e < kBK * D; e += kBQ) {
+      int j = e / D, d = e % D;
+      int64_t key = k0 + j;
+      bool in = key < a.qStart + a.nQ;
+      Ks[e] = in ? k[key * a.kvLd + kvh * D + d] : fromF<T>(0.f);
+      Vs[e] = in ? v[key * a.kvLd + kvh * D + d] : fromF<T>(0.f);
+    }
+    __syncthreads();
+    if (!valid)
+      continue;
+    float s[kBK];
+    float tileMax = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kBK; ++j) {
+      float acc = 0.f;
+#pragma unroll 8
+      for (int d = 0; d < D; ++d)
+        acc = fmaf(Qs[t * (D + 1) + d], toF<T>(Ks[j * D + d]), acc);
+      s[j] = (k0 + j <= pos) ? acc * a.scaleLog2 : -INFINITY;
+      tileMax = fmaxf(tileMax, s[j]);
+    }
+    float mNew = fmaxf(m, tileMax);
+    float mUse = mNew == -INFINITY ? 0.f : mNew;
+    float alpha = exp2f(m - mUse);
+    float rowSum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kBK; ++j) {
+      s[j] = exp2f(s[j] - mUse);
+      rowSum += s[j];
+    }
+    l = l * alpha + rowSum;
+    m = mNew;
+    for (int d = 0; d < D; ++d) {
+      float o = Os[t * (D + 1) + d] * alpha;
+#pragma unroll
+      for (int j = 0; j < kBK; ++j)
+        o = fmaf(s[j], toF<T>(Vs[j * D + d]), o);
+      Os[t * (D + 1) + d] = o;
+    }
+  }
+  if (!valid)
+    return;
+  T *out = static_cast<T *>(a.out) + i * a.outLd + h * D;
+  float inv = 1.f / l; // l == 0 only when keys were dropped (bug): NaN
+  for (int d = 0; d < D; ++d)
+    out[d] = fromF<T>(Os[t * (D + 1) + d] * inv);
+}
+
+#ifdef GRETA_HAVE_WMMA
+// ------------------------------------------------------------- WMMA kernel
+template <int D> struct WmmaLayout {
+  static constexpr int kLdT = D + 8;                  // Q, K, V rows (T)
+  static constexpr int kLdS = (D > kBK ? D : kBK) + 4; // S / PV scratch
+  static constexpr int kLdP = kBK + 8;                 // P rows (T)
+  template <typename T> static constexpr size_t bytes() {
+    return 3 * size_t(kBQ) * kLdT * sizeof(T) + size_t(kBQ) * kLdS * 4 +
+           size_t(kBQ) * kLdP * sizeof(T);
+  }
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  using L = WmmaLayout<D>;
+  extern __shared__ __align__(16) unsigned char smemRaw[];
+  T *Qs = reinterpret_cast<T *>(smemRaw);
+  T *Ks = Qs + kBQ * L::kLdT;
+  T *Vs = Ks + kBK * L::kLdT;
+  float *Ss = reinterpret_cast<float *>(Vs + kBK * L::kLdT);
+  T *Ps = reinterpret_cast<T *>(Ss + kBQ * L::kLdS);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t q0 = blockIdx.x * (int64_t)kBQ;
+  const int h = blockIdx.y;
+  const int kvh = h / (a.numHeads / a.numKvHeads);
+  const T *q = static_cast<const T *>(a.q);
+  const T *k = static_cast<const T *>(a.k);
+  const T *v = static_cast<const T *>(a.v);
+  constexpr int kVecPerRow = D / 8; // 16-byte vectors per row
+  const int64_t kvLen = a.qStart + a.nQ;
+
+  // Q tile (rows past n_q zero-filled).
+  for (int e = tid; e < kBQ * kVecPerRow; e += 128) {
+    int r = e / kVecPerRow, c = e % kVecPerRow;
+    int64_t i = q0 + r;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (i < a.nQ)
+      val = *reinterpret_cast<const uint4 *>(q + i * a.qLd + h * D + c * 8);
+    *reinterpret_cast<uint4 *>(Qs + r * L::kLdT + c * 8) = val;
+  }
+  // This lane's row within the warp's 16 and its half of the columns.
+  const int r = lane / 2, half = lane % 2;
+  const int64_t i = q0 + warp * 16 + r;
+  const bool valid = i < a.nQ;
+  const int64_t pos = valid ? a.qStart + i : -1; // invalid rows: all masked
+  const int64_t warpLastPos = a.qStart + q0 + warp * 16 + 15;
+  float o[D / 2];
+#pragma unroll
+  for (int d = 0; d < D / 2; ++d)
+    o[d] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  float *Sw = Ss + warp * 16 * L::kLdS;
+  T *Pw = Ps + warp * 16 * L::kLdP;
+  const T *Qw = Qs + warp * 16 * L::kLdT;
+
+  const int64_t tiles = keyTilesFor(a, q0);
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t k0 = tile * kBK;
+    __syncthreads(); // previous tile's K/V reads done
+    for (int e = tid; e < kBK * kVecPerRow; e += 128) {
+      int j = e / kVecPerRow, c = e % kVecPerRow;
+      int64_t key = k0 + j;
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+      if (key < kvLen) {
+        kv = *reinterpret_cast<const uint4 *>(k + key * a.kvLd + kvh * D + c * 8);
+        vv = *reinterpret_cast<const uint4 *>(v + key * a.kvLd + kvh * D + c * 8);
+      }
+      *reinterpret_cast<uint4 *>(Ks + j * L::kLdT + c * 8) = kv;
+      *reinterpret_cast<uint4 *>(Vs + j * L::kLdT + c * 8) = vv;
+    }
+    __syncthreads();
+    if (k0 > warpLastPos)
+      continue; // every key of this tile is in the future of this warp's rows
+
+    // S = Q_w K^T (16 x 64), fp32 accumulators.
+#pragma unroll
+    for (int nt = 0; nt < kBK / 16; ++nt) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, Qw + kk * 16, L::kLdT);
+        wmma::load_matrix_sync(fb, Ks + nt * 16 * L::kLdT + kk * 16, L::kLdT);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(Sw + nt * 16, acc, L::kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // Online softmax on this lane's 32 columns of row r.
+    float s[32];
+    float tileMax = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < 32; ++c) {
+      int col = half * 32 + c;
+      float x = Sw[r * L::kLdS + col] * a.scaleLog2;
+      s[c] = (k0 + col <= pos) ? x : -INFINITY;
+      tileMax = fmaxf(tileMax, s[c]);
+    }
+    tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
+    float mNew = fmaxf(m, tileMax);
+    float mUse = mNew == -INFINITY ? 0.f : mNew;
+    float alpha = exp2f(m - mUse);
+    float rowSum = 0.f;
+#pragma unroll
+    for (int c = 0; c < 32; ++c) {
+      float p = exp2f(s[c] - mUse);
+      rowSum += p;
+      Pw[r * L::kLdP + half * 32 + c] = fromF<T>(p);
+    }
+    rowSum += __shfl_xor_sync(0xffffffffu, rowSum, 1);
+    l = l * alpha + rowSum;
+    m = mNew;
+    __syncwarp(); // P written, S fully read: Sw may be reused for PV
+
+    // PV (16 x D) into the scratch, then folded into the registers.
+#pragma unroll
+    for (int dt = 0; dt < D / 16; ++dt) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, Pw + kk * 16, L::kLdP);
+        wmma::load_matrix_sync(fb, Vs + kk * 16 * L::kLdT + dt * 16, L::kLdT);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(Sw + dt * 16, acc, L::kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int d = 0; d < D / 2; ++d)
+      o[d] = o[d] * alpha + Sw[r * L::kLdS + half * (D / 2) + d];
+    __syncwarp(); // scratch read before the next tile's S store
+  }
+  if (!valid)
+    return;
+  T *out = static_cast<T *>(a.out) + i * a.outLd + h * D + half * (D / 2);
+  float inv = 1.f / l;
+#pragma unroll
+  for (int d = 0; d < D / 2; ++d)
+    out[d] = fromF<T>(o[d] * inv);
+#endif
+}
+#endif // GRETA_HAVE_WMMA
+
+template <typename T, int D>
+greta_gpu_status launchScalar(const AttnArgs &a, hipStream_t s) {
+  size_t smem = 2 * size_t(kBK) * D * sizeof(T) + 2 * size_t(kBQ) * (D + 1) * 4;
+  GRETA_HIP_TRY(hipFuncSetAttribute(
+      reinterpret_cast<const void *>(&attnScalarKernel<T, D>),
+      hipFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  dim3 grid(static_cast<unsigned>((a.nQ + kBQ - 1) / kBQ), a.numHeads);
+  hipLaunchKernelGGL((attnScalarKernel<T, D>), grid, dim3(kBQ), smem, s, a);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+
+#ifdef GRETA_HAVE_WMMA
+template <typename T, int D>
+greta_gpu_status launchWmma(const AttnArgs &a, hipStream_t s) {
+  size_t smem = WmmaLayout<D>::template bytes<T>();
+  GRETA_HIP_TRY(hipFuncSetAttribute(
+      reinterpret_cast<const void *>(&attnWmmaKernel<T, D>),
+      hipFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  dim3 grid(static_cast<unsigned>((a.nQ + kBQ - 1) / kBQ), a.numHeads);
+  hipLaunchKernelGGL((attnWmmaKernel<T, D>), grid, dim3(128), smem, s, a);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+#endif
+
+template <typename T>
+constexpr bool kIs16Bit = sizeof(T) == 2;
+
+template <typename T, int D>
+greta_gpu_status launch(const AttnArgs &a, hipStream_t s, bool wantWmma) {
+#ifdef GRETA_HAVE_WMMA
+  if constexpr (kIs16Bit<T>) {
+    if (wantWmma)
+      return launchWmma<T, D>(a, s);
+  }
+#endif
+  (void)wantWmma;
+  return launchScalar<T, D>(a, s);
+}
+
+template <typename T>
+greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
+                           int64_t kvLd, int64_t nQ, int64_t qStart,
+                           int64_t numHeads, int64_t numKvHeads,
+                           int64_t headDim, float scale, T *out, int64_t outLd,
+                           void *stream) {
+  if (headDim != 32 && headDim != 64 && headDim != 128)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "attention: head_dim " + std::to_string(headDim) +
+                    " not supported (32, 64 or 128)");
+  if (numHeads <= 0 || numKvHeads <= 0 || numHeads % numKvHeads ||
+      numHeads > 65535)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "attention: num_heads (" + std::to_string(numHeads) +
+                    ") must be a positive multiple of num_kv_heads (" +
+                    std::to_string(numKvHeads) + ")");
+  if (qStart < 0)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "attention: q_start < 0");
+  if (auto st = checkMatrix("attention q", q, nQ, numHeads * headDim, qLd))
+    return st;
+  if (auto st = checkMatrix("attention out", out, nQ, numHeads * headDim, outLd))
+    return st;
+  int64_t kvRows = qStart + nQ;
+  if (auto st = checkMatrix("attention k cache", kc, kvRows,
+                            numKvHeads * headDim, kvLd))
+    return st;
+  if (auto st = checkMatrix("attention v cache", vc, kvRows,
+                            numKvHeads * headDim, kvLd))
+    return st;
+  if (nQ == 0)
+    return GRETA_GPU_OK;
+  int var = selectedVariant(Op::Attention);
+  AttnArgs a{q, kc, vc, out, qLd, kvLd, outLd, nQ, qStart,
+             static_cast<int>(numHeads), static_cast<int>(numKvHeads),
+             scale * kLog2e, var == variant::kAttnPartialTileBug ? 1 : 0};
+  // The tensor-core kernel loads 16-byte vectors: every row start must be
+  // 16-byte aligned; otherwise the scalar kernel runs.
+  auto aligned = [](const void *p, int64_t ld) {
+    return (reinterpret_cast<uintptr_t>(p) % 16 == 0) && (ld * 2) % 16 == 0;
+  };
+  bool wantWmma = var != variant::kAttnScalar && aligned(q, qLd) &&
+                  aligned(kc, kvLd) && aligned(vc, kvLd);
+  hipStream_t s = asStream(stream);
+  switch (headDim) {
+  case 32: return launch<T, 32>(a, s, wantWmma);
+  case 64: return launch<T, 64>(a, s, wantWmma);
+  default: return launch<T, 128>(a, s, wantWmma);
+  }
+}
+
+} // namespace
+} // namespace greta::gpu
+
+using namespace greta::gpu;
+
+#define GRETA_DEFINE_ATTENTION(CT, T, SUFFIX)                                  \
+  extern "C" greta_gpu_status greta_gpu_attention_##SUFFIX(                    \
+      const CT *q, int64_t qLd, const CT *kc, const CT *vc, int64_t kvLd,      \
+      int64_t nQ, int64_t qStart, int64_t numHeads, int64_t numKvHeads,        \
+      int64_t headDim, float scale, CT *out, int64_t outLd, void *stream) {    \
+    return attention<T>(reinterpret_cast<const T *>(q), qLd,                   \
+                        reinterpret_cast<const T *>(kc),                       \
+                        reinterpret_cast<const T *>(vc), kvLd, nQ, qStart,     \
+                        numHeads, numKvHeads, headDim, scale,                  \
+                        reinterpret_cast<T *>(out), outLd, stream);            \
+  }
+GRETA_DEFINE_ATTENTION(greta_gpu_f16, greta_half, f16)
+GRETA_DEFINE_ATTENTION(greta_gpu_bf16, greta_bf16, bf16)
+GRETA_DEFINE_ATTENTION(float, float, f32)

@@ -1,0 +1,325 @@
+//===- Trace.hip - Per-row SHA-256, nz/nan/inf counts, fingerprints -------===//
+//
+// SHA-256 (FIPS 180-4) written for the device: neither CUDA nor ROCm ships a
+// device-callable SHA-256 (cuCollections/hipCollections hash for hash tables,
+// not cryptographic digests), see docs/KERNELS.md. A row's digest is a serial
+// chain of compressions (Merkle-Damgard), so the parallelism is across rows:
+// one thread per row. The statistics are a reduction: one warp per row.
+//
+//===----------------------------------------------------------------------===//
+#include "Common.h"
+
+#include <string>
+
+namespace greta::gpu {
+namespace {
+
+__constant__ uint32_t kSha256K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+    0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+    0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+__device__ __forceinline__ uint32_t rotr(uint32_t x, int n) {
+  return (x >> n) | (x << (32 - n));
+}
+__device__ __forceinline__ uint32_t bswap32(uint32_t x) {
+#if defined(__HIP_PLATFORM_AMD__) || defined(GRETA_GPU_HIP)
+  return __builtin_bswap32(x);
+#else
+  return __byte_perm(x, 0, 0x0123);
+#endif
+}
+
+// One compression of the 16 big-endian message words w into state st.
+// Fully unrolled: w[] is indexed by constants only and stays in registers.
+__device__ __forceinline__ void sha256Compress(uint32_t st[8], uint32_t w[16]) {
+  uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5],
+           g = st[6], h = st[7];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    if (i >= 16) {
+      uint32_t w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15];
+      uint32_t s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3);
+      uint32_t s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10);
+      w[i & 15] += s0 + w[(i - 7) & 15] + s1;
+    }
+    uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+    uint32_t ch = (e & f) ^ (~e & g);
+    uint32_t t1 = h + S1 + ch + kSha256K[i] + w[i & 15];
+    uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+    uint32_t mj = (a & b) ^ (a & c) ^ (b & c);
+    uint32_t t2 = S0 + mj;
+    h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  st[0] += a; st[1] += b; st[2] += c; st[3] += d;
+  st[4] += e; st[5] += f; st[6] += g; st[7] += h;
+}
+
+// nz count of 4 little-endian bytes holding 2 (esize 2) or 1 (esize 4)
+// elements: non-zero unless every bit but the sign is 0 (-0 == 0; NaN != 0).
+__device__ __forceinline__ int nzOfWord(uint32_t x, int esize) {
+  if (esize == 2)
+    return ((x & 0x7fffu) != 0) + ((x & 0x7fff0000u) != 0);
+  return (x & 0x7fffffffu) != 0;
+}
+
+__device__ __forceinline__ int nzOfElement(const uint8_t *p, int esize) {
+  if (esize == 2)
+    return ((p[0] | (p[1] << 8)) & 0x7fff) != 0;
+  return ((p[0] | (p[1] << 8) | (p[2] << 16) | ((uint32_t)p[3] << 24)) &
+          0x7fffffffu) != 0;
+}
+
+__device__ __forceinline__ int esizeOf(int32_t dtype) {
+  return dtype == GRETA_GPU_F32 ? 4 : 2;
+}
+
+struct TraceJobs {
+  greta_gpu_trace_job job[GRETA_GPU_MAX_TRACE_JOBS];
+};
+
+__global__ void sha256RowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
+  const greta_gpu_trace_job &J = jobs.job[blockIdx.y];
+  int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (j >= J.n_sel)
+    return;
+  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
+  greta_gpu_row_record &rec = out[J.record_offset + j];
+  const int esize = esizeOf(J.dtype);
+  if (row < 0 || row >= J.rows) { // bad index: an all-ones digest, counts -1
+    for (int i = 0; i < 32; ++i)
+      rec.sha256[i] = 0xff;
+    rec.nz_count = rec.nan_count = rec.inf_count = -1;
+    return;
+  }
+  const uint8_t *p = static_cast<const uint8_t *>(J.d_data) +
+                     (row * J.ld) * static_cast<int64_t>(esize);
+  const uint64_t len = static_cast<uint64_t>(J.cols) * esize;
+  const uint64_t nFull = len / 64;
+  uint32_t st[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  int64_t nz = 0;
+  uint32_t w[16];
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+    const uint4 *q = reinterpret_cast<const uint4 *>(p);
+    for (uint64_t blk = 0; blk < nFull; ++blk) {
+      uint4 v[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        v[i] = q[blk * 4 + i]; // four 16-byte loads in flight
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        uint32_t x[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          nz += nzOfWord(x[k], esize);
+          w[i * 4 + k] = bswap32(x[k]);
+        }
+      }
+      sha256Compress(st, w);
+    }
+  } else { // unaligned row: byte loads (slow path, same digest)
+    for (uint64_t blk = 0; blk < nFull; ++blk) {
+      const uint8_t *b = p + blk * 64;
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+        w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) |
+               (uint32_t(b[4 * i + 2]) << 8) | uint32_t(b[4 * i + 3]);
+      for (int e = 0; e < 64; e += esize)
+        nz += nzOfElement(b + e, esize);
+      sha256Compress(st, w);
+    }
+  }
+  // Tail: r < 64 bytes, then 0x80, zeros, and the length in bits.
+  const uint8_t *t = p + nFull * 64;
+  const uint32_t r = static_cast<uint32_t>(len - nFull * 64);
+  for (uint32_t e = 0; e < r; e += esize)
+    nz += nzOfElement(t + e, esize);
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    uint32_t word = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      uint32_t bi = 4 * i + k;
+      uint32_t byte = bi < r ? t[bi] : (bi == r ? 0x80u : 0u);
+      word = (word << 8) | byte;
+    }
+    w[i] = word;
+  }
+  const uint64_t bits = len * 8;
+  if (r < 56) {
+    w[14] = static_cast<uint32_t>(bits >> 32);
+    w[15] = static_cast<uint32_t>(bits);
+    sha256Compress(st, w);
+  } else {
+    sha256Compress(st, w);
+#pragma unroll
+    for (int i = 0; i < 14; ++i)
+      w[i] = 0;
+    w[14] = static_cast<uint32_t>(bits >> 32);
+    w[15] = static_cast<uint32_t>(bits);
+    sha256Compress(st, w);
+  }
+  uint32_t *digest = reinterpret_cast<uint32_t *>(rec.sha256);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    digest[i] = bswap32(st[i]); // big-endian bytes
+  rec.nz_count = nz;
+  if (!(J.flags & GRETA_GPU_TRACE_STATS)) {
+    rec.nan_count = rec.inf_count = 0;
+    rec.min = rec.max = rec.mean = rec.l2 = 0;
+  }
+}
+
+__device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
+                                             int64_t i) {
+  if (dtype == GRETA_GPU_F32)
+    return static_cast<const float *>(base)[i];
+  if (dtype == GRETA_GPU_F16)
+    return __half2float(static_cast<const greta_half *>(base)[i]);
+  return __bfloat162float(static_cast<const greta_bf16 *>(base)[i]);
+}
+
+// One warp per selected row; 8 warps per block.
+__global__ void statsRowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
+  const greta_gpu_trace_job &J = jobs.job[blockIdx.y];
+  if (!(J.flags & GRETA_GPU_TRACE_STATS))
+    return;
+  int warpsPerBlock = blockDim.x / GRETA_WARP;
+  int64_t j = blockIdx.x * (int64_t)warpsPerBlock + threadIdx.x / GRETA_WARP;
+  int lane = threadIdx.x % GRETA_WARP;
+  if (j >= J.n_sel)
+    return;
+  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
+  if (row < 0 || row >= J.rows)
+    return; // the SHA kernel marks the record
+  const int esize = esizeOf(J.dtype);
+  const void *base = static_cast<const uint8_t *>(J.d_data) +
+                     (row * J.ld) * static_cast<int64_t>(esize);
+  long long nan = 0, inf = 0;
+  float mn = INFINITY, mx = -INFINITY;
+  double sum = 0, sq = 0;
+  for (int64_t i = lane; i < J.cols; i += GRETA_WARP) {
+    float v = loadAsFloat(base, J.dtype, i);
+    if (isnan(v)) {
+      ++nan;
+    } else {
+      inf += isinf(v) ? 1 : 0;
+      mn = fminf(mn, v);
+      mx = fmaxf(mx, v);
+    }
+    double dv = v;
+    sum += dv;
+    sq += dv * dv;
+  }
+  for (int m = GRETA_WARP / 2; m > 0; m /= 2) {
+    nan += GRETA_SHFL_XOR(nan, m);
+    inf += GRETA_SHFL_XOR(inf, m);
+    mn = fminf(mn, GRETA_SHFL_XOR(mn, m));
+    mx = fmaxf(mx, GRETA_SHFL_XOR(mx, m));
+    sum += GRETA_SHFL_XOR(sum, m);
+    sq += GRETA_SHFL_XOR(sq, m);
+  }
+  if (lane == 0) {
+    greta_gpu_row_record &rec = out[J.record_offset + j];
+    rec.nan_count = nan;
+    rec.inf_count = inf;
+    bool allNan = nan == J.cols;
+    rec.min = allNan ? NAN : mn;
+    rec.max = allNan ? NAN : mx;
+    rec.mean = J.cols ? sum / static_cast<double>(J.cols) : 0.0;
+    rec.l2 = sqrt(sq);
+  }
+}
+
+greta_gpu_status traceBatch(const greta_gpu_trace_job *jobs, int numJobs,
+                            greta_gpu_row_record *dRecords,
+                            greta_gpu_row_record *hRecords, void *stream) {
+  if (numJobs < 0 || numJobs > GRETA_GPU_MAX_TRACE_JOBS)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "trace: " + std::to_string(numJobs) + " jobs (1.." +
+                    std::to_string(GRETA_GPU_MAX_TRACE_JOBS) + " per launch)");
+  if (numJobs == 0)
+    return GRETA_GPU_OK;
+  if (!jobs || !dRecords)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "trace: null jobs or records");
+  TraceJobs tj{};
+  int64_t maxSel = 0, total = 0;
+  bool anyStats = false;
+  for (int i = 0; i < numJobs; ++i) {
+    const greta_gpu_trace_job &J = jobs[i];
+    if (J.dtype != GRETA_GPU_F32 && J.dtype != GRETA_GPU_F16 &&
+        J.dtype != GRETA_GPU_BF16)
+      return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                  "trace: unknown dtype " + std::to_string(J.dtype));
+    if (auto s = checkMatrix("trace data", J.d_data, J.rows, J.cols, J.ld))
+      return s;
+    if (J.n_sel < 0 || J.record_offset < 0 ||
+        (!J.d_row_index && J.n_sel != J.rows))
+      return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                  "trace: n_sel must equal rows when every row is traced "
+                  "(n_sel " + std::to_string(J.n_sel) + ", rows " +
+                      std::to_string(J.rows) + ")");
+    tj.job[i] = J;
+    maxSel = J.n_sel > maxSel ? J.n_sel : maxSel;
+    total = J.record_offset + J.n_sel > total ? J.record_offset + J.n_sel
+                                              : total;
+    anyStats |= (J.flags & GRETA_GPU_TRACE_STATS) != 0;
+  }
+  if (maxSel == 0)
+    return GRETA_GPU_OK;
+  hipStream_t s = asStream(stream);
+  const int shaThreads = 64;
+  hipLaunchKernelGGL(sha256RowsKernel,
+                     dim3(static_cast<unsigned>((maxSel + shaThreads - 1) /
+                                                shaThreads),
+                          numJobs),
+                     dim3(shaThreads), 0, s, tj, dRecords);
+  GRETA_HIP_LAUNCH_CHECK();
+  if (anyStats) {
+    const int warps = 8;
+    hipLaunchKernelGGL(statsRowsKernel,
+                       dim3(static_cast<unsigned>((maxSel + warps - 1) / warps),
+                            numJobs),
+                       dim3(warps * GRETA_WARP_CONST), 0, s, tj, dRecords);
+    GRETA_HIP_LAUNCH_CHECK();
+  }
+  if (hRecords)
+    GRETA_HIP_TRY(hipMemcpyAsync(hRecords, dRecords,
+                                 total * sizeof(greta_gpu_row_record),
+                                 hipMemcpyDeviceToHost, s));
+  return GRETA_GPU_OK;
+}
+
+} // namespace
+} // namespace greta::gpu
+
+using namespace greta::gpu;
+
+static_assert(sizeof(greta_gpu_row_record) == 88, "record layout");
+
+extern "C" greta_gpu_status
+greta_gpu_trace_batch(const greta_gpu_trace_job *jobs, int numJobs,
+                      greta_gpu_row_record *dRecords,
+                      greta_gpu_row_record *hRecords, void *stream) {
+  return traceBatch(jobs, numJobs, dRecords, hRecords, stream);
+}
+
+extern "C" greta_gpu_status
+greta_gpu_trace_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
+                     int64_t cols, int64_t ld, const int64_t *rowIndex,
+                     int64_t nSel, uint32_t flags,
+                     greta_gpu_row_record *dRecords,
+                     greta_gpu_row_record *hRecords, void *stream) {
+  greta_gpu_trace_job job{data, static_cast<int32_t>(dtype), flags, rows,
+                          cols, ld, rowIndex, nSel, 0};
+  return traceBatch(&job, 1, dRecords, hRecords, stream);
+}
