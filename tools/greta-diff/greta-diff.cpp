@@ -10,7 +10,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
+#include <cstdio>
+
 #include <iostream>
+#include <thread>
 #include <sys/stat.h>
 
 using namespace greta;
@@ -88,6 +92,7 @@ int main(int argc, char **argv) {
   bool allowLengths = false;
   int context = 5;
   unsigned jobs = 0;
+  bool timing = false;
   app.add_option("BASE", basePath, "trace directory of the good run")
       ->required();
   app.add_option("TEST", testPath, "trace directory of the run under test")
@@ -122,6 +127,9 @@ int main(int argc, char **argv) {
                  "rows shown on each side of FIRST_FAIL (default 5; -1: all)");
   app.add_option("-j,--jobs", jobs,
                  "threads for the numeric comparison (default: all cores)");
+  app.add_flag("--timing", timing,
+               "print the time spent reading and comparing to stderr "
+               "(bench/diff uses it)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -177,23 +185,45 @@ int main(int argc, char **argv) {
   opts.allowDifferentLengths = allowLengths;
   opts.jobs = jobs;
 
-  std::string error;
-  auto base = load("BASE", basePath, error);
-  if (!base)
-    return fail(error);
-  auto test = load("TEST", testPath, error);
-  if (!test)
-    return fail(error);
-  std::optional<rt::TraceContents> ref;
-  if (opts.policy == diff::Policy::Reference) {
-    ref = load("REF", refPath, error);
-    if (!ref)
-      return fail(error);
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  // The traces are independent: read them concurrently (the reader is
+  // CPU-bound on checksums and copies).
+  std::string baseErr, testErr, refErr;
+  std::optional<rt::TraceContents> base, test, ref;
+  {
+    std::thread testReader([&] { test = load("TEST", testPath, testErr); });
+    std::thread refReader;
+    if (opts.policy == diff::Policy::Reference)
+      refReader = std::thread([&] { ref = load("REF", refPath, refErr); });
+    base = load("BASE", basePath, baseErr);
+    testReader.join();
+    if (refReader.joinable())
+      refReader.join();
   }
+  if (!base)
+    return fail(baseErr);
+  if (!test)
+    return fail(testErr);
+  if (opts.policy == diff::Policy::Reference && !ref)
+    return fail(refErr);
+  std::string error;
+  auto t1 = Clock::now();
   auto result = diff::diffTraces(*base, *test, ref ? &*ref : nullptr, opts,
                                  error);
   if (!result)
     return fail(error);
+  auto t2 = Clock::now();
+  if (timing) {
+    auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+    std::fprintf(stderr,
+                 "timing: read_s=%.3f compare_s=%.3f bytes_compared=%llu "
+                 "rows_compared=%lld rows_hash_equal=%lld\n",
+                 secs(t1 - t0), secs(t2 - t1),
+                 static_cast<unsigned long long>(result->counts.bytesCompared),
+                 static_cast<long long>(result->counts.comparedValues),
+                 static_cast<long long>(result->counts.hashEqual));
+  }
 
   diff::ReportOptions ro;
   ro.format = *format;
