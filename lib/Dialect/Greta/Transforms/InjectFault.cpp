@@ -12,6 +12,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 
@@ -30,6 +31,8 @@ struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
 
   /// Checks the options; emits an error on `module` and fails if one is bad.
   LogicalResult checkOptions(ModuleOp module) {
+    int64_t layer = this->layer, fromPosition = this->fromPosition;
+    double magnitude = this->magnitude;
     if (stage.empty())
       return module.emitError()
              << "greta-inject-fault: option 'stage' is required (one of "
@@ -62,6 +65,9 @@ struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
     ModuleOp module = getOperation();
     if (failed(checkOptions(module)))
       return signalPassFailure();
+    // Plain values: pass options do not stream into diagnostics as numbers.
+    int64_t layer = this->layer, fromPosition = this->fromPosition;
+    double magnitude = this->magnitude;
 
     SmallVector<Operation *> targets;
     module.walk([&](Operation *op) {
@@ -100,7 +106,7 @@ struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
         module.emitError() << "greta-inject-fault: bitflip magnitude must be "
                               "a bit index in [0, "
                            << width << ") for " << type.getElementType()
-                           << ", got " << magnitude;
+                           << ", got " << llvm::formatv("{0}", magnitude).str();
         return signalPassFailure();
       }
     }
