@@ -32,6 +32,7 @@ tools = [
     ToolSubst("greta-run", unresolved="ignore"),
     ToolSubst("greta-diff", unresolved="ignore"),
     ToolSubst("greta-bisect", unresolved="ignore"),
+    ToolSubst("greta-trace-gen", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.greta_tools_dir, append_path=True)
