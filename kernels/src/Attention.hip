@@ -21,6 +21,7 @@
 #include "Common.h"
 
 #include <string>
+#include <type_traits>
 
 #if !defined(__HIP_PLATFORM_AMD__) && !defined(GRETA_GPU_HIP)
 #include <mma.h>
@@ -288,6 +289,255 @@ __global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
 }
 #endif // GRETA_HAVE_WMMA
 
+#ifdef GRETA_HAVE_WMMA
+// --------------------------------------------- mma.sync kernel (default)
+// FlashAttention-2 structure on raw mma.sync.m16n8k16 (sm_80+): each warp
+// owns 16 query rows; Q fragments live in registers for the whole kernel;
+// S = QK^T stays in registers (the accumulator layout is known, unlike
+// WMMA's), the online softmax runs on it with quad shuffles, P is repacked in
+// registers as the A operand of PV (the C layout of m16n8 equals the A layout
+// of m16n8k16), and O is rescaled in registers. K/V tiles are double
+// buffered in shared memory with cp.async (zero-fill past the last key);
+// ldmatrix feeds the B operands (.trans for V).
+namespace mma {
+__device__ __forceinline__ uint32_t smemAddr(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cpAsync16(void *dst, const void *src,
+                                          int srcBytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   smemAddr(dst)),
+               "l"(src), "r"(srcBytes));
+}
+__device__ __forceinline__ void cpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N> __device__ __forceinline__ void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldmatrixX4(uint32_t r[4], const void *p) {
+  asm volatile(
+      "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "r"(smemAddr(p)));
+}
+__device__ __forceinline__ void ldmatrixX4T(uint32_t r[4], const void *p) {
+  asm volatile(
+      "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+      : "r"(smemAddr(p)));
+}
+template <typename T>
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4],
+                                         uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, greta_half>)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0),
+                   "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0),
+                   "r"(b1));
+}
+template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y) {
+  T lo = fromF<T>(x), hi = fromF<T>(y);
+  uint16_t l16, h16;
+  memcpy(&l16, &lo, 2);
+  memcpy(&h16, &hi, 2);
+  return uint32_t(l16) | (uint32_t(h16) << 16);
+}
+} // namespace mma
+
+template <int D> struct MmaLayout {
+  static constexpr int kLd = D + 8; // T elements per smem row (16B pad)
+  template <typename T> static constexpr size_t bytes() {
+    return 2 /*stages*/ * 2 /*K,V*/ * size_t(kBK) * kLd * sizeof(T);
+  }
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) attnMmaKernel(AttnArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using L = MmaLayout<D>;
+  extern __shared__ __align__(16) unsigned char smemRaw[];
+  T *Kst = reinterpret_cast<T *>(smemRaw); // [2][BK][kLd]
+  T *Vst = Kst + 2 * kBK * L::kLd;         // [2][BK][kLd]
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  // Heaviest (latest) query tiles first: better tail balance under causality.
+  const int64_t q0 = (gridDim.x - 1 - blockIdx.x) * (int64_t)kBQ;
+  const int h = blockIdx.y;
+  const int kvh = h / (a.numHeads / a.numKvHeads);
+  const T *q = static_cast<const T *>(a.q);
+  const T *k = static_cast<const T *>(a.k);
+  const T *v = static_cast<const T *>(a.v);
+  const int64_t kvLen = a.qStart + a.nQ;
+  const int64_t r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+  const bool valid0 = r0 < a.nQ, valid1 = r1 < a.nQ;
+  const int64_t pos0 = valid0 ? a.qStart + r0 : -1;
+  const int64_t pos1 = valid1 ? a.qStart + r1 : -1;
+  const int64_t warpLastPos = a.qStart + q0 + warp * 16 + 15;
+
+  auto loadTile = [&](int stage, int64_t tile) {
+    const int64_t k0 = tile * kBK;
+    constexpr int kVec = D / 8;
+    T *Ks = Kst + stage * kBK * L::kLd, *Vs = Vst + stage * kBK * L::kLd;
+    for (int e = tid; e < kBK * kVec; e += 128) {
+      int j = e / kVec, c = e % kVec;
+      int64_t key = k0 + j;
+      bool in = key < kvLen;
+      int64_t src = (in ? key : 0) * a.kvLd + kvh * D + c * 8;
+      mma::cpAsync16(Ks + j * L::kLd + c * 8, k + src, in ? 16 : 0);
+      mma::cpAsync16(Vs + j * L::kLd + c * 8, v + src, in ? 16 : 0);
+    }
+    mma::cpAsyncCommit();
+  };
+
+  const int64_t tiles = keyTilesFor(a, q0);
+  if (tiles > 0)
+    loadTile(0, 0);
+
+  // Q fragments (A operand, row-major 16 x D per warp), straight from global.
+  uint32_t qf[D / 16][4];
+  auto ldq = [&](int64_t row, int col) -> uint32_t {
+    if (row >= a.nQ)
+      return 0u;
+    return *reinterpret_cast<const uint32_t *>(q + row * a.qLd + h * D + col);
+  };
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    qf[kk][0] = ldq(r0, kk * 16 + 2 * t);
+    qf[kk][1] = ldq(r1, kk * 16 + 2 * t);
+    qf[kk][2] = ldq(r0, kk * 16 + 8 + 2 * t);
+    qf[kk][3] = ldq(r1, kk * 16 + 8 + 2 * t);
+  }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int nd = 0; nd < D / 8; ++nd)
+    o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f; // l: lane partial
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int stage = tile & 1;
+    if (tile + 1 < tiles) {
+      loadTile(stage ^ 1, tile + 1);
+      mma::cpAsyncWait<1>();
+    } else {
+      mma::cpAsyncWait<0>();
+    }
+    __syncthreads();
+    const int64_t k0 = tile * kBK;
+    if (k0 <= warpLastPos) {
+      const T *Ks = Kst + stage * kBK * L::kLd;
+      const T *Vs = Vst + stage * kBK * L::kLd;
+      float sc[kBK / 8][4];
+#pragma unroll
+      for (int nb = 0; nb < kBK / 8; ++nb) {
+        sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk += 2) {
+          // x4: (keys nb*8.., d kk*16), (+8 d), ((kk+1)*16), (+8): b0/b1 of
+          // two k-steps.
+          uint32_t b[4];
+          mma::ldmatrixX4(b, Ks + (nb * 8 + (lane & 7)) * L::kLd + kk * 16 +
+                                 (lane >> 3) * 8);
+          mma::mma16816<T>(sc[nb], qf[kk], b[0], b[1]);
+          if (kk + 1 < D / 16)
+            mma::mma16816<T>(sc[nb], qf[kk + 1], b[2], b[3]);
+        }
+      }
+      // Scale, causal mask, row max over the quad.
+      float tmax0 = -INFINITY, tmax1 = -INFINITY;
+#pragma unroll
+      for (int nb = 0; nb < kBK / 8; ++nb)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int64_t key = k0 + nb * 8 + 2 * t + (e & 1);
+          int64_t pos = e < 2 ? pos0 : pos1;
+          float x = key <= pos ? sc[nb][e] * a.scaleLog2 : -INFINITY;
+          sc[nb][e] = x;
+          if (e < 2)
+            tmax0 = fmaxf(tmax0, x);
+          else
+            tmax1 = fmaxf(tmax1, x);
+        }
+#pragma unroll
+      for (int mk = 1; mk <= 2; mk *= 2) {
+        tmax0 = fmaxf(tmax0, __shfl_xor_sync(0xffffffffu, tmax0, mk));
+        tmax1 = fmaxf(tmax1, __shfl_xor_sync(0xffffffffu, tmax1, mk));
+      }
+      const float mNew0 = fmaxf(m0, tmax0), mNew1 = fmaxf(m1, tmax1);
+      const float mUse0 = mNew0 == -INFINITY ? 0.f : mNew0;
+      const float mUse1 = mNew1 == -INFINITY ? 0.f : mNew1;
+      const float alpha0 = exp2f(m0 - mUse0), alpha1 = exp2f(m1 - mUse1);
+      m0 = mNew0;
+      m1 = mNew1;
+      float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+      for (int nb = 0; nb < kBK / 8; ++nb) {
+        sc[nb][0] = exp2f(sc[nb][0] - mUse0);
+        sc[nb][1] = exp2f(sc[nb][1] - mUse0);
+        sc[nb][2] = exp2f(sc[nb][2] - mUse1);
+        sc[nb][3] = exp2f(sc[nb][3] - mUse1);
+        sum0 += sc[nb][0] + sc[nb][1];
+        sum1 += sc[nb][2] + sc[nb][3];
+      }
+      l0 = l0 * alpha0 + sum0;
+      l1 = l1 * alpha1 + sum1;
+#pragma unroll
+      for (int nd = 0; nd < D / 8; ++nd) {
+        o[nd][0] *= alpha0;
+        o[nd][1] *= alpha0;
+        o[nd][2] *= alpha1;
+        o[nd][3] *= alpha1;
+      }
+      // O += P V: P from registers (C layout -> A layout), V via ldmatrix.trans.
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        uint32_t pa[4] = {mma::pack2<T>(sc[2 * kk][0], sc[2 * kk][1]),
+                          mma::pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
+                          mma::pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                          mma::pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd += 2) {
+          uint32_t b[4];
+          mma::ldmatrixX4T(b, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) *
+                                       L::kLd +
+                                   (nd + (lane >> 4)) * 8);
+          mma::mma16816<T>(o[nd], pa, b[0], b[1]);
+          mma::mma16816<T>(o[nd + 1], pa, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads(); // this stage is overwritten by the next prefetch
+  }
+  // Finish the row sums across the quad, normalise, store (32-bit pairs).
+#pragma unroll
+  for (int mk = 1; mk <= 2; mk *= 2) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, mk);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, mk);
+  }
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1; // l == 0: keys dropped (bug)
+  T *out = static_cast<T *>(a.out);
+#pragma unroll
+  for (int nd = 0; nd < D / 8; ++nd) {
+    int col = h * D + nd * 8 + 2 * t;
+    if (valid0)
+      *reinterpret_cast<uint32_t *>(out + r0 * a.outLd + col) =
+          mma::pack2<T>(o[nd][0] * inv0, o[nd][1] * inv0);
+    if (valid1)
+      *reinterpret_cast<uint32_t *>(out + r1 * a.outLd + col) =
+          mma::pack2<T>(o[nd][2] * inv1, o[nd][3] * inv1);
+  }
+#endif
+}
+#endif // GRETA_HAVE_WMMA
+
 template <typename T, int D>
 greta_gpu_status launchScalar(const AttnArgs &a, hipStream_t s) {
   size_t smem = 2 * size_t(kBK) * D * sizeof(T) + 2 * size_t(kBQ) * (D + 1) * 4;
@@ -312,20 +562,35 @@ greta_gpu_status launchWmma(const AttnArgs &a, hipStream_t s) {
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
 }
+
+template <typename T, int D>
+greta_gpu_status launchMma(const AttnArgs &a, hipStream_t s) {
+  size_t smem = MmaLayout<D>::template bytes<T>();
+  GRETA_HIP_TRY(hipFuncSetAttribute(
+      reinterpret_cast<const void *>(&attnMmaKernel<T, D>),
+      hipFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  dim3 grid(static_cast<unsigned>((a.nQ + kBQ - 1) / kBQ), a.numHeads);
+  hipLaunchKernelGGL((attnMmaKernel<T, D>), grid, dim3(128), smem, s, a);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
 #endif
 
 template <typename T>
 constexpr bool kIs16Bit = sizeof(T) == 2;
+enum class Kernel { Scalar, Wmma, Mma };
 
 template <typename T, int D>
-greta_gpu_status launch(const AttnArgs &a, hipStream_t s, bool wantWmma) {
+greta_gpu_status launch(const AttnArgs &a, hipStream_t s, Kernel kern) {
 #ifdef GRETA_HAVE_WMMA
   if constexpr (kIs16Bit<T>) {
-    if (wantWmma)
+    if (kern == Kernel::Mma)
+      return launchMma<T, D>(a, s);
+    if (kern == Kernel::Wmma)
       return launchWmma<T, D>(a, s);
   }
 #endif
-  (void)wantWmma;
+  (void)kern;
   return launchScalar<T, D>(a, s);
 }
 
@@ -369,13 +634,16 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
   auto aligned = [](const void *p, int64_t ld) {
     return (reinterpret_cast<uintptr_t>(p) % 16 == 0) && (ld * 2) % 16 == 0;
   };
-  bool wantWmma = var != variant::kAttnScalar && aligned(q, qLd) &&
-                  aligned(kc, kvLd) && aligned(vc, kvLd);
+  bool vec = aligned(q, qLd) && aligned(kc, kvLd) && aligned(vc, kvLd) &&
+             aligned(out, outLd);
+  Kernel kern = !vec || var == variant::kAttnScalar ? Kernel::Scalar
+                : var == variant::kAttnWmma         ? Kernel::Wmma
+                                                    : Kernel::Mma;
   hipStream_t s = asStream(stream);
   switch (headDim) {
-  case 32: return launch<T, 32>(a, s, wantWmma);
-  case 64: return launch<T, 64>(a, s, wantWmma);
-  default: return launch<T, 128>(a, s, wantWmma);
+  case 32: return launch<T, 32>(a, s, kern);
+  case 64: return launch<T, 64>(a, s, kern);
+  default: return launch<T, 128>(a, s, kern);
   }
 }
 

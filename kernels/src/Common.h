@@ -23,7 +23,8 @@ enum class Op { Embedding, RmsNorm, Linear, Rope, KvAppend, Attention, Swiglu,
 int selectedVariant(Op op);
 namespace variant {
 inline constexpr int kRopeDefault = 0, kRopeFp16Angles = 1;
-inline constexpr int kAttnDefault = 0, kAttnScalar = 1, kAttnPartialTileBug = 2;
+inline constexpr int kAttnDefault = 0, kAttnWmma = 1, kAttnScalar = 2,
+                     kAttnPartialTileBug = 3;
 } // namespace variant
 
 // The device word kernels set on bad data (Runtime.hip).

@@ -33,8 +33,12 @@ const VariantDesc kVariants[] = {
      "fp16; angles lose precision as positions grow (inf past 65504)"},
     {Op::KvAppend, "kv_append", "default", 0, "row scatter into the KV cache"},
     {Op::Attention, "attention", "default", 0,
-     "flash-style, online softmax; tensor-core (WMMA) tiles of 64x64 for "
-     "f16/bf16 on NVIDIA, the scalar kernel otherwise"},
+     "flash-style (FlashAttention-2 structure): mma.sync m16n8k16 with S, P "
+     "and O in registers, cp.async double-buffered 64-key tiles, for "
+     "f16/bf16 on NVIDIA; the scalar kernel otherwise"},
+    {Op::Attention, "attention", "wmma", 0,
+     "flash-style on the portable WMMA API: S and PV through shared memory "
+     "(f16/bf16 on NVIDIA; scalar otherwise)"},
     {Op::Attention, "attention", "scalar", 0,
      "flash-style, online softmax, fp32 FMA on 64x64 tiles in shared memory "
      "(the portable kernel)"},

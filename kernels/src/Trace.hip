@@ -110,11 +110,25 @@ __global__ void sha256RowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
   uint32_t w[16];
   if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
     const uint4 *q = reinterpret_cast<const uint4 *>(p);
+    // Software pipeline: the next block's four 16-byte loads are issued
+    // before this block's compression, so memory latency hides behind the
+    // ~64 dependent rounds instead of adding to them.
+    uint4 next[4];
+    if (nFull > 0) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        next[i] = q[i];
+    }
     for (uint64_t blk = 0; blk < nFull; ++blk) {
       uint4 v[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        v[i] = q[blk * 4 + i]; // four 16-byte loads in flight
+        v[i] = next[i];
+      if (blk + 1 < nFull) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          next[i] = q[(blk + 1) * 4 + i];
+      }
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         uint32_t x[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
