@@ -14,7 +14,7 @@ set +e
 $B/greta-bisect --model models/llama-tiny/model.mlir \
   --weights "$W/llama-tiny.safetensors" --prompt models/prompts/p6_len_16.json \
   --base "" \
-  --test "--pass-pipeline=greta-inject-fault{stage=mlp_out layer=6 from-position=700 kind=scale magnitude=1.01}" \
+  --test "--pass-pipeline='greta-inject-fault{stage=mlp_out layer=6 from-position=700 kind=scale magnitude=1.01}'" \
   --work-dir "$W/bisect" --restart
 rc=$?
 set -e

@@ -1,0 +1,84 @@
+//===- Bisect.h - Coarse-to-fine search for FIRST_FAIL ----------*- C++ -*-===//
+//
+// The driver runs the base and test configurations (and a reference, if
+// given) through greta-run with a runtime filter, compares them with
+// greta-diff, and narrows down where the divergence starts: coarse layers,
+// binary search between the last agreeing and the first diverging layer,
+// every stage and position of that layer, then one run with values for the
+// FIRST_FAIL record. Each configuration is compiled once (greta-run's cache);
+// every step only changes the filter.
+//
+//===----------------------------------------------------------------------===//
+#ifndef GRETA_BISECT_BISECT_H
+#define GRETA_BISECT_BISECT_H
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace greta::bisect {
+
+struct Config {
+  std::string name;               // base | test | ref
+  std::string flagsText;          // as given on the command line
+  std::vector<std::string> flags; // greta-run flags
+};
+
+struct Options {
+  std::string model, weights;
+  std::vector<std::pair<std::string, std::string>> prompts; // (name, path)
+  Config base, test;
+  std::optional<Config> ref;
+  std::string workDir;
+  std::string gretaRun, gretaDiff;
+  std::string positions;   // user override of the checkpoint positions
+  int64_t numLayers = 0;
+  double timeoutSeconds = 0; // per test run; 0: none
+  bool quiet = false;
+};
+
+/// The FIRST_FAIL record as greta-diff reports it.
+struct FirstFail {
+  std::string stage, category;
+  int64_t layer = 0, position = 0;
+  bool hashMatch = false;
+  std::optional<double> mae;
+};
+
+struct StepLog {
+  std::string id, layers, stages, positions, payload;
+  std::optional<FirstFail> firstFail;
+  std::string note;
+};
+
+struct PromptResult {
+  std::string prompt;
+  int64_t tokenCount = 0;
+  std::optional<FirstFail> firstFail;
+  std::string testFailure; // the test run crashed or hung: what and where
+  std::vector<StepLog> steps;
+  int64_t runsPerConfig = 0;
+  uint64_t bytesWritten = 0;
+  std::string diffMarkdown; // greta-diff's report of the final step
+  nlohmann::json diffJson;
+};
+
+/// Runs the whole bisection for every prompt. Returns false with `error` set
+/// when a base or reference run, or greta-diff, fails.
+bool runBisection(const Options &options, std::vector<PromptResult> &results,
+                  std::string &error);
+
+std::string renderMarkdown(const Options &options,
+                           const std::vector<PromptResult> &results);
+nlohmann::json renderJson(const Options &options,
+                          const std::vector<PromptResult> &results);
+
+/// Coarse layers of the seed: 0, 1, 2, 4, 8 and the last, within the model.
+std::vector<int64_t> coarseLayers(int64_t numLayers);
+
+} // namespace greta::bisect
+
+#endif

@@ -1,0 +1,36 @@
+//===- Process.h - Run a tool with a time limit, keep its output -*- C++ -*-===//
+#ifndef GRETA_BISECT_PROCESS_H
+#define GRETA_BISECT_PROCESS_H
+
+#include <string>
+#include <vector>
+
+namespace greta::bisect {
+
+struct ProcessResult {
+  int exitCode = -1;     // valid when !signaled && !timedOut
+  bool signaled = false; // killed by a signal (crash)
+  int signal = 0;
+  bool timedOut = false; // killed by us after the time limit
+  std::string outputTail; // last bytes of stdout+stderr
+  std::string describe() const;
+};
+
+/// Runs argv[0] (a path) with stderr (and stdout unless `stdoutPath` is
+/// given) sent to `logPath`; kills the whole process group after
+/// `timeoutSeconds` (0: no limit).
+ProcessResult runProcess(const std::vector<std::string> &argv,
+                         const std::string &logPath, double timeoutSeconds,
+                         const std::string &stdoutPath = "");
+
+/// Splits a RUN FLAGS string like a POSIX shell would (quotes, escapes), with
+/// no expansion of any kind. Returns false on unbalanced quotes.
+bool splitFlags(const std::string &text, std::vector<std::string> &out,
+                std::string &error);
+
+/// Quotes one argument for display in a shell.
+std::string shellQuote(const std::string &arg);
+
+} // namespace greta::bisect
+
+#endif
