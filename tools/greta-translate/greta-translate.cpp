@@ -8,7 +8,7 @@
 // Every bad input ends with a message naming the culprit and exit code 1.
 //
 //===----------------------------------------------------------------------===//
-#include "greta/InitAll.h"
+#include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Target/HF/ImportHFConfig.h"
 #include "greta/rt/Weights.h"
 
@@ -206,8 +206,10 @@ int main(int argc, char **argv) {
                 ": pick exactly one of --import-hf-config, "
                 "--gen-random-weights, --gen-prompt (see --help)");
 
+  // Only what the importer builds: keeps this tool independent of the
+  // lowering libraries greta-opt links.
   mlir::DialectRegistry registry;
-  greta::registerAllDialects(registry);
+  registry.insert<mlir::greta::GretaDialect, mlir::func::FuncDialect>();
   mlir::MLIRContext ctx(registry);
   if (!importConfig.empty())
     return importMode(ctx);

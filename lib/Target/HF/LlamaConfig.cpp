@@ -27,21 +27,51 @@ namespace {
 /// Reads typed keys of the top-level object, emitting located errors.
 class ConfigReader {
 public:
+  /// `objBegin` is the offset of the object's '{' in `text`.
   ConfigReader(StringRef text, StringRef fileName, mlir::MLIRContext &ctx,
-               const json::Object &obj)
-      : text(text), fileName(fileName), ctx(ctx), obj(obj) {}
+               const json::Object &obj, size_t objBegin)
+      : text(text), fileName(fileName), ctx(ctx), obj(obj),
+        objBegin(objBegin) {}
 
-  /// Location of `"key":` in the text (1:1 when absent).
-  mlir::Location locOf(StringRef key) const {
-    std::string quoted = ("\"" + key + "\"").str();
-    size_t pos = 0;
-    while ((pos = text.find(quoted, pos)) != StringRef::npos) {
-      size_t after = text.find_first_not_of(" \t\r\n", pos + quoted.size());
-      if (after != StringRef::npos && text[after] == ':')
-        return locAtOffset(pos);
-      pos += quoted.size();
+  /// Offset of the last `"key":` directly inside this object (the one
+  /// json::parse keeps, as Python's json does), or npos. Keys of nested
+  /// objects and strings that merely contain the key do not count.
+  size_t keyOffset(StringRef key) const {
+    size_t found = StringRef::npos;
+    int depth = 0;
+    for (size_t i = objBegin; i < text.size(); ++i) {
+      char ch = text[i];
+      if (ch == '"') {
+        size_t start = i++;
+        while (i < text.size() && text[i] != '"')
+          i += text[i] == '\\' ? 2 : 1;
+        if (depth != 1 || text.slice(start + 1, i) != key)
+          continue;
+        size_t after = text.find_first_not_of(" \t\r\n", i + 1);
+        if (after != StringRef::npos && text[after] == ':')
+          found = start;
+      } else if (ch == '{' || ch == '[') {
+        ++depth;
+      } else if ((ch == '}' || ch == ']') && --depth == 0) {
+        break;
+      }
     }
-    return locAtOffset(0);
+    return found;
+  }
+
+  /// Offset of the value of `key` (npos when absent).
+  size_t valueOffset(StringRef key) const {
+    size_t k = keyOffset(key);
+    if (k == StringRef::npos)
+      return k;
+    size_t colon = text.find(':', k + key.size() + 2);
+    return text.find_first_not_of(" \t\r\n", colon + 1);
+  }
+
+  /// Location of `"key":` in the text (the object's start when absent).
+  mlir::Location locOf(StringRef key) const {
+    size_t k = keyOffset(key);
+    return locAtOffset(k == StringRef::npos ? objBegin : k);
   }
 
   mlir::InFlightDiagnostic error(StringRef key) const {
@@ -115,7 +145,7 @@ public:
   }
 
   mlir::LogicalResult missing(StringRef key, StringRef expected) const {
-    mlir::emitError(locAtOffset(0))
+    mlir::emitError(locAtOffset(objBegin))
         << "missing required key '" << key << "' (" << expected << ")";
     return mlir::failure();
   }
@@ -163,6 +193,7 @@ private:
   StringRef text, fileName;
   mlir::MLIRContext &ctx;
   const json::Object &obj;
+  size_t objBegin;
 };
 
 /// Model name: explicit, else `_name_or_path`, else the config's directory.
@@ -208,7 +239,7 @@ greta::hf::parseLlamaConfig(StringRef text, StringRef fileName,
         << ConfigReader::kindName(*parsed);
     return mlir::failure();
   }
-  ConfigReader r(text, fileName, ctx, *obj);
+  ConfigReader r(text, fileName, ctx, *obj, text.find('{'));
   LlamaConfig c;
 
   // model_type first: everything else is read the Llama way.
@@ -300,7 +331,8 @@ greta::hf::parseLlamaConfig(StringRef text, StringRef fileName,
       (void)r.wrongType("rope_parameters", "an object", *params);
       return mlir::failure();
     }
-    ConfigReader pr(text, fileName, ctx, *p);
+    ConfigReader pr(text, fileName, ctx, *p,
+                    r.valueOffset("rope_parameters"));
     auto type = pr.getString("rope_type");
     if (mlir::failed(type))
       return mlir::failure();
