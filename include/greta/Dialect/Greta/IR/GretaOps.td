@@ -26,6 +26,11 @@ def Greta_ParamOp : Greta_Op<"param", [Pure]> {
 
 def Greta_EmbeddingOp : Greta_Op<"embedding", [Pure]> {
   let summary = "Embedding gather: row ids[i] of the table";
+  let description = [{
+    `result[i, :] = table[ids[i], :]`. The table is [vocab, hidden], ids a
+    1-D tensor of i32 or i64, the result [len(ids), hidden] with the table's
+    element type.
+  }];
   let arguments = (ins Greta_FloatTensor:$table, Greta_IndexTensor:$ids);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$table `,` $ids attr-dict `:` functional-type(operands, results)";
@@ -34,6 +39,10 @@ def Greta_EmbeddingOp : Greta_Op<"embedding", [Pure]> {
 
 def Greta_RMSNormOp : Greta_Op<"rms_norm", [Pure]> {
   let summary = "RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * w";
+  let description = [{
+    Input [seq, hidden], weight [hidden] of the same element type; the
+    result has the input's type. `eps` must be positive and finite.
+  }];
   let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight, F64Attr:$eps);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
@@ -42,6 +51,11 @@ def Greta_RMSNormOp : Greta_Op<"rms_norm", [Pure]> {
 
 def Greta_LinearOp : Greta_Op<"linear", [Pure]> {
   let summary = "x . W^T (+ bias), W in the HF [out, in] layout";
+  let description = [{
+    Input [seq, in], weight [out, in], optional bias [out], result
+    [seq, out], all of one element type. Written
+    `greta.linear %x, %w bias %b : (...) -> ...` with a bias.
+  }];
   let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight,
                        Optional<Greta_FloatTensor>:$bias);
   let results = (outs Greta_FloatTensor:$result);
@@ -55,6 +69,9 @@ def Greta_RoPEOp : Greta_Op<"rope", [Pure]> {
     For each head of `head_dim` columns and each pair i < head_dim/2:
     inv_freq_i = theta^(-2i/head_dim), angle = positions[row] * inv_freq_i,
     out[i] = x[i]*cos - x[i+d/2]*sin, out[i+d/2] = x[i+d/2]*cos + x[i]*sin.
+    The input is [seq, heads*head_dim] with a static width that head_dim
+    (positive, even) divides; positions is [seq] of i32 or i64; theta is
+    positive and finite; the result has the input's type.
   }];
   let arguments = (ins Greta_FloatTensor:$input, Greta_IndexTensor:$positions,
                        F64Attr:$theta, I64Attr:$head_dim);
@@ -71,6 +88,9 @@ def Greta_AttentionOp : Greta_Op<"attention", [
     A query at position p attends to every key at a position <= p: the keys of
     this call and those written to the run's KV cache (slot `cache_slot`) by
     earlier calls, so a prompt prefilled in chunks computes the same function.
+    num_heads must be a multiple of num_kv_heads (GQA); q, k, v, positions
+    and the result have one row per token; scale is positive and finite,
+    cache_slot non-negative. The result has q's type.
   }];
   let arguments = (ins Greta_FloatTensor:$q, Greta_FloatTensor:$k, Greta_FloatTensor:$v,
                        Greta_IndexTensor:$positions,
@@ -83,6 +103,10 @@ def Greta_AttentionOp : Greta_Op<"attention", [
 
 def Greta_SwiGLUOp : Greta_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
   let summary = "silu(gate) * up";
+  let description = [{
+    Elementwise `gate * sigmoid(gate) * up`; operands and result have one
+    type.
+  }];
   let arguments = (ins Greta_FloatTensor:$gate, Greta_FloatTensor:$up);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
@@ -90,6 +114,9 @@ def Greta_SwiGLUOp : Greta_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
 
 def Greta_AddOp : Greta_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
   let summary = "Elementwise add (the residual connection)";
+  let description = [{
+    Operands and result have one type.
+  }];
   let arguments = (ins Greta_FloatTensor:$lhs, Greta_FloatTensor:$rhs);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
@@ -100,8 +127,11 @@ def Greta_TraceOp : Greta_Op<"trace", [MemoryEffects<[MemWrite<Greta_TraceResour
   let description = [{
     Has no results; its write on the trace resource keeps it alive through
     DCE, canonicalize and CSE. Bufferizable: it reads its operand and writes
-    no buffer. `record_id` is stable across builds (see greta/rt/Stages.h);
-    `loc_hint` is the location of the op that produced the value.
+    no buffer. `record_id` is stable across builds (`layer * 16 + stage
+    index`, see greta/rt/Stages.h) and must match (stage, layer); the layer
+    is below the module's `greta.num_layers`. The op's location is the
+    location of the op that produced the value. The operand is a ranked
+    float tensor or memref of rank >= 1 (one record per row).
   }];
   let arguments = (ins Greta_FloatTensorOrMemRef:$input, StrAttr:$stage, I64Attr:$layer,
                        I64Attr:$record_id, Greta_PayloadAttr:$payload);
