@@ -36,3 +36,5 @@ tools = [
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.greta_tools_dir, append_path=True)
+# `not`, `count` and FileCheck live with Debian's LLVM tools, not on PATH.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
