@@ -89,6 +89,16 @@ int fail(const Twine &msg) {
   return 1;
 }
 
+/// An option given to a mode that ignores it is an error, not a silent no-op.
+bool rejectOptions(StringRef mode, ArrayRef<cl::Option *> options) {
+  for (cl::Option *opt : options)
+    if (opt->getNumOccurrences()) {
+      fail("option '--" + opt->ArgStr + "' does not apply to --" + mode);
+      return true;
+    }
+  return false;
+}
+
 /// Reads `path` into `sourceMgr` so diagnostics can quote the bad line.
 const MemoryBuffer *readConfig(StringRef path, SourceMgr &sourceMgr) {
   std::string error;
@@ -146,8 +156,8 @@ int weightsMode(mlir::MLIRContext &ctx) {
   const MemoryBuffer *buffer = readConfig(weightsConfig, sourceMgr);
   if (!buffer)
     return 1;
-  FailureOr<greta::hf::LlamaConfig> config = greta::hf::parseLlamaConfig(
-      buffer->getBuffer(), weightsConfig, ctx, modelName);
+  FailureOr<greta::hf::LlamaConfig> config =
+      greta::hf::parseLlamaConfig(buffer->getBuffer(), weightsConfig, ctx);
   if (failed(config))
     return 1;
   std::vector<greta::rt::TensorToWrite> tensors;
@@ -212,8 +222,15 @@ int main(int argc, char **argv) {
   registry.insert<mlir::greta::GretaDialect, mlir::func::FuncDialect>();
   mlir::MLIRContext ctx(registry);
   if (!importConfig.empty())
-    return importMode(ctx);
+    return rejectOptions("import-hf-config", {&seed, &dtype, &length, &vocab})
+               ? 1
+               : importMode(ctx);
   if (!weightsConfig.empty())
-    return weightsMode(ctx);
-  return promptMode();
+    return rejectOptions("gen-random-weights",
+                         {&length, &vocab, &modelName, &stripLocations})
+               ? 1
+               : weightsMode(ctx);
+  return rejectOptions("gen-prompt", {&dtype, &modelName, &stripLocations})
+             ? 1
+             : promptMode();
 }
