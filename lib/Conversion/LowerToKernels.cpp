@@ -76,6 +76,34 @@ public:
     rewriter.replaceOp(op, kernel.getResults());
   }
 
+  /// A rank-1 value through a rank-2 kernel: `input` expanded to [1, n],
+  /// the kernel, then collapsed back. The tags go on the collapse, which
+  /// produces the value they name.
+  void replaceRank1(StringRef callee, Value input, ValueRange scalars) {
+    auto type = cast<RankedTensorType>(op->getResult(0).getType());
+    auto rowType = RankedTensorType::get({1, type.getDimSize(0)},
+                                         type.getElementType());
+    SmallVector<ReassociationIndices> reassoc{{0, 1}};
+    SmallVector<OpFoldResult> rowShape{rewriter.getIndexAttr(1)};
+    if (type.isDynamicDim(0))
+      rowShape.push_back(
+          tensor::DimOp::create(rewriter, loc, input, 0).getResult());
+    else
+      rowShape.push_back(rewriter.getIndexAttr(type.getDimSize(0)));
+    Value row = tensor::ExpandShapeOp::create(rewriter, loc, rowType, input,
+                                              reassoc, rowShape);
+    Value out = empty(rowType, {{row, 0}, {row, 1}});
+    SmallVector<Value> ins{row};
+    ins.append(scalars.begin(), scalars.end());
+    auto kernel = KernelOp::create(rewriter, loc, TypeRange{rowType},
+                                   rewriter.getStringAttr(callee), ins,
+                                   ValueRange{out}, UnitAttr());
+    auto collapse = tensor::CollapseShapeOp::create(
+        rewriter, loc, type, kernel.getResult(0), reassoc);
+    mergeStageTags(op, collapse);
+    rewriter.replaceOp(op, collapse.getResult());
+  }
+
 private:
   RewriterBase &rewriter;
   Operation *op;
@@ -165,12 +193,18 @@ LogicalResult lower(RewriterBase &rewriter, Operation *op) {
       })
       .Case([&](RoundOp r) -> LogicalResult {
         auto type = cast<RankedTensorType>(r.getType());
-        if (type.getRank() != 2)
+        Value kind = kb.i64(roundKindCode(r.getTo()));
+        if (type.getRank() == 2) {
+          kb.replace("round", {r.getInput(), kind},
+                     {{r.getInput(), 0}, {r.getInput(), 1}});
+          return success();
+        }
+        if (type.getRank() != 1)
           return r.emitOpError() << "greta-lower-to-kernels: the round "
-                                    "kernel takes rank-2 tensors, got "
+                                    "kernel takes rank 1 or 2 tensors, got "
                                  << type;
-        kb.replace("round", {r.getInput(), kb.i64(roundKindCode(r.getTo()))},
-                   {{r.getInput(), 0}, {r.getInput(), 1}});
+        // Rank 1 (norm weights under f16/bf16 emulation): round as one row.
+        kb.replaceRank1("round", r.getInput(), {kind});
         return success();
       })
       .Case([&](PerturbOp p) {

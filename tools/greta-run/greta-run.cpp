@@ -461,6 +461,9 @@ int Runner::run() {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   MLIRContext ctx(registry);
+  // Diagnostics carry locations; a note dumping the whole module would bury
+  // them.
+  ctx.printOpOnDiagnostic(false);
   context = &ctx;
   std::string fileError;
   auto file = openInputFile(modelPath, &fileError);
