@@ -1,7 +1,8 @@
 // RUN: greta-opt %s -split-input-file --greta-inject-fault="stage=attn_out layer=0" | FileCheck %s --check-prefix=SCALE
 // RUN: greta-opt %s -split-input-file --greta-inject-fault="stage=attn_out layer=0 kind=offset magnitude=0.25 from-position=826" | FileCheck %s --check-prefix=OFFSET
 // RUN: greta-opt %s -split-input-file --greta-inject-fault="stage=residual_pre_attn layer=1 kind=bitflip magnitude=31 from-position=5" | FileCheck %s --check-prefix=BITFLIP
-// Inject then trace: the trace records the perturbed value.
+// Inject then trace: the target stage records the perturbed value, the
+// earlier stage of the same value the clean one.
 // RUN: greta-opt %s -split-input-file --greta-inject-fault="stage=residual_pre_attn layer=1" --greta-insert-trace="stages=residual_post_attn,residual_pre_attn" | FileCheck %s --check-prefix=TRACED
 // Errors: specific, located, non-zero exit.
 // RUN: not greta-opt %s -split-input-file --greta-inject-fault="stage=attn_output layer=0" 2>&1 | FileCheck %s --check-prefix=BAD-STAGE
@@ -38,18 +39,20 @@ module attributes {greta.num_layers = 2 : i64} {
   // OFFSET-NEXT: greta.trace %[[P]]
   // OFFSET-NEXT: greta.add %{{.+}}, %[[P]]
 
-  // Every tag of the value moves to the perturb, and every use follows.
+  // The value names two stages: the earlier one (residual_post_attn of layer
+  // 0) keeps naming the clean value; the target and every use move to the
+  // perturb (layer 1 reads a corrupted input).
   // BITFLIP-LABEL: func.func @forward
-  // BITFLIP: %[[R:.+]] = greta.add %{{.+}}, %{{.+}} : tensor<?x8xf32>
-  // BITFLIP-NEXT: %[[P:.+]] = greta.perturb %[[R]], %{{.+}} {from_position = 5 : i64, greta.stages = [#greta.stage<"residual_post_attn", 0>, #greta.stage<"residual_pre_attn", 1>], kind = "bitflip", magnitude = 3.100000e+01 : f64}
+  // BITFLIP: %[[R:.+]] = greta.add %{{.+}}, %{{.+}} {greta.stages = [#greta.stage<"residual_post_attn", 0>]} : tensor<?x8xf32>
+  // BITFLIP-NEXT: %[[P:.+]] = greta.perturb %[[R]], %{{.+}} {from_position = 5 : i64, greta.stages = [#greta.stage<"residual_pre_attn", 1>], kind = "bitflip", magnitude = 3.100000e+01 : f64}
   // BITFLIP-NEXT: greta.rms_norm %[[P]]
   // BITFLIP-NEXT: greta.rms_norm %[[P]]
   // BITFLIP-NEXT: return
 
   // TRACED-LABEL: func.func @forward
   // TRACED: %[[R:.+]] = greta.add
+  // TRACED-NEXT: greta.trace %[[R]] {{.*}}stage = "residual_post_attn"
   // TRACED-NEXT: %[[P:.+]] = greta.perturb %[[R]]
-  // TRACED-NEXT: greta.trace %[[P]] {{.*}}stage = "residual_post_attn"
   // TRACED-NEXT: greta.trace %[[P]] {{.*}}stage = "residual_pre_attn"
   // TRACED-NOT: greta.trace %[[R]]
   func.func @forward(%tokens: tensor<?xi64>, %positions: tensor<?xi64> {greta.positions},

@@ -131,10 +131,28 @@ struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
       perturb->erase();
       return signalPassFailure();
     }
-    value.replaceAllUsesExcept(perturb.getResult(), perturb);
-    // The tags name the value the rest of the graph now sees.
-    mergeStageTags(target, perturb);
+    // A value can name several stages (residual_post_mlp of layer L is
+    // residual_pre_attn of L+1). The fault happens at the target stage: tags
+    // earlier in execution order keep naming the clean value, the target and
+    // later ones name the perturbed one, and so do all the other uses.
+    int64_t targetOrder = rt::executionOrderKey(*rt::parseStage(stage), layer);
+    auto orderOf = [](StringRef s, int64_t l) {
+      return rt::executionOrderKey(
+          *rt::parseStage(std::string_view(s.data(), s.size())), l);
+    };
+    SmallVector<StageAttr> before, after;
+    for (StageAttr tag : getStageTags(target))
+      (orderOf(tag.getStage(), tag.getLayer()) < targetOrder ? before : after)
+          .push_back(tag);
+    value.replaceUsesWithIf(perturb.getResult(), [&](OpOperand &use) {
+      if (use.getOwner() == perturb)
+        return false;
+      auto trace = dyn_cast<TraceOp>(use.getOwner());
+      return !trace || orderOf(trace.getStage(), trace.getLayer()) >= targetOrder;
+    });
     target->removeAttr(GretaDialect::getStagesAttrName());
+    addStageTags(target, before);
+    addStageTags(perturb, after);
   }
 };
 } // namespace

@@ -50,9 +50,11 @@ def InjectFault : Pass<"greta-inject-fault", "::mlir::ModuleOp"> {
   let description = [{
     Validates GRETA's own detectors and lets users rehearse a study: the
     value tagged (stage, layer) is replaced by a perturbed copy for every row
-    whose position is >= from-position. The value's stage tags move to the
-    `greta.perturb`, so traces of that stage (inserted before or after this
-    pass) record the fault. The model function needs an argument marked
+    whose position is >= from-position. The target tag, the value's tags later
+    in execution order and every use move to the `greta.perturb`, so traces of
+    that stage (inserted before or after this pass) record the fault; tags
+    earlier in execution order (residual_post_mlp of layer L when the target
+    is residual_pre_attn of L+1) keep naming the clean value. The model function needs an argument marked
     `greta.positions`. Exactly one op may carry the (stage, layer) tag.
 
     Errors (on the module or on the tagged op): unknown stage, missing or
