@@ -1,4 +1,4 @@
-//===- KernelBench.cpp - Time the CPU kernels on a llama-tiny forward -*- C++ -*-===//
+//===- KernelBench.cpp - Kernel times on a llama-tiny forward ---*- C++ -*-===//
 //
 // Calls the kernels in the order of one Llama forward (the shapes of
 // models/llama-tiny: 12 layers, hidden 256, 8/4 heads of 32, FFN 768, vocab
@@ -59,8 +59,8 @@ int main(int argc, char **argv) {
     ids[i] = (i * 7919) % V, pos[i] = i;
   MemRef<int64_t, 1> idr{ids.data(), ids.data(), 0, {S}, {1}};
   MemRef<int64_t, 1> pr{pos.data(), pos.data(), 0, {S}, {1}};
-  M x(S, H), xn(S, H), q(S, NH * D), k(S, NKV * D), v(S, NKV * D),
-      a(S, NH * D), o(S, H), gt(S, F), up(S, F), logits(S, V);
+  M x(S, H), xn(S, H), q(S, NH * D), k(S, NKV * D), v(S, NKV * D), a(S, NH * D),
+      o(S, H), gt(S, F), up(S, F), logits(S, V);
   std::map<std::string, double> t;
   auto timed = [&](const char *name, auto fn) {
     auto t0 = Clock::now();
@@ -72,14 +72,16 @@ int main(int argc, char **argv) {
     session->resetKVCache();
     t.clear();
     auto t0 = Clock::now();
-    auto xr = x.ref(), xnr = xn.ref(), qr = q.ref(), kr = k.ref(),
-         vr = v.ref(), ar = a.ref(), orf = o.ref(), gr = gt.ref(),
-         ur = up.ref(), lr = logits.ref(), er = emb.ref(), wqr = wq.ref(),
-         wkr = wk.ref(), wvr = wv.ref(), wor = wo.ref(), wgr = wg.ref(),
-         wur = wu.ref(), wdr = wd.ref(), hr = head.ref();
-    timed("embedding", [&] { _mlir_ciface_greta_cpu_embedding_f32(&er, &idr, &xr); });
+    auto xr = x.ref(), xnr = xn.ref(), qr = q.ref(), kr = k.ref(), vr = v.ref(),
+         ar = a.ref(), orf = o.ref(), gr = gt.ref(), ur = up.ref(),
+         lr = logits.ref(), er = emb.ref(), wqr = wq.ref(), wkr = wk.ref(),
+         wvr = wv.ref(), wor = wo.ref(), wgr = wg.ref(), wur = wu.ref(),
+         wdr = wd.ref(), hr = head.ref();
+    timed("embedding",
+          [&] { _mlir_ciface_greta_cpu_embedding_f32(&er, &idr, &xr); });
     for (int64_t l = 0; l < L; ++l) {
-      timed("rms_norm", [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
+      timed("rms_norm",
+            [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
       timed("linear", [&] {
         _mlir_ciface_greta_cpu_linear_f32(&xnr, &wqr, &qr);
         _mlir_ciface_greta_cpu_linear_f32(&xnr, &wkr, &kr);
@@ -93,19 +95,25 @@ int main(int argc, char **argv) {
         _mlir_ciface_greta_cpu_attention_f32(&qr, &kr, &vr, &pr, NH, NKV, D,
                                              0.17677669529663687, l, &ar);
       });
-      timed("linear", [&] { _mlir_ciface_greta_cpu_linear_f32(&ar, &wor, &orf); });
+      timed("linear",
+            [&] { _mlir_ciface_greta_cpu_linear_f32(&ar, &wor, &orf); });
       timed("add", [&] { _mlir_ciface_greta_cpu_add_f32(&xr, &orf, &xr); });
-      timed("rms_norm", [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
+      timed("rms_norm",
+            [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
       timed("linear", [&] {
         _mlir_ciface_greta_cpu_linear_f32(&xnr, &wgr, &gr);
         _mlir_ciface_greta_cpu_linear_f32(&xnr, &wur, &ur);
       });
-      timed("swiglu", [&] { _mlir_ciface_greta_cpu_swiglu_f32(&gr, &ur, &gr); });
-      timed("linear", [&] { _mlir_ciface_greta_cpu_linear_f32(&gr, &wdr, &orf); });
+      timed("swiglu",
+            [&] { _mlir_ciface_greta_cpu_swiglu_f32(&gr, &ur, &gr); });
+      timed("linear",
+            [&] { _mlir_ciface_greta_cpu_linear_f32(&gr, &wdr, &orf); });
       timed("add", [&] { _mlir_ciface_greta_cpu_add_f32(&xr, &orf, &xr); });
     }
-    timed("rms_norm", [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
-    timed("lm_head", [&] { _mlir_ciface_greta_cpu_linear_f32(&xnr, &hr, &lr); });
+    timed("rms_norm",
+          [&] { _mlir_ciface_greta_cpu_rms_norm_f32(&xr, &nr, 1e-5, &xnr); });
+    timed("lm_head",
+          [&] { _mlir_ciface_greta_cpu_linear_f32(&xnr, &hr, &lr); });
     double total = std::chrono::duration<double>(Clock::now() - t0).count();
     if (total < best)
       best = total;

@@ -1,4 +1,4 @@
-//===- CpuKernels.cpp - The CPU kernels and runtime entry points -*- C++ -*-===//
+//===- CpuKernels.cpp - CPU kernels and runtime entry points ----*- C++ -*-===//
 //
 // Hand-written because these are the reference semantics GRETA compares
 // against (HF transformers' Llama, op by op, in the same order of rounding),
@@ -109,14 +109,14 @@ void gemm(bool transB, int64_t m, int64_t n, int64_t k, double alpha,
               m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-template <typename T>
-void zero(const Mat<T> &m) {
+template <typename T> void zero(const Mat<T> &m) {
   for (int64_t i = 0; i < m.rows; ++i)
     std::fill(m.row(i), m.row(i) + m.cols, T(0));
 }
 
 template <typename T>
-void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids, MemRef<T, 2> *out) {
+void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
+               MemRef<T, 2> *out) {
   const char *k = "embedding";
   Mat<T> tb, o;
   int64_t *id, n, st;
@@ -240,8 +240,8 @@ void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
   const char *k = "rope";
   Mat<T> x, o;
   std::vector<int64_t> pos;
-  if (!view(in, k, "in", x) || !view(out, k, "out", o) ||
-      !sameShape(x, o, k) || !readPositions<T>(positions, x.rows, k, pos))
+  if (!view(in, k, "in", x) || !view(out, k, "out", o) || !sameShape(x, o, k) ||
+      !readPositions<T>(positions, x.rows, k, pos))
     return;
   if (headDim <= 0 || headDim % 2 || x.cols % headDim) {
     report("rope: head dim " + std::to_string(headDim) +
@@ -253,8 +253,9 @@ void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
   // compute dtype; angle = pos * inv_freq rounded to it; then cos/sin.
   std::vector<T> invFreq(half), c(half), s(half), tmp(headDim);
   for (int64_t i = 0; i < half; ++i)
-    invFreq[i] = T(1) / std::pow(static_cast<T>(theta),
-                                 static_cast<T>(2 * i) / static_cast<T>(headDim));
+    invFreq[i] =
+        T(1) / std::pow(static_cast<T>(theta),
+                        static_cast<T>(2 * i) / static_cast<T>(headDim));
   for (int64_t r = 0; r < x.rows; ++r) {
     for (int64_t i = 0; i < half; ++i) {
       T angle = static_cast<T>(pos[r]) * invFreq[i];
@@ -373,15 +374,17 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
   // gap, in ascending order: a gap would attend to keys never computed.
   Session::KVSlot &slot = session->kvSlot(cacheSlot);
   if (slot.kvDim != 0 && slot.kvDim != kvDim) {
-    report("attention: KV slot " + std::to_string(cacheSlot) + " holds rows of " +
-           std::to_string(slot.kvDim) + ", this call " + std::to_string(kvDim));
+    report("attention: KV slot " + std::to_string(cacheSlot) +
+           " holds rows of " + std::to_string(slot.kvDim) + ", this call " +
+           std::to_string(kvDim));
     zero(o);
     return;
   }
   for (int64_t i = 0; i < rows; ++i)
     if (pos[i] != pos[0] + i || pos[0] > slot.filled) {
       report("attention: positions must be contiguous and continue the KV "
-             "cache (slot " + std::to_string(cacheSlot) + " holds [0, " +
+             "cache (slot " +
+             std::to_string(cacheSlot) + " holds [0, " +
              std::to_string(slot.filled) + "), row " + std::to_string(i) +
              " has position " + std::to_string(pos[i]) + ")");
       zero(o);
@@ -521,8 +524,8 @@ void injectFault(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions,
   int64_t bit = static_cast<int64_t>(magnitude);
   if (kind < 0 || kind > 2 ||
       (kind == 2 && (bit < 0 || bit >= static_cast<int64_t>(8 * sizeof(T))))) {
-    report("inject_fault: bad kind " + std::to_string(kind) +
-           " or bit index " + std::to_string(bit));
+    report("inject_fault: bad kind " + std::to_string(kind) + " or bit index " +
+           std::to_string(bit));
     return;
   }
   for (int64_t i = 0; i < x.rows; ++i) {
@@ -552,7 +555,8 @@ void injectFault(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions,
 // descriptor it will not read through, and the session holds the error.
 alignas(64) double emptyParam[1] = {0};
 
-template <typename T, int N> void param(MemRef<T, N> *result, const char *name) {
+template <typename T, int N>
+void param(MemRef<T, N> *result, const char *name) {
   if (!result)
     return;
   Session *s = Session::current();
@@ -566,8 +570,8 @@ template <typename T, int N> void param(MemRef<T, N> *result, const char *name) 
            suffix<T>() + " but the session computes in " +
            std::string(dtypeName(s->computeDType())));
   } else if (!(p = s->param(name, N, &shape))) {
-    report(std::string("param: the weights have no rank-") +
-           std::to_string(N) + " parameter '" + (name ? name : "(null)") +
+    report(std::string("param: the weights have no rank-") + std::to_string(N) +
+           " parameter '" + (name ? name : "(null)") +
            "' (not declared to the session)");
   }
   if (!p) {
@@ -612,8 +616,9 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
   for (int64_t i = 0; i < x.rows; ++i)
     for (int64_t j = 0; j < x.cols; ++j)
       tmp[i * x.cols + j] = x.p[i * x.ld + j * value->strides[1]];
-  s->trace(recordId, payload, std::is_same_v<T, float> ? DType::F32 : DType::F64,
-           tmp.data(), x.rows, x.cols, x.cols);
+  s->trace(recordId, payload,
+           std::is_same_v<T, float> ? DType::F32 : DType::F64, tmp.data(),
+           x.rows, x.cols, x.cols);
 }
 
 } // namespace
@@ -656,9 +661,8 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
       MemRef<T, 2> *gate, MemRef<T, 2> *up, MemRef<T, 2> *out) {               \
     swiglu<T>(gate, up, out);                                                  \
   }                                                                            \
-  void _mlir_ciface_greta_cpu_add_##SUFFIX(MemRef<T, 2> *lhs,                  \
-                                           MemRef<T, 2> *rhs,                  \
-                                           MemRef<T, 2> *out) {                \
+  void _mlir_ciface_greta_cpu_add_##SUFFIX(                                    \
+      MemRef<T, 2> *lhs, MemRef<T, 2> *rhs, MemRef<T, 2> *out) {               \
     add<T>(lhs, rhs, out);                                                     \
   }                                                                            \
   void _mlir_ciface_greta_cpu_round_##SUFFIX(MemRef<T, 2> *in, int64_t kind,   \
@@ -678,9 +682,8 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
                                                const char *name) {             \
     param<T, 2>(result, name);                                                 \
   }                                                                            \
-  void _mlir_ciface_greta_rt_trace_##SUFFIX(MemRef<T, 2> *value,               \
-                                            int64_t recordId,                  \
-                                            int64_t payload) {                 \
+  void _mlir_ciface_greta_rt_trace_##SUFFIX(                                   \
+      MemRef<T, 2> *value, int64_t recordId, int64_t payload) {                \
     trace<T>(value, recordId, payload);                                        \
   }
 

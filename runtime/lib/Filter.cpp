@@ -1,4 +1,4 @@
-//===- Filter.cpp - Runtime record filter and its command-line forms -*- C++ -*-===//
+//===- Filter.cpp - Runtime record filter and its text forms ----*- C++ -*-===//
 #include "greta/rt/Filter.h"
 
 #include <cerrno>

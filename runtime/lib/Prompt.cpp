@@ -72,14 +72,16 @@ greta::rt::readPrompt(const std::string &path, std::string &error) {
     try {
       j = json::parse(text);
     } catch (const json::parse_error &e) {
-      error = path + ":" + std::to_string(lineOf(text, e.byte ? e.byte - 1 : 0)) +
+      error = path + ":" +
+              std::to_string(lineOf(text, e.byte ? e.byte - 1 : 0)) +
               ": invalid JSON: " + e.what();
       return std::nullopt;
     }
     for (size_t i = 0; i < j.size(); ++i) {
       const json &v = j[i];
       auto bad = [&](const std::string &why) {
-        error = path + ":" + std::to_string(lineOf(text, elementOffset(text, i))) +
+        error = path + ":" +
+                std::to_string(lineOf(text, elementOffset(text, i))) +
                 ": token " + std::to_string(i) + " (" + v.dump() + ") " + why;
         return std::nullopt;
       };

@@ -1,4 +1,4 @@
-//===- Session.cpp - Parameters, KV cache and tracing of one run -*- C++ -*-===//
+//===- Session.cpp - Parameters, KV cache and tracing of a run --*- C++ -*-===//
 #include "greta/rt/Session.h"
 #include "Sha256.h"
 
@@ -19,8 +19,7 @@ std::string shapeStr(const std::vector<int64_t> &shape) {
 }
 
 /// Top-5 ids by value, ties to the lower id; NaN ranks below everything.
-template <typename T>
-std::vector<int32_t> topFive(const T *row, int64_t n) {
+template <typename T> std::vector<int32_t> topFive(const T *row, int64_t n) {
   auto better = [&](int64_t a, int64_t b) {
     T va = row[a], vb = row[b];
     bool na = std::isnan(va), nb = std::isnan(vb);
@@ -191,8 +190,8 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
     int64_t pos = positions_[i];
     if (!filter_.selectsPosition(pos, tokenCount_))
       continue;
-    const uint8_t *row =
-        static_cast<const uint8_t *>(data) + i * rowStride * static_cast<int64_t>(es);
+    const uint8_t *row = static_cast<const uint8_t *>(data) +
+                         i * rowStride * static_cast<int64_t>(es);
     r.position = pos;
     r.nanCount = r.infCount = 0;
     r.fingerprint = {};

@@ -1,4 +1,4 @@
-//===- Trace.cpp - Trace writer and reader (docs/TRACE_FORMAT.md) -*- C++ -*-===//
+//===- Trace.cpp - Trace writer and reader (TRACE_FORMAT.md) ----*- C++ -*-===//
 //
 // records.bin = 16-byte file header, then frames
 //   [u32 magic "GREC"][u32 length][length bytes of body][u32 crc32(body)]
@@ -6,9 +6,9 @@
 // flush(); the reader keeps every frame up to the first bad one.
 //
 //===----------------------------------------------------------------------===//
-#include "greta/rt/Half.h"
 #include "greta/rt/Trace.h"
 #include "Sha256.h"
+#include "greta/rt/Half.h"
 
 #include <nlohmann/json.hpp>
 #include <zlib.h>
@@ -264,11 +264,9 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
       return error = "missing or invalid 'format_version'", false;
     m.formatVersion = j["format_version"].get<uint32_t>();
     if (m.formatVersion > kTraceFormatVersion)
-      return error = "trace format version " +
-                     std::to_string(m.formatVersion) +
+      return error = "trace format version " + std::to_string(m.formatVersion) +
                      " is newer than this reader supports (version " +
-                     std::to_string(kTraceFormatVersion) +
-                     "); update GRETA",
+                     std::to_string(kTraceFormatVersion) + "); update GRETA",
              false;
     if (m.formatVersion == 0)
       return error = "invalid format_version 0", false;
@@ -323,8 +321,8 @@ bool writeFileAtomic(const std::string &path, const std::string &text,
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return error = "cannot create '" + tmp + "': " + errnoStr(errno), false;
-  int e = writeAll(fd, reinterpret_cast<const uint8_t *>(text.data()),
-                   text.size());
+  int e =
+      writeAll(fd, reinterpret_cast<const uint8_t *>(text.data()), text.size());
   if (!e && ::fsync(fd) != 0)
     e = errno;
   if (::close(fd) != 0 && !e)
@@ -336,8 +334,8 @@ bool writeFileAtomic(const std::string &path, const std::string &text,
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     e = errno;
     ::unlink(tmp.c_str());
-    return error = "cannot rename '" + tmp + "' to '" + path +
-                   "': " + errnoStr(e),
+    return error =
+               "cannot rename '" + tmp + "' to '" + path + "': " + errnoStr(e),
            false;
   }
   return true;
@@ -440,8 +438,8 @@ private:
   static constexpr unsigned kFlushEveryRecords = 4096;
 
   bool fail(const char *what, int e, std::string &error) {
-    error = "trace '" + dir_ + "/records.bin': " + what + " failed: " +
-            errnoStr(e) + " (" + std::to_string(bytes_) +
+    error = "trace '" + dir_ + "/records.bin': " + what +
+            " failed: " + errnoStr(e) + " (" + std::to_string(bytes_) +
             " bytes already written stay readable)";
     closedReason_ = error;
     buf_.clear();
@@ -460,9 +458,10 @@ private:
   std::string closedReason_;
 };
 
-std::unique_ptr<TraceWriter>
-FileTraceWriter::make(const std::string &dir, const Manifest &manifest,
-                      bool overwrite, std::string &error) {
+std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
+                                                   const Manifest &manifest,
+                                                   bool overwrite,
+                                                   std::string &error) {
   if (dir.empty())
     return error = "empty trace directory name", nullptr;
   if (!makeDirs(dir, error))
@@ -482,8 +481,8 @@ FileTraceWriter::make(const std::string &dir, const Manifest &manifest,
   std::string lockPath = dir + "/.lock";
   w->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (w->lockFd_ < 0)
-    return error = "cannot create lock file '" + lockPath +
-                   "': " + errnoStr(errno),
+    return error =
+               "cannot create lock file '" + lockPath + "': " + errnoStr(errno),
            nullptr;
   if (::flock(w->lockFd_, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;

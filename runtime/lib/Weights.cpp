@@ -6,8 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Weights.h"
-#include "greta/rt/Half.h"
 #include "Sha256.h"
+#include "greta/rt/Half.h"
 
 #include <nlohmann/json.hpp>
 
@@ -315,8 +315,8 @@ bool greta::rt::writeSafeTensors(const std::string &path,
         double d = v;
         std::memcpy(dst, &d, 8);
       } else {
-        uint16_t h = dtype == DType::F16 ? doubleToHalfBits(v)
-                                         : doubleToBF16Bits(v);
+        uint16_t h =
+            dtype == DType::F16 ? doubleToHalfBits(v) : doubleToBF16Bits(v);
         std::memcpy(dst, &h, 2);
       }
     }
@@ -337,8 +337,8 @@ bool greta::rt::writeSafeTensors(const std::string &path,
     return false;
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = path + ": cannot rename '" + tmp + "' into place: " +
-            std::strerror(errno);
+    error = path + ": cannot rename '" + tmp +
+            "' into place: " + std::strerror(errno);
     std::remove(tmp.c_str());
     return false;
   }

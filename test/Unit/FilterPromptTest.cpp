@@ -76,8 +76,8 @@ TEST(Filter, BadSpecsNameTheItem) {
 TEST(Prompt, JsonAndLines) {
   TempDir tmp;
   std::string err;
-  auto ids = readPrompt(writeFile(tmp.path() + "/a.json", "[1, 2,\n 30000]\n"),
-                        err);
+  auto ids =
+      readPrompt(writeFile(tmp.path() + "/a.json", "[1, 2,\n 30000]\n"), err);
   ASSERT_TRUE(ids) << err;
   EXPECT_EQ(*ids, (std::vector<int64_t>{1, 2, 30000}));
   ids = readPrompt(writeFile(tmp.path() + "/b.txt", "5\n\n 6 \r\n7"), err);

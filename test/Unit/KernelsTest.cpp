@@ -1,8 +1,8 @@
 //===- KernelsTest.cpp - CPU kernels and Session vs references --*- C++ -*-===//
+#include "Sha256.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Session.h"
-#include "Sha256.h"
 
 #include "TestUtil.h"
 
@@ -313,8 +313,8 @@ TEST(Kernels, ElementwiseRoundAndFaults) {
     _mlir_ciface_greta_cpu_round_f32(&gr, kind, &orf);
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 10; ++j)
-        EXPECT_EQ(out.at(i, j), kind ? roundToBF16(g.at(i, j))
-                                     : roundToHalf(g.at(i, j)));
+        EXPECT_EQ(out.at(i, j),
+                  kind ? roundToBF16(g.at(i, j)) : roundToHalf(g.at(i, j)));
   }
   EXPECT_EQ(cs.s->error(), "");
   _mlir_ciface_greta_cpu_round_f32(&gr, 2, &orf);
@@ -386,14 +386,15 @@ TEST(Session, ParamsAndErrors) {
   EXPECT_EQ(d1.sizes[0], 0); // the session computes in f32
 
   std::string err;
-  EXPECT_FALSE(Session::create(*cs.st, {{"missing.weight", {4}}}, DType::F32,
-                               err));
+  EXPECT_FALSE(
+      Session::create(*cs.st, {{"missing.weight", {4}}}, DType::F32, err));
   EXPECT_NE(err.find("missing tensor 'missing.weight'"), std::string::npos)
       << err;
   EXPECT_NE(err.find(cs.st->path()), std::string::npos) << err;
   EXPECT_FALSE(Session::create(*cs.st, {{"w2", {3, 2}}}, DType::F32, err));
-  EXPECT_NE(err.find("tensor 'w2' has shape [2, 3] but the model expects [3, 2]"),
-            std::string::npos)
+  EXPECT_NE(
+      err.find("tensor 'w2' has shape [2, 3] but the model expects [3, 2]"),
+      std::string::npos)
       << err;
   EXPECT_FALSE(Session::create(*cs.st, {}, DType::F16, err));
 }

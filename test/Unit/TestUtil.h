@@ -18,15 +18,15 @@ class TempDir {
 public:
   TempDir() {
     const char *base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") +
-                       "/greta-unit-XXXXXX";
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/greta-unit-XXXXXX";
     if (!mkdtemp(tmpl.data()))
       throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
   ~TempDir() {
-    std::string cmd = "chmod -R u+w '" + path_ + "' 2>/dev/null; rm -rf '" +
-                      path_ + "'";
+    std::string cmd =
+        "chmod -R u+w '" + path_ + "' 2>/dev/null; rm -rf '" + path_ + "'";
     if (std::system(cmd.c_str()) != 0) {
     }
   }

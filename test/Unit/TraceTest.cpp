@@ -165,7 +165,8 @@ TEST(Trace, TruncationAtEveryByteKeepsAPrefix) {
   for (size_t n = 0; n < full.size(); ++n) {
     writeFile(dir + "/records.bin", full.substr(0, n));
     auto tc = readTrace(dir, err);
-    size_t complete = std::upper_bound(ends.begin(), ends.end(), n) - ends.begin();
+    size_t complete =
+        std::upper_bound(ends.begin(), ends.end(), n) - ends.begin();
     if (complete == 0) {
       EXPECT_FALSE(tc) << n;
       EXPECT_FALSE(err.empty());
@@ -219,8 +220,8 @@ TEST(Trace, CorruptionIsDetected) {
   bad[second + 8] = 99;
   uint32_t len1;
   std::memcpy(&len1, full.data() + second + 4, 4);
-  uint32_t crc = crc32(0, reinterpret_cast<const Bytef *>(bad.data() + second + 8),
-                       len1);
+  uint32_t crc =
+      crc32(0, reinterpret_cast<const Bytef *>(bad.data() + second + 8), len1);
   std::memcpy(&bad[second + 8 + len1], &crc, 4);
   writeFile(dir + "/records.bin", bad);
   tc = readTrace(dir, err);
@@ -316,8 +317,8 @@ TEST(Trace, DirectoryIsAFile) {
   TempDir tmp;
   std::string err;
   writeFile(tmp.path() + "/f", "x");
-  EXPECT_FALSE(TraceWriter::create(tmp.path() + "/f/t", sampleManifest(),
-                                   false, err));
+  EXPECT_FALSE(
+      TraceWriter::create(tmp.path() + "/f/t", sampleManifest(), false, err));
   EXPECT_NE(err.find(tmp.path() + "/f"), std::string::npos) << err;
 }
 
@@ -372,8 +373,8 @@ TEST(Trace, PythonReaderAgrees) {
   // The first python3 with numpy (pyenv's may lack it; Debian's has it).
   std::string py;
   for (const char *cand : {"python3", "/usr/bin/python3"})
-    if (std::system((std::string(cand) +
-                     " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) {
+    if (std::system((std::string(cand) + " -c 'import numpy' >/dev/null 2>&1")
+                        .c_str()) == 0) {
       py = cand;
       break;
     }
@@ -417,8 +418,8 @@ TEST(Trace, PythonReaderAgrees) {
   EXPECT_EQ(i, tc->records.size());
   EXPECT_EQ(i, 8u);
   // Errors are reported, not raised as tracebacks: exit code 2.
-  cmd = py + " " + GRETA_SOURCE_DIR +
-        "/python/greta_trace.py '" + tmp.path() + "' 2>/dev/null";
+  cmd = py + " " + GRETA_SOURCE_DIR + "/python/greta_trace.py '" + tmp.path() +
+        "' 2>/dev/null";
   int rc = std::system(cmd.c_str());
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2) << rc;
 }
@@ -440,11 +441,13 @@ TEST(Trace, RandomCorruptionYieldsAPrefix) {
     std::string bad = full;
     int flips = 1 + static_cast<int>(rng.u32() % 4);
     for (int f = 0; f < flips; ++f) {
-      size_t at = kTraceFileHeaderSize + rng.u64() % (full.size() - kTraceFileHeaderSize);
+      size_t at = kTraceFileHeaderSize +
+                  rng.u64() % (full.size() - kTraceFileHeaderSize);
       bad[at] = static_cast<char>(rng.u32());
     }
     if (iter % 3 == 0)
-      bad.resize(kTraceFileHeaderSize + rng.u64() % (bad.size() - kTraceFileHeaderSize));
+      bad.resize(kTraceFileHeaderSize +
+                 rng.u64() % (bad.size() - kTraceFileHeaderSize));
     writeFile(dir + "/records.bin", bad);
     auto tc = readTrace(dir, err);
     if (!tc) {

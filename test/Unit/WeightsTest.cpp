@@ -1,6 +1,6 @@
 //===- WeightsTest.cpp - safetensors reader/writer, f16/bf16 ----*- C++ -*-===//
-#include "greta/rt/Half.h"
 #include "greta/rt/Weights.h"
+#include "greta/rt/Half.h"
 
 #include "TestUtil.h"
 
@@ -17,11 +17,12 @@ using namespace greta::rt;
 namespace {
 
 std::vector<TensorToWrite> sampleTensors() {
-  return {{"model.embed_tokens.weight", {3, 4},
-           {0, 1, -2, 3.5f, 1e-3f, -1e-3f, 65504, 1e-8f, 0.1f, 0.2f, 0.3f,
-            -0.0f}},
-          {"model.norm.weight", {4}, {1, 1, 1, 1}},
-          {"empty", {0, 4}, {}}};
+  return {
+      {"model.embed_tokens.weight",
+       {3, 4},
+       {0, 1, -2, 3.5f, 1e-3f, -1e-3f, 65504, 1e-8f, 0.1f, 0.2f, 0.3f, -0.0f}},
+      {"model.norm.weight", {4}, {1, 1, 1, 1}},
+      {"empty", {0, 4}, {}}};
 }
 
 TEST(Weights, RoundTripF32) {
@@ -78,14 +79,14 @@ TEST(Weights, WriterRejectsBadInput) {
   TempDir dir;
   std::string err;
   std::string path = dir.path() + "/w.safetensors";
-  EXPECT_FALSE(writeSafeTensors(path, {{"a", {2, 2}, {1, 2, 3}}}, DType::F32,
-                                err));
+  EXPECT_FALSE(
+      writeSafeTensors(path, {{"a", {2, 2}, {1, 2, 3}}}, DType::F32, err));
   EXPECT_NE(err.find("'a'"), std::string::npos) << err;
   EXPECT_FALSE(writeSafeTensors(path, {{"a", {1}, {1}}, {"a", {1}, {1}}},
                                 DType::F32, err));
   EXPECT_NE(err.find("twice"), std::string::npos) << err;
-  EXPECT_FALSE(writeSafeTensors(dir.path() + "/no/such/dir/w", {},
-                                DType::F32, err));
+  EXPECT_FALSE(
+      writeSafeTensors(dir.path() + "/no/such/dir/w", {}, DType::F32, err));
   EXPECT_NE(err.find("No such file"), std::string::npos) << err;
 }
 
@@ -128,22 +129,27 @@ TEST(Weights, ValidationErrors) {
     EXPECT_NE(err.find("header length 100 exceeds"), std::string::npos) << err;
   }
   expectError("[1,2]", 0, {"not a JSON object"});
-  expectError(R"({"w": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})",
-              8, {"'w'", "unsupported dtype 'I64'"});
+  expectError(
+      R"({"w": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", 8,
+      {"'w'", "unsupported dtype 'I64'"});
   expectError(R"({"w": {"shape": [1], "data_offsets": [0, 4]}})", 4,
               {"'w'", "dtype"});
   expectError(R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4,
               {"'w'", "shape"});
-  expectError(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})",
-              4, {"'w'", "non-negative"});
+  expectError(
+      R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4,
+      {"'w'", "non-negative"});
   expectError(R"({"w": {"dtype": "F32", "shape": [1]}})", 4,
               {"'w'", "data_offsets"});
-  expectError(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
-              4, {"'w'", "outside the data section"});
-  expectError(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})",
-              8, {"'w'", "reversed"});
-  expectError(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})",
-              8, {"'w'", "needs 12"});
+  expectError(
+      R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 4,
+      {"'w'", "outside the data section"});
+  expectError(
+      R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}})", 8,
+      {"'w'", "reversed"});
+  expectError(
+      R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8,
+      {"'w'", "needs 12"});
   expectError(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                   "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
               12, {"'b'", "overlaps", "'a'"});
@@ -270,7 +276,8 @@ TEST(Weights, RandomCorruptionNeverCrashes) {
     // Mostly the header: that is where the parsing is.
     size_t span = iter % 2 ? 200 : bad.size();
     for (int f = 0; f < 3; ++f)
-      bad[rng.u64() % std::min(span, bad.size())] = static_cast<char>(rng.u32());
+      bad[rng.u64() % std::min(span, bad.size())] =
+          static_cast<char>(rng.u32());
     writeFile(bad_path, bad);
     auto st = SafeTensors::open(bad_path, err);
     if (!st) {

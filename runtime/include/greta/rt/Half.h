@@ -18,7 +18,8 @@ namespace detail {
 /// Rounds `x` to the binary format with `ExpBits` exponent bits and
 /// `MantBits` stored mantissa bits (IEEE layout, subnormals, inf, NaN) with
 /// round-to-nearest-even; returns its bit pattern.
-template <int ExpBits, int MantBits> inline uint32_t encodeSmallFloat(double x) {
+template <int ExpBits, int MantBits>
+inline uint32_t encodeSmallFloat(double x) {
   constexpr int bias = (1 << (ExpBits - 1)) - 1;
   constexpr uint32_t expMax = (1u << ExpBits) - 1;
   uint64_t bits;
@@ -42,7 +43,8 @@ template <int ExpBits, int MantBits> inline uint32_t encodeSmallFloat(double x) 
     constexpr int shift = 52 - MantBits;
     uint64_t m = mant >> shift, rem = mant & ((uint64_t(1) << shift) - 1);
     uint64_t half = uint64_t(1) << (shift - 1);
-    uint32_t r = (static_cast<uint32_t>(he) << MantBits) + static_cast<uint32_t>(m);
+    uint32_t r =
+        (static_cast<uint32_t>(he) << MantBits) + static_cast<uint32_t>(m);
     if (rem > half || (rem == half && (m & 1)))
       ++r; // A carry into the exponent is the correct result (up to inf).
     return sign | r;
@@ -88,8 +90,12 @@ inline float bf16BitsToFloat(uint16_t b) {
 }
 
 /// x rounded to f16 (kind 0) or bf16 (kind 1) and widened back.
-inline double roundToHalf(double x) { return halfBitsToFloat(doubleToHalfBits(x)); }
-inline double roundToBF16(double x) { return bf16BitsToFloat(doubleToBF16Bits(x)); }
+inline double roundToHalf(double x) {
+  return halfBitsToFloat(doubleToHalfBits(x));
+}
+inline double roundToBF16(double x) {
+  return bf16BitsToFloat(doubleToBF16Bits(x));
+}
 
 } // namespace greta::rt
 
