@@ -1,4 +1,4 @@
-//===- greta-translate.cpp - HF config to greta IR, weights, prompts -*- C++ -*-===//
+//===- greta-translate.cpp - HF config to IR, weights, prompts --*- C++ -*-===//
 //
 // Three jobs, one per mode flag:
 //   --import-hf-config <config.json> -o model.mlir
@@ -29,8 +29,8 @@ using namespace llvm;
 namespace {
 cl::OptionCategory modeCat("Modes (pick exactly one)");
 cl::OptionCategory importCat("Import options (--import-hf-config)");
-cl::OptionCategory genCat(
-    "Generation options (--gen-random-weights, --gen-prompt)");
+cl::OptionCategory
+    genCat("Generation options (--gen-random-weights, --gen-prompt)");
 cl::OptionCategory outCat("Output");
 
 cl::opt<std::string> importConfig(
@@ -61,8 +61,7 @@ cl::opt<bool> stripLocations(
     cl::desc("Print the IR without the HF module-name locations"),
     cl::cat(importCat));
 
-cl::opt<uint64_t> seed("seed",
-                       cl::desc("Seed of the generator (default 0)"),
+cl::opt<uint64_t> seed("seed", cl::desc("Seed of the generator (default 0)"),
                        cl::value_desc("N"), cl::init(0), cl::cat(genCat));
 enum class WeightDType { F32, F16, BF16 };
 cl::opt<WeightDType> dtype(
@@ -71,18 +70,17 @@ cl::opt<WeightDType> dtype(
                clEnumValN(WeightDType::F16, "f16", "IEEE half"),
                clEnumValN(WeightDType::BF16, "bf16", "bfloat16")),
     cl::init(WeightDType::F32), cl::cat(genCat));
-cl::opt<int64_t> length("length",
-                        cl::desc("Prompt length in tokens (>= 1)"),
+cl::opt<int64_t> length("length", cl::desc("Prompt length in tokens (>= 1)"),
                         cl::value_desc("N"), cl::init(0), cl::cat(genCat));
 cl::opt<int64_t> vocab("vocab",
                        cl::desc("Vocabulary size: ids lie in [0, V) (V >= 4)"),
                        cl::value_desc("V"), cl::init(0), cl::cat(genCat));
 
-cl::opt<std::string> outputFile(
-    "o",
-    cl::desc("Output file ('-' is stdout, not allowed for "
-             "--gen-random-weights)"),
-    cl::value_desc("file"), cl::init("-"), cl::cat(outCat));
+cl::opt<std::string>
+    outputFile("o",
+               cl::desc("Output file ('-' is stdout, not allowed for "
+                        "--gen-random-weights)"),
+               cl::value_desc("file"), cl::init("-"), cl::cat(outCat));
 
 int fail(const Twine &msg) {
   WithColor::error(errs(), "greta-translate") << msg << "\n";
@@ -113,7 +111,8 @@ const MemoryBuffer *readConfig(StringRef path, SourceMgr &sourceMgr) {
 
 int writeText(StringRef text) {
   std::string error;
-  std::unique_ptr<ToolOutputFile> out = mlir::openOutputFile(outputFile, &error);
+  std::unique_ptr<ToolOutputFile> out =
+      mlir::openOutputFile(outputFile, &error);
   if (!out)
     return fail("cannot write output '" + outputFile + "': " + error);
   out->os() << text;
@@ -162,13 +161,13 @@ int weightsMode(mlir::MLIRContext &ctx) {
     return 1;
   std::vector<greta::rt::TensorToWrite> tensors;
   for (const greta::hf::ParamSpec &spec : greta::hf::getParamSpecs(*config))
-    tensors.push_back({spec.name,
-                       std::vector<int64_t>(spec.shape.begin(),
-                                            spec.shape.end()),
-                       greta::hf::generateParamValues(spec, seed)});
-  greta::rt::DType storage = dtype == WeightDType::F16    ? greta::rt::DType::F16
-                             : dtype == WeightDType::BF16 ? greta::rt::DType::BF16
-                                                          : greta::rt::DType::F32;
+    tensors.push_back(
+        {spec.name, std::vector<int64_t>(spec.shape.begin(), spec.shape.end()),
+         greta::hf::generateParamValues(spec, seed)});
+  greta::rt::DType storage = dtype == WeightDType::F16 ? greta::rt::DType::F16
+                             : dtype == WeightDType::BF16
+                                 ? greta::rt::DType::BF16
+                                 : greta::rt::DType::F32;
   std::string error;
   if (!greta::rt::writeSafeTensors(outputFile, tensors, storage, error))
     return fail("cannot write weights: " + error);

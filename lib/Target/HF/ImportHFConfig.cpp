@@ -1,4 +1,4 @@
-//===- ImportHFConfig.cpp - Build greta IR from an HF Llama config -*- C++ -*-===//
+//===- ImportHFConfig.cpp - HF Llama config to greta IR ---------*- C++ -*-===//
 //
 // One function @forward(tokens, positions) -> logits with the layers
 // unrolled. Every op gets a NameLoc naming the HF module it stands for
@@ -46,8 +46,8 @@ private:
     return RankedTensorType::get({ShapedType::kDynamic, dim}, f32);
   }
   void tag(Operation *op, StringRef stage, int64_t layer) {
-    mlir::greta::addStageTags(
-        op, mlir::greta::StageAttr::get(&ctx, stage, layer));
+    mlir::greta::addStageTags(op,
+                              mlir::greta::StageAttr::get(&ctx, stage, layer));
   }
 
   /// The parameter `name`, created at the current point on first use. The
@@ -59,9 +59,8 @@ private:
       return cached->second;
     auto it = specs.find(name);
     if (it == specs.end())
-      llvm::report_fatal_error(
-          llvm::Twine("importer uses parameter '") + name +
-          "' that getParamSpecs() does not list");
+      llvm::report_fatal_error(llvm::Twine("importer uses parameter '") + name +
+                               "' that getParamSpecs() does not list");
     const ParamSpec &spec = specStorage[it->second];
     auto type = RankedTensorType::get(spec.shape, f32);
     Value v = mlir::greta::ParamOp::create(b, loc(name), type, name);
@@ -110,13 +109,11 @@ Value LlamaModuleBuilder::layer(Value x, int64_t l, Value positions) {
 
   auto theta = b.getF64FloatAttr(c.ropeTheta);
   auto headDim = b.getI64IntegerAttr(c.headDim);
-  Value qr = mlir::greta::RoPEOp::create(b, loc(p + "self_attn.rope_q"),
-                                         act(qDim), q, positions, theta,
-                                         headDim);
+  Value qr = mlir::greta::RoPEOp::create(
+      b, loc(p + "self_attn.rope_q"), act(qDim), q, positions, theta, headDim);
   tag(qr.getDefiningOp(), "q_post_rope", l);
-  Value kr = mlir::greta::RoPEOp::create(b, loc(p + "self_attn.rope_k"),
-                                         act(kvDim), k, positions, theta,
-                                         headDim);
+  Value kr = mlir::greta::RoPEOp::create(
+      b, loc(p + "self_attn.rope_k"), act(kvDim), k, positions, theta, headDim);
   tag(kr.getDefiningOp(), "k_post_rope", l);
 
   Value a = mlir::greta::AttentionOp::create(
@@ -189,8 +186,8 @@ OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
   // Tied embeddings: the LM head is the embedding table itself.
   Value head = c.tieWordEmbeddings ? param("model.embed_tokens.weight")
                                    : param("lm_head.weight");
-  Value logits = mlir::greta::LinearOp::create(b, loc("lm_head"), logitsType,
-                                               n, head, Value());
+  Value logits = mlir::greta::LinearOp::create(b, loc("lm_head"), logitsType, n,
+                                               head, Value());
   tag(logits.getDefiningOp(), "logits", c.numLayers - 1);
   func::ReturnOp::create(b, loc("lm_head"), logits);
 
@@ -205,15 +202,15 @@ OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
 namespace greta::hf {
 
 OwningOpRef<ModuleOp> buildLlamaModule(const LlamaConfig &config,
-                                                  MLIRContext &context) {
+                                       MLIRContext &context) {
   context.loadDialect<mlir::greta::GretaDialect, func::FuncDialect>();
   return LlamaModuleBuilder(config, context).build();
 }
 
 OwningOpRef<ModuleOp> importHFConfig(llvm::StringRef text,
-                                                llvm::StringRef fileName,
-                                                MLIRContext &context,
-                                                llvm::StringRef name) {
+                                     llvm::StringRef fileName,
+                                     MLIRContext &context,
+                                     llvm::StringRef name) {
   FailureOr<LlamaConfig> config =
       parseLlamaConfig(text, fileName, context, name);
   if (failed(config))
@@ -226,8 +223,8 @@ OwningOpRef<ModuleOp> importHFConfig(llvm::StringRef text,
 }
 
 OwningOpRef<ModuleOp> importHFConfigFile(llvm::StringRef path,
-                                                    MLIRContext &context,
-                                                    llvm::StringRef name) {
+                                         MLIRContext &context,
+                                         llvm::StringRef name) {
   auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/true);
   if (std::error_code ec = buffer.getError()) {
     emitError(UnknownLoc::get(&context))

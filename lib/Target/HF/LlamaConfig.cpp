@@ -1,4 +1,4 @@
-//===- LlamaConfig.cpp - Read and check an HF Llama config.json -*- C++ -*-===//
+//===- LlamaConfig.cpp - Read and check an HF config.json -------*- C++ -*-===//
 //
 // llvm::json gives the line and column of syntax errors; for a key that is
 // present but wrong we find its line and column in the text, so every
@@ -30,8 +30,8 @@ public:
   /// `objBegin` is the offset of the object's '{' in `text`.
   ConfigReader(StringRef text, StringRef fileName, mlir::MLIRContext &ctx,
                const json::Object &obj, size_t objBegin)
-      : text(text), fileName(fileName), ctx(ctx), obj(obj),
-        objBegin(objBegin) {}
+      : text(text), fileName(fileName), ctx(ctx), obj(obj), objBegin(objBegin) {
+  }
 
   /// Offset of the last `"key":` directly inside this object (the one
   /// json::parse keeps, as Python's json does), or npos. Keys of nested
@@ -116,8 +116,7 @@ public:
     if (!d)
       return wrongType(key, "a number", *v);
     if (!(*d > 0) || !std::isfinite(*d)) {
-      error(key) << "key '" << key << "' must be a positive number, got "
-                 << *d;
+      error(key) << "key '" << key << "' must be a positive number, got " << *d;
       return mlir::failure();
     }
     return *d;
@@ -213,9 +212,10 @@ std::string pickName(StringRef explicitName, StringRef nameOrPath,
 
 } // namespace
 
-mlir::FailureOr<LlamaConfig>
-greta::hf::parseLlamaConfig(StringRef text, StringRef fileName,
-                            mlir::MLIRContext &ctx, StringRef name) {
+mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
+                                                         StringRef fileName,
+                                                         mlir::MLIRContext &ctx,
+                                                         StringRef name) {
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed) {
     // llvm::json reports "[line:col, byte=N]: message".
@@ -331,8 +331,7 @@ greta::hf::parseLlamaConfig(StringRef text, StringRef fileName,
       (void)r.wrongType("rope_parameters", "an object", *params);
       return mlir::failure();
     }
-    ConfigReader pr(text, fileName, ctx, *p,
-                    r.valueOffset("rope_parameters"));
+    ConfigReader pr(text, fileName, ctx, *p, r.valueOffset("rope_parameters"));
     auto type = pr.getString("rope_type");
     if (mlir::failed(type))
       return mlir::failure();

@@ -22,14 +22,15 @@ mlir::OwningOpRef<mlir::ModuleOp> buildLlamaModule(const LlamaConfig &config,
 /// Parses `text` (the contents of config.json; `fileName` names it in
 /// diagnostics) and builds the module. Returns null after emitting a
 /// diagnostic on `context` that names the culprit.
-mlir::OwningOpRef<mlir::ModuleOp>
-importHFConfig(llvm::StringRef text, llvm::StringRef fileName,
-               mlir::MLIRContext &context, llvm::StringRef name = "");
+mlir::OwningOpRef<mlir::ModuleOp> importHFConfig(llvm::StringRef text,
+                                                 llvm::StringRef fileName,
+                                                 mlir::MLIRContext &context,
+                                                 llvm::StringRef name = "");
 
 /// Same, reading the config from `path` (an unreadable file is an error).
-mlir::OwningOpRef<mlir::ModuleOp>
-importHFConfigFile(llvm::StringRef path, mlir::MLIRContext &context,
-                   llvm::StringRef name = "");
+mlir::OwningOpRef<mlir::ModuleOp> importHFConfigFile(llvm::StringRef path,
+                                                     mlir::MLIRContext &context,
+                                                     llvm::StringRef name = "");
 
 } // namespace greta::hf
 

@@ -1,4 +1,4 @@
-//===- LlamaConfig.h - An HF Llama config.json, parsed and checked -*- C++ -*-===//
+//===- LlamaConfig.h - An HF Llama config.json, checked ---------*- C++ -*-===//
 //
 // The subset of Hugging Face's LlamaConfig that decides the graph, read from
 // config.json with every key type-checked. The parameter list (HF safetensors
@@ -25,8 +25,8 @@ inline constexpr llvm::StringLiteral kSupportedModelTypes =
     "llama, mistral (without sliding window)";
 
 struct LlamaConfig {
-  std::string modelType;  // "llama" or "mistral"
-  std::string name;       // module attribute greta.model
+  std::string modelType; // "llama" or "mistral"
+  std::string name;      // module attribute greta.model
   int64_t hiddenSize = 0;
   int64_t numLayers = 0;
   int64_t numHeads = 0;
