@@ -24,6 +24,15 @@
 
 using namespace greta::rt;
 
+// Hot loops are compiled for AVX-512, AVX2 and the baseline and picked at
+// load time; other architectures (an Arm GPU host) get one generic version.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define GRETA_ISA_CLONES                                                       \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GRETA_ISA_CLONES
+#endif
+
 namespace {
 
 void report(const std::string &msg) {
@@ -305,8 +314,7 @@ inline float fastExp(float x) {
 /// Causal softmax of one score row in place: keys [0, n) are visible, the
 /// rest of the row (up to `width`) is zeroed for the P.V GEMM. Cloned per
 /// ISA: the GPU host and old CPUs take the baseline path.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
-softmaxRow(float *row, int64_t n, int64_t width) {
+GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n, int64_t width) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; ++j)
@@ -455,8 +463,8 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
 }
 
 /// out = silu(g) * u, silu(g) = g / (1 + exp(-g)) as torch computes it.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
-swigluRow(const float *g, const float *u, float *out, int64_t n) {
+GRETA_ISA_CLONES void swigluRow(const float *g, const float *u, float *out,
+                                int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j)
     out[j] = (g[j] / (1.0f + fastExp(-g[j]))) * u[j];
