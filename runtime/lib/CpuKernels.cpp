@@ -312,8 +312,7 @@ inline float fastExp(float x) {
 }
 
 /// Causal softmax of one score row in place: keys [0, n) are visible, the
-/// rest of the row (up to `width`) is zeroed for the P.V GEMM. Cloned per
-/// ISA: the GPU host and old CPUs take the baseline path.
+/// rest of the row (up to `width`) is zeroed for the P.V GEMM.
 GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n, int64_t width) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
