@@ -24,7 +24,7 @@ llvm_config.use_default_substitutions()
 if config.greta_has_cuda:
     config.available_features.add("cuda")
 
-config.greta_tools_dir = config.greta_tools_dir
+config.substitutions.append(("%greta_tools", config.greta_tools_dir))
 tool_dirs = [config.greta_tools_dir, config.llvm_tools_dir]
 tools = [
     ToolSubst("greta-opt", unresolved="ignore"),

@@ -147,6 +147,7 @@ public:
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
+  bool stopped() const { return stopped_; }
 
 private:
   bool step(const std::string &prompt, const std::string &promptPath,
@@ -165,6 +166,8 @@ private:
 
   const Options &o_;
   State &state_;
+  int64_t executed_ = 0; // steps run (not resumed) by this process
+  bool stopped_ = false;
 };
 
 bool Driver::step(const std::string &prompt, const std::string &promptPath,
@@ -302,6 +305,14 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   auto doStep = [&](StepSpec spec, bool markdown, StepOutcome &out) {
     spec.payload = spec.payload.empty() ? payload : spec.payload;
     bool cached = state_.find(name + "/" + spec.id) != nullptr;
+    if (!cached && o_.maxSteps > 0 && executed_ >= o_.maxSteps) {
+      stopped_ = true;
+      error = "stopped after " + std::to_string(executed_) +
+              " steps (--max-steps); run the same command again to resume "
+              "from " + o_.workDir;
+      return false;
+    }
+    executed_ += cached ? 0 : 1;
     progress(name, spec, runs, cached);
     if (!step(name, promptPath, spec, markdown, out, error))
       return false;
@@ -400,7 +411,8 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
 } // namespace
 
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
-                  std::string &error) {
+                  std::string &error, bool &stopped) {
+  stopped = false;
   json inputs = {{"model", options.model},
                  {"weights", options.weights},
                  {"base", options.base.flagsText},
@@ -421,8 +433,10 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   Driver driver(options, state);
   for (const auto &[name, path] : options.prompts) {
     PromptResult r;
-    if (!driver.runPrompt(name, path, r, error))
+    if (!driver.runPrompt(name, path, r, error)) {
+      stopped = driver.stopped();
       return false;
+    }
     results.push_back(std::move(r));
   }
   return true;

@@ -37,6 +37,7 @@ struct Options {
   std::string positions;   // user override of the checkpoint positions
   int64_t numLayers = 0;
   double timeoutSeconds = 0; // per test run; 0: none
+  int64_t maxSteps = 0;      // stop after this many new steps; 0: no limit
   bool quiet = false;
 };
 
@@ -67,9 +68,10 @@ struct PromptResult {
 };
 
 /// Runs the whole bisection for every prompt. Returns false with `error` set
-/// when a base or reference run, or greta-diff, fails.
+/// when a base or reference run, or greta-diff, fails, and with `stopped`
+/// set when --max-steps ended it early (the work dir resumes it).
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
-                  std::string &error);
+                  std::string &error, bool &stopped);
 
 std::string renderMarkdown(const Options &options,
                            const std::vector<PromptResult> &results);

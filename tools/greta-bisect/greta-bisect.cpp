@@ -94,7 +94,8 @@ int main(int argc, char **argv) {
       "4, 8, last) first, then a binary search between the last agreeing and "
       "the first diverging layer, then every stage and position of that "
       "layer, then values (MAE) for the FIRST_FAIL record.\n"
-      "Exit codes: 0 no divergence, 1 divergence found, 2 error."};
+      "Exit codes: 0 no divergence, 1 divergence found, 2 error, 3 stopped "
+      "by --max-steps (resumable)."};
   Options o;
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath;
@@ -127,6 +128,9 @@ int main(int argc, char **argv) {
   app.add_option("--format", format, "report format: markdown | json")
       ->check(CLI::IsMember({"markdown", "table", "json"}));
   app.add_option("-o,--output", outPath, "write the report here instead of stdout");
+  app.add_option("--max-steps", o.maxSteps,
+                 "run at most this many new steps, then stop with exit code 3; "
+                 "the same command resumes from --work-dir");
   app.add_flag("--restart", restart, "discard the state of an earlier bisection in --work-dir");
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
@@ -192,8 +196,14 @@ int main(int argc, char **argv) {
       return fail("cannot execute " + t + " (give --greta-run/--greta-diff)");
 
   std::vector<PromptResult> results;
-  if (!runBisection(o, results, error))
+  bool stopped = false;
+  if (!runBisection(o, results, error, stopped)) {
+    if (stopped) {
+      std::cerr << "greta-bisect: " << error << "\n";
+      return 3;
+    }
     return fail(error);
+  }
 
   std::string report = format == "json" ? renderJson(o, results).dump(2) + "\n"
                                         : renderMarkdown(o, results);
