@@ -53,6 +53,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <numeric>
 #include <set>
@@ -659,6 +660,10 @@ int Runner::run() {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
+  // A trace hitting a file-size limit must fail with EFBIG (reported by the
+  // runtime, the records before kept), not kill the run: LLVM's handlers
+  // catch SIGXFSZ otherwise.
+  std::signal(SIGXFSZ, SIG_IGN);
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   ::greta::registerAllPasses();
