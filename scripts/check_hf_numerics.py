@@ -36,8 +36,12 @@ def capture_hf(config_path, weights_path, ids):
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(config_path, os.path.join(d, "config.json"))
         os.symlink(os.path.abspath(weights_path), os.path.join(d, "model.safetensors"))
-        model = transformers.LlamaForCausalLM.from_pretrained(
-            d, torch_dtype=torch.float32, attn_implementation="eager")
+        try:  # transformers >= 5 names it dtype
+            model = transformers.LlamaForCausalLM.from_pretrained(
+                d, dtype=torch.float32, attn_implementation="eager")
+        except TypeError:
+            model = transformers.LlamaForCausalLM.from_pretrained(
+                d, torch_dtype=torch.float32, attn_implementation="eager")
     model.eval()
     cap = {}  # (stage, layer) -> np.ndarray [seq, features]
 
@@ -113,7 +117,7 @@ def main():
 
     with open(args.prompt) as f:
         ids = json.load(f)
-    trace = greta_trace.read_trace(args.trace)
+    trace = greta_trace.read(args.trace)
     hf, version = capture_hf(args.config, args.weights, ids)
 
     worst = {}  # stage -> (rel_l2, layer, position)
@@ -132,7 +136,9 @@ def main():
     if checked == 0:
         sys.exit("no record with values in %s: trace it with --payload full" % args.trace)
 
-    print("GRETA (CPU f32) vs HF transformers %s LlamaForCausalLM (CPU f32, eager)" % version)
+    m = trace.manifest
+    print("GRETA (%s %s) vs HF transformers %s LlamaForCausalLM (CPU f32, eager)"
+          % (m.get("backend", "?"), m.get("precision", "?"), version))
     print("records compared: %d (%d without values skipped)" % (checked, missing_values))
     print("| stage | worst relative L2 | at layer | position | within %g |" % args.tol)
     print("|---|---|---|---|---|")
