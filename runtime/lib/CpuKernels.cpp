@@ -612,6 +612,10 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
   x.cols = value->sizes[1];
   x.p = value->data + value->offset;
   x.ld = value->strides[0];
+  if (value->strides[1] == 1 || x.cols <= 1)
+    s->applyPatch(recordId,
+                  std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p,
+                  x.rows, x.cols, x.rows > 1 ? x.ld : x.cols);
   if (value->strides[1] == 1 || x.cols <= 1) {
     s->trace(recordId, payload,
              std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p, x.rows,

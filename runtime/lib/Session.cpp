@@ -147,6 +147,42 @@ const void *Session::param(const char *name, int64_t rank,
   return it->second.data();
 }
 
+void Session::setPatch(int64_t recordId,
+                       std::map<int64_t, std::vector<double>> rows) {
+  patchRecord_ = recordId;
+  patchRows_ = std::move(rows);
+}
+
+int64_t Session::applyPatch(int64_t recordId, DType dtype, void *data,
+                            int64_t rows, int64_t cols, int64_t rowStride) {
+  if (recordId != patchRecord_ || patchRows_.empty())
+    return 0;
+  int64_t done = 0;
+  for (int64_t i = 0; i < rows && i < static_cast<int64_t>(positions_.size());
+       ++i) {
+    auto it = patchRows_.find(positions_[i]);
+    if (it == patchRows_.end())
+      continue;
+    if (static_cast<int64_t>(it->second.size()) != cols) {
+      setError("patch of record " + std::to_string(recordId) + " at position " +
+               std::to_string(positions_[i]) + " has " +
+               std::to_string(it->second.size()) + " values, the tensor row " +
+               std::to_string(cols));
+      return done;
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+      if (dtype == DType::F32)
+        static_cast<float *>(data)[i * rowStride + c] =
+            static_cast<float>(it->second[c]);
+      else
+        static_cast<double *>(data)[i * rowStride + c] = it->second[c];
+    }
+    ++done;
+  }
+  rowsPatched_ += done;
+  return done;
+}
+
 void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
                     const void *data, int64_t rows, int64_t cols,
                     int64_t rowStride) {

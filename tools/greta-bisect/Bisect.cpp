@@ -131,6 +131,7 @@ private:
 
 struct StepSpec {
   std::string id, layers, stages = "all", positions, payload = "hash";
+  std::vector<std::string> testExtraFlags; // e.g. --confirm's patch
 };
 
 struct StepOutcome {
@@ -148,6 +149,10 @@ public:
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
   bool stopped() const { return stopped_; }
+  bool confirm(const std::string &name, const std::string &promptPath,
+               const FirstFail &ff, const std::string &positions,
+               const std::string &payload, int stepNo, PromptResult &result,
+               std::string &error);
 
 private:
   bool step(const std::string &prompt, const std::string &promptPath,
@@ -201,8 +206,11 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
         spec.stages,  "--positions",     spec.positions, "--payload",
         spec.payload};
     argv.insert(argv.end(), c->flags.begin(), c->flags.end());
-    fs::path log = stepDir / (c->name + ".log");
     bool isTest = c == &o_.test;
+    if (isTest)
+      argv.insert(argv.end(), spec.testExtraFlags.begin(),
+                  spec.testExtraFlags.end());
+    fs::path log = stepDir / (c->name + ".log");
     ProcessResult r =
         runProcess(argv, log.string(), isTest ? o_.timeoutSeconds : 0);
     if (r.exitCode == 0)
@@ -405,6 +413,57 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   result.diffJson = last.diff;
   result.diffMarkdown = last.markdown;
   result.runsPerConfig = runs;
+  if (o_.confirm && result.firstFail)
+    return confirm(name, promptPath, *result.firstFail, positions, payload,
+                   stepNo, result, error);
+  return true;
+}
+
+bool Driver::confirm(const std::string &name, const std::string &promptPath,
+                     const FirstFail &ff, const std::string &positions,
+                     const std::string &payload, int stepNo,
+                     PromptResult &result, std::string &error) {
+  // The base's values of the FIRST_FAIL tensor at every position...
+  StepSpec source{std::to_string(stepNo++) + "-confirm-source",
+                  std::to_string(ff.layer), ff.stage, "all", "full"};
+  StepOutcome s;
+  progress(name, source, result.runsPerConfig, state_.find(name + "/" + source.id));
+  if (!step(name, promptPath, source, false, s, error))
+    return false;
+  result.bytesWritten += s.bytes;
+  // ...patched into the test run; then everything after it is compared.
+  fs::path patch = fs::path(o_.workDir) / name / source.id / "base";
+  StepSpec check{std::to_string(stepNo++) + "-confirm",
+                 std::to_string(o_.numLayers - 1), "all", positions, payload};
+  check.testExtraFlags = {"--patch-from", patch.string(), "--patch",
+                          ff.stage + ":" + std::to_string(ff.layer)};
+  StepOutcome c;
+  progress(name, check, result.runsPerConfig, state_.find(name + "/" + check.id));
+  if (!step(name, promptPath, check, false, c, error))
+    return false;
+  result.bytesWritten += c.bytes;
+  result.steps.push_back({source.id, source.layers, source.stages,
+                          source.positions, source.payload, s.firstFail,
+                          "values of the FIRST_FAIL tensor for the patch"});
+  result.steps.push_back({check.id, check.layers, check.stages,
+                          check.positions, check.payload, c.firstFail,
+                          "test run with the base's " + ff.stage + " layer " +
+                              std::to_string(ff.layer) + " patched in"});
+  if (!c.firstFail) {
+    result.confirmation =
+        "confirmed: with the base's " + ff.stage + " (layer " +
+        std::to_string(ff.layer) + ") patched into the test run, the last "
+        "layer and the logits agree with the base at positions " + positions;
+  } else {
+    result.confirmation =
+        "not confirmed: with the base's " + ff.stage + " (layer " +
+        std::to_string(ff.layer) + ") patched in, the test run still "
+        "diverges at " + c.firstFail->stage + " layer " +
+        std::to_string(c.firstFail->layer) + " position " +
+        std::to_string(c.firstFail->position) +
+        ": the divergence has another cause downstream too (or is spread "
+        "over many tensors, like a precision change)";
+  }
   return true;
 }
 
@@ -485,6 +544,8 @@ std::string renderMarkdown(const Options &options,
         os << " (" << s.note << ")";
       os << "\n";
     }
+    if (!r.confirmation.empty())
+      os << "\nCausal confirmation: " << r.confirmation << ".\n";
     if (!r.testFailure.empty())
       os << "\nThe test run failed: " << r.testFailure
          << ". Its records up to the failure were compared.\n";
@@ -512,7 +573,9 @@ nlohmann::json renderJson(const Options &options,
               {"runs", r.runsPerConfig},
               {"bytes_written", r.bytesWritten},
               {"test_failure", r.testFailure.empty() ? json(nullptr)
-                                                     : json(r.testFailure)}};
+                                                     : json(r.testFailure)},
+              {"confirmation", r.confirmation.empty() ? json(nullptr)
+                                                      : json(r.confirmation)}};
     for (const StepLog &s : r.steps)
       p["steps"].push_back({{"id", s.id},
                             {"layers", s.layers},

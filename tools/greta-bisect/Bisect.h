@@ -39,6 +39,7 @@ struct Options {
   double timeoutSeconds = 0; // per test run; 0: none
   int64_t maxSteps = 0;      // stop after this many new steps; 0: no limit
   bool quiet = false;
+  bool confirm = false; // patch the base's FIRST_FAIL tensor into the test run
 };
 
 /// The FIRST_FAIL record as greta-diff reports it.
@@ -63,6 +64,9 @@ struct PromptResult {
   std::vector<StepLog> steps;
   int64_t runsPerConfig = 0;
   uint64_t bytesWritten = 0;
+  /// --confirm: "confirmed" when patching the base's FIRST_FAIL tensor into
+  /// the test run removes every divergence downstream, else why not.
+  std::string confirmation;
   std::string diffMarkdown; // greta-diff's report of the final step
   nlohmann::json diffJson;
 };

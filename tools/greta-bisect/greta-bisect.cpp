@@ -131,6 +131,10 @@ int main(int argc, char **argv) {
   app.add_option("--max-steps", o.maxSteps,
                  "run at most this many new steps, then stop with exit code 3; "
                  "the same command resumes from --work-dir");
+  app.add_flag("--confirm", o.confirm,
+               "causal confirmation: re-run the test configuration with the "
+               "base's FIRST_FAIL tensor patched in (greta-run --patch-from) "
+               "and report whether the divergence downstream disappears");
   app.add_flag("--restart", restart, "discard the state of an earlier bisection in --work-dir");
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");

@@ -138,6 +138,15 @@ static cl::opt<bool>
                 cl::desc("Print every logit of the last position as a hex "
                          "float (bit-exact comparisons)"),
                 cl::cat(runCat));
+static cl::opt<std::string> patchFrom(
+    "patch-from",
+    cl::desc("Causal test: replace the tensor named by --patch with its "
+             "values in this trace (written with --payload full), at every "
+             "position it holds, before the rest of the model reads it"),
+    cl::value_desc("trace dir"), cl::cat(runCat));
+static cl::opt<std::string>
+    patchRecord("patch", cl::desc("The tensor --patch-from replaces: STAGE:LAYER"),
+                cl::value_desc("stage:layer"), cl::cat(runCat));
 static cl::opt<std::string>
     dumpLLVM("dump-llvm-ir",
              cl::desc("Write the LLVM-dialect module here (cache misses only)"),
@@ -146,6 +155,8 @@ static cl::opt<std::string>
 //===----------------------------------------------------------------------===//
 // Helpers
 //===----------------------------------------------------------------------===//
+
+static int loadPatch(rt::Session &session, rt::DType dtype);
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -550,6 +561,8 @@ int Runner::run() {
   if (!session)
     return fail(error);
   loadSeconds = secondsSince(loadStart);
+  if (int rc = loadPatch(*session, dtype))
+    return rc;
 
   // Precision, then every stage of every layer instrumented.
   {
@@ -643,6 +656,9 @@ int Runner::run() {
     if (writer)
       llvm::outs() << "trace: " << records << " records in " << traceDir
                    << "\n";
+    if (!patchFrom.empty())
+      llvm::outs() << "patched " << session->rowsPatched() << " rows of "
+                   << patchRecord << " from " << patchFrom << "\n";
     if (timing)
       llvm::outs() << llvm::format(
           "timing: compile %.3f s (cache %s), weight-load %.3f s, forward "
@@ -655,6 +671,45 @@ int Runner::run() {
       for (auto &h : logitsHex)
         llvm::outs() << h << "\n";
   }
+  return 0;
+}
+
+/// --patch-from/--patch: loads the rows of one record from another trace
+/// into the session (greta-bisect --confirm).
+static int loadPatch(rt::Session &session, rt::DType dtype) {
+  if (patchFrom.empty() != patchRecord.empty())
+    return fail("--patch-from and --patch go together");
+  if (patchFrom.empty())
+    return 0;
+  StringRef spec = patchRecord;
+  auto [stageName, layerText] = spec.split(':');
+  std::optional<rt::Stage> stage =
+      rt::parseStage(std::string_view(stageName.data(), stageName.size()));
+  int64_t layer = 0;
+  if (!stage || layerText.getAsInteger(10, layer) || layer < 0)
+    return fail("--patch '" + patchRecord +
+                "': expected STAGE:LAYER, e.g. mlp_out:6");
+  std::string error;
+  auto trace = rt::readTrace(patchFrom, error);
+  if (!trace)
+    return fail("--patch-from " + patchFrom + ": " + error);
+  std::map<int64_t, std::vector<double>> rows;
+  for (const rt::Record &r : trace->records) {
+    if (r.stage != *stage || r.layer != layer)
+      continue;
+    if (r.payload != rt::Payload::Full)
+      return fail("--patch-from " + patchFrom + ": record " + patchRecord +
+                  " has no values (trace it with --payload full)");
+    if (r.dtype != dtype)
+      return fail("--patch-from " + patchFrom + ": record " + patchRecord +
+                  " is " + std::string(rt::dtypeName(r.dtype)) +
+                  ", this run computes in " +
+                  std::string(rt::dtypeName(dtype)));
+    rows[r.position] = r.valuesAsDouble();
+  }
+  if (rows.empty())
+    return fail("--patch-from " + patchFrom + ": no record " + patchRecord);
+  session.setPatch(rt::recordId(*stage, layer), std::move(rows));
   return 0;
 }
 

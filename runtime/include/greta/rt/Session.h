@@ -73,6 +73,18 @@ public:
   /// to the OS so a crash later loses none of them. Returns false (and sets
   /// the session error) on a write error.
   bool endCall();
+
+  /// Causal confirmation (greta-bisect --confirm): at every trace of
+  /// `recordId`, the rows of the given positions are overwritten with these
+  /// values (in the compute dtype) before anything reads them, so the run
+  /// continues from another run's tensor. A debugging intervention outside
+  /// the IR's semantics: greta.trace otherwise never writes its buffer.
+  void setPatch(int64_t recordId, std::map<int64_t, std::vector<double>> rows);
+  /// Applies the patch of `recordId`, if any, to rows (positions of this
+  /// call) of the buffer; returns how many rows it replaced.
+  int64_t applyPatch(int64_t recordId, DType dtype, void *data, int64_t rows,
+                     int64_t cols, int64_t rowStride);
+  int64_t rowsPatched() const { return rowsPatched_; }
   DType computeDType() const { return computeDType_; }
 
 private:
@@ -86,6 +98,9 @@ private:
   std::vector<int64_t> positions_;
   std::map<int64_t, KVSlot> kv_;
   std::string error_;
+  int64_t patchRecord_ = -1;
+  std::map<int64_t, std::vector<double>> patchRows_;
+  int64_t rowsPatched_ = 0;
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing
 };
