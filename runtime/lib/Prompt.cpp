@@ -76,13 +76,21 @@ greta::rt::readPrompt(const std::string &path, std::string &error) {
               std::to_string(lineOf(text, e.byte ? e.byte - 1 : 0)) +
               ": invalid JSON: " + e.what();
       return std::nullopt;
+    } catch (const json::exception &e) {
+      // Not a syntax error: a number out of range ("1e999"), ...
+      error = path + ": invalid JSON: " + e.what();
+      return std::nullopt;
     }
     for (size_t i = 0; i < j.size(); ++i) {
       const json &v = j[i];
       auto bad = [&](const std::string &why) {
         error = path + ":" +
                 std::to_string(lineOf(text, elementOffset(text, i))) +
-                ": token " + std::to_string(i) + " (" + v.dump() + ") " + why;
+                ": token " + std::to_string(i) + " (" +
+                // dump() recurses: a deeply nested element would overflow
+                // the stack. Name a structured element's type instead.
+                (v.is_structured() ? std::string(v.type_name()) : v.dump()) +
+                ") " + why;
         return std::nullopt;
       };
       if (v.is_number_unsigned())

@@ -152,7 +152,8 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string &path,
   json header;
   try {
     header = json::parse(base + 8, base + 8 + headerLen);
-  } catch (const json::parse_error &e) {
+  } catch (const json::exception &e) {
+    // parse_error, and out_of_range for a number that overflows ("1e999").
     return fail(std::string("header is not valid JSON: ") + e.what());
   }
   if (!header.is_object())
@@ -183,7 +184,9 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string &path,
     std::vector<int64_t> shape;
     for (const json &d : e["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0)
-        return bad("shape entry " + d.dump() +
+        return bad("shape entry " +
+                   // dump() recurses: no deep structure in a message.
+                   (d.is_structured() ? std::string(d.type_name()) : d.dump()) +
                    " is not a non-negative integer");
       shape.push_back(d.get<int64_t>());
     }
