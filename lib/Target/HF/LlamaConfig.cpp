@@ -216,6 +216,38 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
                                                          StringRef fileName,
                                                          mlir::MLIRContext &ctx,
                                                          StringRef name) {
+  // llvm::json parses, prints and destroys values recursively: deep nesting
+  // ("[[[[...") would overflow the stack. No config.json nests deeply.
+  {
+    constexpr int kMaxDepth = 256;
+    int depth = 0;
+    unsigned line = 1, col = 0;
+    bool inString = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+      char ch = text[i];
+      ++col;
+      if (ch == '\n') {
+        ++line;
+        col = 0;
+      }
+      if (inString) {
+        if (ch == '\\')
+          ++i, ++col;
+        else if (ch == '"')
+          inString = false;
+      } else if (ch == '"') {
+        inString = true;
+      } else if (ch == '[' || ch == '{') {
+        if (++depth > kMaxDepth) {
+          mlir::emitError(mlir::FileLineColLoc::get(&ctx, fileName, line, col))
+              << "invalid JSON: nested deeper than " << kMaxDepth << " levels";
+          return mlir::failure();
+        }
+      } else if (ch == ']' || ch == '}') {
+        --depth;
+      }
+    }
+  }
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed) {
     // llvm::json reports "[line:col, byte=N]: message".
@@ -362,6 +394,28 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
     }
   }
 #undef READ
+
+  // Every parameter's element count must fit in int64: the weight generator
+  // and the runtime multiply the dimensions (getParamSpecs' shapes).
+  {
+    int64_t qDim, kvDim, n;
+    auto mul = [](int64_t a, int64_t b, int64_t &out) {
+      return __builtin_mul_overflow(a, b, &out);
+    };
+    if (mul(c.numHeads, c.headDim, qDim) ||
+        mul(c.numKVHeads, c.headDim, kvDim) ||
+        mul(c.vocabSize, c.hiddenSize, n) || mul(qDim, c.hiddenSize, n) ||
+        mul(kvDim, c.hiddenSize, n) ||
+        mul(c.intermediateSize, c.hiddenSize, n)) {
+      r.error("hidden_size")
+          << "the model is too large: a parameter's element count overflows "
+             "a 64-bit integer (hidden_size "
+          << c.hiddenSize << ", intermediate_size " << c.intermediateSize
+          << ", vocab_size " << c.vocabSize << ", heads " << c.numHeads
+          << " x head_dim " << c.headDim << ")";
+      return mlir::failure();
+    }
+  }
 
   auto nameOrPath = r.getString("_name_or_path");
   if (mlir::failed(nameOrPath))
