@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -68,6 +70,14 @@ void expectSame(const Record &a, const Record &b) {
   EXPECT_EQ(a.top5, b.top5);
   EXPECT_EQ(a.payload, b.payload);
   EXPECT_EQ(a.values, b.values);
+}
+
+/// Replaces a file the way GRETA's writer does (a new inode, never an
+/// in-place truncation): records read earlier keep viewing the old bytes.
+std::string replaceFile(const std::string &path, const std::string &data) {
+  writeFile(path + ".new", data);
+  EXPECT_EQ(std::rename((path + ".new").c_str(), path.c_str()), 0) << path;
+  return path;
 }
 
 std::string writeTrace(const std::string &dir, int n, bool finish = true) {
@@ -163,7 +173,7 @@ TEST(Trace, TruncationAtEveryByteKeepsAPrefix) {
   }
   ASSERT_EQ(ends.size(), 6u);
   for (size_t n = 0; n < full.size(); ++n) {
-    writeFile(dir + "/records.bin", full.substr(0, n));
+    replaceFile(dir + "/records.bin", full.substr(0, n));
     auto tc = readTrace(dir, err);
     size_t complete =
         std::upper_bound(ends.begin(), ends.end(), n) - ends.begin();
@@ -200,7 +210,7 @@ TEST(Trace, CorruptionIsDetected) {
   // A flipped byte inside record 1's body: checksum mismatch, record 0 kept.
   std::string bad = full;
   bad[second + 8 + 20] ^= 0x40;
-  writeFile(dir + "/records.bin", bad);
+  replaceFile(dir + "/records.bin", bad);
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
   EXPECT_EQ(tc->records.size(), 1u);
@@ -211,7 +221,7 @@ TEST(Trace, CorruptionIsDetected) {
   // A bad frame magic.
   bad = full;
   bad[second] = 'X';
-  writeFile(dir + "/records.bin", bad);
+  replaceFile(dir + "/records.bin", bad);
   tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
   EXPECT_NE(tc->stopReason.find("bad record magic"), std::string::npos);
@@ -223,7 +233,7 @@ TEST(Trace, CorruptionIsDetected) {
   uint32_t crc =
       crc32(0, reinterpret_cast<const Bytef *>(bad.data() + second + 8), len1);
   std::memcpy(&bad[second + 8 + len1], &crc, 4);
-  writeFile(dir + "/records.bin", bad);
+  replaceFile(dir + "/records.bin", bad);
   tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
   EXPECT_EQ(tc->records.size(), 1u);
@@ -232,7 +242,7 @@ TEST(Trace, CorruptionIsDetected) {
   // A corrupt first record leaves nothing: an error.
   bad = full;
   bad[kTraceFileHeaderSize + 8 + 3] ^= 1;
-  writeFile(dir + "/records.bin", bad);
+  replaceFile(dir + "/records.bin", bad);
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("no readable record"), std::string::npos) << err;
   EXPECT_NE(err.find("checksum"), std::string::npos) << err;
@@ -245,10 +255,10 @@ TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
   std::string records = readFile(dir + "/records.bin");
   std::string bumped = records;
   bumped[8] = 2;
-  writeFile(dir + "/records.bin", bumped);
+  replaceFile(dir + "/records.bin", bumped);
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("version 2 is newer"), std::string::npos) << err;
-  writeFile(dir + "/records.bin", records);
+  replaceFile(dir + "/records.bin", records);
 
   std::string manifest = readFile(dir + "/manifest.json");
   size_t at = manifest.find("\"format_version\": 1");
@@ -263,10 +273,10 @@ TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
   EXPECT_NE(err.find("not valid JSON"), std::string::npos) << err;
   writeFile(dir + "/manifest.json", manifest);
 
-  writeFile(dir + "/records.bin", "");
+  replaceFile(dir + "/records.bin", "");
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("empty trace"), std::string::npos) << err;
-  writeFile(dir + "/records.bin", records.substr(0, kTraceFileHeaderSize));
+  replaceFile(dir + "/records.bin", records.substr(0, kTraceFileHeaderSize));
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("no readable record"), std::string::npos) << err;
 
@@ -357,6 +367,106 @@ TEST(Trace, FileSizeLimitIsAnErrorAndKeepsThePrefix) {
     expectSame(tc->records[i], sampleRecord(static_cast<int>(i)));
 }
 
+// The reader's CRC (folded with PCLMULQDQ/VPCLMULQDQ where the CPU has
+// them) is zlib's: every length around the kernels' block sizes (16, 64,
+// 256 bytes) and every misalignment, plus a large buffer.
+TEST(Trace, FrameChecksumIsZlibCrc32) {
+  Rng rng(3);
+  std::vector<uint8_t> buf((1 << 20) + 64);
+  for (auto &b : buf)
+    b = static_cast<uint8_t>(rng.u32());
+  for (size_t offset = 0; offset < 16; ++offset)
+    for (size_t n = 0; n <= 1100; ++n)
+      ASSERT_EQ(frameChecksum(buf.data() + offset, n),
+                crc32(0, buf.data() + offset, static_cast<uInt>(n)))
+          << "offset " << offset << " length " << n;
+  for (size_t n : {size_t(1) << 20, (size_t(1) << 20) + 63, size_t(4097) * 16})
+    EXPECT_EQ(frameChecksum(buf.data() + 1, n),
+              crc32(0, buf.data() + 1, static_cast<uInt>(n)))
+        << n;
+  // A single flipped bit anywhere changes it.
+  uint32_t clean = frameChecksum(buf.data(), 5000);
+  for (size_t bit : {0, 7, 8 * 255 + 3, 8 * 256, 8 * 4999 + 7}) {
+    buf[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    EXPECT_NE(frameChecksum(buf.data(), 5000), clean) << bit;
+    buf[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+  }
+}
+
+TEST(Trace, ValueBytesOwnedAndViewed) {
+  std::vector<uint8_t> bytes = {1, 2, 3, 4};
+  ValueBytes owned(bytes);
+  EXPECT_FALSE(owned.isView());
+  EXPECT_EQ(owned.size(), 4u);
+  EXPECT_EQ(owned.toVector(), bytes);
+  auto keep = std::make_shared<std::vector<uint8_t>>(bytes);
+  ValueBytes view = ValueBytes::view(keep->data(), keep->size(), keep);
+  EXPECT_TRUE(view.isView());
+  EXPECT_EQ(view.data(), keep->data()); // Not copied...
+  EXPECT_EQ(view, owned);               // ...but equal byte for byte.
+  ValueBytes copy = view;
+  EXPECT_EQ(copy.data(), keep->data());
+  keep.reset(); // The views hold the bytes alive.
+  EXPECT_EQ(copy[3], 4);
+  EXPECT_NE(copy, ValueBytes(std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_NE(copy, ValueBytes(std::vector<uint8_t>{1, 2, 3, 5}));
+  // assign() copies into owned storage; clear() drops the view.
+  uint8_t more[2] = {9, 8};
+  copy.assign(more, more + 2);
+  EXPECT_FALSE(copy.isView());
+  EXPECT_EQ(copy.toVector(), (std::vector<uint8_t>{9, 8}));
+  view.clear();
+  EXPECT_FALSE(view.isView());
+  EXPECT_TRUE(view.empty());
+  EXPECT_EQ(view, ValueBytes());
+}
+
+TEST(Trace, DecodeCopiesUnlessGivenAnOwner) {
+  Record r = sampleRecord(3); // payload full
+  std::vector<uint8_t> body;
+  encodeRecordBody(r, body);
+  Record copied, viewed;
+  std::string err;
+  ASSERT_TRUE(decodeRecordBody(body.data(), body.size(), copied, err)) << err;
+  EXPECT_FALSE(copied.values.isView());
+  auto keep = std::make_shared<std::vector<uint8_t>>(body);
+  ASSERT_TRUE(decodeRecordBody(keep->data(), keep->size(), viewed, err, keep))
+      << err;
+  ASSERT_TRUE(viewed.values.isView());
+  EXPECT_EQ(viewed.values.data(), keep->data() + keep->size() - 16);
+  expectSame(copied, r);
+  expectSame(viewed, r);
+}
+
+// readTrace maps records.bin: values are views that outlive the
+// TraceContents, and the writer overwriting the trace (unlink + new file)
+// does not change what an earlier reader sees.
+TEST(Trace, ReadValuesAreViewsThatSurviveAnOverwrite) {
+  TempDir tmp;
+  std::string dir = writeTrace(tmp.path() + "/t", 6);
+  std::string err;
+  std::vector<Record> kept;
+  {
+    auto tc = readTrace(dir, err);
+    ASSERT_TRUE(tc) << err;
+    for (const Record &r : tc->records)
+      EXPECT_EQ(r.values.isView(), r.payload == Payload::Full) << r.position;
+    kept = tc->records;
+  }
+  auto w = TraceWriter::create(dir, sampleManifest(), /*overwrite=*/true, err);
+  ASSERT_TRUE(w) << err;
+  for (int i = 10; i < 16; ++i)
+    ASSERT_TRUE(w->append(sampleRecord(i), err)) << err;
+  ASSERT_TRUE(w->finish(err)) << err;
+  ASSERT_EQ(kept.size(), 6u);
+  for (int i = 0; i < 6; ++i)
+    expectSame(kept[i], sampleRecord(i));
+  auto now = readTrace(dir, err);
+  ASSERT_TRUE(now) << err;
+  ASSERT_EQ(now->records.size(), 6u);
+  expectSame(now->records[1], sampleRecord(11));
+}
+
 TEST(Trace, DTypeNames) {
   EXPECT_EQ(dtypeName(DType::BF16), "bf16");
   EXPECT_EQ(dtypeSize(DType::F64), 8u);
@@ -383,7 +493,7 @@ TEST(Trace, PythonReaderAgrees) {
   TempDir tmp;
   std::string dir = writeTrace(tmp.path() + "/t", 9);
   std::string full = readFile(dir + "/records.bin");
-  writeFile(dir + "/records.bin", full.substr(0, full.size() - 5));
+  replaceFile(dir + "/records.bin", full.substr(0, full.size() - 5));
   std::string err;
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
@@ -448,7 +558,7 @@ TEST(Trace, RandomCorruptionYieldsAPrefix) {
     if (iter % 3 == 0)
       bad.resize(kTraceFileHeaderSize +
                  rng.u64() % (bad.size() - kTraceFileHeaderSize));
-    writeFile(dir + "/records.bin", bad);
+    replaceFile(dir + "/records.bin", bad);
     auto tc = readTrace(dir, err);
     if (!tc) {
       EXPECT_NE(err.find("no readable record"), std::string::npos) << err;

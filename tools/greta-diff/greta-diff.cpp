@@ -187,8 +187,8 @@ int main(int argc, char **argv) {
 
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
-  // The traces are independent: read them concurrently (the reader is
-  // CPU-bound on checksums and copies).
+  // The traces are independent: read them concurrently (the reader maps
+  // records.bin and is bound by its checksum pass and page faults).
   std::string baseErr, testErr, refErr;
   std::optional<rt::TraceContents> base, test, ref;
   {

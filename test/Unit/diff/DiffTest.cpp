@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
+#include <sys/mman.h>
+#include <unistd.h>
 
 using namespace greta;
 using namespace greta::diff;
@@ -47,6 +50,56 @@ TEST(DiffAlign, IdenticalTracesDoNotDivergeAndAreNeverComparedNumerically) {
   EXPECT_EQ(r.counts.comparedValues, 0);
   EXPECT_EQ(r.counts.bytesCompared, 0u);
   EXPECT_EQ(r.hypothesis.kind, HypothesisKind::None);
+}
+
+/// Values that fault on any read: a view into an inaccessible mapping (like
+/// the reader's views into records.bin, but PROT_NONE).
+rt::ValueBytes untouchable(size_t size) {
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t len = (size + page - 1) / page * page;
+  void *p = ::mmap(nullptr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT_NE(p, MAP_FAILED);
+  std::shared_ptr<void> owner(p, [len](void *q) { ::munmap(q, len); });
+  return rt::ValueBytes::view(static_cast<const uint8_t *>(p), size, owner);
+}
+
+// Rows whose SHA-256 match are never read: their values fault on access,
+// and the diff still completes. The death test shows the guard bites.
+TEST(DiffAlign, HashEqualRowsNeverTouchTheirValues) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::MlpOut && l == 1 && p == 3)
+      v[0] += 1;
+  };
+  auto t = build(s);
+  ASSERT_EQ(b.records.size(), t.records.size());
+  int64_t guarded = 0;
+  size_t differing = 0;
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    if (b.records[i].sha256 != t.records[i].sha256) {
+      differing = i;
+      continue;
+    }
+    b.records[i].values = untouchable(b.records[i].values.size());
+    t.records[i].values = untouchable(t.records[i].values.size());
+    ++guarded;
+  }
+  ASSERT_EQ(guarded + 1, static_cast<int64_t>(b.records.size()));
+  for (Policy p : {Policy::Exact, Policy::Tolerance}) {
+    DiffResult r = diffOk(b, t, opts(p));
+    EXPECT_TRUE(r.diverged());
+    EXPECT_EQ(r.counts.hashEqual, guarded);
+    EXPECT_EQ(r.counts.bytesCompared, 2u * 64 * 4);
+  }
+  ::testing::GTEST_FLAG(death_test_style) = "threadsafe";
+  t.records[differing].values = untouchable(64 * 4);
+  EXPECT_DEATH(
+      {
+        std::string err;
+        diffTraces(b, t, nullptr, opts(Policy::Tolerance), err);
+      },
+      "");
 }
 
 TEST(DiffAlign, RowsFollowExecutionOrderWhateverTheFileOrder) {

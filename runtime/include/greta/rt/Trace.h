@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace greta::rt {
@@ -33,6 +34,63 @@ struct Fingerprint {
   double min = 0, max = 0, mean = 0, l2 = 0;
 };
 
+/// The bytes of a row's values. Either owned (records built in memory: the
+/// runtime, tests, generators) or a read-only view into the mapping of a
+/// `records.bin` that `readTrace` returned; a view holds a reference to the
+/// mapping, so a Record stays valid after its TraceContents is gone.
+/// Copying a view copies the reference, not the bytes.
+class ValueBytes {
+public:
+  using value_type = uint8_t;
+  using iterator = const uint8_t *;
+  using const_iterator = const uint8_t *;
+
+  ValueBytes() = default;
+  ValueBytes(std::vector<uint8_t> bytes) : owned_(std::move(bytes)) {}
+  /// A view of [data, data + size); `owner` keeps those bytes alive.
+  static ValueBytes view(const uint8_t *data, size_t size,
+                         std::shared_ptr<const void> owner) {
+    ValueBytes v;
+    v.view_ = data;
+    v.viewSize_ = size;
+    v.owner_ = std::move(owner);
+    return v;
+  }
+
+  const uint8_t *data() const { return owner_ ? view_ : owned_.data(); }
+  size_t size() const { return owner_ ? viewSize_ : owned_.size(); }
+  bool empty() const { return size() == 0; }
+  const uint8_t *begin() const { return data(); }
+  const uint8_t *end() const { return data() + size(); }
+  uint8_t operator[](size_t i) const { return data()[i]; }
+  bool isView() const { return owner_ != nullptr; }
+
+  /// Copies [first, last) into owned storage (reusing its capacity).
+  template <typename It> void assign(It first, It last) {
+    owner_.reset();
+    owned_.assign(first, last);
+  }
+  void clear() {
+    owner_.reset();
+    owned_.clear();
+  }
+  std::vector<uint8_t> toVector() const { return {begin(), end()}; }
+
+  friend bool operator==(const ValueBytes &a, const ValueBytes &b);
+  friend bool operator!=(const ValueBytes &a, const ValueBytes &b) {
+    return !(a == b);
+  }
+
+private:
+  std::vector<uint8_t> owned_;
+  const uint8_t *view_ = nullptr;
+  size_t viewSize_ = 0;
+  std::shared_ptr<const void> owner_;
+};
+
+/// Byte-wise equality, whether owned or viewed.
+bool operator==(const ValueBytes &a, const ValueBytes &b);
+
 /// One traced row: the tensor of (stage, layer) at one token position.
 struct Record {
   Stage stage = Stage::EmbedOut;
@@ -46,7 +104,7 @@ struct Record {
   Fingerprint fingerprint;            // Stats and Full only
   std::vector<int32_t> top5;          // logits only: top-5 token ids
   Payload payload = Payload::Hash;
-  std::vector<uint8_t> values;        // Full only: the row's bytes
+  ValueBytes values;                  // Full only: the row's bytes
 
   int64_t numElements() const;
   std::string sha256Hex() const;
@@ -101,6 +159,13 @@ public:
 /// records before it are returned and `stopReason` says where reading
 /// stopped. Bad manifests, unknown format versions, missing files and a
 /// corrupt *first* record are errors.
+///
+/// records.bin is memory-mapped (read-only, private) and every frame's CRC is
+/// checked up front; records of payload `full` keep their values as views
+/// into the mapping (ValueBytes::isView()), which is unmapped when the last
+/// such record is destroyed. The GRETA writer never truncates a file in
+/// place (it unlinks and recreates), so rewriting a trace while it is read is
+/// safe; truncating a mapped records.bin by other means is not (SIGBUS).
 struct TraceContents {
   Manifest manifest;
   bool complete = false;        // finish() was reached
@@ -118,9 +183,15 @@ inline constexpr uint32_t kTraceFileHeaderSize = 16;
 inline constexpr uint32_t kRecordMagic = 0x43455247; // "GREC" little endian
 /// Appends the version-1 body of `r` (no framing) to `out`.
 void encodeRecordBody(const Record &r, std::vector<uint8_t> &out);
-/// Decodes a body; false (and `error`) when it is malformed.
+/// Decodes a body; false (and `error`) when it is malformed. The values are
+/// copied, unless `owner` is given: then they are a view into `data`, which
+/// `owner` must keep alive.
 bool decodeRecordBody(const uint8_t *data, size_t size, Record &r,
-                      std::string &error);
+                      std::string &error,
+                      std::shared_ptr<const void> owner = nullptr);
+/// CRC-32 of a frame body as the format defines it (zlib's `crc32(0, ...)`,
+/// the ISO-HDLC polynomial), folded with (V)PCLMULQDQ where the CPU has it.
+uint32_t frameChecksum(const uint8_t *data, size_t size);
 
 } // namespace greta::rt
 
