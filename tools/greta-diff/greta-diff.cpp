@@ -118,6 +118,11 @@ int main(int argc, char **argv) {
       "--floor", floor,
       "reference policy: absolute RMSE slack added to k*err(BASE,REF) "
       "(default 1e-5)");
+  double accumulation = 8;
+  auto *accOpt = app.add_option(
+      "--accumulation", accumulation,
+      "reference policy, TEST coarser than BASE: TEST may also reach this "
+      "many units of roundoff of its precision times RMS(REF) (default 8)");
   app.add_flag("--allow-different-lengths", allowLengths,
                "compare runs of different token counts on their shared "
                "positions");
@@ -167,8 +172,13 @@ int main(int argc, char **argv) {
       return fail(std::string(name) + " must be >= 0, got " +
                   std::to_string(val));
   }
-  if ((*kOpt || *floorOpt) && opts.policy != diff::Policy::Reference)
-    return fail("--k and --floor need --policy reference");
+  if ((*kOpt || *floorOpt || *accOpt) &&
+      opts.policy != diff::Policy::Reference)
+    return fail("--k, --floor and --accumulation need --policy reference");
+  if (!(accumulation >= 0))
+    return fail("--accumulation must be >= 0, got " +
+                std::to_string(accumulation));
+  opts.accumulation = accumulation;
   if (*kOpt && !(k > 0))
     return fail("--k must be > 0, got " + std::to_string(k));
   if (!(floor >= 0))

@@ -145,6 +145,7 @@ static nlohmann::json rowJson(const DiffResult &r, const RowResult &row) {
     j["err_test_ref"] = num(row.errTest);
     j["err_base_ref"] = num(row.errBase);
     j["k"] = row.k;
+    j["allowance"] = num(row.allowance);
   }
   if (!row.note.empty())
     j["note"] = row.note;
@@ -314,7 +315,9 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
          << fmtNum(ff->metrics.cosine);
     if (ff->hasReference)
       os << ", err(TEST,REF) " << fmtNum(ff->errTest) << " > "
-         << fmtNum(ff->k) << " * err(BASE,REF) " << fmtNum(ff->errBase)
+         << (ff->allowance > ff->k * ff->errBase
+                 ? "accumulation allowance " + fmtNum(ff->allowance)
+                 : fmtNum(ff->k) + " * err(BASE,REF) " + fmtNum(ff->errBase))
          << " + floor";
     os << " (judged by " << basisName(ff->basis) << ")\n\n";
   } else {
