@@ -48,11 +48,35 @@ MemRefType abiType(MemRefType t) {
       t.getElementType());
 }
 
+/// Device backends (GPU) store f16, bf16 or f32; there is no f64 kernel.
+FailureOr<StringRef> deviceDtypeSuffix(Operation *op, Type elementType) {
+  if (elementType.isF16())
+    return StringRef("f16");
+  if (elementType.isBF16())
+    return StringRef("bf16");
+  if (elementType.isF32())
+    return StringRef("f32");
+  return op->emitOpError()
+         << "greta-kernels-to-calls: the device kernel library stores f16, "
+            "bf16 or f32, got element type "
+         << elementType;
+}
+
 class Lowering {
 public:
-  Lowering(ModuleOp module, StringRef backend)
-      : module(module), symbols(module), backend(backend),
+  Lowering(ModuleOp module, StringRef backend, bool device)
+      : module(module), symbols(module), backend(backend), device(device),
         builder(module.getContext()) {}
+
+  FailureOr<StringRef> suffix(Operation *op, Type elementType) {
+    return device ? deviceDtypeSuffix(op, elementType)
+                  : dtypeSuffix(op, elementType);
+  }
+  /// The runtime prefix of params and traces: the host runtime's on the CPU,
+  /// the device backend's own otherwise (its buffers are device memory).
+  std::string runtimePrefix() const {
+    return device ? "greta_" + backend + "_" : std::string("greta_rt_");
+  }
 
   /// `func.func private @name(...)` with llvm.emit_c_interface, declared
   /// once; an existing symbol of another type is an error.
@@ -99,7 +123,7 @@ public:
              << "greta-kernels-to-calls: expected a bufferized kernel (outs "
                 "on memrefs, no results); run one-shot-bufferize first";
     auto firstOut = cast<MemRefType>(kernel.getOuts().front().getType());
-    FailureOr<StringRef> dt = dtypeSuffix(kernel, firstOut.getElementType());
+    FailureOr<StringRef> dt = suffix(kernel, firstOut.getElementType());
     if (failed(dt))
       return failure();
     builder.setInsertionPoint(kernel);
@@ -130,7 +154,7 @@ public:
       return trace.emitOpError()
              << "greta-kernels-to-calls: expected a bufferized trace (memref "
                 "operand); run one-shot-bufferize first";
-    FailureOr<StringRef> dt = dtypeSuffix(trace, type.getElementType());
+    FailureOr<StringRef> dt = suffix(trace, type.getElementType());
     if (failed(dt))
       return failure();
     if (!type.getLayout().isIdentity())
@@ -165,7 +189,7 @@ public:
         builder, loc,
         builder.getI64IntegerAttr(static_cast<int64_t>(trace.getPayload())));
     SmallVector<Value> args{*abi, recordId, payload};
-    std::string name = ("greta_rt_trace_" + *dt).str();
+    std::string name = runtimePrefix() + "trace_" + dt->str();
     FailureOr<func::FuncOp> callee = declare(
         trace, name, builder.getFunctionType(ValueRange(args).getTypes(), {}));
     if (failed(callee))
@@ -211,7 +235,7 @@ public:
              << "greta-kernels-to-calls: parameter '" << name.getValue()
              << "' has rank " << type.getRank()
              << "; the runtime serves rank 1 and 2 parameters";
-    FailureOr<StringRef> dt = dtypeSuffix(get, type.getElementType());
+    FailureOr<StringRef> dt = suffix(get, type.getElementType());
     if (failed(dt))
       return failure();
     Location loc = get.getLoc();
@@ -219,7 +243,7 @@ public:
     Value namePtr = nameConstant(loc, name.getValue());
     MemRefType resultType = abiType(type);
     std::string fn =
-        ("greta_rt_param_r" + Twine(type.getRank()) + "_" + *dt).str();
+        (runtimePrefix() + "param_r" + Twine(type.getRank()) + "_" + *dt).str();
     FailureOr<func::FuncOp> callee =
         declare(get, fn,
                 builder.getFunctionType({namePtr.getType()}, {resultType}));
@@ -273,6 +297,17 @@ public:
     });
     if (leftover.wasInterrupted())
       return failure();
+    // A device program's host code never reads or writes its buffers.
+    if (device) {
+      WalkResult copies = module.walk([&](memref::CopyOp copy) {
+        copy.emitOpError() << "greta-kernels-to-calls: a copy between "
+                              "buffers would run on the host, but backend '"
+                           << backend << "' keeps its buffers on the device";
+        return WalkResult::interrupt();
+      });
+      if (copies.wasInterrupted())
+        return failure();
+    }
     // The host calls the model through its C interface
     // (_mlir_ciface_forward: result descriptor first, then the arguments).
     for (auto func : module.getOps<func::FuncOp>())
@@ -285,6 +320,7 @@ private:
   ModuleOp module;
   SymbolTable symbols;
   std::string backend;
+  bool device;
   OpBuilder builder;
   llvm::StringMap<LLVM::GlobalOp> nameGlobals;
 };
@@ -302,7 +338,7 @@ struct KernelsToCalls
              "greta_<backend>_<op>_<dt>)";
       return signalPassFailure();
     }
-    if (failed(Lowering(getOperation(), backend).run()))
+    if (failed(Lowering(getOperation(), backend, device).run()))
       signalPassFailure();
   }
 };

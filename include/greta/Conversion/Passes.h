@@ -59,10 +59,28 @@ void buildLowerToCPUPipeline(OpPassManager &pm,
 /// Registers greta-lower-to-cpu as a named pipeline.
 void registerLowerToCPUPipeline();
 
-/// Registers the conversion passes and the pipeline.
+/// Options of the greta-lower-to-gpu pipeline (docs/GPU_BACKEND.md).
+struct LowerToGPUOptions {
+  /// Storage type of every activation and parameter: f16, bf16 or f32.
+  std::string storage = "f16";
+};
+
+/// greta (f32 tensors) -> LLVM dialect calling the GPU glue layer
+/// (runtime/gpu): greta-gpu-storage, greta-lower-to-kernels, One-Shot
+/// Bufferize, ownership-based deallocation, greta-kernels-to-calls{backend=gpu
+/// device=1}, the LLVM conversions with generic allocation functions, and
+/// greta-gpu-device-allocator.
+void buildLowerToGPUPipeline(OpPassManager &pm,
+                             const LowerToGPUOptions &options = {});
+
+/// Registers greta-lower-to-gpu as a named pipeline.
+void registerLowerToGPUPipeline();
+
+/// Registers the conversion passes and the pipelines.
 inline void registerGretaConversionPassesAndPipelines() {
   registerGretaConversionPasses();
   registerLowerToCPUPipeline();
+  registerLowerToGPUPipeline();
 }
 } // namespace mlir::greta
 

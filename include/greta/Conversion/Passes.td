@@ -53,11 +53,51 @@ def KernelsToCalls : Pass<"greta-kernels-to-calls", "::mlir::ModuleOp"> {
   let options = [
     Option<"backend", "backend", "std::string", /*default=*/"\"cpu\"",
            "Kernel library prefix: kernels are called greta_<backend>_<op>_<dt>">,
+    Option<"device", "device", "bool", /*default=*/"false",
+           "Device backend (GPU): f16/bf16/f32 storage (f64 is an error), "
+           "parameters and traces call greta_<backend>_param_r<k>_<dt> / "
+           "greta_<backend>_trace_<dt> (device buffers), and a memref.copy "
+           "left by bufferization is an error (the host never touches "
+           "device memory)">,
   ];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect"];
+}
+
+def GpuStorage : Pass<"greta-gpu-storage", "::mlir::ModuleOp"> {
+  let summary = "Retype the graph's f32 tensors to the GPU storage type";
+  let description = [{
+    GPU precision is storage precision: with `dtype=f16` (or `bf16`) every
+    f32 tensor type of the module (function signatures, block arguments, op
+    results, `greta.param` results, dense constants) becomes f16 (bf16), so
+    the buffers really hold 16-bit values and the kernels read and write
+    them (computing in fp32 inside). `dtype=f32` changes nothing. A
+    `greta.round` (CPU emulation, greta-convert-precision) to the storage
+    type is dropped (its tags move to its input's producer); one to another
+    type is an error. f64 tensors are an error (the GPU has no f64 kernels).
+  }];
+  let options = [
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"f16\"",
+           "Storage type: f16, bf16 or f32">,
+  ];
+  let dependentDialects = ["::mlir::greta::GretaDialect"];
+}
+
+def GpuDeviceAllocator : Pass<"greta-gpu-device-allocator", "::mlir::ModuleOp"> {
+  let summary = "Route memref allocations to the GPU runtime's device allocator";
+  let description = [{
+    Runs after `finalize-memref-to-llvm{use-generic-functions=1}`: renames
+    the generic allocation functions `_mlir_memref_to_llvm_alloc`,
+    `_mlir_memref_to_llvm_aligned_alloc` and `_mlir_memref_to_llvm_free`
+    (declarations and calls) to `greta_gpu_rt_alloc`,
+    `greta_gpu_rt_aligned_alloc` and `greta_gpu_rt_free`
+    (runtime/gpu/GpuGlue.cpp), which allocate device memory. A plain
+    `malloc`/`free`/`aligned_alloc` left in the module is an error: every
+    buffer of a GPU program lives on the device.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
 #endif // GRETA_CONVERSION_PASSES_TD

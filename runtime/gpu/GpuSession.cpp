@@ -1,0 +1,857 @@
+//===- GpuSession.cpp - GPU session and the C ABI glue ----------*- C++ -*-===//
+//
+// See GpuSession.h. The glue functions at the end translate MLIR memref
+// descriptors of device buffers into calls of the kernel library
+// (kernels/include/greta/gpu/Kernels.h) on the session's stream. Like the
+// CPU ABI they have no error channel: the first failure is recorded in the
+// session (GpuSession::error), every later glue call returns at once, and
+// the runner reports it after the call with the trace written so far kept.
+//
+//===----------------------------------------------------------------------===//
+#include "greta/gpu/GpuSession.h"
+
+#include "greta/gpu/Kernels.h"
+#include "greta/rt/CInterface.h"
+#include "greta/rt/Half.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+using namespace greta;
+using namespace greta::gpu;
+
+namespace {
+std::atomic<GpuSession *> currentSession{nullptr};
+
+std::string cudaMessage(const char *what, cudaError_t e) {
+  return std::string(what) + ": " + cudaGetErrorName(e) + " (" +
+         cudaGetErrorString(e) + ")";
+}
+
+greta_gpu_dtype gpuDType(rt::DType d) {
+  switch (d) {
+  case rt::DType::F16:
+    return GRETA_GPU_F16;
+  case rt::DType::BF16:
+    return GRETA_GPU_BF16;
+  default:
+    return GRETA_GPU_F32;
+  }
+}
+
+double toDouble(rt::DType d, const uint8_t *p) {
+  uint16_t h;
+  float f;
+  switch (d) {
+  case rt::DType::F16:
+    std::memcpy(&h, p, 2);
+    return rt::halfBitsToFloat(h);
+  case rt::DType::BF16:
+    std::memcpy(&h, p, 2);
+    return rt::bf16BitsToFloat(h);
+  default:
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Session
+//===----------------------------------------------------------------------===//
+
+std::unique_ptr<GpuSession>
+GpuSession::create(int device, const rt::SafeTensors &weights,
+                   const std::vector<rt::ParamSpec> &params, rt::DType storage,
+                   int64_t capacity, std::string &error) {
+  if (storage != rt::DType::F16 && storage != rt::DType::BF16 &&
+      storage != rt::DType::F32) {
+    error = "the GPU stores f16, bf16 or f32, not " +
+            std::string(rt::dtypeName(storage));
+    return nullptr;
+  }
+  std::unique_ptr<GpuSession> s(new GpuSession());
+  s->storage_ = storage;
+  s->capacity_ = capacity;
+  char desc[256] = {0};
+  if (greta_gpu_init(device, desc, sizeof desc) != GRETA_GPU_OK) {
+    error = std::string("no usable GPU: ") + greta_gpu_last_error();
+    return nullptr;
+  }
+  s->desc_ = desc;
+  cudaStream_t stream;
+  if (cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) {
+    error = cudaMessage("cudaStreamCreate", e);
+    return nullptr;
+  }
+  s->stream_ = stream;
+  // Validation and conversion to f32 on the host (one parameter at a time
+  // would save host memory; llama-tiny and 1.1B fit either way).
+  auto host = rt::Session::create(weights, params, rt::DType::F32, error);
+  if (!host)
+    return nullptr;
+  size_t es = rt::dtypeSize(storage);
+  std::vector<uint8_t> buf;
+  for (const rt::ParamSpec &p : params) {
+    const int64_t *shape = nullptr;
+    const float *values = static_cast<const float *>(host->param(
+        p.name.c_str(), static_cast<int64_t>(p.shape.size()), &shape));
+    if (!values) {
+      error = "parameter '" + p.name + "' was not loaded";
+      return nullptr;
+    }
+    int64_t n = 1;
+    for (int64_t d : p.shape)
+      n *= d;
+    buf.resize(static_cast<size_t>(n) * es);
+    for (int64_t i = 0; i < n; ++i) {
+      if (storage == rt::DType::F32) {
+        std::memcpy(buf.data() + i * 4, &values[i], 4);
+      } else {
+        uint16_t h = storage == rt::DType::F16
+                         ? rt::doubleToHalfBits(values[i])
+                         : rt::doubleToBF16Bits(values[i]);
+        std::memcpy(buf.data() + i * 2, &h, 2);
+      }
+    }
+    void *d = nullptr;
+    if (greta_gpu_malloc(&d, buf.size()) != GRETA_GPU_OK) {
+      error = "uploading parameter '" + p.name +
+              "': " + greta_gpu_last_error();
+      return nullptr;
+    }
+    s->params_[p.name] = d;
+    s->paramShapes_[p.name] = p.shape;
+    if (cudaError_t e =
+            cudaMemcpy(d, buf.data(), buf.size(), cudaMemcpyHostToDevice)) {
+      error = cudaMessage(("uploading parameter '" + p.name + "'").c_str(), e);
+      return nullptr;
+    }
+  }
+  return s;
+}
+
+GpuSession::~GpuSession() {
+  GpuSession *self = this;
+  currentSession.compare_exchange_strong(self, nullptr);
+  if (stream_)
+    cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  for (auto &[name, p] : params_)
+    greta_gpu_free(p);
+  for (auto &[slot, kv] : kv_) {
+    greta_gpu_free(kv.k);
+    greta_gpu_free(kv.v);
+  }
+  for (auto &[size, p] : freeBlocks_)
+    greta_gpu_free(p);
+  for (auto &[p, size] : liveBlocks_)
+    greta_gpu_free(p);
+  greta_gpu_free(dTokens_);
+  greta_gpu_free(dPositions_);
+  greta_gpu_free(dSelRows_);
+  greta_gpu_host_free(hStaging_);
+  for (Chunk &c : chunks_) {
+    greta_gpu_free(c.dRecords);
+    greta_gpu_host_free(c.hRecords);
+  }
+  for (ValueChunk &c : valueChunks_)
+    greta_gpu_host_free(c.h);
+  if (stream_)
+    cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+void GpuSession::setCurrent(GpuSession *s) { currentSession.store(s); }
+GpuSession *GpuSession::current() { return currentSession.load(); }
+
+void GpuSession::setError(std::string message) {
+  if (error_.empty())
+    error_ = std::move(message);
+}
+
+void GpuSession::setTrace(rt::TraceWriter *writer, rt::Filter filter,
+                          int64_t tokenCount) {
+  writer_ = writer;
+  filter_ = std::move(filter);
+  tokenCount_ = tokenCount;
+  traceFailed_ = false;
+}
+
+bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
+                           int64_t n) {
+  if (!error_.empty())
+    return false;
+  positions_.assign(positions, positions + n);
+  for (int64_t i = 1; i < n; ++i)
+    if (positions[i] != positions[0] + i) {
+      setError("the GPU attention needs consecutive positions in one call");
+      return false;
+    }
+  if (n > 0 && positions[n - 1] >= capacity_) {
+    setError("position " + std::to_string(positions[n - 1]) +
+             " is beyond the KV cache capacity " + std::to_string(capacity_));
+    return false;
+  }
+  selRows_.clear();
+  for (int64_t i = 0; i < n; ++i)
+    if (filter_.selectsPosition(positions[i], tokenCount_))
+      selRows_.push_back(i);
+  if (n > callCapacity_) {
+    greta_gpu_free(dTokens_);
+    greta_gpu_free(dPositions_);
+    greta_gpu_free(dSelRows_);
+    greta_gpu_host_free(hStaging_);
+    dTokens_ = dPositions_ = dSelRows_ = hStaging_ = nullptr;
+    size_t bytes = static_cast<size_t>(n) * sizeof(int64_t);
+    void *a = nullptr, *b = nullptr, *c = nullptr, *h = nullptr;
+    if (greta_gpu_malloc(&a, bytes) || greta_gpu_malloc(&b, bytes) ||
+        greta_gpu_malloc(&c, bytes) || greta_gpu_host_alloc(&h, 3 * bytes)) {
+      setError(std::string("per-call buffers: ") + greta_gpu_last_error());
+      greta_gpu_free(a);
+      greta_gpu_free(b);
+      greta_gpu_free(c);
+      return false;
+    }
+    dTokens_ = static_cast<int64_t *>(a);
+    dPositions_ = static_cast<int64_t *>(b);
+    dSelRows_ = static_cast<int64_t *>(c);
+    hStaging_ = static_cast<int64_t *>(h);
+    callCapacity_ = n;
+  }
+  // The pinned staging buffer may still feed the previous call's copies:
+  // endCall synchronized the stream, so it is free again.
+  std::memcpy(hStaging_, tokens, n * sizeof(int64_t));
+  std::memcpy(hStaging_ + n, positions, n * sizeof(int64_t));
+  std::copy(selRows_.begin(), selRows_.end(), hStaging_ + 2 * n);
+  auto st = static_cast<cudaStream_t>(stream_);
+  size_t bytes = static_cast<size_t>(n) * sizeof(int64_t);
+  cudaError_t e = cudaMemcpyAsync(dTokens_, hStaging_, bytes,
+                                  cudaMemcpyHostToDevice, st);
+  if (!e)
+    e = cudaMemcpyAsync(dPositions_, hStaging_ + n, bytes,
+                        cudaMemcpyHostToDevice, st);
+  if (!e && !selRows_.empty())
+    e = cudaMemcpyAsync(dSelRows_, hStaging_ + 2 * n,
+                        selRows_.size() * sizeof(int64_t),
+                        cudaMemcpyHostToDevice, st);
+  if (e) {
+    setError(cudaMessage("uploading token ids and positions", e));
+    return false;
+  }
+  return true;
+}
+
+const void *GpuSession::param(const char *name, int64_t rank,
+                              const int64_t **shape) const {
+  auto it = params_.find(name ? name : "");
+  if (it == params_.end())
+    return nullptr;
+  const std::vector<int64_t> &sh = paramShapes_.at(it->first);
+  if (static_cast<int64_t>(sh.size()) != rank)
+    return nullptr;
+  if (shape)
+    *shape = sh.data();
+  return it->second;
+}
+
+GpuSession::KVSlot *GpuSession::kvSlot(int64_t slot, int64_t kvDim) {
+  KVSlot &kv = kv_[slot];
+  if (kv.k) {
+    if (kv.kvDim != kvDim) {
+      setError("KV slot " + std::to_string(slot) + " holds rows of " +
+               std::to_string(kv.kvDim) + " values, this call " +
+               std::to_string(kvDim));
+      return nullptr;
+    }
+    return &kv;
+  }
+  size_t bytes = static_cast<size_t>(capacity_) * kvDim *
+                 rt::dtypeSize(storage_);
+  if (greta_gpu_malloc(&kv.k, bytes) || greta_gpu_malloc(&kv.v, bytes)) {
+    setError("KV cache slot " + std::to_string(slot) + ": " +
+             greta_gpu_last_error());
+    return nullptr;
+  }
+  kv.kvDim = kvDim;
+  return &kv;
+}
+
+void *GpuSession::alloc(size_t bytes) {
+  if (bytes == 0)
+    bytes = 1;
+  auto it = freeBlocks_.find(bytes);
+  void *p = nullptr;
+  if (it != freeBlocks_.end()) {
+    p = it->second;
+    freeBlocks_.erase(it);
+  } else if (greta_gpu_malloc(&p, bytes) != GRETA_GPU_OK) {
+    setError(std::string("device allocation: ") + greta_gpu_last_error());
+    return nullptr;
+  }
+  liveBlocks_[p] = bytes;
+  return p;
+}
+
+void GpuSession::release(void *ptr) {
+  if (!ptr)
+    return;
+  auto it = liveBlocks_.find(ptr);
+  if (it == liveBlocks_.end()) {
+    setError("free of a pointer the device allocator did not return");
+    return;
+  }
+  // Stream order makes reuse safe: every user of the block was queued on
+  // the session's one stream before any later user of the same block.
+  freeBlocks_.emplace(it->second, ptr);
+  liveBlocks_.erase(it);
+}
+
+bool GpuSession::copyToHost(void *host, const void *device, int64_t rows,
+                            int64_t cols, int64_t ld, size_t es) {
+  cudaError_t e = cudaMemcpy2DAsync(host, cols * es, device, ld * es, cols * es,
+                                    rows, cudaMemcpyDeviceToHost,
+                                    static_cast<cudaStream_t>(stream_));
+  if (!e)
+    e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  if (e) {
+    setError(cudaMessage("copying the logits to the host", e));
+    return false;
+  }
+  return true;
+}
+
+void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
+                       rt::DType dtype, const void *data, int64_t rows,
+                       int64_t cols, int64_t ld) {
+  if (!writer_ || traceFailed_ || !error_.empty())
+    return;
+  int64_t stageIdx = recordId % 16, layer = recordId / 16;
+  if (recordId < 0 || stageIdx >= rt::kNumStages) {
+    setError("trace: invalid record id " + std::to_string(recordId));
+    return;
+  }
+  auto stage = static_cast<rt::Stage>(stageIdx);
+  if (!filter_.selects(stage, layer))
+    return;
+  if (rows != static_cast<int64_t>(positions_.size())) {
+    setError("trace of " + std::string(rt::stageName(stage)) + " layer " +
+             std::to_string(layer) + ": " + std::to_string(rows) +
+             " rows but the session has " + std::to_string(positions_.size()) +
+             " positions for this call");
+    return;
+  }
+  int64_t n = static_cast<int64_t>(selRows_.size());
+  if (n == 0)
+    return;
+  int64_t p = filter_.payload ? static_cast<int64_t>(*filter_.payload)
+                              : compiledPayload;
+  if (p < 0 || p > static_cast<int64_t>(rt::Payload::Full)) {
+    setError("trace: invalid payload " + std::to_string(p));
+    return;
+  }
+  auto payload = static_cast<rt::Payload>(p);
+  // Record storage: device + pinned chunks, never reallocated in a call.
+  if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < n) {
+    Chunk c;
+    c.capacity = std::max<int64_t>(n, 8192);
+    size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
+    if (greta_gpu_malloc(&c.dRecords, bytes) ||
+        greta_gpu_host_alloc(&c.hRecords, bytes)) {
+      setError(std::string("trace records: ") + greta_gpu_last_error());
+      greta_gpu_free(c.dRecords);
+      return;
+    }
+    chunks_.push_back(c);
+  }
+  Chunk &c = chunks_.back();
+  auto *dRec = static_cast<greta_gpu_row_record *>(c.dRecords) + c.used;
+  auto *hRec = static_cast<greta_gpu_row_record *>(c.hRecords) + c.used;
+  c.used += n;
+  uint32_t flags = payload != rt::Payload::Hash ? GRETA_GPU_TRACE_STATS : 0u;
+  bool allRows = n == rows;
+  if (greta_gpu_trace_rows(data, gpuDType(dtype), rows, cols, ld,
+                           allRows ? nullptr : dSelRows_, n, flags, dRec, hRec,
+                           stream_) != GRETA_GPU_OK) {
+    setError(std::string("trace kernel: ") + greta_gpu_last_error());
+    return;
+  }
+  Pending pend{stage, layer, payload, dtype, cols, {}, hRec, nullptr};
+  for (int64_t r : selRows_)
+    pend.positions.push_back(positions_[r]);
+  // Values: Full payload, and logits (their top-5 is computed on the host).
+  if (payload == rt::Payload::Full || stage == rt::Stage::Logits) {
+    size_t es = rt::dtypeSize(dtype);
+    size_t bytes = static_cast<size_t>(n) * cols * es;
+    if (valueChunks_.empty() ||
+        valueChunks_.back().capacity - valueChunks_.back().used < bytes) {
+      ValueChunk v;
+      v.capacity = std::max<size_t>(bytes, 16u << 20);
+      void *h = nullptr;
+      if (greta_gpu_host_alloc(&h, v.capacity)) {
+        setError(std::string("trace values: ") + greta_gpu_last_error());
+        return;
+      }
+      v.h = static_cast<uint8_t *>(h);
+      valueChunks_.push_back(v);
+    }
+    ValueChunk &v = valueChunks_.back();
+    uint8_t *dst = v.h + v.used;
+    v.used += bytes;
+    auto st = static_cast<cudaStream_t>(stream_);
+    const auto *src = static_cast<const uint8_t *>(data);
+    cudaError_t e = cudaSuccess;
+    if (allRows) {
+      e = cudaMemcpy2DAsync(dst, cols * es, src, ld * es, cols * es, rows,
+                            cudaMemcpyDeviceToHost, st);
+    } else {
+      for (int64_t j = 0; j < n && !e; ++j)
+        e = cudaMemcpyAsync(dst + j * cols * es, src + selRows_[j] * ld * es,
+                            cols * es, cudaMemcpyDeviceToHost, st);
+    }
+    if (e) {
+      setError(cudaMessage("trace values copy", e));
+      return;
+    }
+    pend.hValues = dst;
+  }
+  pending_.push_back(std::move(pend));
+}
+
+bool GpuSession::flushRecords() {
+  std::string err;
+  for (const Pending &p : pending_) {
+    if (traceFailed_)
+      break;
+    size_t es = rt::dtypeSize(p.dtype);
+    const auto *recs = static_cast<const greta_gpu_row_record *>(p.hRecords);
+    for (size_t j = 0; j < p.positions.size(); ++j) {
+      const greta_gpu_row_record &g = recs[j];
+      rt::Record r;
+      r.stage = p.stage;
+      r.layer = p.layer;
+      r.position = p.positions[j];
+      r.dtype = p.dtype;
+      r.payload = p.payload;
+      r.shape = {p.cols};
+      std::memcpy(r.sha256.data(), g.sha256, 32);
+      r.nzCount = g.nz_count;
+      if (p.payload != rt::Payload::Hash) {
+        r.nanCount = g.nan_count;
+        r.infCount = g.inf_count;
+        r.fingerprint = {g.min, g.max, g.mean, g.l2};
+      }
+      const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
+      if (row && p.stage == rt::Stage::Logits) {
+        // Highest first, ties by lower id (the CPU runtime's topFive).
+        std::vector<double> v(p.cols);
+        for (int64_t i = 0; i < p.cols; ++i)
+          v[i] = toDouble(p.dtype, row + i * es);
+        std::vector<int32_t> ids(p.cols);
+        std::iota(ids.begin(), ids.end(), 0);
+        int64_t k = std::min<int64_t>(5, p.cols);
+        std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                          [&](int32_t a, int32_t b) {
+                            return v[a] > v[b] || (v[a] == v[b] && a < b);
+                          });
+        r.top5.assign(ids.begin(), ids.begin() + k);
+      }
+      if (row && p.payload == rt::Payload::Full)
+        r.values.assign(row, row + p.cols * es);
+      if (!writer_->append(r, err)) {
+        traceFailed_ = true;
+        setError(err);
+        break;
+      }
+      ++records_;
+    }
+  }
+  pending_.clear();
+  for (Chunk &c : chunks_)
+    c.used = 0;
+  for (ValueChunk &v : valueChunks_)
+    v.used = 0;
+  if (writer_ && !traceFailed_ && !writer_->flush(err)) {
+    traceFailed_ = true;
+    setError(err);
+  }
+  return !traceFailed_;
+}
+
+bool GpuSession::endCall() {
+  cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  if (e)
+    setError(cudaMessage("kernel error", e));
+  else if (greta_gpu_check_device_errors(stream_) != GRETA_GPU_OK)
+    setError(std::string("kernel error: ") + greta_gpu_last_error());
+  // The records of this call that completed are written even after an error
+  // (a stream error leaves them undefined: then none are).
+  if (!e)
+    flushRecords();
+  else
+    pending_.clear();
+  return error_.empty();
+}
+
+//===----------------------------------------------------------------------===//
+// The C ABI glue
+//===----------------------------------------------------------------------===//
+
+namespace {
+template <typename T, int N> using MemRef = ::greta::rt::MemRef<T, N>;
+
+template <typename T, int N> T *ptr(MemRef<T, N> *m) {
+  return m->data + m->offset;
+}
+template <typename T> int64_t ld(MemRef<T, 2> *m) { return m->strides[0]; }
+template <typename T, int N> bool unitInner(MemRef<T, N> *m) {
+  return m->strides[N - 1] == 1 || m->sizes[N - 1] <= 1;
+}
+
+/// The session, or nullptr when there is none or it already failed.
+GpuSession *live(const char *fn) {
+  GpuSession *s = GpuSession::current();
+  if (!s) {
+    fprintf(stderr, "greta: %s called without a GPU session\n", fn);
+    return nullptr;
+  }
+  return s->error().empty() ? s : nullptr;
+}
+bool check(GpuSession *s, const char *op, greta_gpu_status st) {
+  if (st == GRETA_GPU_OK)
+    return true;
+  s->setError(std::string(op) + ": " + greta_gpu_status_name(st) + ": " +
+              greta_gpu_last_error());
+  return false;
+}
+
+template <typename T> struct Kern;
+// f16 and bf16 are both 16-bit words in C: distinct tag types pick the
+// kernels.
+struct F16 { uint16_t bits; };
+struct BF16 { uint16_t bits; };
+} // namespace
+#define GRETA_KERN_CAST(SUF, CT)                                               \
+  namespace {                                                                  \
+  template <> struct Kern<CT> {                                                \
+    static greta_gpu_status embedding(const CT *t, int64_t v, int64_t h,       \
+                                      int64_t tl, const int64_t *ids,          \
+                                      int64_t r, CT *o, int64_t ol, void *s) { \
+      return greta_gpu_embedding_##SUF((const uint16_t *)t, v, h, tl, ids, r,  \
+                                       (uint16_t *)o, ol, s);                  \
+    }                                                                          \
+    static greta_gpu_status rms_norm(const CT *i, int64_t il, const CT *w,     \
+                                     int64_t r, int64_t c, float e, CT *o,     \
+                                     int64_t ol, void *s) {                    \
+      return greta_gpu_rms_norm_##SUF((const uint16_t *)i, il,                 \
+                                      (const uint16_t *)w, r, c, e,            \
+                                      (uint16_t *)o, ol, s);                   \
+    }                                                                          \
+    static greta_gpu_status linear(const CT *i, int64_t il, const CT *w,       \
+                                   int64_t wl, int64_t r, int64_t in,          \
+                                   int64_t out, CT *o, int64_t ol, void *s) {  \
+      return greta_gpu_linear_##SUF((const uint16_t *)i, il,                   \
+                                    (const uint16_t *)w, wl, r, in, out,       \
+                                    (uint16_t *)o, ol, s);                     \
+    }                                                                          \
+    static greta_gpu_status rope(const CT *i, int64_t il, const int64_t *p,    \
+                                 int64_t r, int64_t nh, int64_t hd, float th,  \
+                                 CT *o, int64_t ol, void *s) {                 \
+      return greta_gpu_rope_##SUF((const uint16_t *)i, il, p, r, nh, hd, th,   \
+                                  (uint16_t *)o, ol, s);                       \
+    }                                                                          \
+    static greta_gpu_status kv_append(const CT *k, const CT *v, int64_t il,    \
+                                      const int64_t *p, int64_t r,             \
+                                      int64_t kd, int64_t cap, CT *kc,         \
+                                      CT *vc, int64_t cl, void *s) {           \
+      return greta_gpu_kv_append_##SUF((const uint16_t *)k,                    \
+                                       (const uint16_t *)v, il, p, r, kd,      \
+                                       cap, (uint16_t *)kc, (uint16_t *)vc,    \
+                                       cl, s);                                 \
+    }                                                                          \
+    static greta_gpu_status attention(const CT *q, int64_t ql, const CT *kc,   \
+                                      const CT *vc, int64_t kl, int64_t nq,    \
+                                      int64_t qs, int64_t nh, int64_t nkv,     \
+                                      int64_t hd, float sc, CT *o, int64_t ol, \
+                                      void *s) {                               \
+      return greta_gpu_attention_##SUF((const uint16_t *)q, ql,                \
+                                       (const uint16_t *)kc,                   \
+                                       (const uint16_t *)vc, kl, nq, qs, nh,   \
+                                       nkv, hd, sc, (uint16_t *)o, ol, s);     \
+    }                                                                          \
+    static greta_gpu_status swiglu(const CT *g, int64_t gl, const CT *u,       \
+                                   int64_t ul, int64_t r, int64_t c, CT *o,    \
+                                   int64_t ol, void *s) {                      \
+      return greta_gpu_swiglu_##SUF((const uint16_t *)g, gl,                   \
+                                    (const uint16_t *)u, ul, r, c,             \
+                                    (uint16_t *)o, ol, s);                     \
+    }                                                                          \
+    static greta_gpu_status add(const CT *a, int64_t al, const CT *b,          \
+                                int64_t bl, int64_t r, int64_t c, CT *o,       \
+                                int64_t ol, void *s) {                         \
+      return greta_gpu_add_##SUF((const uint16_t *)a, al,                      \
+                                 (const uint16_t *)b, bl, r, c,                \
+                                 (uint16_t *)o, ol, s);                        \
+    }                                                                          \
+  };                                                                           \
+  }
+GRETA_KERN_CAST(f16, F16)
+GRETA_KERN_CAST(bf16, BF16)
+namespace {
+template <> struct Kern<float> {
+  static constexpr auto embedding = greta_gpu_embedding_f32;
+  static constexpr auto rms_norm = greta_gpu_rms_norm_f32;
+  static constexpr auto linear = greta_gpu_linear_f32;
+  static constexpr auto rope = greta_gpu_rope_f32;
+  static constexpr auto kv_append = greta_gpu_kv_append_f32;
+  static constexpr auto attention = greta_gpu_attention_f32;
+  static constexpr auto swiglu = greta_gpu_swiglu_f32;
+  static constexpr auto add = greta_gpu_add_f32;
+};
+template <typename T> constexpr rt::DType dtypeOf();
+template <> constexpr rt::DType dtypeOf<F16>() { return rt::DType::F16; }
+template <> constexpr rt::DType dtypeOf<BF16>() { return rt::DType::BF16; }
+template <> constexpr rt::DType dtypeOf<float>() { return rt::DType::F32; }
+
+template <typename T>
+bool rowMajor(GpuSession *s, const char *op,
+              std::initializer_list<MemRef<T, 2> *> ms) {
+  for (MemRef<T, 2> *m : ms)
+    if (!unitInner(m)) {
+      s->setError(std::string(op) + ": the innermost stride must be 1");
+      return false;
+    }
+  return true;
+}
+
+template <typename T>
+void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
+               MemRef<T, 2> *out) {
+  GpuSession *s = live("embedding");
+  if (!s || !rowMajor(s, "embedding", {table, out}))
+    return;
+  check(s, "embedding",
+        Kern<T>::embedding(ptr(table), table->sizes[0], table->sizes[1],
+                           ld(table), ptr(ids), ids->sizes[0], ptr(out),
+                           ld(out), s->stream()));
+}
+template <typename T>
+void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *w, double eps,
+             MemRef<T, 2> *out) {
+  GpuSession *s = live("rms_norm");
+  if (!s || !rowMajor(s, "rms_norm", {in, out}))
+    return;
+  check(s, "rms_norm",
+        Kern<T>::rms_norm(ptr(in), ld(in), ptr(w), in->sizes[0], in->sizes[1],
+                          static_cast<float>(eps), ptr(out), ld(out),
+                          s->stream()));
+}
+template <typename T>
+void linear(MemRef<T, 2> *in, MemRef<T, 2> *w, MemRef<T, 2> *out) {
+  GpuSession *s = live("linear");
+  if (!s || !rowMajor(s, "linear", {in, w, out}))
+    return;
+  check(s, "linear",
+        Kern<T>::linear(ptr(in), ld(in), ptr(w), ld(w), in->sizes[0],
+                        in->sizes[1], w->sizes[0], ptr(out), ld(out),
+                        s->stream()));
+}
+template <typename T>
+void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *pos, double theta,
+          int64_t headDim, MemRef<T, 2> *out) {
+  GpuSession *s = live("rope");
+  if (!s || !rowMajor(s, "rope", {in, out}))
+    return;
+  if (headDim <= 0 || in->sizes[1] % headDim) {
+    s->setError("rope: row of " + std::to_string(in->sizes[1]) +
+                " values is not a multiple of head_dim " +
+                std::to_string(headDim));
+    return;
+  }
+  check(s, "rope",
+        Kern<T>::rope(ptr(in), ld(in), ptr(pos), in->sizes[0],
+                      in->sizes[1] / headDim, headDim,
+                      static_cast<float>(theta), ptr(out), ld(out),
+                      s->stream()));
+}
+template <typename T>
+void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
+               MemRef<int64_t, 1> *pos, int64_t numHeads, int64_t numKvHeads,
+               int64_t headDim, double scale, int64_t slot,
+               MemRef<T, 2> *out) {
+  GpuSession *s = live("attention");
+  if (!s || !rowMajor(s, "attention", {q, k, v, out}))
+    return;
+  if (ld(k) != ld(v)) {
+    s->setError("attention: k and v rows must have the same stride");
+    return;
+  }
+  int64_t rows = q->sizes[0], kvDim = k->sizes[1];
+  if (rows != static_cast<int64_t>(s->positions().size()) || rows == 0) {
+    s->setError("attention: " + std::to_string(rows) +
+                " query rows but the call has " +
+                std::to_string(s->positions().size()) + " positions");
+    return;
+  }
+  GpuSession::KVSlot *kv = s->kvSlot(slot, kvDim);
+  if (!kv)
+    return;
+  if (!check(s, "kv_append",
+             Kern<T>::kv_append(ptr(k), ptr(v), ld(k), ptr(pos), rows, kvDim,
+                                s->capacity(), static_cast<T *>(kv->k),
+                                static_cast<T *>(kv->v), kvDim, s->stream())))
+    return;
+  check(s, "attention",
+        Kern<T>::attention(ptr(q), ld(q), static_cast<const T *>(kv->k),
+                           static_cast<const T *>(kv->v), kvDim, rows,
+                           s->positions().front(), numHeads, numKvHeads,
+                           headDim, static_cast<float>(scale), ptr(out),
+                           ld(out), s->stream()));
+}
+template <typename T>
+void swiglu(MemRef<T, 2> *g, MemRef<T, 2> *u, MemRef<T, 2> *out) {
+  GpuSession *s = live("swiglu");
+  if (!s || !rowMajor(s, "swiglu", {g, u, out}))
+    return;
+  check(s, "swiglu",
+        Kern<T>::swiglu(ptr(g), ld(g), ptr(u), ld(u), g->sizes[0], g->sizes[1],
+                        ptr(out), ld(out), s->stream()));
+}
+template <typename T>
+void add(MemRef<T, 2> *a, MemRef<T, 2> *b, MemRef<T, 2> *out) {
+  GpuSession *s = live("add");
+  if (!s || !rowMajor(s, "add", {a, b, out}))
+    return;
+  check(s, "add",
+        Kern<T>::add(ptr(a), ld(a), ptr(b), ld(b), a->sizes[0], a->sizes[1],
+                     ptr(out), ld(out), s->stream()));
+}
+template <typename T, int N>
+void param(MemRef<T, N> *result, const char *name) {
+  *result = MemRef<T, N>{};
+  GpuSession *s = live("param");
+  if (!s)
+    return;
+  const int64_t *shape = nullptr;
+  const void *p = s->param(name, N, &shape);
+  if (!p) {
+    s->setError(std::string("unknown parameter '") + (name ? name : "") +
+                "' of rank " + std::to_string(N));
+    return;
+  }
+  T *data = static_cast<T *>(const_cast<void *>(p));
+  result->basePtr = result->data = data;
+  result->offset = 0;
+  int64_t stride = 1;
+  for (int i = N - 1; i >= 0; --i) {
+    result->sizes[i] = shape[i];
+    result->strides[i] = stride;
+    stride *= shape[i];
+  }
+}
+template <typename T>
+void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
+  GpuSession *s = live("trace");
+  if (!s)
+    return;
+  if (!unitInner(value)) {
+    s->setError("trace: the innermost stride must be 1");
+    return;
+  }
+  s->trace(recordId, payload, dtypeOf<T>(), ptr(value), value->sizes[0],
+           value->sizes[1], value->strides[0]);
+}
+void unsupported(const char *what) {
+  if (GpuSession *s = live(what))
+    s->setError(std::string(what) +
+                " has no GPU kernel (fault injection and f16 emulation are "
+                "CPU features)");
+}
+} // namespace
+
+#define GRETA_GPU_GLUE(T, SUF)                                                 \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_embedding_##SUF(                 \
+      MemRef<T, 2> *t, MemRef<int64_t, 1> *ids, MemRef<T, 2> *o) {             \
+    embedding(t, ids, o);                                                      \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_rms_norm_##SUF(                  \
+      MemRef<T, 2> *i, MemRef<T, 1> *w, double eps, MemRef<T, 2> *o) {         \
+    rmsNorm(i, w, eps, o);                                                     \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_linear_##SUF(                    \
+      MemRef<T, 2> *i, MemRef<T, 2> *w, MemRef<T, 2> *o) {                     \
+    linear(i, w, o);                                                           \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_linear_bias_##SUF(               \
+      MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 1> *, MemRef<T, 2> *) {        \
+    unsupported("linear_bias");                                                \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_rope_##SUF(                      \
+      MemRef<T, 2> *i, MemRef<int64_t, 1> *p, double theta, int64_t hd,        \
+      MemRef<T, 2> *o) {                                                       \
+    rope(i, p, theta, hd, o);                                                  \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_attention_##SUF(                 \
+      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
+      MemRef<int64_t, 1> *p, int64_t nh, int64_t nkv, int64_t hd,              \
+      double scale, int64_t slot, MemRef<T, 2> *o) {                           \
+    attention(q, k, v, p, nh, nkv, hd, scale, slot, o);                        \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_swiglu_##SUF(                    \
+      MemRef<T, 2> *g, MemRef<T, 2> *u, MemRef<T, 2> *o) {                     \
+    swiglu(g, u, o);                                                           \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_add_##SUF(                       \
+      MemRef<T, 2> *a, MemRef<T, 2> *b, MemRef<T, 2> *o) {                     \
+    add(a, b, o);                                                              \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_round_##SUF(                     \
+      MemRef<T, 2> *, int64_t, MemRef<T, 2> *) {                               \
+    unsupported("round");                                                      \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_inject_fault_##SUF(              \
+      MemRef<T, 2> *, MemRef<int64_t, 1> *, int64_t, int64_t, double,          \
+      MemRef<T, 2> *) {                                                        \
+    unsupported("inject_fault");                                               \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_param_r1_##SUF(                  \
+      MemRef<T, 1> *r, const char *name) {                                     \
+    param<T, 1>(r, name);                                                      \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_param_r2_##SUF(                  \
+      MemRef<T, 2> *r, const char *name) {                                     \
+    param<T, 2>(r, name);                                                      \
+  }                                                                            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_trace_##SUF(                     \
+      MemRef<T, 2> *v, int64_t recordId, int64_t payload) {                    \
+    trace(v, recordId, payload);                                               \
+  }
+
+GRETA_GPU_GLUE(F16, f16)
+GRETA_GPU_GLUE(BF16, bf16)
+GRETA_GPU_GLUE(float, f32)
+
+// The device allocator the lowered program calls for every memref.alloc /
+// memref.dealloc (greta-gpu-device-allocator). A failure is recorded in the
+// session; the null buffer is never dereferenced (the glue skips every later
+// call).
+GRETA_RT_EXPORT void *greta_gpu_rt_alloc(int64_t bytes) {
+  GpuSession *s = GpuSession::current();
+  if (!s) {
+    fprintf(stderr, "greta: device allocation without a GPU session\n");
+    return nullptr;
+  }
+  return s->alloc(static_cast<size_t>(bytes));
+}
+GRETA_RT_EXPORT void *greta_gpu_rt_aligned_alloc(int64_t /*alignment*/,
+                                                 int64_t bytes) {
+  // cudaMalloc returns 256-byte aligned memory.
+  return greta_gpu_rt_alloc(bytes);
+}
+GRETA_RT_EXPORT void greta_gpu_rt_free(void *ptr) {
+  if (GpuSession *s = GpuSession::current())
+    s->release(ptr);
+}
