@@ -10,6 +10,7 @@
 #include "greta/rt/Half.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 using namespace greta;
@@ -101,14 +102,24 @@ void widen(DType d, const uint8_t *p, int64_t off, int64_t n, float *out) {
 
 bool isHalfLike(DType d) { return d == DType::F16 || d == DType::BF16; }
 
+/// Whether `p` may be read as an array of `d` in place. Rows viewed in a
+/// mapped records.bin need not be: an f64 row's values start 4 bytes off an
+/// 8-byte boundary (body offset 124 + 8r + 4k), and reading them through a
+/// `const double *` is undefined behaviour (UBSan: misaligned load).
+bool inPlace(DType d, const uint8_t *p) {
+  return !isHalfLike(d) &&
+         reinterpret_cast<uintptr_t>(p) % rt::dtypeSize(d) == 0;
+}
+
 /// Calls f(aPtr, bPtr, count) on typed views of the two rows, widening
-/// f16/bf16 chunk by chunk into stack buffers (no allocation).
+/// f16/bf16 chunk by chunk into stack buffers (no allocation); misaligned
+/// f32/f64 rows are copied chunk by chunk into aligned buffers.
 template <typename F>
 void dispatch(DType da, const uint8_t *a, DType db, const uint8_t *b,
               int64_t n, F &&f) {
   auto asF32 = [](const uint8_t *p) { return reinterpret_cast<const float *>(p); };
   auto asF64 = [](const uint8_t *p) { return reinterpret_cast<const double *>(p); };
-  if (!isHalfLike(da) && !isHalfLike(db)) {
+  if (inPlace(da, a) && inPlace(db, b)) {
     if (da == DType::F32 && db == DType::F32)
       return f(asF32(a), asF32(b), n);
     if (da == DType::F64 && db == DType::F64)
@@ -118,13 +129,21 @@ void dispatch(DType da, const uint8_t *a, DType db, const uint8_t *b,
     return f(asF64(a), asF32(b), n);
   }
   float bufA[kChunk], bufB[kChunk];
+  double dbufA[kChunk], dbufB[kChunk];
   for (int64_t off = 0; off < n; off += kChunk) {
     int64_t m = std::min(kChunk, n - off);
-    // Each side: widened half data, or a typed pointer into the row.
+    // Each side: widened half data, an aligned copy of a misaligned row, or
+    // a typed pointer into the row.
     auto run = [&](auto pa) {
       if (isHalfLike(db)) {
         widen(db, b, off, m, bufB);
         f(pa, static_cast<const float *>(bufB), m);
+      } else if (!inPlace(db, b) && db == DType::F32) {
+        std::memcpy(bufB, b + 4 * off, 4 * m);
+        f(pa, static_cast<const float *>(bufB), m);
+      } else if (!inPlace(db, b)) {
+        std::memcpy(dbufB, b + 8 * off, 8 * m);
+        f(pa, static_cast<const double *>(dbufB), m);
       } else if (db == DType::F32) {
         f(pa, asF32(b) + off, m);
       } else {
@@ -134,6 +153,12 @@ void dispatch(DType da, const uint8_t *a, DType db, const uint8_t *b,
     if (isHalfLike(da)) {
       widen(da, a, off, m, bufA);
       run(static_cast<const float *>(bufA));
+    } else if (!inPlace(da, a) && da == DType::F32) {
+      std::memcpy(bufA, a + 4 * off, 4 * m);
+      run(static_cast<const float *>(bufA));
+    } else if (!inPlace(da, a)) {
+      std::memcpy(dbufA, a + 8 * off, 8 * m);
+      run(static_cast<const double *>(dbufA));
     } else if (da == DType::F32) {
       run(asF32(a) + off);
     } else {
