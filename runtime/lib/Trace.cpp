@@ -371,9 +371,16 @@ bool greta::rt::decodeRecordBody(const uint8_t *data, size_t size, Record &r,
   for (auto &d : r.shape)
     if (!in.get(d))
       return trunc("the shape");
-  for (int64_t d : r.shape)
+  // The element count must fit comfortably in int64 (numElements() and
+  // every consumer multiply the dims); a row is never near 2^48 elements.
+  uint64_t elements = 1;
+  for (int64_t d : r.shape) {
     if (d < 0)
       return error = "negative dimension " + std::to_string(d), false;
+    if (d != 0 && elements > (uint64_t(1) << 48) / static_cast<uint64_t>(d))
+      return error = "shape too large (more than 2^48 elements)", false;
+    elements *= static_cast<uint64_t>(d);
+  }
   if (!in.bytes(r.sha256.data(), 32))
     return trunc("the sha256");
   if (!in.get(r.nzCount) || !in.get(r.nanCount) || !in.get(r.infCount) ||
@@ -446,7 +453,15 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
     if (!j.contains("format_version") ||
         !j["format_version"].is_number_unsigned())
       return error = "missing or invalid 'format_version'", false;
-    m.formatVersion = j["format_version"].get<uint32_t>();
+    // Read as u64 first: a huge version must be refused as newer, not
+    // truncated to a small one.
+    uint64_t version = j["format_version"].get<uint64_t>();
+    if (version > kTraceFormatVersion)
+      return error = "trace format version " + std::to_string(version) +
+                     " is newer than this reader supports (version " +
+                     std::to_string(kTraceFormatVersion) + "); update GRETA",
+             false;
+    m.formatVersion = static_cast<uint32_t>(version);
     if (m.formatVersion > kTraceFormatVersion)
       return error = "trace format version " + std::to_string(m.formatVersion) +
                      " is newer than this reader supports (version " +
@@ -469,8 +484,14 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
     str("tool_version", m.toolVersion);
     str("filter", m.filter);
     str("created_at", m.createdAt);
-    if (j.contains("token_count"))
-      m.tokenCount = j["token_count"].get<int64_t>();
+    if (j.contains("token_count")) {
+      const json &t = j["token_count"];
+      if (!t.is_number_integer() || t.get<int64_t>() < 0)
+        return error = "'token_count' must be a non-negative integer, got " +
+                       t.dump(),
+               false;
+      m.tokenCount = t.get<int64_t>();
+    }
     complete = j.value("complete", false);
   } catch (const json::exception &e) {
     return error = std::string("bad field: ") + e.what(), false;
@@ -833,7 +854,7 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   json mj;
   try {
     mj = json::parse(manifestBytes.begin(), manifestBytes.end());
-  } catch (const json::parse_error &e) {
+  } catch (const json::exception &e) { // parse_error, out_of_range (1e999)
     return error = "'" + manifestPath + "' is not valid JSON: " + e.what(),
            std::nullopt;
   }
