@@ -59,6 +59,11 @@ for t in "${TARGETS[@]}"; do
   bin=$BUILD/fuzz/greta-fuzz-$t
   corpus=$OUT/$t/corpus
   art=$OUT/$t/artifacts
+  # Findings of earlier runs are not this run's: keep them aside.
+  if [ -d "$art" ] && [ -n "$(ls -A "$art")" ]; then
+    mkdir -p "$OUT/$t/earlier"
+    mv "$art"/* "$OUT/$t/earlier/"
+  fi
   mkdir -p "$corpus" "$art"
   log=$OUT/$t/fuzz.log
   # One libFuzzer process stops at its first finding: restart it (same
