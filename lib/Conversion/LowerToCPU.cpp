@@ -18,8 +18,9 @@
 
 using namespace mlir;
 
-void mlir::greta::buildLowerToCPUPipeline(OpPassManager &pm,
-                                          const LowerToCPUOptions &options) {
+void mlir::greta::buildKernelCallsToLLVMPipeline(
+    OpPassManager &pm, const KernelsToCallsOptions &calls,
+    bool genericAllocation) {
   pm.addPass(createLowerToKernels());
   // Folds the tensor.dim chains the destinations read.
   pm.addPass(createCanonicalizerPass());
@@ -35,13 +36,13 @@ void mlir::greta::buildLowerToCPUPipeline(OpPassManager &pm,
   // Frees every intermediate buffer; the returned logits go to the caller.
   bufferization::buildBufferDeallocationPipeline(pm);
 
-  KernelsToCallsOptions calls;
-  calls.backend = options.backend;
   pm.addPass(createKernelsToCalls(calls));
 
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = genericAllocation;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
@@ -49,6 +50,13 @@ void mlir::greta::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::greta::buildLowerToCPUPipeline(OpPassManager &pm,
+                                          const LowerToCPUOptions &options) {
+  KernelsToCallsOptions calls;
+  calls.backend = options.backend;
+  buildKernelCallsToLLVMPipeline(pm, calls, /*genericAllocation=*/false);
 }
 
 namespace {

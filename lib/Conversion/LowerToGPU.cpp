@@ -178,34 +178,10 @@ void mlir::greta::buildLowerToGPUPipeline(OpPassManager &pm,
   GpuStorageOptions storage;
   storage.dtype = options.storage;
   pm.addPass(createGpuStorage(storage));
-  pm.addPass(createLowerToKernels());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::buildBufferDeallocationPipeline(pm);
-
   KernelsToCallsOptions calls;
   calls.backend = "gpu";
   calls.device = true;
-  pm.addPass(createKernelsToCalls(calls));
-
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
-  memrefToLLVM.useGenericFunctions = true;
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createUBToLLVMConversionPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  buildKernelCallsToLLVMPipeline(pm, calls, /*genericAllocation=*/true);
   pm.addPass(createGpuDeviceAllocator());
 }
 

@@ -49,6 +49,16 @@ struct LowerToCPUOptions {
   std::string backend = "cpu";
 };
 
+/// The part every backend shares: greta-lower-to-kernels, One-Shot Bufferize
+/// (function boundaries, identity layouts), buffer deallocation,
+/// greta-kernels-to-calls with `calls`, then the conversions to the LLVM
+/// dialect. `genericAllocation` makes memref allocations call
+/// _mlir_memref_to_llvm_alloc/free (the GPU backend redirects them to the
+/// device).
+void buildKernelCallsToLLVMPipeline(OpPassManager &pm,
+                                    const KernelsToCallsOptions &calls,
+                                    bool genericAllocation);
+
 /// greta (tensors) -> LLVM dialect: greta-lower-to-kernels, One-Shot
 /// Bufferize (function boundaries, identity layouts), ownership-based buffer
 /// deallocation, greta-kernels-to-calls, then the upstream conversions to
