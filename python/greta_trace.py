@@ -186,6 +186,32 @@ def read(path):
                  stop, off)
 
 
+def stored_bytes(r):
+    """The row's bytes as stored (bf16 values were widened to f32)."""
+    if r.dtype == "bf16":
+        return (r.values.reshape(-1).view(np.uint32) >> 16).astype("<u2").tobytes()
+    return r.values.tobytes()
+
+
+def verify(t):
+    import hashlib
+    checked = bad = 0
+    for r in t.records:
+        if r.values is None:
+            continue
+        checked += 1
+        digest = hashlib.sha256(stored_bytes(r)).hexdigest()
+        nz = int(np.count_nonzero(r.values))
+        if digest != r.sha256 or nz != r.nz_count:
+            bad += 1
+            if bad <= 5:
+                print(f"MISMATCH {r.stage}[L{r.layer}, p{r.position}]: "
+                      f"sha256 {r.sha256[:16]}.. recorded, {digest[:16]}.. "
+                      f"of the values; nz {r.nz_count} recorded, {nz} counted")
+    print(f"verified {checked} records with values: {bad} mismatches")
+    return 1 if bad else 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace_dir")
@@ -193,12 +219,19 @@ def main(argv=None):
                     help="how many records to list (default 5)")
     ap.add_argument("--json", action="store_true",
                     help="print every record as one JSON object per line")
+    ap.add_argument("--verify", action="store_true",
+                    help="recompute the SHA-256 and non-zero count of every "
+                         "record that carries values (payload full) and "
+                         "compare them with the recorded ones (e.g. digests "
+                         "computed on a GPU); exit 1 on a mismatch")
     args = ap.parse_args(argv)
     try:
         t = read(args.trace_dir)
     except (TraceError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.verify:
+        return verify(t)
     if args.json:
         print(json.dumps({"complete": t.complete, "stop_reason": t.stop_reason,
                           "valid_bytes": t.valid_bytes, "manifest": t.manifest}))

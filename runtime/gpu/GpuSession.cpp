@@ -90,14 +90,42 @@ GpuSession::create(int device, const rt::SafeTensors &weights,
     return nullptr;
   }
   s->stream_ = stream;
-  // Validation and conversion to f32 on the host (one parameter at a time
-  // would save host memory; llama-tiny and 1.1B fit either way).
-  auto host = rt::Session::create(weights, params, rt::DType::F32, error);
+  size_t freeMem = 0, totalMem = 0;
+  if (cudaMemGetInfo(&freeMem, &totalMem) == cudaSuccess)
+    s->heldLimit_ = std::max(s->heldLimit_, totalMem / 16);
+  // A parameter stored in the file in the storage type with the expected
+  // shape is uploaded as is. The others are validated and converted through
+  // an f32 host session (which names the culprit on a bad file), then
+  // rounded to the storage type.
+  std::vector<rt::ParamSpec> convert;
+  for (const rt::ParamSpec &p : params) {
+    const rt::TensorInfo *t = weights.find(p.name);
+    if (!t || t->dtype != storage || t->shape != p.shape) {
+      convert.push_back(p);
+      continue;
+    }
+    void *d = nullptr;
+    if (greta_gpu_malloc(&d, t->bytes) != GRETA_GPU_OK) {
+      error = "uploading parameter '" + p.name +
+              "': " + greta_gpu_last_error();
+      return nullptr;
+    }
+    s->params_[p.name] = d;
+    s->paramShapes_[p.name] = p.shape;
+    if (cudaError_t e =
+            cudaMemcpy(d, t->data, t->bytes, cudaMemcpyHostToDevice)) {
+      error = cudaMessage(("uploading parameter '" + p.name + "'").c_str(), e);
+      return nullptr;
+    }
+  }
+  if (convert.empty())
+    return s;
+  auto host = rt::Session::create(weights, convert, rt::DType::F32, error);
   if (!host)
     return nullptr;
   size_t es = rt::dtypeSize(storage);
   std::vector<uint8_t> buf;
-  for (const rt::ParamSpec &p : params) {
+  for (const rt::ParamSpec &p : convert) {
     const int64_t *shape = nullptr;
     const float *values = static_cast<const float *>(host->param(
         p.name.c_str(), static_cast<int64_t>(p.shape.size()), &shape));
@@ -141,6 +169,20 @@ GpuSession::~GpuSession() {
   currentSession.compare_exchange_strong(self, nullptr);
   if (stream_)
     cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  for (void *t : traceStreams_)
+    cudaStreamSynchronize(static_cast<cudaStream_t>(t));
+  if (writerThread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(writerMutex_);
+      writerStop_ = true;
+    }
+    writerCv_.notify_all();
+    writerThread_.join();
+  }
+  for (void *ev : events_)
+    cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  for (void *t : traceStreams_)
+    cudaStreamDestroy(static_cast<cudaStream_t>(t));
   for (auto &[name, p] : params_)
     greta_gpu_free(p);
   for (auto &[slot, kv] : kv_) {
@@ -174,11 +216,32 @@ void GpuSession::setError(std::string message) {
 }
 
 void GpuSession::setTrace(rt::TraceWriter *writer, rt::Filter filter,
-                          int64_t tokenCount) {
+                          int64_t tokenCount, bool dryRun) {
   writer_ = writer;
   filter_ = std::move(filter);
   tokenCount_ = tokenCount;
+  dryRun_ = dryRun;
   traceFailed_ = false;
+  if (!writer_)
+    return;
+  // Batches alternate between a few side streams so that one batch's
+  // SHA-256 chains (a latency, not a throughput) overlap the next.
+  while (traceStreams_.size() < kTraceStreams) {
+    cudaStream_t t;
+    if (cudaError_t e = cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking)) {
+      setError(cudaMessage("creating a trace stream", e));
+      return;
+    }
+    traceStreams_.push_back(t);
+  }
+  if (!writerThread_.joinable())
+    writerThread_ = std::thread([this] { writerLoop(); });
+}
+
+void GpuSession::setPatch(int64_t recordId,
+                          std::map<int64_t, std::vector<double>> rows) {
+  patchRecord_ = recordId;
+  patchRows_ = std::move(rows);
 }
 
 bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
@@ -283,7 +346,23 @@ GpuSession::KVSlot *GpuSession::kvSlot(int64_t slot, int64_t kvDim) {
 void *GpuSession::alloc(size_t bytes) {
   if (bytes == 0)
     bytes = 1;
+  reclaimFinishedBatches(/*waitForAll=*/false);
   auto it = freeBlocks_.find(bytes);
+  if (it == freeBlocks_.end() && heldBytes_ > heldLimit_) {
+    // Too much is held for trace jobs: let the compute stream wait (on the
+    // device, not the host) for the oldest batches; their blocks are then
+    // reusable in stream order.
+    flushBatch();
+    while (it == freeBlocks_.end() && !inflight_.empty()) {
+      std::shared_ptr<Batch> oldest = inflight_.front();
+      inflight_.pop_front();
+      cudaStreamWaitEvent(static_cast<cudaStream_t>(stream_),
+                          static_cast<cudaEvent_t>(oldest->done), 0);
+      for (void *blk : oldest->blocks)
+        unhold(blk);
+      it = freeBlocks_.find(bytes);
+    }
+  }
   void *p = nullptr;
   if (it != freeBlocks_.end()) {
     p = it->second;
@@ -300,14 +379,57 @@ void GpuSession::release(void *ptr) {
   if (!ptr)
     return;
   auto it = liveBlocks_.find(ptr);
-  if (it == liveBlocks_.end()) {
+  if (it == liveBlocks_.end() || freedWhileHeld_.count(ptr)) {
     setError("free of a pointer the device allocator did not return");
     return;
   }
+  if (held_.count(ptr)) { // a trace job has still to read it
+    freedWhileHeld_.insert(ptr);
+    return;
+  }
   // Stream order makes reuse safe: every user of the block was queued on
-  // the session's one stream before any later user of the same block.
+  // the session's one compute stream before any later user of the block.
   freeBlocks_.emplace(it->second, ptr);
   liveBlocks_.erase(it);
+}
+
+void GpuSession::hold(const void *data) {
+  // The traced tensor may be a view into a larger block.
+  auto it = liveBlocks_.upper_bound(const_cast<void *>(data));
+  if (it == liveBlocks_.begin())
+    return; // not the program's buffer (a parameter, the KV cache)
+  --it;
+  auto *base = static_cast<const uint8_t *>(it->first);
+  if (static_cast<const uint8_t *>(data) >= base + it->second)
+    return;
+  if (held_[it->first]++ == 0)
+    heldBytes_ += it->second;
+  open_.blocks.push_back(it->first);
+}
+
+void GpuSession::unhold(void *blk) {
+  auto h = held_.find(blk);
+  if (h == held_.end() || --h->second > 0)
+    return;
+  held_.erase(h);
+  auto live = liveBlocks_.find(blk);
+  heldBytes_ -= live->second;
+  if (freedWhileHeld_.erase(blk)) {
+    freeBlocks_.emplace(live->second, blk);
+    liveBlocks_.erase(live);
+  }
+}
+
+void GpuSession::reclaimFinishedBatches(bool waitForAll) {
+  while (!inflight_.empty()) {
+    Batch &b = *inflight_.front();
+    if (!waitForAll &&
+        cudaEventQuery(static_cast<cudaEvent_t>(b.done)) == cudaErrorNotReady)
+      break;
+    for (void *blk : b.blocks)
+      unhold(blk);
+    inflight_.pop_front();
+  }
 }
 
 bool GpuSession::copyToHost(void *host, const void *device, int64_t rows,
@@ -322,6 +444,48 @@ bool GpuSession::copyToHost(void *host, const void *device, int64_t rows,
     return false;
   }
   return true;
+}
+
+void GpuSession::applyPatch(int64_t recordId, rt::DType dtype, void *data,
+                            int64_t rows, int64_t cols, int64_t ld) {
+  if (recordId != patchRecord_ || patchRows_.empty() || !error_.empty())
+    return;
+  size_t es = rt::dtypeSize(dtype);
+  for (int64_t i = 0; i < rows && i < static_cast<int64_t>(positions_.size());
+       ++i) {
+    auto it = patchRows_.find(positions_[i]);
+    if (it == patchRows_.end())
+      continue;
+    if (static_cast<int64_t>(it->second.size()) != cols) {
+      setError("patch of record " + std::to_string(recordId) +
+               " at position " + std::to_string(positions_[i]) + " has " +
+               std::to_string(it->second.size()) + " values, the tensor row " +
+               std::to_string(cols));
+      return;
+    }
+    // Converted to the storage type; kept until the end of the call (the
+    // copy is asynchronous).
+    std::vector<uint8_t> &bytes = patchStaging_.emplace_back(cols * es);
+    for (int64_t c = 0; c < cols; ++c) {
+      double v = it->second[c];
+      if (dtype == rt::DType::F32) {
+        float f = static_cast<float>(v);
+        std::memcpy(bytes.data() + c * 4, &f, 4);
+      } else {
+        uint16_t h = dtype == rt::DType::F16 ? rt::doubleToHalfBits(v)
+                                             : rt::doubleToBF16Bits(v);
+        std::memcpy(bytes.data() + c * 2, &h, 2);
+      }
+    }
+    if (cudaError_t e = cudaMemcpyAsync(
+            static_cast<uint8_t *>(data) + i * ld * es, bytes.data(),
+            bytes.size(), cudaMemcpyHostToDevice,
+            static_cast<cudaStream_t>(stream_))) {
+      setError(cudaMessage("patching the tensor", e));
+      return;
+    }
+    ++rowsPatched_;
+  }
 }
 
 void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
@@ -354,31 +518,49 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     return;
   }
   auto payload = static_cast<rt::Payload>(p);
-  // Record storage: device + pinned chunks, never reallocated in a call.
-  if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < n) {
-    Chunk c;
-    c.capacity = std::max<int64_t>(n, 8192);
-    size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
-    if (greta_gpu_malloc(&c.dRecords, bytes) ||
-        greta_gpu_host_alloc(&c.hRecords, bytes)) {
-      setError(std::string("trace records: ") + greta_gpu_last_error());
-      greta_gpu_free(c.dRecords);
-      return;
+  if (open_.jobs.size() == GRETA_GPU_MAX_TRACE_JOBS)
+    flushBatch();
+  // A batch's records are contiguous (one copy to the host per batch) in
+  // device + pinned chunks that are never reallocated within a call.
+  if (!openChunk_ || openChunk_->capacity - openChunk_->used < n) {
+    flushBatch();
+    openChunk_ = nullptr;
+    for (Chunk &c : chunks_)
+      if (c.capacity - c.used >= n) {
+        openChunk_ = &c;
+        break;
+      }
+    if (!openChunk_) {
+      Chunk c;
+      c.capacity = std::max<int64_t>(
+          {n, 8192, chunks_.empty() ? 0 : 2 * chunks_.back().capacity});
+      size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
+      if (greta_gpu_malloc(&c.dRecords, bytes) ||
+          greta_gpu_host_alloc(&c.hRecords, bytes)) {
+        setError(std::string("trace records: ") + greta_gpu_last_error());
+        greta_gpu_free(c.dRecords);
+        return;
+      }
+      chunks_.push_back(c);
+      openChunk_ = &chunks_.back();
     }
-    chunks_.push_back(c);
   }
-  Chunk &c = chunks_.back();
-  auto *dRec = static_cast<greta_gpu_row_record *>(c.dRecords) + c.used;
-  auto *hRec = static_cast<greta_gpu_row_record *>(c.hRecords) + c.used;
-  c.used += n;
-  uint32_t flags = payload != rt::Payload::Hash ? GRETA_GPU_TRACE_STATS : 0u;
+  Chunk &c = *openChunk_;
+  if (open_.jobs.empty()) {
+    open_.dRecords = static_cast<greta_gpu_row_record *>(c.dRecords) + c.used;
+    open_.hRecords = static_cast<greta_gpu_row_record *>(c.hRecords) + c.used;
+    open_.records = 0;
+  }
   bool allRows = n == rows;
-  if (greta_gpu_trace_rows(data, gpuDType(dtype), rows, cols, ld,
-                           allRows ? nullptr : dSelRows_, n, flags, dRec, hRec,
-                           stream_) != GRETA_GPU_OK) {
-    setError(std::string("trace kernel: ") + greta_gpu_last_error());
-    return;
-  }
+  uint32_t flags = payload != rt::Payload::Hash ? GRETA_GPU_TRACE_STATS : 0u;
+  open_.jobs.push_back({data, static_cast<int32_t>(gpuDType(dtype)), flags,
+                        rows, cols, ld, allRows ? nullptr : dSelRows_, n,
+                        open_.records});
+  const void *hRec =
+      static_cast<greta_gpu_row_record *>(open_.hRecords) + open_.records;
+  open_.records += n;
+  c.used += n;
+  hold(data);
   Pending pend{stage, layer, payload, dtype, cols, {}, hRec, nullptr};
   for (int64_t r : selRows_)
     pend.positions.push_back(positions_[r]);
@@ -386,57 +568,140 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   if (payload == rt::Payload::Full || stage == rt::Stage::Logits) {
     size_t es = rt::dtypeSize(dtype);
     size_t bytes = static_cast<size_t>(n) * cols * es;
-    if (valueChunks_.empty() ||
-        valueChunks_.back().capacity - valueChunks_.back().used < bytes) {
-      ValueChunk v;
-      v.capacity = std::max<size_t>(bytes, 16u << 20);
+    ValueChunk *v = nullptr;
+    for (ValueChunk &k : valueChunks_)
+      if (k.capacity - k.used >= bytes) {
+        v = &k;
+        break;
+      }
+    if (!v) {
+      ValueChunk k;
+      k.capacity = std::max<size_t>(bytes, 16u << 20);
       void *h = nullptr;
-      if (greta_gpu_host_alloc(&h, v.capacity)) {
+      if (greta_gpu_host_alloc(&h, k.capacity)) {
         setError(std::string("trace values: ") + greta_gpu_last_error());
         return;
       }
-      v.h = static_cast<uint8_t *>(h);
-      valueChunks_.push_back(v);
+      k.h = static_cast<uint8_t *>(h);
+      valueChunks_.push_back(k);
+      v = &valueChunks_.back();
     }
-    ValueChunk &v = valueChunks_.back();
-    uint8_t *dst = v.h + v.used;
-    v.used += bytes;
-    auto st = static_cast<cudaStream_t>(stream_);
+    uint8_t *dst = v->h + v->used;
+    v->used += bytes;
     const auto *src = static_cast<const uint8_t *>(data);
-    cudaError_t e = cudaSuccess;
-    if (allRows) {
-      e = cudaMemcpy2DAsync(dst, cols * es, src, ld * es, cols * es, rows,
-                            cudaMemcpyDeviceToHost, st);
-    } else {
-      for (int64_t j = 0; j < n && !e; ++j)
-        e = cudaMemcpyAsync(dst + j * cols * es, src + selRows_[j] * ld * es,
-                            cols * es, cudaMemcpyDeviceToHost, st);
-    }
-    if (e) {
-      setError(cudaMessage("trace values copy", e));
-      return;
-    }
+    if (allRows)
+      open_.copies.push_back({dst, src, cols * es, ld * es, size_t(rows)});
+    else
+      for (int64_t j = 0; j < n; ++j)
+        open_.copies.push_back(
+            {dst + j * cols * es, src + selRows_[j] * ld * es, cols * es,
+             cols * es, 1});
     pend.hValues = dst;
   }
-  pending_.push_back(std::move(pend));
+  open_.pending.push_back(std::move(pend));
 }
 
-bool GpuSession::flushRecords() {
-  std::string err;
-  for (const Pending &p : pending_) {
-    if (traceFailed_)
-      break;
+void GpuSession::flushBatch() {
+  if (open_.jobs.empty())
+    return;
+  auto b = std::make_shared<Batch>(std::move(open_));
+  open_ = Batch();
+  b->dryRun = dryRun_;
+  cudaEvent_t ready, done;
+  if (cudaError_t e = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming)) {
+    setError(cudaMessage("trace event", e));
+    return;
+  }
+  events_.push_back(ready);
+  if (cudaError_t e = cudaEventCreateWithFlags(&done, cudaEventDisableTiming)) {
+    setError(cudaMessage("trace event", e));
+    return;
+  }
+  events_.push_back(done);
+  b->done = done;
+  auto ts = static_cast<cudaStream_t>(
+      traceStreams_[nextTraceStream_++ % traceStreams_.size()]);
+  cudaError_t e = cudaEventRecord(ready, static_cast<cudaStream_t>(stream_));
+  if (!e)
+    e = cudaStreamWaitEvent(ts, ready, 0);
+  if (e) {
+    setError(cudaMessage("trace stream", e));
+    return;
+  }
+  if (greta_gpu_trace_batch(b->jobs.data(), static_cast<int>(b->jobs.size()),
+                            static_cast<greta_gpu_row_record *>(b->dRecords),
+                            static_cast<greta_gpu_row_record *>(b->hRecords),
+                            ts) != GRETA_GPU_OK) {
+    setError(std::string("trace kernel: ") + greta_gpu_last_error());
+    return;
+  }
+  for (const ValueCopy &c : b->copies)
+    if (!e)
+      e = cudaMemcpy2DAsync(c.dst, c.width, c.src, c.srcPitch, c.width, c.rows,
+                            cudaMemcpyDeviceToHost, ts);
+  if (!e)
+    e = cudaEventRecord(done, ts);
+  if (e) {
+    setError(cudaMessage("trace values copy", e));
+    return;
+  }
+  inflight_.push_back(b);
+  {
+    std::lock_guard<std::mutex> lock(writerMutex_);
+    writerQueue_.push_back(b);
+  }
+  writerCv_.notify_all();
+}
+
+void GpuSession::writerLoop() {
+  for (;;) {
+    std::shared_ptr<Batch> b;
+    {
+      std::unique_lock<std::mutex> lock(writerMutex_);
+      writerCv_.wait(lock,
+                     [&] { return writerStop_ || !writerQueue_.empty(); });
+      if (writerQueue_.empty())
+        return;
+      b = writerQueue_.front();
+      writerQueue_.pop_front();
+      ++writerBusy_;
+    }
+    std::string err;
+    bool failed;
+    {
+      std::lock_guard<std::mutex> lock(writerMutex_);
+      failed = !writerError_.empty();
+    }
+    // A batch whose stream failed has undefined records: it is not written
+    // (endCall reports the stream error).
+    if (!failed &&
+        cudaEventSynchronize(static_cast<cudaEvent_t>(b->done)) ==
+            cudaSuccess &&
+        !b->dryRun)
+      writeBatch(*b, err);
+    {
+      std::lock_guard<std::mutex> lock(writerMutex_);
+      --writerBusy_;
+      if (!err.empty() && writerError_.empty())
+        writerError_ = err;
+    }
+    writerCv_.notify_all();
+  }
+}
+
+void GpuSession::writeBatch(Batch &b, std::string &err) {
+  rt::Record r; // reused: no allocation per record for hash/stats payloads
+  for (const Pending &p : b.pending) {
     size_t es = rt::dtypeSize(p.dtype);
     const auto *recs = static_cast<const greta_gpu_row_record *>(p.hRecords);
+    r.stage = p.stage;
+    r.layer = p.layer;
+    r.dtype = p.dtype;
+    r.payload = p.payload;
+    r.shape.assign(1, p.cols);
     for (size_t j = 0; j < p.positions.size(); ++j) {
       const greta_gpu_row_record &g = recs[j];
-      rt::Record r;
-      r.stage = p.stage;
-      r.layer = p.layer;
       r.position = p.positions[j];
-      r.dtype = p.dtype;
-      r.payload = p.payload;
-      r.shape = {p.cols};
       std::memcpy(r.sha256.data(), g.sha256, 32);
       r.nzCount = g.nz_count;
       if (p.payload != rt::Payload::Hash) {
@@ -445,6 +710,7 @@ bool GpuSession::flushRecords() {
         r.fingerprint = {g.min, g.max, g.mean, g.l2};
       }
       const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
+      r.top5.clear();
       if (row && p.stage == rt::Stage::Logits) {
         // Highest first, ties by lower id (the CPU runtime's topFive).
         std::vector<double> v(p.cols);
@@ -459,40 +725,61 @@ bool GpuSession::flushRecords() {
                           });
         r.top5.assign(ids.begin(), ids.begin() + k);
       }
-      if (row && p.payload == rt::Payload::Full)
-        r.values.assign(row, row + p.cols * es);
-      if (!writer_->append(r, err)) {
-        traceFailed_ = true;
-        setError(err);
-        break;
-      }
+      r.values = row && p.payload == rt::Payload::Full
+                     ? rt::ValueBytes(std::vector<uint8_t>(
+                           row, row + p.cols * es))
+                     : rt::ValueBytes();
+      if (!writer_->append(r, err))
+        return;
       ++records_;
     }
   }
-  pending_.clear();
-  for (Chunk &c : chunks_)
-    c.used = 0;
-  for (ValueChunk &v : valueChunks_)
-    v.used = 0;
-  if (writer_ && !traceFailed_ && !writer_->flush(err)) {
+}
+
+bool GpuSession::drainWriter() {
+  std::unique_lock<std::mutex> lock(writerMutex_);
+  writerCv_.wait(lock,
+                 [&] { return writerQueue_.empty() && writerBusy_ == 0; });
+  if (!writerError_.empty()) {
     traceFailed_ = true;
-    setError(err);
+    setError(writerError_);
+    writerError_.clear();
+    return false;
   }
-  return !traceFailed_;
+  return true;
 }
 
 bool GpuSession::endCall() {
+  flushBatch();
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  for (void *t : traceStreams_)
+    if (cudaError_t te = cudaStreamSynchronize(static_cast<cudaStream_t>(t));
+        te && !e)
+      e = te;
   if (e)
     setError(cudaMessage("kernel error", e));
   else if (greta_gpu_check_device_errors(stream_) != GRETA_GPU_OK)
     setError(std::string("kernel error: ") + greta_gpu_last_error());
-  // The records of this call that completed are written even after an error
-  // (a stream error leaves them undefined: then none are).
-  if (!e)
-    flushRecords();
-  else
-    pending_.clear();
+  // The records of this call that completed are written even after an
+  // error (a stream error leaves them undefined: then the writer skips
+  // them).
+  reclaimFinishedBatches(/*waitForAll=*/true);
+  open_ = Batch();
+  drainWriter();
+  std::string err;
+  if (writer_ && !dryRun_ && !traceFailed_ && !writer_->flush(err)) {
+    traceFailed_ = true;
+    setError(err);
+  }
+  for (Chunk &c : chunks_)
+    c.used = 0;
+  openChunk_ = nullptr;
+  for (ValueChunk &v : valueChunks_)
+    v.used = 0;
+  for (void *ev : events_)
+    cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  events_.clear();
+  patchStaging_.clear();
   return error_.empty();
 }
 
@@ -761,6 +1048,8 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
     s->setError("trace: the innermost stride must be 1");
     return;
   }
+  s->applyPatch(recordId, dtypeOf<T>(), ptr(value), value->sizes[0],
+                value->sizes[1], value->strides[0]);
   s->trace(recordId, payload, dtypeOf<T>(), ptr(value), value->sizes[0],
            value->sizes[1], value->strides[0]);
 }

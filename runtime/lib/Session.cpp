@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 using namespace greta::rt;
@@ -271,4 +272,47 @@ bool Session::endCall() {
     return false;
   }
   return true;
+}
+
+std::optional<Patch> greta::rt::readPatch(const std::string &traceDir,
+                                          const std::string &spec,
+                                          std::string &error) {
+  size_t colon = spec.find(':');
+  std::optional<Stage> stage;
+  int64_t layer = -1;
+  if (colon != std::string::npos) {
+    stage = parseStage(std::string_view(spec).substr(0, colon));
+    std::string layerText = spec.substr(colon + 1);
+    char *end = nullptr;
+    long long v = layerText.empty() ? -1 : std::strtoll(layerText.c_str(), &end, 10);
+    if (end && *end == '\0' && v >= 0)
+      layer = v;
+  }
+  if (!stage || layer < 0) {
+    error = "--patch '" + spec + "': expected STAGE:LAYER, e.g. mlp_out:6";
+    return std::nullopt;
+  }
+  auto trace = readTrace(traceDir, error);
+  if (!trace) {
+    error = "--patch-from " + traceDir + ": " + error;
+    return std::nullopt;
+  }
+  Patch patch;
+  patch.recordId = recordId(*stage, layer);
+  for (const Record &r : trace->records) {
+    if (r.stage != *stage || r.layer != layer)
+      continue;
+    if (r.payload != Payload::Full) {
+      error = "--patch-from " + traceDir + ": record " + spec +
+              " has no values (trace it with --payload full)";
+      return std::nullopt;
+    }
+    patch.dtype = r.dtype;
+    patch.rows[r.position] = r.valuesAsDouble();
+  }
+  if (patch.rows.empty()) {
+    error = "--patch-from " + traceDir + ": no record " + spec;
+    return std::nullopt;
+  }
+  return patch;
 }

@@ -54,13 +54,16 @@ struct Options {
       payload, precision, backend, patchFrom, patch, cacheDir;
   bool overwrite = false, timing = false, jsonOut = false, printLogits = false,
        noCache = false, listKernels = false;
-  int64_t chunk = 0;
+  int64_t chunk = 0, repeat = 1;
   int device = 0;
   std::vector<std::string> kernels;
 };
 
+#ifndef GRETA_TOOL_NAME
+#define GRETA_TOOL_NAME "greta-run-aot"
+#endif
 int fail(const std::string &message) {
-  std::cerr << "greta-run-aot: error: " << message << "\n";
+  std::cerr << GRETA_TOOL_NAME ": error: " << message << "\n";
   return 2;
 }
 
@@ -136,6 +139,8 @@ private:
   rt::Filter filter;
   std::string backend, precision, modelName;
   double loadSeconds = 0, forwardSeconds = 0;
+  std::vector<double> repeatSeconds; // --repeat: each forward, in order
+  int64_t rowsPatched = 0;
   int64_t calls = 0;
   // The last position's logits, as stored, and as doubles.
   std::vector<uint8_t> lastBytes;
@@ -263,11 +268,18 @@ int Runner::run() {
     return fail("--positions: " + error);
   if (!o.payload.empty() && !rt::Filter::parsePayload(o.payload, filter, error))
     return fail("--payload: " + error);
-  if (!o.patchFrom.empty() || !o.patch.empty())
-    return fail("--patch-from/--patch are not supported by greta-run-aot yet "
-                "(use greta-run on the CPU)");
+  if (o.patchFrom.empty() != o.patch.empty())
+    return fail("--patch-from and --patch go together");
+  if (o.repeat < 1)
+    return fail("--repeat must be at least 1, got " + std::to_string(o.repeat));
+  std::optional<rt::Patch> patch;
+  if (!o.patchFrom.empty() && !(patch = rt::readPatch(o.patchFrom, o.patch, error)))
+    return fail(error);
 
-  void *handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // Lazy binding first, to read the metadata even when this runner lacks
+  // the object's C ABI (a GPU object in a CPU-only build): the checks below
+  // then say what is wrong. The object is bound fully afterwards.
+  void *handle = dlopen(soPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
   if (!handle)
     return fail("cannot load " + soPath + ": " + dlerror());
   auto *metaText =
@@ -318,6 +330,10 @@ int Runner::run() {
     if (greta_gpu_set_variant(spec.c_str()) != GRETA_GPU_OK)
       return fail("--kernel " + spec + ": " + greta_gpu_last_error());
 #endif
+  dlclose(handle);
+  handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle || !(forward = dlsym(handle, "_mlir_ciface_forward")))
+    return fail("cannot load " + soPath + ": " + dlerror());
 
   std::vector<rt::ParamSpec> params;
   for (const json &p : meta.value("params", json::array()))
@@ -396,7 +412,7 @@ int Runner::run() {
     m.backend = backend;
     m.precision = precision;
     m.pipeline = meta.value("pipeline", "");
-    m.toolVersion = "greta-run-aot " GRETA_VERSION;
+    m.toolVersion = GRETA_TOOL_NAME " " GRETA_VERSION;
     m.filter = filter.str();
     writer = rt::TraceWriter::create(o.traceDir, m, o.overwrite, error);
     if (!writer)
@@ -406,17 +422,44 @@ int Runner::run() {
   int rc = 0;
   if (isGpu) {
 #ifdef GRETA_HAVE_GPU_RUNTIME
-    gpu->setTrace(writer.get(), filter, static_cast<int64_t>(tokens.size()));
+    if (patch)
+      gpu->setPatch(patch->recordId, patch->rows);
     greta::gpu::GpuSession::setCurrent(gpu.get());
-    rc = storage == rt::DType::F32 ? executeGpu<float>()
-                                   : executeGpu<uint16_t>();
+    // --repeat: the warm-up runs compute and copy the trace like the last
+    // one, but do not write it (a trace holds one run).
+    for (int64_t r = 0; r < o.repeat && rc == 0; ++r) {
+      calls = 0;
+      gpu->setTrace(writer.get(), filter, static_cast<int64_t>(tokens.size()),
+                    /*dryRun=*/r + 1 < o.repeat);
+      rc = storage == rt::DType::F32 ? executeGpu<float>()
+                                     : executeGpu<uint16_t>();
+      repeatSeconds.push_back(forwardSeconds);
+    }
+    rowsPatched = gpu->rowsPatched();
     greta::gpu::GpuSession::setCurrent(nullptr);
 #endif
   } else {
-    session->setTrace(writer.get(), filter,
-                      static_cast<int64_t>(tokens.size()));
+    rt::DType compute = precision == "f64" ? rt::DType::F64 : rt::DType::F32;
+    if (patch) {
+      if (patch->dtype != compute)
+        return fail("--patch-from " + o.patchFrom + ": record " + o.patch +
+                    " is " + std::string(rt::dtypeName(patch->dtype)) +
+                    ", this run computes in " +
+                    std::string(rt::dtypeName(compute)));
+      session->setPatch(patch->recordId, patch->rows);
+    }
     rt::Session::setCurrent(session.get());
-    rc = precision == "f64" ? executeCpu<double>() : executeCpu<float>();
+    // --repeat: the CPU warm-up runs trace nothing (the CPU session has no
+    // dry-run trace); only the last one is traced.
+    for (int64_t r = 0; r < o.repeat && rc == 0; ++r) {
+      calls = 0;
+      session->resetKVCache();
+      session->setTrace(r + 1 < o.repeat ? nullptr : writer.get(), filter,
+                        static_cast<int64_t>(tokens.size()));
+      rc = precision == "f64" ? executeCpu<double>() : executeCpu<float>();
+      repeatSeconds.push_back(forwardSeconds);
+    }
+    rowsPatched = session->rowsPatched();
     rt::Session::setCurrent(nullptr);
   }
   if (rc) {
@@ -466,10 +509,15 @@ int Runner::finishReport() {
                                                  : json(o.traceDir)}};
     if (!device.empty())
       result["device"] = device;
-    if (o.timing)
+    if (o.timing) {
       result["timing"] = {{"compile_s", 0.0},
                           {"weight_load_s", loadSeconds},
                           {"forward_s", forwardSeconds}};
+      if (o.repeat > 1)
+        result["timing"]["forward_repeats_s"] = repeatSeconds;
+    }
+    if (!o.patchFrom.empty())
+      result["rows_patched"] = rowsPatched;
     if (o.printLogits)
       result["last_logits_hex"] = logitsHex;
     std::cout << result.dump(2) << "\n";
@@ -488,6 +536,9 @@ int Runner::finishReport() {
     if (writer)
       std::cout << "trace: " << records << " records in " << o.traceDir
                 << "\n";
+    if (!o.patchFrom.empty())
+      std::cout << "patched " << rowsPatched << " rows of " << o.patch
+                << " from " << o.patchFrom << "\n";
     if (o.timing) {
       char buf[200];
       std::snprintf(buf, sizeof buf,
@@ -496,6 +547,15 @@ int Runner::finishReport() {
                     backend.c_str(), device.empty() ? "" : ", ",
                     device.c_str(), loadSeconds, forwardSeconds);
       std::cout << buf;
+      if (o.repeat > 1) {
+        std::cout << "timing: forward of each repeat (the last is traced"
+                  << (writer ? " and written" : "") << "):";
+        for (double t : repeatSeconds) {
+          std::snprintf(buf, sizeof buf, " %.4f", t);
+          std::cout << buf;
+        }
+        std::cout << " s\n";
+      }
     }
     if (o.printLogits)
       for (auto &h : logitsHex)
@@ -508,7 +568,7 @@ int Runner::finishReport() {
 int main(int argc, char **argv) {
   std::signal(SIGXFSZ, SIG_IGN);
   Options o;
-  CLI::App app{"greta-run-aot: run a model compiled ahead of time by "
+  CLI::App app{GRETA_TOOL_NAME ": run a model compiled ahead of time by "
                "greta-compile (no LLVM)\n\n"
                "  greta-run-aot MODEL.so --weights W --prompt P [--trace-dir "
                "D] [--layers ..] [--stages ..] [--positions ..] [--payload "
@@ -539,8 +599,19 @@ int main(int argc, char **argv) {
   app.add_flag("--json", o.jsonOut, "print the result as JSON");
   app.add_flag("--print-logits", o.printLogits,
                "print every logit of the last position as a hex float");
-  app.add_option("--patch-from", o.patchFrom, "(not supported yet)");
-  app.add_option("--patch", o.patch, "(not supported yet)");
+  app.add_option("--patch-from", o.patchFrom,
+                 "Causal test (greta-bisect --confirm): replace the tensor "
+                 "named by --patch with its values from this trace (written "
+                 "with --payload full); on the GPU the values are converted "
+                 "to the storage type");
+  app.add_option("--patch", o.patch,
+                 "The tensor --patch-from replaces: STAGE:LAYER, e.g. "
+                 "mlp_out:6");
+  app.add_option("--repeat", o.repeat,
+                 "Run the prompt N times in this process (benchmarks: the "
+                 "first N-1 are warm-ups; on the GPU they compute the trace "
+                 "without writing it, on the CPU they trace nothing); "
+                 "--timing prints each forward time");
   app.add_option("--cache-dir", o.cacheDir, "ignored (nothing is compiled)");
   app.add_flag("--no-cache", o.noCache, "ignored (nothing is compiled)");
   try {

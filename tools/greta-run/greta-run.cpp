@@ -45,6 +45,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -147,6 +148,25 @@ static cl::opt<std::string> patchFrom(
 static cl::opt<std::string>
     patchRecord("patch", cl::desc("The tensor --patch-from replaces: STAGE:LAYER"),
                 cl::value_desc("stage:layer"), cl::cat(runCat));
+static cl::opt<std::string> backendOpt(
+    "backend",
+    cl::desc("cpu (default): JIT on this machine; gpu: compiled ahead of "
+             "time by greta-compile (cached) and run by greta-run-aot with "
+             "the GPU kernels"),
+    cl::value_desc("cpu|gpu"), cl::init("cpu"), cl::cat(runCat));
+static cl::list<std::string> kernelOpt(
+    "kernel",
+    cl::desc("GPU kernel variant op=name (repeatable, --backend gpu), e.g. "
+             "attention=partial_tile_bug; an unknown one lists the known"),
+    cl::value_desc("op=name"), cl::cat(runCat));
+static cl::opt<int> deviceOpt("device",
+                              cl::desc("GPU index (--backend gpu, default 0)"),
+                              cl::init(0), cl::cat(runCat));
+static cl::opt<int64_t> repeatOpt(
+    "repeat",
+    cl::desc("--backend gpu: run the prompt N times in one process (warm-ups "
+             "for benchmarks; only the last run's trace is written)"),
+    cl::value_desc("N"), cl::init(1), cl::cat(runCat));
 static cl::opt<std::string>
     dumpLLVM("dump-llvm-ir",
              cl::desc("Write the LLVM-dialect module here (cache misses only)"),
@@ -725,36 +745,142 @@ static int loadPatch(rt::Session &session, rt::DType dtype) {
     return fail("--patch-from and --patch go together");
   if (patchFrom.empty())
     return 0;
-  StringRef spec = patchRecord;
-  auto [stageName, layerText] = spec.split(':');
-  std::optional<rt::Stage> stage =
-      rt::parseStage(std::string_view(stageName.data(), stageName.size()));
-  int64_t layer = 0;
-  if (!stage || layerText.getAsInteger(10, layer) || layer < 0)
-    return fail("--patch '" + patchRecord +
-                "': expected STAGE:LAYER, e.g. mlp_out:6");
   std::string error;
-  auto trace = rt::readTrace(patchFrom, error);
-  if (!trace)
-    return fail("--patch-from " + patchFrom + ": " + error);
-  std::map<int64_t, std::vector<double>> rows;
-  for (const rt::Record &r : trace->records) {
-    if (r.stage != *stage || r.layer != layer)
-      continue;
-    if (r.payload != rt::Payload::Full)
-      return fail("--patch-from " + patchFrom + ": record " + patchRecord +
-                  " has no values (trace it with --payload full)");
-    if (r.dtype != dtype)
-      return fail("--patch-from " + patchFrom + ": record " + patchRecord +
-                  " is " + std::string(rt::dtypeName(r.dtype)) +
-                  ", this run computes in " +
-                  std::string(rt::dtypeName(dtype)));
-    rows[r.position] = r.valuesAsDouble();
-  }
-  if (rows.empty())
-    return fail("--patch-from " + patchFrom + ": no record " + patchRecord);
-  session.setPatch(rt::recordId(*stage, layer), std::move(rows));
+  std::optional<rt::Patch> patch = rt::readPatch(patchFrom, patchRecord, error);
+  if (!patch)
+    return fail(error);
+  if (patch->dtype != dtype)
+    return fail("--patch-from " + patchFrom + ": record " + patchRecord +
+                " is " + std::string(rt::dtypeName(patch->dtype)) +
+                ", this run computes in " + std::string(rt::dtypeName(dtype)));
+  session.setPatch(patch->recordId, std::move(patch->rows));
   return 0;
+}
+
+//===----------------------------------------------------------------------===//
+// --backend gpu
+//===----------------------------------------------------------------------===//
+
+/// `greta-run --backend gpu`: the GPU host program is compiled ahead of time
+/// (greta-compile, cached like the CPU objects) and run by greta-run-aot,
+/// which links the GPU runtime and kernels; both are this executable's
+/// siblings. The JIT is not used for the GPU: the same object runs unchanged
+/// on a GPU host that has no LLVM (docs/GPU_BACKEND.md).
+static int runOnGpu(const char *argv0) {
+  std::string precision =
+      precisionOpt.getNumOccurrences() ? precisionOpt.getValue() : "f16";
+  if (precision != "f16" && precision != "bf16" && precision != "f32")
+    return fail("--precision for --backend gpu must be f16 (default), bf16 or "
+                "f32 storage, got '" + precision + "'");
+  std::string exe = llvm::sys::fs::getMainExecutable(
+      argv0, reinterpret_cast<void *>(&runOnGpu));
+  llvm::SmallString<256> dir(llvm::sys::path::parent_path(exe));
+  auto sibling = [&](llvm::StringRef name) {
+    llvm::SmallString<256> p(dir);
+    llvm::sys::path::append(p, name);
+    return std::string(p);
+  };
+  std::string compiler = sibling("greta-compile"),
+              runner = sibling("greta-run-aot");
+  for (const std::string &tool : {compiler, runner})
+    if (!llvm::sys::fs::can_execute(tool))
+      return fail("--backend gpu needs " + tool + " (built with greta-run)");
+
+  auto model = llvm::MemoryBuffer::getFile(modelPath);
+  if (!model)
+    return fail("cannot read model " + modelPath + ": " +
+                model.getError().message());
+  // The object depends on the model text, the precision, the user's passes
+  // and the compiler that wrote it.
+  auto compilerBytes = llvm::MemoryBuffer::getFile(compiler);
+  std::string key = sha256Hex(
+      sha256Hex((*model)->getBuffer()) + "|gpu|" + precision + "|" +
+      pipelineOpt + "|" +
+      (compilerBytes ? sha256Hex((*compilerBytes)->getBuffer()) : "?"));
+
+  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  llvm::SmallString<256> so;
+  bool useCache = !noCache && !cacheDir.empty();
+  if (useCache) {
+    if (std::error_code ec = llvm::sys::fs::create_directories(cacheDir))
+      return fail("--cache-dir " + cacheDir + ": " + ec.message());
+    so = cacheDir;
+    llvm::sys::path::append(so, "gpu-" + key.substr(0, 32) + ".so");
+  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
+                 "greta-gpu", "so", so)) {
+    return fail("temporary object: " + ec.message());
+  }
+  auto compileStart = Clock::now();
+  bool hit = useCache && llvm::sys::fs::exists(so);
+  if (!hit) {
+    std::string tmp = std::string(so) + ".tmp" +
+                      std::to_string(llvm::sys::Process::getProcessId());
+    llvm::SmallVector<llvm::StringRef> args{compiler, modelPath, "--backend",
+                                            "gpu",    "--precision", precision,
+                                            "-o",     tmp};
+    std::string pipelineArg = "--pass-pipeline=" + pipelineOpt;
+    if (!pipelineOpt.empty())
+      args.push_back(pipelineArg);
+    std::string message;
+    int rc = llvm::sys::ExecuteAndWait(compiler, args, std::nullopt, {}, 0, 0,
+                                       &message);
+    if (rc != 0) {
+      llvm::sys::fs::remove(tmp);
+      return fail("compiling " + modelPath + " for the GPU failed" +
+                  (message.empty() ? "" : ": " + message));
+    }
+    if (std::error_code ec = llvm::sys::fs::rename(tmp, so))
+      return fail("cache " + std::string(so) + ": " + ec.message());
+  }
+  double compileSeconds = secondsSince(compileStart);
+
+  std::vector<std::string> args{runner, modelPath, "--so=" + std::string(so),
+                                "--weights", weightsPath, "--prompt",
+                                promptPath, "--backend", "gpu", "--precision",
+                                precision};
+  auto add = [&](llvm::StringRef flag, const std::string &value) {
+    if (!value.empty()) {
+      args.push_back(flag.str());
+      args.push_back(value);
+    }
+  };
+  add("--trace-dir", traceDir);
+  add("--layers", layersOpt);
+  add("--stages", stagesOpt);
+  add("--positions", positionsOpt);
+  add("--payload", payloadOpt);
+  add("--patch-from", patchFrom);
+  add("--patch", patchRecord);
+  if (chunkOpt > 0)
+    add("--chunk", std::to_string(chunkOpt));
+  if (deviceOpt.getNumOccurrences())
+    add("--device", std::to_string(deviceOpt));
+  if (repeatOpt > 1)
+    add("--repeat", std::to_string(repeatOpt));
+  for (const std::string &k : kernelOpt)
+    add("--kernel", k);
+  if (overwrite)
+    args.push_back("--overwrite");
+  if (timing)
+    args.push_back("--timing");
+  if (jsonOut)
+    args.push_back("--json");
+  if (printLogits)
+    args.push_back("--print-logits");
+  if (timing && !jsonOut)
+    llvm::outs() << llvm::format("timing: GPU object %s in %.3f s (%s)\n",
+                                 hit ? "from the cache" : "compiled",
+                                 compileSeconds, std::string(so).c_str());
+  llvm::outs().flush();
+  llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(runner, refs, std::nullopt, {}, 0, 0,
+                                     &message);
+  if (!useCache)
+    llvm::sys::fs::remove(so);
+  if (rc < 0)
+    return fail("running " + runner + ": " + message);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -780,6 +906,16 @@ int main(int argc, char **argv) {
       "instrumented;\n--layers/--stages/--positions/--payload choose at run "
       "time what is recorded.\nCompiled objects are cached (--cache-dir). "
       "Exit codes: 0 ok, 2 error.\n");
+  if (backendOpt == "gpu") {
+    int rc = runOnGpu(argv[0]);
+    llvm::outs().flush();
+    return rc;
+  }
+  if (backendOpt != "cpu")
+    return fail("--backend must be cpu or gpu, got '" + backendOpt + "'");
+  if (!kernelOpt.empty() || deviceOpt.getNumOccurrences() ||
+      repeatOpt.getNumOccurrences())
+    return fail("--kernel, --device and --repeat apply to --backend gpu");
   Runner runner(argv[0]);
   int rc = runner.run();
   llvm::outs().flush();

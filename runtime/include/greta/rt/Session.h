@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,19 @@ private:
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing
 };
+
+/// What greta-bisect --confirm splices into a run (--patch-from/--patch):
+/// the rows of one record, STAGE:LAYER, of a trace written with --payload
+/// full, by position.
+struct Patch {
+  int64_t recordId = -1;
+  DType dtype = DType::F32; // of the recorded values
+  std::map<int64_t, std::vector<double>> rows;
+};
+/// Reads record `spec` ("STAGE:LAYER", e.g. mlp_out:6) from the trace in
+/// `traceDir`. Errors name the trace and the record.
+std::optional<Patch> readPatch(const std::string &traceDir,
+                               const std::string &spec, std::string &error);
 
 } // namespace greta::rt
 

@@ -6,23 +6,35 @@
 // GpuSession, one per process at a time. The session holds the parameters
 // on the device in the storage dtype (uploaded once), the KV cache, the
 // token ids and positions of the current call (on the device), a caching
-// device allocator for the program's buffers, and the trace: device
-// SHA-256/stats kernels, asynchronous copies of the records to pinned host
-// memory, no stream synchronization until the end of the call, where the
-// host writes the records with the runtime's TraceWriter.
+// device allocator for the program's buffers, and the trace.
+//
+// Tracing never waits for the device. A traced tensor is queued as a job of
+// the open batch and its buffer is held (a free() of it is deferred); a
+// full batch (GRETA_GPU_MAX_TRACE_JOBS tensors) is launched as one
+// greta_gpu_trace_batch on a side stream that waits, through an event, for
+// the compute stream to reach that point. Its records are copied to pinned
+// memory on the side stream, and a writer thread turns each finished batch
+// into trace records while the compute stream runs on. Held buffers return
+// to the allocator when their batch has finished.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_GPU_GPUSESSION_H
 #define GRETA_GPU_GPUSESSION_H
 
+#include "greta/gpu/Kernels.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace greta::gpu {
@@ -46,15 +58,25 @@ public:
   const std::string &deviceDescription() const { return desc_; }
   rt::DType storage() const { return storage_; }
 
-  void setTrace(rt::TraceWriter *writer, rt::Filter filter, int64_t tokenCount);
+  /// Starts tracing into `writer` (null: tracing off). With `dryRun` the
+  /// records are computed, copied and built, but not appended (benchmark
+  /// repetitions that must cost what a traced run costs).
+  void setTrace(rt::TraceWriter *writer, rt::Filter filter, int64_t tokenCount,
+                bool dryRun = false);
+  /// greta-bisect --confirm: the rows of `recordId` at the given positions
+  /// are replaced by these values (converted to the storage type) before
+  /// the program reads them.
+  void setPatch(int64_t recordId, std::map<int64_t, std::vector<double>> rows);
+  int64_t rowsPatched() const { return rowsPatched_; }
   /// Uploads this call's token ids and positions (device copies returned
   /// through dTokens()/dPositions()), selects the rows to trace.
   bool beginCall(const int64_t *tokens, const int64_t *positions, int64_t n);
   const int64_t *dTokens() const { return dTokens_; }
   const int64_t *dPositions() const { return dPositions_; }
   const std::vector<int64_t> &positions() const { return positions_; }
-  /// Synchronizes the stream once, checks the device error word, writes the
-  /// call's trace records (also after an error: what was computed is kept).
+  /// Launches the last trace batch, synchronizes once, checks the device
+  /// error word and waits for the writer thread to have written the call's
+  /// records (also after an error: what was computed is kept).
   bool endCall();
   /// Copies `rows` x `cols` of the device buffer (row stride `ld`) to host.
   bool copyToHost(void *host, const void *device, int64_t rows, int64_t cols,
@@ -74,6 +96,8 @@ public:
   void release(void *ptr);
   void trace(int64_t recordId, int64_t compiledPayload, rt::DType dtype,
              const void *data, int64_t rows, int64_t cols, int64_t ld);
+  void applyPatch(int64_t recordId, rt::DType dtype, void *data, int64_t rows,
+                  int64_t cols, int64_t ld);
 
   void setError(std::string message);
   const std::string &error() const { return error_; }
@@ -81,7 +105,14 @@ public:
 
 private:
   GpuSession() = default;
-  bool flushRecords();
+  struct Batch;
+  void flushBatch();
+  void reclaimFinishedBatches(bool waitForAll);
+  void hold(const void *data);
+  void unhold(void *block);
+  void writerLoop();
+  void writeBatch(Batch &b, std::string &err);
+  bool drainWriter();
 
   std::string desc_;
   rt::DType storage_ = rt::DType::F16;
@@ -94,6 +125,13 @@ private:
   // cudaFree would synchronize the device.
   std::multimap<size_t, void *> freeBlocks_;
   std::map<void *, size_t> liveBlocks_;
+  // Blocks a trace job still has to read: count of jobs per block, and the
+  // held blocks the program has already freed (they return to freeBlocks_
+  // when their last job's batch has finished).
+  std::map<void *, int> held_;
+  std::set<void *> freedWhileHeld_;
+  size_t heldBytes_ = 0;
+  size_t heldLimit_ = size_t(1) << 30; // set from the device's memory
   // Per call.
   int64_t *dTokens_ = nullptr, *dPositions_ = nullptr, *dSelRows_ = nullptr;
   int64_t *hStaging_ = nullptr; // pinned: tokens, positions, selected rows
@@ -102,18 +140,20 @@ private:
   std::vector<int64_t> selRows_;
   // Trace.
   rt::TraceWriter *writer_ = nullptr;
+  bool dryRun_ = false;
   rt::Filter filter_;
   int64_t tokenCount_ = 0;
   struct Chunk {
     void *dRecords = nullptr, *hRecords = nullptr; // greta_gpu_row_record
     int64_t capacity = 0, used = 0;
   };
-  std::vector<Chunk> chunks_;
+  std::deque<Chunk> chunks_; // deque: a new chunk moves no other
+  Chunk *openChunk_ = nullptr;
   struct ValueChunk {
     uint8_t *h = nullptr;
     size_t capacity = 0, used = 0;
   };
-  std::vector<ValueChunk> valueChunks_;
+  std::deque<ValueChunk> valueChunks_;
   struct Pending {
     rt::Stage stage;
     int64_t layer;
@@ -124,10 +164,44 @@ private:
     const void *hRecords;    // pinned, n records
     const uint8_t *hValues;  // pinned rows (Full payload or logits), or null
   };
-  std::vector<Pending> pending_;
+  struct ValueCopy {
+    uint8_t *dst;
+    const uint8_t *src;
+    size_t width, srcPitch, rows;
+  };
+  struct Batch {
+    std::vector<greta_gpu_trace_job> jobs;
+    std::vector<Pending> pending;
+    std::vector<ValueCopy> copies;
+    std::vector<void *> blocks; // held for this batch's jobs
+    void *dRecords = nullptr, *hRecords = nullptr;
+    int64_t records = 0;
+    void *done = nullptr; // event on the trace stream
+    bool dryRun = false;
+  };
+  Batch open_;
+  static constexpr size_t kTraceStreams = 4;
+  std::vector<void *> traceStreams_;
+  size_t nextTraceStream_ = 0;
+  std::deque<std::shared_ptr<Batch>> inflight_; // launched, blocks held
+  std::vector<void *> events_;                 // destroyed at endCall
+  // Writer thread: batches whose records it converts and appends, in order.
+  std::thread writerThread_;
+  std::mutex writerMutex_;
+  std::condition_variable writerCv_;
+  std::deque<std::shared_ptr<Batch>> writerQueue_;
+  size_t writerBusy_ = 0;
+  bool writerStop_ = false;
+  std::string writerError_;
+  uint64_t recordsAppended_ = 0;
+  // Patch.
+  int64_t patchRecord_ = -1;
+  std::map<int64_t, std::vector<double>> patchRows_;
+  std::vector<std::vector<uint8_t>> patchStaging_;
+  int64_t rowsPatched_ = 0;
   bool traceFailed_ = false;
   std::string error_;
-  uint64_t records_ = 0;
+  uint64_t records_ = 0; // written by the writer thread, read after endCall
 };
 
 } // namespace greta::gpu

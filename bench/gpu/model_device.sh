@@ -1,0 +1,87 @@
+#!/bin/bash
+# One device call on the GPU host (no LLVM): build the runtime-only GPU
+# configuration, make the random HF models there (gen_hf_model.py), then
+#   check: llama-tiny trace/patch/driver checks, TinyLlama-1.1B-shaped GPU
+#          f16/bf16 logits vs the CPU f32 run, greta-bisect CPU f32 vs GPU f16
+#          with the CPU f64 reference (payload full), on both models;
+#   bench: prefill_bench.py (GRETA vs HF sdpa fp16, tracing overhead).
+# Objects compiled ahead of time on the build machine are carried in
+# $AOT (greta-compile MODEL --backend B --precision P -o $AOT/<model>-<B>_<P>.so).
+#   bash bench/gpu/model_device.sh check|bench|all [LENGTHS]
+set -u
+MODE=${1:-all}; LENGTHS=${2:-827,1653,4096,16384}
+OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
+AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces
+rm -rf $T; mkdir -p $T $M
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
+t0=$(date +%s)
+{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda -DGRETA_GPU_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect; } \
+  > $OUT/build.log 2>&1 || { tail -40 $OUT/build.log; exit 1; }
+echo "build $(( $(date +%s) - t0 )) s"
+B=build-dev/bin
+t0=$(date +%s)
+python3 bench/gpu/gen_hf_model.py --config models/llama-tiny/config.json --out $M/tiny --prompts 827 2>&1 | tail -1
+python3 bench/gpu/gen_hf_model.py --config models/tinyllama-1.1b/config.json --out $M/1b \
+  --prompts 64,827,$LENGTHS 2>&1 | tail -1
+echo "models $(( $(date +%s) - t0 )) s"
+relL2() { python3 - "$@" <<'PY'
+import json, math, sys
+def load(n): return [float.fromhex(h) for h in json.load(open(n))["last_logits_hex"]]
+ref = load(sys.argv[1])
+for n in sys.argv[2:]:
+    x = load(n); d = json.load(open(n))
+    e = math.sqrt(sum((p - q) ** 2 for p, q in zip(x, ref)) / sum(q * q for q in ref))
+    print(f"  {n.split('/')[-1]:28s} relL2 vs {sys.argv[1].split('/')[-1]}: {e:.3e}  top5 "
+          f"{[t['token'] for t in d['top5']]}  forward {d['timing']['forward_s']*1e3:.1f} ms")
+PY
+}
+if [ $MODE = check ] || [ $MODE = all ]; then
+  W=$M/tiny/model.safetensors; P=$M/tiny/prompt_827.json; S=$AOT/llama-tiny
+  r() { $B/greta-run-aot "$@" --weights $W --prompt $P; }
+  echo "== llama-tiny: batched trace, patch, driver"
+  r $S-gpu_f16.so --payload full --trace-dir $T/full16 > /dev/null; echo "full16 rc=$?"
+  python3 python/greta_trace.py $T/full16 --verify
+  r $S-gpu_f16.so --positions 3,700,last --repeat 3 --timing --trace-dir $T/sub16 | grep -E "^trace|each"
+  $B/greta-diff $T/full16 $T/sub16 --policy exact > $T/d.txt; echo "subset vs full exact rc=$?"
+  r $S-gpu_f16.so --print-logits > $T/plain16.txt
+  r $S-gpu_f16.so --print-logits --patch-from $T/full16 --patch mlp_out:6 > $T/self16.txt
+  grep ^patched $T/self16.txt; grep -v ^patched $T/self16.txt | diff -q - $T/plain16.txt && echo "self-patch: logits unchanged"
+  r $S-cpu_f32.so --payload full --layers 6 --stages mlp_out --trace-dir $T/cpu6 > /dev/null
+  r $S-gpu_f16.so --print-logits --patch-from $T/cpu6 --patch mlp_out:6 > $T/cross16.txt
+  diff -q $T/cross16.txt $T/self16.txt > /dev/null || echo "cross-patch (CPU f32 values): logits changed"
+  for kind in json; do
+    for cfg in cpu_f32 cpu_f64 gpu_f16 gpu_bf16; do
+      r $S-$cfg.so --json --print-logits --timing > $T/tiny_$cfg.json || echo "FAIL $cfg"; done; done
+  relL2 $T/tiny_cpu_f32.json $T/tiny_gpu_f16.json $T/tiny_gpu_bf16.json $T/tiny_cpu_f64.json
+  for g in gpu_f16 gpu_bf16; do
+    timeout 300 $B/greta-bisect --model models/llama-tiny/model.mlir --weights $W --prompt $P \
+      --base "--so=$S-cpu_f32.so" --test "--so=$S-$g.so" --ref "--so=$S-cpu_f64.so" \
+      --work-dir $T/bis_tiny_$g -q --format json -o $OUT/bisect_tiny_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err
+    echo "bisect llama-tiny cpu_f32 vs $g (ref cpu_f64, payload full): rc=$? (0 = no divergence)"; tail -2 $T/bis.err
+  done
+  timeout 300 $B/greta-bisect --model models/llama-tiny/model.mlir --weights $W --prompt $P \
+    --base "--so=$S-gpu_f16.so" --test "--so=$S-gpu_f16.so --kernel=attention=partial_tile_bug" \
+    --confirm --work-dir $T/bis_conf -q --format json -o $OUT/bisect_confirm_attention.json > /dev/null 2>$T/bis.err
+  echo "bisect good vs attention=partial_tile_bug --confirm: rc=$?"
+  python3 -c "import json;d=json.load(open('$OUT/bisect_confirm_attention.json'));print(' ', d.get('first_fail'));print(' ', d.get('confirm', d.get('confirmation')))"
+  echo "== TinyLlama-1.1B-shaped (22 layers, hidden 2048, 32/4 heads, inter 5632, vocab 32000)"
+  W=$M/1b/model.safetensors; S=$AOT/tinyllama-1.1b
+  for P in $M/1b/prompt_827.json; do
+    for cfg in cpu_f32 cpu_f64 gpu_f16 gpu_bf16; do
+      $B/greta-run-aot $S-$cfg.so --weights $W --prompt $P --json --print-logits --timing > $T/1b_$cfg.json || echo "FAIL $cfg"
+    done
+    relL2 $T/1b_cpu_f32.json $T/1b_gpu_f16.json $T/1b_gpu_bf16.json $T/1b_cpu_f64.json
+    for g in gpu_f16 gpu_bf16; do
+      timeout 400 $B/greta-bisect --model models/tinyllama-1.1b/model.mlir --weights $W --prompt $P \
+        --base "--so=$S-cpu_f32.so" --test "--so=$S-$g.so" --ref "--so=$S-cpu_f64.so" \
+        --work-dir $T/bis_1b_$g -q --format json -o $OUT/bisect_1b_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err
+      echo "bisect 1.1B cpu_f32 vs $g (ref cpu_f64, payload full): rc=$? (0 = no divergence)"; tail -2 $T/bis.err
+    done
+  done
+fi
+if [ $MODE = bench ] || [ $MODE = all ]; then
+  echo "== prefill bench"
+  PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot \
+    --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths $LENGTHS --json $OUT/prefill.json
+fi

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Model-level GPU prefill: GRETA (greta-run-aot on an object compiled ahead
+of time) against HF transformers (sdpa, fp16) on the same card, same weights,
+same prompts, in one call; plus GRETA's tracing overhead.
+
+    prefill_bench.py --runner build/bin/greta-run-aot --so gpu_f16.so \
+        --model-dir DIR --lengths 827,1653,4096,16384 [--json out.json]
+
+DIR is what gen_hf_model.py wrote (config.json, model.safetensors,
+prompt_<N>.json). Per length:
+  * HF: LlamaForCausalLM.from_pretrained(DIR, fp16, attn_implementation=
+    "sdpa") on cuda, forward(input_ids) under inference_mode (all logits, as
+    GRETA computes them), 2 warm-ups, median of 5, CUDA-synchronized wall
+    clock.
+  * GRETA untraced: one process, --repeat R; the first run is a warm-up
+    (cuBLAS init, first allocations), the median of the others is reported.
+  * GRETA traced, 3 positions (0, middle, last) x every stage x every layer,
+    SHA-256 payload; and every row of every stage (--positions all). The
+    warm-up runs compute the trace without writing it; the time reported is
+    the last run, which also writes every record to the trace file (page
+    cache, no fsync), so it is the cost a user sees.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def greta(runner, so, model_dir, length, extra, repeat):
+    prompt = os.path.join(model_dir, f"prompt_{length}.json")
+    cmd = [runner, so, "--weights", os.path.join(model_dir, "model.safetensors"),
+           "--prompt", prompt, "--json", "--timing", "--repeat", str(repeat)]
+    cmd += extra
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)}\n{p.stderr}")
+    d = json.loads(p.stdout)
+    reps = d["timing"].get("forward_repeats_s", [d["timing"]["forward_s"]])
+    return reps, d
+
+
+def hf_times(model_dir, lengths, warmup=2, repeat=5):
+    import torch
+    from transformers import LlamaForCausalLM
+    model = LlamaForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float16, attn_implementation="sdpa").cuda().eval()
+    out = {}
+    for length in lengths:
+        with open(os.path.join(model_dir, f"prompt_{length}.json")) as f:
+            ids = torch.tensor([json.load(f)], device="cuda")
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + repeat):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                logits = model(input_ids=ids).logits
+                torch.cuda.synchronize()
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
+                del logits
+        out[length] = times
+        torch.cuda.empty_cache()
+    del model
+    torch.cuda.empty_cache()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runner", required=True)
+    ap.add_argument("--so", required=True)
+    ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--lengths", default="827,1653,4096,16384")
+    ap.add_argument("--repeat", type=int, default=4)
+    ap.add_argument("--kernel", action="append", default=[])
+    ap.add_argument("--no-trace", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    lengths = [int(x) for x in a.lengths.split(",")]
+    kern = [f"--kernel={k}" for k in a.kernel]
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="greta-bench-")
+    for length in lengths:
+        reps, d = greta(a.runner, a.so, a.model_dir, length, kern, a.repeat)
+        row = {"tokens": length, "untraced_s": statistics.median(reps[1:]),
+               "untraced_reps_s": reps, "device": d.get("device", "")}
+        if not a.no_trace:
+            mid = length // 2
+            for name, pos in (("trace3", f"0,{mid},last"), ("trace_all", "all")):
+                tdir = os.path.join(tmp, f"{name}_{length}")
+                reps_t, dt = greta(a.runner, a.so, a.model_dir, length,
+                                   kern + ["--positions", pos, "--trace-dir",
+                                           tdir, "--overwrite"], a.repeat)
+                row[f"{name}_s"] = reps_t[-1]
+                row[f"{name}_dry_s"] = statistics.median(reps_t[1:-1]) \
+                    if len(reps_t) > 2 else reps_t[-1]
+                row[f"{name}_records"] = dt["records"]
+                row[f"{name}_bytes"] = os.path.getsize(
+                    os.path.join(tdir, "records.bin"))
+                subprocess.run(["rm", "-rf", tdir])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    hf = hf_times(a.model_dir, lengths)
+    for row in rows:
+        row["hf_s"] = statistics.median(hf[row["tokens"]])
+        row["hf_reps_s"] = hf[row["tokens"]]
+    print(f"\ndevice: {rows[0]['device']}")
+    print("| tokens | HF sdpa fp16 ms | GRETA f16 ms | HF/GRETA | "
+          "traced 3 pos ms | overhead | traced all rows ms | x untraced | "
+          "records (all rows) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        u, h = r["untraced_s"], r["hf_s"]
+        line = (f"| {r['tokens']} | {h * 1e3:.1f} | {u * 1e3:.1f} | "
+                f"{h / u:.2f}x |")
+        if "trace3_s" in r:
+            line += (f" {r['trace3_s'] * 1e3:.1f} | "
+                     f"{(r['trace3_s'] / u - 1) * 100:+.1f}% | "
+                     f"{r['trace_all_s'] * 1e3:.1f} | "
+                     f"{r['trace_all_s'] / u:.2f}x | "
+                     f"{r['trace_all_records']} |")
+        else:
+            line += " - | - | - | - | - |"
+        print(line)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
