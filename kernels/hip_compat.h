@@ -8,37 +8,96 @@
 //
 // Types the kernels name:
 //   greta_half  = __half                  (both platforms)
-//   greta_bf16  = __hip_bfloat16 (AMD) / __nv_bfloat16 (NVIDIA)
+//   greta_bf16  = __hip_bfloat16 (ROCm >= 6) / hip_bfloat16 (ROCm 5.x, no
+//                 hip_bf16.h) / __nv_bfloat16 (NVIDIA)
+// bf16 <-> float goes through greta_bf16_to_float / greta_float_to_bf16_rn
+// (round to nearest even everywhere): CUDA's __float2bfloat16_rn does not
+// exist in ROCm's headers, and ROCm 5.x has neither name.
 // Warp width: GRETA_WARP is 32 on NVIDIA and the wavefront size on AMD
-// (64 on CDNA). Every reduction in the kernels is written in terms of it.
+// (64 on CDNA: gfx90a, gfx942). Every reduction in the kernels is written in
+// terms of it; GRETA_WARP_CONST is the same width as a constant for host
+// code (launch sizes) and array bounds.
+// BLAS: only Gemm.hip uses it. It defines GRETA_KERNELS_NEED_BLAS before
+// including this header, so the other sources compile where hipBLAS is
+// absent (Debian 12 ships no hipBLAS).
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_KERNELS_HIP_COMPAT_H
 #define GRETA_KERNELS_HIP_COMPAT_H
 
-#if defined(__HIP_PLATFORM_AMD__) || defined(GRETA_GPU_HIP)
+#if defined(__HIP_PLATFORM_AMD__) || defined(GRETA_GPU_HIP) ||                \
+    (defined(__HIP__) && !defined(__CUDACC__))
 // ----------------------------------------------------------------- AMD / HIP
-#include <hip/hip_bf16.h>
+#ifndef GRETA_GPU_HIP
+#define GRETA_GPU_HIP 1 // the sources test this (or __HIP_PLATFORM_AMD__)
+#endif
+#if !__has_include(<hip/hip_bf16.h>) && defined(__clang_major__) &&           \
+    __clang_major__ > 15
+// ROCm 5.x headers (Debian 12: 5.2, made for clang 15) with a newer clang
+// (the gfx942 compile check uses clang-22): amd_hip_fp16.h calls
+// __llvm_amdgcn_rcp_f16/_2f16, which clang 15's HIP wrapper declared and
+// newer ones do not. Same operation (llvm.amdgcn.rcp.f16) through the
+// builtin. GRETA's kernels never call hrcp/h2rcp; this only lets the
+// header parse.
+static __device__ inline _Float16 greta_rocm5_rcp_f16(_Float16 x) {
+  return __builtin_amdgcn_rcph(x);
+}
+static __device__ inline __2f16 greta_rocm5_rcp_2f16(__2f16 x) {
+  return __2f16{greta_rocm5_rcp_f16(x.x), greta_rocm5_rcp_f16(x.y)};
+}
+#define __llvm_amdgcn_rcp_f16 greta_rocm5_rcp_f16
+#define __llvm_amdgcn_rcp_2f16 greta_rocm5_rcp_2f16
+#endif
 #include <hip/hip_fp16.h>
 #include <hip/hip_runtime.h>
+typedef __half greta_half;
+#if __has_include(<hip/hip_bf16.h>)
+#include <hip/hip_bf16.h>
+typedef __hip_bfloat16 greta_bf16;
+__host__ __device__ inline float greta_bf16_to_float(greta_bf16 x) {
+  return __bfloat162float(x);
+}
+// HIP's __float2bfloat16 rounds to nearest even (CUDA's _rn).
+__host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
+  return __float2bfloat16(f);
+}
+#else
+// ROCm 5.x (Debian 12 ships 5.2): only the older hip_bfloat16 class. Its
+// float constructor rounds to nearest even and keeps NaN a NaN.
+#include <hip/hip_bfloat16.h>
+typedef hip_bfloat16 greta_bf16;
+__host__ __device__ inline float greta_bf16_to_float(greta_bf16 x) {
+  return static_cast<float>(x);
+}
+__host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
+  return hip_bfloat16(f);
+}
+#endif
+#define GRETA_PLATFORM_NAME "hip"
+#define GRETA_WARP warpSize
+// The targets (gfx90a, gfx942) run wave64. Host code sizes launches with
+// this constant; the kernels index with GRETA_WARP, so on a wave32 target
+// (RDNA) a launch would only carry idle warps, never skip work.
+#define GRETA_WARP_CONST 64
+#define GRETA_SHFL_XOR(v, m) __shfl_xor((v), (m))
+#define GRETA_FULL_MASK 0
+#define GRETA_SYNCWARP() __builtin_amdgcn_wave_barrier()
+#ifdef GRETA_KERNELS_NEED_BLAS
+#if !__has_include(<hipblas/hipblas.h>)
+#error "Gemm.hip needs hipBLAS (ROCm >= 6, hipblas/hipblas.h): not found"
+#else
 // hipBLAS with hipDataType/hipblasComputeType_t (ROCm >= 6 with HIPBLAS_V2,
 // the default from ROCm 7).
 #ifndef HIPBLAS_V2
 #define HIPBLAS_V2
 #endif
 #include <hipblas/hipblas.h>
-typedef __half greta_half;
-typedef __hip_bfloat16 greta_bf16;
-#define GRETA_PLATFORM_NAME "hip"
-#define GRETA_WARP warpSize
-#define GRETA_WARP_CONST 64
-#define GRETA_SHFL_XOR(v, m) __shfl_xor((v), (m))
-#define GRETA_FULL_MASK 0
-#define GRETA_SYNCWARP() __builtin_amdgcn_wave_barrier()
 #define GRETA_COMPUTE_32F HIPBLAS_COMPUTE_32F
 #define GRETA_R_16F HIP_R_16F
 #define GRETA_R_16BF HIP_R_16BF
 #define GRETA_R_32F HIP_R_32F
+#endif // hipblas.h found
+#endif // GRETA_KERNELS_NEED_BLAS
 #else
 // ------------------------------------------------------------ NVIDIA / CUDA
 #include <cublas_v2.h>
@@ -48,6 +107,12 @@ typedef __hip_bfloat16 greta_bf16;
 typedef __half greta_half;
 typedef __nv_bfloat16 greta_bf16;
 typedef __nv_bfloat16 hip_bfloat16;
+__host__ __device__ inline float greta_bf16_to_float(greta_bf16 x) {
+  return __bfloat162float(x);
+}
+__host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
+  return __float2bfloat16_rn(f);
+}
 #define GRETA_PLATFORM_NAME "cuda"
 #define GRETA_WARP 32
 #define GRETA_WARP_CONST 32

@@ -44,8 +44,8 @@ template <> struct Conv<greta_half> {
   static constexpr greta_gpu_dtype kDType = GRETA_GPU_F16;
 };
 template <> struct Conv<greta_bf16> {
-  __device__ static float toF(greta_bf16 x) { return __bfloat162float(x); }
-  __device__ static greta_bf16 fromF(float x) { return __float2bfloat16_rn(x); }
+  __device__ static float toF(greta_bf16 x) { return greta_bf16_to_float(x); }
+  __device__ static greta_bf16 fromF(float x) { return greta_float_to_bf16_rn(x); }
   static constexpr greta_gpu_dtype kDType = GRETA_GPU_BF16;
 };
 template <typename T> __device__ inline float toF(T x) { return Conv<T>::toF(x); }

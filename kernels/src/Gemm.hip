@@ -8,6 +8,8 @@
 // math mode allows it, and we never set it).
 //
 //===----------------------------------------------------------------------===//
+// hipBLAS / cuBLAS declarations from hip_compat.h (only this file needs them).
+#define GRETA_KERNELS_NEED_BLAS 1
 #include "Common.h"
 
 #include <climits>

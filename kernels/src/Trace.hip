@@ -199,7 +199,7 @@ __device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
     return static_cast<const float *>(base)[i];
   if (dtype == GRETA_GPU_F16)
     return __half2float(static_cast<const greta_half *>(base)[i]);
-  return __bfloat162float(static_cast<const greta_bf16 *>(base)[i]);
+  return greta_bf16_to_float(static_cast<const greta_bf16 *>(base)[i]);
 }
 
 // One warp per selected row; 8 warps per block.
