@@ -87,9 +87,10 @@ def wall_median_ms(fn, warmup=1, reps=5):
     return statistics.median(times), (max(times) - min(times))
 
 
-def bench_attention(lib, rows, stream, lengths, H, KVH, D, variant="default"):
-    check(lib, lib.greta_gpu_set_variant(f"attention={variant}".encode()),
-          "set_variant")
+def bench_attention(lib, rows, stream, lengths, H, KVH, D,
+                    variants=("default",)):
+    """Per length: torch once, then each GRETA variant on the same inputs,
+    back to back (so clock drift over the run does not bias the ratios)."""
     for L in lengths:
         q = torch.randn(L, H * D, device="cuda", dtype=torch.float16)
         k = torch.randn(L, KVH * D, device="cuda", dtype=torch.float16)
@@ -114,22 +115,27 @@ def bench_attention(lib, rows, stream, lengths, H, KVH, D, variant="default"):
                                                   scale=scale)
 
         reps = 10 if L >= 16384 else 20
-        ours_ms, ours_sp = cuda_median_ms(ours, reps=reps)
         ref = sdpa()
         torch_ms, torch_sp = cuda_median_ms(sdpa, reps=reps)
-        got = out.view(L, H, D).transpose(0, 1).float()
-        err = ((got - ref[0].float()).norm() / ref[0].float().norm()).item()
         flops = 4.0 * H * D * L * (L + 1) / 2  # QK^T and PV, causal half
-        rows.append(dict(bench="attention", variant=variant,
-                         shape=f"L={L} H={H} KVH={KVH} D={D} f16",
-                         ours_ms=ours_ms, ours_spread=ours_sp,
-                         torch_ms=torch_ms, torch_spread=torch_sp,
-                         torch_what="sdpa(causal, repeat_kv)",
-                         ours_tflops=flops / ours_ms / 1e9,
-                         torch_tflops=flops / torch_ms / 1e9,
-                         rel_l2_vs_torch=err))
-        print(json.dumps(rows[-1]), flush=True)
-    lib.greta_gpu_reset_variants()
+        for variant in variants:
+            check(lib, lib.greta_gpu_set_variant(
+                f"attention={variant}".encode()), "set_variant")
+            out.fill_(float("nan"))  # every element must be written
+            ours_ms, ours_sp = cuda_median_ms(ours, reps=reps)
+            lib.greta_gpu_reset_variants()
+            got = out.view(L, H, D).transpose(0, 1).float()
+            err = ((got - ref[0].float()).norm() /
+                   ref[0].float().norm()).item()
+            rows.append(dict(bench="attention", variant=variant,
+                             shape=f"L={L} H={H} KVH={KVH} D={D} f16",
+                             ours_ms=ours_ms, ours_spread=ours_sp,
+                             torch_ms=torch_ms, torch_spread=torch_sp,
+                             torch_what="sdpa(causal, repeat_kv)",
+                             ours_tflops=flops / ours_ms / 1e9,
+                             torch_tflops=flops / torch_ms / 1e9,
+                             rel_l2_vs_torch=err))
+            print(json.dumps(rows[-1]), flush=True)
 
 
 def bench_trace(lib, rows, stream, n_rows_list, cols):
@@ -217,6 +223,10 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["attention", "trace"], default=None,
+                    help="run one group of benchmarks")
+    ap.add_argument("--lengths", default=None,
+                    help="attention lengths, comma-separated")
     args = ap.parse_args()
     lib = load(args.lib)
     desc = ctypes.create_string_buffer(256)
@@ -226,11 +236,18 @@ def main():
     stream = torch.cuda.current_stream().cuda_stream
     rows = []
     lengths = [827, 1653, 4096] if args.quick else [827, 1653, 4096, 16384]
-    bench_attention(lib, rows, stream, lengths, 32, 4, 64)   # TinyLlama-1.1B
-    bench_attention(lib, rows, stream, lengths, 32, 8, 128)  # Llama-3-8B-like
-    bench_attention(lib, rows, stream, [4096], 32, 8, 128, variant="wmma")
-    bench_attention(lib, rows, stream, [1653], 32, 4, 64, variant="scalar")
-    bench_trace(lib, rows, stream, [827, 1653, 4096, 16384], 2048)
+    if args.lengths:
+        lengths = [int(x) for x in args.lengths.split(",")]
+    if args.only in (None, "attention"):
+        # TinyLlama-1.1B, then Llama-3-8B-like; the previous default
+        # (mma_fa2) and the lazy-rescaling variant on the same shapes.
+        variants = ("default", "mma_fa2", "lazy_rescale")
+        bench_attention(lib, rows, stream, lengths, 32, 4, 64, variants)
+        bench_attention(lib, rows, stream, lengths, 32, 8, 128, variants)
+        bench_attention(lib, rows, stream, [4096], 32, 8, 128, ("wmma",))
+        bench_attention(lib, rows, stream, [1653], 32, 4, 64, ("scalar",))
+    if args.only in (None, "trace"):
+        bench_trace(lib, rows, stream, [827, 1653, 4096, 16384], 2048)
 
     print()
     print(f"{'bench':<30} {'shape':<38} {'GRETA ms':>9} {'torch ms':>9} "

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # One device call: build the kernel library + tests with cmake/ninja/nvcc,
 # run the correctness tests, then the benchmark. Logs go to $OUT (or ./out).
-#   bash bench/gpu/run_device.sh [--quick]
+#   bash bench/gpu/run_device.sh [--quick] [--only attention|trace] [bench.py args...]
+# --quick shortens the test and the bench; --only and any other argument go
+# to bench.py only.
 set -uo pipefail
 OUT=${OUT:-$PWD/out-gpu}
 mkdir -p "$OUT"
-QUICK=${1:-}
+QUICK=""
+BENCH_ARGS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) QUICK=--quick ;;
+    --only) BENCH_ARGS+=(--only "$2"); shift ;;
+    *) BENCH_ARGS+=("$1") ;;
+  esac
+  shift
+done
 {
   echo "== $(date -u +%FT%TZ) $(uname -r)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
@@ -25,8 +36,8 @@ echo "test rc=$trc in $(( $(date +%s) - t0 )) s"
 grep -E "^(FAIL|device|seed|RESULT)" "$OUT/test.log" | head -40
 t0=$(date +%s)
 PYTHONUNBUFFERED=1 python3 bench/gpu/bench.py --lib build-gpu/lib/libgreta_gpu_kernels.so \
-  --json "$OUT/bench.json" $QUICK >"$OUT/bench.log" 2>&1
+  --json "$OUT/bench.json" $QUICK ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} >"$OUT/bench.log" 2>&1
 brc=$?
 echo "bench rc=$brc in $(( $(date +%s) - t0 )) s"
-tail -22 "$OUT/bench.log"
+tail -60 "$OUT/bench.log"
 exit $(( trc != 0 ? trc : brc ))

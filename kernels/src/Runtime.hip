@@ -34,8 +34,9 @@ const VariantDesc kVariants[] = {
     {Op::KvAppend, "kv_append", "default", 0, "row scatter into the KV cache"},
     {Op::Attention, "attention", "default", 0,
      "flash-style (FlashAttention-2 structure): mma.sync m16n8k16 with S, P "
-     "and O in registers, cp.async double-buffered 64-key tiles, for "
-     "f16/bf16 on NVIDIA; the scalar kernel otherwise"},
+     "and O in registers; GQA-packed blocks (the query heads of one KV head "
+     "share each K/V tile), 32 rows per warp at head_dim <= 64, 3-stage "
+     "cp.async, for f16/bf16 on NVIDIA; the scalar kernel otherwise"},
     {Op::Attention, "attention", "wmma", 0,
      "flash-style on the portable WMMA API: S and PV through shared memory "
      "(f16/bf16 on NVIDIA; scalar otherwise)"},
@@ -46,6 +47,14 @@ const VariantDesc kVariants[] = {
      "PLANTED BUG: number of key tiles computed as kv_len / 64 (floor): keys "
      "of the partial last tile are dropped, so queries at positions >= "
      "64*floor(kv_len/64) go wrong when kv_len is not a multiple of 64"},
+    {Op::Attention, "attention", "mma_fa2", 0,
+     "the previous default: FlashAttention-2 structure on mma.sync, one head "
+     "and 64 query rows per block (16 per warp), cp.async double buffering "
+     "(f16/bf16 on NVIDIA; scalar otherwise)"},
+    {Op::Attention, "attention", "lazy_rescale", 0,
+     "the default with lazy online-softmax rescaling (reference max moves "
+     "only when a row max grows by > 2^8): faster, as accurate against an "
+     "exact reference, but rounds P differently from PyTorch"},
     {Op::Swiglu, "swiglu", "default", 0, "silu(gate) rounded to T, times up"},
     {Op::Add, "add", "default", 0, "elementwise"},
     {Op::Trace, "trace", "default", 0,

@@ -808,8 +808,17 @@ int main(int argc, char **argv) {
         continue;
       testAttention(dt, {n, 0, 8, 2, 128}, nullptr, true);
     }
-    if (!small)
-      testAttention(dt, {827, 0, 32, 4, 64}, nullptr, false); // TinyLlama
+    if (!small) // TinyLlama; the planted bug on the GQA-packed default too
+      testAttention(dt, {827, 0, 32, 4, 64}, nullptr, true);
+    // Head groupings of the GQA-packed default kernel: MHA (1 head per
+    // block), 16 heads per KV head (two blocks per group), 6 (blocks of 2),
+    // 3 at D=128 (blocks of 1), a chunk at an unaligned start, decode.
+    testAttention(dt, {300, 0, 4, 4, 64}, nullptr, false);
+    testAttention(dt, {77, 0, 16, 1, 64}, nullptr, true);
+    testAttention(dt, {130, 0, 12, 2, 64}, nullptr, false);
+    testAttention(dt, {99, 0, 6, 2, 128}, nullptr, false);
+    testAttention(dt, {37, 1000, 32, 4, 64}, nullptr, true);
+    testAttention(dt, {1, 1652, 32, 4, 64}, nullptr, false);
     testAttention(dt, {200, 0, 8, 4, 32}, nullptr, false);    // llama-tiny
     // KV cache: a chunk at a non-tile-aligned start, and one decode step.
     testAttention(dt, {37, 1000, 8, 2, 128}, nullptr, true);
@@ -831,6 +840,16 @@ int main(int argc, char **argv) {
         testAttention(dt, {1653, 0, 8, 2, 128}, "attention=wmma", false);
       testAttention(dt, {37, 1000, 8, 2, 64}, "attention=wmma", false);
       testAttention(dt, {200, 0, 8, 4, 32}, "attention=wmma", false);
+      // The previous mma.sync default (one head per block) stays a variant.
+      if (!small)
+        testAttention(dt, {1653, 0, 8, 2, 128}, "attention=mma_fa2", false);
+      testAttention(dt, {37, 1000, 32, 4, 64}, "attention=mma_fa2", false);
+      testAttention(dt, {200, 0, 8, 4, 32}, "attention=mma_fa2", false);
+      // The default with lazy rescaling.
+      if (!small)
+        testAttention(dt, {827, 0, 32, 4, 64}, "attention=lazy_rescale", false);
+      testAttention(dt, {37, 1000, 8, 2, 128}, "attention=lazy_rescale", false);
+      testAttention(dt, {200, 0, 8, 4, 32}, "attention=lazy_rescale", false);
     }
   }
   HIP_CHECK(hipStreamDestroy(gStream));
