@@ -15,8 +15,9 @@ AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces
 rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda -DGRETA_GPU_TESTS=OFF \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect; } \
+{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
+    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect \
+    greta-gpu-kernel-test; } \
   > $OUT/build.log 2>&1 || { tail -40 $OUT/build.log; exit 1; }
 echo "build $(( $(date +%s) - t0 )) s"
 B=build-dev/bin
@@ -37,6 +38,9 @@ for n in sys.argv[2:]:
 PY
 }
 if [ $MODE = check ] || [ $MODE = all ]; then
+  echo "== kernel test (--quick)"
+  $B/greta-gpu-kernel-test --quick > $OUT/kernel-test.log 2>&1; echo "kernel test rc=$?"
+  grep -E "^FAIL|top5" $OUT/kernel-test.log | head -12
   W=$M/tiny/model.safetensors; P=$M/tiny/prompt_827.json; S=$AOT/llama-tiny
   r() { $B/greta-run-aot "$@" --weights $W --prompt $P; }
   echo "== llama-tiny: batched trace, patch, driver"
@@ -72,7 +76,9 @@ if [ $MODE = check ] || [ $MODE = all ]; then
       $B/greta-run-aot $S-$cfg.so --weights $W --prompt $P --json --print-logits --timing > $T/1b_$cfg.json || echo "FAIL $cfg"
     done
     relL2 $T/1b_cpu_f32.json $T/1b_gpu_f16.json $T/1b_gpu_bf16.json $T/1b_cpu_f64.json
-    for g in gpu_f16 gpu_bf16; do
+    GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last \
+      --trace-dir $T/prof --repeat 3 --timing 2>&1 | grep -E "profile|each"
+    for g in gpu_f16; do
       timeout 400 $B/greta-bisect --model models/tinyllama-1.1b/model.mlir --weights $W --prompt $P \
         --base "--so=$S-cpu_f32.so" --test "--so=$S-$g.so" --ref "--so=$S-cpu_f64.so" \
         --work-dir $T/bis_1b_$g -q --format json -o $OUT/bisect_1b_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err

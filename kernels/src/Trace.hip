@@ -254,6 +254,68 @@ __global__ void statsRowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
   }
 }
 
+// Top-5 ids of a row (highest first, ties by the lower index; NaN never
+// ranks; missing entries are -1): what a logits record carries. One block per
+// selected row: each thread keeps the best 5 of its strided elements, then
+// thread 0 merges the block's candidates. Replaces copying whole logits rows
+// (vocab x rows) to the host just to rank them.
+struct Top5 {
+  float v[5];
+  int32_t id[5];
+  __device__ void init() {
+    for (int k = 0; k < 5; ++k) {
+      v[k] = -INFINITY;
+      id[k] = -1;
+    }
+  }
+  __device__ static bool better(float a, int32_t ia, float b, int32_t ib) {
+    return ib < 0 || a > b || (a == b && ia < ib);
+  }
+  __device__ void insert(float x, int32_t i) {
+    if (x != x || !better(x, i, v[4], id[4]))
+      return;
+    int k = 4;
+    while (k > 0 && better(x, i, v[k - 1], id[k - 1])) {
+      v[k] = v[k - 1];
+      id[k] = id[k - 1];
+      --k;
+    }
+    v[k] = x;
+    id[k] = i;
+  }
+};
+
+constexpr int kTop5Threads = 256;
+
+__global__ void __launch_bounds__(kTop5Threads)
+    top5RowsKernel(const void *data, int32_t dtype, int64_t cols, int64_t ld,
+                   const int64_t *rowIndex, int32_t *out) {
+  __shared__ float sv[kTop5Threads * 5];
+  __shared__ int32_t si[kTop5Threads * 5];
+  int64_t j = blockIdx.x;
+  int64_t row = rowIndex ? rowIndex[j] : j;
+  int esize = esizeOf(dtype);
+  const void *base = static_cast<const uint8_t *>(data) + row * ld * esize;
+  Top5 t;
+  t.init();
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    t.insert(loadAsFloat(base, dtype, c), static_cast<int32_t>(c));
+  for (int k = 0; k < 5; ++k) {
+    sv[threadIdx.x * 5 + k] = t.v[k];
+    si[threadIdx.x * 5 + k] = t.id[k];
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Top5 m;
+    m.init();
+    for (int k = 0; k < kTop5Threads * 5; ++k)
+      if (si[k] >= 0)
+        m.insert(sv[k], si[k]);
+    for (int k = 0; k < 5; ++k)
+      out[j * 5 + k] = m.id[k];
+  }
+}
+
 greta_gpu_status traceBatch(const greta_gpu_trace_job *jobs, int numJobs,
                             greta_gpu_row_record *dRecords,
                             greta_gpu_row_record *hRecords, void *stream) {
@@ -336,4 +398,29 @@ greta_gpu_trace_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
   greta_gpu_trace_job job{data, static_cast<int32_t>(dtype), flags, rows,
                           cols, ld, rowIndex, nSel, 0};
   return traceBatch(&job, 1, dRecords, hRecords, stream);
+}
+
+extern "C" greta_gpu_status
+greta_gpu_top5_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
+                    int64_t cols, int64_t ld, const int64_t *rowIndex,
+                    int64_t nSel, int32_t *dTop5, void *stream) {
+  if (dtype != GRETA_GPU_F32 && dtype != GRETA_GPU_F16 &&
+      dtype != GRETA_GPU_BF16)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "top5: unknown dtype " + std::to_string(dtype));
+  if (auto s = checkMatrix("top5 data", data, rows, cols, ld))
+    return s;
+  if (nSel < 0 || (!rowIndex && nSel != rows) || !dTop5 ||
+      cols > INT32_MAX)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "top5: " + std::to_string(nSel) + " selected of " +
+                    std::to_string(rows) + " rows of " +
+                    std::to_string(cols));
+  if (nSel == 0)
+    return GRETA_GPU_OK;
+  hipLaunchKernelGGL(top5RowsKernel, dim3(static_cast<unsigned>(nSel)),
+                     dim3(kTop5Threads), 0, asStream(stream), data,
+                     static_cast<int32_t>(dtype), cols, ld, rowIndex, dTop5);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
 }

@@ -688,6 +688,55 @@ void testTrace(DT dt) {
   }
 }
 
+// Top-5 ids per row (the logits records): against a host ranking with the
+// same order (highest first, ties by the lower id, NaN never ranks), on rows
+// with many ties (values on a coarse grid), NaNs, and fewer than 5 values.
+void testTop5(DT dt) {
+  for (int64_t cols : {3, 5, 37, 1000, 32000}) {
+    const int64_t rows = 9, ld = cols + 3;
+    HostT x = randomT(dt, rows * ld, -4.f, 4.f);
+    std::uniform_int_distribution<int> grid(-8, 8);
+    for (int64_t i = 0; i < rows * ld; ++i)
+      if (i % 3 == 0)
+        x.set(i, grid(gRng) * 0.5f); // exact ties in every dtype
+    for (int64_t c = 0; c < cols; c += 2)
+      x.set(2 * ld + c, NAN); // row 2: half NaN
+    for (int64_t c = 0; c < cols; ++c)
+      x.set(5 * ld + c, c < 2 ? 1.f : NAN); // row 5: 2 ranked values
+    Dev dX(x);
+    std::vector<int64_t> sel = {8, 2, 5, 0, 5};
+    Dev dSel(sel.size() * 8);
+    dSel.upload(sel.data(), sel.size() * 8);
+    Dev dOut(sel.size() * 5 * 4);
+    LIB_CHECK(greta_gpu_top5_rows(dX.p, dtGpu(dt), rows, cols, ld,
+                                  dSel.as<int64_t>(), sel.size(),
+                                  dOut.as<int32_t>(), gStream));
+    std::vector<int32_t> got(sel.size() * 5);
+    HIP_CHECK(hipMemcpyAsync(got.data(), dOut.p, got.size() * 4,
+                             hipMemcpyDeviceToHost, gStream));
+    HIP_CHECK(hipStreamSynchronize(gStream));
+    int bad = 0;
+    for (size_t j = 0; j < sel.size(); ++j) {
+      std::vector<int32_t> ids;
+      for (int64_t c = 0; c < cols; ++c)
+        if (!std::isnan(x.val[sel[j] * ld + c]))
+          ids.push_back(static_cast<int32_t>(c));
+      const double *v = &x.val[sel[j] * ld];
+      size_t k = std::min<size_t>(5, ids.size());
+      std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                        [&](int32_t a, int32_t b) {
+                          return v[a] > v[b] || (v[a] == v[b] && a < b);
+                        });
+      for (size_t i = 0; i < 5; ++i)
+        bad += got[j * 5 + i] != (i < k ? ids[i] : -1);
+    }
+    char name[96];
+    std::snprintf(name, sizeof name, "top5 cols=%lld: ids==host ranking",
+                  (long long)cols);
+    report(name, dtName(dt), bad, 0, bad == 0, "ties, NaN, short rows");
+  }
+}
+
 // SHA-256 known answers (FIPS 180-4 examples) through the device path.
 void testShaKnownAnswers() {
   const char *msgs[] = {"abc", "",
@@ -801,6 +850,7 @@ int main(int argc, char **argv) {
     testLinear(dt);
     testSwigluAdd(dt);
     testTrace(dt);
+    testTop5(dt);
   }
   for (DT dt : {DT::F32, DT::F16, DT::BF16}) {
     for (int64_t n : {1, 63, 64, 65, 827, 1653, 4096}) {

@@ -20,8 +20,12 @@ using namespace mlir;
 
 void mlir::greta::buildKernelCallsToLLVMPipeline(
     OpPassManager &pm, const KernelsToCallsOptions &calls,
-    bool genericAllocation) {
+    bool genericAllocation, bool privateDestinations) {
   pm.addPass(createLowerToKernels());
+  // Before CSE merges the destinations: alloc_tensor is an allocation, so
+  // each kernel keeps its own.
+  if (privateDestinations)
+    pm.addPass(bufferization::createEmptyTensorToAllocTensorPass());
   // Folds the tensor.dim chains the destinations read.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -181,7 +181,10 @@ void mlir::greta::buildLowerToGPUPipeline(OpPassManager &pm,
   KernelsToCallsOptions calls;
   calls.backend = "gpu";
   calls.device = true;
-  buildKernelCallsToLLVMPipeline(pm, calls, /*genericAllocation=*/true);
+  // The GPU traces a buffer after the kernels queued behind it (on a side
+  // stream), so no later kernel may write it in place.
+  buildKernelCallsToLLVMPipeline(pm, calls, /*genericAllocation=*/true,
+                                 /*privateDestinations=*/true);
   pm.addPass(createGpuDeviceAllocator());
 }
 

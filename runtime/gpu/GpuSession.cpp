@@ -17,6 +17,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -44,20 +46,18 @@ greta_gpu_dtype gpuDType(rt::DType d) {
   }
 }
 
-double toDouble(rt::DType d, const uint8_t *p) {
-  uint16_t h;
-  float f;
-  switch (d) {
-  case rt::DType::F16:
-    std::memcpy(&h, p, 2);
-    return rt::halfBitsToFloat(h);
-  case rt::DType::BF16:
-    std::memcpy(&h, p, 2);
-    return rt::bf16BitsToFloat(h);
-  default:
-    std::memcpy(&f, p, 4);
-    return f;
-  }
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+// GRETA_GPU_TRACE_PROFILE=1: one line per call on stderr with the host time
+// the trace spent (a diagnostic for tracing overhead, not a feature).
+bool traceProfile() {
+  static const bool on = [] {
+    const char *v = std::getenv("GRETA_GPU_TRACE_PROFILE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
 }
 } // namespace
 
@@ -181,6 +181,8 @@ GpuSession::~GpuSession() {
   }
   for (void *ev : events_)
     cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  for (void *ev : eventPool_)
+    cudaEventDestroy(static_cast<cudaEvent_t>(ev));
   for (void *t : traceStreams_)
     cudaStreamDestroy(static_cast<cudaStream_t>(t));
   for (auto &[name, p] : params_)
@@ -200,6 +202,8 @@ GpuSession::~GpuSession() {
   for (Chunk &c : chunks_) {
     greta_gpu_free(c.dRecords);
     greta_gpu_host_free(c.hRecords);
+    greta_gpu_free(c.dTop5);
+    greta_gpu_host_free(c.hTop5);
   }
   for (ValueChunk &c : valueChunks_)
     greta_gpu_host_free(c.h);
@@ -493,6 +497,12 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
                        int64_t cols, int64_t ld) {
   if (!writer_ || traceFailed_ || !error_.empty())
     return;
+  auto t0 = Clock::now();
+  struct Account {
+    double &ms;
+    Clock::time_point t0;
+    ~Account() { ms += msSince(t0); }
+  } account{profTraceMs_, t0};
   int64_t stageIdx = recordId % 16, layer = recordId / 16;
   if (recordId < 0 || stageIdx >= rt::kNumStages) {
     setError("trace: invalid record id " + std::to_string(recordId));
@@ -535,12 +545,20 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
       c.capacity = std::max<int64_t>(
           {n, 8192, chunks_.empty() ? 0 : 2 * chunks_.back().capacity});
       size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
+      size_t top5Bytes = c.capacity * 5 * sizeof(int32_t);
+      void *dTop5 = nullptr, *hTop5 = nullptr;
       if (greta_gpu_malloc(&c.dRecords, bytes) ||
-          greta_gpu_host_alloc(&c.hRecords, bytes)) {
+          greta_gpu_host_alloc(&c.hRecords, bytes) ||
+          greta_gpu_malloc(&dTop5, top5Bytes) ||
+          greta_gpu_host_alloc(&hTop5, top5Bytes)) {
         setError(std::string("trace records: ") + greta_gpu_last_error());
         greta_gpu_free(c.dRecords);
+        greta_gpu_host_free(c.hRecords);
+        greta_gpu_free(dTop5);
         return;
       }
+      c.dTop5 = static_cast<int32_t *>(dTop5);
+      c.hTop5 = static_cast<int32_t *>(hTop5);
       chunks_.push_back(c);
       openChunk_ = &chunks_.back();
     }
@@ -558,14 +576,20 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
                         open_.records});
   const void *hRec =
       static_cast<greta_gpu_row_record *>(open_.hRecords) + open_.records;
+  Pending pend{stage, layer, payload, dtype, cols, {}, hRec, nullptr, nullptr};
+  if (stage == rt::Stage::Logits) { // the top-5 ids, ranked on the device
+    open_.top5.push_back({data, dtype, rows, cols, ld,
+                          allRows ? nullptr : dSelRows_, n,
+                          c.dTop5 + c.used * 5, c.hTop5 + c.used * 5});
+    pend.hTop5 = c.hTop5 + c.used * 5;
+  }
   open_.records += n;
   c.used += n;
   hold(data);
-  Pending pend{stage, layer, payload, dtype, cols, {}, hRec, nullptr};
   for (int64_t r : selRows_)
     pend.positions.push_back(positions_[r]);
-  // Values: Full payload, and logits (their top-5 is computed on the host).
-  if (payload == rt::Payload::Full || stage == rt::Stage::Logits) {
+  // Values (Full payload): copied to pinned memory after the hashes.
+  if (payload == rt::Payload::Full) {
     size_t es = rt::dtypeSize(dtype);
     size_t bytes = static_cast<size_t>(n) * cols * es;
     ValueChunk *v = nullptr;
@@ -604,20 +628,29 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
 void GpuSession::flushBatch() {
   if (open_.jobs.empty())
     return;
+  auto t0 = Clock::now();
+  ++profBatches_;
+  struct Account {
+    double &ms;
+    Clock::time_point t0;
+    ~Account() { ms += msSince(t0); }
+  } account{profFlushMs_, t0};
   auto b = std::make_shared<Batch>(std::move(open_));
   open_ = Batch();
   b->dryRun = dryRun_;
-  cudaEvent_t ready, done;
-  if (cudaError_t e = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming)) {
-    setError(cudaMessage("trace event", e));
-    return;
+  cudaEvent_t ev[2];
+  for (cudaEvent_t &x : ev) {
+    if (!eventPool_.empty()) {
+      x = static_cast<cudaEvent_t>(eventPool_.back());
+      eventPool_.pop_back();
+    } else if (cudaError_t e =
+                   cudaEventCreateWithFlags(&x, cudaEventDisableTiming)) {
+      setError(cudaMessage("trace event", e));
+      return;
+    }
+    events_.push_back(x);
   }
-  events_.push_back(ready);
-  if (cudaError_t e = cudaEventCreateWithFlags(&done, cudaEventDisableTiming)) {
-    setError(cudaMessage("trace event", e));
-    return;
-  }
-  events_.push_back(done);
+  cudaEvent_t ready = ev[0], done = ev[1];
   b->done = done;
   auto ts = static_cast<cudaStream_t>(
       traceStreams_[nextTraceStream_++ % traceStreams_.size()]);
@@ -634,6 +667,16 @@ void GpuSession::flushBatch() {
                             ts) != GRETA_GPU_OK) {
     setError(std::string("trace kernel: ") + greta_gpu_last_error());
     return;
+  }
+  for (const Top5Job &t : b->top5) {
+    if (greta_gpu_top5_rows(t.data, gpuDType(t.dtype), t.rows, t.cols, t.ld,
+                            t.dRowIndex, t.n, t.dTop5, ts) != GRETA_GPU_OK) {
+      setError(std::string("trace top-5: ") + greta_gpu_last_error());
+      return;
+    }
+    if (!e)
+      e = cudaMemcpyAsync(t.hTop5, t.dTop5, t.n * 5 * sizeof(int32_t),
+                          cudaMemcpyDeviceToHost, ts);
   }
   for (const ValueCopy &c : b->copies)
     if (!e)
@@ -711,20 +754,10 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
       }
       const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
       r.top5.clear();
-      if (row && p.stage == rt::Stage::Logits) {
-        // Highest first, ties by lower id (the CPU runtime's topFive).
-        std::vector<double> v(p.cols);
-        for (int64_t i = 0; i < p.cols; ++i)
-          v[i] = toDouble(p.dtype, row + i * es);
-        std::vector<int32_t> ids(p.cols);
-        std::iota(ids.begin(), ids.end(), 0);
-        int64_t k = std::min<int64_t>(5, p.cols);
-        std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                          [&](int32_t a, int32_t b) {
-                            return v[a] > v[b] || (v[a] == v[b] && a < b);
-                          });
-        r.top5.assign(ids.begin(), ids.begin() + k);
-      }
+      if (p.hTop5)
+        for (int k = 0; k < 5; ++k)
+          if (int32_t id = p.hTop5[j * 5 + k]; id >= 0)
+            r.top5.push_back(id);
       r.values = row && p.payload == rt::Payload::Full
                      ? rt::ValueBytes(std::vector<uint8_t>(
                            row, row + p.cols * es))
@@ -751,7 +784,9 @@ bool GpuSession::drainWriter() {
 
 bool GpuSession::endCall() {
   flushBatch();
+  auto syncStart = Clock::now();
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  double computeWaitMs = msSince(syncStart);
   for (void *t : traceStreams_)
     if (cudaError_t te = cudaStreamSynchronize(static_cast<cudaStream_t>(t));
         te && !e)
@@ -765,7 +800,17 @@ bool GpuSession::endCall() {
   // them).
   reclaimFinishedBatches(/*waitForAll=*/true);
   open_ = Batch();
+  auto drainStart = Clock::now();
   drainWriter();
+  if (traceProfile() && writer_)
+    std::fprintf(stderr,
+                 "greta trace profile: %lld batches; host trace() %.3f ms, "
+                 "batch launches %.3f ms; end of call: compute stream %.3f "
+                 "ms, trace streams + writer %.3f ms\n",
+                 static_cast<long long>(profBatches_), profTraceMs_,
+                 profFlushMs_, computeWaitMs, msSince(drainStart));
+  profBatches_ = 0;
+  profTraceMs_ = profFlushMs_ = 0;
   std::string err;
   if (writer_ && !dryRun_ && !traceFailed_ && !writer_->flush(err)) {
     traceFailed_ = true;
@@ -776,8 +821,8 @@ bool GpuSession::endCall() {
   openChunk_ = nullptr;
   for (ValueChunk &v : valueChunks_)
     v.used = 0;
-  for (void *ev : events_)
-    cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  // Every batch has finished: its events can serve the next call.
+  eventPool_.insert(eventPool_.end(), events_.begin(), events_.end());
   events_.clear();
   patchStaging_.clear();
   return error_.empty();

@@ -367,12 +367,15 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   // 3. Every stage and position of the first diverging layer. A divergence
   // that enters the layer through its input (residual_pre_attn) started in
   // the layer below, at positions the checkpoints did not cover: go down.
+  // Digests suffice between runs meant to agree bit for bit; with a
+  // reference (different precisions or backends) digests always differ,
+  // so the scan compares values too.
   std::optional<FirstFail> found;
   int64_t layer = bad;
   while (true) {
     StepOutcome o;
     if (!doStep({std::to_string(stepNo++) + "-scan-layer" + std::to_string(layer),
-                 std::to_string(layer), "all", "all", "hash"},
+                 std::to_string(layer), "all", "all", payload},
                 false, o))
       return false;
     if (!o.firstFail) {

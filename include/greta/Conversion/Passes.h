@@ -55,9 +55,14 @@ struct LowerToCPUOptions {
 /// dialect. `genericAllocation` makes memref allocations call
 /// _mlir_memref_to_llvm_alloc/free (the GPU backend redirects them to the
 /// device).
+/// `privateDestinations`: every kernel writes a buffer of its own (no two
+/// kernels share one through CSE'd tensor.empty destinations), so a traced
+/// buffer is never overwritten before it is freed; the GPU's deferred trace
+/// relies on it (docs/GPU_BACKEND.md).
 void buildKernelCallsToLLVMPipeline(OpPassManager &pm,
                                     const KernelsToCallsOptions &calls,
-                                    bool genericAllocation);
+                                    bool genericAllocation,
+                                    bool privateDestinations = false);
 
 /// greta (tensors) -> LLVM dialect: greta-lower-to-kernels, One-Shot
 /// Bufferize (function boundaries, identity layouts), ownership-based buffer

@@ -206,6 +206,15 @@ GRETA_GPU_EXPORT greta_gpu_status greta_gpu_trace_batch(
     greta_gpu_row_record *d_records, greta_gpu_row_record *h_records,
     void *stream);
 
+/* Top-5 ids of each selected row (highest value first, ties by the lower
+ * index, NaN never ranks, -1 pads rows with fewer than 5 ranked values) into
+ * d_top5[5*j .. 5*j+4] for the j-th selected row: the logits records' top-5
+ * without copying the rows to the host. Asynchronous on `stream`. */
+GRETA_GPU_EXPORT greta_gpu_status greta_gpu_top5_rows(
+    const void *d_data, greta_gpu_dtype dtype, int64_t rows, int64_t cols,
+    int64_t ld, const int64_t *d_row_index, int64_t n_sel, int32_t *d_top5,
+    void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -145,6 +145,7 @@ private:
   int64_t tokenCount_ = 0;
   struct Chunk {
     void *dRecords = nullptr, *hRecords = nullptr; // greta_gpu_row_record
+    int32_t *dTop5 = nullptr, *hTop5 = nullptr;    // 5 ids per record slot
     int64_t capacity = 0, used = 0;
   };
   std::deque<Chunk> chunks_; // deque: a new chunk moves no other
@@ -162,7 +163,16 @@ private:
     int64_t cols;
     std::vector<int64_t> positions;
     const void *hRecords;    // pinned, n records
-    const uint8_t *hValues;  // pinned rows (Full payload or logits), or null
+    const uint8_t *hValues;  // pinned rows (Full payload), or null
+    const int32_t *hTop5;    // pinned, 5 ids per record (logits), or null
+  };
+  struct Top5Job {
+    const void *data;
+    rt::DType dtype;
+    int64_t rows, cols, ld;
+    const int64_t *dRowIndex;
+    int64_t n;
+    int32_t *dTop5, *hTop5;
   };
   struct ValueCopy {
     uint8_t *dst;
@@ -173,6 +183,7 @@ private:
     std::vector<greta_gpu_trace_job> jobs;
     std::vector<Pending> pending;
     std::vector<ValueCopy> copies;
+    std::vector<Top5Job> top5;
     std::vector<void *> blocks; // held for this batch's jobs
     void *dRecords = nullptr, *hRecords = nullptr;
     int64_t records = 0;
@@ -184,7 +195,8 @@ private:
   std::vector<void *> traceStreams_;
   size_t nextTraceStream_ = 0;
   std::deque<std::shared_ptr<Batch>> inflight_; // launched, blocks held
-  std::vector<void *> events_;                 // destroyed at endCall
+  std::vector<void *> events_;   // handed out this call
+  std::vector<void *> eventPool_; // free: creating events per batch costs
   // Writer thread: batches whose records it converts and appends, in order.
   std::thread writerThread_;
   std::mutex writerMutex_;
@@ -199,6 +211,9 @@ private:
   std::map<int64_t, std::vector<double>> patchRows_;
   std::vector<std::vector<uint8_t>> patchStaging_;
   int64_t rowsPatched_ = 0;
+  // GRETA_GPU_TRACE_PROFILE (see GpuSession.cpp).
+  int64_t profBatches_ = 0;
+  double profTraceMs_ = 0, profFlushMs_ = 0;
   bool traceFailed_ = false;
   std::string error_;
   uint64_t records_ = 0; // written by the writer thread, read after endCall
