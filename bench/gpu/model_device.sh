@@ -18,13 +18,16 @@ t0=$(date +%s)
 { cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
     -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect \
     greta-gpu-kernel-test; } \
-  > $OUT/build.log 2>&1 || { tail -40 $OUT/build.log; exit 1; }
+  > $T/build.log 2>&1 || { tail -40 $T/build.log; exit 1; }
 echo "build $(( $(date +%s) - t0 )) s"
 B=build-dev/bin
 t0=$(date +%s)
 python3 bench/gpu/gen_hf_model.py --config models/llama-tiny/config.json --out $M/tiny --prompts 827 2>&1 | tail -1
 python3 bench/gpu/gen_hf_model.py --config models/tinyllama-1.1b/config.json --out $M/1b \
   --prompts 64,827,$LENGTHS 2>&1 | tail -1
+# The same model rounded to bf16: GPU bf16 vs CPU f32 on identical weights.
+python3 bench/gpu/gen_hf_model.py --config models/tinyllama-1.1b/config.json --out $M/1b_bf16 \
+  --dtype bfloat16 --prompts 827 2>&1 | tail -1
 echo "models $(( $(date +%s) - t0 )) s"
 relL2() { python3 - "$@" <<'PY'
 import json, math, sys
@@ -40,7 +43,8 @@ PY
 if [ $MODE = check ] || [ $MODE = all ]; then
   echo "== kernel test (--quick)"
   $B/greta-gpu-kernel-test --quick > $OUT/kernel-test.log 2>&1; echo "kernel test rc=$?"
-  grep -E "^FAIL|top5" $OUT/kernel-test.log | head -12
+  grep -E "^FAIL" $OUT/kernel-test.log | head -12
+  echo "  $(grep -c '^ok' $OUT/kernel-test.log) ok, $(grep -c '^FAIL' $OUT/kernel-test.log) FAIL (top5: $(grep -c '^ok   top5' $OUT/kernel-test.log) ok, device job table: $(grep -c '^ok .*device job table' $OUT/kernel-test.log) ok)"
   W=$M/tiny/model.safetensors; P=$M/tiny/prompt_827.json; S=$AOT/llama-tiny
   r() { $B/greta-run-aot "$@" --weights $W --prompt $P; }
   echo "== llama-tiny: batched trace, patch, driver"
@@ -61,33 +65,44 @@ if [ $MODE = check ] || [ $MODE = all ]; then
   for g in gpu_f16 gpu_bf16; do
     timeout 300 $B/greta-bisect --model models/llama-tiny/model.mlir --weights $W --prompt $P \
       --base "--so=$S-cpu_f32.so" --test "--so=$S-$g.so" --ref "--so=$S-cpu_f64.so" \
-      --work-dir $T/bis_tiny_$g -q --format json -o $OUT/bisect_tiny_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err
+      --work-dir $T/bis_tiny_$g -q --format json -o $T/bisect_tiny_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err
     echo "bisect llama-tiny cpu_f32 vs $g (ref cpu_f64, payload full): rc=$? (0 = no divergence)"; tail -2 $T/bis.err
   done
   timeout 300 $B/greta-bisect --model models/llama-tiny/model.mlir --weights $W --prompt $P \
     --base "--so=$S-gpu_f16.so" --test "--so=$S-gpu_f16.so --kernel=attention=partial_tile_bug" \
     --confirm --work-dir $T/bis_conf -q --format json -o $OUT/bisect_confirm_attention.json > /dev/null 2>$T/bis.err
   echo "bisect good vs attention=partial_tile_bug --confirm: rc=$?"
-  python3 -c "import json;d=json.load(open('$OUT/bisect_confirm_attention.json'));print(' ', d.get('first_fail'));print(' ', d.get('confirm', d.get('confirmation')))"
+  python3 -c "import json;d=json.load(open('$OUT/bisect_confirm_attention.json'));print(' ', d.get('first_fail'));print(' ', d['prompts'][0].get('confirmation'))"
   echo "== TinyLlama-1.1B-shaped (22 layers, hidden 2048, 32/4 heads, inter 5632, vocab 32000)"
-  W=$M/1b/model.safetensors; S=$AOT/tinyllama-1.1b
-  for P in $M/1b/prompt_827.json; do
-    for cfg in cpu_f32 cpu_f64 gpu_f16 gpu_bf16; do
-      $B/greta-run-aot $S-$cfg.so --weights $W --prompt $P --json --print-logits --timing > $T/1b_$cfg.json || echo "FAIL $cfg"
-    done
-    relL2 $T/1b_cpu_f32.json $T/1b_gpu_f16.json $T/1b_gpu_bf16.json $T/1b_cpu_f64.json
-    GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last \
-      --trace-dir $T/prof --repeat 3 --timing 2>&1 | grep -E "profile|each"
-    for g in gpu_f16; do
-      timeout 400 $B/greta-bisect --model models/tinyllama-1.1b/model.mlir --weights $W --prompt $P \
-        --base "--so=$S-cpu_f32.so" --test "--so=$S-$g.so" --ref "--so=$S-cpu_f64.so" \
-        --work-dir $T/bis_1b_$g -q --format json -o $OUT/bisect_1b_cpu_f32_vs_$g.json > /dev/null 2>$T/bis.err
-      echo "bisect 1.1B cpu_f32 vs $g (ref cpu_f64, payload full): rc=$? (0 = no divergence)"; tail -2 $T/bis.err
-    done
+  W=$M/1b/model.safetensors; S=$AOT/tinyllama-1.1b; P=$M/1b/prompt_827.json
+  WB=$M/1b_bf16/model.safetensors
+  j() { local name=$1 so=$2 w=$3; shift 3
+    $B/greta-run-aot $S-$so.so --weights $w --prompt $P --json --print-logits --timing "$@" > $T/$name.json || echo "FAIL $name"; }
+  j 1b_cpu_f32 cpu_f32 $W; j 1b_cpu_f64 cpu_f64 $W; j 1b_gpu_f16 gpu_f16 $W
+  j 1b_gpu_f16_lazy gpu_f16 $W --kernel attention=lazy_rescale
+  j 1b_bf16w_cpu_f32 cpu_f32 $WB; j 1b_bf16w_gpu_bf16 gpu_bf16 $WB
+  echo "f16 weights:"; relL2 $T/1b_cpu_f32.json $T/1b_gpu_f16.json $T/1b_gpu_f16_lazy.json $T/1b_cpu_f64.json
+  echo "vs the f64 reference:"; relL2 $T/1b_cpu_f64.json $T/1b_gpu_f16.json $T/1b_gpu_f16_lazy.json
+  echo "bf16 weights:"; relL2 $T/1b_bf16w_cpu_f32.json $T/1b_bf16w_gpu_bf16.json
+  echo "HF yardstick:"; python3 bench/gpu/hf_precision.py $M/1b $P float16 2>&1 | grep relL2
+  python3 bench/gpu/hf_precision.py $M/1b_bf16 $P bfloat16 2>&1 | grep relL2
+  GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last \
+    --trace-dir $T/prof --repeat 3 --timing 2>&1 | grep -E "profile|each"
+  $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --payload full --layers 0,21 --trace-dir $T/full1b > /dev/null
+  python3 python/greta_trace.py $T/full1b --verify
+  for cfg in "gpu_f16 $W cpu_f32 cpu_f64" "gpu_bf16 $WB cpu_f32 cpu_f64"; do
+    set -- $cfg
+    timeout 300 $B/greta-bisect --model models/tinyllama-1.1b/model.mlir --weights $2 --prompt $P \
+      --base "--so=$S-$3.so" --test "--so=$S-$1.so" --ref "--so=$S-$4.so" \
+      --work-dir $T/bis_1b_$1 -q --format json -o $OUT/bisect_1b_cpu_f32_vs_$1.json > /dev/null 2>$T/bis.err
+    echo "bisect 1.1B cpu_f32 vs $1 (ref cpu_f64, payload full, weights $(basename $(dirname $2))): rc=$? (0 = no divergence)"
+    tail -2 $T/bis.err
   done
 fi
 if [ $MODE = bench ] || [ $MODE = all ]; then
   echo "== prefill bench"
   PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot \
     --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths $LENGTHS --json $OUT/prefill.json
+  PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot --no-trace --no-hf \
+    --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths 4096,16384 --kernel attention=lazy_rescale
 fi

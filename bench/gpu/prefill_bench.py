@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--kernel", action="append", default=[])
     ap.add_argument("--no-trace", action="store_true")
+    ap.add_argument("--no-hf", action="store_true",
+                    help="GRETA only (e.g. a kernel variant's row)")
     ap.add_argument("--json")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
@@ -104,19 +106,23 @@ def main():
                 subprocess.run(["rm", "-rf", tdir])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    hf = hf_times(a.model_dir, lengths)
+    hf = {} if a.no_hf else hf_times(a.model_dir, lengths)
     for row in rows:
-        row["hf_s"] = statistics.median(hf[row["tokens"]])
-        row["hf_reps_s"] = hf[row["tokens"]]
+        if row["tokens"] in hf:
+            row["hf_s"] = statistics.median(hf[row["tokens"]])
+            row["hf_reps_s"] = hf[row["tokens"]]
     print(f"\ndevice: {rows[0]['device']}")
     print("| tokens | HF sdpa fp16 ms | GRETA f16 ms | HF/GRETA | "
           "traced 3 pos ms | overhead | traced all rows ms | x untraced | "
           "records (all rows) |")
     print("|---|---|---|---|---|---|---|---|---|")
+    if a.kernel:
+        print(f"GRETA kernels: {', '.join(a.kernel)}")
     for r in rows:
-        u, h = r["untraced_s"], r["hf_s"]
+        u, h = r["untraced_s"], r.get("hf_s")
         line = (f"| {r['tokens']} | {h * 1e3:.1f} | {u * 1e3:.1f} | "
-                f"{h / u:.2f}x |")
+                f"{h / u:.2f}x |" if h else
+                f"| {r['tokens']} | - | {u * 1e3:.1f} | - |")
         if "trace3_s" in r:
             line += (f" {r['trace3_s'] * 1e3:.1f} | "
                      f"{(r['trace3_s'] / u - 1) * 100:+.1f}% | "

@@ -82,12 +82,19 @@ __device__ __forceinline__ int esizeOf(int32_t dtype) {
   return dtype == GRETA_GPU_F32 ? 4 : 2;
 }
 
+// The jobs of one launch: by value (up to GRETA_GPU_MAX_TRACE_JOBS, the
+// host API) or a table in device memory (any number, the GPU session's
+// batches). Both index as jobs[i].
 struct TraceJobs {
   greta_gpu_trace_job job[GRETA_GPU_MAX_TRACE_JOBS];
+  __device__ const greta_gpu_trace_job &operator[](int i) const {
+    return job[i];
+  }
 };
 
-__global__ void sha256RowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
-  const greta_gpu_trace_job &J = jobs.job[blockIdx.y];
+template <typename Jobs>
+__global__ void sha256RowsKernel(Jobs jobs, greta_gpu_row_record *out) {
+  const greta_gpu_trace_job &J = jobs[blockIdx.y];
   int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (j >= J.n_sel)
     return;
@@ -203,8 +210,9 @@ __device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
 }
 
 // One warp per selected row; 8 warps per block.
-__global__ void statsRowsKernel(TraceJobs jobs, greta_gpu_row_record *out) {
-  const greta_gpu_trace_job &J = jobs.job[blockIdx.y];
+template <typename Jobs>
+__global__ void statsRowsKernel(Jobs jobs, greta_gpu_row_record *out) {
+  const greta_gpu_trace_job &J = jobs[blockIdx.y];
   if (!(J.flags & GRETA_GPU_TRACE_STATS))
     return;
   int warpsPerBlock = blockDim.x / GRETA_WARP;
@@ -316,6 +324,33 @@ __global__ void __launch_bounds__(kTop5Threads)
   }
 }
 
+template <typename Jobs>
+greta_gpu_status launchTrace(Jobs jobs, int numJobs, int64_t maxSel,
+                             bool anyStats, greta_gpu_row_record *dRecords,
+                             greta_gpu_row_record *hRecords, int64_t total,
+                             hipStream_t s) {
+  const int shaThreads = 64;
+  hipLaunchKernelGGL(sha256RowsKernel<Jobs>,
+                     dim3(static_cast<unsigned>((maxSel + shaThreads - 1) /
+                                                shaThreads),
+                          numJobs),
+                     dim3(shaThreads), 0, s, jobs, dRecords);
+  GRETA_HIP_LAUNCH_CHECK();
+  if (anyStats) {
+    const int warps = 8;
+    hipLaunchKernelGGL(statsRowsKernel<Jobs>,
+                       dim3(static_cast<unsigned>((maxSel + warps - 1) / warps),
+                            numJobs),
+                       dim3(warps * GRETA_WARP_CONST), 0, s, jobs, dRecords);
+    GRETA_HIP_LAUNCH_CHECK();
+  }
+  if (hRecords && total > 0)
+    GRETA_HIP_TRY(hipMemcpyAsync(hRecords, dRecords,
+                                 total * sizeof(greta_gpu_row_record),
+                                 hipMemcpyDeviceToHost, s));
+  return GRETA_GPU_OK;
+}
+
 greta_gpu_status traceBatch(const greta_gpu_trace_job *jobs, int numJobs,
                             greta_gpu_row_record *dRecords,
                             greta_gpu_row_record *hRecords, void *stream) {
@@ -352,27 +387,8 @@ greta_gpu_status traceBatch(const greta_gpu_trace_job *jobs, int numJobs,
   }
   if (maxSel == 0)
     return GRETA_GPU_OK;
-  hipStream_t s = asStream(stream);
-  const int shaThreads = 64;
-  hipLaunchKernelGGL(sha256RowsKernel,
-                     dim3(static_cast<unsigned>((maxSel + shaThreads - 1) /
-                                                shaThreads),
-                          numJobs),
-                     dim3(shaThreads), 0, s, tj, dRecords);
-  GRETA_HIP_LAUNCH_CHECK();
-  if (anyStats) {
-    const int warps = 8;
-    hipLaunchKernelGGL(statsRowsKernel,
-                       dim3(static_cast<unsigned>((maxSel + warps - 1) / warps),
-                            numJobs),
-                       dim3(warps * GRETA_WARP_CONST), 0, s, tj, dRecords);
-    GRETA_HIP_LAUNCH_CHECK();
-  }
-  if (hRecords)
-    GRETA_HIP_TRY(hipMemcpyAsync(hRecords, dRecords,
-                                 total * sizeof(greta_gpu_row_record),
-                                 hipMemcpyDeviceToHost, s));
-  return GRETA_GPU_OK;
+  return launchTrace(tj, numJobs, maxSel, anyStats, dRecords, hRecords, total,
+                     asStream(stream));
 }
 
 } // namespace
@@ -423,4 +439,21 @@ greta_gpu_top5_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
                      static_cast<int32_t>(dtype), cols, ld, rowIndex, dTop5);
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
+}
+
+extern "C" greta_gpu_status greta_gpu_trace_batch_device(
+    const greta_gpu_trace_job *dJobs, int numJobs, int64_t maxSel,
+    uint32_t flags, greta_gpu_row_record *dRecords,
+    greta_gpu_row_record *hRecords, int64_t totalRecords, void *stream) {
+  if (numJobs < 0 || numJobs > 65535 || maxSel < 0 || totalRecords < 0 ||
+      (numJobs > 0 && (!dJobs || !dRecords)))
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "trace batch: " + std::to_string(numJobs) +
+                    " jobs (0..65535), max rows " + std::to_string(maxSel) +
+                    ", records " + std::to_string(totalRecords));
+  if (numJobs == 0 || maxSel == 0)
+    return GRETA_GPU_OK;
+  return launchTrace(dJobs, numJobs, maxSel,
+                     (flags & GRETA_GPU_TRACE_STATS) != 0, dRecords, hRecords,
+                     totalRecords, asStream(stream));
 }

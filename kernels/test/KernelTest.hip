@@ -674,7 +674,25 @@ void testTrace(DT dt) {
         fpBad += !same(hRec[r].min, mn) || !same(hRec[r].max, mx) ||
                  !same(hRec[r].mean, mean) || !same(hRec[r].l2, l2);
       }
+      // The same jobs through a job table in device memory: same records.
+      Dev dJobs(sizeof jobs);
+      dJobs.upload(jobs, sizeof jobs);
+      Dev dRec2(total * sizeof(greta_gpu_row_record));
+      std::vector<greta_gpu_row_record> hRec2(total);
+      LIB_CHECK(greta_gpu_trace_batch_device(
+          dJobs.as<greta_gpu_trace_job>(), 2, rows, GRETA_GPU_TRACE_STATS,
+          dRec2.as<greta_gpu_row_record>(), nullptr, total, gStream));
+      HIP_CHECK(hipMemcpyAsync(hRec2.data(), dRec2.p,
+                               total * sizeof(greta_gpu_row_record),
+                               hipMemcpyDeviceToHost, gStream));
+      HIP_CHECK(hipStreamSynchronize(gStream));
+      int devBad = 0;
+      for (int64_t r = 0; r < total; ++r)
+        devBad += std::memcmp(&hRec2[r], &hRec[r], 48) != 0; // sha + counts
       char name[128];
+      std::snprintf(name, sizeof name, "trace cols=%lld %s: device job table",
+                    (long long)cols, aligned ? "aligned" : "unaligned");
+      report(name, dtName(dt), devBad, 0, devBad == 0, "== host-table batch");
       std::snprintf(name, sizeof name, "trace cols=%lld %s: sha256==OpenSSL",
                     (long long)cols, aligned ? "aligned" : "unaligned");
       report(name, dtName(dt), shaBad, 0, shaBad == 0,

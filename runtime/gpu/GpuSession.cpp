@@ -207,6 +207,10 @@ GpuSession::~GpuSession() {
   }
   for (ValueChunk &c : valueChunks_)
     greta_gpu_host_free(c.h);
+  for (JobChunk &c : jobChunks_) {
+    greta_gpu_free(c.d);
+    greta_gpu_host_free(c.h);
+  }
   if (stream_)
     cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
@@ -230,9 +234,13 @@ void GpuSession::setTrace(rt::TraceWriter *writer, rt::Filter filter,
     return;
   // Batches alternate between a few side streams so that one batch's
   // SHA-256 chains (a latency, not a throughput) overlap the next.
+  // Lowest priority: the compute stream's blocks are dispatched first.
+  int leastPriority = 0, greatestPriority = 0;
+  cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority);
   while (traceStreams_.size() < kTraceStreams) {
     cudaStream_t t;
-    if (cudaError_t e = cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking)) {
+    if (cudaError_t e = cudaStreamCreateWithPriority(
+            &t, cudaStreamNonBlocking, leastPriority)) {
       setError(cudaMessage("creating a trace stream", e));
       return;
     }
@@ -528,7 +536,12 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     return;
   }
   auto payload = static_cast<rt::Payload>(p);
-  if (open_.jobs.size() == GRETA_GPU_MAX_TRACE_JOBS)
+  // A batch is launched when it is big enough to keep the writer thread
+  // busy, when it holds too much memory, or at the end of the call: few
+  // launches, because every launch occupies some multiprocessors for the
+  // latency of a SHA-256 chain while the compute stream runs.
+  if (open_.records >= kBatchRecords || open_.jobs.size() >= 65535 ||
+      heldBytes_ > heldLimit_)
     flushBatch();
   // A batch's records are contiguous (one copy to the host per batch) in
   // device + pinned chunks that are never reallocated within a call.
@@ -661,10 +674,50 @@ void GpuSession::flushBatch() {
     setError(cudaMessage("trace stream", e));
     return;
   }
-  if (greta_gpu_trace_batch(b->jobs.data(), static_cast<int>(b->jobs.size()),
-                            static_cast<greta_gpu_row_record *>(b->dRecords),
-                            static_cast<greta_gpu_row_record *>(b->hRecords),
-                            ts) != GRETA_GPU_OK) {
+  // The job table goes to the device through pinned memory (one launch
+  // hashes every row of the batch: the SHA-256 chains run side by side).
+  size_t nJobs = b->jobs.size();
+  JobChunk *jc = nullptr;
+  for (JobChunk &k : jobChunks_)
+    if (k.capacity - k.used >= nJobs) {
+      jc = &k;
+      break;
+    }
+  if (!jc) {
+    JobChunk k;
+    k.capacity = std::max<size_t>(nJobs, 4096);
+    size_t bytes = k.capacity * sizeof(greta_gpu_trace_job);
+    void *d = nullptr, *h = nullptr;
+    if (greta_gpu_malloc(&d, bytes) || greta_gpu_host_alloc(&h, bytes)) {
+      greta_gpu_free(d);
+      setError(std::string("trace jobs: ") + greta_gpu_last_error());
+      return;
+    }
+    k.d = static_cast<greta_gpu_trace_job *>(d);
+    k.h = static_cast<greta_gpu_trace_job *>(h);
+    jobChunks_.push_back(k);
+    jc = &jobChunks_.back();
+  }
+  greta_gpu_trace_job *hJobs = jc->h + jc->used, *dJobs = jc->d + jc->used;
+  jc->used += nJobs;
+  std::copy(b->jobs.begin(), b->jobs.end(), hJobs);
+  int64_t maxSel = 0;
+  uint32_t flags = 0;
+  for (const greta_gpu_trace_job &j : b->jobs) {
+    maxSel = std::max(maxSel, j.n_sel);
+    flags |= j.flags;
+  }
+  e = cudaMemcpyAsync(dJobs, hJobs, nJobs * sizeof(greta_gpu_trace_job),
+                      cudaMemcpyHostToDevice, ts);
+  if (e) {
+    setError(cudaMessage("trace jobs", e));
+    return;
+  }
+  if (greta_gpu_trace_batch_device(
+          dJobs, static_cast<int>(nJobs), maxSel, flags,
+          static_cast<greta_gpu_row_record *>(b->dRecords),
+          static_cast<greta_gpu_row_record *>(b->hRecords), b->records,
+          ts) != GRETA_GPU_OK) {
     setError(std::string("trace kernel: ") + greta_gpu_last_error());
     return;
   }
@@ -821,6 +874,8 @@ bool GpuSession::endCall() {
   openChunk_ = nullptr;
   for (ValueChunk &v : valueChunks_)
     v.used = 0;
+  for (JobChunk &j : jobChunks_)
+    j.used = 0;
   // Every batch has finished: its events can serve the next call.
   eventPool_.insert(eventPool_.end(), events_.begin(), events_.end());
   events_.clear();

@@ -414,7 +414,12 @@ private:
       for (double v : ref)
         sq += v * v;
       double rms = ref.empty() ? 0 : std::sqrt(sq / ref.size());
-      row.allowance = opts.accumulation * unitRoundoff(testP) * rms;
+      // Independent roundings add up like a random walk (the error of n
+      // of them grows as sqrt(n)): past the first kAccumulationLayers
+      // layers the allowance grows with the square root of the depth.
+      double depth = std::max(1.0, (row.layer + 1.0) / kAccumulationLayers);
+      row.allowance =
+          opts.accumulation * unitRoundoff(testP) * rms * std::sqrt(depth);
     }
     bool bothNaN = std::isnan(row.errTest) && std::isnan(row.errBase);
     row.diverges =

@@ -206,6 +206,17 @@ GRETA_GPU_EXPORT greta_gpu_status greta_gpu_trace_batch(
     greta_gpu_row_record *d_records, greta_gpu_row_record *h_records,
     void *stream);
 
+/* The same with the job table in device memory (d_jobs[0 .. num_jobs),
+ * num_jobs <= 65535): what a host program that batches a whole forward's
+ * traces uses. The jobs are not validated on the host (they live on the
+ * device): the caller guarantees what trace_batch checks. max_sel: the
+ * largest n_sel; flags: GRETA_GPU_TRACE_STATS if any job asks for stats;
+ * total_records: records copied to h_records (when not NULL). */
+GRETA_GPU_EXPORT greta_gpu_status greta_gpu_trace_batch_device(
+    const greta_gpu_trace_job *d_jobs, int num_jobs, int64_t max_sel,
+    uint32_t flags, greta_gpu_row_record *d_records,
+    greta_gpu_row_record *h_records, int64_t total_records, void *stream);
+
 /* Top-5 ids of each selected row (highest value first, ties by the lower
  * index, NaN never ranks, -1 pads rows with fewer than 5 ranked values) into
  * d_top5[5*j .. 5*j+4] for the j-th selected row: the logits records' top-5

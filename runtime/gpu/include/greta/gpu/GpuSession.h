@@ -9,13 +9,16 @@
 // device allocator for the program's buffers, and the trace.
 //
 // Tracing never waits for the device. A traced tensor is queued as a job of
-// the open batch and its buffer is held (a free() of it is deferred); a
-// full batch (GRETA_GPU_MAX_TRACE_JOBS tensors) is launched as one
-// greta_gpu_trace_batch on a side stream that waits, through an event, for
-// the compute stream to reach that point. Its records are copied to pinned
-// memory on the side stream, and a writer thread turns each finished batch
-// into trace records while the compute stream runs on. Held buffers return
-// to the allocator when their batch has finished.
+// the open batch and its buffer is held (a free() of it is deferred; the
+// GPU pipeline gives every kernel a buffer of its own, so nothing else
+// writes it). A batch is launched when it has 64K records, holds too much
+// memory, or the call ends: one greta_gpu_trace_batch_device (job table in
+// device memory) plus the logits' top-5 on a low-priority side stream that
+// waits, through an event, for the compute stream to reach that point. Its
+// records are copied to pinned memory on the side stream, and a writer
+// thread turns each finished batch into trace records while the compute
+// stream runs on. Held buffers return to the allocator when their batch has
+// finished.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_GPU_GPUSESSION_H
@@ -155,6 +158,12 @@ private:
     size_t capacity = 0, used = 0;
   };
   std::deque<ValueChunk> valueChunks_;
+  struct JobChunk { // pinned staging + device copy of the batches' job tables
+    greta_gpu_trace_job *h = nullptr, *d = nullptr;
+    size_t capacity = 0, used = 0;
+  };
+  std::deque<JobChunk> jobChunks_;
+  static constexpr int64_t kBatchRecords = 1 << 16;
   struct Pending {
     rt::Stage stage;
     int64_t layer;
