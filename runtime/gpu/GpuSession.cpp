@@ -260,6 +260,14 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
                            int64_t n) {
   if (!error_.empty())
     return false;
+  if (traceProfile()) {
+    profCallStart_ = Clock::now();
+    for (void *&ev : profEvents_)
+      if (!ev)
+        cudaEventCreate(reinterpret_cast<cudaEvent_t *>(&ev));
+    cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[0]),
+                    static_cast<cudaStream_t>(stream_));
+  }
   positions_.assign(positions, positions + n);
   for (int64_t i = 1; i < n; ++i)
     if (positions[i] != positions[0] + i) {
@@ -836,14 +844,25 @@ bool GpuSession::drainWriter() {
 }
 
 bool GpuSession::endCall() {
+  double enqueueMs = traceProfile() ? msSince(profCallStart_) : 0;
+  if (traceProfile())
+    cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[1]),
+                    static_cast<cudaStream_t>(stream_));
   flushBatch();
   auto syncStart = Clock::now();
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   double computeWaitMs = msSince(syncStart);
+  auto traceSyncStart = Clock::now();
   for (void *t : traceStreams_)
     if (cudaError_t te = cudaStreamSynchronize(static_cast<cudaStream_t>(t));
         te && !e)
       e = te;
+  double traceWaitMs = msSince(traceSyncStart);
+  float computeGpuMs = 0;
+  if (traceProfile())
+    cudaEventElapsedTime(&computeGpuMs,
+                         static_cast<cudaEvent_t>(profEvents_[0]),
+                         static_cast<cudaEvent_t>(profEvents_[1]));
   if (e)
     setError(cudaMessage("kernel error", e));
   else if (greta_gpu_check_device_errors(stream_) != GRETA_GPU_OK)
@@ -855,13 +874,15 @@ bool GpuSession::endCall() {
   open_ = Batch();
   auto drainStart = Clock::now();
   drainWriter();
-  if (traceProfile() && writer_)
+  if (traceProfile())
     std::fprintf(stderr,
-                 "greta trace profile: %lld batches; host trace() %.3f ms, "
-                 "batch launches %.3f ms; end of call: compute stream %.3f "
-                 "ms, trace streams + writer %.3f ms\n",
-                 static_cast<long long>(profBatches_), profTraceMs_,
-                 profFlushMs_, computeWaitMs, msSince(drainStart));
+                 "greta trace profile: %lld batches; host: enqueue %.3f ms "
+                 "(trace() %.3f, batch launches %.3f); compute stream on the "
+                 "GPU %.3f ms; end of call waits: compute %.3f ms, trace "
+                 "streams %.3f ms, writer %.3f ms\n",
+                 static_cast<long long>(profBatches_), enqueueMs,
+                 profTraceMs_, profFlushMs_, computeGpuMs, computeWaitMs,
+                 traceWaitMs, msSince(drainStart));
   profBatches_ = 0;
   profTraceMs_ = profFlushMs_ = 0;
   std::string err;

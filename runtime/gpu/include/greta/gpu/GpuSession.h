@@ -30,6 +30,7 @@
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -223,6 +224,8 @@ private:
   // GRETA_GPU_TRACE_PROFILE (see GpuSession.cpp).
   int64_t profBatches_ = 0;
   double profTraceMs_ = 0, profFlushMs_ = 0;
+  std::chrono::steady_clock::time_point profCallStart_;
+  void *profEvents_[2] = {nullptr, nullptr}; // compute stream start, end
   bool traceFailed_ = false;
   std::string error_;
   uint64_t records_ = 0; // written by the writer thread, read after endCall
