@@ -15,6 +15,7 @@
 #include "greta/rt/Half.h"
 
 #include <cuda_runtime_api.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,6 +44,50 @@ greta_gpu_dtype gpuDType(rt::DType d) {
     return GRETA_GPU_BF16;
   default:
     return GRETA_GPU_F32;
+  }
+}
+
+/// The record fields the device computes (SHA-256 of the stored bytes, nz,
+/// and with `stats` nan/inf counts and fingerprint), for a row hashed on the
+/// host; the same definitions as Trace.hip and the CPU runtime.
+void hostRecord(rt::Record &r, const uint8_t *row, rt::DType dtype,
+                int64_t cols, bool stats) {
+  size_t es = rt::dtypeSize(dtype);
+  SHA256(row, cols * es, r.sha256.data());
+  int64_t nz = 0, nan = 0, inf = 0;
+  double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
+  for (int64_t i = 0; i < cols; ++i) {
+    double v;
+    if (dtype == rt::DType::F32) {
+      float f;
+      std::memcpy(&f, row + i * 4, 4);
+      v = f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, row + i * 2, 2);
+      v = dtype == rt::DType::F16 ? rt::halfBitsToFloat(h)
+                                  : rt::bf16BitsToFloat(h);
+    }
+    nz += v != 0;
+    if (!stats)
+      continue;
+    if (std::isnan(v)) {
+      ++nan;
+    } else {
+      inf += std::isinf(v);
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+    }
+    sum += v;
+    sq += v * v;
+  }
+  r.nzCount = nz;
+  if (stats) {
+    r.nanCount = nan;
+    r.infCount = inf;
+    r.fingerprint = {nan == cols ? NAN : mn, nan == cols ? NAN : mx,
+                     cols ? sum / static_cast<double>(cols) : 0.0,
+                     std::sqrt(sq)};
   }
 }
 
@@ -591,13 +636,22 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     open_.records = 0;
   }
   bool allRows = n == rows;
+  // A row's SHA-256 is a chain of compressions: one device thread takes
+  // ~2 us per 64 bytes, so a few long rows (the logits: 64 KB in f16) would
+  // keep the end of the call waiting ~2 ms. Those are hashed on the host
+  // (OpenSSL, SHA extensions) by the writer thread from a copy of the rows.
+  size_t rowBytes = static_cast<size_t>(cols) * rt::dtypeSize(dtype);
+  bool hostHash = rowBytes >= kHostHashRowBytes &&
+                  static_cast<size_t>(n) * rowBytes <= kHostHashBytes;
   uint32_t flags = payload != rt::Payload::Hash ? GRETA_GPU_TRACE_STATS : 0u;
-  open_.jobs.push_back({data, static_cast<int32_t>(gpuDType(dtype)), flags,
-                        rows, cols, ld, allRows ? nullptr : dSelRows_, n,
-                        open_.records});
+  if (!hostHash)
+    open_.jobs.push_back({data, static_cast<int32_t>(gpuDType(dtype)), flags,
+                          rows, cols, ld, allRows ? nullptr : dSelRows_, n,
+                          open_.records});
   const void *hRec =
       static_cast<greta_gpu_row_record *>(open_.hRecords) + open_.records;
-  Pending pend{stage, layer, payload, dtype, cols, {}, hRec, nullptr, nullptr};
+  Pending pend{stage, layer,   payload, dtype,   cols,
+               {},    hostHash ? nullptr : hRec, nullptr, nullptr};
   if (stage == rt::Stage::Logits) { // the top-5 ids, ranked on the device
     open_.top5.push_back({data, dtype, rows, cols, ld,
                           allRows ? nullptr : dSelRows_, n,
@@ -610,7 +664,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   for (int64_t r : selRows_)
     pend.positions.push_back(positions_[r]);
   // Values (Full payload): copied to pinned memory after the hashes.
-  if (payload == rt::Payload::Full) {
+  if (payload == rt::Payload::Full || hostHash) {
     size_t es = rt::dtypeSize(dtype);
     size_t bytes = static_cast<size_t>(n) * cols * es;
     ValueChunk *v = nullptr;
@@ -647,7 +701,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
 }
 
 void GpuSession::flushBatch() {
-  if (open_.jobs.empty())
+  if (open_.pending.empty())
     return;
   auto t0 = Clock::now();
   ++profBatches_;
@@ -721,7 +775,8 @@ void GpuSession::flushBatch() {
     setError(cudaMessage("trace jobs", e));
     return;
   }
-  if (greta_gpu_trace_batch_device(
+  if (nJobs > 0 &&
+      greta_gpu_trace_batch_device(
           dJobs, static_cast<int>(nJobs), maxSel, flags,
           static_cast<greta_gpu_row_record *>(b->dRecords),
           static_cast<greta_gpu_row_record *>(b->hRecords), b->records,
@@ -804,16 +859,20 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
     r.payload = p.payload;
     r.shape.assign(1, p.cols);
     for (size_t j = 0; j < p.positions.size(); ++j) {
-      const greta_gpu_row_record &g = recs[j];
-      r.position = p.positions[j];
-      std::memcpy(r.sha256.data(), g.sha256, 32);
-      r.nzCount = g.nz_count;
-      if (p.payload != rt::Payload::Hash) {
-        r.nanCount = g.nan_count;
-        r.infCount = g.inf_count;
-        r.fingerprint = {g.min, g.max, g.mean, g.l2};
-      }
       const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
+      r.position = p.positions[j];
+      if (!recs) {
+        hostRecord(r, row, p.dtype, p.cols, p.payload != rt::Payload::Hash);
+      } else {
+        const greta_gpu_row_record &g = recs[j];
+        std::memcpy(r.sha256.data(), g.sha256, 32);
+        r.nzCount = g.nz_count;
+        if (p.payload != rt::Payload::Hash) {
+          r.nanCount = g.nan_count;
+          r.infCount = g.inf_count;
+          r.fingerprint = {g.min, g.max, g.mean, g.l2};
+        }
+      }
       r.top5.clear();
       if (p.hTop5)
         for (int k = 0; k < 5; ++k)

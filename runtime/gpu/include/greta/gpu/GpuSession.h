@@ -165,6 +165,10 @@ private:
   };
   std::deque<JobChunk> jobChunks_;
   static constexpr int64_t kBatchRecords = 1 << 16;
+  // Rows at least this long, when the job copies at most kHostHashBytes,
+  // are hashed on the host (see trace()).
+  static constexpr size_t kHostHashRowBytes = 16 << 10;
+  static constexpr size_t kHostHashBytes = 1 << 20;
   struct Pending {
     rt::Stage stage;
     int64_t layer;
@@ -172,8 +176,8 @@ private:
     rt::DType dtype;
     int64_t cols;
     std::vector<int64_t> positions;
-    const void *hRecords;    // pinned, n records
-    const uint8_t *hValues;  // pinned rows (Full payload), or null
+    const void *hRecords;    // pinned, n records; null: hashed on the host
+    const uint8_t *hValues;  // pinned rows (Full payload, host hash) or null
     const int32_t *hTop5;    // pinned, 5 ids per record (logits), or null
   };
   struct Top5Job {
