@@ -18,6 +18,7 @@
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
+#include "greta/ParseMLIR.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -136,7 +137,7 @@ static int run() {
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+  OwningOpRef<ModuleOp> module = ::greta::parseMLIRFile(sourceMgr, &ctx);
   if (!module)
     return fail("cannot parse model " + modelPath + " (see above)");
   if (!module->lookupSymbol<func::FuncOp>("forward"))

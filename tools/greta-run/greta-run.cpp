@@ -14,6 +14,7 @@
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
+#include "greta/ParseMLIR.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
@@ -506,7 +507,7 @@ int Runner::run() {
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+  OwningOpRef<ModuleOp> module = ::greta::parseMLIRFile(sourceMgr, &ctx);
   if (!module)
     return fail("cannot parse model " + modelPath + " (see above)");
   if (!module->lookupSymbol<func::FuncOp>("forward"))
