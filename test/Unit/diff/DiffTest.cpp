@@ -434,6 +434,37 @@ TEST(DiffReference, RuleIsErrTestAboveKErrBasePlusFloor) {
   EXPECT_FALSE(diffOk(base, bad, o, &ref).diverged());
 }
 
+TEST(DiffReference, AccumulationAllowanceGrowsWithSqrtDepthPastEightLayers) {
+  TraceSpec s = spec();
+  s.stages = {Stage::MlpOut};
+  s.layers = {2, 7, 20};
+  s.hidden = 2000;
+  auto ref = build(s), base = build(s);
+  s.dtype = rt::DType::F16; // TEST coarser than BASE: the allowance applies
+  auto test = build(s);
+  DiffResult r = diffOk(base, test, opts(Policy::Reference), &ref);
+  const double u = std::ldexp(1.0, -11); // f16 unit roundoff
+  int checked = 0;
+  for (const RowResult &row : r.rows) {
+    for (const rt::Record &rec : ref.records) {
+      if (rec.layer != row.layer || rec.position != row.position)
+        continue;
+      double sq = 0;
+      std::vector<double> v = rec.valuesAsDouble();
+      for (double x : v)
+        sq += x * x;
+      double rms = std::sqrt(sq / v.size());
+      // Flat 8 u for the first 8 layers, then 8 u * sqrt((layer + 1) / 8).
+      double depth = row.layer < 8 ? 1.0 : (row.layer + 1) / 8.0;
+      EXPECT_NEAR(row.allowance, 8 * u * rms * std::sqrt(depth),
+                  1e-12 * (1 + rms))
+          << "layer " << row.layer;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3 * 8);
+}
+
 TEST(DiffReference, MissingReferenceRowFallsBackToTolerance) {
   TraceSpec s = spec();
   auto base = build(s);
