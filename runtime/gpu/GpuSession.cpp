@@ -15,7 +15,6 @@
 #include "greta/rt/Half.h"
 
 #include <cuda_runtime_api.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <chrono>
@@ -47,48 +46,12 @@ greta_gpu_dtype gpuDType(rt::DType d) {
   }
 }
 
-/// The record fields the device computes (SHA-256 of the stored bytes, nz,
-/// and with `stats` nan/inf counts and fingerprint), for a row hashed on the
-/// host; the same definitions as Trace.hip and the CPU runtime.
-void hostRecord(rt::Record &r, const uint8_t *row, rt::DType dtype,
-                int64_t cols, bool stats) {
-  size_t es = rt::dtypeSize(dtype);
-  SHA256(row, cols * es, r.sha256.data());
-  int64_t nz = 0, nan = 0, inf = 0;
-  double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
-  for (int64_t i = 0; i < cols; ++i) {
-    double v;
-    if (dtype == rt::DType::F32) {
-      float f;
-      std::memcpy(&f, row + i * 4, 4);
-      v = f;
-    } else {
-      uint16_t h;
-      std::memcpy(&h, row + i * 2, 2);
-      v = dtype == rt::DType::F16 ? rt::halfBitsToFloat(h)
-                                  : rt::bf16BitsToFloat(h);
-    }
-    nz += v != 0;
-    if (!stats)
-      continue;
-    if (std::isnan(v)) {
-      ++nan;
-    } else {
-      inf += std::isinf(v);
-      mn = v < mn ? v : mn;
-      mx = v > mx ? v : mx;
-    }
-    sum += v;
-    sq += v * v;
-  }
-  r.nzCount = nz;
-  if (stats) {
-    r.nanCount = nan;
-    r.infCount = inf;
-    r.fingerprint = {nan == cols ? NAN : mn, nan == cols ? NAN : mx,
-                     cols ? sum / static_cast<double>(cols) : 0.0,
-                     std::sqrt(sq)};
-  }
+/// The first chunk (records, values, job tables) with room for `need` more.
+template <typename C, typename N> C *withRoom(std::deque<C> &chunks, N need) {
+  for (C &c : chunks)
+    if (c.capacity - c.used >= need)
+      return &c;
+  return nullptr;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -142,6 +105,21 @@ GpuSession::create(int device, const rt::SafeTensors &weights,
   // shape is uploaded as is. The others are validated and converted through
   // an f32 host session (which names the culprit on a bad file), then
   // rounded to the storage type.
+  auto upload = [&](const rt::ParamSpec &p, const void *bytes, size_t size) {
+    void *d = nullptr;
+    if (greta_gpu_malloc(&d, size) != GRETA_GPU_OK) {
+      error = "uploading parameter '" + p.name +
+              "': " + greta_gpu_last_error();
+      return false;
+    }
+    s->params_[p.name] = d;
+    s->paramShapes_[p.name] = p.shape;
+    if (cudaError_t e = cudaMemcpy(d, bytes, size, cudaMemcpyHostToDevice)) {
+      error = cudaMessage(("uploading parameter '" + p.name + "'").c_str(), e);
+      return false;
+    }
+    return true;
+  };
   std::vector<rt::ParamSpec> convert;
   for (const rt::ParamSpec &p : params) {
     const rt::TensorInfo *t = weights.find(p.name);
@@ -149,19 +127,8 @@ GpuSession::create(int device, const rt::SafeTensors &weights,
       convert.push_back(p);
       continue;
     }
-    void *d = nullptr;
-    if (greta_gpu_malloc(&d, t->bytes) != GRETA_GPU_OK) {
-      error = "uploading parameter '" + p.name +
-              "': " + greta_gpu_last_error();
+    if (!upload(p, t->data, t->bytes))
       return nullptr;
-    }
-    s->params_[p.name] = d;
-    s->paramShapes_[p.name] = p.shape;
-    if (cudaError_t e =
-            cudaMemcpy(d, t->data, t->bytes, cudaMemcpyHostToDevice)) {
-      error = cudaMessage(("uploading parameter '" + p.name + "'").c_str(), e);
-      return nullptr;
-    }
   }
   if (convert.empty())
     return s;
@@ -192,19 +159,8 @@ GpuSession::create(int device, const rt::SafeTensors &weights,
         std::memcpy(buf.data() + i * 2, &h, 2);
       }
     }
-    void *d = nullptr;
-    if (greta_gpu_malloc(&d, buf.size()) != GRETA_GPU_OK) {
-      error = "uploading parameter '" + p.name +
-              "': " + greta_gpu_last_error();
+    if (!upload(p, buf.data(), buf.size()))
       return nullptr;
-    }
-    s->params_[p.name] = d;
-    s->paramShapes_[p.name] = p.shape;
-    if (cudaError_t e =
-            cudaMemcpy(d, buf.data(), buf.size(), cudaMemcpyHostToDevice)) {
-      error = cudaMessage(("uploading parameter '" + p.name + "'").c_str(), e);
-      return nullptr;
-    }
   }
   return s;
 }
@@ -600,12 +556,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // device + pinned chunks that are never reallocated within a call.
   if (!openChunk_ || openChunk_->capacity - openChunk_->used < n) {
     flushBatch();
-    openChunk_ = nullptr;
-    for (Chunk &c : chunks_)
-      if (c.capacity - c.used >= n) {
-        openChunk_ = &c;
-        break;
-      }
+    openChunk_ = withRoom(chunks_, n);
     if (!openChunk_) {
       Chunk c;
       c.capacity = std::max<int64_t>(
@@ -667,12 +618,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   if (payload == rt::Payload::Full || hostHash) {
     size_t es = rt::dtypeSize(dtype);
     size_t bytes = static_cast<size_t>(n) * cols * es;
-    ValueChunk *v = nullptr;
-    for (ValueChunk &k : valueChunks_)
-      if (k.capacity - k.used >= bytes) {
-        v = &k;
-        break;
-      }
+    ValueChunk *v = withRoom(valueChunks_, bytes);
     if (!v) {
       ValueChunk k;
       k.capacity = std::max<size_t>(bytes, 16u << 20);
@@ -739,12 +685,7 @@ void GpuSession::flushBatch() {
   // The job table goes to the device through pinned memory (one launch
   // hashes every row of the batch: the SHA-256 chains run side by side).
   size_t nJobs = b->jobs.size();
-  JobChunk *jc = nullptr;
-  for (JobChunk &k : jobChunks_)
-    if (k.capacity - k.used >= nJobs) {
-      jc = &k;
-      break;
-    }
+  JobChunk *jc = withRoom(jobChunks_, nJobs);
   if (!jc) {
     JobChunk k;
     k.capacity = std::max<size_t>(nJobs, 4096);
@@ -862,7 +803,8 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
       const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
       r.position = p.positions[j];
       if (!recs) {
-        hostRecord(r, row, p.dtype, p.cols, p.payload != rt::Payload::Hash);
+        rt::fillRowRecord(r, row, p.dtype, p.cols,
+                          p.payload != rt::Payload::Hash);
       } else {
         const greta_gpu_row_record &g = recs[j];
         std::memcpy(r.sha256.data(), g.sha256, 32);

@@ -1,11 +1,13 @@
 //===- Session.cpp - Parameters, KV cache and tracing of a run --*- C++ -*-===//
 #include "greta/rt/Session.h"
+#include "greta/rt/Half.h"
 #include "Sha256.h"
 
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 using namespace greta::rt;
 
@@ -48,33 +50,8 @@ template <typename T> std::vector<int32_t> topFive(const T *row, int64_t n) {
 
 template <typename T>
 void fillRecord(Record &r, const T *row, int64_t n, bool stats, bool isLogits) {
-  r.sha256 = sha256(row, static_cast<size_t>(n) * sizeof(T));
-  int64_t nz = 0;
-  for (int64_t i = 0; i < n; ++i)
-    nz += row[i] != 0;
-  r.nzCount = nz;
-  if (stats) {
-    int64_t nan = 0, inf = 0;
-    double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      double v = row[i];
-      if (std::isnan(v)) {
-        ++nan;
-      } else {
-        inf += std::isinf(v);
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
-      }
-      sum += v;
-      sq += v * v;
-    }
-    r.nanCount = nan;
-    r.infCount = inf;
-    // min/max skip NaN; mean and L2 propagate it (a NaN row must not look
-    // healthy).
-    r.fingerprint = {nan == n ? NAN : mn, nan == n ? NAN : mx,
-                     n ? sum / static_cast<double>(n) : 0.0, std::sqrt(sq)};
-  }
+  fillRowRecord(r, row, std::is_same_v<T, float> ? DType::F32 : DType::F64, n,
+                stats);
   if (isLogits)
     r.top5 = topFive(row, n);
 }
@@ -315,4 +292,62 @@ std::optional<Patch> greta::rt::readPatch(const std::string &traceDir,
     return std::nullopt;
   }
   return patch;
+}
+
+namespace {
+template <typename Load>
+void rowStatistics(Record &r, int64_t n, bool stats, Load load) {
+  int64_t nz = 0, nan = 0, inf = 0;
+  double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = load(i);
+    nz += v != 0;
+    if (!stats)
+      continue;
+    if (std::isnan(v)) {
+      ++nan;
+    } else {
+      inf += std::isinf(v);
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+    }
+    sum += v;
+    sq += v * v;
+  }
+  r.nzCount = nz;
+  if (stats) {
+    r.nanCount = nan;
+    r.infCount = inf;
+    // min/max skip NaN; mean and L2 propagate it (a NaN row must not look
+    // healthy).
+    r.fingerprint = {nan == n ? NAN : mn, nan == n ? NAN : mx,
+                     n ? sum / static_cast<double>(n) : 0.0, std::sqrt(sq)};
+  }
+}
+} // namespace
+
+void greta::rt::fillRowRecord(Record &r, const void *row, DType dtype,
+                              int64_t n, bool stats) {
+  size_t es = dtypeSize(dtype);
+  r.sha256 = sha256(row, static_cast<size_t>(n) * es);
+  const auto *p = static_cast<const uint8_t *>(row);
+  auto word = [&](int64_t i, auto v) {
+    std::memcpy(&v, p + i * sizeof(v), sizeof(v));
+    return v;
+  };
+  switch (dtype) {
+  case DType::F32:
+    return rowStatistics(r, n, stats,
+                         [&](int64_t i) { return double(word(i, 0.0f)); });
+  case DType::F64:
+    return rowStatistics(r, n, stats, [&](int64_t i) { return word(i, 0.0); });
+  case DType::F16:
+    return rowStatistics(r, n, stats, [&](int64_t i) {
+      return double(halfBitsToFloat(word(i, uint16_t())));
+    });
+  case DType::BF16:
+    return rowStatistics(r, n, stats, [&](int64_t i) {
+      return double(bf16BitsToFloat(word(i, uint16_t())));
+    });
+  }
 }

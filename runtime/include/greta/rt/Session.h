@@ -106,6 +106,13 @@ private:
   bool traceFailed_ = false; // the writer reported an error: stop tracing
 };
 
+/// The digest fields of a record for one row of `n` elements stored as
+/// `dtype`: SHA-256 of the bytes, non-zero count, and with `stats` the
+/// nan/inf counts and fingerprint (min/max skip NaN; mean and L2 propagate
+/// it). The GPU device kernels compute the same (kernels/src/Trace.hip).
+void fillRowRecord(Record &r, const void *row, DType dtype, int64_t n,
+                   bool stats);
+
 /// What greta-bisect --confirm splices into a run (--patch-from/--patch):
 /// the rows of one record, STAGE:LAYER, of a trace written with --payload
 /// full, by position.
