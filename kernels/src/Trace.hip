@@ -262,8 +262,9 @@ __global__ void statsRowsKernel(Jobs jobs, greta_gpu_row_record *out) {
   }
 }
 
-// Top-5 ids of a row (highest first, ties by the lower index; NaN never
-// ranks; missing entries are -1): what a logits record carries. One block per
+// Top-5 ids of a row (highest first, NaN after every number, ties by the
+// lower index, as the CPU runtime ranks; -1 pads rows shorter than 5): what
+// a logits record carries. One block per
 // selected row: each thread keeps the best 5 of its strided elements, then
 // thread 0 merges the block's candidates. Replaces copying whole logits rows
 // (vocab x rows) to the host just to rank them.
@@ -276,11 +277,20 @@ struct Top5 {
       id[k] = -1;
     }
   }
+  // The CPU runtime's order (Session.cpp topFive): numbers before NaN,
+  // higher first, ties (and NaNs) by the lower id.
   __device__ static bool better(float a, int32_t ia, float b, int32_t ib) {
-    return ib < 0 || a > b || (a == b && ia < ib);
+    if (ib < 0)
+      return true;
+    bool na = a != a, nb = b != b;
+    if (na != nb)
+      return nb;
+    if (!na && a != b)
+      return a > b;
+    return ia < ib;
   }
   __device__ void insert(float x, int32_t i) {
-    if (x != x || !better(x, i, v[4], id[4]))
+    if (!better(x, i, v[4], id[4]))
       return;
     int k = 4;
     while (k > 0 && better(x, i, v[k - 1], id[k - 1])) {

@@ -217,8 +217,9 @@ GRETA_GPU_EXPORT greta_gpu_status greta_gpu_trace_batch_device(
     uint32_t flags, greta_gpu_row_record *d_records,
     greta_gpu_row_record *h_records, int64_t total_records, void *stream);
 
-/* Top-5 ids of each selected row (highest value first, ties by the lower
- * index, NaN never ranks, -1 pads rows with fewer than 5 ranked values) into
+/* Top-5 ids of each selected row (highest value first, NaN after every
+ * number, ties by the lower index: the CPU runtime's order; -1 pads rows of
+ * fewer than 5 elements) into
  * d_top5[5*j .. 5*j+4] for the j-th selected row: the logits records' top-5
  * without copying the rows to the host. Asynchronous on `stream`. */
 GRETA_GPU_EXPORT greta_gpu_status greta_gpu_top5_rows(
