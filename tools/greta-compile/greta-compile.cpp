@@ -18,6 +18,7 @@
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
+#include "greta/LoadModel.h"
 #include "greta/ParseMLIR.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -129,50 +130,25 @@ static int run() {
   registerLLVMDialectTranslation(registry);
   MLIRContext ctx(registry);
   ctx.printOpOnDiagnostic(false);
-  std::string fileError;
-  auto file = openInputFile(modelPath, &fileError);
-  if (!file)
-    return fail("cannot read model " + modelPath + ": " + fileError);
-  std::string modelText = file->getBuffer().str();
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  OwningOpRef<ModuleOp> module = ::greta::parseMLIRFile(sourceMgr, &ctx);
-  if (!module)
-    return fail("cannot parse model " + modelPath + " (see above)");
-  if (!module->lookupSymbol<func::FuncOp>("forward"))
-    return fail("model " + modelPath + " has no func.func @forward");
-  std::string modelName = llvm::sys::path::stem(modelPath).str();
-  if (auto name = (*module)->getAttrOfType<StringAttr>("greta.model"))
-    modelName = name.str();
-
-  if (!pipelineOpt.empty()) {
-    PassManager pm(&ctx);
-    std::string pipeError;
-    llvm::raw_string_ostream errStream(pipeError);
-    if (failed(parsePassPipeline(pipelineOpt, pm, errStream)))
-      return fail("--pass-pipeline '" + pipelineOpt + "': " + pipeError);
-    if (failed(pm.run(*module)))
-      return fail("--pass-pipeline '" + pipelineOpt + "' failed (see above)");
-  }
+  std::string error;
+  std::optional<::greta::LoadedModel> model =
+      ::greta::loadModel(modelPath, pipelineOpt, sourceMgr, ctx, error);
+  if (!model)
+    return fail(error);
+  OwningOpRef<ModuleOp> module = std::move(model->module);
 
   // Parameters (names and shapes of the IR, before any retyping).
   llvm::json::Array params;
-  std::set<std::string> seen;
-  module->walk([&](mlir::greta::ParamOp p) {
-    if (!seen.insert(p.getName().str()).second)
-      return;
-    llvm::json::Array shape;
-    for (int64_t d : p.getType().getShape())
-      shape.push_back(d);
-    params.push_back(llvm::json::Object{{"name", p.getName().str()},
-                                        {"shape", std::move(shape)}});
-  });
+  for (const auto &[name, dims] : model->params)
+    params.push_back(llvm::json::Object{
+        {"name", name}, {"shape", llvm::json::Array(dims)}});
   llvm::json::Object meta{
       {"format", 1},
       {"tool", "greta-compile " GRETA_VERSION},
-      {"model", modelName},
-      {"model_digest", sha256Hex(modelText)},
+      {"model", model->name},
+      {"model_digest", sha256Hex(model->text)},
       {"backend", gpu ? "gpu" : "cpu"},
       {"precision", precision},
       {"pipeline", pipelineOpt.getValue()},

@@ -14,6 +14,7 @@
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
+#include "greta/LoadModel.h"
 #include "greta/ParseMLIR.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Filter.h"
@@ -499,34 +500,15 @@ int Runner::run() {
   // them.
   ctx.printOpOnDiagnostic(false);
   context = &ctx;
-  std::string fileError;
-  auto file = openInputFile(modelPath, &fileError);
-  if (!file)
-    return fail("cannot read model " + modelPath + ": " + fileError);
-  std::string modelText = file->getBuffer().str();
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  OwningOpRef<ModuleOp> module = ::greta::parseMLIRFile(sourceMgr, &ctx);
-  if (!module)
-    return fail("cannot parse model " + modelPath + " (see above)");
-  if (!module->lookupSymbol<func::FuncOp>("forward"))
-    return fail("model " + modelPath + " has no func.func @forward");
-  modelName = llvm::sys::path::stem(modelPath).str();
-  if (auto name = (*module)->getAttrOfType<StringAttr>("greta.model"))
-    modelName = name.str();
-
-  // The user's passes.
-  if (!pipelineOpt.empty()) {
-    PassManager pm(&ctx);
-    std::string pipeError;
-    llvm::raw_string_ostream errStream(pipeError);
-    if (failed(parsePassPipeline(pipelineOpt, pm, errStream)))
-      return fail("--pass-pipeline '" + pipelineOpt + "': " + pipeError);
-    if (failed(pm.run(*module)))
-      return fail("--pass-pipeline '" + pipelineOpt + "' failed on " +
-                  modelPath + " (see above)");
-  }
+  std::optional<::greta::LoadedModel> model =
+      ::greta::loadModel(modelPath, pipelineOpt, sourceMgr, ctx, error);
+  if (!model)
+    return fail(error);
+  OwningOpRef<ModuleOp> module = std::move(model->module);
+  std::string modelText = std::move(model->text);
+  modelName = model->name;
   std::string irAfterUser;
   {
     llvm::raw_string_ostream os(irAfterUser);
@@ -535,13 +517,8 @@ int Runner::run() {
 
   // Parameters the compiled code will ask for: names and shapes.
   std::vector<rt::ParamSpec> params;
-  std::set<std::string> seen;
-  module->walk([&](mlir::greta::ParamOp p) {
-    if (!seen.insert(p.getName().str()).second)
-      return;
-    auto shape = p.getType().getShape();
-    params.push_back({p.getName().str(), {shape.begin(), shape.end()}});
-  });
+  for (auto &[name, dims] : model->params)
+    params.push_back({name, dims});
 
   // The prompt, checked against the model's limits.
   auto prompt = rt::readPrompt(promptPath, error);
