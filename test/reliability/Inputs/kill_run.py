@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""Starts `greta-run ... --trace-dir DIR`, SIGKILLs it at a chosen point.
+"""Runs `greta-run ... --trace-dir DIR` and SIGKILLs it at an exact point.
 
   kill_run.py --dir DIR --at-bytes N  -- greta-run ARGS...
   kill_run.py --dir DIR --at-manifest -- greta-run ARGS...
 
---at-bytes N: SIGSTOP the run as soon as DIR/records.bin holds at least N
-bytes, then SIGKILL it (stopping first makes the kill point exact: the file
-cannot grow between the check and the kill). --at-manifest: kill as soon as
-DIR/manifest.json exists (before the first record). Prints what happened;
-fails (exit 1) when the run finished before the kill point, so the test
-cannot pass without killing anything.
+--at-bytes N: killed right after the write that makes DIR/records.bin hold
+N bytes or more (16 = the file header alone, before any record; 17 = after
+the first flush of records). --at-manifest: killed right after
+DIR/manifest.json appears (records.bin not created yet).
+
+The run is traced with ptrace (ptrace_stop.py): the condition is checked at
+every system call the run makes, so the kill lands at the same point on an
+idle machine and under load; there is no polling and no clock. Prints what
+happened; fails (exit 1) when the run ended without being killed, so the
+test cannot pass without killing anything.
 """
 import argparse
 import os
 import signal
-import subprocess
 import sys
-import time
+import tempfile
+
+import ptrace_stop
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dir", required=True)
@@ -25,24 +30,32 @@ ap.add_argument("--at-manifest", action="store_true")
 ap.add_argument("cmd", nargs=argparse.REMAINDER)
 a = ap.parse_args()
 cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+if a.at_manifest == (a.at_bytes is not None):
+    sys.exit("kill_run.py: give exactly one of --at-bytes N, --at-manifest")
 
 rec = os.path.join(a.dir, "records.bin")
 man = os.path.join(a.dir, "manifest.json")
-p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-deadline = time.time() + 300
-while p.poll() is None and time.time() < deadline:
+
+
+def reached():
     if a.at_manifest:
-        hit = os.path.exists(man)
-    else:
-        hit = os.path.exists(rec) and os.path.getsize(rec) >= a.at_bytes
-    if hit:
-        os.kill(p.pid, signal.SIGSTOP)
-        os.kill(p.pid, signal.SIGKILL)
-        break
-    time.sleep(0.0005)
-rc = p.wait()
-if rc != -signal.SIGKILL:
-    sys.stderr.write(p.stderr.read().decode("utf-8", "replace"))
-    sys.exit(f"kill_run.py: the run ended with {rc} before the kill point")
-size = os.path.getsize(rec) if os.path.exists(rec) else -1
-print(f"killed: SIGKILL, records.bin {size} bytes")
+        return os.path.exists(man)
+    try:
+        return os.path.getsize(rec) >= a.at_bytes
+    except OSError:
+        return False
+
+
+with tempfile.NamedTemporaryFile(prefix="kill_run.", suffix=".err") as err:
+    status, hit = ptrace_stop.run(
+        cmd, reached, lambda pid: os.kill(pid, signal.SIGKILL), err.name,
+        watch=rec)
+    if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+        sys.stderr.write(open(err.name, errors="replace").read())
+        rc = (os.WEXITSTATUS(status) if os.WIFEXITED(status)
+              else -os.WTERMSIG(status) if os.WIFSIGNALED(status) else status)
+        sys.exit(f"kill_run.py: the run ended with {rc} before the kill point")
+if os.path.exists(rec):
+    print(f"killed: SIGKILL, records.bin {os.path.getsize(rec)} bytes")
+else:
+    print("killed: SIGKILL, records.bin absent")
