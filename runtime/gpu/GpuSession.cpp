@@ -22,7 +22,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 
 using namespace greta;
 using namespace greta::gpu;

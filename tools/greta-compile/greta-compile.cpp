@@ -51,7 +51,6 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
-#include <set>
 
 #ifndef GRETA_VERSION
 #define GRETA_VERSION "unknown"

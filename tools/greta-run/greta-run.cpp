@@ -59,7 +59,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <numeric>
-#include <set>
 
 #ifndef GRETA_VERSION
 #define GRETA_VERSION "unknown"
