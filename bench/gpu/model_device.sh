@@ -4,12 +4,19 @@
 #   check: llama-tiny trace/patch/driver checks, TinyLlama-1.1B-shaped GPU
 #          f16/bf16 logits vs the CPU f32 run, greta-bisect CPU f32 vs GPU f16
 #          with the CPU f64 reference (payload full), on both models;
-#   bench: prefill_bench.py (GRETA vs HF sdpa fp16, tracing overhead).
+#   bench: prefill_bench.py (GRETA vs HF sdpa fp16, tracing overhead);
+#   profile: GRETA's and HF's kernel time by kind (prefill_bench --profile);
+#   trace: the trace checks (--verify, subset vs every row, payloads) and
+#          GRETA_GPU_TRACE_PROFILE lines per length;
+#   kernels: the kernel test (--quick) alone.
+# MODE may list several, comma-separated (check,profile); all = check,bench.
 # Objects compiled ahead of time on the build machine are carried in
 # $AOT (greta-compile MODEL --backend B --precision P -o $AOT/<model>-<B>_<P>.so).
-#   bash bench/gpu/model_device.sh check|bench|all [LENGTHS]
+#   bash bench/gpu/model_device.sh check|bench|profile|trace|all[,...] [LENGTHS]
 set -u
 MODE=${1:-all}; LENGTHS=${2:-827,1653,4096,16384}
+[ "$MODE" = all ] && MODE=check,bench
+has() { [[ ",$MODE," == *",$1,"* ]]; }
 OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
 AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces
 rm -rf $T; mkdir -p $T $M
@@ -40,11 +47,13 @@ for n in sys.argv[2:]:
           f"{[t['token'] for t in d['top5']]}  forward {d['timing']['forward_s']*1e3:.1f} ms")
 PY
 }
-if [ $MODE = check ] || [ $MODE = all ]; then
+if has check || has kernels; then
   echo "== kernel test (--quick)"
   $B/greta-gpu-kernel-test --quick > $OUT/kernel-test.log 2>&1; echo "kernel test rc=$?"
   grep -E "^FAIL" $OUT/kernel-test.log | head -12
   echo "  $(grep -c '^ok' $OUT/kernel-test.log) ok, $(grep -c '^FAIL' $OUT/kernel-test.log) FAIL (top5: $(grep -c '^ok   top5' $OUT/kernel-test.log) ok, device job table: $(grep -c '^ok .*device job table' $OUT/kernel-test.log) ok)"
+fi
+if has check; then
   W=$M/tiny/model.safetensors; P=$M/tiny/prompt_827.json; S=$AOT/llama-tiny
   r() { $B/greta-run-aot "$@" --weights $W --prompt $P; }
   echo "== llama-tiny: batched trace, patch, driver"
@@ -99,10 +108,32 @@ if [ $MODE = check ] || [ $MODE = all ]; then
     tail -2 $T/bis.err
   done
 fi
-if [ $MODE = bench ] || [ $MODE = all ]; then
+if has bench; then
   echo "== prefill bench"
   PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot \
     --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths $LENGTHS --json $OUT/prefill.json
   PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot --no-trace --no-hf \
     --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths 4096,16384 --kernel attention=lazy_rescale
+fi
+if has profile; then
+  echo "== where the time goes (untraced prefill, f16)"
+  PYTHONUNBUFFERED=1 python3 bench/gpu/prefill_bench.py --runner $B/greta-run-aot --profile \
+    --so $AOT/tinyllama-1.1b-gpu_f16.so --model-dir $M/1b --lengths $LENGTHS
+fi
+if has trace; then
+  echo "== trace checks"
+  W=$M/1b/model.safetensors; S=$AOT/tinyllama-1.1b; P=$M/1b/prompt_827.json
+  $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --payload full --layers 0,1,21 --trace-dir $T/tfull > /dev/null
+  python3 python/greta_trace.py $T/tfull --verify
+  $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions all --trace-dir $T/tall > /dev/null
+  $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last --trace-dir $T/t3 > /dev/null
+  $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last --payload stats \
+    --trace-dir $T/t3s > /dev/null
+  $B/greta-diff $T/tall $T/t3 --policy exact > $T/d.txt; echo "3 positions vs every row, exact: rc=$?"
+  $B/greta-diff $T/tfull $T/tall --policy exact > $T/d2.txt; echo "full payload vs every row, exact: rc=$?"
+  python3 python/greta_trace.py $T/t3s --verify 2>&1 | tail -1
+  for L in ${LENGTHS//,/ }; do
+    GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $M/1b/prompt_$L.json \
+      --positions 0,$((L / 2)),last --trace-dir $T/prof --overwrite --repeat 3 --timing 2>&1 | grep -E "profile|each" | tail -2
+  done
 fi

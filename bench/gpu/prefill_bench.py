@@ -16,9 +16,14 @@ prompt_<N>.json). Per length:
     (cuBLAS init, first allocations), the median of the others is reported.
   * GRETA traced, 3 positions (0, middle, last) x every stage x every layer,
     SHA-256 payload; and every row of every stage (--positions all). The
-    warm-up runs compute the trace without writing it; the time reported is
-    the last run, which also writes every record to the trace file (page
-    cache, no fsync), so it is the cost a user sees.
+    warm-up runs compute the trace without writing it; the time of a sample
+    is the last run, which also writes every record to the trace file (page
+    cache, no fsync), so it is the cost a user sees. --trace-samples K
+    processes per configuration, the median is reported (one sample is
+    too noisy for a 5 % bound at 5 ms).
+  * --profile: where the time goes, at each length: GRETA's kernels per
+    kind (GRETA_GPU_OP_PROFILE=1, events around each launch) and HF's CUDA
+    kernels from torch.profiler, grouped (GEMM, attention, other).
 """
 import argparse
 import json
@@ -41,6 +46,56 @@ def greta(runner, so, model_dir, length, extra, repeat):
     d = json.loads(p.stdout)
     reps = d["timing"].get("forward_repeats_s", [d["timing"]["forward_s"]])
     return reps, d
+
+
+def greta_profile(runner, so, model_dir, length, extra):
+    prompt = os.path.join(model_dir, f"prompt_{length}.json")
+    cmd = [runner, so, "--weights", os.path.join(model_dir, "model.safetensors"),
+           "--prompt", prompt, "--repeat", "3"] + extra
+    p = subprocess.run(cmd, capture_output=True, text=True,
+                       env=dict(os.environ, GRETA_GPU_OP_PROFILE="1"))
+    lines = [l for l in p.stderr.splitlines() if "op profile" in l]
+    return lines[-1] if lines else p.stderr[-2000:]
+
+
+def hf_profile(model_dir, lengths):
+    import torch
+    from torch.profiler import profile, ProfilerActivity
+    from transformers import LlamaForCausalLM
+    model = LlamaForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float16, attn_implementation="sdpa").cuda().eval()
+    for length in lengths:
+        with open(os.path.join(model_dir, f"prompt_{length}.json")) as f:
+            ids = torch.tensor([json.load(f)], device="cuda")
+        with torch.inference_mode():
+            for _ in range(2):
+                model(input_ids=ids)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                model(input_ids=ids)
+                torch.cuda.synchronize()
+        groups, kernels = {}, {}
+        for e in prof.key_averages():
+            t = getattr(e, "device_time_total", None)
+            if t is None:
+                t = e.cuda_time_total
+            if t <= 0:
+                continue
+            n = e.key.lower()
+            g = ("attention" if any(k in n for k in ("flash", "fmha", "attn", "sdpa", "cudnn"))
+                 else "gemm" if any(k in n for k in ("gemm", "sm90", "cutlass", "nvjet", "matmul"))
+                 else "other")
+            groups[g] = groups.get(g, 0) + t / 1e3
+            kernels[e.key] = (t / 1e3, e.count)
+        tot = sum(groups.values())
+        print(f"HF profile {length}: kernels {tot:.3f} ms: " + ", ".join(
+            f"{g} {v:.3f} ms ({100 * v / tot:.1f} %)" for g, v in
+            sorted(groups.items(), key=lambda x: -x[1])), flush=True)
+        for k, (t, c) in sorted(kernels.items(), key=lambda x: -x[1][0])[:12]:
+            print(f"   {t:9.3f} ms {c:5d}x  {k[:110]}")
+        torch.cuda.empty_cache()
+    del model
+    torch.cuda.empty_cache()
 
 
 def hf_times(model_dir, lengths, warmup=2, repeat=5):
@@ -80,10 +135,22 @@ def main():
     ap.add_argument("--no-trace", action="store_true")
     ap.add_argument("--no-hf", action="store_true",
                     help="GRETA only (e.g. a kernel variant's row)")
+    ap.add_argument("--trace-samples", type=int, default=3,
+                    help="processes per traced configuration (median)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print GRETA's and HF's kernel time by kind, then exit")
     ap.add_argument("--json")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
     kern = [f"--kernel={k}" for k in a.kernel]
+    if a.profile:
+        for length in lengths:
+            print(f"GRETA profile {length}: "
+                  f"{greta_profile(a.runner, a.so, a.model_dir, length, kern)}",
+                  flush=True)
+        if not a.no_hf:
+            hf_profile(a.model_dir, lengths)
+        return
     rows = []
     tmp = tempfile.mkdtemp(prefix="greta-bench-")
     for length in lengths:
@@ -94,12 +161,16 @@ def main():
             mid = length // 2
             for name, pos in (("trace3", f"0,{mid},last"), ("trace_all", "all")):
                 tdir = os.path.join(tmp, f"{name}_{length}")
-                reps_t, dt = greta(a.runner, a.so, a.model_dir, length,
-                                   kern + ["--positions", pos, "--trace-dir",
-                                           tdir, "--overwrite"], a.repeat)
-                row[f"{name}_s"] = reps_t[-1]
-                row[f"{name}_dry_s"] = statistics.median(reps_t[1:-1]) \
-                    if len(reps_t) > 2 else reps_t[-1]
+                written, dry = [], []
+                for _ in range(max(1, a.trace_samples)):
+                    reps_t, dt = greta(a.runner, a.so, a.model_dir, length,
+                                       kern + ["--positions", pos, "--trace-dir",
+                                               tdir, "--overwrite"], a.repeat)
+                    written.append(reps_t[-1])
+                    dry += reps_t[1:-1] if len(reps_t) > 2 else reps_t[-1:]
+                row[f"{name}_s"] = statistics.median(written)
+                row[f"{name}_samples_s"] = written
+                row[f"{name}_dry_s"] = statistics.median(dry)
                 row[f"{name}_records"] = dt["records"]
                 row[f"{name}_bytes"] = os.path.getsize(
                     os.path.join(tdir, "records.bin"))

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "Common.h"
 
+#include <algorithm>
 #include <string>
 
 namespace greta::gpu {
@@ -92,10 +93,31 @@ struct TraceJobs {
   }
 };
 
+// The (job, selected row) pairs of a launch, numbered job-major with
+// `perJob` = the largest n_sel slots per job, are spread over a 1-D grid: a
+// batch of many tensors with a few selected rows each (3 positions x 13
+// stages) takes a few blocks instead of one nearly idle block per tensor.
+// That matters because the trace runs beside the compute stream: every SM
+// holding a trace block for a SHA-256 chain (~0.1 ms) cannot start a
+// register-hungry GEMM block meanwhile.
+__device__ __forceinline__ bool slotOf(int64_t slot, int numJobs,
+                                       int64_t perJob, int &job, int64_t &j) {
+  if (slot >= numJobs * perJob)
+    return false;
+  job = static_cast<int>(slot / perJob);
+  j = slot % perJob;
+  return true;
+}
+
 template <typename Jobs>
-__global__ void sha256RowsKernel(Jobs jobs, greta_gpu_row_record *out) {
-  const greta_gpu_trace_job &J = jobs[blockIdx.y];
-  int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+__global__ void sha256RowsKernel(Jobs jobs, int numJobs, int64_t perJob,
+                                 greta_gpu_row_record *out) {
+  int job;
+  int64_t j;
+  if (!slotOf(blockIdx.x * (int64_t)blockDim.x + threadIdx.x, numJobs, perJob,
+              job, j))
+    return;
+  const greta_gpu_trace_job &J = jobs[job];
   if (j >= J.n_sel)
     return;
   int64_t row = J.d_row_index ? J.d_row_index[j] : j;
@@ -211,14 +233,17 @@ __device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
 
 // One warp per selected row; 8 warps per block.
 template <typename Jobs>
-__global__ void statsRowsKernel(Jobs jobs, greta_gpu_row_record *out) {
-  const greta_gpu_trace_job &J = jobs[blockIdx.y];
-  if (!(J.flags & GRETA_GPU_TRACE_STATS))
-    return;
+__global__ void statsRowsKernel(Jobs jobs, int numJobs, int64_t perJob,
+                                greta_gpu_row_record *out) {
   int warpsPerBlock = blockDim.x / GRETA_WARP;
-  int64_t j = blockIdx.x * (int64_t)warpsPerBlock + threadIdx.x / GRETA_WARP;
+  int job;
+  int64_t j;
+  if (!slotOf(blockIdx.x * (int64_t)warpsPerBlock + threadIdx.x / GRETA_WARP,
+              numJobs, perJob, job, j))
+    return;
+  const greta_gpu_trace_job &J = jobs[job];
   int lane = threadIdx.x % GRETA_WARP;
-  if (j >= J.n_sel)
+  if (!(J.flags & GRETA_GPU_TRACE_STATS) || j >= J.n_sel)
     return;
   int64_t row = J.d_row_index ? J.d_row_index[j] : j;
   if (row < 0 || row >= J.rows)
@@ -334,24 +359,58 @@ __global__ void __launch_bounds__(kTop5Threads)
   }
 }
 
+struct GatherJobs {
+  greta_gpu_gather_job job[GRETA_GPU_MAX_GATHER_JOBS];
+};
+
+// One block per (job, selected row) slot: a plain copy, 16 bytes per thread
+// where source and destination allow it. Short blocks, so they barely delay
+// the compute stream's kernels.
+__global__ void gatherRowsKernel(GatherJobs jobs, int numJobs, int64_t perJob,
+                                 uint8_t *dst) {
+  int job;
+  int64_t j;
+  if (!slotOf(blockIdx.x, numJobs, perJob, job, j))
+    return;
+  const greta_gpu_gather_job &J = jobs.job[job];
+  if (j >= J.n_sel)
+    return;
+  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
+  const uint8_t *src =
+      static_cast<const uint8_t *>(J.d_data) + row * J.ld_bytes;
+  uint8_t *out = dst + J.dst_offset + j * J.row_bytes;
+  if (((reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(out) |
+        static_cast<uintptr_t>(J.row_bytes)) & 15) == 0) {
+    for (int64_t i = threadIdx.x; i < J.row_bytes / 16; i += blockDim.x)
+      reinterpret_cast<uint4 *>(out)[i] =
+          reinterpret_cast<const uint4 *>(src)[i];
+  } else {
+    for (int64_t i = threadIdx.x; i < J.row_bytes; i += blockDim.x)
+      out[i] = src[i];
+  }
+}
+
 template <typename Jobs>
 greta_gpu_status launchTrace(Jobs jobs, int numJobs, int64_t maxSel,
                              bool anyStats, greta_gpu_row_record *dRecords,
                              greta_gpu_row_record *hRecords, int64_t total,
                              hipStream_t s) {
-  const int shaThreads = 64;
+  // Few selected rows (a handful of positions): 32-thread blocks, so the
+  // chains spread over SMs instead of stacking in one (latency-bound either
+  // way); many rows: 64-thread blocks.
+  const int64_t slots = numJobs * maxSel;
+  const int shaThreads = slots < 4096 ? 32 : 64;
   hipLaunchKernelGGL(sha256RowsKernel<Jobs>,
-                     dim3(static_cast<unsigned>((maxSel + shaThreads - 1) /
-                                                shaThreads),
-                          numJobs),
-                     dim3(shaThreads), 0, s, jobs, dRecords);
+                     dim3(static_cast<unsigned>((slots + shaThreads - 1) /
+                                                shaThreads)),
+                     dim3(shaThreads), 0, s, jobs, numJobs, maxSel, dRecords);
   GRETA_HIP_LAUNCH_CHECK();
   if (anyStats) {
     const int warps = 8;
     hipLaunchKernelGGL(statsRowsKernel<Jobs>,
-                       dim3(static_cast<unsigned>((maxSel + warps - 1) / warps),
-                            numJobs),
-                       dim3(warps * GRETA_WARP_CONST), 0, s, jobs, dRecords);
+                       dim3(static_cast<unsigned>((slots + warps - 1) / warps)),
+                       dim3(warps * GRETA_WARP_CONST), 0, s, jobs, numJobs,
+                       maxSel, dRecords);
     GRETA_HIP_LAUNCH_CHECK();
   }
   if (hRecords && total > 0)
@@ -424,6 +483,40 @@ greta_gpu_trace_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
   greta_gpu_trace_job job{data, static_cast<int32_t>(dtype), flags, rows,
                           cols, ld, rowIndex, nSel, 0};
   return traceBatch(&job, 1, dRecords, hRecords, stream);
+}
+
+extern "C" greta_gpu_status greta_gpu_gather_rows(
+    const greta_gpu_gather_job *jobs, int numJobs, void *dDst, void *stream) {
+  if (numJobs < 0 || numJobs > GRETA_GPU_MAX_GATHER_JOBS ||
+      (numJobs > 0 && (!jobs || !dDst)))
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "gather: " + std::to_string(numJobs) + " jobs (0.." +
+                    std::to_string(GRETA_GPU_MAX_GATHER_JOBS) +
+                    " per launch), destination " + (dDst ? "set" : "null"));
+  GatherJobs gj{};
+  int64_t maxSel = 0;
+  for (int i = 0; i < numJobs; ++i) {
+    const greta_gpu_gather_job &J = jobs[i];
+    if (J.n_sel < 0 || J.row_bytes < 0 || J.dst_offset < 0 ||
+        (J.n_sel > 0 && !J.d_data) ||
+        (!J.d_row_index && J.n_sel > 1 && J.ld_bytes < J.row_bytes))
+      return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                  "gather job " + std::to_string(i) + ": " +
+                      std::to_string(J.n_sel) + " rows of " +
+                      std::to_string(J.row_bytes) + " bytes, stride " +
+                      std::to_string(J.ld_bytes) + ", offset " +
+                      std::to_string(J.dst_offset));
+    gj.job[i] = J;
+    maxSel = std::max(maxSel, J.n_sel);
+  }
+  if (numJobs == 0 || maxSel == 0)
+    return GRETA_GPU_OK;
+  hipLaunchKernelGGL(gatherRowsKernel,
+                     dim3(static_cast<unsigned>(numJobs * maxSel)), dim3(128),
+                     0, asStream(stream), gj, numJobs, maxSel,
+                     static_cast<uint8_t *>(dDst));
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
 }
 
 extern "C" greta_gpu_status

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -425,8 +426,9 @@ void testLinear(DT dt) {
          dtThreshold(dt), err < dtThreshold(dt));
 }
 
-void testSwigluAdd(DT dt) {
-  const int64_t rows = 50, cols = 1000;
+// 50x1000 runs the packed (16-byte) kernels, 7x1001 the scalar ones.
+void testSwigluAdd(DT dt, int64_t rows, int64_t cols) {
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
   HostT g = randomT(dt, rows * cols, -6.f, 6.f), u = randomT(dt, rows * cols);
   Dev dG(g), dU(u), dOut(rows * cols * dtSize(dt));
   LIB_CHECK(GPU_CALL(dt, swiglu, P(dG), cols, P(dU), cols, rows, cols,
@@ -436,7 +438,7 @@ void testSwigluAdd(DT dt) {
   for (size_t i = 0; i < ref.size(); ++i)
     ref[i] = g.val[i] / (1.0 + std::exp(-g.val[i])) * u.val[i];
   double err = relL2(out, ref);
-  report("swiglu 50x1000", dtName(dt), err, dtThreshold(dt),
+  report("swiglu " + shape, dtName(dt), err, dtThreshold(dt),
          err < dtThreshold(dt));
   dOut.poison();
   LIB_CHECK(GPU_CALL(dt, add, P(dG), cols, P(dU), cols, rows, cols, P(dOut),
@@ -445,7 +447,7 @@ void testSwigluAdd(DT dt) {
   for (size_t i = 0; i < ref.size(); ++i)
     ref[i] = g.val[i] + u.val[i];
   err = relL2(out, ref);
-  report("add 50x1000", dtName(dt), err, dtThreshold(dt),
+  report("add " + shape, dtName(dt), err, dtThreshold(dt),
          err < dtThreshold(dt));
 }
 
@@ -709,6 +711,57 @@ void testTrace(DT dt) {
 // Top-5 ids per row (the logits records): against a host ranking with the
 // CPU runtime's order (highest first, NaN after every number, ties by the lower
 // id), on rows with many ties (values on a coarse grid), NaNs, short rows.
+// greta_gpu_gather_rows: selected rows of several tensors (aligned rows,
+// odd-length rows at odd strides, all rows without an index) into one
+// buffer, byte for byte.
+void testGather(DT dt) {
+  const size_t es = dtSize(dt);
+  struct Case { int64_t rows, cols, ld; bool index; };
+  std::vector<Case> cases = {{40, 2048, 2048, true}, {9, 37, 41, true},
+                             {5, 100, 100, false}, {33, 1000, 1003, true}};
+  std::vector<int64_t> sel = {0, 4, 3, 8};
+  Dev dSel(sel.size() * 8);
+  dSel.upload(sel.data(), sel.size() * 8);
+  std::vector<std::unique_ptr<Dev>> inputs;
+  std::vector<HostT> hosts;
+  std::vector<greta_gpu_gather_job> jobs;
+  int64_t off = 0;
+  for (const Case &c : cases) {
+    hosts.push_back(randomT(dt, c.rows * c.ld));
+    inputs.push_back(std::make_unique<Dev>(hosts.back()));
+    int64_t n = c.index ? static_cast<int64_t>(sel.size()) : c.rows;
+    jobs.push_back({inputs.back()->p, c.cols * static_cast<int64_t>(es),
+                    c.ld * static_cast<int64_t>(es),
+                    c.index ? dSel.as<int64_t>() : nullptr, n, off});
+    off += n * c.cols * es + 16 * (jobs.size() % 2); // gaps between tensors
+  }
+  Dev dOut(off);
+  LIB_CHECK(greta_gpu_gather_rows(jobs.data(), static_cast<int>(jobs.size()),
+                                  dOut.p, gStream));
+  std::vector<uint8_t> got(off);
+  HIP_CHECK(hipMemcpyAsync(got.data(), dOut.p, off, hipMemcpyDeviceToHost,
+                           gStream));
+  HIP_CHECK(hipStreamSynchronize(gStream));
+  int64_t bad = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case &c = cases[i];
+    for (int64_t j = 0; j < jobs[i].n_sel; ++j) {
+      int64_t row = c.index ? sel[j] : j;
+      bad += std::memcmp(got.data() + jobs[i].dst_offset + j * c.cols * es,
+                         hosts[i].bytes.data() + row * c.ld * es,
+                         c.cols * es) != 0;
+    }
+  }
+  report("gather rows of 4 tensors == host rows", dtName(dt), bad, 0, bad == 0,
+         "aligned, odd strides, no index");
+  greta_gpu_gather_job badJob = jobs[0];
+  badJob.n_sel = -1;
+  bool refused = greta_gpu_gather_rows(&badJob, 1, dOut.p, gStream) ==
+                 GRETA_GPU_ERR_INVALID_ARGUMENT;
+  report("gather refuses a negative row count", dtName(dt), !refused, 0,
+         refused);
+}
+
 void testTop5(DT dt) {
   for (int64_t cols : {3, 5, 37, 1000, 32000}) {
     const int64_t rows = 9, ld = cols + 3;
@@ -870,9 +923,12 @@ int main(int argc, char **argv) {
     testRmsNorm(dt, 5, 4099);
     testRope(dt, 128);
     testRope(dt, 32);
+    testRope(dt, 36); // D/2 not a whole pack: the scalar kernel
     testLinear(dt);
-    testSwigluAdd(dt);
+    testSwigluAdd(dt, 50, 1000);
+    testSwigluAdd(dt, 7, 1001);
     testTrace(dt);
+    testGather(dt);
     testTop5(dt);
   }
   for (DT dt : {DT::F32, DT::F16, DT::BF16}) {

@@ -59,6 +59,16 @@ double msSince(Clock::time_point t) {
 }
 // GRETA_GPU_TRACE_PROFILE=1: one line per call on stderr with the host time
 // the trace spent (a diagnostic for tracing overhead, not a feature).
+// GRETA_GPU_OP_PROFILE=1: after each call, the compute stream's GPU time
+// per kernel kind on stderr (events around every launch; a diagnostic).
+bool opProfile() {
+  static const bool on = [] {
+    const char *v = std::getenv("GRETA_GPU_OP_PROFILE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
 bool traceProfile() {
   static const bool on = [] {
     const char *v = std::getenv("GRETA_GPU_TRACE_PROFILE");
@@ -91,8 +101,13 @@ GpuSession::create(int device, const rt::SafeTensors &weights,
     return nullptr;
   }
   s->desc_ = desc;
+  // The compute stream at the greatest priority: the trace streams' blocks
+  // (lowest priority) are dispatched only where the program's leave room.
+  int leastPriority = 0, greatestPriority = 0;
+  cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority);
   cudaStream_t stream;
-  if (cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) {
+  if (cudaError_t e = cudaStreamCreateWithPriority(
+          &stream, cudaStreamNonBlocking, greatestPriority)) {
     error = cudaMessage("cudaStreamCreate", e);
     return nullptr;
   }
@@ -183,6 +198,10 @@ GpuSession::~GpuSession() {
     cudaEventDestroy(static_cast<cudaEvent_t>(ev));
   for (void *ev : eventPool_)
     cudaEventDestroy(static_cast<cudaEvent_t>(ev));
+  for (const OpTime &t : opTimes_)
+    opEventPool_.insert(opEventPool_.end(), {t.begin, t.end});
+  for (void *ev : opEventPool_)
+    cudaEventDestroy(static_cast<cudaEvent_t>(ev));
   for (void *t : traceStreams_)
     cudaStreamDestroy(static_cast<cudaStream_t>(t));
   for (auto &[name, p] : params_)
@@ -207,6 +226,10 @@ GpuSession::~GpuSession() {
   }
   for (ValueChunk &c : valueChunks_)
     greta_gpu_host_free(c.h);
+  for (GatherChunk &g : gatherChunks_) {
+    greta_gpu_free(g.d);
+    greta_gpu_host_free(g.h);
+  }
   for (JobChunk &c : jobChunks_) {
     greta_gpu_free(c.d);
     greta_gpu_host_free(c.h);
@@ -544,10 +567,14 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     return;
   }
   auto payload = static_cast<rt::Payload>(p);
-  // A batch is launched when it is big enough to keep the writer thread
-  // busy, when it holds too much memory, or at the end of the call: few
-  // launches, because every launch occupies some multiprocessors for the
-  // latency of a SHA-256 chain while the compute stream runs.
+  // A batch per layer, and the logits alone: layer l is hashed and written
+  // while layer l+1 computes, so the end of the call waits only for the
+  // logits' batch. Also when a batch is big enough to keep the writer busy
+  // or holds too much memory. (The hashing kernel packs a batch's rows into
+  // few blocks, so a launch per layer occupies few multiprocessors.)
+  if (!open_.pending.empty() &&
+      (layer != open_.pending.front().layer || stage == rt::Stage::Logits))
+    flushBatch();
   if (open_.records >= kBatchRecords || open_.jobs.size() >= 65535 ||
       heldBytes_ > heldLimit_)
     flushBatch();
@@ -580,19 +607,46 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     }
   }
   Chunk &c = *openChunk_;
-  if (open_.jobs.empty()) {
+  bool allRows = n == rows;
+  // A row's SHA-256 is a chain of compressions: one device thread takes
+  // ~2 us per 64 bytes, and a block of such threads holds its multiprocessor
+  // for the whole chain (~0.1 ms for a 4 KB row, ~2 ms for a 64 KB logits
+  // row). Beside the compute stream that delays every kernel that wants all
+  // multiprocessors (cuBLAS's persistent GEMMs): measured +18 % at 827
+  // tokens for 3 positions. So a few rows per tensor are gathered on the
+  // device (a plain copy), copied to the host and hashed there (OpenSSL, SHA
+  // extensions) by the writer thread; every-row traces hash on the device.
+  size_t rowBytes = static_cast<size_t>(cols) * rt::dtypeSize(dtype);
+  bool hostHash = n <= kHostHashRows &&
+                  static_cast<size_t>(n) * rowBytes <= kHostHashBytes;
+  bool gather = (payload == rt::Payload::Full || hostHash) && !allRows;
+  size_t gatherBytes = gather ? static_cast<size_t>(n) * rowBytes : 0;
+  if (gather && (!openGather_ || openGather_->capacity - openGather_->used <
+                                     gatherBytes)) {
+    // A batch's gathered rows are one contiguous range of one chunk.
+    flushBatch();
+    openGather_ = withRoom(gatherChunks_, gatherBytes);
+    if (!openGather_) {
+      GatherChunk g;
+      g.capacity = std::max<size_t>(gatherBytes, 4u << 20);
+      void *d = nullptr, *hp = nullptr;
+      if (greta_gpu_malloc(&d, g.capacity) ||
+          greta_gpu_host_alloc(&hp, g.capacity)) {
+        greta_gpu_free(d);
+        setError(std::string("trace staging: ") + greta_gpu_last_error());
+        return;
+      }
+      g.d = static_cast<uint8_t *>(d);
+      g.h = static_cast<uint8_t *>(hp);
+      gatherChunks_.push_back(g);
+      openGather_ = &gatherChunks_.back();
+    }
+  }
+  if (open_.jobs.empty() && open_.pending.empty()) {
     open_.dRecords = static_cast<greta_gpu_row_record *>(c.dRecords) + c.used;
     open_.hRecords = static_cast<greta_gpu_row_record *>(c.hRecords) + c.used;
     open_.records = 0;
   }
-  bool allRows = n == rows;
-  // A row's SHA-256 is a chain of compressions: one device thread takes
-  // ~2 us per 64 bytes, so a few long rows (the logits: 64 KB in f16) would
-  // keep the end of the call waiting ~2 ms. Those are hashed on the host
-  // (OpenSSL, SHA extensions) by the writer thread from a copy of the rows.
-  size_t rowBytes = static_cast<size_t>(cols) * rt::dtypeSize(dtype);
-  bool hostHash = rowBytes >= kHostHashRowBytes &&
-                  static_cast<size_t>(n) * rowBytes <= kHostHashBytes;
   uint32_t flags = payload != rt::Payload::Hash ? GRETA_GPU_TRACE_STATS : 0u;
   if (!hostHash)
     open_.jobs.push_back({data, static_cast<int32_t>(gpuDType(dtype)), flags,
@@ -613,8 +667,21 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   hold(data);
   for (int64_t r : selRows_)
     pend.positions.push_back(positions_[r]);
-  // Values (Full payload): copied to pinned memory after the hashes.
-  if (payload == rt::Payload::Full || hostHash) {
+  // Values (Full payload, host hashing): copied to pinned memory after the
+  // hashes; selected rows through the gather staging, all rows directly.
+  if (gather) {
+    GatherChunk &g = *openGather_;
+    if (!open_.gather) {
+      open_.gather = &g;
+      open_.gatherBegin = open_.gatherEnd = g.used;
+    }
+    open_.gathers.push_back({data, static_cast<int64_t>(rowBytes),
+                             static_cast<int64_t>(ld * rt::dtypeSize(dtype)),
+                             dSelRows_, n, static_cast<int64_t>(g.used)});
+    pend.hValues = g.h + g.used;
+    g.used += gatherBytes;
+    open_.gatherEnd = g.used;
+  } else if (payload == rt::Payload::Full || hostHash) {
     size_t es = rt::dtypeSize(dtype);
     size_t bytes = static_cast<size_t>(n) * cols * es;
     ValueChunk *v = withRoom(valueChunks_, bytes);
@@ -632,14 +699,8 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     }
     uint8_t *dst = v->h + v->used;
     v->used += bytes;
-    const auto *src = static_cast<const uint8_t *>(data);
-    if (allRows)
-      open_.copies.push_back({dst, src, cols * es, ld * es, size_t(rows)});
-    else
-      for (int64_t j = 0; j < n; ++j)
-        open_.copies.push_back(
-            {dst + j * cols * es, src + selRows_[j] * ld * es, cols * es,
-             cols * es, 1});
+    open_.copies.push_back({dst, static_cast<const uint8_t *>(data),
+                            cols * es, ld * es, size_t(rows)});
     pend.hValues = dst;
   }
   open_.pending.push_back(std::move(pend));
@@ -709,8 +770,9 @@ void GpuSession::flushBatch() {
     maxSel = std::max(maxSel, j.n_sel);
     flags |= j.flags;
   }
-  e = cudaMemcpyAsync(dJobs, hJobs, nJobs * sizeof(greta_gpu_trace_job),
-                      cudaMemcpyHostToDevice, ts);
+  if (nJobs > 0)
+    e = cudaMemcpyAsync(dJobs, hJobs, nJobs * sizeof(greta_gpu_trace_job),
+                        cudaMemcpyHostToDevice, ts);
   if (e) {
     setError(cudaMessage("trace jobs", e));
     return;
@@ -734,6 +796,21 @@ void GpuSession::flushBatch() {
       e = cudaMemcpyAsync(t.hTop5, t.dTop5, t.n * 5 * sizeof(int32_t),
                           cudaMemcpyDeviceToHost, ts);
   }
+  for (size_t i = 0; i < b->gathers.size() && !e;
+       i += GRETA_GPU_MAX_GATHER_JOBS) {
+    int n = static_cast<int>(std::min<size_t>(GRETA_GPU_MAX_GATHER_JOBS,
+                                              b->gathers.size() - i));
+    if (greta_gpu_gather_rows(&b->gathers[i], n, b->gather->d, ts) !=
+        GRETA_GPU_OK) {
+      setError(std::string("trace gather: ") + greta_gpu_last_error());
+      return;
+    }
+  }
+  if (!e && b->gather && b->gatherEnd > b->gatherBegin)
+    e = cudaMemcpyAsync(b->gather->h + b->gatherBegin,
+                        b->gather->d + b->gatherBegin,
+                        b->gatherEnd - b->gatherBegin, cudaMemcpyDeviceToHost,
+                        ts);
   for (const ValueCopy &c : b->copies)
     if (!e)
       e = cudaMemcpy2DAsync(c.dst, c.width, c.src, c.srcPitch, c.width, c.rows,
@@ -843,6 +920,61 @@ bool GpuSession::drainWriter() {
   return true;
 }
 
+int GpuSession::opBegin(const char *name) {
+  if (!opProfile())
+    return -1;
+  cudaEvent_t ev[2];
+  for (cudaEvent_t &x : ev) {
+    if (!opEventPool_.empty()) {
+      x = static_cast<cudaEvent_t>(opEventPool_.back());
+      opEventPool_.pop_back();
+    } else if (cudaEventCreate(&x)) {
+      return -1;
+    }
+  }
+  cudaEventRecord(ev[0], static_cast<cudaStream_t>(stream_));
+  opTimes_.push_back({name, ev[0], ev[1]});
+  return static_cast<int>(opTimes_.size()) - 1;
+}
+
+void GpuSession::opEnd(int index) {
+  if (index >= 0)
+    cudaEventRecord(static_cast<cudaEvent_t>(opTimes_[index].end),
+                    static_cast<cudaStream_t>(stream_));
+}
+
+void GpuSession::printOpProfile() {
+  if (opTimes_.empty())
+    return;
+  std::map<std::string, std::pair<double, int>> byName;
+  double total = 0;
+  for (const OpTime &t : opTimes_) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(t.begin),
+                         static_cast<cudaEvent_t>(t.end));
+    byName[t.name].first += ms;
+    ++byName[t.name].second;
+    total += ms;
+    opEventPool_.push_back(t.begin);
+    opEventPool_.push_back(t.end);
+  }
+  opTimes_.clear();
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(
+      byName.begin(), byName.end());
+  std::sort(rows.begin(), rows.end(), [](const auto &a, const auto &b) {
+    return a.second.first > b.second.first;
+  });
+  std::string line = "greta op profile: kernels " + std::to_string(total) +
+                     " ms:";
+  char buf[128];
+  for (const auto &[name, v] : rows) {
+    std::snprintf(buf, sizeof buf, " %s %.3f ms (%d, %.1f %%)", name.c_str(),
+                  v.first, v.second, 100 * v.first / total);
+    line += buf;
+  }
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 bool GpuSession::endCall() {
   double enqueueMs = traceProfile() ? msSince(profCallStart_) : 0;
   if (traceProfile())
@@ -858,6 +990,7 @@ bool GpuSession::endCall() {
         te && !e)
       e = te;
   double traceWaitMs = msSince(traceSyncStart);
+  printOpProfile();
   float computeGpuMs = 0;
   if (traceProfile())
     cudaEventElapsedTime(&computeGpuMs,
@@ -895,6 +1028,9 @@ bool GpuSession::endCall() {
   openChunk_ = nullptr;
   for (ValueChunk &v : valueChunks_)
     v.used = 0;
+  for (GatherChunk &g : gatherChunks_)
+    g.used = 0;
+  openGather_ = nullptr;
   for (JobChunk &j : jobChunks_)
     j.used = 0;
   // Every batch has finished: its events can serve the next call.
@@ -928,6 +1064,19 @@ GpuSession *live(const char *fn) {
   }
   return s->error().empty() ? s : nullptr;
 }
+/// GRETA_GPU_OP_PROFILE: times the launches made in its lifetime.
+struct OpScope {
+  GpuSession *s;
+  int index;
+  OpScope(GpuSession *s, const char *op)
+      : s(s), index(s ? s->opBegin(op) : -1) {}
+  void end() {
+    if (index >= 0)
+      s->opEnd(index);
+    index = -1;
+  }
+  ~OpScope() { end(); }
+};
 bool check(GpuSession *s, const char *op, greta_gpu_status st) {
   if (st == GRETA_GPU_OK)
     return true;
@@ -1041,6 +1190,7 @@ void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
   GpuSession *s = live("embedding");
   if (!s || !rowMajor(s, "embedding", {table, out}))
     return;
+  OpScope scope(s, "embedding");
   check(s, "embedding",
         Kern<T>::embedding(ptr(table), table->sizes[0], table->sizes[1],
                            ld(table), ptr(ids), ids->sizes[0], ptr(out),
@@ -1052,6 +1202,7 @@ void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *w, double eps,
   GpuSession *s = live("rms_norm");
   if (!s || !rowMajor(s, "rms_norm", {in, out}))
     return;
+  OpScope scope(s, "rms_norm");
   check(s, "rms_norm",
         Kern<T>::rms_norm(ptr(in), ld(in), ptr(w), in->sizes[0], in->sizes[1],
                           static_cast<float>(eps), ptr(out), ld(out),
@@ -1062,6 +1213,7 @@ void linear(MemRef<T, 2> *in, MemRef<T, 2> *w, MemRef<T, 2> *out) {
   GpuSession *s = live("linear");
   if (!s || !rowMajor(s, "linear", {in, w, out}))
     return;
+  OpScope scope(s, "linear");
   check(s, "linear",
         Kern<T>::linear(ptr(in), ld(in), ptr(w), ld(w), in->sizes[0],
                         in->sizes[1], w->sizes[0], ptr(out), ld(out),
@@ -1079,6 +1231,7 @@ void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *pos, double theta,
                 std::to_string(headDim));
     return;
   }
+  OpScope scope(s, "rope");
   check(s, "rope",
         Kern<T>::rope(ptr(in), ld(in), ptr(pos), in->sizes[0],
                       in->sizes[1] / headDim, headDim,
@@ -1107,11 +1260,14 @@ void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   GpuSession::KVSlot *kv = s->kvSlot(slot, kvDim);
   if (!kv)
     return;
+  OpScope kvScope(s, "kv_append");
   if (!check(s, "kv_append",
              Kern<T>::kv_append(ptr(k), ptr(v), ld(k), ptr(pos), rows, kvDim,
                                 s->capacity(), static_cast<T *>(kv->k),
                                 static_cast<T *>(kv->v), kvDim, s->stream())))
     return;
+  kvScope.end();
+  OpScope scope(s, "attention");
   check(s, "attention",
         Kern<T>::attention(ptr(q), ld(q), static_cast<const T *>(kv->k),
                            static_cast<const T *>(kv->v), kvDim, rows,
@@ -1124,6 +1280,7 @@ void swiglu(MemRef<T, 2> *g, MemRef<T, 2> *u, MemRef<T, 2> *out) {
   GpuSession *s = live("swiglu");
   if (!s || !rowMajor(s, "swiglu", {g, u, out}))
     return;
+  OpScope scope(s, "swiglu");
   check(s, "swiglu",
         Kern<T>::swiglu(ptr(g), ld(g), ptr(u), ld(u), g->sizes[0], g->sizes[1],
                         ptr(out), ld(out), s->stream()));
@@ -1133,6 +1290,7 @@ void add(MemRef<T, 2> *a, MemRef<T, 2> *b, MemRef<T, 2> *out) {
   GpuSession *s = live("add");
   if (!s || !rowMajor(s, "add", {a, b, out}))
     return;
+  OpScope scope(s, "add");
   check(s, "add",
         Kern<T>::add(ptr(a), ld(a), ptr(b), ld(b), a->sizes[0], a->sizes[1],
                      ptr(out), ld(out), s->stream()));

@@ -217,6 +217,24 @@ GRETA_GPU_EXPORT greta_gpu_status greta_gpu_trace_batch_device(
     uint32_t flags, greta_gpu_row_record *d_records,
     greta_gpu_row_record *h_records, int64_t total_records, void *stream);
 
+/* Gathers the selected rows of up to GRETA_GPU_MAX_GATHER_JOBS tensors into
+ * one device buffer, so that a single copy brings them to the host: job j's
+ * i-th row (d_data + d_row_index[i] * ld_bytes, or row i when d_row_index is
+ * NULL; row_bytes long) goes to d_dst + dst_offset + i * row_bytes. What a
+ * host program uses to hash a few rows per tensor on the host (a device
+ * SHA-256 chain would occupy multiprocessors for ~0.1 ms beside the compute
+ * stream). Asynchronous on `stream`; row indices are not validated (they
+ * live on the device). */
+typedef struct greta_gpu_gather_job {
+  const void *d_data;
+  int64_t row_bytes, ld_bytes;
+  const int64_t *d_row_index;
+  int64_t n_sel, dst_offset;
+} greta_gpu_gather_job;
+#define GRETA_GPU_MAX_GATHER_JOBS 32
+GRETA_GPU_EXPORT greta_gpu_status greta_gpu_gather_rows(
+    const greta_gpu_gather_job *jobs, int num_jobs, void *d_dst, void *stream);
+
 /* Top-5 ids of each selected row (highest value first, NaN after every
  * number, ties by the lower index: the CPU runtime's order; -1 pads rows of
  * fewer than 5 elements) into

@@ -103,6 +103,11 @@ public:
   void applyPatch(int64_t recordId, rt::DType dtype, void *data, int64_t rows,
                   int64_t cols, int64_t ld);
 
+  /// GRETA_GPU_OP_PROFILE=1: GPU time of the launches between opBegin and
+  /// opEnd, summed per name and printed at endCall (-1: profiling is off).
+  int opBegin(const char *name);
+  void opEnd(int index);
+
   void setError(std::string message);
   const std::string &error() const { return error_; }
   uint64_t recordsWritten() const { return records_; }
@@ -164,10 +169,18 @@ private:
     size_t capacity = 0, used = 0;
   };
   std::deque<JobChunk> jobChunks_;
+  // Selected rows of one tensor gathered on the device and copied to the
+  // host in one piece per batch (host hashing, Full payload of some rows).
+  struct GatherChunk {
+    uint8_t *d = nullptr, *h = nullptr; // device staging, pinned twin
+    size_t capacity = 0, used = 0;
+  };
+  std::deque<GatherChunk> gatherChunks_;
+  GatherChunk *openGather_ = nullptr;
   static constexpr int64_t kBatchRecords = 1 << 16;
-  // Rows at least this long, when the job copies at most kHostHashBytes,
-  // are hashed on the host (see trace()).
-  static constexpr size_t kHostHashRowBytes = 16 << 10;
+  // A tensor with at most kHostHashRows selected rows of at most
+  // kHostHashBytes in all is hashed on the host (see trace()).
+  static constexpr int64_t kHostHashRows = 64;
   static constexpr size_t kHostHashBytes = 1 << 20;
   struct Pending {
     rt::Stage stage;
@@ -197,6 +210,9 @@ private:
     std::vector<greta_gpu_trace_job> jobs;
     std::vector<Pending> pending;
     std::vector<ValueCopy> copies;
+    std::vector<greta_gpu_gather_job> gathers; // into gather->d
+    GatherChunk *gather = nullptr;
+    size_t gatherBegin = 0, gatherEnd = 0; // bytes of gather to copy
     std::vector<Top5Job> top5;
     std::vector<void *> blocks; // held for this batch's jobs
     void *dRecords = nullptr, *hRecords = nullptr;
@@ -230,6 +246,13 @@ private:
   double profTraceMs_ = 0, profFlushMs_ = 0;
   std::chrono::steady_clock::time_point profCallStart_;
   void *profEvents_[2] = {nullptr, nullptr}; // compute stream start, end
+  struct OpTime {
+    const char *name;
+    void *begin, *end;
+  };
+  std::vector<OpTime> opTimes_; // GRETA_GPU_OP_PROFILE
+  std::vector<void *> opEventPool_;
+  void printOpProfile();
   bool traceFailed_ = false;
   std::string error_;
   uint64_t records_ = 0; // written by the writer thread, read after endCall
