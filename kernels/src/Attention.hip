@@ -568,6 +568,14 @@ __global__ void __launch_bounds__(128) attnMmaKernel(AttnArgs a) {
 //    at f16) -- a bad trade for a tool that diffs against HF.
 //  - ST-stage cp.async pipeline, one __syncthreads per key tile.
 //  - 1-D grid, latest (heaviest) query tiles first, head groups innermost.
+//  - TUNED (the default since 2026-11-26; lazy_rescale keeps TUNED = false,
+//    the code it was measured with): the K/V tile loader has a compile-time
+//    trip count and one 64-bit row offset per tile (the generic loop cost
+//    ~100 dependent integer instructions per tile and warp, ~14% of the
+//    loop's issue slots), and the rescale vote is per m16 tile instead of
+//    per warp (half the rows per vote, so O is rescaled about half as often;
+//    skipped rows would have been multiplied by exactly 1). ~4% faster at
+//    L = 16384 on the H200 (docs/PERFORMANCE.md); the same outputs.
 // Key tiles are 64 keys (kBK) so the planted partial_tile_bug keeps its exact
 // semantics (keyTilesFor).
 namespace mma {
@@ -602,7 +610,7 @@ template <int D, int ST> struct GqaLayout {
   }
 };
 
-template <typename T, int D, int NW, int MT, int ST>
+template <typename T, int D, int NW, int MT, int ST, bool TUNED>
 __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using L = GqaLayout<D, ST>;
@@ -641,15 +649,34 @@ __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm)
   const int ldCol = tid % kVec, ldRow = tid / kVec;
   const T *kBase = static_cast<const T *>(a.k) + kvh * D + ldCol * 8;
   const T *vBase = static_cast<const T *>(a.v) + kvh * D + ldCol * 8;
+  constexpr int kRowsPerPass = NT / kVec, kPasses = kBK / kRowsPerPass;
+  static_assert(kBK % kRowsPerPass == 0, "tile loader: whole passes");
+  const int64_t passStep = int64_t(kRowsPerPass) * a.kvLd;
   auto loadTile = [&](int stage, int64_t tile) {
     T *Ks = Kst + stage * kBK * L::kLd, *Vs = Vst + stage * kBK * L::kLd;
+    if constexpr (TUNED) {
+      // kPasses rows per thread at a compile-time stride: one 64-bit offset
+      // per tile, rows past the last key zero-filled (src-size 0, row 0).
+      const int64_t key0 = tile * kBK + ldRow;
+      const int64_t off0 = key0 * a.kvLd;
+      const int64_t left = kvLen - key0; // rows i*kRowsPerPass < left exist
 #pragma unroll
-    for (int j = ldRow; j < kBK; j += NT / kVec) {
-      const int64_t key = tile * kBK + j;
-      const bool in = key < kvLen;
-      const int64_t off = (in ? key : 0) * a.kvLd;
-      mma::cpAsync16(Ks + j * L::kLd + ldCol * 8, kBase + off, in ? 16 : 0);
-      mma::cpAsync16(Vs + j * L::kLd + ldCol * 8, vBase + off, in ? 16 : 0);
+      for (int i = 0; i < kPasses; ++i) {
+        const bool in = i * kRowsPerPass < left;
+        const int64_t off = in ? off0 + i * passStep : 0;
+        const int so = (ldRow + i * kRowsPerPass) * L::kLd + ldCol * 8;
+        mma::cpAsync16(Ks + so, kBase + off, in ? 16 : 0);
+        mma::cpAsync16(Vs + so, vBase + off, in ? 16 : 0);
+      }
+    } else {
+#pragma unroll
+      for (int j = ldRow; j < kBK; j += NT / kVec) {
+        const int64_t key = tile * kBK + j;
+        const bool in = key < kvLen;
+        const int64_t off = (in ? key : 0) * a.kvLd;
+        mma::cpAsync16(Ks + j * L::kLd + ldCol * 8, kBase + off, in ? 16 : 0);
+        mma::cpAsync16(Vs + j * L::kLd + ldCol * 8, vBase + off, in ? 16 : 0);
+      }
     }
   };
 
@@ -784,25 +811,38 @@ __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm)
           mx[mt][r] = x * sl2;
           need |= mx[mt][r] > mRef[mt][r] + kLazy;
         }
-      if (__any_sync(0xffffffffu, need)) {
+      // Moves the reference of row r (0: g, 1: g+8) of m-tile mt to its new
+      // max and rescales O and l by alpha = 2^(old - new): exactly 1 where
+      // the max did not grow, 0 when old was -inf (nothing to keep).
+      auto rescaleRows = [&](int mt, int r) {
+        const float mNew = fmaxf(mRef[mt][r], mx[mt][r]);
+        const float mOldUse = mRef[mt][r] == -INFINITY ? 0.f : mRef[mt][r];
+        const float mNewUse = mNew == -INFINITY ? 0.f : mNew;
+        const float alpha =
+            mRef[mt][r] == -INFINITY ? 0.f : mma::ex2(mOldUse - mNewUse);
+        mRef[mt][r] = mNew;
+        lsum[mt][r] *= alpha;
+#pragma unroll
+        for (int nd = 0; nd < D / 8; ++nd) {
+          o[mt][nd][2 * r] *= alpha;
+          o[mt][nd][2 * r + 1] *= alpha;
+        }
+      };
+      if constexpr (TUNED) {
+        // One vote per m16 tile: only tiles with a grown row are rescaled.
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          if (__any_sync(0xffffffffu, mx[mt][0] > mRef[mt][0] + kLazy ||
+                                          mx[mt][1] > mRef[mt][1] + kLazy)) {
+            rescaleRows(mt, 0);
+            rescaleRows(mt, 1);
+          }
+      } else if (__any_sync(0xffffffffu, need)) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const float mNew = fmaxf(mRef[mt][r], mx[mt][r]);
-            const float mOldUse = mRef[mt][r] == -INFINITY ? 0.f : mRef[mt][r];
-            const float mNewUse = mNew == -INFINITY ? 0.f : mNew;
-            // alpha = 2^(old - new); 0 when old was -inf (nothing to keep)
-            const float alpha =
-                mRef[mt][r] == -INFINITY ? 0.f : mma::ex2(mOldUse - mNewUse);
-            mRef[mt][r] = mNew;
-            lsum[mt][r] *= alpha;
-#pragma unroll
-            for (int nd = 0; nd < D / 8; ++nd) {
-              o[mt][nd][2 * r] *= alpha;
-              o[mt][nd][2 * r + 1] *= alpha;
-            }
-          }
+          for (int r = 0; r < 2; ++r)
+            rescaleRows(mt, r);
       }
       // P = 2^(s*scale*log2e - ref), packed to T as PV's A operand.
 #pragma unroll
@@ -893,10 +933,10 @@ greta_gpu_status launchMma(const AttnArgs &a, hipStream_t s) {
 #ifdef GRETA_HAVE_WMMA
 constexpr int gcdInt(int x, int y) { return y == 0 ? x : gcdInt(y, x % y); }
 
-template <typename T, int D, int NW, int MT, int ST>
+template <typename T, int D, int NW, int MT, int ST, bool TUNED>
 greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
   constexpr size_t smem = GqaLayout<D, ST>::template bytes<T>();
-  auto kern = &attnGqaKernel<T, D, NW, MT, ST>;
+  auto kern = &attnGqaKernel<T, D, NW, MT, ST, TUNED>;
   GRETA_HIP_TRY(hipFuncSetAttribute(reinterpret_cast<const void *>(kern),
                                     hipFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem)));
@@ -911,7 +951,7 @@ greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "attention: too many rows");
   gm.posTiles = static_cast<int>(posTiles);
   gm.lazy = lazy;
-  hipLaunchKernelGGL((attnGqaKernel<T, D, NW, MT, ST>),
+  hipLaunchKernelGGL((attnGqaKernel<T, D, NW, MT, ST, TUNED>),
                      dim3(static_cast<unsigned>(blocks)), dim3(NW * 32), smem,
                      s, a, gm);
   GRETA_HIP_LAUNCH_CHECK();
@@ -920,9 +960,14 @@ greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
 
 // The measured best shape (H100): 4 warps, 32 rows per warp (16 at
 // D = 128, where 32 would not fit the registers), 3 stages; two blocks per SM.
+// The default is the TUNED kernel; lazy_rescale (lazy > 0) keeps the code it
+// was measured with.
 template <typename T, int D>
 greta_gpu_status launchGqaDefault(const AttnArgs &a, hipStream_t s, float lazy) {
-  return launchGqa<T, D, 4, (D == 128 ? 1 : 2), 3>(a, s, lazy);
+  constexpr int MT = D == 128 ? 1 : 2;
+  if (lazy > 0.f)
+    return launchGqa<T, D, 4, MT, 3, false>(a, s, lazy);
+  return launchGqa<T, D, 4, MT, 3, true>(a, s, lazy);
 }
 #endif
 
