@@ -3,15 +3,18 @@
 // Input layout (test/fuzz-regressions/split_trace_input.py does the same, so
 // a reproducer can be replayed through greta-diff):
 //   byte 0       flags; bit 0: patch the CRC of every complete frame of
-//                records.bin so the fuzzer gets past the checksum into the
-//                body decoder (otherwise almost every mutation stops at
-//                "checksum mismatch")
+//                records.bin (record and block frames alike) so the fuzzer
+//                gets past the checksum into the body decoders (otherwise
+//                almost every mutation stops at "checksum mismatch")
 //   bytes 1..2   u16 LE n: the length of manifest.json (clamped)
 //   n bytes      manifest.json
 //   the rest     records.bin
 // Every record returned is then used the way greta-diff uses it
 // (numElements, sha256Hex, valuesAsDouble), so an accepted record whose
-// fields disagree is caught by the sanitizers.
+// fields disagree is caught by the sanitizers. A block frame (format version
+// 2; seed fuzz/corpus/trace/blocks-crc) expands into many records: each is
+// checked the same way, and the reader must stop on a frame boundary with
+// exactly the records of the frames before it (a block is all or nothing).
 //
 //===----------------------------------------------------------------------===//
 #include "FuzzUtil.h"
@@ -44,6 +47,33 @@ void patchCrcs(std::vector<uint8_t> &rec) {
     off += 12 + size_t(len);
   }
 }
+/// Records held by the frames from the header's end to `end`, or -1 if
+/// `end` is not the end of a frame: 1 per record frame, n per block frame.
+/// Called on a trace the reader accepted (so the header is valid).
+int64_t recordsBefore(const std::vector<uint8_t> &rec, size_t end) {
+  size_t off = rd32(rec.data() + 12);
+  int64_t count = 0;
+  while (off < end) {
+    if (end - off < 12)
+      return -1;
+    uint32_t magic = rd32(rec.data() + off), len = rd32(rec.data() + off + 4);
+    if (end - off - 12 < len)
+      return -1;
+    const uint8_t *body = rec.data() + off + 8;
+    if (magic == greta::rt::kBlockMagic) {
+      if (len < 16)
+        return -1;
+      uint32_t rank = rd32(body + 12);
+      if (rank > 8 || len < 20 + 8 * size_t(rank))
+        return -1;
+      count += rd32(body + 16 + 8 * size_t(rank));
+    } else {
+      ++count;
+    }
+    off += 12 + size_t(len);
+  }
+  return off == end ? count : -1;
+}
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -75,7 +105,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (tc->records.empty() || tc->validBytes > rec.size())
     __builtin_trap(); // documented: no readable record is an error
+  // Whole frames only: a block's records all come back, or none of them.
+  if (recordsBefore(rec, tc->validBytes) !=
+      static_cast<int64_t>(tc->records.size()))
+    __builtin_trap();
   for (const auto &r : tc->records) {
+    if (static_cast<unsigned>(r.stage) >= greta::rt::kNumStages ||
+        r.shape.size() > 8 || r.top5.size() > 64)
+      __builtin_trap(); // the decoders validate these
     volatile int64_t elems = r.numElements();
     (void)elems;
     (void)r.sha256Hex();

@@ -21,11 +21,14 @@ import zlib
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # the newest version read; versions 1 and 2 are
+OLDEST_FORMAT_VERSION = 1   # read (a version-1 file has no block frames)
 FILE_MAGIC = b"GRETATRC"
 FILE_HEADER_SIZE = 16
 RECORD_MAGIC = 0x43455247  # b"GREC" read as little-endian u32
+BLOCK_MAGIC = 0x42455247   # b"GREB": many rows of one tensor (version 2)
 MAX_BODY_BYTES = 1 << 30
+INT64_MAX = (1 << 63) - 1
 
 STAGES = [
     "embed_out", "residual_pre_attn", "attn_in", "q_pre_rope", "k_pre_rope",
@@ -36,6 +39,12 @@ DTYPES = ["f32", "f64", "f16", "bf16"]
 PAYLOADS = ["hash", "stats", "full"]
 _NP_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8"),
               "f16": np.dtype("<f2")}
+_DTYPE_SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
+# A block's row entry: 40 bytes for payload hash, 88 for stats and full.
+_HASH_ENTRY = np.dtype([("sha256", "V32"), ("nz", "<i8")])
+_STATS_ENTRY = np.dtype([("sha256", "V32"), ("nz", "<i8"), ("nan", "<i8"),
+                         ("inf", "<i8"), ("min", "<f8"), ("max", "<f8"),
+                         ("mean", "<f8"), ("l2", "<f8")])
 
 
 class TraceError(Exception):
@@ -71,20 +80,34 @@ def _values(dtype, raw, shape):
     return arr.reshape(shape)
 
 
+def _check_shape(shape):
+    """The C++ reader's limits: no negative dimension, at most 2^48
+    elements. Returns the element count."""
+    elements = 1
+    for d in shape:
+        if d < 0:
+            raise ValueError(f"negative dimension {d}")
+        if d != 0 and elements > (1 << 48) // d:
+            raise ValueError("shape too large (more than 2^48 elements)")
+        elements *= d
+    return elements
+
+
 def decode_body(body):
-    """Decodes one version-1 record body; raises ValueError if malformed."""
+    """Decodes one record body; raises ValueError if malformed (with the
+    C++ reader's messages)."""
     off = 0
 
-    def take(fmt):
+    def take(fmt, what):
         nonlocal off
         size = struct.calcsize(fmt)
         if off + size > len(body):
-            raise ValueError("body ends early")
+            raise ValueError(f"body ends inside {what}")
         out = struct.unpack_from(fmt, body, off)
         off += size
         return out
 
-    stage, dtype, payload, _flags = take("<4B")
+    stage, dtype, payload, _flags = take("<4B", "the tag bytes")
     if stage >= len(STAGES):
         raise ValueError(f"unknown stage {stage}")
     if dtype >= len(DTYPES):
@@ -93,29 +116,125 @@ def decode_body(body):
         raise ValueError(f"unknown payload {payload}")
     r = Record()
     r.stage, r.dtype, r.payload = STAGES[stage], DTYPES[dtype], PAYLOADS[payload]
-    r.layer, r.position, rank = take("<qqI")
+    r.layer, r.position, rank = take("<qqI", "layer/position/rank")
     if rank > 8:
         raise ValueError(f"rank {rank} too large")
-    r.shape = take(f"<{rank}q") if rank else ()
-    r.sha256 = bytes(take("<32s")[0]).hex()
+    r.shape = take(f"<{rank}q", "the shape") if rank else ()
+    elements = _check_shape(r.shape)
+    r.sha256 = bytes(take("<32s", "the sha256")[0]).hex()
     (r.nz_count, r.nan_count, r.inf_count, r.min, r.max, r.mean,
-     r.l2) = take("<qqqdddd")
-    (ntop,) = take("<I")
+     r.l2) = take("<qqqdddd", "the counts/fingerprint")
+    (ntop,) = take("<I", "the top-k count")
     if ntop > 64:
         raise ValueError(f"top-k count {ntop} too large")
-    r.top5 = list(take(f"<{ntop}i")) if ntop else []
-    (nvalues,) = take("<Q")
+    r.top5 = list(take(f"<{ntop}i", "the top-k ids")) if ntop else []
+    (nvalues,) = take("<Q", "the values length")
     if nvalues != len(body) - off:
         raise ValueError(f"values length {nvalues} but "
                          f"{len(body) - off} bytes remain")
     r.values = None
     if nvalues:
-        elems = int(np.prod(r.shape)) if r.shape else 1
-        size = 2 if r.dtype in ("f16", "bf16") else (4 if r.dtype == "f32" else 8)
-        if elems * size != nvalues:
-            raise ValueError("values do not match shape and dtype")
+        need = elements * _DTYPE_SIZES[r.dtype]
+        if need != nvalues:
+            raise ValueError(f"values hold {nvalues} bytes, shape and dtype "
+                             f"need {need}")
         r.values = _values(r.dtype, body[off:], r.shape)
     return r
+
+
+def decode_block(body):
+    """Decodes one block body (format version 2) into its records, in row
+    order; raises ValueError if malformed (then no record is returned)."""
+    size = len(body)
+    if size < 4:
+        raise ValueError("body ends inside the tag bytes")
+    stage, dtype, payload, flags = struct.unpack_from("<4B", body, 0)
+    if stage >= len(STAGES):
+        raise ValueError(f"unknown stage {stage}")
+    if dtype >= len(DTYPES):
+        raise ValueError(f"unknown dtype {dtype}")
+    if payload >= len(PAYLOADS):
+        raise ValueError(f"unknown payload {payload}")
+    if flags & ~1:
+        raise ValueError(f"unknown block flags {flags}")
+    if size < 16:
+        raise ValueError("body ends inside layer/rank")
+    layer, rank = struct.unpack_from("<qI", body, 4)
+    if rank > 8:
+        raise ValueError(f"rank {rank} too large")
+    off = 16
+    if off + 8 * rank > size:
+        raise ValueError("body ends inside the shape")
+    shape = struct.unpack_from(f"<{rank}q", body, off) if rank else ()
+    off += 8 * rank
+    elements = _check_shape(shape)
+    if off + 4 > size:
+        raise ValueError("body ends inside the row count")
+    (n,) = struct.unpack_from("<I", body, off)
+    off += 4
+    if n == 0:
+        raise ValueError("block of 0 rows")
+    contiguous = bool(flags & 1)
+    pos_bytes = 8 if contiguous else 8 * n
+    entry = _HASH_ENTRY if PAYLOADS[payload] == "hash" else _STATS_ENTRY
+    if size - off < pos_bytes:
+        raise ValueError("body ends inside the positions")
+    if size - off - pos_bytes < n * entry.itemsize + 4:
+        raise ValueError("body ends inside the row entries")
+    if contiguous:
+        (first,) = struct.unpack_from("<q", body, off)
+        positions = range(first, first + n)
+    else:
+        positions = np.frombuffer(body, "<i8", n, off).tolist()
+    off += pos_bytes
+    rows = np.frombuffer(body, entry, n, off)
+    entries_at = off
+    off += n * entry.itemsize
+    (k,) = struct.unpack_from("<I", body, off)
+    off += 4
+    if k > 64:
+        raise ValueError(f"top-k count {k} too large")
+    dname = DTYPES[dtype]
+    row_bytes = elements * _DTYPE_SIZES[dname] if payload == 2 else 0
+    need = 4 * k * n + n * row_bytes
+    if need != size - off:
+        raise ValueError(f"block of {n} rows: top-k ids and values need "
+                         f"{need if need < 1 << 64 else 'over 2^64'} bytes, "
+                         f"{size - off} remain")
+    if contiguous and first + n - 1 > INT64_MAX:
+        raise ValueError(f"positions {first} + {n - 1} overflow int64")
+    ids = np.frombuffer(body, "<i4", n * k, off).reshape(n, k).tolist()
+    off += 4 * k * n
+    stats = entry is _STATS_ENTRY
+    nz = rows["nz"].tolist()
+    if stats:
+        cols = [rows[c].tolist() for c in ("nan", "inf", "min", "max", "mean",
+                                           "l2")]
+    step = entry.itemsize
+    out = []
+    for j in range(n):
+        r = Record()
+        r.stage, r.dtype, r.payload = STAGES[stage], dname, PAYLOADS[payload]
+        r.layer, r.position, r.shape = layer, positions[j], shape
+        at = entries_at + j * step
+        r.sha256 = body[at:at + 32].hex()
+        r.nz_count = nz[j]
+        if stats:
+            (r.nan_count, r.inf_count, r.min, r.max, r.mean,
+             r.l2) = (c[j] for c in cols)
+        else:
+            r.nan_count = r.inf_count = 0
+            r.min = r.max = r.mean = r.l2 = 0.0
+        top = ids[j]
+        while top and top[-1] == -1:  # the padding of a row with fewer ids
+            top.pop()
+        r.top5 = top
+        r.values = None
+        if row_bytes:
+            start = off + j * row_bytes
+            r.values = _values(dname, body[start:start + row_bytes], shape)
+        out.append(r)
+    return out
 
 
 def read(path):
@@ -158,8 +277,12 @@ def read(path):
             stop = where + f"truncated frame ({left} bytes left)"
             break
         magic, length = struct.unpack_from("<II", data, off)
-        if magic != RECORD_MAGIC:
+        block = magic == BLOCK_MAGIC
+        if magic != RECORD_MAGIC and not block:
             stop = where + "bad record magic"
+            break
+        if block and fversion < 2:
+            stop = where + f"block frame in a version-{fversion} trace"
             break
         if length > MAX_BODY_BYTES:
             stop = where + f"implausible length {length}"
@@ -174,9 +297,13 @@ def read(path):
             stop = where + "checksum mismatch"
             break
         try:
-            records.append(decode_body(body))
+            if block:
+                records.extend(decode_block(body))
+            else:
+                records.append(decode_body(body))
         except ValueError as e:
-            stop = where + f"malformed body: {e}"
+            stop = where + (f"malformed block body: {e}" if block
+                            else f"malformed body: {e}")
             break
         off += 12 + length
     if not records:

@@ -55,6 +55,20 @@ void fillRecord(Record &r, const T *row, int64_t n, bool stats, bool isLogits) {
   if (isLogits)
     r.top5 = topFive(row, n);
 }
+
+/// A row's digest and statistics as a block row entry.
+BlockRow toBlockRow(const Record &r) {
+  BlockRow e;
+  std::memcpy(e.sha256, r.sha256.data(), 32);
+  e.nzCount = r.nzCount;
+  e.nanCount = r.nanCount;
+  e.infCount = r.infCount;
+  e.min = r.fingerprint.min;
+  e.max = r.fingerprint.max;
+  e.mean = r.fingerprint.mean;
+  e.l2 = r.fingerprint.l2;
+  return e;
+}
 } // namespace
 
 std::unique_ptr<Session> Session::create(const SafeTensors &weights,
@@ -193,40 +207,71 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   }
   Payload payload = static_cast<Payload>(p);
   bool stats = payload != Payload::Hash;
+  bool isLogits = stage == Stage::Logits;
   size_t es = dtypeSize(dtype);
+  size_t rowBytes = static_cast<size_t>(cols) * es;
+  // The selected rows of the tensor become one record block (one frame, or a
+  // few for a large full payload): the writer copies their entries.
+  std::vector<int64_t> selected, positions;
+  for (int64_t i = 0; i < rows; ++i)
+    if (filter_.selectsPosition(positions_[i], tokenCount_))
+      selected.push_back(i);
+  if (selected.empty())
+    return;
+  const uint8_t *base = static_cast<const uint8_t *>(data);
+  // Every row, densely stored: the values are the tensor as it is.
+  bool dense =
+      static_cast<int64_t>(selected.size()) == rows && rowStride == cols;
+  std::vector<BlockRow> entries;
+  std::vector<int32_t> topIds;
+  std::vector<uint8_t> values;
+  entries.reserve(selected.size());
+  positions.reserve(selected.size());
+  if (payload == Payload::Full && !dense)
+    values.reserve(selected.size() * rowBytes);
   Record r;
-  r.stage = stage;
-  r.layer = layer;
-  r.dtype = dtype;
-  r.payload = payload;
-  r.shape = {cols};
-  for (int64_t i = 0; i < rows; ++i) {
+  for (int64_t i : selected) {
     int64_t pos = positions_[i];
-    if (!filter_.selectsPosition(pos, tokenCount_))
-      continue;
-    const uint8_t *row = static_cast<const uint8_t *>(data) +
-                         i * rowStride * static_cast<int64_t>(es);
-    r.position = pos;
+    const uint8_t *row = base + i * rowStride * static_cast<int64_t>(es);
     r.nanCount = r.infCount = 0;
     r.fingerprint = {};
     r.top5.clear();
-    r.values.clear();
     if (dtype == DType::F32)
       fillRecord(r, reinterpret_cast<const float *>(row), cols, stats,
-                 stage == Stage::Logits);
+                 isLogits);
     else
       fillRecord(r, reinterpret_cast<const double *>(row), cols, stats,
-                 stage == Stage::Logits);
-    if (payload == Payload::Full)
-      r.values.assign(row, row + cols * static_cast<int64_t>(es));
-    std::string err;
-    if (!writer_->append(r, err)) {
-      traceFailed_ = true;
-      setError(err);
-      return;
+                 isLogits);
+    positions.push_back(pos);
+    entries.push_back(toBlockRow(r));
+    if (isLogits) {
+      r.top5.resize(5, -1); // fewer than 5 columns: padded
+      topIds.insert(topIds.end(), r.top5.begin(), r.top5.end());
     }
-    ++records_;
+    if (payload == Payload::Full && !dense)
+      values.insert(values.end(), row, row + rowBytes);
   }
+  RecordBlock b;
+  b.stage = stage;
+  b.layer = layer;
+  b.dtype = dtype;
+  b.payload = payload;
+  b.rowShape = {cols};
+  b.n = static_cast<int64_t>(positions.size());
+  b.positions = positions.data();
+  b.rows = reinterpret_cast<const uint8_t *>(entries.data());
+  b.rowStride = sizeof(BlockRow);
+  b.topIds = isLogits ? topIds.data() : nullptr;
+  b.topK = isLogits ? 5 : 0;
+  if (payload == Payload::Full)
+    b.values = dense ? base : values.data();
+  std::string err;
+  if (!writer_->appendBlock(b, err)) {
+    traceFailed_ = true;
+    setError(err);
+    return;
+  }
+  records_ += positions.size();
 }
 
 Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }

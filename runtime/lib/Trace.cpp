@@ -1,9 +1,11 @@
 //===- Trace.cpp - Trace writer and reader (TRACE_FORMAT.md) ----*- C++ -*-===//
 //
 // records.bin = 16-byte file header, then frames
-//   [u32 magic "GREC"][u32 length][length bytes of body][u32 crc32(body)]
-// all little endian. The writer buffers frames and hands them to the OS on
-// flush(); the reader keeps every frame up to the first bad one.
+//   [u32 magic "GREC" | "GREB"][u32 length][length bytes of body][u32 crc32]
+// all little endian: a record frame (GREC) holds one row, a block frame
+// (GREB, format version 2) many rows of one traced tensor. The writer
+// buffers frames and hands them to the OS on flush(); the reader keeps every
+// frame up to the first bad one.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Trace.h"
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -21,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -232,13 +236,15 @@ CrcKernel bestCrcKernel() {
 } // namespace
 #endif
 
-uint32_t greta::rt::frameChecksum(const uint8_t *data, size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+namespace {
+/// Continues CRC-32 `crc` (zlib's convention: 0 for no bytes yet) over
+/// [data, data + size): crcUpdate(crcUpdate(0, a), b) is the CRC of a + b.
+uint32_t crcUpdate(uint32_t crc, const uint8_t *data, size_t size) {
 #ifdef GRETA_HAVE_PCLMUL_CRC
   CrcKernel kernel = bestCrcKernel();
   if (size >= 64 && kernel != CrcKernel::Zlib) {
     size_t bulk = size & ~size_t(15);
-    uint32_t inv = ~static_cast<uint32_t>(crc);
+    uint32_t inv = ~crc;
     crc = ~(kernel == CrcKernel::Vpclmul && bulk >= 256
                 ? crc32Vpclmul(data, bulk, inv)
                 : crc32Pclmul(data, bulk, inv));
@@ -249,6 +255,11 @@ uint32_t greta::rt::frameChecksum(const uint8_t *data, size_t size) {
   // zlib takes at most 4 GiB per call (uInt); bodies are <= 1 GiB.
   return static_cast<uint32_t>(crc32(crc, data, static_cast<uInt>(size)));
 }
+} // namespace
+
+uint32_t greta::rt::frameChecksum(const uint8_t *data, size_t size) {
+  return crcUpdate(0, data, size);
+}
 
 //===----------------------------------------------------------------------===//
 // Encoding: explicit little-endian fields, never a struct memcpy, so the
@@ -256,14 +267,14 @@ uint32_t greta::rt::frameChecksum(const uint8_t *data, size_t size) {
 //===----------------------------------------------------------------------===//
 
 namespace {
-template <typename T> void putLE(std::vector<uint8_t> &out, T v) {
+template <typename Vec, typename T> void putLE(Vec &out, T v) {
   static_assert(std::is_integral_v<T>);
   using U = std::make_unsigned_t<T>;
   U u = static_cast<U>(v);
   for (size_t i = 0; i < sizeof(T); ++i)
     out.push_back(static_cast<uint8_t>(u >> (8 * i)));
 }
-void putF64(std::vector<uint8_t> &out, double d) {
+template <typename Vec> void putF64(Vec &out, double d) {
   uint64_t u;
   std::memcpy(&u, &d, 8);
   putLE(out, u);
@@ -297,6 +308,7 @@ public:
     return true;
   }
   size_t left() const { return n_ - pos_; }
+  size_t pos() const { return pos_; }
 
 private:
   const uint8_t *p_;
@@ -317,29 +329,35 @@ constexpr uint32_t kMaxTop = 64;
 constexpr uint32_t kMaxBodyBytes = 1u << 30;
 } // namespace
 
-void greta::rt::encodeRecordBody(const Record &r, std::vector<uint8_t> &out) {
+namespace {
+template <typename Vec> void encodeRecordBodyTo(const Record &r, Vec &out) {
   out.push_back(static_cast<uint8_t>(r.stage));
   out.push_back(static_cast<uint8_t>(r.dtype));
   out.push_back(static_cast<uint8_t>(r.payload));
   out.push_back(0); // flags, reserved
-  putLE<int64_t>(out, r.layer);
-  putLE<int64_t>(out, r.position);
-  putLE<uint32_t>(out, static_cast<uint32_t>(r.shape.size()));
+  putLE<Vec, int64_t>(out, r.layer);
+  putLE<Vec, int64_t>(out, r.position);
+  putLE<Vec, uint32_t>(out, static_cast<uint32_t>(r.shape.size()));
   for (int64_t d : r.shape)
-    putLE<int64_t>(out, d);
+    putLE<Vec, int64_t>(out, d);
   out.insert(out.end(), r.sha256.begin(), r.sha256.end());
-  putLE<int64_t>(out, r.nzCount);
-  putLE<int64_t>(out, r.nanCount);
-  putLE<int64_t>(out, r.infCount);
+  putLE<Vec, int64_t>(out, r.nzCount);
+  putLE<Vec, int64_t>(out, r.nanCount);
+  putLE<Vec, int64_t>(out, r.infCount);
   putF64(out, r.fingerprint.min);
   putF64(out, r.fingerprint.max);
   putF64(out, r.fingerprint.mean);
   putF64(out, r.fingerprint.l2);
-  putLE<uint32_t>(out, static_cast<uint32_t>(r.top5.size()));
+  putLE<Vec, uint32_t>(out, static_cast<uint32_t>(r.top5.size()));
   for (int32_t t : r.top5)
-    putLE<int32_t>(out, t);
-  putLE<uint64_t>(out, r.values.size());
+    putLE<Vec, int32_t>(out, t);
+  putLE<Vec, uint64_t>(out, r.values.size());
   out.insert(out.end(), r.values.begin(), r.values.end());
+}
+} // namespace
+
+void greta::rt::encodeRecordBody(const Record &r, std::vector<uint8_t> &out) {
+  encodeRecordBodyTo(r, out);
 }
 
 bool greta::rt::decodeRecordBody(const uint8_t *data, size_t size, Record &r,
@@ -418,6 +436,337 @@ bool greta::rt::decodeRecordBody(const uint8_t *data, size_t size, Record &r,
         ValueBytes::view(data + (size - nvalues), nvalues, std::move(owner));
   else
     r.values.assign(data + (size - nvalues), data + size);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Block frames (format version 2): n rows of one traced tensor. The row
+// entries are copied from the caller's BlockRow-shaped memory, not encoded
+// field by field: on a little-endian host that is the file's byte order.
+//===----------------------------------------------------------------------===//
+
+namespace {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+constexpr bool kHostLittleEndian = true;
+#else
+constexpr bool kHostLittleEndian = false;
+#endif
+
+template <typename T> void storeLE(uint8_t *p, T v) {
+  static_assert(std::is_integral_v<T>);
+  if constexpr (kHostLittleEndian) {
+    std::memcpy(p, &v, sizeof(T));
+  } else {
+    using U = std::make_unsigned_t<T>;
+    U u = static_cast<U>(v);
+    for (size_t i = 0; i < sizeof(T); ++i)
+      p[i] = static_cast<uint8_t>(u >> (8 * i));
+  }
+}
+template <typename T> T loadLE(const uint8_t *p) {
+  static_assert(std::is_integral_v<T>);
+  using U = std::make_unsigned_t<T>;
+  U u = 0;
+  if constexpr (kHostLittleEndian) {
+    std::memcpy(&u, p, sizeof(U));
+  } else {
+    for (size_t i = 0; i < sizeof(U); ++i)
+      u |= static_cast<U>(p[i]) << (8 * i);
+  }
+  return static_cast<T>(u);
+}
+double loadF64(const uint8_t *p) {
+  uint64_t u = loadLE<uint64_t>(p);
+  double d;
+  std::memcpy(&d, &u, 8);
+  return d;
+}
+
+constexpr size_t kHashEntryBytes = 40;  // sha256, nz_count
+constexpr size_t kStatsEntryBytes = 88; // + nan, inf, min, max, mean, l2
+size_t entryBytes(Payload p) {
+  return p == Payload::Hash ? kHashEntryBytes : kStatsEntryBytes;
+}
+constexpr uint8_t kBlockContiguous = 1; // flags bit 0
+
+/// The sizes of a valid block's frames.
+struct BlockPlan {
+  size_t entry = 0;    // bytes of one row entry in the body
+  size_t rowBytes = 0; // value bytes of one row (payload full), else 0
+  size_t fixed = 0;    // tags, layer, rank, shape, n and k: 24 + 8r bytes
+};
+
+/// Body bytes of a frame of m rows, without the values.
+size_t blockHeadBytes(const BlockPlan &plan, const RecordBlock &b, size_t m,
+                      bool contiguous) {
+  return plan.fixed + (contiguous ? 8 : 8 * m) +
+         m * (plan.entry + 4 * static_cast<size_t>(b.topK));
+}
+
+/// Positions p[0..m) are p[0], p[0] + 1, ...
+bool isContiguous(const int64_t *p, size_t m) {
+  for (size_t i = 1; i < m; ++i)
+    if (p[i - 1] == INT64_MAX || p[i] != p[i - 1] + 1)
+      return false;
+  return true;
+}
+
+bool planBlock(const RecordBlock &b, BlockPlan &plan, std::string &error) {
+  auto bad = [&](const std::string &why) {
+    error = "invalid record block: " + why;
+    return false;
+  };
+  if (static_cast<unsigned>(b.stage) >= kNumStages)
+    return bad("unknown stage " + std::to_string(unsigned(b.stage)));
+  if (static_cast<uint8_t>(b.dtype) > static_cast<uint8_t>(DType::BF16))
+    return bad("unknown dtype " + std::to_string(unsigned(b.dtype)));
+  if (static_cast<uint8_t>(b.payload) > static_cast<uint8_t>(Payload::Full))
+    return bad("unknown payload " + std::to_string(unsigned(b.payload)));
+  if (b.rowShape.size() > kMaxRank)
+    return bad("rank " + std::to_string(b.rowShape.size()) + " too large");
+  uint64_t elements = 1;
+  for (int64_t d : b.rowShape) {
+    if (d < 0)
+      return bad("negative dimension " + std::to_string(d));
+    if (d != 0 && elements > (uint64_t(1) << 48) / static_cast<uint64_t>(d))
+      return bad("shape too large (more than 2^48 elements)");
+    elements *= static_cast<uint64_t>(d);
+  }
+  if (b.n < 0)
+    return bad("negative row count " + std::to_string(b.n));
+  if (b.topK < 0 || b.topK > static_cast<int>(kMaxTop))
+    return bad("top-k count " + std::to_string(b.topK) + " out of [0, 64]");
+  plan.entry = entryBytes(b.payload);
+  plan.rowBytes = b.payload == Payload::Full
+                      ? static_cast<size_t>(elements) * dtypeSize(b.dtype)
+                      : 0;
+  plan.fixed = 24 + 8 * b.rowShape.size();
+  if (b.n == 0)
+    return true;
+  if (!b.positions || !b.rows)
+    return bad("positions and rows are required");
+  if (b.topK && !b.topIds)
+    return bad("topK is " + std::to_string(b.topK) + " but topIds is null");
+  if (plan.rowBytes && !b.values)
+    return bad("payload full without values");
+  if (b.rowStride < plan.entry)
+    return bad("row stride " + std::to_string(b.rowStride) + " is below the " +
+               std::to_string(plan.entry) + "-byte row entry");
+  uint64_t oneRow = plan.fixed + 8 + plan.entry + 4 * uint64_t(b.topK) +
+                    uint64_t(plan.rowBytes);
+  if (oneRow > kMaxBodyBytes)
+    return bad("a frame of one row needs " + std::to_string(oneRow) +
+               " bytes, more than the 2^30 a frame may hold");
+  return true;
+}
+
+/// Writes the body of a frame of rows [first, first + m) of `b` up to the
+/// values (blockHeadBytes bytes) at `p`.
+void writeBlockHead(uint8_t *p, const RecordBlock &b, const BlockPlan &plan,
+                    size_t first, size_t m, bool contiguous) {
+  p[0] = static_cast<uint8_t>(b.stage);
+  p[1] = static_cast<uint8_t>(b.dtype);
+  p[2] = static_cast<uint8_t>(b.payload);
+  p[3] = contiguous ? kBlockContiguous : 0;
+  storeLE<int64_t>(p + 4, b.layer);
+  storeLE<uint32_t>(p + 12, static_cast<uint32_t>(b.rowShape.size()));
+  p += 16;
+  for (int64_t d : b.rowShape) {
+    storeLE<int64_t>(p, d);
+    p += 8;
+  }
+  storeLE<uint32_t>(p, static_cast<uint32_t>(m));
+  p += 4;
+  const int64_t *pos = b.positions + first;
+  if (contiguous) {
+    storeLE<int64_t>(p, pos[0]);
+    p += 8;
+  } else if constexpr (kHostLittleEndian) {
+    std::memcpy(p, pos, 8 * m);
+    p += 8 * m;
+  } else {
+    for (size_t i = 0; i < m; ++i, p += 8)
+      storeLE<int64_t>(p, pos[i]);
+  }
+  const uint8_t *src = b.rows + first * b.rowStride;
+  size_t stride = b.rowStride, e = plan.entry;
+  if constexpr (kHostLittleEndian) {
+    if (stride == e) {
+      std::memcpy(p, src, m * e);
+    } else if (e == kHashEntryBytes) { // fixed sizes: inlined copies
+      for (size_t i = 0; i < m; ++i)
+        std::memcpy(p + i * kHashEntryBytes, src + i * stride, kHashEntryBytes);
+    } else {
+      for (size_t i = 0; i < m; ++i)
+        std::memcpy(p + i * kStatsEntryBytes, src + i * stride,
+                    kStatsEntryBytes);
+    }
+    p += m * e;
+  } else {
+    // Host-order 8-byte fields after the digest: swap each.
+    for (size_t i = 0; i < m; ++i, p += e) {
+      const uint8_t *s = src + i * stride;
+      std::memcpy(p, s, 32);
+      for (size_t f = 32; f < e; f += 8) {
+        uint64_t v;
+        std::memcpy(&v, s + f, 8);
+        storeLE<uint64_t>(p + f, v);
+      }
+    }
+  }
+  size_t k = static_cast<size_t>(b.topK);
+  storeLE<uint32_t>(p, static_cast<uint32_t>(k));
+  p += 4;
+  const int32_t *ids = b.topIds + first * k;
+  if constexpr (kHostLittleEndian) {
+    if (k)
+      std::memcpy(p, ids, 4 * k * m);
+  } else {
+    for (size_t i = 0; i < k * m; ++i)
+      storeLE<int32_t>(p + 4 * i, ids[i]);
+  }
+}
+} // namespace
+
+bool greta::rt::encodeBlockBody(const RecordBlock &b, std::vector<uint8_t> &out,
+                                std::string &error) {
+  BlockPlan plan;
+  if (!planBlock(b, plan, error))
+    return false;
+  if (b.n == 0)
+    return error = "invalid record block: 0 rows", false;
+  size_t n = static_cast<size_t>(b.n);
+  bool contiguous = isContiguous(b.positions, n);
+  size_t head = blockHeadBytes(plan, b, n, contiguous);
+  if (n > UINT32_MAX || head + uint64_t(plan.rowBytes) * n > kMaxBodyBytes)
+    return error = "invalid record block: " + std::to_string(n) +
+                   " rows do not fit one frame (at most 2^30 bytes)",
+           false;
+  size_t start = out.size();
+  out.resize(start + head + n * plan.rowBytes);
+  writeBlockHead(out.data() + start, b, plan, 0, n, contiguous);
+  if (plan.rowBytes)
+    std::memcpy(out.data() + start + head, b.values, n * plan.rowBytes);
+  return true;
+}
+
+bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
+                                std::vector<Record> &out, std::string &error,
+                                std::shared_ptr<const void> owner) {
+  Reader in(data, size);
+  auto trunc = [&](const char *what) {
+    error = std::string("body ends inside ") + what;
+    return false;
+  };
+  uint8_t stage, dtype, payload, flags;
+  if (!in.get(stage) || !in.get(dtype) || !in.get(payload) || !in.get(flags))
+    return trunc("the tag bytes");
+  if (stage >= kNumStages)
+    return error = "unknown stage " + std::to_string(stage), false;
+  if (dtype > static_cast<uint8_t>(DType::BF16))
+    return error = "unknown dtype " + std::to_string(dtype), false;
+  if (payload > static_cast<uint8_t>(Payload::Full))
+    return error = "unknown payload " + std::to_string(payload), false;
+  if (flags & ~kBlockContiguous)
+    return error = "unknown block flags " + std::to_string(flags), false;
+  int64_t layer;
+  uint32_t rank;
+  if (!in.get(layer) || !in.get(rank))
+    return trunc("layer/rank");
+  if (rank > kMaxRank)
+    return error = "rank " + std::to_string(rank) + " too large", false;
+  std::vector<int64_t> shape(rank, 0);
+  for (auto &d : shape)
+    if (!in.get(d))
+      return trunc("the shape");
+  uint64_t elements = 1;
+  for (int64_t d : shape) {
+    if (d < 0)
+      return error = "negative dimension " + std::to_string(d), false;
+    if (d != 0 && elements > (uint64_t(1) << 48) / static_cast<uint64_t>(d))
+      return error = "shape too large (more than 2^48 elements)", false;
+    elements *= static_cast<uint64_t>(d);
+  }
+  uint32_t n;
+  if (!in.get(n))
+    return trunc("the row count");
+  if (n == 0)
+    return error = "block of 0 rows", false;
+  bool contiguous = flags & kBlockContiguous;
+  Payload pl = static_cast<Payload>(payload);
+  size_t entry = entryBytes(pl);
+  size_t posBytes = contiguous ? 8 : 8 * size_t(n);
+  if (in.left() < posBytes)
+    return trunc("the positions");
+  if (in.left() - posBytes < size_t(n) * entry + 4)
+    return trunc("the row entries");
+  size_t at = in.pos();
+  const uint8_t *positions = data + at;
+  const uint8_t *rows = positions + posBytes;
+  at += posBytes + size_t(n) * entry;
+  uint32_t k = loadLE<uint32_t>(data + at);
+  at += 4;
+  if (k > kMaxTop)
+    return error = "top-k count " + std::to_string(k) + " too large", false;
+  size_t rowBytes =
+      pl == Payload::Full
+          ? static_cast<size_t>(elements) * dtypeSize(static_cast<DType>(dtype))
+          : 0;
+  size_t idBytes = 4 * size_t(k) * n, left = size - at;
+  bool fits = rowBytes == 0 || n <= (SIZE_MAX - idBytes) / rowBytes;
+  size_t need = fits ? idBytes + size_t(n) * rowBytes : 0;
+  if (!fits || need != left)
+    return error = "block of " + std::to_string(n) + " rows: top-k ids and " +
+                   "values need " +
+                   (fits ? std::to_string(need) : std::string("over 2^64")) +
+                   " bytes, " + std::to_string(left) + " remain",
+           false;
+  int64_t first = contiguous ? loadLE<int64_t>(positions) : 0;
+  if (contiguous && first > INT64_MAX - int64_t(n - 1))
+    return error = "positions " + std::to_string(first) + " + " +
+                   std::to_string(n - 1) + " overflow int64",
+           false;
+  const uint8_t *ids = data + at, *values = ids + idBytes;
+
+  // Valid: n records, nothing can fail from here. Geometric growth: a trace
+  // of many blocks must not reallocate for each.
+  if (out.capacity() - out.size() < n)
+    out.reserve(std::max(out.size() + n, 2 * out.capacity()));
+  for (uint32_t j = 0; j < n; ++j) {
+    Record &r = out.emplace_back();
+    r.stage = static_cast<Stage>(stage);
+    r.layer = layer;
+    r.dtype = static_cast<DType>(dtype);
+    r.payload = pl;
+    r.shape = shape;
+    r.position = contiguous ? first + int64_t(j)
+                            : loadLE<int64_t>(positions + 8 * size_t(j));
+    const uint8_t *e = rows + size_t(j) * entry;
+    std::memcpy(r.sha256.data(), e, 32);
+    r.nzCount = loadLE<int64_t>(e + 32);
+    if (entry == kStatsEntryBytes) {
+      r.nanCount = loadLE<int64_t>(e + 40);
+      r.infCount = loadLE<int64_t>(e + 48);
+      r.fingerprint = {loadF64(e + 56), loadF64(e + 64), loadF64(e + 72),
+                       loadF64(e + 80)};
+    }
+    if (k) {
+      const uint8_t *t = ids + 4 * size_t(k) * j;
+      size_t cnt = k; // drop the -1 padding
+      while (cnt && loadLE<int32_t>(t + 4 * (cnt - 1)) == -1)
+        --cnt;
+      r.top5.resize(cnt);
+      for (size_t i = 0; i < cnt; ++i)
+        r.top5[i] = loadLE<int32_t>(t + 4 * i);
+    }
+    if (rowBytes) {
+      const uint8_t *v = values + size_t(j) * rowBytes;
+      if (owner)
+        r.values = ValueBytes::view(v, rowBytes, owner);
+      else
+        r.values.assign(v, v + rowBytes);
+    }
+  }
   return true;
 }
 
@@ -518,6 +867,48 @@ int writeAll(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
+/// writev(2) until done (advancing over partial writes); returns 0 or the
+/// errno.
+int writevAll(int fd, struct iovec *iov, int count) {
+  while (count > 0 && iov->iov_len == 0)
+    ++iov, --count;
+  while (count > 0) {
+    ssize_t w = ::writev(fd, iov, count);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    if (w == 0)
+      return EIO;
+    size_t done = static_cast<size_t>(w);
+    while (count > 0 && done >= iov->iov_len) {
+      done -= iov->iov_len;
+      ++iov, --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<uint8_t *>(iov->iov_base) + done;
+      iov->iov_len -= done;
+    }
+  }
+  return 0;
+}
+
+/// std::allocator whose resize() leaves new bytes uninitialized: the writer
+/// overwrites them at once (a block frame is sized, then filled).
+template <typename T> struct NoInitAllocator : std::allocator<T> {
+  template <typename U> struct rebind { using other = NoInitAllocator<U>; };
+  NoInitAllocator() = default;
+  template <typename U> NoInitAllocator(const NoInitAllocator<U> &) {}
+  template <typename U, typename... Args> void construct(U *p, Args &&...args) {
+    if constexpr (sizeof...(Args) == 0)
+      ::new (static_cast<void *>(p)) U;
+    else
+      ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using ByteBuffer = std::vector<uint8_t, NoInitAllocator<uint8_t>>;
+
 /// Writes `text` to `path` through a temporary file and rename(2), so a
 /// reader sees the old or the new file, never a half one.
 bool writeFileAtomic(const std::string &path, const std::string &text,
@@ -588,7 +979,7 @@ public:
       return error = closedReason_, false;
     size_t start = buf_.size();
     buf_.resize(start + 8);
-    encodeRecordBody(r, buf_);
+    encodeRecordBodyTo(r, buf_);
     size_t len = buf_.size() - start - 8;
     writeU32(buf_.data() + start, kRecordMagic);
     writeU32(buf_.data() + start + 4, static_cast<uint32_t>(len));
@@ -599,6 +990,74 @@ public:
     if (buf_.size() >= kBufferBytes || ++sinceFlush_ >= kFlushEveryRecords)
       return flush(error);
     return true;
+  }
+
+  bool appendBlock(const RecordBlock &b, std::string &error) override {
+    if (fd_ < 0)
+      return error = closedReason_, false;
+    BlockPlan plan;
+    if (!planBlock(b, plan, error))
+      return false;
+    size_t n = static_cast<size_t>(b.n);
+    // Rows per frame: the body stays within maxBlockBody_, and its part
+    // before the values within the buffer, so a frame larger than the buffer
+    // is a head from the buffer plus the caller's values (one writev).
+    // Non-contiguous positions cost 8 bytes a row; counted for every row.
+    size_t headRow = 8 + plan.entry + 4 * static_cast<size_t>(b.topK);
+    size_t row = headRow + plan.rowBytes;
+    size_t byBody =
+        maxBlockBody_ > plan.fixed ? (maxBlockBody_ - plan.fixed) / row : 0;
+    size_t byHead = (kBufferBytes - 12 - plan.fixed) / headRow;
+    size_t perFrame = std::max<size_t>(1, std::min(byBody, byHead));
+    for (size_t first = 0; first < n;) {
+      size_t m = std::min(perFrame, n - first);
+      bool contiguous = isContiguous(b.positions + first, m);
+      size_t head = blockHeadBytes(plan, b, m, contiguous);
+      size_t values = m * plan.rowBytes;
+      size_t frame = 12 + head + values;
+      // A buffer this frame would overflow goes out first.
+      if (!buf_.empty() && buf_.size() + frame > kBufferBytes && !flush(error))
+        return false;
+      size_t start = buf_.size();
+      const uint8_t *v = values ? b.values + first * plan.rowBytes : nullptr;
+      if (frame <= kBufferBytes) {
+        buf_.resize(start + frame);
+        uint8_t *p = buf_.data() + start;
+        writeU32(p, kBlockMagic);
+        writeU32(p + 4, static_cast<uint32_t>(head + values));
+        writeBlockHead(p + 8, b, plan, first, m, contiguous);
+        if (values)
+          std::memcpy(p + 8 + head, v, values);
+        writeU32(p + 8 + head + values, frameChecksum(p + 8, head + values));
+      } else {
+        // Larger than the buffer (the buffer is empty now): written at once.
+        buf_.resize(8 + head);
+        uint8_t *p = buf_.data();
+        writeU32(p, kBlockMagic);
+        writeU32(p + 4, static_cast<uint32_t>(head + values));
+        writeBlockHead(p + 8, b, plan, first, m, contiguous);
+        uint8_t crc[4];
+        writeU32(crc, crcUpdate(crcUpdate(0, p + 8, head), v, values));
+        struct iovec iov[3] = {
+            {p, 8 + head}, {const_cast<uint8_t *>(v), values}, {crc, 4}};
+        int e = writevAll(fd_, iov, 3);
+        if (e)
+          return fail("write", e, error);
+        bytes_ += frame;
+        buf_.clear();
+      }
+      records_ += m;
+      sinceFlush_ += m;
+      first += m;
+      if ((buf_.size() >= kBufferBytes || sinceFlush_ >= kFlushEveryRecords) &&
+          !flush(error))
+        return false;
+    }
+    return true;
+  }
+
+  void setMaxBlockBodyBytes(size_t bytes) override {
+    maxBlockBody_ = std::min<size_t>(std::max<size_t>(bytes, 1), kMaxBodyBytes);
   }
 
   bool flush(std::string &error) override {
@@ -656,9 +1115,10 @@ private:
   std::string dir_;
   Manifest manifest_;
   int fd_ = -1, lockFd_ = -1;
-  std::vector<uint8_t> buf_;
+  ByteBuffer buf_;
   uint64_t bytes_ = 0, records_ = 0;
-  unsigned sinceFlush_ = 0;
+  size_t sinceFlush_ = 0;
+  size_t maxBlockBody_ = kMaxBlockBodyBytes;
   std::string closedReason_;
 };
 
@@ -896,10 +1356,11 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
            std::nullopt;
 
   size_t off = headerSize;
-  uint64_t index = 0;
+  // A stop names the index of the first record the bad frame would have
+  // produced.
   auto stop = [&](const std::string &why) {
-    tc.stopReason = "record " + std::to_string(index) + " at byte " +
-                    std::to_string(off) + ": " + why;
+    tc.stopReason = "record " + std::to_string(tc.records.size()) +
+                    " at byte " + std::to_string(off) + ": " + why;
   };
   while (off < fileSize) {
     size_t left = fileSize - off;
@@ -909,8 +1370,13 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
     }
     uint32_t magic = readU32(bytes + off);
     uint32_t len = readU32(bytes + off + 4);
-    if (magic != kRecordMagic) {
+    bool block = magic == kBlockMagic;
+    if (magic != kRecordMagic && !block) {
       stop("bad record magic");
+      break;
+    }
+    if (block && version < 2) {
+      stop("block frame in a version-" + std::to_string(version) + " trace");
       break;
     }
     if (len > kMaxBodyBytes) {
@@ -928,15 +1394,21 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
       stop("checksum mismatch");
       break;
     }
-    Record r;
     std::string derr;
-    if (!decodeRecordBody(body, len, r, derr, owner)) {
-      stop("malformed body: " + derr);
-      break;
+    if (block) {
+      if (!decodeBlockBody(body, len, tc.records, derr, owner)) {
+        stop("malformed block body: " + derr);
+        break;
+      }
+    } else {
+      Record r;
+      if (!decodeRecordBody(body, len, r, derr, owner)) {
+        stop("malformed body: " + derr);
+        break;
+      }
+      tc.records.push_back(std::move(r));
     }
-    tc.records.push_back(std::move(r));
     off += 12 + len;
-    ++index;
   }
   tc.validBytes = off;
   if (tc.records.empty())

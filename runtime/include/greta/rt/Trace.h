@@ -1,9 +1,10 @@
 //===- Trace.h - The trace format: manifest, records, writer, reader -*- C++ -*-===//
 //
 // A trace is a directory: `manifest.json` plus `records.bin`, an append-only
-// stream of length-prefixed, checksummed records (docs/TRACE_FORMAT.md). A
-// run killed at any point leaves a readable prefix; the reader reports where
-// and why it stopped instead of failing.
+// stream of length-prefixed, checksummed frames (docs/TRACE_FORMAT.md): a
+// record frame holds one row, a block frame many rows of one traced tensor.
+// A run killed at any point leaves a readable prefix; the reader reports
+// where and why it stopped instead of failing.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_RT_TRACE_H
@@ -21,7 +22,9 @@
 
 namespace greta::rt {
 
-inline constexpr uint32_t kTraceFormatVersion = 1;
+/// The version written; readers accept kOldestTraceFormatVersion up to it.
+inline constexpr uint32_t kTraceFormatVersion = 2;
+inline constexpr uint32_t kOldestTraceFormatVersion = 1;
 
 enum class DType : uint8_t { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
 std::string_view dtypeName(DType d);
@@ -130,6 +133,44 @@ struct Manifest {
   std::string createdAt;      // ISO 8601, informative only
 };
 
+/// One row's entry in RecordBlock::rows: 88 bytes, no padding, host byte
+/// order (the GRETA runtime targets little-endian hosts, where this is the
+/// file's byte order and a row is copied, not encoded). It is the GPU
+/// runtime's per-row device record.
+struct BlockRow {
+  uint8_t sha256[32];
+  int64_t nzCount;
+  int64_t nanCount, infCount; // read for payload stats and full only
+  double min, max, mean, l2;  // read for payload stats and full only
+};
+static_assert(sizeof(BlockRow) == 88, "BlockRow must be 88 bytes, unpadded");
+
+/// n rows of one traced tensor (same stage, layer, dtype, payload and row
+/// shape), written as block frames (docs/TRACE_FORMAT.md). Nothing is owned:
+/// the pointers must stay valid during appendBlock().
+struct RecordBlock {
+  Stage stage = Stage::EmbedOut;
+  int64_t layer = 0;
+  DType dtype = DType::F32;
+  Payload payload = Payload::Hash;
+  std::vector<int64_t> rowShape;      // shape of ONE row (e.g. {hidden})
+  int64_t n = 0;                      // rows; 0 writes nothing
+  const int64_t *positions = nullptr; // n positions, in row order (the
+                                      // writer detects contiguous runs)
+  /// Row j's entry starts at rows + j * rowStride, laid out as BlockRow. For
+  /// payload hash only its first 40 bytes (sha256, nzCount) are read, so a
+  /// stride of 40 (packed hash entries) or 88 (BlockRow) both work.
+  const uint8_t *rows = nullptr;
+  size_t rowStride = sizeof(BlockRow);
+  /// n * topK token ids, row after row, best first; -1 pads a row with fewer
+  /// ids (readers drop trailing -1s). nullptr/0: none (0 <= topK <= 64).
+  const int32_t *topIds = nullptr;
+  int topK = 0;
+  /// Payload full: the n rows' values, contiguous, row after row
+  /// (elements * dtypeSize bytes a row). Else ignored.
+  const uint8_t *values = nullptr;
+};
+
 /// Appends records to `<dir>/records.bin`; writes the manifest first. Takes
 /// an exclusive lock on the directory (a second writer is refused). Every
 /// write error (ENOSPC, EFBIG, EIO) is reported, never ignored; what was
@@ -144,7 +185,22 @@ public:
                                              std::string &error);
   virtual ~TraceWriter();
   /// Returns false and sets `error` on failure (then the writer is closed).
+  /// Writes one record frame.
   virtual bool append(const Record &record, std::string &error) = 0;
+  /// Writes the block's n rows as one block frame, or several of whole rows
+  /// when a body would exceed the block frame limit (64 MiB by default) or
+  /// its part before the values the 1 MiB write buffer (over ~21 800 hash
+  /// or ~10 900 stats rows); the reader returns them as n records, as if
+  /// append() had been called per row. Counts n records. Cost per row: a
+  /// copy of its entry (and ids, values) and the CRC over them. An invalid block (unknown stage/dtype/payload, rank
+  /// over 8, a negative dimension, topK over 64, a null pointer that is
+  /// needed, a stride below the entry size, a row whose frame would exceed
+  /// 1 GiB) is refused with `error` and nothing written; the writer stays
+  /// open. A write error closes it, as for append().
+  virtual bool appendBlock(const RecordBlock &block, std::string &error) = 0;
+  /// The largest block frame body the writer produces (default
+  /// kMaxBlockBodyBytes); a frame always holds at least one row. For tests.
+  virtual void setMaxBlockBodyBytes(size_t bytes) = 0;
   /// Hands every buffered record to the OS (write(2)): from then on they
   /// survive the process being killed (not a power loss; finish() fsyncs).
   /// Session::endCall() calls it after each forward call.
@@ -152,6 +208,7 @@ public:
   /// Flushes and marks the trace complete (manifest `complete: true`).
   virtual bool finish(std::string &error) = 0;
   virtual uint64_t bytesWritten() const = 0;
+  /// Records (rows) appended, block rows included; not frames.
   virtual uint64_t recordsWritten() const = 0;
 };
 
@@ -181,7 +238,10 @@ inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
                                             'A', 'T', 'R', 'C'};
 inline constexpr uint32_t kTraceFileHeaderSize = 16;
 inline constexpr uint32_t kRecordMagic = 0x43455247; // "GREC" little endian
-/// Appends the version-1 body of `r` (no framing) to `out`.
+inline constexpr uint32_t kBlockMagic = 0x42455247;  // "GREB" little endian
+/// Default block frame body limit of TraceWriter::appendBlock.
+inline constexpr size_t kMaxBlockBodyBytes = size_t(64) << 20;
+/// Appends the record body of `r` (no framing) to `out`.
 void encodeRecordBody(const Record &r, std::vector<uint8_t> &out);
 /// Decodes a body; false (and `error`) when it is malformed. The values are
 /// copied, unless `owner` is given: then they are a view into `data`, which
@@ -189,6 +249,19 @@ void encodeRecordBody(const Record &r, std::vector<uint8_t> &out);
 bool decodeRecordBody(const uint8_t *data, size_t size, Record &r,
                       std::string &error,
                       std::shared_ptr<const void> owner = nullptr);
+/// Appends the body of one block frame holding all of `b`'s rows (no
+/// framing, no splitting) to `out`; false (and `error`) for an invalid block
+/// (see TraceWriter::appendBlock) or b.n == 0. For tests and tools; the
+/// writer builds bodies in its own buffer.
+bool encodeBlockBody(const RecordBlock &b, std::vector<uint8_t> &out,
+                     std::string &error);
+/// Decodes a block body into its n records, appended to `out` in row order;
+/// all or nothing: false (and `error`, `out` unchanged) when it is
+/// malformed. Values (payload full) are copied, or views into `data` when
+/// `owner` is given.
+bool decodeBlockBody(const uint8_t *data, size_t size, std::vector<Record> &out,
+                     std::string &error,
+                     std::shared_ptr<const void> owner = nullptr);
 /// CRC-32 of a frame body as the format defines it (zlib's `crc32(0, ...)`,
 /// the ISO-HDLC polynomial), folded with (V)PCLMULQDQ where the CPU has it.
 uint32_t frameChecksum(const uint8_t *data, size_t size);
