@@ -35,6 +35,11 @@ def read_trace(path):
         magic, length = struct.unpack_from("<II", data, off)
         body = mv[off + 8: off + 8 + length]
         (crc,) = struct.unpack_from("<I", data, off + 8 + length)
+        if magic == 0x42455247:
+            # Block frames (format version 2): this baseline times the
+            # per-row records that bench/diff's generator writes.
+            sys.exit(f"{path}: block frame at byte {off}: numpy_diff.py "
+                     "reads record frames only (greta-trace-gen traces)")
         if magic != 0x43455247 or zlib.crc32(body) != crc:
             break
         stage, dtype, payload = body[0], body[1], body[2]

@@ -314,17 +314,40 @@ struct Top5 {
       return a > b;
     return ia < ib;
   }
+  // Sorted insertion with constant indices only, so v and id stay in
+  // registers (a loop with a variable index puts them in local memory).
+  // Empty entries (id < 0) are never inserted.
   __device__ void insert(float x, int32_t i) {
-    if (!better(x, i, v[4], id[4]))
+    if (i < 0 || !better(x, i, v[4], id[4]))
       return;
-    int k = 4;
-    while (k > 0 && better(x, i, v[k - 1], id[k - 1])) {
-      v[k] = v[k - 1];
-      id[k] = id[k - 1];
-      --k;
+    bool placed = false;
+#pragma unroll
+    for (int k = 4; k >= 0; --k) {
+      if (placed)
+        continue;
+      if (k > 0 && better(x, i, v[k - 1], id[k - 1])) {
+        v[k] = v[k - 1];
+        id[k] = id[k - 1];
+      } else {
+        v[k] = x;
+        id[k] = i;
+        placed = true;
+      }
     }
-    v[k] = x;
-    id[k] = i;
+  }
+  // Merges the lists of the lanes `mask` apart (xor butterfly: the two
+  // lists come from disjoint lanes, so no entry is counted twice).
+  __device__ void mergeLane(int mask) {
+    float pv[5];
+    int32_t pid[5];
+#pragma unroll
+    for (int k = 0; k < 5; ++k) {
+      pv[k] = GRETA_SHFL_XOR(v[k], mask);
+      pid[k] = GRETA_SHFL_XOR(id[k], mask);
+    }
+#pragma unroll
+    for (int k = 0; k < 5; ++k)
+      insert(pv[k], pid[k]);
   }
 };
 
@@ -333,8 +356,8 @@ constexpr int kTop5Threads = 256;
 __global__ void __launch_bounds__(kTop5Threads)
     top5RowsKernel(const void *data, int32_t dtype, int64_t cols, int64_t ld,
                    const int64_t *rowIndex, int32_t *out) {
-  __shared__ float sv[kTop5Threads * 5];
-  __shared__ int32_t si[kTop5Threads * 5];
+  __shared__ float sv[kTop5Threads / GRETA_WARP_CONST * 5];
+  __shared__ int32_t si[kTop5Threads / GRETA_WARP_CONST * 5];
   int64_t j = blockIdx.x;
   int64_t row = rowIndex ? rowIndex[j] : j;
   int esize = esizeOf(dtype);
@@ -343,19 +366,29 @@ __global__ void __launch_bounds__(kTop5Threads)
   t.init();
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     t.insert(loadAsFloat(base, dtype, c), static_cast<int32_t>(c));
-  for (int k = 0; k < 5; ++k) {
-    sv[threadIdx.x * 5 + k] = t.v[k];
-    si[threadIdx.x * 5 + k] = t.id[k];
-  }
+  // Each warp's best 5 by a butterfly of merges, then warp 0 merges the
+  // warps' lists the same way (a merge on one thread took ~0.1 ms).
+  for (int m = GRETA_WARP / 2; m > 0; m /= 2)
+    t.mergeLane(m);
+  const int warp = threadIdx.x / GRETA_WARP, lane = threadIdx.x % GRETA_WARP;
+  constexpr int kWarps = kTop5Threads / GRETA_WARP_CONST;
+  if (lane == 0)
+    for (int k = 0; k < 5; ++k) {
+      sv[warp * 5 + k] = t.v[k];
+      si[warp * 5 + k] = t.id[k];
+    }
   __syncthreads();
-  if (threadIdx.x == 0) {
+  if (warp == 0) {
     Top5 m;
     m.init();
-    for (int k = 0; k < kTop5Threads * 5; ++k)
-      if (si[k] >= 0)
-        m.insert(sv[k], si[k]);
-    for (int k = 0; k < 5; ++k)
-      out[j * 5 + k] = m.id[k];
+    if (lane < kWarps)
+      for (int k = 0; k < 5; ++k)
+        m.insert(sv[lane * 5 + k], si[lane * 5 + k]);
+    for (int mask = GRETA_WARP / 2; mask > 0; mask /= 2)
+      m.mergeLane(mask);
+    if (lane == 0)
+      for (int k = 0; k < 5; ++k)
+        out[j * 5 + k] = m.id[k];
   }
 }
 

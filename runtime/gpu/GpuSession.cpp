@@ -21,7 +21,9 @@
 #include <cstdlib>
 #include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <functional>
 
 using namespace greta;
 using namespace greta::gpu;
@@ -77,6 +79,84 @@ bool traceProfile() {
   return on;
 }
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// HashPool
+//===----------------------------------------------------------------------===//
+
+namespace greta::gpu {
+/// A few threads that hash the writer's host-hashed rows side by side (a
+/// batch's rows are independent): the end of a call waits for the last
+/// batch, whose logits rows take ~30 us each on one core.
+class HashPool {
+public:
+  explicit HashPool(unsigned threads) {
+    for (unsigned i = 0; i < threads; ++i)
+      threads_.emplace_back([this] { loop(); });
+  }
+  ~HashPool() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread &t : threads_)
+      t.join();
+  }
+  /// Runs fn(0 .. count-1) on the pool and the calling thread; returns when
+  /// every call has returned. One caller at a time (the writer thread).
+  void run(size_t count, const std::function<void(size_t)> &fn) {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      fn_ = &fn;
+      count_ = count;
+      next_ = finished_ = 0;
+    }
+    cv_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(m_);
+    doneCv_.wait(lock, [&] { return finished_ == count_; });
+    fn_ = nullptr;
+  }
+
+private:
+  void loop() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [&] { return stop_ || (fn_ && next_ < count_); });
+        if (stop_)
+          return;
+      }
+      work();
+    }
+  }
+  // Takes items until none is left.
+  void work() {
+    for (;;) {
+      size_t i;
+      const std::function<void(size_t)> *fn;
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        if (!fn_ || next_ >= count_)
+          return;
+        i = next_++;
+        fn = fn_;
+      }
+      (*fn)(i);
+      std::lock_guard<std::mutex> lock(m_);
+      if (++finished_ == count_)
+        doneCv_.notify_all();
+    }
+  }
+  std::vector<std::thread> threads_;
+  std::mutex m_;
+  std::condition_variable cv_, doneCv_;
+  const std::function<void(size_t)> *fn_ = nullptr;
+  size_t count_ = 0, next_ = 0, finished_ = 0;
+  bool stop_ = false;
+};
+} // namespace greta::gpu
 
 //===----------------------------------------------------------------------===//
 // Session
@@ -570,8 +650,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // A batch per layer, and the logits alone: layer l is hashed and written
   // while layer l+1 computes, so the end of the call waits only for the
   // logits' batch. Also when a batch is big enough to keep the writer busy
-  // or holds too much memory. (The hashing kernel packs a batch's rows into
-  // few blocks, so a launch per layer occupies few multiprocessors.)
+  // or holds too much memory.
   if (!open_.pending.empty() &&
       (layer != open_.pending.front().layer || stage == rt::Stage::Logits))
     flushBatch();
@@ -719,13 +798,15 @@ void GpuSession::flushBatch() {
   auto b = std::make_shared<Batch>(std::move(open_));
   open_ = Batch();
   b->dryRun = dryRun_;
+  // Blocking sync: the writer thread sleeps on a batch's event instead of
+  // spinning in the driver beside the thread that launches the kernels.
   cudaEvent_t ev[2];
   for (cudaEvent_t &x : ev) {
     if (!eventPool_.empty()) {
       x = static_cast<cudaEvent_t>(eventPool_.back());
       eventPool_.pop_back();
-    } else if (cudaError_t e =
-                   cudaEventCreateWithFlags(&x, cudaEventDisableTiming)) {
+    } else if (cudaError_t e = cudaEventCreateWithFlags(
+                   &x, cudaEventDisableTiming | cudaEventBlockingSync)) {
       setError(cudaMessage("trace event", e));
       return;
     }
@@ -850,10 +931,10 @@ void GpuSession::writerLoop() {
     }
     // A batch whose stream failed has undefined records: it is not written
     // (endCall reports the stream error).
-    if (!failed &&
-        cudaEventSynchronize(static_cast<cudaEvent_t>(b->done)) ==
-            cudaSuccess &&
-        !b->dryRun)
+    // A dry run builds the records like a real one (hashes the host rows),
+    // only the append is left out.
+    if (!failed && cudaEventSynchronize(static_cast<cudaEvent_t>(b->done)) ==
+                       cudaSuccess)
       writeBatch(*b, err);
     {
       std::lock_guard<std::mutex> lock(writerMutex_);
@@ -865,45 +946,85 @@ void GpuSession::writerLoop() {
   }
 }
 
+// The device's row records are written as block entries without copying.
+static_assert(sizeof(greta_gpu_row_record) == sizeof(rt::BlockRow) &&
+                  offsetof(greta_gpu_row_record, nz_count) ==
+                      offsetof(rt::BlockRow, nzCount) &&
+                  offsetof(greta_gpu_row_record, nan_count) ==
+                      offsetof(rt::BlockRow, nanCount) &&
+                  offsetof(greta_gpu_row_record, min) ==
+                      offsetof(rt::BlockRow, min) &&
+                  offsetof(greta_gpu_row_record, l2) ==
+                      offsetof(rt::BlockRow, l2),
+              "greta_gpu_row_record must have rt::BlockRow's layout");
+
 void GpuSession::writeBatch(Batch &b, std::string &err) {
-  rt::Record r; // reused: no allocation per record for hash/stats payloads
-  for (const Pending &p : b.pending) {
-    size_t es = rt::dtypeSize(p.dtype);
-    const auto *recs = static_cast<const greta_gpu_row_record *>(p.hRecords);
-    r.stage = p.stage;
-    r.layer = p.layer;
-    r.dtype = p.dtype;
-    r.payload = p.payload;
-    r.shape.assign(1, p.cols);
-    for (size_t j = 0; j < p.positions.size(); ++j) {
-      const uint8_t *row = p.hValues ? p.hValues + j * p.cols * es : nullptr;
-      r.position = p.positions[j];
-      if (!recs) {
-        rt::fillRowRecord(r, row, p.dtype, p.cols,
-                          p.payload != rt::Payload::Hash);
-      } else {
-        const greta_gpu_row_record &g = recs[j];
-        std::memcpy(r.sha256.data(), g.sha256, 32);
-        r.nzCount = g.nz_count;
-        if (p.payload != rt::Payload::Hash) {
-          r.nanCount = g.nan_count;
-          r.infCount = g.inf_count;
-          r.fingerprint = {g.min, g.max, g.mean, g.l2};
-        }
+  // Rows hashed on the host (a few selected rows per tensor, see trace()):
+  // their entries are built first, side by side on the hash pool when there
+  // is enough to share.
+  std::vector<std::pair<const Pending *, size_t>> hostRows;
+  size_t hostBytes = 0;
+  for (const Pending &p : b.pending)
+    if (!p.hRecords)
+      for (size_t j = 0; j < p.positions.size(); ++j) {
+        hostRows.push_back({&p, j});
+        hostBytes += p.cols * rt::dtypeSize(p.dtype);
       }
-      r.top5.clear();
-      if (p.hTop5)
-        for (int k = 0; k < 5; ++k)
-          if (int32_t id = p.hTop5[j * 5 + k]; id >= 0)
-            r.top5.push_back(id);
-      r.values = row && p.payload == rt::Payload::Full
-                     ? rt::ValueBytes(std::vector<uint8_t>(
-                           row, row + p.cols * es))
-                     : rt::ValueBytes();
-      if (!writer_->append(r, err))
-        return;
-      ++records_;
+  std::vector<rt::BlockRow> entries(hostRows.size());
+  std::function<void(size_t)> hashRow = [&](size_t i) {
+    const auto &[p, j] = hostRows[i];
+    size_t rowBytes = p->cols * rt::dtypeSize(p->dtype);
+    thread_local rt::Record r;
+    rt::fillRowRecord(r, p->hValues + j * rowBytes, p->dtype, p->cols,
+                      p->payload != rt::Payload::Hash);
+    rt::BlockRow &e = entries[i];
+    std::memcpy(e.sha256, r.sha256.data(), 32);
+    e.nzCount = r.nzCount;
+    e.nanCount = r.nanCount;
+    e.infCount = r.infCount;
+    e.min = r.fingerprint.min;
+    e.max = r.fingerprint.max;
+    e.mean = r.fingerprint.mean;
+    e.l2 = r.fingerprint.l2;
+  };
+  if (hostRows.size() > 1 && hostBytes >= (128u << 10)) {
+    if (!hashPool_)
+      hashPool_ = std::make_unique<HashPool>(std::min(
+          3u, std::max(1u, std::thread::hardware_concurrency() / 2)));
+    hashPool_->run(hostRows.size(), hashRow);
+  } else {
+    for (size_t i = 0; i < hostRows.size(); ++i)
+      hashRow(i);
+  }
+  // One block per traced tensor: its rows' entries are the device records
+  // as they came back (rt::BlockRow is their layout) or the host's.
+  size_t nextHost = 0;
+  for (const Pending &p : b.pending) {
+    int64_t n = static_cast<int64_t>(p.positions.size());
+    rt::RecordBlock blk;
+    blk.stage = p.stage;
+    blk.layer = p.layer;
+    blk.dtype = p.dtype;
+    blk.payload = p.payload;
+    blk.rowShape = {p.cols};
+    blk.n = n;
+    blk.positions = p.positions.data();
+    if (p.hRecords) {
+      blk.rows = static_cast<const uint8_t *>(p.hRecords);
+      blk.rowStride = sizeof(greta_gpu_row_record);
+    } else {
+      blk.rows = reinterpret_cast<const uint8_t *>(&entries[nextHost]);
+      blk.rowStride = sizeof(rt::BlockRow);
+      nextHost += n;
     }
+    blk.topIds = p.hTop5;
+    blk.topK = p.hTop5 ? 5 : 0;
+    blk.values = p.payload == rt::Payload::Full ? p.hValues : nullptr;
+    if (b.dryRun)
+      continue;
+    if (!writer_->appendBlock(blk, err))
+      return;
+    records_ += n;
   }
 }
 

@@ -533,6 +533,17 @@ TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
   EXPECT_NE(diffErr(b, t).find("model digest differs"), std::string::npos);
 }
 
+// A version-1 trace (record frames only, an older GRETA) compares with a
+// version-2 one: the records mean the same.
+TEST(DiffManifest, TracesOfFormatVersions1And2Compare) {
+  auto b = build(spec());
+  auto t = b;
+  t.manifest.formatVersion = 1;
+  DiffResult r = diffOk(b, t);
+  EXPECT_FALSE(r.diverged());
+  EXPECT_EQ(r.counts.aligned, static_cast<int64_t>(b.records.size()));
+}
+
 TEST(DiffManifest, ReferenceOfAnotherModelIsRefused) {
   auto b = build(spec());
   auto ref = b;

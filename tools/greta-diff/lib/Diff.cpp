@@ -144,10 +144,9 @@ bool greta::diff::checkCompatible(const TraceContents &a, const char *roleA,
     error = os.str();
     return false;
   };
-  if (ma.formatVersion != mb.formatVersion)
-    return refuse("format version", std::to_string(ma.formatVersion),
-                  std::to_string(mb.formatVersion),
-                  "re-record both with the same greta version");
+  // Format versions may differ: every version the reader accepts yields the
+  // same records (version 2 only adds block frames), so a v1 trace from an
+  // older GRETA compares with a new one.
   if (ma.modelDigest != mb.modelDigest)
     return refuse("model digest", ma.modelDigest, mb.modelDigest,
                   "they ran different model IR");

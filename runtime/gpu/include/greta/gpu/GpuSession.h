@@ -43,6 +43,8 @@
 
 namespace greta::gpu {
 
+class HashPool;
+
 class GpuSession {
 public:
   /// Initializes `device`, validates and converts every parameter (through
@@ -121,6 +123,7 @@ private:
   void unhold(void *block);
   void writerLoop();
   void writeBatch(Batch &b, std::string &err);
+  std::unique_ptr<HashPool> hashPool_; // the writer's host hashing
   bool drainWriter();
 
   std::string desc_;
