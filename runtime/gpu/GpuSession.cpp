@@ -469,8 +469,12 @@ GpuSession::KVSlot *GpuSession::kvSlot(int64_t slot, int64_t kvDim) {
 void *GpuSession::alloc(size_t bytes) {
   if (bytes == 0)
     bytes = 1;
-  reclaimFinishedBatches(/*waitForAll=*/false);
   auto it = freeBlocks_.find(bytes);
+  if (it == freeBlocks_.end() && !inflight_.empty()) {
+    // Only on a miss: a query per allocation cost ~1 us of host time each.
+    reclaimFinishedBatches(/*waitForAll=*/false);
+    it = freeBlocks_.find(bytes);
+  }
   if (it == freeBlocks_.end() && heldBytes_ > heldLimit_) {
     // Too much is held for trace jobs: let the compute stream wait (on the
     // device, not the host) for the oldest batches; their blocks are then
@@ -516,7 +520,7 @@ void GpuSession::release(void *ptr) {
   liveBlocks_.erase(it);
 }
 
-void GpuSession::hold(const void *data) {
+void GpuSession::hold(const void *data, bool untilFlush) {
   // The traced tensor may be a view into a larger block.
   auto it = liveBlocks_.upper_bound(const_cast<void *>(data));
   if (it == liveBlocks_.begin())
@@ -527,7 +531,7 @@ void GpuSession::hold(const void *data) {
     return;
   if (held_[it->first]++ == 0)
     heldBytes_ += it->second;
-  open_.blocks.push_back(it->first);
+  (untilFlush ? open_.heldUntilFlush : open_.blocks).push_back(it->first);
 }
 
 void GpuSession::unhold(void *blk) {
@@ -743,7 +747,11 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   }
   open_.records += n;
   c.used += n;
-  hold(data);
+  // A tensor whose rows are only gathered is read by the gather kernel,
+  // which flushBatch queues on the compute stream: it is held until then
+  // only, so the allocator reuses it as soon as without tracing (kernels
+  // then find their buffers in L2 as they would untraced).
+  hold(data, /*untilFlush=*/gather && hostHash && stage != rt::Stage::Logits);
   for (int64_t r : selRows_)
     pend.positions.push_back(positions_[r]);
   // Values (Full payload, host hashing): copied to pinned memory after the
@@ -785,7 +793,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   open_.pending.push_back(std::move(pend));
 }
 
-void GpuSession::flushBatch() {
+void GpuSession::flushBatch(bool final) {
   if (open_.pending.empty())
     return;
   auto t0 = Clock::now();
@@ -814,10 +822,29 @@ void GpuSession::flushBatch() {
   }
   cudaEvent_t ready = ev[0], done = ev[1];
   b->done = done;
-  auto ts = static_cast<cudaStream_t>(
-      traceStreams_[nextTraceStream_++ % traceStreams_.size()]);
+  // The call's last batch (the logits) runs on the compute stream, which
+  // has nothing left to do: no hop between streams at the end of the call.
+  auto ts = final ? static_cast<cudaStream_t>(stream_)
+                  : static_cast<cudaStream_t>(
+                        traceStreams_[nextTraceStream_++ %
+                                      traceStreams_.size()]);
+  b->final = final;
+  // Selected rows are gathered on the compute stream (a few microseconds),
+  // into the batch's private staging; their tensors are free after that.
+  for (size_t i = 0; i < b->gathers.size(); i += GRETA_GPU_MAX_GATHER_JOBS) {
+    int n = static_cast<int>(std::min<size_t>(GRETA_GPU_MAX_GATHER_JOBS,
+                                              b->gathers.size() - i));
+    if (greta_gpu_gather_rows(&b->gathers[i], n, b->gather->d, stream_) !=
+        GRETA_GPU_OK) {
+      setError(std::string("trace gather: ") + greta_gpu_last_error());
+      return;
+    }
+  }
+  for (void *blk : b->heldUntilFlush)
+    unhold(blk);
+  b->heldUntilFlush.clear();
   cudaError_t e = cudaEventRecord(ready, static_cast<cudaStream_t>(stream_));
-  if (!e)
+  if (!e && !final)
     e = cudaStreamWaitEvent(ts, ready, 0);
   if (e) {
     setError(cudaMessage("trace stream", e));
@@ -877,16 +904,6 @@ void GpuSession::flushBatch() {
       e = cudaMemcpyAsync(t.hTop5, t.dTop5, t.n * 5 * sizeof(int32_t),
                           cudaMemcpyDeviceToHost, ts);
   }
-  for (size_t i = 0; i < b->gathers.size() && !e;
-       i += GRETA_GPU_MAX_GATHER_JOBS) {
-    int n = static_cast<int>(std::min<size_t>(GRETA_GPU_MAX_GATHER_JOBS,
-                                              b->gathers.size() - i));
-    if (greta_gpu_gather_rows(&b->gathers[i], n, b->gather->d, ts) !=
-        GRETA_GPU_OK) {
-      setError(std::string("trace gather: ") + greta_gpu_last_error());
-      return;
-    }
-  }
   if (!e && b->gather && b->gatherEnd > b->gatherBegin)
     e = cudaMemcpyAsync(b->gather->h + b->gatherBegin,
                         b->gather->d + b->gatherBegin,
@@ -908,6 +925,19 @@ void GpuSession::flushBatch() {
     writerQueue_.push_back(b);
   }
   writerCv_.notify_all();
+}
+
+// The writer sleeps on a batch's event (blocking sync), except for the
+// call's last batch, which the end of the call waits for: there it polls,
+// saving the wake-up.
+bool GpuSession::waitForBatch(const Batch &b) {
+  auto ev = static_cast<cudaEvent_t>(b.done);
+  if (!b.final)
+    return cudaEventSynchronize(ev) == cudaSuccess;
+  cudaError_t e;
+  while ((e = cudaEventQuery(ev)) == cudaErrorNotReady)
+    std::this_thread::yield();
+  return e == cudaSuccess;
 }
 
 void GpuSession::writerLoop() {
@@ -933,8 +963,7 @@ void GpuSession::writerLoop() {
     // (endCall reports the stream error).
     // A dry run builds the records like a real one (hashes the host rows),
     // only the append is left out.
-    if (!failed && cudaEventSynchronize(static_cast<cudaEvent_t>(b->done)) ==
-                       cudaSuccess)
+    if (!failed && waitForBatch(*b))
       writeBatch(*b, err);
     {
       std::lock_guard<std::mutex> lock(writerMutex_);
@@ -1101,7 +1130,7 @@ bool GpuSession::endCall() {
   if (traceProfile())
     cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[1]),
                     static_cast<cudaStream_t>(stream_));
-  flushBatch();
+  flushBatch(/*final=*/true);
   auto syncStart = Clock::now();
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   double computeWaitMs = msSince(syncStart);

@@ -117,9 +117,12 @@ public:
 private:
   GpuSession() = default;
   struct Batch;
-  void flushBatch();
+  void flushBatch(bool final = false);
+  bool waitForBatch(const Batch &b);
   void reclaimFinishedBatches(bool waitForAll);
-  void hold(const void *data);
+  /// Keeps a traced buffer from reuse until its batch has run, or only
+  /// until the batch is flushed (`untilFlush`: read on the compute stream).
+  void hold(const void *data, bool untilFlush);
   void unhold(void *block);
   void writerLoop();
   void writeBatch(Batch &b, std::string &err);
@@ -218,10 +221,12 @@ private:
     size_t gatherBegin = 0, gatherEnd = 0; // bytes of gather to copy
     std::vector<Top5Job> top5;
     std::vector<void *> blocks; // held for this batch's jobs
+    std::vector<void *> heldUntilFlush; // read by the gather only
     void *dRecords = nullptr, *hRecords = nullptr;
     int64_t records = 0;
     void *done = nullptr; // event on the trace stream
     bool dryRun = false;
+    bool final = false; // the call's last batch, on the compute stream
   };
   Batch open_;
   static constexpr size_t kTraceStreams = 4;
