@@ -93,6 +93,21 @@ def _check_shape(shape):
     return elements
 
 
+def _tags(body):
+    """The four tag bytes that open a record and a block body: stage, dtype
+    and payload validated (the C++ reader's messages), flags returned."""
+    if len(body) < 4:
+        raise ValueError("body ends inside the tag bytes")
+    stage, dtype, payload, flags = struct.unpack_from("<4B", body, 0)
+    if stage >= len(STAGES):
+        raise ValueError(f"unknown stage {stage}")
+    if dtype >= len(DTYPES):
+        raise ValueError(f"unknown dtype {dtype}")
+    if payload >= len(PAYLOADS):
+        raise ValueError(f"unknown payload {payload}")
+    return stage, dtype, payload, flags
+
+
 def decode_body(body):
     """Decodes one record body; raises ValueError if malformed (with the
     C++ reader's messages)."""
@@ -107,13 +122,8 @@ def decode_body(body):
         off += size
         return out
 
-    stage, dtype, payload, _flags = take("<4B", "the tag bytes")
-    if stage >= len(STAGES):
-        raise ValueError(f"unknown stage {stage}")
-    if dtype >= len(DTYPES):
-        raise ValueError(f"unknown dtype {dtype}")
-    if payload >= len(PAYLOADS):
-        raise ValueError(f"unknown payload {payload}")
+    stage, dtype, payload, _flags = _tags(body)
+    off = 4
     r = Record()
     r.stage, r.dtype, r.payload = STAGES[stage], DTYPES[dtype], PAYLOADS[payload]
     r.layer, r.position, rank = take("<qqI", "layer/position/rank")
@@ -146,15 +156,7 @@ def decode_block(body):
     """Decodes one block body (format version 2) into its records, in row
     order; raises ValueError if malformed (then no record is returned)."""
     size = len(body)
-    if size < 4:
-        raise ValueError("body ends inside the tag bytes")
-    stage, dtype, payload, flags = struct.unpack_from("<4B", body, 0)
-    if stage >= len(STAGES):
-        raise ValueError(f"unknown stage {stage}")
-    if dtype >= len(DTYPES):
-        raise ValueError(f"unknown dtype {dtype}")
-    if payload >= len(PAYLOADS):
-        raise ValueError(f"unknown payload {payload}")
+    stage, dtype, payload, flags = _tags(body)
     if flags & ~1:
         raise ValueError(f"unknown block flags {flags}")
     if size < 16:

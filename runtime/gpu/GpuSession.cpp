@@ -1006,15 +1006,7 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
     thread_local rt::Record r;
     rt::fillRowRecord(r, p->hValues + j * rowBytes, p->dtype, p->cols,
                       p->payload != rt::Payload::Hash);
-    rt::BlockRow &e = entries[i];
-    std::memcpy(e.sha256, r.sha256.data(), 32);
-    e.nzCount = r.nzCount;
-    e.nanCount = r.nanCount;
-    e.infCount = r.infCount;
-    e.min = r.fingerprint.min;
-    e.max = r.fingerprint.max;
-    e.mean = r.fingerprint.mean;
-    e.l2 = r.fingerprint.l2;
+    entries[i] = rt::toBlockRow(r);
   };
   if (hostRows.size() > 1 && hostBytes >= (128u << 10)) {
     if (!hashPool_)

@@ -56,8 +56,9 @@ void fillRecord(Record &r, const T *row, int64_t n, bool stats, bool isLogits) {
     r.top5 = topFive(row, n);
 }
 
-/// A row's digest and statistics as a block row entry.
-BlockRow toBlockRow(const Record &r) {
+} // namespace
+
+BlockRow greta::rt::toBlockRow(const Record &r) {
   BlockRow e;
   std::memcpy(e.sha256, r.sha256.data(), 32);
   e.nzCount = r.nzCount;
@@ -69,7 +70,6 @@ BlockRow toBlockRow(const Record &r) {
   e.l2 = r.fingerprint.l2;
   return e;
 }
-} // namespace
 
 std::unique_ptr<Session> Session::create(const SafeTensors &weights,
                                          const std::vector<ParamSpec> &params,

@@ -315,6 +315,21 @@ private:
   size_t n_, pos_ = 0;
 };
 
+/// The four tag bytes that open a record and a block body: stage, dtype,
+/// payload (validated) and flags (left to the caller).
+bool readTags(Reader &in, uint8_t &stage, uint8_t &dtype, uint8_t &payload,
+              uint8_t &flags, std::string &error) {
+  if (!in.get(stage) || !in.get(dtype) || !in.get(payload) || !in.get(flags))
+    return error = "body ends inside the tag bytes", false;
+  if (stage >= kNumStages)
+    return error = "unknown stage " + std::to_string(stage), false;
+  if (dtype > static_cast<uint8_t>(DType::BF16))
+    return error = "unknown dtype " + std::to_string(dtype), false;
+  if (payload > static_cast<uint8_t>(Payload::Full))
+    return error = "unknown payload " + std::to_string(payload), false;
+  return true;
+}
+
 uint32_t readU32(const uint8_t *p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
          uint32_t(p[3]) << 24;
@@ -369,14 +384,8 @@ bool greta::rt::decodeRecordBody(const uint8_t *data, size_t size, Record &r,
     error = std::string("body ends inside ") + what;
     return false;
   };
-  if (!in.get(stage) || !in.get(dtype) || !in.get(payload) || !in.get(flags))
-    return trunc("the tag bytes");
-  if (stage >= kNumStages)
-    return error = "unknown stage " + std::to_string(stage), false;
-  if (dtype > static_cast<uint8_t>(DType::BF16))
-    return error = "unknown dtype " + std::to_string(dtype), false;
-  if (payload > static_cast<uint8_t>(Payload::Full))
-    return error = "unknown payload " + std::to_string(payload), false;
+  if (!readTags(in, stage, dtype, payload, flags, error))
+    return false;
   r.stage = static_cast<Stage>(stage);
   r.dtype = static_cast<DType>(dtype);
   r.payload = static_cast<Payload>(payload);
@@ -659,14 +668,8 @@ bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
     return false;
   };
   uint8_t stage, dtype, payload, flags;
-  if (!in.get(stage) || !in.get(dtype) || !in.get(payload) || !in.get(flags))
-    return trunc("the tag bytes");
-  if (stage >= kNumStages)
-    return error = "unknown stage " + std::to_string(stage), false;
-  if (dtype > static_cast<uint8_t>(DType::BF16))
-    return error = "unknown dtype " + std::to_string(dtype), false;
-  if (payload > static_cast<uint8_t>(Payload::Full))
-    return error = "unknown payload " + std::to_string(payload), false;
+  if (!readTags(in, stage, dtype, payload, flags, error))
+    return false;
   if (flags & ~kBlockContiguous)
     return error = "unknown block flags " + std::to_string(flags), false;
   int64_t layer;
