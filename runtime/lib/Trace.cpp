@@ -853,23 +853,6 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
 
 std::string errnoStr(int e) { return std::strerror(e); }
 
-/// write(2) until done; returns 0 or the errno.
-int writeAll(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno;
-    }
-    if (w == 0)
-      return EIO;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return 0;
-}
-
 /// writev(2) until done (advancing over partial writes); returns 0 or the
 /// errno.
 int writevAll(int fd, struct iovec *iov, int count) {
@@ -895,6 +878,12 @@ int writevAll(int fd, struct iovec *iov, int count) {
     }
   }
   return 0;
+}
+
+/// write(2) until done; returns 0 or the errno.
+int writeAll(int fd, const uint8_t *p, size_t n) {
+  struct iovec v = {const_cast<uint8_t *>(p), n};
+  return writevAll(fd, &v, 1);
 }
 
 /// std::allocator whose resize() leaves new bytes uninitialized: the writer
