@@ -828,7 +828,6 @@ void GpuSession::flushBatch(bool final) {
                   : static_cast<cudaStream_t>(
                         traceStreams_[nextTraceStream_++ %
                                       traceStreams_.size()]);
-  b->final = final;
   // Selected rows are gathered on the compute stream (a few microseconds),
   // into the batch's private staging; their tensors are free after that.
   for (size_t i = 0; i < b->gathers.size(); i += GRETA_GPU_MAX_GATHER_JOBS) {
@@ -920,24 +919,15 @@ void GpuSession::flushBatch(bool final) {
     return;
   }
   inflight_.push_back(b);
+  if (final) { // written by endCall itself
+    finalBatch_ = b;
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(writerMutex_);
     writerQueue_.push_back(b);
   }
   writerCv_.notify_all();
-}
-
-// The writer sleeps on a batch's event (blocking sync), except for the
-// call's last batch, which the end of the call waits for: there it polls,
-// saving the wake-up.
-bool GpuSession::waitForBatch(const Batch &b) {
-  auto ev = static_cast<cudaEvent_t>(b.done);
-  if (!b.final)
-    return cudaEventSynchronize(ev) == cudaSuccess;
-  cudaError_t e;
-  while ((e = cudaEventQuery(ev)) == cudaErrorNotReady)
-    std::this_thread::yield();
-  return e == cudaSuccess;
 }
 
 void GpuSession::writerLoop() {
@@ -963,7 +953,8 @@ void GpuSession::writerLoop() {
     // (endCall reports the stream error).
     // A dry run builds the records like a real one (hashes the host rows),
     // only the append is left out.
-    if (!failed && waitForBatch(*b))
+    if (!failed && cudaEventSynchronize(static_cast<cudaEvent_t>(b->done)) ==
+                       cudaSuccess)
       writeBatch(*b, err);
     {
       std::lock_guard<std::mutex> lock(writerMutex_);
@@ -1149,15 +1140,32 @@ bool GpuSession::endCall() {
   open_ = Batch();
   auto drainStart = Clock::now();
   drainWriter();
+  double drainMs = msSince(drainStart);
+  // The call's last batch (the logits, run on the compute stream, which is
+  // synchronized) is written here, after every earlier batch: no hand-off
+  // to the writer thread and back is left at the end of the call. A failed
+  // stream leaves its records undefined: then it is not written.
+  auto finalStart = Clock::now();
+  if (std::shared_ptr<Batch> fb = std::move(finalBatch_)) {
+    std::string werr;
+    if (!e && !traceFailed_) {
+      writeBatch(*fb, werr);
+      if (!werr.empty()) {
+        traceFailed_ = true;
+        setError(werr);
+      }
+    }
+  }
   if (traceProfile())
     std::fprintf(stderr,
                  "greta trace profile: %lld batches; host: enqueue %.3f ms "
                  "(trace() %.3f, batch launches %.3f); compute stream on the "
                  "GPU %.3f ms; end of call waits: compute %.3f ms, trace "
-                 "streams %.3f ms, writer %.3f ms\n",
+                 "streams %.3f ms, writer %.3f ms; last batch written in "
+                 "%.3f ms\n",
                  static_cast<long long>(profBatches_), enqueueMs,
                  profTraceMs_, profFlushMs_, computeGpuMs, computeWaitMs,
-                 traceWaitMs, msSince(drainStart));
+                 traceWaitMs, drainMs, msSince(finalStart));
   profBatches_ = 0;
   profTraceMs_ = profFlushMs_ = 0;
   std::string err;

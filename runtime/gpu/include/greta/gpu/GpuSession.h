@@ -118,7 +118,6 @@ private:
   GpuSession() = default;
   struct Batch;
   void flushBatch(bool final = false);
-  bool waitForBatch(const Batch &b);
   void reclaimFinishedBatches(bool waitForAll);
   /// Keeps a traced buffer from reuse until its batch has run, or only
   /// until the batch is flushed (`untilFlush`: read on the compute stream).
@@ -226,8 +225,8 @@ private:
     int64_t records = 0;
     void *done = nullptr; // event on the trace stream
     bool dryRun = false;
-    bool final = false; // the call's last batch, on the compute stream
   };
+  std::shared_ptr<Batch> finalBatch_; // launched, written by endCall
   Batch open_;
   static constexpr size_t kTraceStreams = 4;
   std::vector<void *> traceStreams_;
