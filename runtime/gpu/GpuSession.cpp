@@ -651,12 +651,16 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     return;
   }
   auto payload = static_cast<rt::Payload>(p);
-  // A batch per layer, and the logits alone: layer l is hashed and written
-  // while layer l+1 computes, so the end of the call waits only for the
-  // logits' batch. Also when a batch is big enough to keep the writer busy
-  // or holds too much memory.
+  // Host-hashed tensors (a few selected rows) go in a batch per layer:
+  // layer l is hashed and written while layer l+1 computes, so the end of
+  // the call waits only for the logits' batch, which is always alone. Batches
+  // hashed on the device (every row) grow to kBatchRecords instead: more
+  // SHA-256 chains in flight per launch (every row at 827 tokens: 1.88x of
+  // untraced against 2.24x with a batch per layer). And a batch that holds
+  // too much memory is launched.
   if (!open_.pending.empty() &&
-      (layer != open_.pending.front().layer || stage == rt::Stage::Logits))
+      (stage == rt::Stage::Logits ||
+       (layer != open_.pending.front().layer && open_.jobs.empty())))
     flushBatch();
   if (open_.records >= kBatchRecords || open_.jobs.size() >= 65535 ||
       heldBytes_ > heldLimit_)
