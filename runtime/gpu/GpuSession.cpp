@@ -306,16 +306,37 @@ GpuSession::~GpuSession() {
   }
   for (ValueChunk &c : valueChunks_)
     greta_gpu_host_free(c.h);
-  for (GatherChunk &g : gatherChunks_) {
-    greta_gpu_free(g.d);
-    greta_gpu_host_free(g.h);
-  }
-  for (JobChunk &c : jobChunks_) {
-    greta_gpu_free(c.d);
-    greta_gpu_host_free(c.h);
-  }
+  auto freeMirrored = [](auto &chunks) {
+    for (auto &c : chunks) {
+      greta_gpu_free(c.d);
+      greta_gpu_host_free(c.h);
+    }
+  };
+  freeMirrored(gatherChunks_);
+  freeMirrored(jobChunks_);
   if (stream_)
     cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+}
+
+template <typename T>
+GpuSession::MirroredChunk<T> *
+GpuSession::mirroredWithRoom(std::deque<MirroredChunk<T>> &chunks, size_t need,
+                             size_t minCapacity, const char *what) {
+  if (MirroredChunk<T> *c = withRoom(chunks, need))
+    return c;
+  MirroredChunk<T> c;
+  c.capacity = std::max(need, minCapacity);
+  void *d = nullptr, *h = nullptr;
+  if (greta_gpu_malloc(&d, c.capacity * sizeof(T)) ||
+      greta_gpu_host_alloc(&h, c.capacity * sizeof(T))) {
+    greta_gpu_free(d);
+    setError(std::string(what) + ": " + greta_gpu_last_error());
+    return nullptr;
+  }
+  c.d = static_cast<T *>(d);
+  c.h = static_cast<T *>(h);
+  chunks.push_back(c);
+  return &chunks.back();
 }
 
 void GpuSession::setCurrent(GpuSession *s) { currentSession.store(s); }
@@ -712,22 +733,10 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
                                      gatherBytes)) {
     // A batch's gathered rows are one contiguous range of one chunk.
     flushBatch();
-    openGather_ = withRoom(gatherChunks_, gatherBytes);
-    if (!openGather_) {
-      GatherChunk g;
-      g.capacity = std::max<size_t>(gatherBytes, 4u << 20);
-      void *d = nullptr, *hp = nullptr;
-      if (greta_gpu_malloc(&d, g.capacity) ||
-          greta_gpu_host_alloc(&hp, g.capacity)) {
-        greta_gpu_free(d);
-        setError(std::string("trace staging: ") + greta_gpu_last_error());
-        return;
-      }
-      g.d = static_cast<uint8_t *>(d);
-      g.h = static_cast<uint8_t *>(hp);
-      gatherChunks_.push_back(g);
-      openGather_ = &gatherChunks_.back();
-    }
+    openGather_ = mirroredWithRoom(gatherChunks_, gatherBytes, 4u << 20,
+                                   "trace staging");
+    if (!openGather_)
+      return;
   }
   if (open_.jobs.empty() && open_.pending.empty()) {
     open_.dRecords = static_cast<greta_gpu_row_record *>(c.dRecords) + c.used;
@@ -856,22 +865,9 @@ void GpuSession::flushBatch(bool final) {
   // The job table goes to the device through pinned memory (one launch
   // hashes every row of the batch: the SHA-256 chains run side by side).
   size_t nJobs = b->jobs.size();
-  JobChunk *jc = withRoom(jobChunks_, nJobs);
-  if (!jc) {
-    JobChunk k;
-    k.capacity = std::max<size_t>(nJobs, 4096);
-    size_t bytes = k.capacity * sizeof(greta_gpu_trace_job);
-    void *d = nullptr, *h = nullptr;
-    if (greta_gpu_malloc(&d, bytes) || greta_gpu_host_alloc(&h, bytes)) {
-      greta_gpu_free(d);
-      setError(std::string("trace jobs: ") + greta_gpu_last_error());
-      return;
-    }
-    k.d = static_cast<greta_gpu_trace_job *>(d);
-    k.h = static_cast<greta_gpu_trace_job *>(h);
-    jobChunks_.push_back(k);
-    jc = &jobChunks_.back();
-  }
+  JobChunk *jc = mirroredWithRoom(jobChunks_, nJobs, 4096, "trace jobs");
+  if (!jc)
+    return;
   greta_gpu_trace_job *hJobs = jc->h + jc->used, *dJobs = jc->d + jc->used;
   jc->used += nJobs;
   std::copy(b->jobs.begin(), b->jobs.end(), hJobs);

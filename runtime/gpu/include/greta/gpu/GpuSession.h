@@ -169,17 +169,24 @@ private:
     size_t capacity = 0, used = 0;
   };
   std::deque<ValueChunk> valueChunks_;
-  struct JobChunk { // pinned staging + device copy of the batches' job tables
-    greta_gpu_trace_job *h = nullptr, *d = nullptr;
+  /// Device memory with a pinned host twin of the same size; `used`
+  /// elements are taken, from the start again each call.
+  template <typename T> struct MirroredChunk {
+    T *d = nullptr, *h = nullptr;
     size_t capacity = 0, used = 0;
   };
+  /// A chunk with room for `need` more elements, or a new one of at least
+  /// `minCapacity`; nullptr (and the session's error) when allocation fails.
+  template <typename T>
+  MirroredChunk<T> *mirroredWithRoom(std::deque<MirroredChunk<T>> &chunks,
+                                     size_t need, size_t minCapacity,
+                                     const char *what);
+  // The batches' job tables: pinned staging, copied to the device.
+  using JobChunk = MirroredChunk<greta_gpu_trace_job>;
   std::deque<JobChunk> jobChunks_;
   // Selected rows of one tensor gathered on the device and copied to the
   // host in one piece per batch (host hashing, Full payload of some rows).
-  struct GatherChunk {
-    uint8_t *d = nullptr, *h = nullptr; // device staging, pinned twin
-    size_t capacity = 0, used = 0;
-  };
+  using GatherChunk = MirroredChunk<uint8_t>;
   std::deque<GatherChunk> gatherChunks_;
   GatherChunk *openGather_ = nullptr;
   static constexpr int64_t kBatchRecords = 1 << 16;
