@@ -4,7 +4,9 @@
 // deterministic pseudo-random rows, optionally with a planted fault at
 // (stage, layer, from-position) that propagates downstream the way a real
 // fault does, growing noise (precision-like), rounding to f16/bf16, or an
-// early stop (truncated trace). Not installed; lit and bench/ use it.
+// early stop (truncated trace). Not installed; lit and bench/ use it. With
+// --blocks each (stage, layer) is written as block frames (appendBlock), the
+// way the CPU and GPU runtimes write traced tensors.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Half.h"
@@ -156,7 +158,7 @@ int main(int argc, char **argv) {
   int64_t tokens = 8, hidden = 16, stopAfter = -1;
   double noise = 0, scale = 1;
   uint64_t noiseSeed = 1;
-  bool noFinish = false;
+  bool noFinish = false, blocks = false;
   uint32_t formatVersion = rt::kTraceFormatVersion;
   app.add_option("OUT", out, "trace directory to write")->required();
   app.add_option("--tokens", tokens, "token count of the prompt");
@@ -189,6 +191,9 @@ int main(int argc, char **argv) {
   app.add_option("--stop-after", stopAfter,
                  "write this many records, then stop without finishing");
   app.add_flag("--no-finish", noFinish, "leave the trace unfinished");
+  app.add_flag("--blocks", blocks,
+               "write each (stage, layer) as block frames (appendBlock) "
+               "instead of one record frame per row");
   app.add_option("--format-version", formatVersion,
                  "manifest format version to claim (tests of the reader)");
   CLI11_PARSE(app, argc, argv);
@@ -275,11 +280,44 @@ int main(int argc, char **argv) {
   size_t es = rt::dtypeSize(*dtype);
   std::vector<double> row(hidden);
   int64_t written = 0;
+  // --blocks: the rows of the current (stage, layer), written as one
+  // RecordBlock (the writer splits it into frames as needed).
+  std::vector<int64_t> blockPos;
+  std::vector<rt::BlockRow> blockRows;
+  std::vector<int32_t> blockIds;
+  std::vector<uint8_t> blockValues;
+  auto writeBlock = [&](Stage stage, int64_t layer) {
+    if (blockPos.empty())
+      return true;
+    rt::RecordBlock b;
+    b.stage = stage;
+    b.layer = layer;
+    b.dtype = *dtype;
+    b.payload = payload;
+    b.rowShape = {hidden};
+    b.n = static_cast<int64_t>(blockPos.size());
+    b.positions = blockPos.data();
+    b.rows = reinterpret_cast<const uint8_t *>(blockRows.data());
+    b.rowStride = sizeof(rt::BlockRow);
+    if (stage == Stage::Logits) {
+      b.topIds = blockIds.data();
+      b.topK = 5;
+    }
+    b.values = blockValues.data();
+    bool ok = writer->appendBlock(b, error);
+    blockPos.clear();
+    blockRows.clear();
+    blockIds.clear();
+    blockValues.clear();
+    return ok;
+  };
   for (auto [stage, layer] : groups) {
     int64_t key = rt::executionOrderKey(stage, layer);
     for (int64_t pos : positions) {
       if (stopAfter >= 0 && written == stopAfter) {
         std::string ferr;
+        if (blocks && !writeBlock(stage, layer))
+          return fail(error);
         writer->flush(ferr);
         return 0; // Truncated on purpose: never finish().
       }
@@ -342,12 +380,32 @@ int main(int argc, char **argv) {
         r.fingerprint = {mn, mx, sum / hidden, std::sqrt(sq)};
       if (stage == Stage::Logits)
         r.top5 = {0, 1, 2, 3, 4};
+      if (blocks) {
+        rt::BlockRow e;
+        std::memcpy(e.sha256, r.sha256.data(), 32);
+        e.nzCount = r.nzCount;
+        e.nanCount = r.nanCount;
+        e.infCount = r.infCount;
+        e.min = r.fingerprint.min;
+        e.max = r.fingerprint.max;
+        e.mean = r.fingerprint.mean;
+        e.l2 = r.fingerprint.l2;
+        blockRows.push_back(e);
+        blockPos.push_back(pos);
+        blockIds.insert(blockIds.end(), r.top5.begin(), r.top5.end());
+        if (payload == rt::Payload::Full)
+          blockValues.insert(blockValues.end(), bytes.begin(), bytes.end());
+        ++written;
+        continue;
+      }
       if (payload == rt::Payload::Full)
         r.values = std::move(bytes);
       if (!writer->append(r, error))
         return fail(error);
       ++written;
     }
+    if (blocks && !writeBlock(stage, layer))
+      return fail(error);
   }
   if (!noFinish && !writer->finish(error))
     return fail(error);
