@@ -659,8 +659,8 @@ bool greta::rt::encodeBlockBody(const RecordBlock &b, std::vector<uint8_t> &out,
   return true;
 }
 
-bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
-                                std::vector<Record> &out, std::string &error,
+bool greta::rt::decodeBlockRows(const uint8_t *data, size_t size,
+                                BlockRows &out, std::string &error,
                                 std::shared_ptr<const void> owner) {
   Reader in(data, size);
   auto trunc = [&](const char *what) {
@@ -731,45 +731,84 @@ bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
            false;
   const uint8_t *ids = data + at, *values = ids + idBytes;
 
+  // Valid.
+  out.stage = static_cast<Stage>(stage);
+  out.layer = layer;
+  out.dtype = static_cast<DType>(dtype);
+  out.payload = pl;
+  out.rowShape = std::move(shape);
+  out.elements = static_cast<int64_t>(elements);
+  out.n = n;
+  out.firstPosition = first;
+  out.positions = contiguous ? nullptr : positions;
+  out.entries = rows;
+  out.entryBytes = static_cast<uint32_t>(entry);
+  out.topK = k;
+  out.topIds = ids;
+  out.values = rowBytes ? values : nullptr;
+  out.rowBytes = rowBytes;
+  out.owner = std::move(owner);
+  return true;
+}
+
+int64_t BlockRows::position(size_t j) const {
+  return positions ? loadLE<int64_t>(positions + 8 * j)
+                   : firstPosition + static_cast<int64_t>(j);
+}
+
+void BlockRows::recordTo(size_t j, Record &r) const {
+  r.stage = stage;
+  r.layer = layer;
+  r.dtype = dtype;
+  r.payload = payload;
+  r.shape = rowShape;
+  r.position = position(j);
+  const uint8_t *e = entries + j * entryBytes;
+  std::memcpy(r.sha256.data(), e, 32);
+  r.nzCount = loadLE<int64_t>(e + 32);
+  if (entryBytes == kStatsEntryBytes) {
+    r.nanCount = loadLE<int64_t>(e + 40);
+    r.infCount = loadLE<int64_t>(e + 48);
+    r.fingerprint = {loadF64(e + 56), loadF64(e + 64), loadF64(e + 72),
+                     loadF64(e + 80)};
+  } else {
+    r.nanCount = r.infCount = 0;
+    r.fingerprint = {};
+  }
+  r.top5.clear();
+  if (topK) {
+    const uint8_t *t = topIds + 4 * size_t(topK) * j;
+    size_t cnt = topK; // drop the -1 padding
+    while (cnt && loadLE<int32_t>(t + 4 * (cnt - 1)) == -1)
+      --cnt;
+    r.top5.resize(cnt);
+    for (size_t i = 0; i < cnt; ++i)
+      r.top5[i] = loadLE<int32_t>(t + 4 * i);
+  }
+  if (rowBytes) {
+    const uint8_t *v = values + j * rowBytes;
+    if (owner)
+      r.values = ValueBytes::view(v, rowBytes, owner);
+    else
+      r.values.assign(v, v + rowBytes);
+  } else {
+    r.values.clear();
+  }
+}
+
+bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
+                                std::vector<Record> &out, std::string &error,
+                                std::shared_ptr<const void> owner) {
+  BlockRows b;
+  if (!decodeBlockRows(data, size, b, error, std::move(owner)))
+    return false;
   // Valid: n records, nothing can fail from here. Geometric growth: a trace
   // of many blocks must not reallocate for each.
+  size_t n = b.n;
   if (out.capacity() - out.size() < n)
     out.reserve(std::max(out.size() + n, 2 * out.capacity()));
-  for (uint32_t j = 0; j < n; ++j) {
-    Record &r = out.emplace_back();
-    r.stage = static_cast<Stage>(stage);
-    r.layer = layer;
-    r.dtype = static_cast<DType>(dtype);
-    r.payload = pl;
-    r.shape = shape;
-    r.position = contiguous ? first + int64_t(j)
-                            : loadLE<int64_t>(positions + 8 * size_t(j));
-    const uint8_t *e = rows + size_t(j) * entry;
-    std::memcpy(r.sha256.data(), e, 32);
-    r.nzCount = loadLE<int64_t>(e + 32);
-    if (entry == kStatsEntryBytes) {
-      r.nanCount = loadLE<int64_t>(e + 40);
-      r.infCount = loadLE<int64_t>(e + 48);
-      r.fingerprint = {loadF64(e + 56), loadF64(e + 64), loadF64(e + 72),
-                       loadF64(e + 80)};
-    }
-    if (k) {
-      const uint8_t *t = ids + 4 * size_t(k) * j;
-      size_t cnt = k; // drop the -1 padding
-      while (cnt && loadLE<int32_t>(t + 4 * (cnt - 1)) == -1)
-        --cnt;
-      r.top5.resize(cnt);
-      for (size_t i = 0; i < cnt; ++i)
-        r.top5[i] = loadLE<int32_t>(t + 4 * i);
-    }
-    if (rowBytes) {
-      const uint8_t *v = values + size_t(j) * rowBytes;
-      if (owner)
-        r.values = ValueBytes::view(v, rowBytes, owner);
-      else
-        r.values.assign(v, v + rowBytes);
-    }
-  }
+  for (size_t j = 0; j < n; ++j)
+    b.recordTo(j, out.emplace_back());
   return true;
 }
 
@@ -1288,7 +1327,8 @@ std::shared_ptr<FileMapping> mapWholeFile(const std::string &path,
 } // namespace
 
 std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
-                                                  std::string &error) {
+                                                  std::string &error,
+                                                  const ReadOptions &options) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0)
     return error = "trace directory '" + dir + "': " + errnoStr(errno),
@@ -1348,10 +1388,11 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
            std::nullopt;
 
   size_t off = headerSize;
+  size_t rows = 0; // records read so far, block rows included
   // A stop names the index of the first record the bad frame would have
   // produced.
   auto stop = [&](const std::string &why) {
-    tc.stopReason = "record " + std::to_string(tc.records.size()) +
+    tc.stopReason = "record " + std::to_string(rows) +
                     " at byte " + std::to_string(off) + ": " + why;
   };
   while (off < fileSize) {
@@ -1387,11 +1428,20 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
       break;
     }
     std::string derr;
-    if (block) {
+    if (block && options.keepBlocks) {
+      BlockRows b;
+      if (!decodeBlockRows(body, len, b, derr, owner)) {
+        stop("malformed block body: " + derr);
+        break;
+      }
+      rows += b.n;
+      tc.blocks.push_back(std::move(b));
+    } else if (block) {
       if (!decodeBlockBody(body, len, tc.records, derr, owner)) {
         stop("malformed block body: " + derr);
         break;
       }
+      rows = tc.records.size();
     } else {
       Record r;
       if (!decodeRecordBody(body, len, r, derr, owner)) {
@@ -1399,11 +1449,12 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
         break;
       }
       tc.records.push_back(std::move(r));
+      ++rows;
     }
     off += 12 + len;
   }
   tc.validBytes = off;
-  if (tc.records.empty())
+  if (rows == 0)
     return error = "trace '" + dir + "' holds no readable record" +
                    (tc.stopReason.empty() ? std::string()
                                           : " (" + tc.stopReason + ")"),

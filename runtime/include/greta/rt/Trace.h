@@ -212,6 +212,53 @@ public:
   virtual uint64_t recordsWritten() const = 0;
 };
 
+/// The rows of one block frame as read, not expanded into Records: the
+/// frame's header once, and pointers to its row entries, top-k ids and values
+/// where they lie in the file's mapping (kept alive by `owner`). A row costs
+/// no memory beyond the file's; record(j) builds row j's Record on demand.
+/// readTrace returns these when ReadOptions::keepBlocks is set.
+struct BlockRows {
+  Stage stage = Stage::EmbedOut;
+  int64_t layer = 0;
+  DType dtype = DType::F32;
+  Payload payload = Payload::Hash;
+  std::vector<int64_t> rowShape;       // shape of ONE row
+  int64_t elements = 0;                // product of rowShape
+  uint32_t n = 0;                      // rows (>= 1)
+  int64_t firstPosition = 0;           // contiguous: row j is at first + j
+  const uint8_t *positions = nullptr;  // else n i64 LE positions (nullptr
+                                       // when contiguous)
+  const uint8_t *entries = nullptr;    // n entries, entryBytes apart
+  uint32_t entryBytes = 0;             // 40 (payload hash) or 88
+  uint32_t topK = 0;                   // ids per row (padded with -1)
+  const uint8_t *topIds = nullptr;     // n * topK i32 LE
+  const uint8_t *values = nullptr;     // payload full: n rows, rowBytes each
+  size_t rowBytes = 0;
+  std::shared_ptr<const void> owner;   // keeps the bytes above alive (null:
+                                       // the caller does)
+
+  int64_t position(size_t j) const;
+  /// Row j's SHA-256 (32 bytes).
+  const uint8_t *sha256(size_t j) const { return entries + j * entryBytes; }
+  /// Row j exactly as an expanding read gives it (values: a view into the
+  /// mapping when `owner` is set, else a copy), into `r` (whose vectors'
+  /// capacity is reused).
+  void recordTo(size_t j, Record &r) const;
+  Record record(size_t j) const {
+    Record r;
+    recordTo(j, r);
+    return r;
+  }
+};
+
+struct ReadOptions {
+  /// Keep block frames as BlockRows (TraceContents::blocks) instead of
+  /// expanding each row into a Record: `records` then holds only the rows of
+  /// record frames. For tools that hold whole traces of millions of rows
+  /// (greta-diff).
+  bool keepBlocks = false;
+};
+
 /// Reads a whole trace. A truncated or corrupt tail is not an error: the
 /// records before it are returned and `stopReason` says where reading
 /// stopped. Bad manifests, unknown format versions, missing files and a
@@ -226,12 +273,23 @@ public:
 struct TraceContents {
   Manifest manifest;
   bool complete = false;        // finish() was reached
-  std::vector<Record> records;  // in file order
+  std::vector<Record> records;  // in file order (keepBlocks: the rows of
+                                // record frames only)
+  std::vector<BlockRows> blocks; // keepBlocks only: block frames, file order
   std::string stopReason;       // empty when read to a clean end
   uint64_t validBytes = 0;      // bytes of records.bin that were valid
+
+  /// Rows read: the records plus every kept block's rows.
+  size_t rowCount() const {
+    size_t n = records.size();
+    for (const BlockRows &b : blocks)
+      n += b.n;
+    return n;
+  }
 };
 std::optional<TraceContents> readTrace(const std::string &dir,
-                                       std::string &error);
+                                       std::string &error,
+                                       const ReadOptions &options = {});
 
 /// records.bin framing (docs/TRACE_FORMAT.md). Exposed for tests and tools.
 inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
@@ -260,6 +318,12 @@ bool encodeBlockBody(const RecordBlock &b, std::vector<uint8_t> &out,
 /// malformed. Values (payload full) are copied, or views into `data` when
 /// `owner` is given.
 bool decodeBlockBody(const uint8_t *data, size_t size, std::vector<Record> &out,
+                     std::string &error,
+                     std::shared_ptr<const void> owner = nullptr);
+/// Decodes a block body without expanding it: `out` points into `data`
+/// (`owner`, when given, is stored in out.owner to keep it alive). False
+/// (and `error`) when it is malformed, exactly where decodeBlockBody fails.
+bool decodeBlockRows(const uint8_t *data, size_t size, BlockRows &out,
                      std::string &error,
                      std::shared_ptr<const void> owner = nullptr);
 /// CRC-32 of a frame body as the format defines it (zlib's `crc32(0, ...)`,
