@@ -42,7 +42,11 @@ std::optional<rt::TraceContents> load(const char *role, const std::string &path,
     return std::nullopt;
   }
   std::string why;
-  auto t = rt::readTrace(path, why);
+  // Block frames stay as they are in the mapping (a few bytes a row, not a
+  // Record each): a 16K-token every-row trace is millions of rows.
+  rt::ReadOptions ro;
+  ro.keepBlocks = true;
+  auto t = rt::readTrace(path, why, ro);
   if (!t)
     error = std::string(role) + " trace '" + path + "': " + why;
   return t;

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <thread>
 #include <tuple>
-#include <unordered_map>
 
 using namespace greta;
 using namespace greta::diff;
@@ -124,6 +124,125 @@ std::string_view greta::diff::hypothesisName(HypothesisKind h) {
 }
 
 //===----------------------------------------------------------------------===//
+// RowResults
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A row that a kind prototype plus its position rebuilds exactly.
+bool isCompactible(const RowResult &r) {
+  const Metrics &m = r.metrics, d;
+  const Tolerance &t = r.tolerance;
+  return r.basis == Basis::HashEqual && r.hashMatch && !r.diverges &&
+         !r.hasMetrics && !r.hasReference && r.note.empty() &&
+         m.mae == d.mae && m.maxAbs == d.maxAbs && m.relL2 == d.relL2 &&
+         m.cosine == d.cosine && m.rmse == d.rmse && m.notClose == d.notClose &&
+         m.nanBase == d.nanBase && m.nanTest == d.nanTest &&
+         m.infBase == d.infBase && m.infTest == d.infTest && r.errTest == 0 &&
+         r.errBase == 0 && r.k == 0 && r.allowance == 0 && t.atol == t.atol &&
+         t.rtol == t.rtol && t.mae == t.mae; // no NaN tolerance
+}
+
+bool sameKind(const RowResult &a, const RowResult &b) {
+  return a.stage == b.stage && a.layer == b.layer &&
+         a.baseDType == b.baseDType && a.testDType == b.testDType &&
+         a.elements == b.elements && a.precision == b.precision &&
+         a.tolerance.atol == b.tolerance.atol &&
+         a.tolerance.rtol == b.tolerance.rtol &&
+         a.tolerance.mae == b.tolerance.mae;
+}
+} // namespace
+
+uint32_t RowResults::kindOf(const RowResult &r) {
+  if (lastKind_ != kStored && sameKind(kinds_[lastKind_], r))
+    return lastKind_;
+  // Rows come tensor by tensor: a miss is rare, a scan from the end cheap.
+  for (size_t k = kinds_.size(); k-- > 0;)
+    if (sameKind(kinds_[k], r))
+      return lastKind_ = static_cast<uint32_t>(k);
+  RowResult proto;
+  proto.stage = r.stage;
+  proto.layer = r.layer;
+  proto.baseDType = r.baseDType;
+  proto.testDType = r.testDType;
+  proto.elements = r.elements;
+  proto.hashMatch = true;
+  proto.basis = Basis::HashEqual;
+  proto.precision = r.precision;
+  proto.tolerance = r.tolerance;
+  kinds_.push_back(proto);
+  return lastKind_ = static_cast<uint32_t>(kinds_.size() - 1);
+}
+
+void RowResults::push_back(const RowResult &r) {
+  if (!isCompactible(r) || kinds_.size() >= kStored - 1) {
+    pushStored(r);
+    return;
+  }
+  slots_.push_back({r.position, kindOf(r), kStored});
+}
+
+RowResult &RowResults::pushStored(const RowResult &r) {
+  slots_.push_back({r.position, kStored, static_cast<uint32_t>(stored_.size())});
+  storedAt_.push_back(slots_.size() - 1);
+  stored_.push_back(r);
+  return stored_.back();
+}
+
+RowResult RowResults::operator[](size_t i) const {
+  const Slot &s = slots_[i];
+  if (s.index != kStored)
+    return stored_[s.index];
+  RowResult r = kinds_[s.kind];
+  r.position = s.position;
+  return r;
+}
+
+const RowResult *RowResults::stored(size_t i) const {
+  const Slot &s = slots_[i];
+  return s.index == kStored ? nullptr : &stored_[s.index];
+}
+
+RowResult *RowResults::stored(size_t i) {
+  const Slot &s = slots_[i];
+  return s.index == kStored ? nullptr : &stored_[s.index];
+}
+
+Stage RowResults::stage(size_t i) const {
+  const Slot &s = slots_[i];
+  return s.index == kStored ? kinds_[s.kind].stage : stored_[s.index].stage;
+}
+
+int64_t RowResults::layer(size_t i) const {
+  const Slot &s = slots_[i];
+  return s.index == kStored ? kinds_[s.kind].layer : stored_[s.index].layer;
+}
+
+bool RowResults::diverges(size_t i) const {
+  const Slot &s = slots_[i];
+  return s.index != kStored && stored_[s.index].diverges;
+}
+
+void RowResults::resize(size_t n) {
+  while (slots_.size() > n) {
+    if (slots_.back().index != kStored) {
+      stored_.pop_back();
+      storedAt_.pop_back();
+    }
+    slots_.pop_back();
+  }
+  while (slots_.size() < n)
+    pushStored(RowResult());
+}
+
+void RowResults::clear() {
+  slots_.clear();
+  kinds_.clear();
+  stored_.clear();
+  storedAt_.clear();
+  lastKind_ = kStored;
+}
+
+//===----------------------------------------------------------------------===//
 // Manifests
 //===----------------------------------------------------------------------===//
 
@@ -191,17 +310,6 @@ struct Key {
   }
 };
 
-Key keyOf(const Record &r) {
-  return {rt::executionOrderKey(r.stage, r.layer), r.position, r.stage,
-          r.layer};
-}
-
-struct KeyHash {
-  size_t operator()(const std::pair<int64_t, int64_t> &k) const {
-    return std::hash<int64_t>()(k.first * 1000003 + k.second);
-  }
-};
-
 std::string describe(const Key &k) {
   std::ostringstream os;
   os << rt::stageName(k.stage) << " layer " << k.layer << " position "
@@ -209,35 +317,203 @@ std::string describe(const Key &k) {
   return os.str();
 }
 
-/// Record indices sorted by execution order; fails on duplicates and on
-/// records past `maxPosition` (which are counted, not returned).
-bool sortedIndex(const TraceContents &t, const char *role, int64_t maxPosition,
-                 std::vector<std::pair<Key, const Record *>> &out,
-                 int64_t &beyond, std::string &error) {
-  out.clear();
-  out.reserve(t.records.size());
-  for (const Record &r : t.records) {
-    if (static_cast<unsigned>(r.stage) >= rt::kNumStages) {
-      error = std::string(role) + " trace has a record with unknown stage id " +
-              std::to_string(static_cast<unsigned>(r.stage));
-      return false;
-    }
-    if (r.position >= maxPosition) {
-      ++beyond;
-      continue;
-    }
-    out.push_back({keyOf(r), &r});
+/// Where one row of a trace lies: segment `seg` < blocks.size() is block
+/// `seg` (row j of it); segment blocks.size() is TraceContents::records (j is
+/// the index). A row never needs a Record until it is judged.
+struct RowRef {
+  uint32_t seg = 0, j = 0;
+};
+
+int64_t elementsOf(const Record &r);
+
+/// A trace's rows through RowRefs: block rows stay in the file's mapping.
+class TraceRows {
+public:
+  explicit TraceRows(const TraceContents &t)
+      : t_(t), nb_(static_cast<uint32_t>(t.blocks.size())) {}
+  uint32_t segments() const { return nb_ + 1; }
+  size_t segRows(uint32_t s) const {
+    return s < nb_ ? t_.blocks[s].n : t_.records.size();
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const auto &x, const auto &y) { return x.first < y.first; });
-  for (size_t i = 1; i < out.size(); ++i)
-    if (out[i].first == out[i - 1].first) {
-      error = std::string(role) + " trace holds two records for " +
-              describe(out[i].first) + " (a trace must record each once)";
-      return false;
+  Stage stage(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].stage : t_.records[r.j].stage;
+  }
+  int64_t layer(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].layer : t_.records[r.j].layer;
+  }
+  int64_t position(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].position(r.j)
+                       : t_.records[r.j].position;
+  }
+  Key key(RowRef r) const {
+    Stage s = stage(r);
+    int64_t l = layer(r);
+    return {rt::executionOrderKey(s, l), position(r), s, l};
+  }
+  const uint8_t *sha256(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].sha256(r.j)
+                       : t_.records[r.j].sha256.data();
+  }
+  rt::DType dtype(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].dtype : t_.records[r.j].dtype;
+  }
+  int64_t elements(RowRef r) const {
+    return r.seg < nb_ ? t_.blocks[r.seg].elements
+                       : elementsOf(t_.records[r.j]);
+  }
+  /// The row's Record: the trace's own, or built into `scratch`.
+  const Record &record(RowRef r, Record &scratch) const {
+    if (r.seg < nb_) {
+      t_.blocks[r.seg].recordTo(r.j, scratch);
+      return scratch;
     }
-  return true;
-}
+    return t_.records[r.j];
+  }
+
+private:
+  const TraceContents &t_;
+  uint32_t nb_;
+};
+
+/// The rows of a trace below `maxPosition`, visited in execution order:
+/// either segment by segment (when every segment is in order and they do not
+/// overlap, the usual case: no index at all) or through a sorted index.
+class RowCursor {
+public:
+  /// Fails on unknown stages and duplicate rows; counts rows at or past
+  /// `maxPosition` in `beyond` (they are skipped).
+  bool init(const TraceRows &rows, const char *role, int64_t maxPosition,
+            int64_t &beyond, std::string &error) {
+    rows_ = &rows;
+    maxPos_ = maxPosition;
+    int64_t skipped = 0;
+    // Segment order by first key; each must be strictly ascending inside,
+    // and end before the next begins.
+    for (uint32_t s = 0; s < rows.segments(); ++s) {
+      size_t n = rows.segRows(s);
+      for (size_t j = 0; j < n; ++j) {
+        RowRef r{s, static_cast<uint32_t>(j)};
+        if (static_cast<unsigned>(rows.stage(r)) >= rt::kNumStages) {
+          error = std::string(role) +
+                  " trace has a record with unknown stage id " +
+                  std::to_string(static_cast<unsigned>(rows.stage(r)));
+          return false;
+        }
+        if (maxPos_ != INT64_MAX && rows.position(r) >= maxPos_)
+          ++skipped;
+      }
+      if (n)
+        segs_.push_back(s);
+    }
+    beyond += skipped;
+    std::stable_sort(segs_.begin(), segs_.end(), [&](uint32_t a, uint32_t b) {
+      return rows.key({a, 0}) < rows.key({b, 0});
+    });
+    bool ordered = true;
+    Key prev{};
+    bool first = true;
+    for (size_t x = 0; x < segs_.size() && ordered; ++x) {
+      uint32_t s = segs_[x];
+      size_t n = rows.segRows(s);
+      for (size_t j = 0; j < n; ++j) {
+        Key k = rows.key({s, static_cast<uint32_t>(j)});
+        if (!first && !(prev < k)) {
+          ordered = false;
+          break;
+        }
+        prev = k;
+        first = false;
+      }
+    }
+    if (!ordered) {
+      // Out of order (or a duplicate): the index, sorted like the rows.
+      segs_.clear();
+      index_.reserve(static_cast<size_t>(
+          std::max<int64_t>(0, static_cast<int64_t>(total(rows)) - skipped)));
+      for (uint32_t s = 0; s < rows.segments(); ++s)
+        for (size_t j = 0, n = rows.segRows(s); j < n; ++j) {
+          RowRef r{s, static_cast<uint32_t>(j)};
+          Key k = rows.key(r);
+          if (k.position >= maxPos_)
+            continue;
+          index_.push_back({k, r});
+        }
+      std::stable_sort(index_.begin(), index_.end(),
+                       [](const auto &x, const auto &y) {
+                         return x.first < y.first;
+                       });
+      for (size_t i = 1; i < index_.size(); ++i)
+        if (index_[i].first == index_[i - 1].first) {
+          error = std::string(role) + " trace holds two records for " +
+                  describe(index_[i].first) +
+                  " (a trace must record each once)";
+          return false;
+        }
+      indexed_ = true;
+    }
+    size_ = total(rows) - static_cast<size_t>(skipped);
+    settle();
+    return true;
+  }
+
+  bool done() const { return done_; }
+  const Key &key() const { return key_; }
+  RowRef ref() const { return ref_; }
+  /// Rows visited in all (those below maxPosition).
+  size_t size() const { return size_; }
+  void next() {
+    if (indexed_)
+      ++i_;
+    else
+      ++j_;
+    settle();
+  }
+
+private:
+  static size_t total(const TraceRows &rows) {
+    size_t n = 0;
+    for (uint32_t s = 0; s < rows.segments(); ++s)
+      n += rows.segRows(s);
+    return n;
+  }
+  /// Moves to the current row, or past rows at or beyond maxPos_.
+  void settle() {
+    if (indexed_) {
+      done_ = i_ >= index_.size();
+      if (!done_) {
+        key_ = index_[i_].first;
+        ref_ = index_[i_].second;
+      }
+      return;
+    }
+    for (; si_ < segs_.size(); ++si_, j_ = 0) {
+      uint32_t s = segs_[si_];
+      for (size_t n = rows_->segRows(s); j_ < n; ++j_) {
+        RowRef r{s, j_};
+        int64_t pos = rows_->position(r);
+        if (pos >= maxPos_)
+          continue;
+        ref_ = r;
+        key_ = rows_->key(r);
+        done_ = false;
+        return;
+      }
+    }
+    done_ = true;
+  }
+
+  const TraceRows *rows_ = nullptr;
+  int64_t maxPos_ = INT64_MAX;
+  bool indexed_ = false, done_ = true;
+  std::vector<std::pair<Key, RowRef>> index_;
+  size_t i_ = 0;
+  std::vector<uint32_t> segs_;
+  size_t si_ = 0;
+  uint32_t j_ = 0;
+  size_t size_ = 0;
+  Key key_{};
+  RowRef ref_{};
+};
 
 int64_t elementsOf(const Record &r) {
   int64_t n = 1;
@@ -271,9 +547,12 @@ bool fingerprintClose(const rt::Fingerprint &a, const rt::Fingerprint &b,
          close(a.l2, b.l2);
 }
 
-/// The work of one aligned row; filled in by judge().
+/// The work of one aligned row whose hashes differ; judge() fills in its
+/// stored RowResult (row index `row`).
 struct Pending {
-  const Record *base, *test, *ref;
+  RowRef base, test, ref;
+  bool hasRef;
+  size_t row;
 };
 
 /// Unit roundoff (half an ulp at 1) of each precision.
@@ -297,15 +576,20 @@ public:
       : opts(o), basePrec(manifestPrecision(mb)),
         testPrec(manifestPrecision(mt)) {}
 
-  void judge(const Pending &p, RowResult &row, uint64_t &bytes) const {
-    const Record &b = *p.base, &t = *p.test;
-    row.precision = coarser(coarser(precisionOf(b.dtype), precisionOf(t.dtype)),
-                            coarser(basePrec, testPrec));
+  /// Precision and tolerance from the row's dtypes; a hash-equal row is
+  /// then judged.
+  void prepare(RowResult &row) const {
+    row.precision =
+        coarser(coarser(precisionOf(row.baseDType), precisionOf(row.testDType)),
+                coarser(basePrec, testPrec));
     row.tolerance = tolerance(row.precision);
-    if (row.hashMatch) {
+    if (row.hashMatch)
       row.basis = Basis::HashEqual;
-      return;
-    }
+  }
+
+  /// A row whose hashes differ (prepare() was called).
+  void judge(const Record &b, const Record &t, const Record *ref,
+             RowResult &row, uint64_t &bytes) const {
     if (elementsOf(b) != elementsOf(t)) {
       row.basis = Basis::Shape;
       row.diverges = true;
@@ -334,13 +618,13 @@ public:
       judgeTolerance(b, t, values, row);
       return;
     case Policy::Reference:
-      if (values && p.ref && hasValues(*p.ref) &&
-          elementsOf(*p.ref) == row.elements) {
-        judgeReference(b, t, *p.ref, row);
+      if (values && ref && hasValues(*ref) &&
+          elementsOf(*ref) == row.elements) {
+        judgeReference(b, t, *ref, row);
         return;
       }
       row.note = !values ? "no values in BASE/TEST: judged by tolerance"
-                 : !p.ref ? "record absent from REF: judged by tolerance"
+                 : !ref ? "record absent from REF: judged by tolerance"
                           : "REF record has no values: judged by tolerance";
       if (values) { // The metrics above used the reference pre-check bounds.
         RowAccum acc = accumulateRow(b.dtype, b.values.data(), t.dtype,
@@ -450,7 +734,7 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     ref = nullptr;
   for (auto [t, role] : {std::pair{&base, "BASE"}, std::pair{&test, "TEST"},
                          std::pair{ref, "REF"}})
-    if (t && t->records.empty()) {
+    if (t && t->rowCount() == 0) {
       error = std::string(role) + " trace holds no records" +
               (t->stopReason.empty() ? "" : " (" + t->stopReason + ")");
       return std::nullopt;
@@ -469,9 +753,9 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
   if (ref)
     res.ref = ref->manifest;
   Counts &c = res.counts;
-  c.baseRecords = base.records.size();
-  c.testRecords = test.records.size();
-  c.refRecords = ref ? ref->records.size() : 0;
+  c.baseRecords = base.rowCount();
+  c.testRecords = test.rowCount();
+  c.refRecords = ref ? ref->rowCount() : 0;
 
   int64_t shared = std::min(base.manifest.tokenCount, test.manifest.tokenCount);
   // A manifest without a token count must not drop every record.
@@ -479,12 +763,16 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
                                      test.manifest.tokenCount
                        ? shared
                        : INT64_MAX;
-  std::vector<std::pair<Key, const Record *>> bi, ti, ri;
-  if (!sortedIndex(base, "BASE", maxPos, bi, c.beyondSharedLength, error) ||
-      !sortedIndex(test, "TEST", maxPos, ti, c.beyondSharedLength, error))
+  TraceRows baseRows(base), testRows(test);
+  std::optional<TraceRows> refRows;
+  if (ref)
+    refRows.emplace(*ref);
+  RowCursor bi, ti, ri;
+  if (!bi.init(baseRows, "BASE", maxPos, c.beyondSharedLength, error) ||
+      !ti.init(testRows, "TEST", maxPos, c.beyondSharedLength, error))
     return std::nullopt;
   int64_t ignored = 0;
-  if (ref && !sortedIndex(*ref, "REF", maxPos, ri, ignored, error))
+  if (ref && !ri.init(*refRows, "REF", maxPos, ignored, error))
     return std::nullopt;
   if (maxPos != INT64_MAX)
     res.notes.push_back(
@@ -495,34 +783,46 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
         " records past them skipped; the prompt digests differ by "
         "construction, so the shared prefix is assumed, not checked");
 
-  // Merge-join in execution order.
+  // Merge-join in execution order. Rows whose hashes match are settled here
+  // (and stored compactly); the others are judged below.
+  Judge judge(opts, base.manifest, test.manifest);
   std::vector<Pending> work;
-  size_t i = 0, j = 0, r = 0;
   int64_t onlyB = 0, onlyT = 0;
-  while (i < bi.size() || j < ti.size()) {
-    if (j == ti.size() || (i < bi.size() && bi[i].first < ti[j].first)) {
-      ++onlyB, ++i;
+  while (!bi.done() || !ti.done()) {
+    if (ti.done() || (!bi.done() && bi.key() < ti.key())) {
+      ++onlyB, bi.next();
       continue;
     }
-    if (i == bi.size() || ti[j].first < bi[i].first) {
-      ++onlyT, ++j;
+    if (bi.done() || ti.key() < bi.key()) {
+      ++onlyT, ti.next();
       continue;
     }
-    const Key &k = bi[i].first;
-    while (r < ri.size() && ri[r].first < k)
-      ++r;
-    const Record *rr = r < ri.size() && ri[r].first == k ? ri[r].second : nullptr;
+    const Key &k = bi.key();
+    bool hasRef = false;
+    if (ref) {
+      while (!ri.done() && ri.key() < k)
+        ri.next();
+      hasRef = !ri.done() && ri.key() == k;
+    }
+    RowRef br = bi.ref(), tr = ti.ref();
     RowResult row;
     row.stage = k.stage;
     row.layer = k.layer;
     row.position = k.position;
-    row.baseDType = bi[i].second->dtype;
-    row.testDType = ti[j].second->dtype;
-    row.elements = elementsOf(*ti[j].second);
-    row.hashMatch = bi[i].second->sha256 == ti[j].second->sha256;
-    res.rows.push_back(row);
-    work.push_back({bi[i].second, ti[j].second, rr});
-    ++i, ++j;
+    row.baseDType = baseRows.dtype(br);
+    row.testDType = testRows.dtype(tr);
+    row.elements = testRows.elements(tr);
+    row.hashMatch =
+        std::memcmp(baseRows.sha256(br), testRows.sha256(tr), 32) == 0;
+    judge.prepare(row);
+    if (row.hashMatch) {
+      res.rows.push_back(row);
+    } else {
+      res.rows.pushStored(row);
+      work.push_back({br, tr, hasRef ? ri.ref() : RowRef{}, hasRef,
+                      res.rows.size() - 1});
+    }
+    bi.next(), ti.next();
   }
   c.aligned = res.rows.size();
   bool baseTrunc = isTruncated(base), testTrunc = isTruncated(test);
@@ -537,7 +837,7 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
                                             : t->stopReason;
     res.notes.push_back(std::string(role) + " trace is truncated (" + why +
                         "): compared up to where it stops (" +
-                        std::to_string(t->records.size()) + " records read)");
+                        std::to_string(t->rowCount()) + " records read)");
   }
   if (res.rows.empty()) {
     error = "BASE and TEST share no (stage, layer, position) record: " +
@@ -547,17 +847,23 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     return std::nullopt;
   }
 
-  // Judge every row; only hash-differing rows cost anything, and they are
-  // spread over worker threads (each writes its own row).
-  Judge judge(opts, base.manifest, test.manifest);
+  // Judge the rows whose hashes differ; only they cost anything, and they
+  // are spread over worker threads (each writes its own row). A block row's
+  // Record is built here, for these rows only.
   unsigned jobs = opts.jobs ? opts.jobs : std::thread::hardware_concurrency();
   jobs = std::max(1u, std::min(jobs, 64u));
   std::atomic<size_t> next{0};
   std::vector<uint64_t> bytes(jobs, 0);
   auto worker = [&](unsigned w) {
+    Record sb, st, sr;
     for (size_t n; (n = next.fetch_add(64)) < work.size();)
-      for (size_t x = n; x < std::min(n + 64, work.size()); ++x)
-        judge.judge(work[x], res.rows[x], bytes[w]);
+      for (size_t x = n; x < std::min(n + 64, work.size()); ++x) {
+        const Pending &p = work[x];
+        const Record &b = baseRows.record(p.base, sb);
+        const Record &t = testRows.record(p.test, st);
+        const Record *r = p.hasRef ? &refRows->record(p.ref, sr) : nullptr;
+        judge.judge(b, t, r, *res.rows.stored(p.row), bytes[w]);
+      }
   };
   if (jobs == 1 || work.size() < 256) {
     worker(0);
@@ -573,7 +879,12 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     c.bytesCompared += b;
 
   for (size_t x = 0; x < res.rows.size(); ++x) {
-    const RowResult &row = res.rows[x];
+    const RowResult *stored = res.rows.stored(x);
+    if (!stored) { // compact: hash-equal, never diverges
+      ++c.hashEqual;
+      continue;
+    }
+    const RowResult &row = *stored;
     switch (row.basis) {
     case Basis::HashEqual:
       ++c.hashEqual;
@@ -638,24 +949,76 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
   const RowResult *ff = res.first();
   if (!ff)
     return h;
-  std::unordered_map<std::pair<int64_t, int64_t>, const RowResult *, KeyHash>
-      byKey;
+  // Rows are read through their cheap fields: only diverging rows (always
+  // stored in full) are looked at as RowResults.
+  const RowResults &rows = res.rows;
+  size_t nRows = rows.size();
+  auto keyAt = [&](size_t i) {
+    return std::pair{rt::executionOrderKey(rows.stage(i), rows.layer(i)),
+                     rows.position(i)};
+  };
+  bool sortedRows = true; // strictly ascending: diffTraces' order
+  for (size_t i = 1; i < nRows && sortedRows; ++i)
+    sortedRows = keyAt(i - 1) < keyAt(i);
   std::vector<int64_t> allPos, divPos;
-  for (const RowResult &r : res.rows) {
-    byKey[{rt::executionOrderKey(r.stage, r.layer), r.position}] = &r;
-    allPos.push_back(r.position);
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (size_t i = 0; i < nRows; ++i) {
+    lo = std::min(lo, rows.position(i));
+    hi = std::max(hi, rows.position(i));
+  }
+  if (nRows && static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) <
+                   4 * static_cast<uint64_t>(nRows) + 1024) {
+    // Distinct positions through a bitmap: no sort of every row.
+    std::vector<bool> seen(static_cast<size_t>(hi - lo) + 1);
+    for (size_t i = 0; i < nRows; ++i)
+      seen[static_cast<size_t>(rows.position(i) - lo)] = true;
+    for (size_t p = 0; p < seen.size(); ++p)
+      if (seen[p])
+        allPos.push_back(lo + static_cast<int64_t>(p));
+  } else {
+    for (size_t i = 0; i < nRows; ++i)
+      allPos.push_back(rows.position(i));
+  }
+  for (const RowResult &r : rows.storedRows())
     if (r.diverges)
       divPos.push_back(r.position);
-  }
   auto uniq = [](std::vector<int64_t> &v) {
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   };
   uniq(allPos);
   uniq(divPos);
+  // The row of (stage, layer, position), built on demand; the last one
+  // when rows repeat a key.
+  std::vector<RowResult> found; // keeps the rows find() returns alive
+  found.reserve(4);
   auto find = [&](Stage s, int64_t layer, int64_t pos) -> const RowResult * {
-    auto it = byKey.find({rt::executionOrderKey(s, layer), pos});
-    return it == byKey.end() ? nullptr : it->second;
+    std::pair<int64_t, int64_t> k{rt::executionOrderKey(s, layer), pos};
+    size_t at = nRows;
+    if (sortedRows) {
+      size_t a = 0, b = nRows;
+      while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (keyAt(m) < k)
+          a = m + 1;
+        else
+          b = m;
+      }
+      if (a < nRows && keyAt(a) == k)
+        at = a;
+    } else {
+      for (size_t i = nRows; i-- > 0;)
+        if (keyAt(i) == k) {
+          at = i;
+          break;
+        }
+    }
+    if (at == nRows)
+      return nullptr;
+    if (const RowResult *r = rows.stored(at))
+      return r;
+    found.push_back(rows[at]);
+    return &found.back();
   };
   int64_t p0 = divPos.front();
   bool cleanBefore = allPos.front() < p0;
@@ -669,7 +1032,7 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
   // Size of the error over diverging rows with values.
   double maxRel = 0;
   bool anyMetrics = false, nanInf = false;
-  for (const RowResult &r : res.rows) {
+  for (const RowResult &r : rows.storedRows()) {
     if (!r.diverges || !r.hasMetrics)
       continue;
     anyMetrics = true;
@@ -681,7 +1044,7 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
   bool small = anyMetrics && maxRel < 1e-2 && !nanInf;
   // MAE of FIRST_FAIL's stage at its position, layer by layer.
   std::vector<double> maeByLayer;
-  for (const RowResult &r : res.rows)
+  for (const RowResult &r : rows.storedRows())
     if (r.stage == ff->stage && r.position == ff->position && r.diverges &&
         r.hasMetrics)
       maeByLayer.push_back(r.metrics.mae);

@@ -13,7 +13,9 @@
 #include "greta/rt/Trace.h"
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -127,6 +129,77 @@ struct RowResult {
   rt::Category category() const { return rt::stageCategory(stage); }
 };
 
+/// Every aligned row's RowResult, in execution order, stored compactly: a
+/// row that matches by hash carries nothing of its own beyond its position
+/// (16 bytes; its other fields are shared by every such row of its tensor),
+/// the others are stored in full. Reads give a RowResult by value (equal to
+/// what was pushed); stored(i) gives the stored row, or nullptr for a
+/// compact one. A two-trace diff of millions of rows holds a few bytes per
+/// row instead of a RowResult each.
+class RowResults {
+public:
+  size_t size() const { return slots_.size(); }
+  bool empty() const { return slots_.empty(); }
+  RowResult operator[](size_t i) const;
+  RowResult front() const { return (*this)[0]; }
+  RowResult back() const { return (*this)[size() - 1]; }
+  /// Stores `r` compactly when it can be rebuilt exactly (a hash-equal,
+  /// non-diverging row without metrics or note), else in full.
+  void push_back(const RowResult &r);
+  /// Stores `r` in full and returns it (for filling it in place).
+  RowResult &pushStored(const RowResult &r);
+  void resize(size_t n);
+  void reserve(size_t n) { slots_.reserve(n); }
+  void clear();
+  const RowResult *stored(size_t i) const;
+  RowResult *stored(size_t i);
+  /// The stored (non-compact) rows, in row order, and their row indices.
+  const std::vector<RowResult> &storedRows() const { return stored_; }
+  size_t storedIndex(size_t s) const { return storedAt_[s]; }
+  /// Cheap fields of row i (no RowResult built).
+  rt::Stage stage(size_t i) const;
+  int64_t layer(size_t i) const;
+  int64_t position(size_t i) const { return slots_[i].position; }
+  bool diverges(size_t i) const;
+
+  class const_iterator {
+  public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = RowResult;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = RowResult;
+    const_iterator(const RowResults *t, size_t i) : t_(t), i_(i) {}
+    RowResult operator*() const { return (*t_)[i_]; }
+    const_iterator &operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const const_iterator &o) const { return i_ == o.i_; }
+    bool operator!=(const const_iterator &o) const { return i_ != o.i_; }
+
+  private:
+    const RowResults *t_;
+    size_t i_;
+  };
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
+
+private:
+  static constexpr uint32_t kStored = UINT32_MAX;
+  struct Slot {
+    int64_t position;
+    uint32_t kind;  // index into kinds_ (compact rows)
+    uint32_t index; // index into stored_, or kStored for compact rows
+  };
+  uint32_t kindOf(const RowResult &r);
+  std::vector<Slot> slots_;
+  std::vector<RowResult> kinds_;  // prototypes of compact rows (position 0)
+  std::vector<RowResult> stored_; // rows stored in full, row order
+  std::vector<size_t> storedAt_;  // their row indices
+  uint32_t lastKind_ = kStored;
+};
+
 enum class HypothesisKind {
   None,
   PositionEncoding,
@@ -163,7 +236,7 @@ struct DiffResult {
   Policy policy = Policy::Exact;
   rt::Manifest base, test;
   std::optional<rt::Manifest> ref;
-  std::vector<RowResult> rows;      // every aligned row, execution order
+  RowResults rows;                  // every aligned row, execution order
   std::optional<size_t> firstFail;  // index into rows
   std::array<int64_t, rt::kNumCategories> categoryCounts{};
   Counts counts;
@@ -171,8 +244,9 @@ struct DiffResult {
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
 
   bool diverged() const { return firstFail.has_value(); }
+  /// A diverging row is always stored in full (RowResults::stored).
   const RowResult *first() const {
-    return firstFail ? &rows[*firstFail] : nullptr;
+    return firstFail ? rows.stored(*firstFail) : nullptr;
   }
 };
 

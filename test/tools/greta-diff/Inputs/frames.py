@@ -1,0 +1,57 @@
+"""frames.py COMMAND ...: edits a trace's records.bin frame by frame.
+
+  offset FILE INDEX      print the byte offset of frame INDEX (0-based)
+  corrupt FILE INDEX     xor a byte in the middle of frame INDEX's body
+                         (its CRC no longer matches)
+  v1 DIR                 rewrite a trace of record frames only as format
+                         version 1 (header and manifest), as an older GRETA
+                         wrote it
+"""
+import json
+import struct
+import sys
+
+
+def frames(data):
+    off = 16
+    while off + 12 <= len(data):
+        magic, length = struct.unpack_from("<II", data, off)
+        yield off, magic, length
+        off += 12 + length
+
+
+def frame_at(data, index):
+    for i, f in enumerate(frames(data)):
+        if i == index:
+            return f
+    sys.exit(f"no frame {index}")
+
+
+cmd = sys.argv[1]
+if cmd in ("offset", "corrupt"):
+    path, index = sys.argv[2], int(sys.argv[3])
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        off, magic, length = frame_at(data, index)
+        if cmd == "offset":
+            print(off)
+        else:
+            data[off + 8 + length // 2] ^= 0xFF
+            f.seek(0)
+            f.write(data)
+elif cmd == "v1":
+    d = sys.argv[2]
+    with open(d + "/records.bin", "r+b") as f:
+        data = bytearray(f.read())
+        if any(m != 0x43455247 for _, m, _ in frames(data)):
+            sys.exit("v1 traces hold record frames only")
+        data[8:12] = struct.pack("<I", 1)
+        f.seek(0)
+        f.write(data)
+    with open(d + "/manifest.json") as f:
+        m = json.load(f)
+    m["format_version"] = 1
+    with open(d + "/manifest.json", "w") as f:
+        json.dump(m, f, indent=2)
+else:
+    sys.exit(f"unknown command {cmd}")
