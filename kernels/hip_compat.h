@@ -172,6 +172,8 @@ __host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
 #define hipFuncSetAttribute cudaFuncSetAttribute
 #define hipFuncAttributeMaxDynamicSharedMemorySize                             \
   cudaFuncAttributeMaxDynamicSharedMemorySize
+#define hipFuncAttributePreferredSharedMemoryCarveout                          \
+  cudaFuncAttributePreferredSharedMemoryCarveout
 #define hipLaunchKernelGGL(kernel, grid, block, shmem, stream, ...)            \
   kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
 

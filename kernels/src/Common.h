@@ -25,6 +25,8 @@ namespace variant {
 inline constexpr int kRopeDefault = 0, kRopeFp16Angles = 1;
 inline constexpr int kAttnDefault = 0, kAttnWmma = 1, kAttnScalar = 2,
                      kAttnPartialTileBug = 3;
+inline constexpr int kTraceDefault = 0, kTraceRowPerThread = 1,
+                     kTraceSplit = 2;
 } // namespace variant
 
 // The device word kernels set on bad data (Runtime.hip).

@@ -58,7 +58,15 @@ const VariantDesc kVariants[] = {
     {Op::Swiglu, "swiglu", "default", 0, "silu(gate) rounded to T, times up"},
     {Op::Add, "add", "default", 0, "elementwise"},
     {Op::Trace, "trace", "default", 0,
-     "SHA-256 one thread per row; stats one warp per row"},
+     "SHA-256 by split_schedule up to 32768 (tensor, row) slots per "
+     "launch, then one_thread_per_row; stats one warp per row"},
+    {Op::Trace, "trace", "one_thread_per_row", 0,
+     "SHA-256 schedule and rounds of a row in one thread (the most rows "
+     "per SM: the fastest on launches that fill the GPU)"},
+    {Op::Trace, "trace", "split_schedule", 0,
+     "SHA-256 with two warps per 32 rows: one computes the message "
+     "schedule of block t into shared memory while the other runs the "
+     "rounds of block t-1 (about half the latency of a row's chain)"},
 };
 constexpr size_t kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 

@@ -10,6 +10,7 @@
 #include "Common.h"
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 
 namespace greta::gpu {
@@ -39,29 +40,45 @@ __device__ __forceinline__ uint32_t bswap32(uint32_t x) {
 #endif
 }
 
+// One round on the working variables v = (a..h), with kw = K[i] + W[i].
+// v is indexed by constants only, so after unrolling the renaming is free.
+__device__ __forceinline__ void sha256Round(uint32_t v[8], uint32_t kw) {
+  const uint32_t e = v[4], a = v[0];
+  uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+  uint32_t ch = (e & v[5]) ^ (~e & v[6]);
+  uint32_t t1 = v[7] + S1 + ch + kw;
+  uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+  uint32_t mj = (a & v[1]) ^ (a & v[2]) ^ (v[1] & v[2]);
+  v[7] = v[6]; v[6] = v[5]; v[5] = e; v[4] = v[3] + t1;
+  v[3] = v[2]; v[2] = v[1]; v[1] = a; v[0] = t1 + S0 + mj;
+}
+
+// Message schedule step i >= 16 in the 16-word ring w.
+__device__ __forceinline__ void sha256Schedule(uint32_t w[16], int i) {
+  uint32_t w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15];
+  uint32_t s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3);
+  uint32_t s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10);
+  w[i & 15] += s0 + w[(i - 7) & 15] + s1;
+}
+
+__device__ __forceinline__ void sha256AddState(uint32_t st[8],
+                                               const uint32_t v[8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    st[i] += v[i];
+}
+
 // One compression of the 16 big-endian message words w into state st.
 // Fully unrolled: w[] is indexed by constants only and stays in registers.
 __device__ __forceinline__ void sha256Compress(uint32_t st[8], uint32_t w[16]) {
-  uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5],
-           g = st[6], h = st[7];
+  uint32_t v[8] = {st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]};
 #pragma unroll
   for (int i = 0; i < 64; ++i) {
-    if (i >= 16) {
-      uint32_t w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15];
-      uint32_t s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3);
-      uint32_t s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10);
-      w[i & 15] += s0 + w[(i - 7) & 15] + s1;
-    }
-    uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-    uint32_t ch = (e & f) ^ (~e & g);
-    uint32_t t1 = h + S1 + ch + kSha256K[i] + w[i & 15];
-    uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-    uint32_t mj = (a & b) ^ (a & c) ^ (b & c);
-    uint32_t t2 = S0 + mj;
-    h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    if (i >= 16)
+      sha256Schedule(w, i);
+    sha256Round(v, kSha256K[i] + w[i & 15]);
   }
-  st[0] += a; st[1] += b; st[2] += c; st[3] += d;
-  st[4] += e; st[5] += f; st[6] += g; st[7] += h;
+  sha256AddState(st, v);
 }
 
 // nz count of 4 little-endian bytes holding 2 (esize 2) or 1 (esize 4)
@@ -109,36 +126,161 @@ __device__ __forceinline__ bool slotOf(int64_t slot, int numJobs,
   return true;
 }
 
+// One traced row of a launch: its bytes and the record it fills.
+struct RowSlot {
+  greta_gpu_row_record *rec = nullptr; // null: the slot holds no row
+  const uint8_t *p = nullptr;          // null with rec: bad row index
+  uint64_t len = 0;                    // bytes
+  int esize = 2;
+  uint32_t flags = 0;
+};
+
+template <typename Jobs>
+__device__ __forceinline__ RowSlot rowSlot(const Jobs &jobs, int numJobs,
+                                           int64_t perJob, int64_t slot,
+                                           greta_gpu_row_record *out) {
+  RowSlot s;
+  int job;
+  int64_t j;
+  if (!slotOf(slot, numJobs, perJob, job, j))
+    return s;
+  const greta_gpu_trace_job &J = jobs[job];
+  if (j >= J.n_sel)
+    return s;
+  s.rec = &out[J.record_offset + j];
+  s.flags = J.flags;
+  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
+  if (row < 0 || row >= J.rows)
+    return s;
+  s.esize = esizeOf(J.dtype);
+  s.p = static_cast<const uint8_t *>(J.d_data) +
+        (row * J.ld) * static_cast<int64_t>(s.esize);
+  s.len = static_cast<uint64_t>(J.cols) * s.esize;
+  return s;
+}
+
+// Block `blk` of an unaligned row by byte loads (slow path, same digest).
+__device__ __forceinline__ void loadBlockBytes(const uint8_t *p, uint64_t blk,
+                                               int esize, uint32_t w[16],
+                                               int64_t &nz) {
+  const uint8_t *b = p + blk * 64;
+#pragma unroll
+  for (int i = 0; i < 16; ++i)
+    w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) |
+           (uint32_t(b[4 * i + 2]) << 8) | uint32_t(b[4 * i + 3]);
+  for (int e = 0; e < 64; e += esize)
+    nz += nzOfElement(b + e, esize);
+}
+
+// Four 16-byte loads of an aligned block as big-endian words, counting nz.
+// kPackedNz counts a word's elements at once: with m = the bits other than
+// the sign of each element, (x & m) + m sets an element's top bit iff it is
+// non-zero, with no carry into the next element. Fewer instructions, which
+// the split kernel's producer needs to keep ahead of the rounds; one thread
+// per row ran slower with it (H200), so it keeps nzOfWord.
+template <bool kPackedNz>
+__device__ __forceinline__ void unpackBlock(const uint4 v[4], int esize,
+                                            uint32_t w[16], int64_t &nz) {
+  const uint32_t m = esize == 2 ? 0x7fff7fffu : 0x7fffffffu;
+  uint32_t packed = 0; // element counts in bits 0..15 and 16..31 (<= 16 each)
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    uint32_t x[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if (kPackedNz)
+        packed += (((x[k] & m) + m) & ~m) >> 15;
+      else
+        nz += nzOfWord(x[k], esize);
+      w[i * 4 + k] = bswap32(x[k]);
+    }
+  }
+  if (kPackedNz)
+    nz += (packed & 0xffffu) + (packed >> 16);
+}
+
+// The last one or two compressions (the r < 64 tail bytes, 0x80, zeros and
+// the length in bits), then the record: digest, nz and, without stats,
+// zeros for the fields the stats kernel would fill.
+__device__ void finishRow(uint32_t st[8], const RowSlot &s, uint64_t nFull,
+                          int64_t nz) {
+  uint32_t w[16];
+  const uint8_t *t = s.p + nFull * 64;
+  const uint32_t r = static_cast<uint32_t>(s.len - nFull * 64);
+  for (uint32_t e = 0; e < r; e += s.esize)
+    nz += nzOfElement(t + e, s.esize);
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    uint32_t word = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      uint32_t bi = 4 * i + k;
+      uint32_t byte = bi < r ? t[bi] : (bi == r ? 0x80u : 0u);
+      word = (word << 8) | byte;
+    }
+    w[i] = word;
+  }
+  const uint64_t bits = s.len * 8;
+  if (r < 56) {
+    w[14] = static_cast<uint32_t>(bits >> 32);
+    w[15] = static_cast<uint32_t>(bits);
+    sha256Compress(st, w);
+  } else {
+    sha256Compress(st, w);
+#pragma unroll
+    for (int i = 0; i < 14; ++i)
+      w[i] = 0;
+    w[14] = static_cast<uint32_t>(bits >> 32);
+    w[15] = static_cast<uint32_t>(bits);
+    sha256Compress(st, w);
+  }
+  greta_gpu_row_record &rec = *s.rec;
+  uint32_t *digest = reinterpret_cast<uint32_t *>(rec.sha256);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    digest[i] = bswap32(st[i]); // big-endian bytes
+  rec.nz_count = nz;
+  if (!(s.flags & GRETA_GPU_TRACE_STATS)) {
+    rec.nan_count = rec.inf_count = 0;
+    rec.min = rec.max = rec.mean = rec.l2 = 0;
+  }
+}
+
+// A row index out of range: an all-ones digest, counts -1.
+__device__ __forceinline__ void markBadRow(greta_gpu_row_record &rec) {
+  for (int i = 0; i < 32; ++i)
+    rec.sha256[i] = 0xff;
+  rec.nz_count = rec.nan_count = rec.inf_count = -1;
+}
+
+__device__ __forceinline__ void sha256Init(uint32_t st[8]) {
+  const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    st[i] = iv[i];
+}
+
+// One thread per row: the whole chain (schedule and rounds) in one thread.
+// The most rows per SM, so the fastest when a launch fills the GPU.
 template <typename Jobs>
 __global__ void sha256RowsKernel(Jobs jobs, int numJobs, int64_t perJob,
                                  greta_gpu_row_record *out) {
-  int job;
-  int64_t j;
-  if (!slotOf(blockIdx.x * (int64_t)blockDim.x + threadIdx.x, numJobs, perJob,
-              job, j))
+  const RowSlot s = rowSlot(jobs, numJobs, perJob,
+                            blockIdx.x * (int64_t)blockDim.x + threadIdx.x, out);
+  if (!s.rec)
     return;
-  const greta_gpu_trace_job &J = jobs[job];
-  if (j >= J.n_sel)
-    return;
-  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
-  greta_gpu_row_record &rec = out[J.record_offset + j];
-  const int esize = esizeOf(J.dtype);
-  if (row < 0 || row >= J.rows) { // bad index: an all-ones digest, counts -1
-    for (int i = 0; i < 32; ++i)
-      rec.sha256[i] = 0xff;
-    rec.nz_count = rec.nan_count = rec.inf_count = -1;
+  if (!s.p) {
+    markBadRow(*s.rec);
     return;
   }
-  const uint8_t *p = static_cast<const uint8_t *>(J.d_data) +
-                     (row * J.ld) * static_cast<int64_t>(esize);
-  const uint64_t len = static_cast<uint64_t>(J.cols) * esize;
-  const uint64_t nFull = len / 64;
-  uint32_t st[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  const uint64_t nFull = s.len / 64;
+  uint32_t st[8];
+  sha256Init(st);
   int64_t nz = 0;
   uint32_t w[16];
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
-    const uint4 *q = reinterpret_cast<const uint4 *>(p);
+  if ((reinterpret_cast<uintptr_t>(s.p) & 15) == 0) {
+    const uint4 *q = reinterpret_cast<const uint4 *>(s.p);
     // Software pipeline: the next block's four 16-byte loads are issued
     // before this block's compression, so memory latency hides behind the
     // ~64 dependent rounds instead of adding to them.
@@ -158,68 +300,104 @@ __global__ void sha256RowsKernel(Jobs jobs, int numJobs, int64_t perJob,
         for (int i = 0; i < 4; ++i)
           next[i] = q[(blk + 1) * 4 + i];
       }
+      unpackBlock<false>(v, s.esize, w, nz);
+      sha256Compress(st, w);
+    }
+  } else {
+    for (uint64_t blk = 0; blk < nFull; ++blk) {
+      loadBlockBytes(s.p, blk, s.esize, w, nz);
+      sha256Compress(st, w);
+    }
+  }
+  finishRow(st, s, nFull, nz);
+}
+
+// Split schedule: the rows of a block (one per lane) are hashed by two
+// warps. The first (producer) loads block t of each row, counts its nz and
+// computes its message schedule W[0..63] into shared memory while the
+// second (consumer) runs the 64 rounds of block t-1 (adding K[i] there is
+// free: it joins h + W[i] in one three-input add). A warp issues at most
+// one instruction per cycle and this code is integer-pipe bound, so taking
+// the schedule (a third of the instructions) off the round chain makes a
+// row's chain ~2x shorter (H200: 1.05 vs 2.1 ms for 827 rows of 64 KB, the
+// logits after the last GEMM, docs/KERNELS.md). Twice the warps per row, so
+// a launch that fills the GPU runs faster one thread per row.
+constexpr int kSplitRows = GRETA_WARP_CONST; // rows (lanes) per block
+constexpr int64_t kSplitMaxSlots = 32768;     // the default's crossover
+
+template <typename Jobs>
+__global__ void __launch_bounds__(2 * GRETA_WARP_CONST)
+    sha256SplitKernel(Jobs jobs, int numJobs, int64_t perJob,
+                      greta_gpu_row_record *out) {
+  __shared__ uint32_t sched[2][64][kSplitRows]; // W: [stage][round][lane]
+  __shared__ long long nzFull[kSplitRows];
+  __shared__ unsigned long long steps;
+  const int lane = threadIdx.x % kSplitRows;
+  const bool producer = threadIdx.x < kSplitRows;
+  const RowSlot s = rowSlot(jobs, numJobs, perJob,
+                            blockIdx.x * (int64_t)kSplitRows + lane, out);
+  const uint64_t nFull = s.p ? s.len / 64 : 0;
+  if (threadIdx.x == 0)
+    steps = 0;
+  __syncthreads();
+  if (producer && nFull > 0)
+    atomicMax(&steps, static_cast<unsigned long long>(nFull));
+  __syncthreads();
+  const uint64_t nSteps = steps; // the block's longest row
+  const bool aligned = (reinterpret_cast<uintptr_t>(s.p) & 15) == 0;
+  const uint4 *q = reinterpret_cast<const uint4 *>(s.p);
+  uint32_t st[8];
+  sha256Init(st);
+  int64_t nz = 0;
+  uint4 next[4];
+  if (producer && aligned && nFull > 0) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        uint32_t x[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+    for (int i = 0; i < 4; ++i)
+      next[i] = q[i];
+  }
+  for (uint64_t t = 0; t <= nSteps; ++t) {
+    if (producer) {
+      if (t < nFull) {
+        uint32_t w[16];
+        if (aligned) { // loads one block ahead, as in sha256RowsKernel
+          uint4 v[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          nz += nzOfWord(x[k], esize);
-          w[i * 4 + k] = bswap32(x[k]);
+          for (int i = 0; i < 4; ++i)
+            v[i] = next[i];
+          if (t + 1 < nFull) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+              next[i] = q[(t + 1) * 4 + i];
+          }
+          unpackBlock<true>(v, s.esize, w, nz);
+        } else {
+          loadBlockBytes(s.p, t, s.esize, w, nz);
+        }
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+          if (i >= 16)
+            sha256Schedule(w, i);
+          sched[t & 1][i][lane] = w[i & 15];
         }
       }
-      sha256Compress(st, w);
+    } else if (t > 0 && t - 1 < nFull) {
+      uint32_t v[8] = {st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]};
+#pragma unroll
+      for (int i = 0; i < 64; ++i)
+        sha256Round(v, kSha256K[i] + sched[(t - 1) & 1][i][lane]);
+      sha256AddState(st, v);
     }
-  } else { // unaligned row: byte loads (slow path, same digest)
-    for (uint64_t blk = 0; blk < nFull; ++blk) {
-      const uint8_t *b = p + blk * 64;
-#pragma unroll
-      for (int i = 0; i < 16; ++i)
-        w[i] = (uint32_t(b[4 * i]) << 24) | (uint32_t(b[4 * i + 1]) << 16) |
-               (uint32_t(b[4 * i + 2]) << 8) | uint32_t(b[4 * i + 3]);
-      for (int e = 0; e < 64; e += esize)
-        nz += nzOfElement(b + e, esize);
-      sha256Compress(st, w);
-    }
+    __syncthreads(); // stage t written, stage t-1 read
   }
-  // Tail: r < 64 bytes, then 0x80, zeros, and the length in bits.
-  const uint8_t *t = p + nFull * 64;
-  const uint32_t r = static_cast<uint32_t>(len - nFull * 64);
-  for (uint32_t e = 0; e < r; e += esize)
-    nz += nzOfElement(t + e, esize);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    uint32_t word = 0;
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      uint32_t bi = 4 * i + k;
-      uint32_t byte = bi < r ? t[bi] : (bi == r ? 0x80u : 0u);
-      word = (word << 8) | byte;
-    }
-    w[i] = word;
-  }
-  const uint64_t bits = len * 8;
-  if (r < 56) {
-    w[14] = static_cast<uint32_t>(bits >> 32);
-    w[15] = static_cast<uint32_t>(bits);
-    sha256Compress(st, w);
-  } else {
-    sha256Compress(st, w);
-#pragma unroll
-    for (int i = 0; i < 14; ++i)
-      w[i] = 0;
-    w[14] = static_cast<uint32_t>(bits >> 32);
-    w[15] = static_cast<uint32_t>(bits);
-    sha256Compress(st, w);
-  }
-  uint32_t *digest = reinterpret_cast<uint32_t *>(rec.sha256);
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-    digest[i] = bswap32(st[i]); // big-endian bytes
-  rec.nz_count = nz;
-  if (!(J.flags & GRETA_GPU_TRACE_STATS)) {
-    rec.nan_count = rec.inf_count = 0;
-    rec.min = rec.max = rec.mean = rec.l2 = 0;
-  }
+  if (producer)
+    nzFull[lane] = nz;
+  __syncthreads();
+  if (producer || !s.rec)
+    return;
+  if (!s.p)
+    markBadRow(*s.rec);
+  else
+    finishRow(st, s, nFull, nzFull[lane]);
 }
 
 __device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
@@ -423,20 +601,67 @@ __global__ void gatherRowsKernel(GatherJobs jobs, int numJobs, int64_t perJob,
   }
 }
 
+// The trace kernels need little or no shared memory, but they run beside
+// GEMM and attention kernels that need the largest shared-memory carveout.
+// Left to choose, the driver may give an SM a small carveout for a trace
+// block; a GEMM block then cannot start there until the SM has drained, and
+// a SHA-256 block holds its SM for a whole chain. Every row of the 1.1B
+// model at 1653 tokens took 17.3 ms instead of 12.4 ms with such a mix of
+// kernels (H200, docs/KERNELS.md). So they ask for the largest carveout
+// too (on AMD, where LDS is not carved out of L1, the call is a no-op).
+template <typename K> void preferLargestCarveout(K *kernel) {
+  if (hipFuncSetAttribute(reinterpret_cast<const void *>(kernel),
+                          hipFuncAttributePreferredSharedMemoryCarveout,
+                          100) != hipSuccess)
+    (void)hipGetLastError(); // a hint only: never a launch error
+}
+
+void preferLargestCarveouts() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    preferLargestCarveout(sha256RowsKernel<TraceJobs>);
+    preferLargestCarveout(sha256RowsKernel<const greta_gpu_trace_job *>);
+    preferLargestCarveout(sha256SplitKernel<TraceJobs>);
+    preferLargestCarveout(sha256SplitKernel<const greta_gpu_trace_job *>);
+    preferLargestCarveout(statsRowsKernel<TraceJobs>);
+    preferLargestCarveout(statsRowsKernel<const greta_gpu_trace_job *>);
+    preferLargestCarveout(gatherRowsKernel);
+    preferLargestCarveout(top5RowsKernel);
+  });
+}
+
 template <typename Jobs>
 greta_gpu_status launchTrace(Jobs jobs, int numJobs, int64_t maxSel,
                              bool anyStats, greta_gpu_row_record *dRecords,
                              greta_gpu_row_record *hRecords, int64_t total,
                              hipStream_t s) {
-  // Few selected rows (a handful of positions): 32-thread blocks, so the
-  // chains spread over SMs instead of stacking in one (latency-bound either
-  // way); many rows: 64-thread blocks.
+  // The split kernel shortens each row's chain but uses two warps per 32
+  // rows: alone on the GPU it is as fast as one thread per row at 16 K
+  // rows of 4 KB and 11 % slower at 32 K (H200). Beside the forward, every
+  // row of the 1.1B model at 1653 / 4096 tokens: 12.7 / 28.3 ms with a
+  // split up to 32 K slots, 17.4 / 33.4 ms up to 16 K, 12.7 / 30.6 ms up to
+  // 64 K, 13.2 / 29.5 ms never (docs/KERNELS.md). Few rows (a handful of
+  // positions): 32-thread blocks, so the chains spread over SMs.
+  preferLargestCarveouts();
   const int64_t slots = numJobs * maxSel;
-  const int shaThreads = slots < 4096 ? 32 : 64;
-  hipLaunchKernelGGL(sha256RowsKernel<Jobs>,
-                     dim3(static_cast<unsigned>((slots + shaThreads - 1) /
-                                                shaThreads)),
-                     dim3(shaThreads), 0, s, jobs, numJobs, maxSel, dRecords);
+  const int var = selectedVariant(Op::Trace);
+  const bool split =
+      var == variant::kTraceSplit ||
+      (var == variant::kTraceDefault && slots <= kSplitMaxSlots);
+  if (split) {
+    hipLaunchKernelGGL(sha256SplitKernel<Jobs>,
+                       dim3(static_cast<unsigned>((slots + kSplitRows - 1) /
+                                                  kSplitRows)),
+                       dim3(2 * kSplitRows), 0, s, jobs, numJobs, maxSel,
+                       dRecords);
+  } else {
+    const int shaThreads = slots < 4096 ? 32 : 64;
+    hipLaunchKernelGGL(sha256RowsKernel<Jobs>,
+                       dim3(static_cast<unsigned>((slots + shaThreads - 1) /
+                                                  shaThreads)),
+                       dim3(shaThreads), 0, s, jobs, numJobs, maxSel,
+                       dRecords);
+  }
   GRETA_HIP_LAUNCH_CHECK();
   if (anyStats) {
     const int warps = 8;
@@ -544,6 +769,7 @@ extern "C" greta_gpu_status greta_gpu_gather_rows(
   }
   if (numJobs == 0 || maxSel == 0)
     return GRETA_GPU_OK;
+  preferLargestCarveouts();
   hipLaunchKernelGGL(gatherRowsKernel,
                      dim3(static_cast<unsigned>(numJobs * maxSel)), dim3(128),
                      0, asStream(stream), gj, numJobs, maxSel,
@@ -570,6 +796,7 @@ greta_gpu_top5_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
                     std::to_string(cols));
   if (nSel == 0)
     return GRETA_GPU_OK;
+  preferLargestCarveouts();
   hipLaunchKernelGGL(top5RowsKernel, dim3(static_cast<unsigned>(nSel)),
                      dim3(kTop5Threads), 0, asStream(stream), data,
                      static_cast<int32_t>(dtype), cols, ld, rowIndex, dTop5);

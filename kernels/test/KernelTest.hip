@@ -603,7 +603,74 @@ void testAttention(DT dt, AttnCase c, const char *variant, bool bugChecks) {
 }
 
 // --------------------------------------------------------------- tracing
-void testTrace(DT dt) {
+// One launch over tensors of different row lengths (a block of the split
+// kernel then holds rows of different lengths: the block runs as many steps
+// as its longest row), aligned and unaligned strides, and out-of-range row
+// indices (an all-ones digest and counts of -1).
+void testTraceMixed(DT dt, const std::string &tag) {
+  const size_t es = dtSize(dt);
+  struct T { int64_t rows, cols, ld; };
+  const std::vector<T> ts = {{5, 27, 27}, {40, 2048, 2048}, {3, 16000, 16001},
+                             {9, 5632, 5632}, {2, 33, 40}};
+  std::vector<HostT> host;
+  std::vector<std::unique_ptr<Dev>> dev;
+  std::vector<greta_gpu_trace_job> jobs;
+  // Selected rows of tensor 0 (5 rows): -1 and 7 are out of range.
+  const std::vector<int64_t> sel = {1, -1, 0, 7, 1};
+  Dev dSel(sel.size() * 8);
+  dSel.upload(sel.data(), sel.size() * 8);
+  int64_t total = 0;
+  for (const T &t : ts) {
+    host.push_back(randomT(dt, t.rows * t.ld, -3.f, 3.f));
+    host.back().set(0, 0.f);
+    dev.push_back(std::make_unique<Dev>(host.back()));
+    jobs.push_back({dev.back()->p, dtGpu(dt), 0, t.rows, t.cols, t.ld, nullptr,
+                    t.rows, total});
+    total += t.rows;
+  }
+  jobs.push_back({dev[0]->p, dtGpu(dt), 0, ts[0].rows, ts[0].cols, ts[0].ld,
+                  dSel.as<int64_t>(), (int64_t)sel.size(), total});
+  total += sel.size();
+  Dev dRec(total * sizeof(greta_gpu_row_record));
+  std::vector<greta_gpu_row_record> hRec(total);
+  LIB_CHECK(greta_gpu_trace_batch(jobs.data(), (int)jobs.size(),
+                                  dRec.as<greta_gpu_row_record>(), nullptr,
+                                  gStream));
+  HIP_CHECK(hipMemcpyAsync(hRec.data(), dRec.p,
+                           total * sizeof(greta_gpu_row_record),
+                           hipMemcpyDeviceToHost, gStream));
+  HIP_CHECK(hipStreamSynchronize(gStream));
+  int bad = 0;
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    const greta_gpu_trace_job &J = jobs[k];
+    const HostT &h = host[k < ts.size() ? k : 0];
+    for (int64_t j = 0; j < J.n_sel; ++j) {
+      const greta_gpu_row_record &r = hRec[J.record_offset + j];
+      int64_t row = k < ts.size() ? j : sel[j];
+      if (row < 0 || row >= J.rows) {
+        bool ones = true;
+        for (uint8_t b : r.sha256)
+          ones &= b == 0xff;
+        bad += !ones || r.nz_count != -1 || r.nan_count != -1;
+        continue;
+      }
+      uint8_t md[32];
+      SHA256(&h.bytes[row * J.ld * es], J.cols * es, md);
+      int64_t nz = 0;
+      for (int64_t c = 0; c < J.cols; ++c)
+        nz += h.val[row * J.ld + c] != 0;
+      bad += std::memcmp(md, r.sha256, 32) != 0 || r.nz_count != nz;
+    }
+  }
+  report("trace mixed lengths, bad indices" + tag, dtName(dt), bad, 0,
+         bad == 0, std::to_string(total) + " rows, 6 jobs");
+}
+
+// Under each SHA-256 kernel (trace=one_thread_per_row, split_schedule and
+// the default, which picks one by launch size).
+void testTrace(DT dt, const char *variant) {
+  LIB_CHECK(greta_gpu_set_variant(variant));
+  const std::string tag = std::string(" [") + (std::strchr(variant, '=') + 1) + "]";
   const size_t es = dtSize(dt);
   std::vector<int64_t> colsList = {1, 27, 28, 32, 33, 2048, 4093, 5632};
   const float specials[] = {0.f, -0.f, NAN, INFINITY, -INFINITY};
@@ -694,18 +761,21 @@ void testTrace(DT dt) {
       char name[128];
       std::snprintf(name, sizeof name, "trace cols=%lld %s: device job table",
                     (long long)cols, aligned ? "aligned" : "unaligned");
-      report(name, dtName(dt), devBad, 0, devBad == 0, "== host-table batch");
+      report(name + tag, dtName(dt), devBad, 0, devBad == 0,
+             "== host-table batch");
       std::snprintf(name, sizeof name, "trace cols=%lld %s: sha256==OpenSSL",
                     (long long)cols, aligned ? "aligned" : "unaligned");
-      report(name, dtName(dt), shaBad, 0, shaBad == 0,
+      report(name + tag, dtName(dt), shaBad, 0, shaBad == 0,
              std::to_string(total) + " rows");
       std::snprintf(name, sizeof name, "trace cols=%lld %s: counts+fingerprint",
                     (long long)cols, aligned ? "aligned" : "unaligned");
-      report(name, dtName(dt), cntBad + fpBad, 0, cntBad + fpBad == 0,
+      report(name + tag, dtName(dt), cntBad + fpBad, 0, cntBad + fpBad == 0,
              "nz/nan/inf exact, fp 1e-9");
       LIB_CHECK(greta_gpu_host_free(hRec));
     }
   }
+  testTraceMixed(dt, tag);
+  LIB_CHECK(greta_gpu_set_variant("trace=default"));
 }
 
 // Top-5 ids per row (the logits records): against a host ranking with the
@@ -927,7 +997,9 @@ int main(int argc, char **argv) {
     testLinear(dt);
     testSwigluAdd(dt, 50, 1000);
     testSwigluAdd(dt, 7, 1001);
-    testTrace(dt);
+    for (const char *v : {"trace=default", "trace=one_thread_per_row",
+                          "trace=split_schedule"})
+      testTrace(dt, v);
     testGather(dt);
     testTop5(dt);
   }
