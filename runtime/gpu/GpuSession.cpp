@@ -979,9 +979,13 @@ static_assert(sizeof(greta_gpu_row_record) == sizeof(rt::BlockRow) &&
               "greta_gpu_row_record must have rt::BlockRow's layout");
 
 void GpuSession::writeBatch(Batch &b, std::string &err) {
+  hashHostRows(b, hashPool_);
+  appendBatch(b, err);
+}
+
+void GpuSession::hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool) {
   // Rows hashed on the host (a few selected rows per tensor, see trace()):
-  // their entries are built first, side by side on the hash pool when there
-  // is enough to share.
+  // side by side on the hash pool when there is enough to share.
   std::vector<std::pair<const Pending *, size_t>> hostRows;
   size_t hostBytes = 0;
   for (const Pending &p : b.pending)
@@ -990,7 +994,8 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
         hostRows.push_back({&p, j});
         hostBytes += p.cols * rt::dtypeSize(p.dtype);
       }
-  std::vector<rt::BlockRow> entries(hostRows.size());
+  std::vector<rt::BlockRow> &entries = b.hostEntries;
+  entries.resize(hostRows.size());
   std::function<void(size_t)> hashRow = [&](size_t i) {
     const auto &[p, j] = hostRows[i];
     size_t rowBytes = p->cols * rt::dtypeSize(p->dtype);
@@ -1000,14 +1005,18 @@ void GpuSession::writeBatch(Batch &b, std::string &err) {
     entries[i] = rt::toBlockRow(r);
   };
   if (hostRows.size() > 1 && hostBytes >= (128u << 10)) {
-    if (!hashPool_)
-      hashPool_ = std::make_unique<HashPool>(std::min(
+    if (!pool)
+      pool = std::make_unique<HashPool>(std::min(
           3u, std::max(1u, std::thread::hardware_concurrency() / 2)));
-    hashPool_->run(hostRows.size(), hashRow);
+    pool->run(hostRows.size(), hashRow);
   } else {
     for (size_t i = 0; i < hostRows.size(); ++i)
       hashRow(i);
   }
+}
+
+void GpuSession::appendBatch(Batch &b, std::string &err) {
+  const std::vector<rt::BlockRow> &entries = b.hostEntries;
   // One block per traced tensor: its rows' entries are the device records
   // as they came back (rt::BlockRow is their layout) or the host's.
   size_t nextHost = 0;
@@ -1138,22 +1147,28 @@ bool GpuSession::endCall() {
   // them).
   reclaimFinishedBatches(/*waitForAll=*/true);
   open_ = Batch();
+  // The call's last batch (the logits, run on the compute stream, which is
+  // synchronized) is written here, after every earlier batch: no hand-off
+  // to the writer thread and back is left at the end of the call. Its rows
+  // are hashed while the writer finishes the earlier batches; only the
+  // append waits for it. A failed stream leaves its records undefined: then
+  // it is not written.
+  auto finalStart = Clock::now();
+  std::shared_ptr<Batch> fb = std::move(finalBatch_);
+  bool writeFinal = fb && !e && !traceFailed_;
+  if (writeFinal)
+    hashHostRows(*fb, finalHashPool_);
+  double finalHashMs = msSince(finalStart);
   auto drainStart = Clock::now();
   drainWriter();
   double drainMs = msSince(drainStart);
-  // The call's last batch (the logits, run on the compute stream, which is
-  // synchronized) is written here, after every earlier batch: no hand-off
-  // to the writer thread and back is left at the end of the call. A failed
-  // stream leaves its records undefined: then it is not written.
-  auto finalStart = Clock::now();
-  if (std::shared_ptr<Batch> fb = std::move(finalBatch_)) {
+  auto appendStart = Clock::now();
+  if (writeFinal && !traceFailed_) {
     std::string werr;
-    if (!e && !traceFailed_) {
-      writeBatch(*fb, werr);
-      if (!werr.empty()) {
-        traceFailed_ = true;
-        setError(werr);
-      }
+    appendBatch(*fb, werr);
+    if (!werr.empty()) {
+      traceFailed_ = true;
+      setError(werr);
     }
   }
   if (traceProfile())
@@ -1161,11 +1176,11 @@ bool GpuSession::endCall() {
                  "greta trace profile: %lld batches; host: enqueue %.3f ms "
                  "(trace() %.3f, batch launches %.3f); compute stream on the "
                  "GPU %.3f ms; end of call waits: compute %.3f ms, trace "
-                 "streams %.3f ms, writer %.3f ms; last batch written in "
-                 "%.3f ms\n",
+                 "streams %.3f ms; last batch hashed in %.3f ms, then "
+                 "writer %.3f ms, last batch appended in %.3f ms\n",
                  static_cast<long long>(profBatches_), enqueueMs,
                  profTraceMs_, profFlushMs_, computeGpuMs, computeWaitMs,
-                 traceWaitMs, drainMs, msSince(finalStart));
+                 traceWaitMs, finalHashMs, drainMs, msSince(appendStart));
   profBatches_ = 0;
   profTraceMs_ = profFlushMs_ = 0;
   std::string err;

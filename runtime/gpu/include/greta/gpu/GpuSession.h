@@ -125,7 +125,12 @@ private:
   void unhold(void *block);
   void writerLoop();
   void writeBatch(Batch &b, std::string &err);
-  std::unique_ptr<HashPool> hashPool_; // the writer's host hashing
+  /// Hashes the batch's host-gathered rows into b.hostEntries (on `pool`
+  /// when there is enough to share); appendBatch then writes the blocks.
+  void hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool);
+  void appendBatch(Batch &b, std::string &err);
+  std::unique_ptr<HashPool> hashPool_; // the writer thread's
+  std::unique_ptr<HashPool> finalHashPool_; // endCall's, beside the writer
   bool drainWriter();
 
   std::string desc_;
@@ -232,6 +237,7 @@ private:
     int64_t records = 0;
     void *done = nullptr; // event on the trace stream
     bool dryRun = false;
+    std::vector<rt::BlockRow> hostEntries; // of the host-hashed rows
   };
   std::shared_ptr<Batch> finalBatch_; // launched, written by endCall
   Batch open_;
