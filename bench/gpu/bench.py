@@ -138,27 +138,39 @@ def bench_attention(lib, rows, stream, lengths, H, KVH, D,
             print(json.dumps(rows[-1]), flush=True)
 
 
-def bench_trace(lib, rows, stream, n_rows_list, cols):
-    for N in n_rows_list:
-        x = torch.randn(N, cols, device="cuda", dtype=torch.float16)
+TRACE_VARIANTS = ("default", "one_thread_per_row", "split_schedule")
+
+
+def bench_trace(lib, rows, stream, shapes, cols=2048):
+    """shapes: (rows, cols) of f16 tensors hashed whole, under each SHA-256
+    kernel (trace=VARIANT); the row's ratio is for the default."""
+    for N, C in shapes:
+        x = torch.randn(N, C, device="cuda", dtype=torch.float16)
         drec = torch.empty(N * RECORD, dtype=torch.uint8, device="cuda")
         hrec = torch.empty(N * RECORD, dtype=torch.uint8, pin_memory=True)
 
         def ours(flags=0):
             check(lib, lib.greta_gpu_trace_rows(
-                x.data_ptr(), 2, N, cols, cols, None, N, flags,
+                x.data_ptr(), 2, N, C, C, None, N, flags,
                 drec.data_ptr(), hrec.data_ptr(), stream), "trace_rows")
 
-        ours()
-        torch.cuda.synchronize()
-        # correctness spot check against hashlib
-        host = x.cpu().numpy()
-        for r in (0, N // 2, N - 1):
-            want = hashlib.sha256(host[r].tobytes()).digest()
-            got = bytes(hrec[r * RECORD:r * RECORD + 32].tolist())
-            if want != got:
-                raise RuntimeError(f"sha mismatch at row {r}")
-        ours_ms, ours_sp = cuda_median_ms(ours)
+        by_variant = {}
+        for v in TRACE_VARIANTS:
+            check(lib, lib.greta_gpu_set_variant(f"trace={v}".encode()),
+                  "set_variant")
+            hrec.fill_(0)
+            ours()
+            torch.cuda.synchronize()
+            # correctness spot check against hashlib
+            host = x.cpu().numpy()
+            for r in (0, N // 2, N - 1):
+                want = hashlib.sha256(host[r].tobytes()).digest()
+                got = bytes(hrec[r * RECORD:r * RECORD + 32].tolist())
+                if want != got:
+                    raise RuntimeError(f"sha mismatch at row {r} ({v})")
+            by_variant[v] = cuda_median_ms(ours)
+        check(lib, lib.greta_gpu_set_variant(b"trace=default"), "set_variant")
+        ours_ms, ours_sp = by_variant["default"]
         stats_ms, _ = cuda_median_ms(lambda: ours(1))
 
         def hashlib_rows():
@@ -167,10 +179,12 @@ def bench_trace(lib, rows, stream, n_rows_list, cols):
 
         base_ms, base_sp = wall_median_ms(hashlib_rows)
         copy_ms, _ = wall_median_ms(lambda: x.cpu())
-        mb = N * cols * 2 / 1e6
+        mb = N * C * 2 / 1e6
         rows.append(dict(bench="trace_sha256_all_rows",
-                         shape=f"{N}x{cols} f16 ({mb:.1f} MB)",
+                         shape=f"{N}x{C} f16 ({mb:.1f} MB)",
                          ours_ms=ours_ms, ours_spread=ours_sp,
+                         variants_ms={v: t for v, (t, _) in
+                                      by_variant.items()},
                          ours_with_stats_ms=stats_ms,
                          torch_ms=base_ms, torch_spread=base_sp,
                          torch_what="x.cpu() + hashlib per row",
@@ -247,7 +261,14 @@ def main():
         bench_attention(lib, rows, stream, [4096], 32, 8, 128, ("wmma",))
         bench_attention(lib, rows, stream, [1653], 32, 4, 64, ("scalar",))
     if args.only in (None, "trace"):
-        bench_trace(lib, rows, stream, [827, 1653, 4096, 16384], 2048)
+        # Hidden rows (2048 f16) up to a launch that fills the GPU, then
+        # logits rows (vocab 32000 f16): the chains after the last GEMM.
+        shapes = [(n, 2048) for n in (827, 1653, 4096, 16384, 32768, 65536,
+                                      131072)]
+        shapes += [(n, 32000) for n in (3, 827, 1653)]
+        if args.quick:
+            shapes = [(827, 2048), (16384, 2048), (131072, 2048), (827, 32000)]
+        bench_trace(lib, rows, stream, shapes)
 
     print()
     print(f"{'bench':<30} {'shape':<38} {'GRETA ms':>9} {'torch ms':>9} "
@@ -260,9 +281,12 @@ def main():
                     f"TFLOP/s, err {r['rel_l2_vs_torch']:.1e}")
             name = f"attention[{r['variant']}]"
         elif r["bench"] == "trace_sha256_all_rows":
+            vm = r["variants_ms"]
             note = (f"{r['ours_GBps']:.0f} GB/s hashed; +stats "
                     f"{r['ours_with_stats_ms']:.3f} ms; copy alone "
-                    f"{r['host_copy_only_ms']:.2f} ms")
+                    f"{r['host_copy_only_ms']:.2f} ms; one thread per row "
+                    f"{vm['one_thread_per_row']:.3f}, split "
+                    f"{vm['split_schedule']:.3f} ms")
             name = r["bench"]
         else:
             note = f"13 launches: {r['ours_13_launches_ms']:.3f} ms"

@@ -135,6 +135,9 @@ def main():
     ap.add_argument("--no-trace", action="store_true")
     ap.add_argument("--no-hf", action="store_true",
                     help="GRETA only (e.g. a kernel variant's row)")
+    ap.add_argument("--traces", default="3,all",
+                    help="traced configurations: 3 (positions 0, middle, "
+                         "last), all (every row), comma-separated")
     ap.add_argument("--trace-samples", type=int, default=3,
                     help="processes per traced configuration (median)")
     ap.add_argument("--profile", action="store_true",
@@ -159,7 +162,9 @@ def main():
                "untraced_reps_s": reps, "device": d.get("device", "")}
         if not a.no_trace:
             mid = length // 2
-            for name, pos in (("trace3", f"0,{mid},last"), ("trace_all", "all")):
+            configs = {"3": ("trace3", f"0,{mid},last"),
+                       "all": ("trace_all", "all")}
+            for name, pos in (configs[t] for t in a.traces.split(",")):
                 tdir = os.path.join(tmp, f"{name}_{length}")
                 written, dry = [], []
                 for _ in range(max(1, a.trace_samples)):
@@ -196,12 +201,15 @@ def main():
                 f"| {r['tokens']} | - | {u * 1e3:.1f} | - |")
         if "trace3_s" in r:
             line += (f" {r['trace3_s'] * 1e3:.1f} | "
-                     f"{(r['trace3_s'] / u - 1) * 100:+.1f}% | "
-                     f"{r['trace_all_s'] * 1e3:.1f} | "
+                     f"{(r['trace3_s'] / u - 1) * 100:+.1f}% |")
+        else:
+            line += " - | - |"
+        if "trace_all_s" in r:
+            line += (f" {r['trace_all_s'] * 1e3:.1f} | "
                      f"{r['trace_all_s'] / u:.2f}x | "
                      f"{r['trace_all_records']} |")
         else:
-            line += " - | - | - | - | - |"
+            line += " - | - | - |"
         print(line)
     if a.json:
         with open(a.json, "w") as f:
