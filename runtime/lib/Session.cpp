@@ -58,19 +58,6 @@ void fillRecord(Record &r, const T *row, int64_t n, bool stats, bool isLogits) {
 
 } // namespace
 
-BlockRow greta::rt::toBlockRow(const Record &r) {
-  BlockRow e;
-  std::memcpy(e.sha256, r.sha256.data(), 32);
-  e.nzCount = r.nzCount;
-  e.nanCount = r.nanCount;
-  e.infCount = r.infCount;
-  e.min = r.fingerprint.min;
-  e.max = r.fingerprint.max;
-  e.mean = r.fingerprint.mean;
-  e.l2 = r.fingerprint.l2;
-  return e;
-}
-
 std::unique_ptr<Session> Session::create(const SafeTensors &weights,
                                          const std::vector<ParamSpec> &params,
                                          DType computeDType,

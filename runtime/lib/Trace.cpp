@@ -1461,3 +1461,16 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
            std::nullopt;
   return tc;
 }
+
+BlockRow greta::rt::toBlockRow(const Record &r) {
+  BlockRow e;
+  std::memcpy(e.sha256, r.sha256.data(), 32);
+  e.nzCount = r.nzCount;
+  e.nanCount = r.nanCount;
+  e.infCount = r.infCount;
+  e.min = r.fingerprint.min;
+  e.max = r.fingerprint.max;
+  e.mean = r.fingerprint.mean;
+  e.l2 = r.fingerprint.l2;
+  return e;
+}

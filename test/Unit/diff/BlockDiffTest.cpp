@@ -73,16 +73,7 @@ void writeTrace(const rt::TraceContents &t, const std::string &dir,
     for (size_t x = a; x < b; ++x) {
       size_t i = reverseRows ? b - 1 - (x - a) : x;
       const rt::Record &r = t.records[i];
-      rt::BlockRow e{};
-      std::memcpy(e.sha256, r.sha256.data(), 32);
-      e.nzCount = r.nzCount;
-      e.nanCount = r.nanCount;
-      e.infCount = r.infCount;
-      e.min = r.fingerprint.min;
-      e.max = r.fingerprint.max;
-      e.mean = r.fingerprint.mean;
-      e.l2 = r.fingerprint.l2;
-      rows.push_back(e);
+      rows.push_back(rt::toBlockRow(r));
       pos.push_back(r.position);
       for (int k = 0; k < 5; ++k)
         ids.push_back(k < static_cast<int>(r.top5.size()) ? r.top5[k] : -1);

@@ -381,16 +381,7 @@ int main(int argc, char **argv) {
       if (stage == Stage::Logits)
         r.top5 = {0, 1, 2, 3, 4};
       if (blocks) {
-        rt::BlockRow e;
-        std::memcpy(e.sha256, r.sha256.data(), 32);
-        e.nzCount = r.nzCount;
-        e.nanCount = r.nanCount;
-        e.infCount = r.infCount;
-        e.min = r.fingerprint.min;
-        e.max = r.fingerprint.max;
-        e.mean = r.fingerprint.mean;
-        e.l2 = r.fingerprint.l2;
-        blockRows.push_back(e);
+        blockRows.push_back(rt::toBlockRow(r));
         blockPos.push_back(pos);
         blockIds.insert(blockIds.end(), r.top5.begin(), r.top5.end());
         if (payload == rt::Payload::Full)

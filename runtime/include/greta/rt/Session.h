@@ -112,8 +112,6 @@ private:
 /// it). The GPU device kernels compute the same (kernels/src/Trace.hip).
 void fillRowRecord(Record &r, const void *row, DType dtype, int64_t n,
                    bool stats);
-/// Those fields as a block frame's row entry (TraceWriter::appendBlock).
-BlockRow toBlockRow(const Record &r);
 
 /// What greta-bisect --confirm splices into a run (--patch-from/--patch):
 /// the rows of one record, STAGE:LAYER, of a trace written with --payload

@@ -144,6 +144,8 @@ struct BlockRow {
   double min, max, mean, l2;  // read for payload stats and full only
 };
 static_assert(sizeof(BlockRow) == 88, "BlockRow must be 88 bytes, unpadded");
+/// A record's digest fields as a block frame's row entry.
+BlockRow toBlockRow(const Record &r);
 
 /// n rows of one traced tensor (same stage, layer, dtype, payload and row
 /// shape), written as block frames (docs/TRACE_FORMAT.md). Nothing is owned:
