@@ -14,6 +14,12 @@
 // affine_map<...> / affine_set<...> each operator (+ - * floordiv ceildiv
 // mod), since an affine expression nests once per operator.
 //
+// MLIR bytecode cannot be scanned as text. It is read on a thread whose
+// stack grows with the input (the reader walks what it read recursively),
+// its region nesting is measured without recursion, and a module nested
+// deeper than kMaxMLIRNesting regions is refused and taken apart innermost
+// first (the printer, the passes and the destructors recurse per level).
+//
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_PARSEMLIR_H
 #define GRETA_PARSEMLIR_H
@@ -45,7 +51,8 @@ constexpr unsigned kMaxMLIRNesting = 1000;
 
 /// Where `text` first nests deeper than `limit`: the byte offset of the
 /// bracket or operator that goes one level too deep. std::nullopt when the
-/// text stays within the limit. MLIR bytecode is not scanned.
+/// text stays within the limit. MLIR bytecode is not scanned (see
+/// parseMLIRFile).
 std::optional<size_t> findExcessiveNesting(llvm::StringRef text,
                                            unsigned limit = kMaxMLIRNesting);
 
@@ -58,10 +65,22 @@ std::string excessiveNestingMessage(unsigned limit = kMaxMLIRNesting);
 mlir::LogicalResult checkMLIRNesting(const llvm::MemoryBuffer &buffer,
                                      llvm::raw_ostream &os);
 
+/// True when `buffer` holds MLIR bytecode (its magic number).
+bool isMLIRBytecode(llvm::StringRef buffer);
+
+/// The deepest nesting of regions under `op` (0: no regions), counted
+/// without recursion.
+unsigned regionNestingDepth(mlir::Operation *op);
+
+/// Erases `op` and everything nested in it, innermost first, so that no
+/// destructor recurses through the nesting.
+void eraseInnermostFirst(mlir::Operation *op);
+
 /// parseSourceFile<ModuleOp> on the main buffer of `sourceMgr`, after the
-/// nesting check; a refused input is reported as a located error through
-/// `context`'s diagnostic handler and yields a null module, as a parse
-/// error does.
+/// nesting check (text: before parsing; bytecode: after reading, see
+/// above); a refused input is reported as an error naming the file
+/// (text: located) through `context`'s diagnostic handler and yields a
+/// null module, as a parse error does.
 mlir::OwningOpRef<mlir::ModuleOp> parseMLIRFile(llvm::SourceMgr &sourceMgr,
                                                 mlir::MLIRContext *context);
 

@@ -1,7 +1,8 @@
 //===- ParseMLIR.cpp - Parse MLIR input with a nesting bound -----*- C++ -*-===//
 //
 // See greta/ParseMLIR.h: a linear pre-scan of textual MLIR that refuses
-// nesting deeper than kMaxMLIRNesting before MLIR's recursive parser runs.
+// nesting deeper than kMaxMLIRNesting before MLIR's recursive parser runs,
+// and the same bound on the regions of MLIR bytecode once it is read.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/ParseMLIR.h"
@@ -9,11 +10,16 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Location.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Operation.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/thread.h"
+
+#include <algorithm>
+#include <vector>
 
 using llvm::StringRef;
 
@@ -184,7 +190,7 @@ private:
 
 std::optional<size_t> greta::findExcessiveNesting(StringRef text,
                                                   unsigned limit) {
-  if (text.starts_with(StringRef("ML\xefR", 4))) // MLIR bytecode
+  if (isMLIRBytecode(text))
     return std::nullopt;
   return NestingScanner(limit).scan(text);
 }
@@ -212,6 +218,46 @@ mlir::LogicalResult greta::checkMLIRNesting(const llvm::MemoryBuffer &buffer,
   return mlir::failure();
 }
 
+bool greta::isMLIRBytecode(StringRef buffer) {
+  return buffer.starts_with(StringRef("ML\xefR", 4));
+}
+
+/// `op` and every operation nested in it with the number of regions between
+/// them, in pre-order (each after the one that holds it), without
+/// recursion.
+static std::vector<std::pair<mlir::Operation *, unsigned>>
+preorder(mlir::Operation *op) {
+  std::vector<std::pair<mlir::Operation *, unsigned>> order;
+  llvm::SmallVector<std::pair<mlir::Operation *, unsigned>, 64> work{{op, 0}};
+  while (!work.empty()) {
+    auto [o, depth] = work.pop_back_val();
+    order.push_back({o, depth});
+    for (mlir::Region &r : o->getRegions())
+      for (mlir::Block &b : r)
+        for (mlir::Operation &inner : b)
+          work.push_back({&inner, depth + 1});
+  }
+  return order;
+}
+
+unsigned greta::regionNestingDepth(mlir::Operation *op) {
+  unsigned deepest = 0;
+  for (const auto &entry : preorder(op))
+    deepest = std::max(deepest, entry.second);
+  return deepest;
+}
+
+void greta::eraseInnermostFirst(mlir::Operation *op) {
+  // In reverse pre-order each operation's regions are already empty when it
+  // is erased. Uses are dropped first: an operation may be erased before
+  // the ones that use its results.
+  auto order = preorder(op);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    it->first->dropAllUses();
+    it->first->erase();
+  }
+}
+
 mlir::OwningOpRef<mlir::ModuleOp>
 greta::parseMLIRFile(llvm::SourceMgr &sourceMgr, mlir::MLIRContext *context) {
   const llvm::MemoryBuffer *buffer =
@@ -224,5 +270,35 @@ greta::parseMLIRFile(llvm::SourceMgr &sourceMgr, mlir::MLIRContext *context) {
         << excessiveNestingMessage();
     return nullptr;
   }
-  return mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, context);
+  if (!isMLIRBytecode(buffer->getBuffer()))
+    return mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, context);
+  // MLIR 22's bytecode reader walks what it has read recursively: about 96
+  // bytes of stack per nested region (an 8 MiB stack overflowed at ~87 000
+  // regions), and a nested region takes at least several bytes of bytecode.
+  // So it reads on a thread whose stack grows with the input (16 bytes per
+  // input byte: ~50 MiB for 3 MB of bytecode nested 100 000 deep).
+  const uint64_t stack = std::min<uint64_t>(
+      (8u << 20) + 16 * uint64_t(buffer->getBufferSize()), 0xF0000000u);
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  llvm::thread reader(std::optional<unsigned>(stack), [&] {
+    module = mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, context);
+  });
+  reader.join();
+  if (module) {
+    // Regions inside the top-level module, as the text scan counts them
+    // when the module is implicit.
+    unsigned depth = regionNestingDepth(module->getOperation()) - 1;
+    if (depth > kMaxMLIRNesting) {
+      mlir::emitError(mlir::FileLineColLoc::get(
+          context, buffer->getBufferIdentifier(), 0, 0))
+          << "MLIR bytecode nests regions " << depth
+          << " levels deep (inside the module), deeper than "
+          << kMaxMLIRNesting
+          << "; refused, as MLIR's recursive printer and passes would "
+             "overflow the stack";
+      eraseInnermostFirst(module.release());
+      return nullptr;
+    }
+  }
+  return module;
 }

@@ -4,18 +4,22 @@
 // pipelines use. Built on MlirOptMain, so every mlir-opt flag works
 // (--mlir-print-ir-after-all, --split-input-file, --verify-diagnostics, ...).
 // The input is read here, as MlirOptMain(argc, argv, ...) would, so that it
-// can be refused when nested too deeply for MLIR's parser (greta/ParseMLIR.h).
+// can be refused when nested too deeply for MLIR's parser, printer and
+// passes (greta/ParseMLIR.h).
 //
 //===----------------------------------------------------------------------===//
 #include "greta/InitAll.h"
 #include "greta/ParseMLIR.h"
 
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -49,6 +53,20 @@ int main(int argc, char **argv) {
   }
   if (mlir::failed(greta::checkMLIRNesting(*input, llvm::errs())))
     return 1;
+  // Bytecode is measured once read (greta/ParseMLIR.h): read it here first,
+  // in a context of its own, before MlirOptMain reads it again.
+  if (greta::isMLIRBytecode(input->getBuffer())) {
+    mlir::MLIRContext context(registry);
+    llvm::SourceMgr sourceMgr;
+    sourceMgr.AddNewSourceBuffer(
+        llvm::MemoryBuffer::getMemBuffer(input->getMemBufferRef(),
+                                         /*RequiresNullTerminator=*/false),
+        llvm::SMLoc());
+    mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &context,
+                                             llvm::errs());
+    if (!greta::parseMLIRFile(sourceMgr, &context))
+      return 1;
+  }
   std::unique_ptr<llvm::ToolOutputFile> output =
       mlir::openOutputFile(outputFilename, &error);
   if (!output) {
