@@ -593,7 +593,8 @@ int main(int argc, char **argv) {
   app.add_option("--chunk", o.chunk, "prefill in chunks of N tokens");
   app.add_option("--kernel", o.kernels,
                  "GPU kernel variant op=name (repeatable), e.g. "
-                 "attention=partial_tile_bug");
+                 "attention=partial_tile_bug or trace=split_schedule; an "
+                 "unknown one lists the known");
   app.add_option("--device", o.device, "GPU index (default 0)");
   app.add_flag("--timing", o.timing, "print weight-load and forward times");
   app.add_flag("--json", o.jsonOut, "print the result as JSON");

@@ -158,7 +158,8 @@ static cl::opt<std::string> backendOpt(
 static cl::list<std::string> kernelOpt(
     "kernel",
     cl::desc("GPU kernel variant op=name (repeatable, --backend gpu), e.g. "
-             "attention=partial_tile_bug; an unknown one lists the known"),
+             "attention=partial_tile_bug or trace=split_schedule; an unknown "
+             "one lists the known"),
     cl::value_desc("op=name"), cl::cat(runCat));
 static cl::opt<int> deviceOpt("device",
                               cl::desc("GPU index (--backend gpu, default 0)"),
