@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -503,21 +504,24 @@ TEST(Trace, DirectoryIsAFile) {
   EXPECT_NE(err.find(tmp.path() + "/f"), std::string::npos) << err;
 }
 
-TEST(Trace, FileSizeLimitIsAnErrorAndKeepsThePrefix) {
-  // RLIMIT_FSIZE stands in for a full disk: write(2) fails with EFBIG.
-  TempDir tmp;
-  std::string dir = tmp.path() + "/t";
+// In a child process under RLIMIT_FSIZE = `limit` bytes (it stands in for
+// a full disk: write(2) fails with EFBIG), appends with `appendOne` and
+// flushes until that fails; the child exits 0 when the error names the
+// trace directory.
+void writeUntilFileSizeLimit(
+    const std::string &dir, rlim_t limit,
+    const std::function<bool(TraceWriter &, int, std::string &)> &appendOne) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    struct rlimit lim = {4096, 4096};
+    struct rlimit lim = {limit, limit};
     setrlimit(RLIMIT_FSIZE, &lim);
     std::string err;
     auto w = TraceWriter::create(dir, sampleManifest(), false, err);
     if (!w)
       _exit(3);
     for (int i = 0; i < 1000; ++i) {
-      if (!w->append(sampleRecord(i), err) || !w->flush(err)) {
+      if (!appendOne(*w, i, err) || !w->flush(err)) {
         bool named = err.find("File too large") != std::string::npos &&
                      err.find(dir) != std::string::npos;
         _exit(named ? 0 : 4);
@@ -529,6 +533,15 @@ TEST(Trace, FileSizeLimitIsAnErrorAndKeepsThePrefix) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status)) << status;
   ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Trace, FileSizeLimitIsAnErrorAndKeepsThePrefix) {
+  TempDir tmp;
+  std::string dir = tmp.path() + "/t";
+  ASSERT_NO_FATAL_FAILURE(writeUntilFileSizeLimit(
+      dir, 4096, [](TraceWriter &w, int i, std::string &err) {
+        return w.append(sampleRecord(i), err);
+      }));
   std::string err;
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
@@ -1030,28 +1043,10 @@ TEST(TraceBlock, FileSizeLimitKeepsWholeFrames) {
   std::string dir = tmp.path() + "/t";
   auto b = makeBlock(Stage::MlpOut, 0, DType::F32, Payload::Full, {100},
                      iota(0, 8), 0, 14);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    struct rlimit lim = {20000, 20000};
-    setrlimit(RLIMIT_FSIZE, &lim);
-    std::string err;
-    auto w = TraceWriter::create(dir, sampleManifest(), false, err);
-    if (!w)
-      _exit(3);
-    for (int i = 0; i < 1000; ++i) {
-      if (!w->appendBlock(b->block, err) || !w->flush(err)) {
-        bool named = err.find("File too large") != std::string::npos &&
-                     err.find(dir) != std::string::npos;
-        _exit(named ? 0 : 4);
-      }
-    }
-    _exit(5);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_NO_FATAL_FAILURE(writeUntilFileSizeLimit(
+      dir, 20000, [&](TraceWriter &w, int, std::string &err) {
+        return w.appendBlock(b->block, err);
+      }));
   std::string err;
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
