@@ -71,6 +71,16 @@ struct GpuStorage : mlir::greta::impl::GpuStorageBase<GpuStorage> {
     if (f64.wasInterrupted())
       return signalPassFailure();
 
+    // keep-f32 is a CPU emulation of a mixed engine; the GPU would silently
+    // store those tensors in the half type too.
+    if (auto kept = module->getAttr("greta.emulated_keep_f32")) {
+      module.emitError() << "greta-gpu-storage: the module was emulated with "
+                            "greta-convert-precision{keep-f32="
+                         << kept << "}, but the GPU stores every tensor in "
+                         << dtype << " (keep-f32 is CPU emulation only)";
+      return signalPassFailure();
+    }
+
     // CPU emulation rounds: one to the storage type is implied by storage.
     SmallVector<RoundOp> rounds;
     module.walk([&](RoundOp r) { rounds.push_back(r); });

@@ -514,6 +514,15 @@ int Runner::run() {
     llvm::raw_string_ostream os(irAfterUser);
     module->print(os);
   }
+  // A --pass-pipeline that already emulates a half precision (say with
+  // keep-f32) must be labelled as such, or the trace would claim f32.
+  if (auto emulated =
+          (*module)->getAttrOfType<StringAttr>("greta.emulated_precision"))
+    if (emulated.getValue() != precisionOpt)
+      return fail("--pass-pipeline emulates " + emulated.getValue().str() +
+                  " (greta.emulated_precision) but --precision is " +
+                  precisionOpt + ": pass --precision " +
+                  emulated.getValue().str());
 
   // Parameters the compiled code will ask for: names and shapes.
   std::vector<rt::ParamSpec> params;

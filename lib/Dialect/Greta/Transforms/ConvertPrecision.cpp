@@ -6,10 +6,13 @@
 // greta.round follows every greta compute op and every tagged op that
 // produces an f32 or f64 tensor, so each stage holds values representable in
 // the half type, as on a half-precision engine; the stage tags move to the
-// round so traces see the rounded values.
+// round so traces see the rounded values. keep-f32 names stages or greta
+// ops left unrounded; the module is stamped with the emulated precision so a
+// second run (the user's pipeline, then greta-run --precision) is a no-op.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/Dialect/Greta/Transforms/Passes.h"
+#include "greta/rt/Stages.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -22,6 +25,7 @@ namespace mlir::greta {
 
 using namespace mlir;
 using namespace mlir::greta;
+namespace rt = ::greta::rt;
 
 namespace {
 Type toF64(Type t) {
@@ -42,19 +46,91 @@ struct ConvertPrecision
     : mlir::greta::impl::ConvertPrecisionBase<ConvertPrecision> {
   using ConvertPrecisionBase::ConvertPrecisionBase;
 
+  /// The module attribute naming the precision a half mode emulates.
+  static constexpr llvm::StringLiteral kStampName = "greta.emulated_precision";
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (precision != "f32" && precision != "f64" && precision != "f16" &&
+        precision != "bf16") {
+      module.emitError() << "greta-convert-precision: unknown precision '"
+                         << precision
+                         << "' in option 'precision' (expected f32, f64, f16 "
+                            "or bf16)";
+      return signalPassFailure();
+    }
+    bool half = precision == "f16" || precision == "bf16";
+    if (!keepF32.empty() && !half) {
+      module.emitError() << "greta-convert-precision: option 'keep-f32' "
+                            "applies to precision=f16 or bf16, not "
+                         << precision;
+      return signalPassFailure();
+    }
+    if (failed(checkKeepF32(module)))
+      return signalPassFailure();
+    if (auto stamp = module->getAttrOfType<StringAttr>(kStampName)) {
+      if (stamp.getValue() == precision)
+        return; // already emulated (with whatever keep-f32 it had)
+      if (precision != "f32") {
+        module.emitError() << "greta-convert-precision: the module already "
+                              "emulates "
+                           << stamp.getValue() << " ('" << kStampName
+                           << "'); cannot convert it to " << precision;
+        return signalPassFailure();
+      }
+    }
     if (precision == "f32")
       return;
     if (precision == "f64")
       return convertToF64(module);
-    if (precision == "f16" || precision == "bf16")
-      return emulateHalf(module);
-    module.emitError() << "greta-convert-precision: unknown precision '"
-                       << precision
-                       << "' in option 'precision' (expected f32, f64, f16 "
-                          "or bf16)";
-    signalPassFailure();
+    emulateHalf(module);
+    module->setAttr(kStampName, StringAttr::get(&getContext(), precision));
+    if (!keepF32.empty()) {
+      SmallVector<Attribute> kept;
+      for (const std::string &item : keepF32)
+        kept.push_back(StringAttr::get(&getContext(), item));
+      module->setAttr("greta.emulated_keep_f32",
+                      ArrayAttr::get(&getContext(), kept));
+    }
+  }
+
+  /// Every keep-f32 item is a stage name or a registered greta op.
+  LogicalResult checkKeepF32(ModuleOp module) {
+    for (const std::string &item : keepF32) {
+      if (rt::parseStage(item) || isGretaOp(item))
+        continue;
+      SmallVector<StringRef> names;
+      for (RegisteredOperationName name :
+           getContext().getRegisteredOperations())
+        if (name.getDialectNamespace() == GretaDialect::getDialectNamespace())
+          names.push_back(name.getStringRef().drop_front(6)); // "greta."
+      llvm::sort(names);
+      std::string ops = llvm::join(names, ", ");
+      return module.emitError()
+             << "greta-convert-precision: '" << item
+             << "' in option 'keep-f32' is neither a stage ("
+             << getStageNamesList() << ") nor a greta op (" << ops << ")";
+    }
+    return success();
+  }
+
+  bool isGretaOp(StringRef item) {
+    std::string name = item.starts_with("greta.") ? item.str()
+                                                  : "greta." + item.str();
+    return RegisteredOperationName::lookup(name, &getContext()).has_value();
+  }
+
+  /// An op keep-f32 leaves unrounded: named, or carrying a named stage tag.
+  bool isKept(Operation *op) {
+    StringRef opName = op->getName().getStringRef();
+    for (const std::string &item : keepF32) {
+      if (opName == item || opName == "greta." + item)
+        return true;
+      for (StageAttr tag : getStageTags(op))
+        if (tag.getStage() == item)
+          return true;
+    }
+    return false;
   }
 
   void convertToF64(ModuleOp module) {
@@ -107,7 +183,7 @@ struct ConvertPrecision
   void emulateHalf(ModuleOp module) {
     SmallVector<Operation *> producers;
     module.walk([&](Operation *op) {
-      if (producesRoundedValue(op))
+      if (producesRoundedValue(op) && !isKept(op))
         producers.push_back(op);
     });
     for (Operation *op : producers) {

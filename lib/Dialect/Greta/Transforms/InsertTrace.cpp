@@ -121,7 +121,8 @@ struct InsertTrace : mlir::greta::impl::InsertTraceBase<InsertTrace> {
       // list them, which is execution order), whichever run inserted them.
       auto tagIndex = [&](TraceOp t) -> size_t {
         for (auto [i, tag] : llvm::enumerate(tags))
-          if (tag.getStage() == t.getStage() && tag.getLayer() == t.getLayer())
+          if (tag.getStage() == t.getStage() &&
+              tag.getLayer() == static_cast<int64_t>(t.getLayer()))
             return i;
         return tags.size();
       };

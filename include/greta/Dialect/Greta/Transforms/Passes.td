@@ -86,11 +86,29 @@ def ConvertPrecision : Pass<"greta-convert-precision", "::mlir::ModuleOp"> {
     and inserts a `greta.round` after every greta compute op and every tagged
     op that produces an f32/f64 tensor, emulating a half-precision engine on
     the CPU; the stage tags move to the round so traces see rounded values.
-    `precision=f32` changes nothing. Both modes are idempotent.
+    `precision=f32` changes nothing.
+
+    `keep-f32` (half modes only) names what is *not* rounded: stage names
+    (`residual_post_attn`, `logits`, ...: an op carrying that tag) and greta
+    op names (`rms_norm` or `greta.rms_norm`). It answers "which roundings
+    does the error come from?" and models engines that keep, say, the
+    residual stream in f32:
+
+    ```
+    greta-run ... --precision bf16 --pass-pipeline \
+      'greta-convert-precision{precision=bf16 keep-f32=residual_post_attn,residual_post_mlp}'
+    ```
+
+    A half mode stamps the module with `greta.emulated_precision`. Running
+    the pass again with the same precision changes nothing (so the pipeline
+    above composes with `--precision bf16`); with another one it is an error,
+    as is an unknown stage or op in `keep-f32`.
   }];
   let options = [
     Option<"precision", "precision", "std::string", "\"f32\"",
            "f32 | f64 | f16 | bf16">,
+    ListOption<"keepF32", "keep-f32", "std::string",
+               "f16/bf16: stages or greta ops whose results are not rounded">,
   ];
   let dependentDialects = ["::mlir::greta::GretaDialect"];
 }
