@@ -33,6 +33,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -127,7 +128,10 @@ private:
   void writeBatch(Batch &b, std::string &err);
   /// Hashes the batch's host-gathered rows into b.hostEntries (on `pool`
   /// when there is enough to share); appendBatch then writes the blocks.
-  void hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool);
+  /// With `ready`, the pool's threads poll it before hashing (the rows are
+  /// still being copied).
+  void hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool,
+                    const std::function<bool()> *ready = nullptr);
   void appendBatch(Batch &b, std::string &err);
   std::unique_ptr<HashPool> hashPool_; // the writer thread's
   std::unique_ptr<HashPool> finalHashPool_; // endCall's, beside the writer
@@ -236,10 +240,12 @@ private:
     void *dRecords = nullptr, *hRecords = nullptr;
     int64_t records = 0;
     void *done = nullptr; // event on the trace stream
+    void *copied = nullptr; // final batch: its gathered rows are on the host
     bool dryRun = false;
     std::vector<rt::BlockRow> hostEntries; // of the host-hashed rows
   };
   std::shared_ptr<Batch> finalBatch_; // launched, written by endCall
+  std::deque<void *> recentReady_;    // the last three batches' ready events
   Batch open_;
   static constexpr size_t kTraceStreams = 4;
   std::vector<void *> traceStreams_;
