@@ -109,7 +109,10 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     precisionOpt("precision",
                  cl::desc("f32 (default), f64 (reference), f16 or bf16 "
-                          "(emulated in f32)"),
+                          "(emulated in f32: every op's result rounded; "
+                          "--pass-pipeline 'greta-convert-precision{"
+                          "precision=bf16 keep-f32=STAGE,...}' leaves some "
+                          "unrounded)"),
                  cl::init("f32"), cl::cat(runCat));
 static cl::opt<int64_t>
     chunkOpt("chunk",
