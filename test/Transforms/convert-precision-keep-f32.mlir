@@ -8,6 +8,9 @@
 // RUN: greta-opt %s -split-input-file -verify-diagnostics --greta-convert-precision="precision=bf16" --greta-convert-precision="precision=f16"
 // RUN: not greta-opt %s --greta-convert-precision="precision=bf16 keep-f32=residual,rms_norm" 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not greta-opt %s --greta-convert-precision="precision=f64 keep-f32=rms_norm" 2>&1 | FileCheck %s --check-prefix=NOTHALF
+// RUN: not greta-opt %s --greta-convert-precision="precision=bf16" --greta-convert-precision="precision=bf16 keep-f32=rms_norm" 2>&1 | FileCheck %s --check-prefix=LATE
+// The same list again is a no-op.
+// RUN: greta-opt %s --greta-convert-precision="precision=bf16 keep-f32=residual_post_attn,rms_norm" --greta-convert-precision="precision=bf16 keep-f32=residual_post_attn,rms_norm" | FileCheck %s --check-prefix=KEEP
 // RUN: not greta-opt %s --greta-convert-precision="precision=bf16 keep-f32=rms_norm" --greta-lower-to-gpu="storage=bf16" 2>&1 | FileCheck %s --check-prefix=GPU
 
 // KEEP-LABEL: module attributes {greta.emulated_keep_f32 = ["residual_post_attn", "rms_norm"], greta.emulated_precision = "bf16", greta.num_layers = 1 : i64}
@@ -32,6 +35,7 @@
 // STAMP-COUNT-5: greta.round
 
 // UNKNOWN: error: greta-convert-precision: 'residual' in option 'keep-f32' is neither a stage (embed_out, {{.*}}, logits) nor a greta op (add, attention, {{.*}}, rms_norm, rope, {{.*}})
+// LATE: error: greta-convert-precision: the module already emulates bf16 ('greta.emulated_precision'); give keep-f32 to the first conversion
 // NOTHALF: error: greta-convert-precision: option 'keep-f32' applies to precision=f16 or bf16, not f64
 // GPU: error: greta-gpu-storage: the module was emulated with greta-convert-precision{keep-f32=["rms_norm"]}, but the GPU stores every tensor in bf16 (keep-f32 is CPU emulation only)
 

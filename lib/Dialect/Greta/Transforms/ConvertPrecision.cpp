@@ -69,8 +69,19 @@ struct ConvertPrecision
     if (failed(checkKeepF32(module)))
       return signalPassFailure();
     if (auto stamp = module->getAttrOfType<StringAttr>(kStampName)) {
-      if (stamp.getValue() == precision)
-        return; // already emulated (with whatever keep-f32 it had)
+      if (stamp.getValue() == precision) {
+        // Already emulated: a keep-f32 here could no longer be honoured.
+        if (!keepF32.empty() &&
+            keptList(module) !=
+                std::vector<std::string>(keepF32.begin(), keepF32.end())) {
+          module.emitError()
+              << "greta-convert-precision: the module already emulates "
+              << precision << " ('" << kStampName
+              << "'); give keep-f32 to the first conversion";
+          return signalPassFailure();
+        }
+        return;
+      }
       if (precision != "f32") {
         module.emitError() << "greta-convert-precision: the module already "
                               "emulates "
@@ -92,6 +103,16 @@ struct ConvertPrecision
       module->setAttr("greta.emulated_keep_f32",
                       ArrayAttr::get(&getContext(), kept));
     }
+  }
+
+  /// The keep-f32 list an earlier emulation recorded (empty if none).
+  std::vector<std::string> keptList(ModuleOp module) {
+    std::vector<std::string> list;
+    if (auto kept = module->getAttrOfType<ArrayAttr>("greta.emulated_keep_f32"))
+      for (Attribute a : kept)
+        if (auto str = dyn_cast<StringAttr>(a))
+          list.push_back(str.str());
+    return list;
   }
 
   /// Every keep-f32 item is a stage name or a registered greta op.

@@ -101,8 +101,9 @@ def ConvertPrecision : Pass<"greta-convert-precision", "::mlir::ModuleOp"> {
 
     A half mode stamps the module with `greta.emulated_precision`. Running
     the pass again with the same precision changes nothing (so the pipeline
-    above composes with `--precision bf16`); with another one it is an error,
-    as is an unknown stage or op in `keep-f32`.
+    above composes with `--precision bf16`), unless it asks for another
+    `keep-f32`; another precision, a late `keep-f32` and an unknown stage or
+    op are errors.
   }];
   let options = [
     Option<"precision", "precision", "std::string", "\"f32\"",
