@@ -73,7 +73,8 @@ struct GpuStorage : mlir::greta::impl::GpuStorageBase<GpuStorage> {
 
     // keep-f32 is a CPU emulation of a mixed engine; the GPU would silently
     // store those tensors in the half type too.
-    if (auto kept = module->getAttr("greta.emulated_keep_f32")) {
+    if (auto kept = module->getAttr(
+            GretaDialect::getEmulatedKeepF32AttrName())) {
       module.emitError() << "greta-gpu-storage: the module was emulated with "
                             "greta-convert-precision{keep-f32="
                          << kept << "}, but the GPU stores every tensor in "

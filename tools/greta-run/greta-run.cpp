@@ -519,8 +519,8 @@ int Runner::run() {
   }
   // A --pass-pipeline that already emulates a half precision (say with
   // keep-f32) must be labelled as such, or the trace would claim f32.
-  if (auto emulated =
-          (*module)->getAttrOfType<StringAttr>("greta.emulated_precision"))
+  if (auto emulated = (*module)->getAttrOfType<StringAttr>(
+          mlir::greta::GretaDialect::getEmulatedPrecisionAttrName()))
     if (emulated.getValue() != precisionOpt)
       return fail("--pass-pipeline emulates " + emulated.getValue().str() +
                   " (greta.emulated_precision) but --precision is " +

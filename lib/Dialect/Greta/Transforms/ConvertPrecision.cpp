@@ -46,9 +46,6 @@ struct ConvertPrecision
     : mlir::greta::impl::ConvertPrecisionBase<ConvertPrecision> {
   using ConvertPrecisionBase::ConvertPrecisionBase;
 
-  /// The module attribute naming the precision a half mode emulates.
-  static constexpr llvm::StringLiteral kStampName = "greta.emulated_precision";
-
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (precision != "f32" && precision != "f64" && precision != "f16" &&
@@ -68,7 +65,7 @@ struct ConvertPrecision
     }
     if (failed(checkKeepF32(module)))
       return signalPassFailure();
-    if (auto stamp = module->getAttrOfType<StringAttr>(kStampName)) {
+    if (auto stamp = module->getAttrOfType<StringAttr>(GretaDialect::getEmulatedPrecisionAttrName())) {
       if (stamp.getValue() == precision) {
         // Already emulated: a keep-f32 here could no longer be honoured.
         if (!keepF32.empty() &&
@@ -76,7 +73,7 @@ struct ConvertPrecision
                 std::vector<std::string>(keepF32.begin(), keepF32.end())) {
           module.emitError()
               << "greta-convert-precision: the module already emulates "
-              << precision << " ('" << kStampName
+              << precision << " ('" << GretaDialect::getEmulatedPrecisionAttrName()
               << "'); give keep-f32 to the first conversion";
           return signalPassFailure();
         }
@@ -85,7 +82,7 @@ struct ConvertPrecision
       if (precision != "f32") {
         module.emitError() << "greta-convert-precision: the module already "
                               "emulates "
-                           << stamp.getValue() << " ('" << kStampName
+                           << stamp.getValue() << " ('" << GretaDialect::getEmulatedPrecisionAttrName()
                            << "'); cannot convert it to " << precision;
         return signalPassFailure();
       }
@@ -95,12 +92,12 @@ struct ConvertPrecision
     if (precision == "f64")
       return convertToF64(module);
     emulateHalf(module);
-    module->setAttr(kStampName, StringAttr::get(&getContext(), precision));
+    module->setAttr(GretaDialect::getEmulatedPrecisionAttrName(), StringAttr::get(&getContext(), precision));
     if (!keepF32.empty()) {
       SmallVector<Attribute> kept;
       for (const std::string &item : keepF32)
         kept.push_back(StringAttr::get(&getContext(), item));
-      module->setAttr("greta.emulated_keep_f32",
+      module->setAttr(GretaDialect::getEmulatedKeepF32AttrName(),
                       ArrayAttr::get(&getContext(), kept));
     }
   }
@@ -108,7 +105,8 @@ struct ConvertPrecision
   /// The keep-f32 list an earlier emulation recorded (empty if none).
   std::vector<std::string> keptList(ModuleOp module) {
     std::vector<std::string> list;
-    if (auto kept = module->getAttrOfType<ArrayAttr>("greta.emulated_keep_f32"))
+    if (auto kept = module->getAttrOfType<ArrayAttr>(
+            GretaDialect::getEmulatedKeepF32AttrName()))
       for (Attribute a : kept)
         if (auto str = dyn_cast<StringAttr>(a))
           list.push_back(str.str());

@@ -46,6 +46,10 @@ def Greta_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getNumLayersAttrName() { return "greta.num_layers"; }
     /// Unit argument attribute marking a model function's token positions.
     static constexpr ::llvm::StringLiteral getPositionsAttrName() { return "greta.positions"; }
+    /// Module attributes set by greta-convert-precision's f16/bf16 emulation:
+    /// the emulated type, and the keep-f32 list when one was given.
+    static constexpr ::llvm::StringLiteral getEmulatedPrecisionAttrName() { return "greta.emulated_precision"; }
+    static constexpr ::llvm::StringLiteral getEmulatedKeepF32AttrName() { return "greta.emulated_keep_f32"; }
   }];
 }
 
