@@ -124,14 +124,6 @@ std::string report(const rt::TraceContents &b, const rt::TraceContents &t,
   return text;
 }
 
-TraceSpec spec() { return TraceSpec{}; }
-
-Options opts(Policy p) {
-  Options o;
-  o.policy = p;
-  return o;
-}
-
 void expectSameRecord(const rt::Record &a, const rt::Record &b) {
   EXPECT_EQ(a.stage, b.stage);
   EXPECT_EQ(a.layer, b.layer);

@@ -33,14 +33,6 @@ std::string diffErr(const rt::TraceContents &b, const rt::TraceContents &t,
   return err;
 }
 
-TraceSpec spec() { return TraceSpec{}; }
-
-Options opts(Policy p) {
-  Options o;
-  o.policy = p;
-  return o;
-}
-
 TEST(DiffAlign, IdenticalTracesDoNotDivergeAndAreNeverComparedNumerically) {
   auto b = build(spec());
   DiffResult r = diffOk(b, b, opts(Policy::Tolerance));

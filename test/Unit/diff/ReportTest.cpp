@@ -15,12 +15,6 @@ using rt::Stage;
 
 namespace {
 
-Options opts(Policy p) {
-  Options o;
-  o.policy = p;
-  return o;
-}
-
 DiffResult run(TraceSpec s, Policy p = Policy::Tolerance,
                rt::TraceContents *baseOut = nullptr) {
   auto perturb = s.perturb;

@@ -2,6 +2,7 @@
 #ifndef GRETA_TEST_UNIT_DIFF_TESTTRACES_H
 #define GRETA_TEST_UNIT_DIFF_TESTTRACES_H
 
+#include "greta/diff/Diff.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Trace.h"
 
@@ -149,6 +150,16 @@ inline auto plant(rt::Stage s, int64_t layer, int64_t from, double factor) {
       for (double &x : v)
         x *= factor;
   };
+}
+
+/// The default trace of the tests (TraceSpec's defaults).
+inline TraceSpec spec() { return TraceSpec{}; }
+
+/// Comparison options with `p` and the defaults otherwise.
+inline diff::Options opts(diff::Policy p) {
+  diff::Options o;
+  o.policy = p;
+  return o;
 }
 
 } // namespace greta::difftest
