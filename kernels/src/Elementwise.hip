@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Common.h"
+#include "Gather.h"
 
 #include <cmath>
 #include <cstdint>
@@ -72,9 +73,12 @@ __global__ void embeddingKernel(const T *table, int64_t vocab, int64_t hidden,
     dst[c] = src[c];
 }
 
-template <typename T>
+template <typename T, typename G>
 __global__ void rmsNormKernel(const T *in, int64_t inLd, const T *weight,
-                              int64_t cols, float eps, T *out, int64_t outLd) {
+                              int64_t cols, float eps, T *out, int64_t outLd,
+                              G gather) {
+  if (gatherBlock(gather))
+    return;
   __shared__ float scratch[1024 / 32];
   const T *x = in + blockIdx.x * inLd;
   T *y = out + blockIdx.x * outLd;
@@ -92,10 +96,12 @@ __global__ void rmsNormKernel(const T *in, int64_t inLd, const T *weight,
   }
 }
 
-template <typename T>
+template <typename T, typename G>
 __global__ void rmsNormPackedKernel(const T *in, int64_t inLd, const T *weight,
                                     int64_t packs, float eps, T *out,
-                                    int64_t outLd) {
+                                    int64_t outLd, G gather) {
+  if (gatherBlock(gather))
+    return;
   __shared__ float scratch[1024 / 32];
   constexpr int N = Pack<T>::N;
   const T *x = in + blockIdx.x * inLd;
@@ -366,31 +372,54 @@ greta_gpu_status embedding(const T *table, int64_t vocab, int64_t hidden,
   return GRETA_GPU_OK;
 }
 
+// G: NoGather, or GatherJobs carried in `gather.slots()` extra blocks.
+template <typename T, typename G>
+greta_gpu_status launchRmsNorm(const T *in, int64_t inLd, const T *weight,
+                               int64_t rows, int64_t cols, float eps, T *out,
+                               int64_t outLd, const G &gather,
+                               int64_t extraBlocks, void *stream) {
+  dim3 grid(static_cast<unsigned>(rows + extraBlocks));
+  if (packable<T>(cols, {{in, inLd}, {out, outLd}, {weight, 0}})) {
+    int64_t packs = cols / Pack<T>::N;
+    hipLaunchKernelGGL((rmsNormPackedKernel<T, G>), grid,
+                       dim3(threadsFor(packs, 512)), 0, asStream(stream), in,
+                       inLd, weight, packs, eps, out, outLd, gather);
+    GRETA_HIP_LAUNCH_CHECK();
+    return GRETA_GPU_OK;
+  }
+  int threads = cols >= 2048 ? 512 : cols >= 512 ? 256 : 128;
+  hipLaunchKernelGGL((rmsNormKernel<T, G>), grid, dim3(threads), 0,
+                     asStream(stream), in, inLd, weight, cols, eps, out, outLd,
+                     gather);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+
+// With `jobs` (rms_norm_gather): the gather rides in the norm's launch.
 template <typename T>
 greta_gpu_status rmsNorm(const T *in, int64_t inLd, const T *weight,
                          int64_t rows, int64_t cols, float eps, T *out,
-                         int64_t outLd, void *stream) {
+                         int64_t outLd, void *stream,
+                         const greta_gpu_gather_job *jobs = nullptr,
+                         int numJobs = 0, void *gatherDst = nullptr) {
   if (auto s = checkMatrix("rms_norm in", in, rows, cols, inLd))
     return s;
   if (auto s = checkMatrix("rms_norm out", out, rows, cols, outLd))
     return s;
   if (cols > 0 && !weight)
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "rms_norm: null weight");
+  GatherJobs g;
+  if (jobs || numJobs)
+    if (auto s = packGatherJobs(jobs, numJobs, gatherDst, g))
+      return s;
   if (rows == 0 || cols == 0)
-    return GRETA_GPU_OK;
-  if (packable<T>(cols, {{in, inLd}, {out, outLd}, {weight, 0}})) {
-    int64_t packs = cols / Pack<T>::N;
-    hipLaunchKernelGGL(rmsNormPackedKernel<T>, dim3(rows),
-                       dim3(threadsFor(packs, 512)), 0, asStream(stream), in,
-                       inLd, weight, packs, eps, out, outLd);
-    GRETA_HIP_LAUNCH_CHECK();
-    return GRETA_GPU_OK;
-  }
-  int threads = cols >= 2048 ? 512 : cols >= 512 ? 256 : 128;
-  hipLaunchKernelGGL(rmsNormKernel<T>, dim3(rows), dim3(threads), 0,
-                     asStream(stream), in, inLd, weight, cols, eps, out, outLd);
-  GRETA_HIP_LAUNCH_CHECK();
-  return GRETA_GPU_OK;
+    return g.slots() ? greta_gpu_gather_rows(jobs, numJobs, gatherDst, stream)
+                     : GRETA_GPU_OK;
+  if (g.slots())
+    return launchRmsNorm(in, inLd, weight, rows, cols, eps, out, outLd, g,
+                         g.slots(), stream);
+  return launchRmsNorm(in, inLd, weight, rows, cols, eps, out, outLd,
+                       NoGather{}, 0, stream);
 }
 
 template <typename T>
@@ -539,6 +568,16 @@ using namespace greta::gpu;
     return rmsNorm<T>(reinterpret_cast<const T *>(in), inLd,                   \
                       reinterpret_cast<const T *>(weight), rows, cols, eps,    \
                       reinterpret_cast<T *>(out), outLd, stream);              \
+  }                                                                            \
+  extern "C" greta_gpu_status greta_gpu_rms_norm_gather_##SUFFIX(              \
+      const CT *in, int64_t inLd, const CT *weight, int64_t rows,              \
+      int64_t cols, float eps, CT *out, int64_t outLd,                         \
+      const greta_gpu_gather_job *jobs, int numJobs, void *gatherDst,          \
+      void *stream) {                                                          \
+    return rmsNorm<T>(reinterpret_cast<const T *>(in), inLd,                   \
+                      reinterpret_cast<const T *>(weight), rows, cols, eps,    \
+                      reinterpret_cast<T *>(out), outLd, stream, jobs,         \
+                      numJobs, gatherDst);                                     \
   }                                                                            \
   extern "C" greta_gpu_status greta_gpu_rope_##SUFFIX(                         \
       const CT *in, int64_t inLd, const int64_t *positions, int64_t rows,      \

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Common.h"
+#include "Gather.h"
 
 #include <algorithm>
 #include <mutex>
@@ -409,6 +410,18 @@ __device__ __forceinline__ float loadAsFloat(const void *base, int32_t dtype,
   return greta_bf16_to_float(static_cast<const greta_bf16 *>(base)[i]);
 }
 
+// Half `hi` of a word of two f16 or bf16 values, as a float (exact).
+__device__ __forceinline__ float halfWordAsFloat(uint32_t word, int hi,
+                                                 int32_t dtype) {
+  uint16_t bits = static_cast<uint16_t>(hi ? word >> 16 : word);
+  if (dtype == GRETA_GPU_F16) {
+    greta_half h;
+    memcpy(&h, &bits, 2);
+    return __half2float(h);
+  }
+  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
+}
+
 // One warp per selected row; 8 warps per block.
 template <typename Jobs>
 __global__ void statsRowsKernel(Jobs jobs, int numJobs, int64_t perJob,
@@ -542,7 +555,44 @@ __global__ void __launch_bounds__(kTop5Threads)
   const void *base = static_cast<const uint8_t *>(data) + row * ld * esize;
   Top5 t;
   t.init();
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+  // 16-byte loads, four in flight per thread before their elements are
+  // ranked: one element per iteration made every thread wait for memory
+  // ~125 times per 32000-wide row (0.1 ms for the three logits rows of a
+  // 3-position trace, on the compute stream at the end of the call).
+  const int per = 16 / esize; // elements per 16-byte chunk
+  int64_t vecCols = 0;
+  if ((reinterpret_cast<uintptr_t>(base) & 15) == 0) {
+    vecCols = cols / per * per;
+    const uint4 *chunks = static_cast<const uint4 *>(base);
+    const int64_t nChunks = vecCols / per;
+    constexpr int kInFlight = 4;
+    for (int64_t q0 = threadIdx.x; q0 < nChunks;
+         q0 += kInFlight * static_cast<int64_t>(blockDim.x)) {
+      uint4 v[kInFlight];
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        int64_t q = q0 + u * static_cast<int64_t>(blockDim.x);
+        v[u] = q < nChunks ? chunks[q] : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        int64_t q = q0 + u * static_cast<int64_t>(blockDim.x);
+        if (q >= nChunks)
+          break;
+        const uint32_t w[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          if (k >= per)
+            break;
+          float x = dtype == GRETA_GPU_F32
+                        ? __uint_as_float(w[k & 3])
+                        : halfWordAsFloat(w[k / 2], k & 1, dtype);
+          t.insert(x, static_cast<int32_t>(q * per + k));
+        }
+      }
+    }
+  }
+  for (int64_t c = vecCols + threadIdx.x; c < cols; c += blockDim.x)
     t.insert(loadAsFloat(base, dtype, c), static_cast<int32_t>(c));
   // Each warp's best 5 by a butterfly of merges, then warp 0 merges the
   // warps' lists the same way (a merge on one thread took ~0.1 ms).
@@ -570,35 +620,10 @@ __global__ void __launch_bounds__(kTop5Threads)
   }
 }
 
-struct GatherJobs {
-  greta_gpu_gather_job job[GRETA_GPU_MAX_GATHER_JOBS];
-};
-
-// One block per (job, selected row) slot: a plain copy, 16 bytes per thread
-// where source and destination allow it. Short blocks, so they barely delay
-// the compute stream's kernels.
-__global__ void gatherRowsKernel(GatherJobs jobs, int numJobs, int64_t perJob,
-                                 uint8_t *dst) {
-  int job;
-  int64_t j;
-  if (!slotOf(blockIdx.x, numJobs, perJob, job, j))
-    return;
-  const greta_gpu_gather_job &J = jobs.job[job];
-  if (j >= J.n_sel)
-    return;
-  int64_t row = J.d_row_index ? J.d_row_index[j] : j;
-  const uint8_t *src =
-      static_cast<const uint8_t *>(J.d_data) + row * J.ld_bytes;
-  uint8_t *out = dst + J.dst_offset + j * J.row_bytes;
-  if (((reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(out) |
-        static_cast<uintptr_t>(J.row_bytes)) & 15) == 0) {
-    for (int64_t i = threadIdx.x; i < J.row_bytes / 16; i += blockDim.x)
-      reinterpret_cast<uint4 *>(out)[i] =
-          reinterpret_cast<const uint4 *>(src)[i];
-  } else {
-    for (int64_t i = threadIdx.x; i < J.row_bytes; i += blockDim.x)
-      out[i] = src[i];
-  }
+// One block per piece of a selected row: a plain copy. Short blocks, so
+// they barely delay the compute stream's kernels.
+__global__ void gatherRowsKernel(GatherJobs jobs) {
+  gatherRowSlot(jobs, blockIdx.x);
 }
 
 // The trace kernels need little or no shared memory, but they run beside
@@ -743,16 +768,16 @@ greta_gpu_trace_rows(const void *data, greta_gpu_dtype dtype, int64_t rows,
   return traceBatch(&job, 1, dRecords, hRecords, stream);
 }
 
-extern "C" greta_gpu_status greta_gpu_gather_rows(
-    const greta_gpu_gather_job *jobs, int numJobs, void *dDst, void *stream) {
+namespace greta::gpu {
+greta_gpu_status packGatherJobs(const greta_gpu_gather_job *jobs, int numJobs,
+                                void *dDst, GatherJobs &out) {
   if (numJobs < 0 || numJobs > GRETA_GPU_MAX_GATHER_JOBS ||
       (numJobs > 0 && (!jobs || !dDst)))
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
                 "gather: " + std::to_string(numJobs) + " jobs (0.." +
                     std::to_string(GRETA_GPU_MAX_GATHER_JOBS) +
                     " per launch), destination " + (dDst ? "set" : "null"));
-  GatherJobs gj{};
-  int64_t maxSel = 0;
+  out = GatherJobs{};
   for (int i = 0; i < numJobs; ++i) {
     const greta_gpu_gather_job &J = jobs[i];
     if (J.n_sel < 0 || J.row_bytes < 0 || J.dst_offset < 0 ||
@@ -764,16 +789,29 @@ extern "C" greta_gpu_status greta_gpu_gather_rows(
                       std::to_string(J.row_bytes) + " bytes, stride " +
                       std::to_string(J.ld_bytes) + ", offset " +
                       std::to_string(J.dst_offset));
-    gj.job[i] = J;
-    maxSel = std::max(maxSel, J.n_sel);
+    out.job[i] = J;
+    if (J.n_sel > 0 && J.row_bytes > 0) {
+      out.perJob = std::max(out.perJob, J.n_sel);
+      out.pieces = std::max(out.pieces, (J.row_bytes + kGatherPieceBytes - 1) /
+                                            kGatherPieceBytes);
+    }
   }
-  if (numJobs == 0 || maxSel == 0)
+  out.numJobs = numJobs;
+  out.dst = static_cast<uint8_t *>(dDst);
+  return GRETA_GPU_OK;
+}
+} // namespace greta::gpu
+
+extern "C" greta_gpu_status greta_gpu_gather_rows(
+    const greta_gpu_gather_job *jobs, int numJobs, void *dDst, void *stream) {
+  GatherJobs gj;
+  if (auto st = packGatherJobs(jobs, numJobs, dDst, gj))
+    return st;
+  if (gj.slots() == 0)
     return GRETA_GPU_OK;
   preferLargestCarveouts();
-  hipLaunchKernelGGL(gatherRowsKernel,
-                     dim3(static_cast<unsigned>(numJobs * maxSel)), dim3(128),
-                     0, asStream(stream), gj, numJobs, maxSel,
-                     static_cast<uint8_t *>(dDst));
+  hipLaunchKernelGGL(gatherRowsKernel, dim3(static_cast<unsigned>(gj.slots())),
+                     dim3(128), 0, asStream(stream), gj);
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
 }

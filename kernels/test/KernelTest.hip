@@ -787,8 +787,10 @@ void testTrace(DT dt, const char *variant) {
 void testGather(DT dt) {
   const size_t es = dtSize(dt);
   struct Case { int64_t rows, cols, ld; bool index; };
-  std::vector<Case> cases = {{40, 2048, 2048, true}, {9, 37, 41, true},
-                             {5, 100, 100, false}, {33, 1000, 1003, true}};
+  // Rows longer than a 4 KB piece (2048 f32, 32000), aligned or not.
+  std::vector<Case> cases = {{40, 2048, 2048, true},  {9, 37, 41, true},
+                             {5, 100, 100, false},    {33, 1000, 1003, true},
+                             {9, 32000, 32000, true}, {9, 20001, 20003, true}};
   std::vector<int64_t> sel = {0, 4, 3, 8};
   Dev dSel(sel.size() * 8);
   dSel.upload(sel.data(), sel.size() * 8);
@@ -822,8 +824,36 @@ void testGather(DT dt) {
                          c.cols * es) != 0;
     }
   }
-  report("gather rows of 4 tensors == host rows", dtName(dt), bad, 0, bad == 0,
-         "aligned, odd strides, no index");
+  report("gather rows of 6 tensors == host rows", dtName(dt), bad, 0, bad == 0,
+         "aligned, odd strides, no index, long rows");
+  // The same gather carried by an rms_norm launch: the norm's output and
+  // the gathered bytes equal those of the two separate calls (the packed
+  // kernel at 2048 columns, the scalar one at 37).
+  for (int64_t cols : {2048, 37}) {
+    const int64_t rows = 33;
+    HostT x = randomT(dt, rows * cols, -2.f, 2.f),
+          w = randomT(dt, cols, 0.5f, 1.5f);
+    Dev dX(x), dW(w), dSep(rows * cols * es), dFused(rows * cols * es),
+        dOut2(off);
+    LIB_CHECK(GPU_CALL(dt, rms_norm, P(dX), cols, P(dW), rows, cols, 1e-5f,
+                       P(dSep), cols, gStream));
+    LIB_CHECK(GPU_CALL(dt, rms_norm_gather, P(dX), cols, P(dW), rows, cols,
+                       1e-5f, P(dFused), cols, jobs.data(),
+                       static_cast<int>(jobs.size()), dOut2.p, gStream));
+    std::vector<uint8_t> sep(rows * cols * es), fused(sep.size()),
+        got2(off);
+    HIP_CHECK(hipMemcpyAsync(sep.data(), dSep.p, sep.size(),
+                             hipMemcpyDeviceToHost, gStream));
+    HIP_CHECK(hipMemcpyAsync(fused.data(), dFused.p, fused.size(),
+                             hipMemcpyDeviceToHost, gStream));
+    HIP_CHECK(hipMemcpyAsync(got2.data(), dOut2.p, off, hipMemcpyDeviceToHost,
+                             gStream));
+    HIP_CHECK(hipStreamSynchronize(gStream));
+    int64_t diff = (sep != fused) + (got2 != got);
+    report("rms_norm_gather 33x" + std::to_string(cols) +
+               " == rms_norm, then gather_rows",
+           dtName(dt), diff, 0, diff == 0, "norm output and gathered bytes");
+  }
   greta_gpu_gather_job badJob = jobs[0];
   badJob.n_sel = -1;
   bool refused = greta_gpu_gather_rows(&badJob, 1, dOut.p, gStream) ==
@@ -833,8 +863,11 @@ void testGather(DT dt) {
 }
 
 void testTop5(DT dt) {
-  for (int64_t cols : {3, 5, 37, 1000, 32000}) {
-    const int64_t rows = 9, ld = cols + 3;
+  // ld = cols + 3: misaligned rows (element loads); a multiple of 8: the
+  // 16-byte loads, with a tail when cols is not a multiple of the chunk.
+  for (int64_t cols : {3, 5, 37, 1000, 32000, 32003})
+  for (int64_t ld : {cols + 3, (cols + 7) / 8 * 8}) {
+    const int64_t rows = 9;
     HostT x = randomT(dt, rows * ld, -4.f, 4.f);
     std::uniform_int_distribution<int> grid(-8, 8);
     for (int64_t i = 0; i < rows * ld; ++i)
@@ -876,8 +909,9 @@ void testTop5(DT dt) {
         bad += got[j * 5 + i] != (i < k ? ids[i] : -1);
     }
     char name[96];
-    std::snprintf(name, sizeof name, "top5 cols=%lld: ids==host ranking",
-                  (long long)cols);
+    std::snprintf(name, sizeof name,
+                  "top5 cols=%lld ld=%lld: ids==host ranking",
+                  (long long)cols, (long long)ld);
     report(name, dtName(dt), bad, 0, bad == 0, "ties, NaN, short rows");
 
   }

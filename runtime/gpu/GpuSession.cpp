@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <numeric>
 
 using namespace greta;
 using namespace greta::gpu;
@@ -515,6 +516,7 @@ void *GpuSession::alloc(size_t bytes) {
     // device, not the host) for the oldest batches; their blocks are then
     // reusable in stream order.
     flushBatch();
+    launchDeferredBatch();
     while (it == freeBlocks_.end() && !inflight_.empty()) {
       std::shared_ptr<Batch> oldest = inflight_.front();
       inflight_.pop_front();
@@ -687,15 +689,20 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   }
   auto payload = static_cast<rt::Payload>(p);
   // Host-hashed tensors (a few selected rows) go in a batch per layer:
-  // layer l is hashed and written while layer l+1 computes, so the end of
-  // the call waits only for the logits' batch, which is always alone. Batches
-  // hashed on the device (every row) grow to kBatchRecords instead: more
-  // SHA-256 chains in flight per launch (every row at 827 tokens: 1.88x of
-  // untraced against 2.24x with a batch per layer). And a batch that holds
-  // too much memory is launched.
+  // layer l is hashed and written while layer l+1 computes. The last
+  // layer's batch stays open for the logits: the end of the call then
+  // gathers, copies and hashes its rows with the logits' (on threads already
+  // awake) instead of handing them to the writer thread (a wake-up on the
+  // host VM costs ~0.05 ms). Batches hashed on the device (every row) grow to
+  // kBatchRecords instead: more SHA-256 chains in flight per launch (every
+  // row at 827 tokens: 1.88x of untraced against 2.24x with a batch per
+  // layer); the logits' long chains are kept out of them. And a batch that
+  // holds too much memory is launched.
+  bool hostBatch = open_.jobs.empty();
   if (!open_.pending.empty() &&
-      (stage == rt::Stage::Logits ||
-       (layer != open_.pending.front().layer && open_.jobs.empty())))
+      (stage == rt::Stage::Logits
+           ? !hostBatch
+           : hostBatch && layer != open_.pending.front().layer))
     flushBatch();
   if (open_.records >= kBatchRecords || open_.jobs.size() >= 65535 ||
       heldBytes_ > heldLimit_)
@@ -821,8 +828,35 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
 }
 
 void GpuSession::flushBatch(bool final) {
+  launchDeferredBatch(); // batches are queued in order
   if (open_.pending.empty())
     return;
+  auto b = std::make_shared<Batch>(std::move(open_));
+  open_ = Batch();
+  b->dryRun = dryRun_;
+  if (!final && !b->gathers.empty() &&
+      b->gathers.size() <= GRETA_GPU_MAX_GATHER_JOBS) {
+    deferred_ = std::move(b);
+    return;
+  }
+  launchBatch(std::move(b), final, /*gathered=*/false);
+}
+
+const std::vector<greta_gpu_gather_job> *
+GpuSession::pendingGathers(void **dDst) const {
+  if (!deferred_ || !error_.empty())
+    return nullptr;
+  *dDst = deferred_->gather->d;
+  return &deferred_->gathers;
+}
+
+void GpuSession::gathersLaunched() {
+  if (deferred_)
+    launchBatch(std::move(deferred_), /*final=*/false, /*gathered=*/true);
+}
+
+void GpuSession::launchBatch(std::shared_ptr<Batch> b, bool final,
+                             bool gathered) {
   auto t0 = Clock::now();
   ++profBatches_;
   struct Account {
@@ -830,9 +864,6 @@ void GpuSession::flushBatch(bool final) {
     Clock::time_point t0;
     ~Account() { ms += msSince(t0); }
   } account{profFlushMs_, t0};
-  auto b = std::make_shared<Batch>(std::move(open_));
-  open_ = Batch();
-  b->dryRun = dryRun_;
   // Blocking sync: the writer thread sleeps on a batch's event instead of
   // spinning in the driver beside the thread that launches the kernels.
   auto takeEvent = [&](cudaEvent_t &x) {
@@ -853,8 +884,14 @@ void GpuSession::flushBatch(bool final) {
     return;
   b->done = done;
   b->copied = copied;
+  // GRETA_GPU_TRACE_PROFILE: had the GPU already run the previous batch's
+  // producers (the host was behind)?
+  if (traceProfile() && !recentReady_.empty() &&
+      cudaEventQuery(static_cast<cudaEvent_t>(recentReady_.back())) ==
+          cudaSuccess)
+    ++profCaughtUp_;
   // endCall wakes the hash pool for the final batch at the third last
-  // batch's ready event: before the last layer and the LM head.
+  // batch's ready event: before the last layers and the LM head.
   recentReady_.push_back(ready);
   if (recentReady_.size() > 3)
     recentReady_.pop_front();
@@ -864,9 +901,11 @@ void GpuSession::flushBatch(bool final) {
                   : static_cast<cudaStream_t>(
                         traceStreams_[nextTraceStream_++ %
                                       traceStreams_.size()]);
-  // Selected rows are gathered on the compute stream (a few microseconds),
-  // into the batch's private staging; their tensors are free after that.
-  for (size_t i = 0; i < b->gathers.size(); i += GRETA_GPU_MAX_GATHER_JOBS) {
+  // Selected rows are gathered on the compute stream, into the batch's
+  // private staging (by extra blocks of the next rms_norm when `gathered`);
+  // their tensors are free after that.
+  for (size_t i = 0; !gathered && i < b->gathers.size();
+       i += GRETA_GPU_MAX_GATHER_JOBS) {
     int n = static_cast<int>(std::min<size_t>(GRETA_GPU_MAX_GATHER_JOBS,
                                               b->gathers.size() - i));
     if (greta_gpu_gather_rows(&b->gathers[i], n, b->gather->d, stream_) !=
@@ -875,6 +914,13 @@ void GpuSession::flushBatch(bool final) {
       return;
     }
   }
+  // GRETA_GPU_TRACE_PROFILE: the final batch's gather, copy and top-5.
+  auto profMark = [&](int i) {
+    if (final && traceProfile())
+      cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[i]),
+                      static_cast<cudaStream_t>(stream_));
+  };
+  profMark(3);
   for (void *blk : b->heldUntilFlush)
     unhold(blk);
   b->heldUntilFlush.clear();
@@ -925,6 +971,7 @@ void GpuSession::flushBatch(bool final) {
                         ts);
   if (!e && copied)
     e = cudaEventRecord(copied, ts);
+  profMark(4);
   for (const Top5Job &t : b->top5) {
     if (greta_gpu_top5_rows(t.data, gpuDType(t.dtype), t.rows, t.cols, t.ld,
                             t.dRowIndex, t.n, t.dTop5, ts) != GRETA_GPU_OK) {
@@ -935,6 +982,7 @@ void GpuSession::flushBatch(bool final) {
       e = cudaMemcpyAsync(t.hTop5, t.dTop5, t.n * 5 * sizeof(int32_t),
                           cudaMemcpyDeviceToHost, ts);
   }
+  profMark(5);
   for (const ValueCopy &c : b->copies)
     if (!e)
       e = cudaMemcpy2DAsync(c.dst, c.width, c.src, c.srcPitch, c.width, c.rows,
@@ -1011,11 +1059,12 @@ static_assert(sizeof(greta_gpu_row_record) == sizeof(rt::BlockRow) &&
               "greta_gpu_row_record must have rt::BlockRow's layout");
 
 void GpuSession::writeBatch(Batch &b, std::string &err) {
-  hashHostRows(b, hashPool_);
+  hashHostRows(b, hashPool_, kWriterHashThreads);
   appendBatch(b, err);
 }
 
 void GpuSession::hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool,
+                              unsigned poolThreads,
                               const std::function<bool()> *ready) {
   // Rows hashed on the host (a few selected rows per tensor, see trace()):
   // side by side on the hash pool when there is enough to share.
@@ -1029,7 +1078,16 @@ void GpuSession::hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool,
       }
   std::vector<rt::BlockRow> &entries = b.hostEntries;
   entries.resize(hostRows.size());
-  std::function<void(size_t)> hashRow = [&](size_t i) {
+  // Longest rows first, so that no thread starts a 64 KB logits row (~55 us
+  // of SHA-256) after the others have run out of work.
+  std::vector<size_t> order(hostRows.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    return hostRows[x].first->cols * rt::dtypeSize(hostRows[x].first->dtype) >
+           hostRows[y].first->cols * rt::dtypeSize(hostRows[y].first->dtype);
+  });
+  std::function<void(size_t)> hashRow = [&](size_t k) {
+    size_t i = order[k];
     const auto &[p, j] = hostRows[i];
     size_t rowBytes = p->cols * rt::dtypeSize(p->dtype);
     thread_local rt::Record r;
@@ -1040,7 +1098,8 @@ void GpuSession::hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool,
   if (hostRows.size() > 1 && hostBytes >= (128u << 10)) {
     if (!pool)
       pool = std::make_unique<HashPool>(std::min(
-          3u, std::max(1u, std::thread::hardware_concurrency() / 2)));
+          poolThreads,
+          std::max(1u, std::thread::hardware_concurrency() / 2)));
     pool->run(hostRows.size(), hashRow, ready);
   } else {
     while (ready && !hostRows.empty() && !(*ready)())
@@ -1159,6 +1218,9 @@ bool GpuSession::endCall() {
     cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[1]),
                     static_cast<cudaStream_t>(stream_));
   flushBatch(/*final=*/true);
+  if (traceProfile())
+    cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[2]),
+                    static_cast<cudaStream_t>(stream_));
   auto syncStart = Clock::now();
   // The final batch's rows gathered for the host (the logits at the selected
   // positions) are hashed the moment their copy lands, beside its top-5, by
@@ -1176,7 +1238,7 @@ bool GpuSession::endCall() {
       return cudaEventQuery(static_cast<cudaEvent_t>(fb->copied)) !=
              cudaErrorNotReady;
     };
-    hashHostRows(*fb, finalHashPool_, &landed);
+    hashHostRows(*fb, finalHashPool_, kFinalHashThreads, &landed);
     finalHashMs = msSince(hashStart);
   }
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
@@ -1188,7 +1250,18 @@ bool GpuSession::endCall() {
       e = te;
   double traceWaitMs = msSince(traceSyncStart);
   printOpProfile();
-  float computeGpuMs = 0;
+  float computeGpuMs = 0, finalGpuMs = 0, finalSplitMs[3] = {};
+  if (traceProfile()) {
+    cudaEventElapsedTime(&finalGpuMs,
+                         static_cast<cudaEvent_t>(profEvents_[1]),
+                         static_cast<cudaEvent_t>(profEvents_[2]));
+    const int from[3] = {1, 3, 4}, to[3] = {3, 4, 5};
+    for (int i = 0; fb && i < 3; ++i)
+      cudaEventElapsedTime(&finalSplitMs[i],
+                           static_cast<cudaEvent_t>(profEvents_[from[i]]),
+                           static_cast<cudaEvent_t>(profEvents_[to[i]]));
+    (void)cudaGetLastError();
+  }
   if (traceProfile())
     cudaEventElapsedTime(&computeGpuMs,
                          static_cast<cudaEvent_t>(profEvents_[0]),
@@ -1211,7 +1284,7 @@ bool GpuSession::endCall() {
   bool writeFinal = fb && !e && !traceFailed_;
   if (writeFinal && !fb->copied) {
     auto hashStart = Clock::now();
-    hashHostRows(*fb, finalHashPool_);
+    hashHostRows(*fb, finalHashPool_, kFinalHashThreads);
     finalHashMs = msSince(hashStart);
   }
   auto drainStart = Clock::now();
@@ -1242,12 +1315,15 @@ bool GpuSession::endCall() {
                  "streams %.3f ms; last batch hashed in %.3f ms (if its rows "
                  "were gathered: within the compute wait, from the last "
                  "layer's start), then writer %.3f ms, last batch appended "
-                 "in %.3f ms, trace file write %.3f ms; endCall %.3f ms\n",
+                 "in %.3f ms, trace file write %.3f ms; endCall %.3f ms; "
+                 "GPU had caught up with the host at %lld batch launches; final batch on the GPU %.3f ms (gathers %.3f, copy %.3f, top-5 %.3f)\n",
                  static_cast<long long>(profBatches_), enqueueMs,
                  profTraceMs_, profFlushMs_, computeGpuMs, computeWaitMs,
                  traceWaitMs, finalHashMs, drainMs, appendMs, fileMs,
-                 msSince(endCallStart));
+                 msSince(endCallStart), profCaughtUp_, finalGpuMs, finalSplitMs[0],
+                 finalSplitMs[1], finalSplitMs[2]);
   profBatches_ = 0;
+  profCaughtUp_ = 0;
   profTraceMs_ = profFlushMs_ = 0;
   for (Chunk &c : chunks_)
     c.used = 0;
@@ -1334,6 +1410,14 @@ struct BF16 { uint16_t bits; };
                                       (const uint16_t *)w, r, c, e,            \
                                       (uint16_t *)o, ol, s);                   \
     }                                                                          \
+    static greta_gpu_status rms_norm_gather(                                   \
+        const CT *i, int64_t il, const CT *w, int64_t r, int64_t c, float e,   \
+        CT *o, int64_t ol, const greta_gpu_gather_job *g, int ng, void *gd,    \
+        void *s) {                                                             \
+      return greta_gpu_rms_norm_gather_##SUF((const uint16_t *)i, il,          \
+                                             (const uint16_t *)w, r, c, e,     \
+                                             (uint16_t *)o, ol, g, ng, gd, s); \
+    }                                                                          \
     static greta_gpu_status linear(const CT *i, int64_t il, const CT *w,       \
                                    int64_t wl, int64_t r, int64_t in,          \
                                    int64_t out, CT *o, int64_t ol, void *s) {  \
@@ -1388,6 +1472,7 @@ namespace {
 template <> struct Kern<float> {
   static constexpr auto embedding = greta_gpu_embedding_f32;
   static constexpr auto rms_norm = greta_gpu_rms_norm_f32;
+  static constexpr auto rms_norm_gather = greta_gpu_rms_norm_gather_f32;
   static constexpr auto linear = greta_gpu_linear_f32;
   static constexpr auto rope = greta_gpu_rope_f32;
   static constexpr auto kv_append = greta_gpu_kv_append_f32;
@@ -1430,6 +1515,16 @@ void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *w, double eps,
   if (!s || !rowMajor(s, "rms_norm", {in, out}))
     return;
   OpScope scope(s, "rms_norm");
+  void *gatherDst = nullptr;
+  if (const auto *g = s->pendingGathers(&gatherDst)) {
+    if (check(s, "rms_norm",
+              Kern<T>::rms_norm_gather(
+                  ptr(in), ld(in), ptr(w), in->sizes[0], in->sizes[1],
+                  static_cast<float>(eps), ptr(out), ld(out), g->data(),
+                  static_cast<int>(g->size()), gatherDst, s->stream())))
+      s->gathersLaunched();
+    return;
+  }
   check(s, "rms_norm",
         Kern<T>::rms_norm(ptr(in), ld(in), ptr(w), in->sizes[0], in->sizes[1],
                           static_cast<float>(eps), ptr(out), ld(out),

@@ -235,6 +235,21 @@ typedef struct greta_gpu_gather_job {
 GRETA_GPU_EXPORT greta_gpu_status greta_gpu_gather_rows(
     const greta_gpu_gather_job *jobs, int num_jobs, void *d_dst, void *stream);
 
+/* rms_norm followed by gather_rows, in one launch: the gather's rows are
+ * copied by extra blocks of the norm's kernel (a launch of its own costs
+ * the compute stream a few microseconds). The same result as the two calls
+ * in that order, provided no gathered row overlaps `out`. */
+#define GRETA_GPU_DECLARE_RMS_NORM_GATHER(SUFFIX, CT)                          \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_rms_norm_gather_##SUFFIX(        \
+      const CT *in, int64_t in_ld, const CT *weight, int64_t rows,             \
+      int64_t cols, float eps, CT *out, int64_t out_ld,                        \
+      const greta_gpu_gather_job *jobs, int num_jobs, void *d_gather_dst,      \
+      void *stream);
+GRETA_GPU_DECLARE_RMS_NORM_GATHER(f16, greta_gpu_f16)
+GRETA_GPU_DECLARE_RMS_NORM_GATHER(bf16, greta_gpu_bf16)
+GRETA_GPU_DECLARE_RMS_NORM_GATHER(f32, float)
+#undef GRETA_GPU_DECLARE_RMS_NORM_GATHER
+
 /* Top-5 ids of each selected row (highest value first, NaN after every
  * number, ties by the lower index: the CPU runtime's order; -1 pads rows of
  * fewer than 5 elements) into

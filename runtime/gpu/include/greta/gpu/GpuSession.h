@@ -105,6 +105,12 @@ public:
              const void *data, int64_t rows, int64_t cols, int64_t ld);
   void applyPatch(int64_t recordId, rt::DType dtype, void *data, int64_t rows,
                   int64_t cols, int64_t ld);
+  /// The gather jobs of a flushed trace batch that wait to ride in the next
+  /// rms_norm launch (greta_gpu_rms_norm_gather_*), or null. A launch of
+  /// their own cost the compute stream ~7 us per layer (3 positions at 827
+  /// tokens: 0.15 ms of 4.5). The caller then calls gathersLaunched().
+  const std::vector<greta_gpu_gather_job> *pendingGathers(void **dDst) const;
+  void gathersLaunched();
 
   /// GRETA_GPU_OP_PROFILE=1: GPU time of the launches between opBegin and
   /// opEnd, summed per name and printed at endCall (-1: profiling is off).
@@ -118,7 +124,18 @@ public:
 private:
   GpuSession() = default;
   struct Batch;
+  /// Ends the open batch. A batch whose rows are gathered for the host
+  /// waits (deferred_) for the next rms_norm launch to carry its gathers;
+  /// any other flush, an allocation under memory pressure and endCall
+  /// launch them on their own first.
   void flushBatch(bool final = false);
+  /// Queues a flushed batch: its gathers (unless `gathered`), its hashing
+  /// and copies on a trace stream, then hands it to the writer.
+  void launchBatch(std::shared_ptr<Batch> b, bool final, bool gathered);
+  void launchDeferredBatch() {
+    if (deferred_)
+      launchBatch(std::move(deferred_), /*final=*/false, /*gathered=*/false);
+  }
   void reclaimFinishedBatches(bool waitForAll);
   /// Keeps a traced buffer from reuse until its batch has run, or only
   /// until the batch is flushed (`untilFlush`: read on the compute stream).
@@ -126,12 +143,18 @@ private:
   void unhold(void *block);
   void writerLoop();
   void writeBatch(Batch &b, std::string &err);
-  /// Hashes the batch's host-gathered rows into b.hostEntries (on `pool`
-  /// when there is enough to share); appendBatch then writes the blocks.
-  /// With `ready`, the pool's threads poll it before hashing (the rows are
-  /// still being copied).
+  /// Hashes the batch's host-gathered rows into b.hostEntries (on `pool`,
+  /// of up to `poolThreads` threads and half the host's cores, when there is
+  /// enough to share); appendBatch then writes the blocks. With `ready`,
+  /// the pool's threads poll it before hashing (the rows are still being
+  /// copied).
   void hashHostRows(Batch &b, std::unique_ptr<HashPool> &pool,
+                    unsigned poolThreads,
                     const std::function<bool()> *ready = nullptr);
+  // The writer hashes a layer's rows while the next layer computes; the end
+  // of the call waits for its batch (the last layer's rows and the logits'
+  // 64 KB rows, ~55 us each): more threads there.
+  static constexpr unsigned kWriterHashThreads = 3, kFinalHashThreads = 7;
   void appendBatch(Batch &b, std::string &err);
   std::unique_ptr<HashPool> hashPool_; // the writer thread's
   std::unique_ptr<HashPool> finalHashPool_; // endCall's, beside the writer
@@ -245,6 +268,7 @@ private:
     std::vector<rt::BlockRow> hostEntries; // of the host-hashed rows
   };
   std::shared_ptr<Batch> finalBatch_; // launched, written by endCall
+  std::shared_ptr<Batch> deferred_; // flushed, gathers not yet queued
   std::deque<void *> recentReady_;    // the last three batches' ready events
   Batch open_;
   static constexpr size_t kTraceStreams = 4;
@@ -270,8 +294,11 @@ private:
   // GRETA_GPU_TRACE_PROFILE (see GpuSession.cpp).
   int64_t profBatches_ = 0;
   double profTraceMs_ = 0, profFlushMs_ = 0;
+  long long profCaughtUp_ = 0;
   std::chrono::steady_clock::time_point profCallStart_;
-  void *profEvents_[2] = {nullptr, nullptr}; // compute stream start, end
+  // Compute stream: start, end of the forward, end of the final batch, and
+  // in the final batch after its gathers, its copy, its top-5.
+  void *profEvents_[6] = {};
   struct OpTime {
     const char *name;
     void *begin, *end;
