@@ -377,8 +377,8 @@ template <typename T, typename G>
 greta_gpu_status launchRmsNorm(const T *in, int64_t inLd, const T *weight,
                                int64_t rows, int64_t cols, float eps, T *out,
                                int64_t outLd, const G &gather,
-                               int64_t extraBlocks, void *stream) {
-  dim3 grid(static_cast<unsigned>(rows + extraBlocks));
+                               void *stream) {
+  dim3 grid(static_cast<unsigned>(rows + gather.slots()));
   if (packable<T>(cols, {{in, inLd}, {out, outLd}, {weight, 0}})) {
     int64_t packs = cols / Pack<T>::N;
     hipLaunchKernelGGL((rmsNormPackedKernel<T, G>), grid,
@@ -417,9 +417,9 @@ greta_gpu_status rmsNorm(const T *in, int64_t inLd, const T *weight,
                      : GRETA_GPU_OK;
   if (g.slots())
     return launchRmsNorm(in, inLd, weight, rows, cols, eps, out, outLd, g,
-                         g.slots(), stream);
+                         stream);
   return launchRmsNorm(in, inLd, weight, rows, cols, eps, out, outLd,
-                       NoGather{}, 0, stream);
+                       NoGather{}, stream);
 }
 
 template <typename T>

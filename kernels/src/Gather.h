@@ -67,7 +67,9 @@ __device__ __forceinline__ void gatherRowSlot(const GatherJobs &g,
 /// For kernels that may carry a gather: their launch has `slots()` blocks
 /// more than their own work, past it. Returns true in those blocks, after
 /// copying their row (the block must then return before any barrier).
-struct NoGather {};
+struct NoGather {
+  __host__ __device__ int64_t slots() const { return 0; }
+};
 __device__ __forceinline__ bool gatherBlock(const NoGather &) { return false; }
 __device__ __forceinline__ bool gatherBlock(const GatherJobs &g) {
   int64_t own = static_cast<int64_t>(gridDim.x) - g.slots();
