@@ -156,8 +156,10 @@ __host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
 #define hipMemGetInfo cudaMemGetInfo
 #define hipMalloc cudaMalloc
 #define hipFree cudaFree
-#define hipHostMalloc(p, n, flags) cudaMallocHost((p), (n))
-#define hipHostMallocDefault 0
+#define hipHostMalloc(p, n, flags) cudaHostAlloc((p), (n), (flags))
+#define hipHostMallocDefault cudaHostAllocDefault
+#define hipHostMallocMapped cudaHostAllocMapped
+#define hipHostGetDevicePointer cudaHostGetDevicePointer
 #define hipHostFree cudaFreeHost
 #define hipMemcpy cudaMemcpy
 #define hipMemcpyAsync cudaMemcpyAsync

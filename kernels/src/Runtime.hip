@@ -252,6 +252,22 @@ greta_gpu_status greta_gpu_host_alloc(void **p, size_t bytes) {
   return GRETA_GPU_OK;
 }
 
+greta_gpu_status greta_gpu_host_alloc_mapped(void **p, void **d,
+                                            size_t bytes) {
+  if (!p || !d)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "greta_gpu_host_alloc_mapped: null");
+  *p = *d = nullptr;
+  GRETA_HIP_TRY(hipHostMalloc(p, bytes, hipHostMallocMapped));
+  hipError_t e = hipHostGetDevicePointer(d, *p, 0);
+  if (e != hipSuccess) {
+    (void)hipHostFree(*p);
+    *p = *d = nullptr;
+    return failFromHip(e, "hipHostGetDevicePointer", __FILE__, __LINE__);
+  }
+  return GRETA_GPU_OK;
+}
+
 greta_gpu_status greta_gpu_host_free(void *p) {
   GRETA_HIP_TRY(hipHostFree(p));
   return GRETA_GPU_OK;

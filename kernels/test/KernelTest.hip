@@ -865,7 +865,10 @@ void testGather(DT dt) {
 void testTop5(DT dt) {
   // ld = cols + 3: misaligned rows (element loads); a multiple of 8: the
   // 16-byte loads, with a tail when cols is not a multiple of the chunk.
-  for (int64_t cols : {3, 5, 37, 1000, 32000, 32003})
+  // Each case runs twice: one block per row into device memory, and with
+  // scratch (rows of >= 2048 columns split over blocks, a second launch
+  // merging them) into mapped host memory, as the session ranks logits.
+  for (int64_t cols : {3, 5, 37, 1000, 5000, 32000, 32003})
   for (int64_t ld : {cols + 3, (cols + 7) / 8 * 8}) {
     const int64_t rows = 9;
     HostT x = randomT(dt, rows * ld, -4.f, 4.f);
@@ -877,19 +880,15 @@ void testTop5(DT dt) {
       x.set(2 * ld + c, NAN); // row 2: half NaN
     for (int64_t c = 0; c < cols; ++c)
       x.set(5 * ld + c, c < 2 ? 1.f : NAN); // row 5: 2 numbers, then NaNs
+    for (int64_t c = 0; c < cols; ++c)
+      x.set(7 * ld + c, c == cols - 1 ? 3.f : 0.f); // row 7: ties, -0 and +0
+    for (int64_t c = 1; c < cols; c += 2)
+      x.set(7 * ld + c, -0.f);
     Dev dX(x);
-    std::vector<int64_t> sel = {8, 2, 5, 0, 5};
+    std::vector<int64_t> sel = {8, 2, 5, 0, 5, 7};
     Dev dSel(sel.size() * 8);
     dSel.upload(sel.data(), sel.size() * 8);
-    Dev dOut(sel.size() * 5 * 4);
-    LIB_CHECK(greta_gpu_top5_rows(dX.p, dtGpu(dt), rows, cols, ld,
-                                  dSel.as<int64_t>(), sel.size(),
-                                  dOut.as<int32_t>(), gStream));
-    std::vector<int32_t> got(sel.size() * 5);
-    HIP_CHECK(hipMemcpyAsync(got.data(), dOut.p, got.size() * 4,
-                             hipMemcpyDeviceToHost, gStream));
-    HIP_CHECK(hipStreamSynchronize(gStream));
-    int bad = 0;
+    std::vector<int32_t> want(sel.size() * 5);
     for (size_t j = 0; j < sel.size(); ++j) {
       std::vector<int32_t> ids(cols);
       for (int64_t c = 0; c < cols; ++c)
@@ -906,14 +905,44 @@ void testTop5(DT dt) {
                           return a < b;
                         });
       for (size_t i = 0; i < 5; ++i)
-        bad += got[j * 5 + i] != (i < k ? ids[i] : -1);
+        want[j * 5 + i] = i < k ? ids[i] : -1;
     }
-    char name[96];
+    Dev dOut(want.size() * 4);
+    LIB_CHECK(greta_gpu_top5_rows(dX.p, dtGpu(dt), rows, cols, ld,
+                                  dSel.as<int64_t>(), sel.size(),
+                                  dOut.as<int32_t>(), nullptr, gStream));
+    std::vector<int32_t> got(want.size());
+    HIP_CHECK(hipMemcpyAsync(got.data(), dOut.p, got.size() * 4,
+                             hipMemcpyDeviceToHost, gStream));
+    HIP_CHECK(hipStreamSynchronize(gStream));
+    int bad = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      bad += got[i] != want[i];
+    char name[112];
     std::snprintf(name, sizeof name,
                   "top5 cols=%lld ld=%lld: ids==host ranking",
                   (long long)cols, (long long)ld);
-    report(name, dtName(dt), bad, 0, bad == 0, "ties, NaN, short rows");
+    report(name, dtName(dt), bad, 0, bad == 0, "ties, NaN, +-0, short rows");
 
+    int64_t scratchBytes = greta_gpu_top5_scratch_bytes(sel.size(), cols);
+    Dev dScratch(std::max<int64_t>(scratchBytes, 8));
+    void *hMapped = nullptr, *dMapped = nullptr;
+    LIB_CHECK(greta_gpu_host_alloc_mapped(&hMapped, &dMapped, want.size() * 4));
+    std::fill_n(static_cast<int32_t *>(hMapped), want.size(), -7);
+    LIB_CHECK(greta_gpu_top5_rows(dX.p, dtGpu(dt), rows, cols, ld,
+                                  dSel.as<int64_t>(), sel.size(),
+                                  static_cast<int32_t *>(dMapped), dScratch.p,
+                                  gStream));
+    HIP_CHECK(hipStreamSynchronize(gStream));
+    bad = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      bad += static_cast<int32_t *>(hMapped)[i] != want[i];
+    LIB_CHECK(greta_gpu_host_free(hMapped));
+    std::snprintf(name, sizeof name,
+                  "top5 cols=%lld ld=%lld split%s, mapped: ids==host ranking",
+                  (long long)cols, (long long)ld,
+                  scratchBytes ? "" : " (none)");
+    report(name, dtName(dt), bad, 0, bad == 0, "");
   }
 }
 

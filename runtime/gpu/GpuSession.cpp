@@ -316,8 +316,7 @@ GpuSession::~GpuSession() {
   for (Chunk &c : chunks_) {
     greta_gpu_free(c.dRecords);
     greta_gpu_host_free(c.hRecords);
-    greta_gpu_free(c.dTop5);
-    greta_gpu_host_free(c.hTop5);
+    greta_gpu_host_free(c.hTop5); // c.dTop5 is its device address
   }
   for (ValueChunk &c : valueChunks_)
     greta_gpu_host_free(c.h);
@@ -327,6 +326,8 @@ GpuSession::~GpuSession() {
       greta_gpu_host_free(c.h);
     }
   };
+  for (ScratchChunk &c : top5Scratch_)
+    greta_gpu_free(c.d);
   freeMirrored(gatherChunks_);
   freeMirrored(jobChunks_);
   if (stream_)
@@ -721,12 +722,10 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
       void *dTop5 = nullptr, *hTop5 = nullptr;
       if (greta_gpu_malloc(&c.dRecords, bytes) ||
           greta_gpu_host_alloc(&c.hRecords, bytes) ||
-          greta_gpu_malloc(&dTop5, top5Bytes) ||
-          greta_gpu_host_alloc(&hTop5, top5Bytes)) {
+          greta_gpu_host_alloc_mapped(&hTop5, &dTop5, top5Bytes)) {
         setError(std::string("trace records: ") + greta_gpu_last_error());
         greta_gpu_free(c.dRecords);
         greta_gpu_host_free(c.hRecords);
-        greta_gpu_free(dTop5);
         return;
       }
       c.dTop5 = static_cast<int32_t *>(dTop5);
@@ -774,9 +773,26 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   Pending pend{stage, layer,   payload, dtype,   cols,
                {},    hostHash ? nullptr : hRec, nullptr, nullptr};
   if (stage == rt::Stage::Logits) { // the top-5 ids, ranked on the device
+    // Scratch for the split ranking of few rows; without it (allocation
+    // failed) each row is ranked by one block: slower, same ids.
+    void *scratch = nullptr;
+    if (size_t bytes = greta_gpu_top5_scratch_bytes(n, cols)) {
+      ScratchChunk *sc = withRoom(top5Scratch_, bytes);
+      void *d = nullptr;
+      if (!sc && greta_gpu_malloc(&d, std::max<size_t>(bytes, 1u << 20)) ==
+                     GRETA_GPU_OK) {
+        top5Scratch_.push_back({d, std::max<size_t>(bytes, 1u << 20), 0});
+        sc = &top5Scratch_.back();
+      }
+      if (sc) {
+        scratch = static_cast<uint8_t *>(sc->d) + sc->used;
+        sc->used += (bytes + 255) / 256 * 256;
+      }
+    }
     open_.top5.push_back({data, dtype, rows, cols, ld,
                           allRows ? nullptr : dSelRows_, n,
-                          c.dTop5 + c.used * 5, c.hTop5 + c.used * 5});
+                          c.dTop5 + c.used * 5, c.hTop5 + c.used * 5,
+                          scratch});
     pend.hTop5 = c.hTop5 + c.used * 5;
   }
   open_.records += n;
@@ -974,13 +990,11 @@ void GpuSession::launchBatch(std::shared_ptr<Batch> b, bool final,
   profMark(4);
   for (const Top5Job &t : b->top5) {
     if (greta_gpu_top5_rows(t.data, gpuDType(t.dtype), t.rows, t.cols, t.ld,
-                            t.dRowIndex, t.n, t.dTop5, ts) != GRETA_GPU_OK) {
+                            t.dRowIndex, t.n, t.dTop5, t.dScratch,
+                            ts) != GRETA_GPU_OK) {
       setError(std::string("trace top-5: ") + greta_gpu_last_error());
       return;
     }
-    if (!e)
-      e = cudaMemcpyAsync(t.hTop5, t.dTop5, t.n * 5 * sizeof(int32_t),
-                          cudaMemcpyDeviceToHost, ts);
   }
   profMark(5);
   for (const ValueCopy &c : b->copies)
@@ -1243,6 +1257,7 @@ bool GpuSession::endCall() {
   }
   cudaError_t e = cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   double computeWaitMs = msSince(syncStart);
+  auto computeDone = Clock::now();
   auto traceSyncStart = Clock::now();
   for (void *t : traceStreams_)
     if (cudaError_t te = cudaStreamSynchronize(static_cast<cudaStream_t>(t));
@@ -1315,13 +1330,17 @@ bool GpuSession::endCall() {
                  "streams %.3f ms; last batch hashed in %.3f ms (if its rows "
                  "were gathered: within the compute wait, from the last "
                  "layer's start), then writer %.3f ms, last batch appended "
-                 "in %.3f ms, trace file write %.3f ms; endCall %.3f ms; "
-                 "GPU had caught up with the host at %lld batch launches; final batch on the GPU %.3f ms (gathers %.3f, copy %.3f, top-5 %.3f)\n",
+                 "in %.3f ms, trace file write %.3f ms; endCall %.3f ms, "
+                 "of which %.3f ms after the compute stream's end; "
+                 "GPU had caught up with the host at %lld batch launches; "
+                 "final batch on the GPU %.3f ms (gathers %.3f, copy %.3f, "
+                 "top-5 %.3f)\n",
                  static_cast<long long>(profBatches_), enqueueMs,
                  profTraceMs_, profFlushMs_, computeGpuMs, computeWaitMs,
                  traceWaitMs, finalHashMs, drainMs, appendMs, fileMs,
-                 msSince(endCallStart), profCaughtUp_, finalGpuMs, finalSplitMs[0],
-                 finalSplitMs[1], finalSplitMs[2]);
+                 msSince(endCallStart), msSince(computeDone), profCaughtUp_,
+                 finalGpuMs, finalSplitMs[0], finalSplitMs[1],
+                 finalSplitMs[2]);
   profBatches_ = 0;
   profCaughtUp_ = 0;
   profTraceMs_ = profFlushMs_ = 0;
@@ -1335,6 +1354,8 @@ bool GpuSession::endCall() {
   openGather_ = nullptr;
   for (JobChunk &j : jobChunks_)
     j.used = 0;
+  for (ScratchChunk &c : top5Scratch_)
+    c.used = 0;
   // Every batch has finished: its events can serve the next call.
   eventPool_.insert(eventPool_.end(), events_.begin(), events_.end());
   events_.clear();

@@ -60,6 +60,12 @@ GRETA_GPU_EXPORT greta_gpu_status greta_gpu_free(void *d_ptr);
 /* Pinned host memory: the destination of asynchronous trace copies. */
 GRETA_GPU_EXPORT greta_gpu_status greta_gpu_host_alloc(void **h_ptr,
                                                        size_t bytes);
+/* Pinned host memory that kernels write directly through *d_ptr: for
+ * results of a few bytes (the logits' top-5 ids), where a copy's launch
+ * costs more than the writes. Freed by greta_gpu_host_free(*h_ptr). */
+GRETA_GPU_EXPORT greta_gpu_status greta_gpu_host_alloc_mapped(void **h_ptr,
+                                                              void **d_ptr,
+                                                              size_t bytes);
 GRETA_GPU_EXPORT greta_gpu_status greta_gpu_host_free(void *h_ptr);
 /* Kernels that find bad data (an embedding id outside the table) flag it in
  * a device word instead of trapping. This reads and clears it (synchronizes
@@ -252,13 +258,21 @@ GRETA_GPU_DECLARE_RMS_NORM_GATHER(f32, float)
 
 /* Top-5 ids of each selected row (highest value first, NaN after every
  * number, ties by the lower index: the CPU runtime's order; -1 pads rows of
- * fewer than 5 elements) into
- * d_top5[5*j .. 5*j+4] for the j-th selected row: the logits records' top-5
- * without copying the rows to the host. Asynchronous on `stream`. */
+ * fewer than 5 elements) into d_top5[5*j .. 5*j+4] for the j-th selected
+ * row: the logits records' top-5 without copying the rows to the host.
+ * d_top5 may be mapped host memory (greta_gpu_host_alloc_mapped).
+ * d_scratch: device memory of greta_gpu_top5_scratch_bytes(n_sel, cols)
+ * bytes, or null. With it, each of a few rows (a 3-position trace) is
+ * split over many blocks, whose lists a second launch merges; without it,
+ * one block ranks each row. Asynchronous on `stream`. */
 GRETA_GPU_EXPORT greta_gpu_status greta_gpu_top5_rows(
     const void *d_data, greta_gpu_dtype dtype, int64_t rows, int64_t cols,
     int64_t ld, const int64_t *d_row_index, int64_t n_sel, int32_t *d_top5,
-    void *stream);
+    void *d_scratch, void *stream);
+/* Bytes of d_scratch that greta_gpu_top5_rows uses for n_sel rows of
+ * `cols` (0: such rows are not split). */
+GRETA_GPU_EXPORT int64_t greta_gpu_top5_scratch_bytes(int64_t n_sel,
+                                                      int64_t cols);
 
 #ifdef __cplusplus
 }

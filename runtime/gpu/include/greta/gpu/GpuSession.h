@@ -191,7 +191,9 @@ private:
   int64_t tokenCount_ = 0;
   struct Chunk {
     void *dRecords = nullptr, *hRecords = nullptr; // greta_gpu_row_record
-    int32_t *dTop5 = nullptr, *hTop5 = nullptr;    // 5 ids per record slot
+    // 5 ids per record slot, in mapped pinned memory: the top-5 kernel
+    // writes them to the host itself (dTop5 is hTop5's device address).
+    int32_t *dTop5 = nullptr, *hTop5 = nullptr;
     int64_t capacity = 0, used = 0;
   };
   std::deque<Chunk> chunks_; // deque: a new chunk moves no other
@@ -213,6 +215,13 @@ private:
   MirroredChunk<T> *mirroredWithRoom(std::deque<MirroredChunk<T>> &chunks,
                                      size_t need, size_t minCapacity,
                                      const char *what);
+  // Device scratch of the top-5 kernel (few logits rows are split over many
+  // blocks), taken from the start again each call.
+  struct ScratchChunk {
+    void *d = nullptr;
+    size_t capacity = 0, used = 0;
+  };
+  std::deque<ScratchChunk> top5Scratch_;
   // The batches' job tables: pinned staging, copied to the device.
   using JobChunk = MirroredChunk<greta_gpu_trace_job>;
   std::deque<JobChunk> jobChunks_;
@@ -244,6 +253,7 @@ private:
     const int64_t *dRowIndex;
     int64_t n;
     int32_t *dTop5, *hTop5;
+    void *dScratch; // greta_gpu_top5_scratch_bytes, or null
   };
   struct ValueCopy {
     uint8_t *dst;
