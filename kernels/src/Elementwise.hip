@@ -80,8 +80,9 @@ __global__ void rmsNormKernel(const T *in, int64_t inLd, const T *weight,
   if (gatherBlock(gather))
     return;
   __shared__ float scratch[1024 / 32];
-  const T *x = in + blockIdx.x * inLd;
-  T *y = out + blockIdx.x * outLd;
+  const int64_t row = ownBlock(gather);
+  const T *x = in + row * inLd;
+  T *y = out + row * outLd;
   float ss = 0.f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     float v = toF<T>(x[c]);
@@ -104,8 +105,9 @@ __global__ void rmsNormPackedKernel(const T *in, int64_t inLd, const T *weight,
     return;
   __shared__ float scratch[1024 / 32];
   constexpr int N = Pack<T>::N;
-  const T *x = in + blockIdx.x * inLd;
-  T *y = out + blockIdx.x * outLd;
+  const int64_t row = ownBlock(gather);
+  const T *x = in + row * inLd;
+  T *y = out + row * outLd;
   float ss = 0.f;
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
     Pack<T> v = loadPack(x + p * N);

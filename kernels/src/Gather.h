@@ -66,18 +66,26 @@ __device__ __forceinline__ void gatherRowSlot(const GatherJobs &g,
 }
 
 /// For kernels that may carry a gather: their launch has `slots()` blocks
-/// more than their own work, past it. Returns true in those blocks, after
-/// copying their row (the block must then return before any barrier).
+/// more than their own work, before it, so that the copies start in the
+/// launch's first wave instead of trailing it. gatherBlock returns true in
+/// those blocks, after copying their piece (the block must then return
+/// before any barrier); ownBlock is the block's index in the kernel's own
+/// work.
 struct NoGather {
   __host__ __device__ int64_t slots() const { return 0; }
 };
 __device__ __forceinline__ bool gatherBlock(const NoGather &) { return false; }
+__device__ __forceinline__ int64_t ownBlock(const NoGather &) {
+  return blockIdx.x;
+}
 __device__ __forceinline__ bool gatherBlock(const GatherJobs &g) {
-  int64_t own = static_cast<int64_t>(gridDim.x) - g.slots();
-  if (static_cast<int64_t>(blockIdx.x) < own)
+  if (static_cast<int64_t>(blockIdx.x) >= g.slots())
     return false;
-  gatherRowSlot(g, blockIdx.x - own);
+  gatherRowSlot(g, blockIdx.x);
   return true;
+}
+__device__ __forceinline__ int64_t ownBlock(const GatherJobs &g) {
+  return blockIdx.x - g.slots();
 }
 
 } // namespace greta::gpu

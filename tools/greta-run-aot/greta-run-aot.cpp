@@ -437,6 +437,11 @@ int Runner::run() {
     }
     rowsPatched = gpu->rowsPatched();
     greta::gpu::GpuSession::setCurrent(nullptr);
+    // The last call's last batch is written by the session's writer thread
+    // after endCall: wait for it before the trace file is finished.
+    if (!gpu->finishTrace() && rc == 0)
+      rc = fail("--trace-dir " + o.traceDir + ": " + gpu->error() +
+                " (the records written before this error are kept)");
 #endif
   } else {
     rt::DType compute = precision == "f64" ? rt::DType::F64 : rt::DType::F32;

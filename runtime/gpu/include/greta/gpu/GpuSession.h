@@ -82,9 +82,14 @@ public:
   const int64_t *dPositions() const { return dPositions_; }
   const std::vector<int64_t> &positions() const { return positions_; }
   /// Launches the last trace batch, synchronizes once, checks the device
-  /// error word and waits for the writer thread to have written the call's
-  /// records (also after an error: what was computed is kept).
+  /// error word and hands the call's last batch to the writer thread, which
+  /// writes it after the earlier ones (also after an error: what was
+  /// computed is kept). The next beginCall or setTrace waits for it.
   bool endCall();
+  /// Waits for the writer thread to have written every record of the calls
+  /// so far; false (and error()) if a write failed. Call it before using
+  /// the trace writer (finish, recordsWritten).
+  bool finishTrace();
   /// Copies `rows` x `cols` of the device buffer (row stride `ld`) to host.
   bool copyToHost(void *host, const void *device, int64_t rows, int64_t cols,
                   int64_t ld, size_t elementSize);
@@ -268,6 +273,7 @@ private:
     GatherChunk *gather = nullptr;
     size_t gatherBegin = 0, gatherEnd = 0; // bytes of gather to copy
     std::vector<Top5Job> top5;
+    bool hostHashed = false; // hostEntries already filled (endCall's pool)
     std::vector<void *> blocks; // held for this batch's jobs
     std::vector<void *> heldUntilFlush; // read by the gather only
     void *dRecords = nullptr, *hRecords = nullptr;
