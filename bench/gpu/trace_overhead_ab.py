@@ -45,6 +45,7 @@ PROFILE = {
     "final_gpu_ms": r"final batch on the GPU ([0-9.]+) ms",
     "endcall_ms": r"endCall ([0-9.]+) ms",
     "after_compute_ms": r"of which ([0-9.]+) ms after the compute stream's end",
+    "hashed_after_landing_ms": r"([0-9.]+) ms after its rows landed",
 }
 
 
@@ -60,7 +61,8 @@ def run(runner, env, so, model_dir, length, traced, tdir, repeat):
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)}\n{p.stderr[-3000:]}")
     reps = json.loads(p.stdout)["timing"]["forward_repeats_s"]
-    prof = [l for l in p.stderr.splitlines() if "greta trace profile" in l]
+    prof = [l for l in p.stderr.splitlines()
+            if l.startswith("greta trace profile:")]
     # wall: the written run (traced) or the median of the runs after the
     # warm-up (untraced); dry: the median of the runs between the warm-up
     # and the written one, which build the same records without appending
@@ -120,15 +122,16 @@ def main():
         dry_base = statistics.median(s["dry_ms"] for s in samples["untraced"])
         print("| config | wall ms | overhead (per-round quartiles) | "
               "dry runs: overhead | compute stream GPU over untraced ms | "
-              "final batch GPU ms | endCall after the compute stream ms |")
-        print("|---|---|---|---|---|---|---|")
+              "final batch GPU ms | endCall after the compute stream ms | "
+              "last rows hashed after landing ms |")
+        print("|---|---|---|---|---|---|---|---|")
         for n in names:
             wall = [s["wall_ms"] for s in samples[n]]
             gpu, fin, end = (med(samples[n], k) for k in
                              ("compute_gpu_ms", "final_gpu_ms", "after_compute_ms"))
             if n == "untraced":
                 print(f"| {n} | {statistics.median(wall):.3f} | | "
-                      f"{dry_base:.3f} ms | | {fin:.3f} | {end:.3f} |")
+                      f"{dry_base:.3f} ms | | {fin:.3f} | {end:.3f} | |")
                 continue
             ratios = [100 * (w / b - 1) for w, b in zip(wall, base)]
             lo, hi = quartiles(ratios)
@@ -136,7 +139,8 @@ def main():
             dry = statistics.median(s["dry_ms"] for s in samples[n])
             print(f"| {n} | {statistics.median(wall):.3f} | **{over:+.1f} %** "
                   f"({lo:+.1f} … {hi:+.1f}) | {100 * (dry / dry_base - 1):+.1f} % | "
-                  f"{gpu - base_gpu:+.3f} | {fin:.3f} | {end:.3f} |")
+                  f"{gpu - base_gpu:+.3f} | {fin:.3f} | {end:.3f} | "
+                  f"{med(samples[n], 'hashed_after_landing_ms'):.3f} |")
         sys.stdout.flush()
     if a.json:
         with open(a.json, "w") as f:

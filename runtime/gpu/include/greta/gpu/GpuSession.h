@@ -115,6 +115,13 @@ public:
   /// their own cost the compute stream ~7 us per layer (3 positions at 827
   /// tokens: 0.15 ms of 4.5). The caller then calls gathersLaunched().
   const std::vector<greta_gpu_gather_job> *pendingGathers(void **dDst) const;
+  /// Called before an rms_norm launch: a host-hashed batch that holds a
+  /// layer's last stage (residual_post_mlp) is complete, so it is flushed
+  /// now and its gathers ride in this launch. For the last layer that is
+  /// the final norm: the writer thread hashes its rows during the LM head,
+  /// and endCall's pool has only the logits rows left (with the last
+  /// layer's rows beside them, hyperthreads shared the cores).
+  void flushFinishedLayer();
   void gathersLaunched();
 
   /// GRETA_GPU_OP_PROFILE=1: GPU time of the launches between opBegin and
@@ -311,6 +318,9 @@ private:
   int64_t profBatches_ = 0;
   double profTraceMs_ = 0, profFlushMs_ = 0;
   long long profCaughtUp_ = 0;
+  // GRETA_GPU_TRACE_PROFILE: each final-batch host row's hash start and end
+  // (steady clock, ns), longest rows first.
+  std::vector<std::pair<int64_t, int64_t>> profRowTimes_;
   std::chrono::steady_clock::time_point profCallStart_;
   // Compute stream: start, end of the forward, end of the final batch, and
   // in the final batch after its gathers, its copy, its top-5.
