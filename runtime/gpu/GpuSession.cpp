@@ -784,10 +784,9 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     void *scratch = nullptr;
     if (size_t bytes = greta_gpu_top5_scratch_bytes(n, cols)) {
       ScratchChunk *sc = withRoom(top5Scratch_, bytes);
-      void *d = nullptr;
-      if (!sc && greta_gpu_malloc(&d, std::max<size_t>(bytes, 1u << 20)) ==
-                     GRETA_GPU_OK) {
-        top5Scratch_.push_back({d, std::max<size_t>(bytes, 1u << 20), 0});
+      ScratchChunk fresh{nullptr, std::max<size_t>(bytes, 1u << 20), 0};
+      if (!sc && greta_gpu_malloc(&fresh.d, fresh.capacity) == GRETA_GPU_OK) {
+        top5Scratch_.push_back(fresh);
         sc = &top5Scratch_.back();
       }
       if (sc) {
