@@ -18,8 +18,10 @@ line gives the compute stream's GPU time and the final batch's.
       --config 'memcpy=build-new/bin/greta-run-aot:GRETA_EXP_X=1'
 
 --config NAME=RUNNER[:VAR=VALUE,...]: the first one's runner also runs
-the untraced forward. Prints a table per length; --json writes every
-sample.
+the untraced forward (with --so). A variable SO=PATH gives that
+configuration another compiled model (e.g. two greta-compile builds on one
+runtime). --positions all traces every row instead of three positions.
+Prints a table per length; --json writes every sample.
 """
 import argparse
 import json
@@ -37,7 +39,8 @@ def parse_config(text):
     if not name or not runner:
         raise SystemExit(f"--config {text!r}: expected NAME=RUNNER[:VAR=VALUE,...]")
     envs = dict(kv.split("=", 1) for kv in env.split(",") if kv)
-    return name, runner, envs
+    so = envs.pop("SO", None)
+    return name, runner, envs, so
 
 
 PROFILE = {
@@ -49,13 +52,14 @@ PROFILE = {
 }
 
 
-def run(runner, env, so, model_dir, length, traced, tdir, repeat):
+def run(runner, env, so, model_dir, length, traced, tdir, repeat, positions):
     cmd = [runner, so, "--weights", os.path.join(model_dir, "model.safetensors"),
            "--prompt", os.path.join(model_dir, f"prompt_{length}.json"),
            "--json", "--timing", "--repeat", str(repeat)]
     if traced:
-        cmd += ["--positions", f"0,{length // 2},last", "--trace-dir", tdir,
-                "--overwrite"]
+        cmd += ["--positions",
+                "all" if positions == "all" else f"0,{length // 2},last",
+                "--trace-dir", tdir, "--overwrite"]
     p = subprocess.run(cmd, capture_output=True, text=True,
                        env=dict(os.environ, GRETA_GPU_TRACE_PROFILE="1", **env))
     if p.returncode != 0:
@@ -99,12 +103,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=8)
     ap.add_argument("--config", action="append", required=True)
+    ap.add_argument("--positions", choices=["3", "all"], default="3",
+                    help="trace 3 positions (0, the middle, the last) or "
+                         "every row")
     ap.add_argument("--json")
     a = ap.parse_args()
     configs = [parse_config(c) for c in a.config]
     names = ["untraced"] + [c[0] for c in configs]
-    runs = {"untraced": (configs[0][1], configs[0][2], False)}
-    runs.update({n: (r, e, True) for n, r, e in configs})
+    runs = {"untraced": (configs[0][1], configs[0][2], a.so, False)}
+    runs.update({n: (r, e, so or a.so, True) for n, r, e, so in configs})
     tmp = tempfile.mkdtemp(prefix="greta-ab-")
     out = {}
     for length in [int(x) for x in a.lengths.split(",")]:
@@ -112,13 +119,15 @@ def main():
         for rnd in range(a.rounds):
             order = names[rnd % len(names):] + names[:rnd % len(names)]
             for n in order:
-                runner, env, traced = runs[n]
-                samples[n].append(run(runner, env, a.so, a.model_dir, length,
-                                      traced, os.path.join(tmp, n), a.repeat))
+                runner, env, so, traced = runs[n]
+                samples[n].append(run(runner, env, so, a.model_dir, length,
+                                      traced, os.path.join(tmp, n), a.repeat,
+                                      a.positions))
         out[length] = samples
         base = [s["wall_ms"] for s in samples["untraced"]]
         base_gpu = med(samples["untraced"], "compute_gpu_ms")
-        print(f"\n{length} tokens, {a.rounds} interleaved rounds")
+        print(f"\n{length} tokens, {a.rounds} interleaved rounds, "
+              f"{'every row' if a.positions == 'all' else '3 positions'}")
         dry_base = statistics.median(s["dry_ms"] for s in samples["untraced"])
         print("| config | wall ms | overhead (per-round quartiles) | "
               "dry runs: overhead | compute stream GPU over untraced ms | "

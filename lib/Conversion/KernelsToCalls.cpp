@@ -11,6 +11,8 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringMap.h"
 
@@ -148,7 +150,22 @@ public:
     return success();
   }
 
-  LogicalResult lowerTrace(TraceOp trace) {
+  /// A trace right after a trace of the same buffer, with nothing between
+  /// them that may write memory (a value with several stage tags, e.g.
+  /// residual_post_mlp of L and residual_pre_attn of L+1): its rows are
+  /// that trace's bytes, so the runtime may reuse that trace's digests.
+  static bool repeatsPreviousTrace(TraceOp trace) {
+    for (Operation *prev = trace->getPrevNode(); prev;
+         prev = prev->getPrevNode()) {
+      if (auto previous = dyn_cast<TraceOp>(prev))
+        return previous.getInput() == trace.getInput();
+      if (!isMemoryEffectFree(prev))
+        return false;
+    }
+    return false;
+  }
+
+  LogicalResult lowerTrace(TraceOp trace, bool repeat) {
     auto type = dyn_cast<MemRefType>(trace.getInput().getType());
     if (!type)
       return trace.emitOpError()
@@ -189,7 +206,8 @@ public:
         builder, loc,
         builder.getI64IntegerAttr(static_cast<int64_t>(trace.getPayload())));
     SmallVector<Value> args{*abi, recordId, payload};
-    std::string name = runtimePrefix() + "trace_" + dt->str();
+    std::string name =
+        runtimePrefix() + (repeat ? "trace_repeat_" : "trace_") + dt->str();
     FailureOr<func::FuncOp> callee = declare(
         trace, name, builder.getFunctionType(ValueRange(args).getTypes(), {}));
     if (failed(callee))
@@ -260,16 +278,19 @@ public:
 
   LogicalResult run() {
     SmallVector<Operation *> work;
+    DenseSet<Operation *> repeats; // decided before any trace is lowered
     module.walk([&](Operation *op) {
       if (isa<KernelOp, TraceOp, memref::GetGlobalOp>(op))
         work.push_back(op);
+      if (auto trace = dyn_cast<TraceOp>(op); trace && repeatsPreviousTrace(trace))
+        repeats.insert(op);
     });
     for (Operation *op : work) {
       LogicalResult result = success();
       if (auto kernel = dyn_cast<KernelOp>(op)) {
         result = lowerKernel(kernel);
       } else if (auto trace = dyn_cast<TraceOp>(op)) {
-        result = lowerTrace(trace);
+        result = lowerTrace(trace, repeats.contains(op));
       } else if (auto get = dyn_cast<memref::GetGlobalOp>(op)) {
         auto global = symbols.lookup<memref::GlobalOp>(get.getName());
         if (global && global->hasAttr(kParamGlobalAttr))

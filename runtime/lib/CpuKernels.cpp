@@ -599,7 +599,8 @@ void param(MemRef<T, N> *result, const char *name) {
 }
 
 template <typename T>
-void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
+void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload,
+           bool repeat) {
   Session *s = Session::current();
   if (!s)
     return; // Nothing to trace into: tracing is off.
@@ -612,14 +613,15 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
   x.cols = value->sizes[1];
   x.p = value->data + value->offset;
   x.ld = value->strides[0];
-  if (value->strides[1] == 1 || x.cols <= 1)
-    s->applyPatch(recordId,
-                  std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p,
-                  x.rows, x.cols, x.rows > 1 ? x.ld : x.cols);
+  // A patched buffer is no longer the previous trace's bytes.
   if (value->strides[1] == 1 || x.cols <= 1) {
+    if (s->applyPatch(recordId,
+                      std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p,
+                      x.rows, x.cols, x.rows > 1 ? x.ld : x.cols) > 0)
+      repeat = false;
     s->trace(recordId, payload,
              std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p, x.rows,
-             x.cols, x.rows > 1 ? x.ld : x.cols);
+             x.cols, x.rows > 1 ? x.ld : x.cols, repeat);
     return;
   }
   // Hash the row's values as a contiguous row, whatever the layout.
@@ -629,7 +631,7 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
       tmp[i * x.cols + j] = x.p[i * x.ld + j * value->strides[1]];
   s->trace(recordId, payload,
            std::is_same_v<T, float> ? DType::F32 : DType::F64, tmp.data(),
-           x.rows, x.cols, x.cols);
+           x.rows, x.cols, x.cols, /*repeat=*/false);
 }
 
 } // namespace
@@ -695,7 +697,11 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload) {
   }                                                                            \
   void _mlir_ciface_greta_rt_trace_##SUFFIX(                                   \
       MemRef<T, 2> *value, int64_t recordId, int64_t payload) {                \
-    trace<T>(value, recordId, payload);                                        \
+    trace<T>(value, recordId, payload, /*repeat=*/false);                      \
+  }                                                                            \
+  void _mlir_ciface_greta_rt_trace_repeat_##SUFFIX(                            \
+      MemRef<T, 2> *value, int64_t recordId, int64_t payload) {                \
+    trace<T>(value, recordId, payload, /*repeat=*/true);                       \
   }
 
 GRETA_DEFINE_KERNELS(float, f32)

@@ -107,10 +107,12 @@ void Session::setTrace(TraceWriter *writer, Filter filter, int64_t tokenCount) {
   filter_ = std::move(filter);
   tokenCount_ = tokenCount;
   traceFailed_ = false;
+  lastBlock_.reset();
 }
 
 void Session::setPositions(std::vector<int64_t> positions) {
   positions_ = std::move(positions);
+  lastBlock_.reset();
 }
 
 const void *Session::param(const char *name, int64_t rank,
@@ -164,7 +166,9 @@ int64_t Session::applyPatch(int64_t recordId, DType dtype, void *data,
 
 void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
                     const void *data, int64_t rows, int64_t cols,
-                    int64_t rowStride) {
+                    int64_t rowStride, bool repeat) {
+  std::optional<LastBlock> previous = std::move(lastBlock_);
+  lastBlock_.reset();
   if (!writer_ || traceFailed_)
     return;
   int64_t stageIdx = recordId % 16, layer = recordId / 16;
@@ -197,6 +201,37 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   bool isLogits = stage == Stage::Logits;
   size_t es = dtypeSize(dtype);
   size_t rowBytes = static_cast<size_t>(cols) * es;
+  RecordBlock b;
+  b.stage = stage;
+  b.layer = layer;
+  b.dtype = dtype;
+  b.payload = payload;
+  b.rowShape = {cols};
+  std::string err;
+  // The same bytes as the previous block (the positions filter selects the
+  // same rows within a call): its entries under this stage and layer. The
+  // logits' block also carries top-5 ids and is never one of a pair.
+  if (repeat && previous && !isLogits && previous->data == data &&
+      previous->dtype == dtype && previous->rows == rows &&
+      previous->cols == cols && previous->rowStride == rowStride &&
+      previous->payload == payload) {
+    b.n = static_cast<int64_t>(previous->positions.size());
+    b.positions = previous->positions.data();
+    b.rows = reinterpret_cast<const uint8_t *>(previous->entries.data());
+    b.rowStride = sizeof(BlockRow);
+    if (payload == Payload::Full)
+      b.values = previous->values.empty()
+                     ? static_cast<const uint8_t *>(data)
+                     : previous->values.data();
+    if (!writer_->appendBlock(b, err)) {
+      traceFailed_ = true;
+      setError(err);
+      return;
+    }
+    records_ += b.n;
+    lastBlock_ = std::move(previous);
+    return;
+  }
   // The selected rows of the tensor become one record block (one frame, or a
   // few for a large full payload): the writer copies their entries.
   std::vector<int64_t> selected, positions;
@@ -238,12 +273,6 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
     if (payload == Payload::Full && !dense)
       values.insert(values.end(), row, row + rowBytes);
   }
-  RecordBlock b;
-  b.stage = stage;
-  b.layer = layer;
-  b.dtype = dtype;
-  b.payload = payload;
-  b.rowShape = {cols};
   b.n = static_cast<int64_t>(positions.size());
   b.positions = positions.data();
   b.rows = reinterpret_cast<const uint8_t *>(entries.data());
@@ -252,13 +281,17 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   b.topK = isLogits ? 5 : 0;
   if (payload == Payload::Full)
     b.values = dense ? base : values.data();
-  std::string err;
   if (!writer_->appendBlock(b, err)) {
     traceFailed_ = true;
     setError(err);
     return;
   }
   records_ += positions.size();
+  if (!isLogits)
+    lastBlock_ = LastBlock{data,   dtype,   rows,
+                           cols,   rowStride, payload,
+                           std::move(entries), std::move(positions),
+                           std::move(values)};
 }
 
 Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }

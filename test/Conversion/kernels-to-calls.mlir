@@ -68,3 +68,31 @@ func.func private @helper(%v: memref<?xf64>, %t: memref<?x2x3xf64>) {
   greta.trace %t {layer = 1 : i64, payload = #greta<payload full>, record_id = 18 : i64, stage = "attn_in"} : memref<?x2x3xf64>
   return
 }
+
+// -----
+
+// A value with two stage tags is traced twice in a row: the second call is a
+// repeat (the runtime reuses the first call's records). Only ops without
+// memory effects may stand between the two; a kernel that writes the buffer
+// in place, or a trace of another buffer, ends the pair.
+
+// CHECK: func.func private @greta_rt_trace_repeat_f32(memref<?x?xf32>, i64, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @repeats(
+func.func @repeats(%a: memref<?x4xf32>, %b: memref<?x4xf32>) {
+  // CHECK: call @greta_rt_trace_f32({{.+}}) {greta.layer = 0 : i64, greta.stage = "residual_post_mlp"}
+  // CHECK-NOT: call
+  // CHECK: call @greta_rt_trace_repeat_f32({{.+}}) {greta.layer = 1 : i64, greta.stage = "residual_pre_attn"}
+  greta.trace %a {layer = 0 : i64, payload = #greta<payload hash>, record_id = 11 : i64, stage = "residual_post_mlp"} : memref<?x4xf32>
+  %eps = arith.constant 1.0e-05 : f64
+  greta.trace %a {layer = 1 : i64, payload = #greta<payload hash>, record_id = 17 : i64, stage = "residual_pre_attn"} : memref<?x4xf32>
+  // CHECK: call @greta_rt_trace_f32({{.+}}) {greta.layer = 1 : i64, greta.stage = "attn_in"}
+  greta.trace %b {layer = 1 : i64, payload = #greta<payload hash>, record_id = 18 : i64, stage = "attn_in"} : memref<?x4xf32>
+  // CHECK: call @greta_cpu_add_f32(
+  // CHECK: call @greta_rt_trace_f32({{.+}}) {greta.layer = 1 : i64, greta.stage = "residual_post_attn"}
+  greta.kernel "add" ins(%a, %b : memref<?x4xf32>, memref<?x4xf32>) outs(%b : memref<?x4xf32>)
+  greta.trace %b {layer = 1 : i64, payload = #greta<payload hash>, record_id = 24 : i64, stage = "residual_post_attn"} : memref<?x4xf32>
+  // CHECK: call @greta_rt_trace_f32({{.+}}) {greta.layer = 1 : i64, greta.stage = "ffn_norm_in"}
+  // CHECK-NOT: trace_repeat
+  greta.trace %a {layer = 1 : i64, payload = #greta<payload hash>, record_id = 25 : i64, stage = "ffn_norm_in"} : memref<?x4xf32>
+  return
+}

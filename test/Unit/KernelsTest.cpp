@@ -480,4 +480,81 @@ TEST(Session, TraceThroughTheCInterface) {
       << cs.s->error();
 }
 
+// A value with two stage tags is traced twice in a row; the compiler calls
+// trace_repeat for the second (greta-kernels-to-calls), whose records must be
+// exactly what hashing the rows again gives.
+TEST(Session, RepeatedTraceReusesTheRecords) {
+  TempDir tmp;
+  CurrentSession cs;
+  std::string err;
+  Manifest m;
+  m.tokenCount = 3;
+  auto writer = TraceWriter::create(tmp.path() + "/t", m, false, err);
+  ASSERT_TRUE(writer) << err;
+  Filter full;
+  ASSERT_TRUE(Filter::parsePayload("full", full, err));
+  Filter onlyLayer2 = full;
+  ASSERT_TRUE(Filter::parseLayers("2", onlyLayer2, err));
+  Rng rng(4);
+  Buf<float> a(3, 5, 2), b(3, 5, 2); // strided rows: values are copied
+  a.fill(rng);
+  b.fill(rng);
+  auto ar = a.ref(), br = b.ref();
+  cs.s->setTrace(writer.get(), full, 3);
+  cs.s->setPositions({0, 1, 2});
+  // 1. The repeat of a written block.
+  _mlir_ciface_greta_rt_trace_f32(&ar, recordId(Stage::ResidualPostMlp, 0), 0);
+  _mlir_ciface_greta_rt_trace_repeat_f32(
+      &ar, recordId(Stage::ResidualPreAttn, 1), 0);
+  // 2. Another buffer than the previous trace's: hashed.
+  _mlir_ciface_greta_rt_trace_repeat_f32(
+      &br, recordId(Stage::ResidualPreAttn, 3), 0);
+  // 3. The previous trace was patched: the patched rows are hashed.
+  Buf<float> bBefore = b;
+  cs.s->setPatch(recordId(Stage::ResidualPreAttn, 4),
+                 {{1, {7, 7, 7, 7, 7}}});
+  _mlir_ciface_greta_rt_trace_f32(&br, recordId(Stage::ResidualPostMlp, 3), 0);
+  _mlir_ciface_greta_rt_trace_repeat_f32(
+      &br, recordId(Stage::ResidualPreAttn, 4), 0);
+  cs.s->setPatch(-1, {});
+  // 4. The previous trace was filtered out (layer 1): hashed.
+  cs.s->setTrace(writer.get(), onlyLayer2, 3);
+  _mlir_ciface_greta_rt_trace_f32(&ar, recordId(Stage::ResidualPostMlp, 1), 0);
+  _mlir_ciface_greta_rt_trace_repeat_f32(
+      &ar, recordId(Stage::ResidualPreAttn, 2), 0);
+  EXPECT_TRUE(cs.s->endCall());
+  EXPECT_EQ(cs.s->error(), "");
+  EXPECT_EQ(cs.s->recordsWritten(), 18u);
+  ASSERT_TRUE(writer->finish(err)) << err;
+
+  auto tc = readTrace(tmp.path() + "/t", err);
+  ASSERT_TRUE(tc) << err;
+  ASSERT_EQ(tc->records.size(), 18u);
+  auto expectRows = [&](size_t first, Stage stage, int64_t layer,
+                        Buf<float> &buf) {
+    for (int64_t i = 0; i < 3; ++i) {
+      SCOPED_TRACE(std::string(stageName(stage)) + " layer " +
+                   std::to_string(layer) + " row " + std::to_string(i));
+      const Record &r = tc->records[first + i];
+      EXPECT_EQ(r.stage, stage);
+      EXPECT_EQ(r.layer, layer);
+      EXPECT_EQ(r.position, i);
+      EXPECT_EQ(r.sha256, sha256(&buf.at(i, 0), 5 * sizeof(float)));
+      std::vector<double> vals = r.valuesAsDouble();
+      ASSERT_EQ(vals.size(), 5u);
+      for (int j = 0; j < 5; ++j)
+        EXPECT_EQ(vals[j], buf.at(i, j));
+    }
+  };
+  expectRows(0, Stage::ResidualPostMlp, 0, a);
+  expectRows(3, Stage::ResidualPreAttn, 1, a);
+  EXPECT_EQ(tc->records[4].fingerprint.l2, tc->records[1].fingerprint.l2);
+  expectRows(6, Stage::ResidualPreAttn, 3, bBefore);
+  expectRows(9, Stage::ResidualPostMlp, 3, bBefore);
+  ASSERT_EQ(b.at(1, 0), 7.0f); // the patch wrote the buffer
+  expectRows(12, Stage::ResidualPreAttn, 4, b);
+  EXPECT_NE(tc->records[13].sha256, tc->records[10].sha256);
+  expectRows(15, Stage::ResidualPreAttn, 2, a);
+}
+
 } // namespace

@@ -40,7 +40,11 @@ def KernelsToCalls : Pass<"greta-kernels-to-calls", "::mlir::ModuleOp"> {
       its dynamic identity-layout type;
     - `greta.trace` becomes `func.call @greta_rt_trace_<dt>(memref<?x?xT>,
       i64 record_id, i64 payload)` (rank 1 is expanded to [n, 1], ranks above
-      2 are collapsed to [n, rest]);
+      2 are collapsed to [n, rest]); a trace that directly follows a trace
+      of the same buffer, with only memory-effect-free ops between them (a
+      value tagged with two stages), calls `..._trace_repeat_<dt>` with the
+      same arguments instead: its rows are that trace's bytes, and the
+      runtime reuses that trace's digests;
     - a `memref.get_global` of a parameter global (the bufferized form of
       `greta.param`, see docs/LOWERING.md) becomes
       `func.call @greta_rt_param_r{1,2}_<dt>(!llvm.ptr name)` followed by a

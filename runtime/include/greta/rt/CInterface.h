@@ -81,6 +81,11 @@ template <typename T, int N> struct MemRef {
   /* One record per row (row i is the token at the session's position i of  \
      this call) when the session's filter selects it. */                      \
   GRETA_RT_EXPORT void _mlir_ciface_greta_rt_trace_##SUFFIX(                   \
+      GRETA_MEMREF(T, 2) * value, int64_t recordId, int64_t payload);          \
+  /* The same, where the compiler knows `value` is the buffer of the         \
+     previous trace call, unwritten since (a value with two stage tags): the  \
+     runtime may reuse that call's digests (greta-kernels-to-calls). */        \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_trace_repeat_##SUFFIX(            \
       GRETA_MEMREF(T, 2) * value, int64_t recordId, int64_t payload);
 
 GRETA_DECLARE_KERNELS(float, f32)

@@ -50,8 +50,13 @@ public:
   /// Called from the C ABI.
   const void *param(const char *name, int64_t rank,
                     const int64_t **shape) const;
+  /// `repeat`: the compiler knows `data` is the previous trace call's
+  /// buffer, unwritten since; if that call wrote a block of the same shape
+  /// and payload, its entries are written again under this record's stage
+  /// and layer instead of hashing the rows twice.
   void trace(int64_t recordId, int64_t compiledPayload, DType dtype,
-             const void *data, int64_t rows, int64_t cols, int64_t rowStride);
+             const void *data, int64_t rows, int64_t cols, int64_t rowStride,
+             bool repeat = false);
   /// KV cache slot for attention: appends this call's k/v rows at their
   /// positions and returns the cache (keys/values for positions [0, end)).
   struct KVSlot {
@@ -104,6 +109,18 @@ private:
   int64_t rowsPatched_ = 0;
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing
+  /// The block the previous trace call wrote, for a repeat of it; cleared
+  /// by every trace call that writes nothing and by every new call.
+  struct LastBlock {
+    const void *data = nullptr;
+    DType dtype = DType::F32;
+    int64_t rows = 0, cols = 0, rowStride = 0;
+    Payload payload = Payload::Hash;
+    std::vector<BlockRow> entries;
+    std::vector<int64_t> positions;
+    std::vector<uint8_t> values; // Full payload of strided or selected rows
+  };
+  std::optional<LastBlock> lastBlock_;
 };
 
 /// The digest fields of a record for one row of `n` elements stored as

@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -106,10 +107,16 @@ public:
   int64_t capacity() const { return capacity_; }
   void *alloc(size_t bytes);
   void release(void *ptr);
+  /// `repeat`: the compiler knows `data` is the previous trace call's
+  /// buffer, unwritten since (greta_gpu_trace_repeat_*): when that call's
+  /// records are in the open batch with the same shape and payload, they are
+  /// written again under this stage and layer instead of hashed again.
   void trace(int64_t recordId, int64_t compiledPayload, rt::DType dtype,
-             const void *data, int64_t rows, int64_t cols, int64_t ld);
-  void applyPatch(int64_t recordId, rt::DType dtype, void *data, int64_t rows,
-                  int64_t cols, int64_t ld);
+             const void *data, int64_t rows, int64_t cols, int64_t ld,
+             bool repeat = false);
+  /// Returns the number of rows patched.
+  int64_t applyPatch(int64_t recordId, rt::DType dtype, void *data,
+                     int64_t rows, int64_t cols, int64_t ld);
   /// The gather jobs of a flushed trace batch that wait to ride in the next
   /// rms_norm launch (greta_gpu_rms_norm_gather_*), or null. A launch of
   /// their own cost the compute stream ~7 us per layer (3 positions at 827
@@ -257,7 +264,21 @@ private:
     const void *hRecords;    // pinned, n records; null: hashed on the host
     const uint8_t *hValues;  // pinned rows (Full payload, host hash) or null
     const int32_t *hTop5;    // pinned, 5 ids per record (logits), or null
+    // A repeat of the batch's pending[sameAs] (the same buffer under a
+    // second stage tag): its records, not hashed again; -1 otherwise.
+    int64_t sameAs = -1;
   };
+  // The previous trace call's tensor while its Pending is in open_ (a
+  // repeat of it may reuse its records); cleared by every other trace call
+  // and by every flush.
+  struct LastTrace {
+    const void *data;
+    rt::DType dtype;
+    int64_t rows, cols, ld;
+    rt::Payload payload;
+    size_t pending; // index in open_.pending
+  };
+  std::optional<LastTrace> lastTrace_;
   struct Top5Job {
     const void *data;
     rt::DType dtype;
