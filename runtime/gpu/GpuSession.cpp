@@ -118,7 +118,23 @@ public:
       next_ = finished_ = 0;
     }
     cv_.notify_all();
-    work();
+    // Rows that have not landed yet (`ready`) are taken by the pool's
+    // threads while the caller only watches, yielding its core: a woken
+    // thread may run on its waker's core, and while the caller hashed a row
+    // there the other thread waited (one of the three logits rows started
+    // 50-78 us after they landed, "greta trace rows"; H100, session 8:
+    // 2 of 12 runs against none).
+    if (!ready || threads_.size() < count)
+      work();
+    else
+      for (;;) {
+        {
+          std::lock_guard<std::mutex> lock(m_);
+          if (finished_ == count_)
+            break;
+        }
+        std::this_thread::yield();
+      }
     std::unique_lock<std::mutex> lock(m_);
     doneCv_.wait(lock, [&] { return finished_ == count_; });
     fn_ = nullptr;
@@ -1306,10 +1322,7 @@ bool GpuSession::endCall() {
     auto hashStart = Clock::now();
     // One thread at a time asks the driver (its calls take a lock); the
     // others watch a flag. Against every thread polling: 827 tokens +7.1 ->
-    // +4.5 %, 1653 +4.0 -> +3.1 % (12 interleaved rounds, H100). One of the
-    // three logits rows still often starts only when another has been
-    // hashed, ~55 us late (GRETA_GPU_TRACE_PROFILE's "greta trace rows"
-    // line): not explained yet.
+    // +4.5 %, 1653 +4.0 -> +3.1 % (12 interleaved rounds, H100).
     std::atomic<int64_t> landedNs{0};
     std::atomic<bool> polling{false};
     std::function<bool()> landed = [&] {
