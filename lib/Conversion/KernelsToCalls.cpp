@@ -282,7 +282,8 @@ public:
     module.walk([&](Operation *op) {
       if (isa<KernelOp, TraceOp, memref::GetGlobalOp>(op))
         work.push_back(op);
-      if (auto trace = dyn_cast<TraceOp>(op); trace && repeatsPreviousTrace(trace))
+      if (auto trace = dyn_cast<TraceOp>(op);
+          trace && repeatsPreviousTrace(trace))
         repeats.insert(op);
     });
     for (Operation *op : work) {

@@ -722,8 +722,8 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // trace's SHA-256. It joins its source's batch, before any flush below.
   if (repeat && previous && stage != rt::Stage::Logits &&
       previous->data == data && previous->dtype == dtype &&
-      previous->rows == rows && previous->cols == cols &&
-      previous->ld == ld && previous->payload == payload &&
+      previous->rows == rows && previous->cols == cols && previous->ld == ld &&
+      previous->payload == payload &&
       previous->pending < open_.pending.size()) {
     Pending alias = open_.pending[previous->pending];
     alias.stage = stage;
@@ -886,13 +886,13 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   }
   open_.pending.push_back(std::move(pend));
   if (stage != rt::Stage::Logits)
-    lastTrace_ = LastTrace{data, dtype, rows, cols, ld, payload,
-                           open_.pending.size() - 1};
+    lastTrace_ = LastTrace{
+        data, dtype, rows, cols, ld, payload, open_.pending.size() - 1};
 }
 
 void GpuSession::flushBatch(bool final) {
   launchDeferredBatch(); // batches are queued in order
-  lastTrace_.reset(); // its Pending leaves open_
+  lastTrace_.reset();    // its Pending leaves open_
   if (open_.pending.empty())
     return;
   auto b = std::make_shared<Batch>(std::move(open_));
@@ -913,8 +913,7 @@ void GpuSession::flushFinishedLayer() {
   // layer follows residual_post_mlp as a repeat).
   auto last = std::find_if(open_.pending.rbegin(), open_.pending.rend(),
                            [](const Pending &p) { return p.sameAs < 0; });
-  if (last != open_.pending.rend() &&
-      last->stage == rt::Stage::ResidualPostMlp)
+  if (last != open_.pending.rend() && last->stage == rt::Stage::ResidualPostMlp)
     flushBatch();
 }
 

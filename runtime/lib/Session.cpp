@@ -220,9 +220,8 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
     b.rows = reinterpret_cast<const uint8_t *>(previous->entries.data());
     b.rowStride = sizeof(BlockRow);
     if (payload == Payload::Full)
-      b.values = previous->values.empty()
-                     ? static_cast<const uint8_t *>(data)
-                     : previous->values.data();
+      b.values = previous->values.empty() ? static_cast<const uint8_t *>(data)
+                                          : previous->values.data();
     if (!writer_->appendBlock(b, err)) {
       traceFailed_ = true;
       setError(err);
@@ -288,9 +287,14 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   }
   records_ += positions.size();
   if (!isLogits)
-    lastBlock_ = LastBlock{data,   dtype,   rows,
-                           cols,   rowStride, payload,
-                           std::move(entries), std::move(positions),
+    lastBlock_ = LastBlock{data,
+                           dtype,
+                           rows,
+                           cols,
+                           rowStride,
+                           payload,
+                           std::move(entries),
+                           std::move(positions),
                            std::move(values)};
 }
 

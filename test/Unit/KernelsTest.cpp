@@ -511,8 +511,7 @@ TEST(Session, RepeatedTraceReusesTheRecords) {
       &br, recordId(Stage::ResidualPreAttn, 3), 0);
   // 3. The previous trace was patched: the patched rows are hashed.
   Buf<float> bBefore = b;
-  cs.s->setPatch(recordId(Stage::ResidualPreAttn, 4),
-                 {{1, {7, 7, 7, 7, 7}}});
+  cs.s->setPatch(recordId(Stage::ResidualPreAttn, 4), {{1, {7, 7, 7, 7, 7}}});
   _mlir_ciface_greta_rt_trace_f32(&br, recordId(Stage::ResidualPostMlp, 3), 0);
   _mlir_ciface_greta_rt_trace_repeat_f32(
       &br, recordId(Stage::ResidualPreAttn, 4), 0);
