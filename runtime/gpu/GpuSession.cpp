@@ -374,6 +374,26 @@ GpuSession::mirroredWithRoom(std::deque<MirroredChunk<T>> &chunks, size_t need,
 void GpuSession::setCurrent(GpuSession *s) { currentSession.store(s); }
 GpuSession *GpuSession::current() { return currentSession.load(); }
 
+GpuSession::Chunk *GpuSession::newRecordChunk(int64_t capacity) {
+  Chunk c;
+  c.capacity = capacity;
+  size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
+  size_t top5Bytes = c.capacity * 5 * sizeof(int32_t);
+  void *dTop5 = nullptr, *hTop5 = nullptr;
+  if (greta_gpu_malloc(&c.dRecords, bytes) ||
+      greta_gpu_host_alloc(&c.hRecords, bytes) ||
+      greta_gpu_host_alloc_mapped(&hTop5, &dTop5, top5Bytes)) {
+    setError(std::string("trace records: ") + greta_gpu_last_error());
+    greta_gpu_free(c.dRecords);
+    greta_gpu_host_free(c.hRecords);
+    return nullptr;
+  }
+  c.dTop5 = static_cast<int32_t *>(dTop5);
+  c.hTop5 = static_cast<int32_t *>(hTop5);
+  chunks_.push_back(c);
+  return &chunks_.back();
+}
+
 void GpuSession::setError(std::string message) {
   if (error_.empty())
     error_ = std::move(message);
@@ -739,45 +759,54 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // (flushFinishedLayer): the last layer's at the final norm, so that the
   // writer hashes its rows during the LM head; if it lacks that stage (a
   // --stages filter) it stays open for the logits and the end of the call
-  // hashes its rows with the logits'. Batches hashed on the device (every row) grow to
-  // kBatchRecords instead: more SHA-256 chains in flight per launch (every
-  // row at 827 tokens: 1.88x of untraced against 2.24x with a batch per
-  // layer); the logits' long chains are kept out of them. And a batch that
-  // holds too much memory is launched.
+  // hashes its rows with the logits'. A batch hashed on the device (every
+  // row) stays open until the logits, or until the tensors it holds reach
+  // heldLimit_: its rows are hashed after the forward, in one launch beside
+  // the logits' long chains, instead of beside the forward's kernels, which
+  // need every multiprocessor (H100, every row, 827 / 1653 tokens: 1.63x /
+  // 1.57x of untraced with batches of 64 K records, 1.45x / 1.42x in one
+  // batch; docs/PERFORMANCE.md).
   bool hostBatch = open_.jobs.empty();
   if (!open_.pending.empty() &&
       (stage == rt::Stage::Logits
            ? !hostBatch
            : hostBatch && layer != open_.pending.front().layer))
     flushBatch();
-  if (open_.records >= kBatchRecords || open_.jobs.size() >= 65535 ||
-      heldBytes_ > heldLimit_)
+  if (open_.jobs.size() >= 65535 || heldBytes_ > heldLimit_)
     flushBatch();
   // A batch's records are contiguous (one copy to the host per batch) in
-  // device + pinned chunks that are never reallocated within a call.
+  // device + pinned chunks that are never reallocated within a call. A
+  // device-hashed batch that outgrows its chunk moves to a larger one (its
+  // records are only reserved until it is launched); any other is launched.
   if (!openChunk_ || openChunk_->capacity - openChunk_->used < n) {
-    flushBatch();
-    openChunk_ = withRoom(chunks_, n);
-    if (!openChunk_) {
-      Chunk c;
-      c.capacity = std::max<int64_t>(
-          {n, 8192, chunks_.empty() ? 0 : 2 * chunks_.back().capacity});
-      size_t bytes = c.capacity * sizeof(greta_gpu_row_record);
-      size_t top5Bytes = c.capacity * 5 * sizeof(int32_t);
-      void *dTop5 = nullptr, *hTop5 = nullptr;
-      if (greta_gpu_malloc(&c.dRecords, bytes) ||
-          greta_gpu_host_alloc(&c.hRecords, bytes) ||
-          greta_gpu_host_alloc_mapped(&hTop5, &dTop5, top5Bytes)) {
-        setError(std::string("trace records: ") + greta_gpu_last_error());
-        greta_gpu_free(c.dRecords);
-        greta_gpu_host_free(c.hRecords);
+    bool move = openChunk_ && !open_.jobs.empty() && open_.top5.empty();
+    if (!move)
+      flushBatch();
+    int64_t need = (move ? open_.records : 0) + n;
+    Chunk *to = withRoom(chunks_, need);
+    if (!to) {
+      int64_t largest = 0;
+      for (const Chunk &k : chunks_)
+        largest = std::max(largest, k.capacity);
+      to = newRecordChunk(std::max<int64_t>({need, 8192, 2 * largest}));
+      if (!to)
         return;
-      }
-      c.dTop5 = static_cast<int32_t *>(dTop5);
-      c.hTop5 = static_cast<int32_t *>(hTop5);
-      chunks_.push_back(c);
-      openChunk_ = &chunks_.back();
     }
+    if (move) {
+      auto *hOld = static_cast<greta_gpu_row_record *>(open_.hRecords);
+      auto *hNew = static_cast<greta_gpu_row_record *>(to->hRecords) + to->used;
+      open_.dRecords =
+          static_cast<greta_gpu_row_record *>(to->dRecords) + to->used;
+      open_.hRecords = hNew;
+      for (Pending &p : open_.pending)
+        if (p.hRecords)
+          p.hRecords =
+              hNew +
+              (static_cast<const greta_gpu_row_record *>(p.hRecords) - hOld);
+      openChunk_->used -= open_.records;
+      to->used += open_.records;
+    }
+    openChunk_ = to;
   }
   Chunk &c = *openChunk_;
   bool allRows = n == rows;

@@ -11,8 +11,10 @@
 // Tracing never waits for the device. A traced tensor is queued as a job of
 // the open batch and its buffer is held (a free() of it is deferred; the
 // GPU pipeline gives every kernel a buffer of its own, so nothing else
-// writes it). A batch is launched when it has 64K records, holds too much
-// memory, or the call ends: one greta_gpu_trace_batch_device (job table in
+// writes it). A batch is launched at the end of its layer (a few rows per
+// tensor, hashed on the host), before the logits (every row, hashed on the
+// device after the forward), when it holds too much memory, or when the
+// call ends: one greta_gpu_trace_batch_device (job table in
 // device memory) plus the logits' top-5 on a low-priority side stream that
 // waits, through an event, for the compute stream to reach that point. Its
 // records are copied to pinned memory on the side stream, and a writer
@@ -217,6 +219,9 @@ private:
   };
   std::deque<Chunk> chunks_; // deque: a new chunk moves no other
   Chunk *openChunk_ = nullptr;
+  /// Appends a chunk of `capacity` records; nullptr (and the session's
+  /// error) when allocation fails.
+  Chunk *newRecordChunk(int64_t capacity);
   struct ValueChunk {
     uint8_t *h = nullptr;
     size_t capacity = 0, used = 0;
@@ -249,7 +254,6 @@ private:
   using GatherChunk = MirroredChunk<uint8_t>;
   std::deque<GatherChunk> gatherChunks_;
   GatherChunk *openGather_ = nullptr;
-  static constexpr int64_t kBatchRecords = 1 << 16;
   // A tensor with at most kHostHashRows selected rows of at most
   // kHostHashBytes in all is hashed on the host (see trace()).
   static constexpr int64_t kHostHashRows = 64;
