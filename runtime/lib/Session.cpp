@@ -201,101 +201,79 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   bool isLogits = stage == Stage::Logits;
   size_t es = dtypeSize(dtype);
   size_t rowBytes = static_cast<size_t>(cols) * es;
+  // The selected rows of the tensor become one record block (one frame, or a
+  // few for a large full payload): the writer copies their entries. A
+  // repeat of the previous block (the same bytes; the positions filter
+  // selects the same rows within a call) takes its entries instead. The
+  // logits' block also carries top-5 ids and is never one of a pair.
+  LastBlock block{data, dtype, rows, cols, rowStride, payload, {}, {}, {}};
+  std::vector<int32_t> topIds;
+  const uint8_t *base = static_cast<const uint8_t *>(data);
+  if (repeat && previous && !isLogits && previous->data == data &&
+      previous->dtype == dtype && previous->rows == rows &&
+      previous->cols == cols && previous->rowStride == rowStride &&
+      previous->payload == payload) {
+    block = std::move(*previous);
+  } else {
+    std::vector<int64_t> selected;
+    for (int64_t i = 0; i < rows; ++i)
+      if (filter_.selectsPosition(positions_[i], tokenCount_))
+        selected.push_back(i);
+    if (selected.empty())
+      return;
+    bool copyValues =
+        payload == Payload::Full &&
+        !(static_cast<int64_t>(selected.size()) == rows && rowStride == cols);
+    block.entries.reserve(selected.size());
+    block.positions.reserve(selected.size());
+    if (copyValues)
+      block.values.reserve(selected.size() * rowBytes);
+    Record r;
+    for (int64_t i : selected) {
+      const uint8_t *row = base + i * rowStride * static_cast<int64_t>(es);
+      r.nanCount = r.infCount = 0;
+      r.fingerprint = {};
+      r.top5.clear();
+      if (dtype == DType::F32)
+        fillRecord(r, reinterpret_cast<const float *>(row), cols, stats,
+                   isLogits);
+      else
+        fillRecord(r, reinterpret_cast<const double *>(row), cols, stats,
+                   isLogits);
+      block.positions.push_back(positions_[i]);
+      block.entries.push_back(toBlockRow(r));
+      if (isLogits) {
+        r.top5.resize(5, -1); // fewer than 5 columns: padded
+        topIds.insert(topIds.end(), r.top5.begin(), r.top5.end());
+      }
+      if (copyValues)
+        block.values.insert(block.values.end(), row, row + rowBytes);
+    }
+  }
   RecordBlock b;
   b.stage = stage;
   b.layer = layer;
   b.dtype = dtype;
   b.payload = payload;
   b.rowShape = {cols};
-  std::string err;
-  // The same bytes as the previous block (the positions filter selects the
-  // same rows within a call): its entries under this stage and layer. The
-  // logits' block also carries top-5 ids and is never one of a pair.
-  if (repeat && previous && !isLogits && previous->data == data &&
-      previous->dtype == dtype && previous->rows == rows &&
-      previous->cols == cols && previous->rowStride == rowStride &&
-      previous->payload == payload) {
-    b.n = static_cast<int64_t>(previous->positions.size());
-    b.positions = previous->positions.data();
-    b.rows = reinterpret_cast<const uint8_t *>(previous->entries.data());
-    b.rowStride = sizeof(BlockRow);
-    if (payload == Payload::Full)
-      b.values = previous->values.empty() ? static_cast<const uint8_t *>(data)
-                                          : previous->values.data();
-    if (!writer_->appendBlock(b, err)) {
-      traceFailed_ = true;
-      setError(err);
-      return;
-    }
-    records_ += b.n;
-    lastBlock_ = std::move(previous);
-    return;
-  }
-  // The selected rows of the tensor become one record block (one frame, or a
-  // few for a large full payload): the writer copies their entries.
-  std::vector<int64_t> selected, positions;
-  for (int64_t i = 0; i < rows; ++i)
-    if (filter_.selectsPosition(positions_[i], tokenCount_))
-      selected.push_back(i);
-  if (selected.empty())
-    return;
-  const uint8_t *base = static_cast<const uint8_t *>(data);
-  // Every row, densely stored: the values are the tensor as it is.
-  bool dense =
-      static_cast<int64_t>(selected.size()) == rows && rowStride == cols;
-  std::vector<BlockRow> entries;
-  std::vector<int32_t> topIds;
-  std::vector<uint8_t> values;
-  entries.reserve(selected.size());
-  positions.reserve(selected.size());
-  if (payload == Payload::Full && !dense)
-    values.reserve(selected.size() * rowBytes);
-  Record r;
-  for (int64_t i : selected) {
-    int64_t pos = positions_[i];
-    const uint8_t *row = base + i * rowStride * static_cast<int64_t>(es);
-    r.nanCount = r.infCount = 0;
-    r.fingerprint = {};
-    r.top5.clear();
-    if (dtype == DType::F32)
-      fillRecord(r, reinterpret_cast<const float *>(row), cols, stats,
-                 isLogits);
-    else
-      fillRecord(r, reinterpret_cast<const double *>(row), cols, stats,
-                 isLogits);
-    positions.push_back(pos);
-    entries.push_back(toBlockRow(r));
-    if (isLogits) {
-      r.top5.resize(5, -1); // fewer than 5 columns: padded
-      topIds.insert(topIds.end(), r.top5.begin(), r.top5.end());
-    }
-    if (payload == Payload::Full && !dense)
-      values.insert(values.end(), row, row + rowBytes);
-  }
-  b.n = static_cast<int64_t>(positions.size());
-  b.positions = positions.data();
-  b.rows = reinterpret_cast<const uint8_t *>(entries.data());
+  b.n = static_cast<int64_t>(block.positions.size());
+  b.positions = block.positions.data();
+  b.rows = reinterpret_cast<const uint8_t *>(block.entries.data());
   b.rowStride = sizeof(BlockRow);
   b.topIds = isLogits ? topIds.data() : nullptr;
   b.topK = isLogits ? 5 : 0;
+  // Every row, densely stored (no copied values): the tensor as it is.
   if (payload == Payload::Full)
-    b.values = dense ? base : values.data();
+    b.values = block.values.empty() ? base : block.values.data();
+  std::string err;
   if (!writer_->appendBlock(b, err)) {
     traceFailed_ = true;
     setError(err);
     return;
   }
-  records_ += positions.size();
+  records_ += block.positions.size();
   if (!isLogits)
-    lastBlock_ = LastBlock{data,
-                           dtype,
-                           rows,
-                           cols,
-                           rowStride,
-                           payload,
-                           std::move(entries),
-                           std::move(positions),
-                           std::move(values)};
+    lastBlock_ = std::move(block);
 }
 
 Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }
