@@ -8,12 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  cmake ninja-build g++ git python3 python3-numpy
+  cmake ninja-build ccache g++ git python3 python3-numpy
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libssl-dev libopenblas-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
-  hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22
+  hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
 )
 
 missing=()
