@@ -279,7 +279,11 @@ int Runner::run() {
   // Lazy binding first, to read the metadata even when this runner lacks
   // the object's C ABI (a GPU object in a CPU-only build): the checks below
   // then say what is wrong. The object is bound fully afterwards.
-  void *handle = dlopen(soPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
+  // dlopen looks a name without '/' up in the loader's search path, not in
+  // the current directory: `greta-run-aot m.so` means ./m.so.
+  std::string loadPath =
+      soPath.find('/') == std::string::npos ? "./" + soPath : soPath;
+  void *handle = dlopen(loadPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
   if (!handle)
     return fail("cannot load " + soPath + ": " + dlerror());
   auto *metaText =
@@ -331,7 +335,7 @@ int Runner::run() {
       return fail("--kernel " + spec + ": " + greta_gpu_last_error());
 #endif
   dlclose(handle);
-  handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  handle = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle || !(forward = dlsym(handle, "_mlir_ciface_forward")))
     return fail("cannot load " + soPath + ": " + dlerror());
 
