@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "Bisect.h"
 #include "Process.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 
@@ -35,7 +36,14 @@ bool parseConfig(const std::string &name, const std::string &text, Config &c,
     error = "--" + name + " \"" + text + "\": " + splitError;
     return false;
   }
-  for (const std::string &f : c.flags) {
+  for (size_t i = 0; i < c.flags.size(); ++i) {
+    const std::string &f = c.flags[i];
+    // A value may follow its flag as a word of its own (--precision f16),
+    // as greta-run reads it.
+    bool isValue = i > 0 && c.flags[i - 1].rfind("-", 0) == 0 &&
+                   c.flags[i - 1].find('=') == std::string::npos;
+    if (isValue)
+      continue;
     if (f.rfind("-", 0) != 0) {
       error = "--" + name + " \"" + text + "\": '" + f +
               "' is not a greta-run flag (RUN FLAGS are greta-run options "
@@ -139,8 +147,9 @@ int main(int argc, char **argv) {
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
   app.add_option("--greta-diff", o.gretaDiff, "greta-diff executable (default: next to greta-bisect)");
+  greta::addVersionFlag(app, "greta-bisect");
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;

@@ -7,6 +7,7 @@
 #include "greta/diff/Diff.h"
 #include "greta/diff/Report.h"
 #include "greta/rt/Trace.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 
@@ -139,8 +140,9 @@ int main(int argc, char **argv) {
   app.add_flag("--timing", timing,
                "print the time spent reading and comparing to stderr "
                "(bench/diff uses it)");
+  greta::addVersionFlag(app, "greta-diff");
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitError;

@@ -21,6 +21,7 @@
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/tools/CLI.h"
 #ifdef GRETA_HAVE_GPU_RUNTIME
 #include "greta/gpu/GpuSession.h"
 #include "greta/gpu/Kernels.h"
@@ -416,7 +417,7 @@ int Runner::run() {
     m.backend = backend;
     m.precision = precision;
     m.pipeline = meta.value("pipeline", "");
-    m.toolVersion = GRETA_TOOL_NAME " " GRETA_VERSION;
+    m.toolVersion = greta::versionLine(GRETA_TOOL_NAME);
     m.filter = filter.str();
     writer = rt::TraceWriter::create(o.traceDir, m, o.overwrite, error);
     if (!writer)
@@ -624,8 +625,9 @@ int main(int argc, char **argv) {
                  "--timing prints each forward time");
   app.add_option("--cache-dir", o.cacheDir, "ignored (nothing is compiled)");
   app.add_flag("--no-cache", o.noCache, "ignored (nothing is compiled)");
+  greta::addVersionFlag(app, GRETA_TOOL_NAME);
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;

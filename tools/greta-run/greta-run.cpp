@@ -22,6 +22,7 @@
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/tools/LLVMVersion.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -604,7 +605,7 @@ int Runner::run() {
     manifest.backend = "cpu";
     manifest.precision = precisionOpt;
     manifest.pipeline = pipelineOpt;
-    manifest.toolVersion = "greta-run " GRETA_VERSION;
+    manifest.toolVersion = ::greta::versionLine("greta-run");
     manifest.filter = filter.str();
     writer = rt::TraceWriter::create(traceDir, manifest, overwrite, error);
     if (!writer)
@@ -883,9 +884,7 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
   ::greta::registerAllPasses();
   cl::HideUnrelatedOptions(runCat);
-  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
-    os << "greta-run " GRETA_VERSION "\n";
-  });
+  ::greta::setLLVMToolVersionPrinter("greta-run");
   cl::ParseCommandLineOptions(
       argc, argv,
       "greta-run: run a greta model on a prompt on the CPU and write a trace\n\n"

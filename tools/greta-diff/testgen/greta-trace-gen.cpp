@@ -12,6 +12,7 @@
 #include "greta/rt/Half.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 #include <openssl/evp.h>
@@ -196,7 +197,12 @@ int main(int argc, char **argv) {
                "instead of one record frame per row");
   app.add_option("--format-version", formatVersion,
                  "manifest format version to claim (tests of the reader)");
-  CLI11_PARSE(app, argc, argv);
+  greta::addVersionFlag(app, "greta-trace-gen");
+  try {
+    greta::parseArgs(app, argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e);
+  }
 
   auto dtype = parseDType(dtypeStr);
   if (!dtype)
