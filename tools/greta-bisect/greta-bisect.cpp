@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
       "greta-bisect: find the first divergent tensor (FIRST_FAIL) between a "
       "base and a test configuration of the same model.\n"
       "Runs greta-run with a runtime filter (each configuration is compiled "
-      "once), compares with greta-diff: the seed's coarse layers (0, 1, 2, "
+      "once), compares with greta-diff: coarse layers (0, 1, 2, "
       "4, 8, last) first, then a binary search between the last agreeing and "
       "the first diverging layer, then every stage and position of that "
       "layer, then values (MAE) for the FIRST_FAIL record.\n"
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
   app.add_option("--prompt", prompt, "prompt file (JSON array of token ids or one per line)");
   app.add_option("--prompts", promptList,
                  "comma-separated prompt names resolved in --prompts-dir "
-                 "(e.g. p0_short,p6_len_16,p6_len_32: the seed's study)");
+                 "(e.g. p0_short,p6_len_16,p6_len_32: the full study)");
   app.add_option("--prompts-dir", promptsDir,
                  "where --prompts names are looked up (NAME.json); default: "
                  "models/prompts next to the model's directory");

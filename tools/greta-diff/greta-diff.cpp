@@ -55,8 +55,8 @@ std::optional<rt::TraceContents> load(const char *role, const std::string &path,
 
 const char *kFooter = R"(
 Records are aligned by (stage, layer, position) and visited in execution
-order: embed_out, then layer by layer in the seed's stage order, then logits;
-lowest position first. FIRST_FAIL is the first diverging record.
+order: embed_out, then layer by layer in the residual stream's stage order,
+then logits; lowest position first. FIRST_FAIL is the first diverging record.
 
 Policies:
   exact      a record diverges when its SHA-256 differs (the default).

@@ -210,7 +210,8 @@ enum class HypothesisKind {
 };
 std::string_view hypothesisName(HypothesisKind h);
 
-/// Which of the seed's 6.2 hypotheses the evidence points to, and why.
+/// Which hypothesis (docs/DIFF.md, "Hypotheses") the evidence points to,
+/// and why.
 struct Hypothesis {
   HypothesisKind kind = HypothesisKind::None;
   std::vector<std::string> evidence;     // facts behind the choice
@@ -265,7 +266,7 @@ std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
                                      const rt::TraceContents *ref,
                                      const Options &opts, std::string &error);
 
-/// Chooses the 6.2 hypothesis from a finished result (diffTraces calls it).
+/// Chooses the hypothesis from a finished result (diffTraces calls it).
 Hypothesis selectHypothesis(const DiffResult &result);
 
 } // namespace greta::diff
