@@ -64,6 +64,44 @@ bool parseConfig(const std::string &name, const std::string &text, Config &c,
   return true;
 }
 
+/// Where --prompts names are looked up: --prompts-dir alone when given;
+/// else models/prompts beside the model's directory (models/M/model.mlir),
+/// of the current directory (a GRETA checkout), and of the source tree this
+/// greta-bisect was built from: the prompts GRETA ships.
+std::vector<fs::path> promptDirs(const std::string &promptsDir,
+                                 const std::string &model) {
+  if (!promptsDir.empty())
+    return {promptsDir};
+  std::vector<fs::path> dirs = {fs::path(model).parent_path().parent_path() /
+                                    "prompts",
+                                fs::path("models") / "prompts"};
+#ifdef GRETA_SOURCE_DIR
+  dirs.push_back(fs::path(GRETA_SOURCE_DIR) / "models" / "prompts");
+#endif
+  std::vector<fs::path> unique;
+  for (const fs::path &d : dirs) {
+    std::error_code ec;
+    fs::path canonical = fs::weakly_canonical(d, ec);
+    bool seen = false;
+    for (const fs::path &u : unique)
+      seen |= fs::weakly_canonical(u, ec) == canonical;
+    if (!seen)
+      unique.push_back(d);
+  }
+  return unique;
+}
+
+/// NAME.json in the first of `dirs` that has it, else "".
+std::string findPrompt(const std::string &name,
+                       const std::vector<fs::path> &dirs) {
+  for (const fs::path &d : dirs) {
+    fs::path p = d / (name + ".json");
+    if (fs::exists(p))
+      return p.string();
+  }
+  return "";
+}
+
 std::string selfDir() {
   std::error_code ec;
   fs::path p = fs::read_symlink("/proc/self/exe", ec);
@@ -116,7 +154,8 @@ int main(int argc, char **argv) {
                  "(e.g. p0_short,p6_len_16,p6_len_32: the full study)");
   app.add_option("--prompts-dir", promptsDir,
                  "where --prompts names are looked up (NAME.json); default: "
-                 "models/prompts next to the model's directory");
+                 "models/prompts beside the model's directory, in the "
+                 "current directory, then in GRETA's source tree");
   app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
   app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
   app.add_option("--ref", ref,
@@ -174,16 +213,20 @@ int main(int argc, char **argv) {
   if (!prompt.empty()) {
     o.prompts.push_back({fs::path(prompt).stem().string(), prompt});
   } else {
-    if (promptsDir.empty())
-      promptsDir = (fs::path(o.model).parent_path().parent_path() / "prompts").string();
+    std::vector<fs::path> dirs = promptDirs(promptsDir, o.model);
     std::stringstream ss(promptList);
     for (std::string name; std::getline(ss, name, ',');) {
       if (name.empty())
         continue;
-      fs::path p = fs::path(promptsDir) / (name + ".json");
-      if (!fs::exists(p))
-        return fail("prompt '" + name + "' not found: " + p.string());
-      o.prompts.push_back({name, p.string()});
+      std::string path = findPrompt(name, dirs);
+      if (path.empty()) {
+        std::string tried;
+        for (const fs::path &d : dirs)
+          tried +=
+              (tried.empty() ? "" : ", ") + (d / (name + ".json")).string();
+        return fail("prompt '" + name + "' not found: " + tried);
+      }
+      o.prompts.push_back({name, path});
     }
   }
   for (const std::string &f : {o.model, o.weights})
