@@ -146,13 +146,17 @@ def optional_names(readme):
 
 
 def resolve_command(name, build):
+    """Every executable NAME on the search path, in PATH order: a fresh
+    machine has the packaged one even where a hand-installed one (say in
+    /usr/local/bin) comes first here."""
     if name.startswith("/"):
-        return name if os.access(name, os.X_OK) else None
+        return [name] if os.access(name, os.X_OK) else []
+    found = []
     for d in [os.path.join(build, "bin"), LLVM_BIN] + DEFAULT_PATH:
         p = os.path.join(d, name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
+        if os.path.isfile(p) and os.access(p, os.X_OK) and p not in found:
+            found.append(p)
+    return found
 
 
 def resolve_module(name):
@@ -225,22 +229,38 @@ def main():
                                use.name in scan.functions):
             continue
         if use.kind == "command":
-            path = resolve_command(use.name, build)
-            if path and path.startswith(build + os.sep):
+            paths = resolve_command(use.name, build)
+            if paths and paths[0].startswith(build + os.sep):
                 report[key] = "built by the project"
                 continue
-            if not path and use.name.startswith(("greta-", "Greta")):
+            if not paths and use.name.startswith(("greta-", "Greta")):
                 report[key] = "built by the project (not built in %s)" % build
                 continue
         else:
-            path = resolve_module(use.name)
-        resolved[key] = (use, path)
-    shipped = owners([p for _, p in resolved.values() if p])
+            module = resolve_module(use.name)
+            paths = [module] if module else []
+        resolved[key] = (use, paths)
+    shipped = owners([p for _, paths in resolved.values() for p in paths])
 
-    for key, (use, path) in sorted(resolved.items()):
+    def verdict(path, pkgs):
+        """(provided on a fresh machine?, what to report)."""
+        direct = [p for p in pkgs if p in listed]
+        brought = [p for p in pkgs if p in installs]
+        if not pkgs:
+            return False, "%s: no Debian package" % path
+        if direct:
+            return True, "%s: %s (in PACKAGES)" % (path, ", ".join(direct))
+        if any(p in dpkg.base for p in pkgs):
+            return True, "%s: %s (base system)" % (path, ", ".join(pkgs))
+        if brought:
+            return True, "%s: %s (in PACKAGES through %s)" % (
+                path, brought[0], installs[brought[0]])
+        return False, "%s: %s (NOT in PACKAGES)" % (path, ", ".join(pkgs))
+
+    for key, (use, paths) in sorted(resolved.items()):
         is_optional = use.name in optional or use.feature in optional
         what = "%s '%s' (used in %s)" % (use.kind, use.name, use.where)
-        if not path:
+        if not paths:
             report[key] = "optional (README), absent" if is_optional else \
                 "MISSING"
             if not is_optional:
@@ -248,27 +268,23 @@ def main():
                                 "that provides it to PACKAGES in "
                                 "scripts/setup.sh" % what)
             continue
-        pkgs = shipped[path]
-        if not pkgs:
-            report[key] = "%s: no Debian package" % path
-            if not is_optional:
-                problems.append(
-                    "%s is %s, which no Debian package ships (installed by "
-                    "hand?): a fresh machine will not have it" % (what, path))
+        verdicts = [verdict(p, shipped[p]) for p in paths]
+        good = [text for ok, text in verdicts if ok]
+        if good:
+            shadow = "" if verdicts[0][0] else \
+                " (here %s comes first on PATH)" % paths[0]
+            report[key] = good[0] + shadow
             continue
-        direct = [p for p in pkgs if p in listed]
-        brought = [p for p in pkgs if p in installs]
-        if direct:
-            report[key] = "%s: %s (in PACKAGES)" % (path, ", ".join(direct))
-        elif any(p in dpkg.base for p in pkgs):
-            report[key] = "%s: %s (base system)" % (path, ", ".join(pkgs))
-        elif brought:
-            report[key] = "%s: %s (in PACKAGES through %s)" % (
-                path, brought[0], installs[brought[0]])
-        elif is_optional:
-            report[key] = "%s: %s (optional, README)" % (path, ", ".join(pkgs))
+        report[key] = verdicts[0][1] + (" (optional, README)" if is_optional
+                                        else "")
+        if is_optional:
+            continue
+        path, pkgs = paths[0], shipped[paths[0]]
+        if not pkgs:
+            problems.append(
+                "%s is %s, which no Debian package ships (installed by "
+                "hand?): a fresh machine will not have it" % (what, path))
         else:
-            report[key] = "%s: %s (NOT in PACKAGES)" % (path, ", ".join(pkgs))
             problems.append(
                 "%s is %s from package %s, which scripts/setup.sh does not "
                 "install: add %s to PACKAGES" % (what, path, " or ".join(pkgs),
