@@ -178,19 +178,10 @@ class _Scanner:
                 continue
             if c == "(" and word and word[-1] == "=":
                 # NAME=( ... ): an array, not a subshell.
-                depth, j = 0, self.i
-                while j < len(t):
-                    if t[j] == "#" and t[j - 1] in " \t\n":
-                        j = t.find("\n", j)
-                        j = len(t) if j < 0 else j
-                        continue
-                    depth += {"(": 1, ")": -1}.get(t[j], 0)
-                    j += 1
-                    if depth == 0:
-                        break
-                self.line += t.count("\n", self.i, j)
-                word.append(t[self.i:j])
-                self.i = j
+                j = self.i
+                self.skip_balanced("(", ")", comments=True)
+                self.line += t.count("\n", j, self.i)
+                word.append(t[j:self.i])
                 continue
             if c in "|&;()<>":
                 if c == "(" and word is not None and nxt == ")" and not cmd:
@@ -245,12 +236,8 @@ class _Scanner:
         """At $ or `: scans $(...) and `...` for commands, skips the rest."""
         t = self.t
         if t.startswith("$((", self.i):
-            depth, self.i = 0, self.i + 1
-            while self.i < len(t):
-                depth += {"(": 1, ")": -1}.get(t[self.i], 0)
-                self.i += 1
-                if depth == 0:
-                    return
+            self.i += 1
+            self.skip_balanced("(", ")")
             return
         if t.startswith("$(", self.i):
             self.i += 2
@@ -263,14 +250,25 @@ class _Scanner:
             self.i = j + 1
             return
         if t.startswith("${", self.i):
-            depth = 0
-            while self.i < len(t):
-                depth += {"{": 1, "}": -1}.get(t[self.i], 0)
-                self.i += 1
-                if depth == 0:
-                    return
+            self.i += 1
+            self.skip_balanced("{", "}")
             return
         self.i += 1
+
+    def skip_balanced(self, open_char, close_char, comments=False):
+        """From the open_char at self.i to just past its match; with
+        `comments`, shell comments inside do not count."""
+        depth = 0
+        while self.i < len(self.t):
+            if comments and self.t[self.i] == "#" and \
+                    self.t[self.i - 1] in " \t\n":
+                end = self.t.find("\n", self.i)
+                self.i = len(self.t) if end < 0 else end
+                continue
+            depth += {open_char: 1, close_char: -1}.get(self.t[self.i], 0)
+            self.i += 1
+            if depth == 0:
+                return
 
     def heredoc_delimiter(self):
         m = re.compile(r"-?\s*['\"]?([A-Za-z_0-9]+)['\"]?").match(self.t, self.i)
