@@ -1,50 +1,30 @@
-#!/usr/bin/env python3
-"""Read a GRETA trace directory (docs/TRACE_FORMAT.md) with numpy.
+"""Reads a GRETA trace directory (docs/TRACE_FORMAT.md) into numpy.
 
-    import greta_trace
     t = greta_trace.read("runs/base")
-    t.manifest["precision"], len(t.records), t.stop_reason
+    t.manifest["precision"], len(t), t.stop_reason
     r = t.records[0]
     r.stage, r.layer, r.position, r.sha256, r.values  # numpy array or None
+    tab = t.table()                  # one row per record, numpy columns
+    positions, rows = t.values("mlp_out", 6)
 
 Like the C++ reader, a truncated or corrupt tail is not an error: the records
-before it are returned and ``stop_reason`` says where reading stopped.
-
-CLI: ``python3 greta_trace.py DIR [--records N]`` prints a summary.
+before it are returned and ``stop_reason`` says where reading stopped; the
+messages are the C++ reader's. records.bin is memory-mapped: values are
+read-only views into it (bf16 rows, widened to f32, are copies).
 """
-import argparse
 import json
+import mmap
 import os
 import struct
-import sys
 import zlib
 
 import numpy as np
 
-FORMAT_VERSION = 2          # the newest version read; versions 1 and 2 are
-OLDEST_FORMAT_VERSION = 1   # read (a version-1 file has no block frames)
-FILE_MAGIC = b"GRETATRC"
-FILE_HEADER_SIZE = 16
-RECORD_MAGIC = 0x43455247  # b"GREC" read as little-endian u32
-BLOCK_MAGIC = 0x42455247   # b"GREB": many rows of one tensor (version 2)
-MAX_BODY_BYTES = 1 << 30
-INT64_MAX = (1 << 63) - 1
-
-STAGES = [
-    "embed_out", "residual_pre_attn", "attn_in", "q_pre_rope", "k_pre_rope",
-    "q_post_rope", "k_post_rope", "attn_out", "residual_post_attn",
-    "ffn_norm_in", "mlp_out", "residual_post_mlp", "logits",
-]
-DTYPES = ["f32", "f64", "f16", "bf16"]
-PAYLOADS = ["hash", "stats", "full"]
-_NP_DTYPES = {"f32": np.dtype("<f4"), "f64": np.dtype("<f8"),
-              "f16": np.dtype("<f2")}
-_DTYPE_SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
-# A block's row entry: 40 bytes for payload hash, 88 for stats and full.
-_HASH_ENTRY = np.dtype([("sha256", "V32"), ("nz", "<i8")])
-_STATS_ENTRY = np.dtype([("sha256", "V32"), ("nz", "<i8"), ("nan", "<i8"),
-                         ("inf", "<i8"), ("min", "<f8"), ("max", "<f8"),
-                         ("mean", "<f8"), ("l2", "<f8")])
+from .format import (BLOCK_CONTIGUOUS, BLOCK_MAGIC, DTYPE_SIZES, DTYPES,
+                     FILE_HEADER_SIZE, FILE_MAGIC, FORMAT_VERSION, HASH_ENTRY,
+                     INT64_MAX, MAX_BODY_BYTES, MAX_RANK, MAX_TOP, PAYLOADS,
+                     RECORD_MAGIC, STAGES, STATS_ENTRY, STORED_DTYPES,
+                     stage_index)
 
 
 class TraceError(Exception):
@@ -52,32 +32,72 @@ class TraceError(Exception):
 
 
 class Record:
-    __slots__ = ("stage", "layer", "position", "dtype", "shape", "sha256",
+    """One traced row: stage (name), layer, position, dtype and payload
+    (names), shape, sha256 (hex; digest: its 32 bytes), nz/nan/inf counts,
+    the fingerprint (min,
+    max, mean, l2), top5 (a list of token ids) and values (None unless the
+    payload is full)."""
+    __slots__ = ("stage", "layer", "position", "dtype", "shape", "digest",
                  "nz_count", "nan_count", "inf_count", "min", "max", "mean",
                  "l2", "top5", "payload", "values")
+    # The fields, as --json prints them.
+    FIELDS = ("stage", "layer", "position", "dtype", "shape", "sha256",
+              "nz_count", "nan_count", "inf_count", "min", "max", "mean", "l2",
+              "top5", "payload", "values")
+
+    @property
+    def sha256(self):
+        """The SHA-256 as hex (`digest` holds its 32 bytes)."""
+        return self.digest.hex()
 
     def __repr__(self):
         return (f"Record({self.stage}, layer={self.layer}, "
                 f"position={self.position}, sha256={self.sha256[:12]}..)")
 
 
-class Trace:
-    def __init__(self, manifest, complete, records, stop_reason, valid_bytes):
-        self.manifest = manifest
-        self.complete = complete
-        self.records = records
-        self.stop_reason = stop_reason
-        self.valid_bytes = valid_bytes
+class Block:
+    """The rows of one block frame, as numpy arrays into the file: stage,
+    dtype and payload (names), layer, shape (of one row), positions (n
+    int64), entries (n structured rows: sha256, nz and, unless the payload
+    is hash, nan, inf, min, max, mean, l2), top_ids (n x k int32, -1
+    padded) and values (n x shape, or None)."""
+    __slots__ = ("stage", "layer", "dtype", "payload", "shape", "positions",
+                 "entries", "top_ids", "values")
+
+    def __len__(self):
+        return len(self.positions)
+
+    def record(self, j):
+        """Row j as a Record, exactly as the C++ reader expands it."""
+        r = Record()
+        r.stage, r.dtype, r.payload = self.stage, self.dtype, self.payload
+        r.layer, r.position, r.shape = (self.layer, int(self.positions[j]),
+                                        self.shape)
+        e = self.entries[j]
+        r.digest = e["sha256"].tobytes()
+        r.nz_count = int(e["nz"])
+        if self.entries.dtype == STATS_ENTRY:
+            r.nan_count, r.inf_count = int(e["nan"]), int(e["inf"])
+            r.min, r.max = float(e["min"]), float(e["max"])
+            r.mean, r.l2 = float(e["mean"]), float(e["l2"])
+        else:
+            r.nan_count = r.inf_count = 0
+            r.min = r.max = r.mean = r.l2 = 0.0
+        top = self.top_ids[j].tolist()
+        while top and top[-1] == -1:  # the padding of a row with fewer ids
+            top.pop()
+        r.top5 = top
+        r.values = None if self.values is None else self.values[j]
+        return r
 
 
 def _values(dtype, raw, shape):
+    """The stored bytes as an array of `shape`; bf16 widened to f32."""
+    arr = np.frombuffer(raw, dtype=STORED_DTYPES[dtype])
     if dtype == "bf16":
-        # numpy has no bf16: widen the 16 bits to the top half of an f32.
-        u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        arr = u.view(np.float32)
-    else:
-        arr = np.frombuffer(raw, dtype=_NP_DTYPES[dtype])
-    return arr.reshape(shape)
+        # numpy has no bf16: the 16 bits become the top half of an f32.
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr if len(shape) == 1 else arr.reshape(shape)
 
 
 def _check_shape(shape):
@@ -108,9 +128,54 @@ def _tags(body):
     return stage, dtype, payload, flags
 
 
+_RECORD_HEAD = struct.Struct("<4BqqI")  # tags, layer, position, rank
+# By rank: the shape, sha256, counts, fingerprint and top-k count.
+_RECORD_MIDDLE = [struct.Struct(f"<{r}q32sqqqddddI")
+                  for r in range(MAX_RANK + 1)]
+# By top-k count: the ids and the values length.
+_RECORD_TAIL = [struct.Struct(f"<{k}iQ") for k in range(MAX_TOP + 1)]
+
+
 def decode_body(body):
-    """Decodes one record body; raises ValueError if malformed (with the
-    C++ reader's messages)."""
+    """Decodes one record body into a Record; raises ValueError if
+    malformed (with the C++ reader's messages)."""
+    # Three whole-struct reads for a well-formed body; anything unusual is
+    # decoded again field by field for the exact message.
+    try:
+        stage, dtype, payload, _, layer, position, rank = \
+            _RECORD_HEAD.unpack_from(body)
+        if stage < len(STAGES) and dtype < len(DTYPES) and \
+                payload < len(PAYLOADS) and rank <= MAX_RANK:
+            middle = _RECORD_MIDDLE[rank]
+            fields = middle.unpack_from(body, 24)
+            ntop = fields[-1]
+            if ntop <= MAX_TOP:
+                off = 24 + middle.size
+                tail = _RECORD_TAIL[ntop]
+                *top, nvalues = tail.unpack_from(body, off)
+                off += tail.size
+                shape = fields[:rank]
+                dname = DTYPES[dtype]
+                elements = _check_shape(shape)
+                if nvalues == len(body) - off and nvalues in (
+                        0, elements * DTYPE_SIZES[dname]):
+                    r = Record()
+                    r.stage, r.dtype, r.payload = (STAGES[stage], dname,
+                                                   PAYLOADS[payload])
+                    r.layer, r.position, r.shape = layer, position, shape
+                    (r.digest, r.nz_count, r.nan_count, r.inf_count, r.min,
+                     r.max, r.mean, r.l2) = fields[rank:-1]
+                    r.top5 = top
+                    r.values = (_values(dname, body[off:], shape)
+                                if nvalues else None)
+                    return r
+    except (struct.error, ValueError):
+        pass
+    return _decode_body_checked(body)
+
+
+def _decode_body_checked(body):
+    """decode_body field by field, each read checked."""
     off = 0
 
     def take(fmt, what):
@@ -127,15 +192,15 @@ def decode_body(body):
     r = Record()
     r.stage, r.dtype, r.payload = STAGES[stage], DTYPES[dtype], PAYLOADS[payload]
     r.layer, r.position, rank = take("<qqI", "layer/position/rank")
-    if rank > 8:
+    if rank > MAX_RANK:
         raise ValueError(f"rank {rank} too large")
     r.shape = take(f"<{rank}q", "the shape") if rank else ()
     elements = _check_shape(r.shape)
-    r.sha256 = bytes(take("<32s", "the sha256")[0]).hex()
+    r.digest = bytes(take("<32s", "the sha256")[0])
     (r.nz_count, r.nan_count, r.inf_count, r.min, r.max, r.mean,
      r.l2) = take("<qqqdddd", "the counts/fingerprint")
     (ntop,) = take("<I", "the top-k count")
-    if ntop > 64:
+    if ntop > MAX_TOP:
         raise ValueError(f"top-k count {ntop} too large")
     r.top5 = list(take(f"<{ntop}i", "the top-k ids")) if ntop else []
     (nvalues,) = take("<Q", "the values length")
@@ -144,7 +209,7 @@ def decode_body(body):
                          f"{len(body) - off} bytes remain")
     r.values = None
     if nvalues:
-        need = elements * _DTYPE_SIZES[r.dtype]
+        need = elements * DTYPE_SIZES[r.dtype]
         if need != nvalues:
             raise ValueError(f"values hold {nvalues} bytes, shape and dtype "
                              f"need {need}")
@@ -153,16 +218,16 @@ def decode_body(body):
 
 
 def decode_block(body):
-    """Decodes one block body (format version 2) into its records, in row
-    order; raises ValueError if malformed (then no record is returned)."""
+    """Decodes one block body (format version 2) into a Block; raises
+    ValueError if malformed (then no row of it is read)."""
     size = len(body)
     stage, dtype, payload, flags = _tags(body)
-    if flags & ~1:
+    if flags & ~BLOCK_CONTIGUOUS:
         raise ValueError(f"unknown block flags {flags}")
     if size < 16:
         raise ValueError("body ends inside layer/rank")
     layer, rank = struct.unpack_from("<qI", body, 4)
-    if rank > 8:
+    if rank > MAX_RANK:
         raise ValueError(f"rank {rank} too large")
     off = 16
     if off + 8 * rank > size:
@@ -176,71 +241,184 @@ def decode_block(body):
     off += 4
     if n == 0:
         raise ValueError("block of 0 rows")
-    contiguous = bool(flags & 1)
+    contiguous = bool(flags & BLOCK_CONTIGUOUS)
     pos_bytes = 8 if contiguous else 8 * n
-    entry = _HASH_ENTRY if PAYLOADS[payload] == "hash" else _STATS_ENTRY
+    entry = HASH_ENTRY if PAYLOADS[payload] == "hash" else STATS_ENTRY
     if size - off < pos_bytes:
         raise ValueError("body ends inside the positions")
     if size - off - pos_bytes < n * entry.itemsize + 4:
         raise ValueError("body ends inside the row entries")
     if contiguous:
         (first,) = struct.unpack_from("<q", body, off)
-        positions = range(first, first + n)
     else:
-        positions = np.frombuffer(body, "<i8", n, off).tolist()
+        positions = np.frombuffer(body, "<i8", n, off)
     off += pos_bytes
-    rows = np.frombuffer(body, entry, n, off)
-    entries_at = off
+    entries = np.frombuffer(body, entry, n, off)
     off += n * entry.itemsize
     (k,) = struct.unpack_from("<I", body, off)
     off += 4
-    if k > 64:
+    if k > MAX_TOP:
         raise ValueError(f"top-k count {k} too large")
     dname = DTYPES[dtype]
-    row_bytes = elements * _DTYPE_SIZES[dname] if payload == 2 else 0
+    row_bytes = elements * DTYPE_SIZES[dname] if payload == 2 else 0
     need = 4 * k * n + n * row_bytes
     if need != size - off:
         raise ValueError(f"block of {n} rows: top-k ids and values need "
                          f"{need if need < 1 << 64 else 'over 2^64'} bytes, "
                          f"{size - off} remain")
-    if contiguous and first + n - 1 > INT64_MAX:
-        raise ValueError(f"positions {first} + {n - 1} overflow int64")
-    ids = np.frombuffer(body, "<i4", n * k, off).reshape(n, k).tolist()
+    if contiguous:
+        if first + n - 1 > INT64_MAX:
+            raise ValueError(f"positions {first} + {n - 1} overflow int64")
+        positions = np.arange(first, first + n, dtype=np.int64)
+    b = Block()
+    b.stage, b.dtype, b.payload = STAGES[stage], dname, PAYLOADS[payload]
+    b.layer, b.shape, b.positions, b.entries = layer, shape, positions, entries
+    b.top_ids = np.frombuffer(body, "<i4", n * k, off).reshape(n, k)
     off += 4 * k * n
-    stats = entry is _STATS_ENTRY
-    nz = rows["nz"].tolist()
-    if stats:
-        cols = [rows[c].tolist() for c in ("nan", "inf", "min", "max", "mean",
-                                           "l2")]
-    step = entry.itemsize
-    out = []
-    for j in range(n):
-        r = Record()
-        r.stage, r.dtype, r.payload = STAGES[stage], dname, PAYLOADS[payload]
-        r.layer, r.position, r.shape = layer, positions[j], shape
-        at = entries_at + j * step
-        r.sha256 = body[at:at + 32].hex()
-        r.nz_count = nz[j]
-        if stats:
-            (r.nan_count, r.inf_count, r.min, r.max, r.mean,
-             r.l2) = (c[j] for c in cols)
-        else:
-            r.nan_count = r.inf_count = 0
-            r.min = r.max = r.mean = r.l2 = 0.0
-        top = ids[j]
-        while top and top[-1] == -1:  # the padding of a row with fewer ids
-            top.pop()
-        r.top5 = top
-        r.values = None
-        if row_bytes:
-            start = off + j * row_bytes
-            r.values = _values(dname, body[start:start + row_bytes], shape)
-        out.append(r)
-    return out
+    b.values = (_values(dname, body[off:], (n,) + tuple(shape))
+                if row_bytes else None)
+    return b
 
 
-def read(path):
-    """Reads the trace in directory `path`; raises TraceError when unusable."""
+class Trace:
+    """A trace as read: manifest (dict), complete, stop_reason (empty when
+    read to a clean end), valid_bytes, and its frames in file order (a
+    Record for a record frame, a Block for a block frame)."""
+
+    def __init__(self, path, manifest, frames, stop_reason, valid_bytes):
+        self.path = path
+        self.manifest = manifest
+        self.complete = bool(manifest.get("complete", False))
+        self.frames = frames
+        self.stop_reason = stop_reason
+        self.valid_bytes = valid_bytes
+        self._records = None
+
+    def __len__(self):
+        return sum(len(f) if isinstance(f, Block) else 1 for f in self.frames)
+
+    @property
+    def records(self):
+        """Every row as a Record, in file order (built on first use)."""
+        if self._records is None:
+            out = []
+            for f in self.frames:
+                if isinstance(f, Block):
+                    out.extend(f.record(j) for j in range(len(f)))
+                else:
+                    out.append(f)
+            self._records = out
+        return self._records
+
+    def table(self):
+        """One row per record, in file order, as a numpy structured array
+        (no pandas): stage, dtype, payload (str), layer, position,
+        nz_count, nan_count, inf_count, min, max, mean, l2, sha256 (hex,
+        bytes) and, when some record has top-k ids, top5 (k ids, -1
+        padded). Select with masks: tab[tab["stage"] == "mlp_out"]."""
+        return _table(self.frames)
+
+    def by_key(self):
+        """{(stage index, layer, position): (sha256 as 32 bytes, values or
+        None)}: the rows keyed as greta-diff aligns them (a later row of
+        the same key replaces an earlier one)."""
+        out = {}
+        for f in self.frames:
+            s = STAGES.index(f.stage)
+            if isinstance(f, Block):
+                shas = f.entries["sha256"]
+                values = f.values
+                for j, p in enumerate(f.positions.tolist()):
+                    out[(s, f.layer, p)] = (shas[j].tobytes(), None if values
+                                            is None else values[j])
+            else:
+                out[(s, f.layer, f.position)] = (f.digest, f.values)
+        return out
+
+    def values(self, stage, layer):
+        """(positions, rows): the records of (stage, layer) that carry
+        values, in file order, as an int64 array and an array of one row
+        per position. ValueError when there is none."""
+        name = STAGES[stage_index(stage)]
+        positions, rows = [], []
+        for f in self.frames:
+            if f.stage != name or f.layer != layer or f.values is None:
+                continue
+            if isinstance(f, Block):
+                positions.append(f.positions)
+                rows.append(f.values)
+            else:
+                positions.append(np.array([f.position], dtype=np.int64))
+                rows.append(f.values[np.newaxis])
+        if not rows:
+            raise ValueError(f"trace '{self.path}' has no record {name} "
+                             f"layer {layer} with values (trace it with "
+                             f"payload full)")
+        return np.concatenate(positions), np.concatenate(rows)
+
+
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+
+
+def _table(frames):
+    k = max([f.top_ids.shape[1] if isinstance(f, Block) else len(f.top5)
+             for f in frames] + [0])
+    fields = [("stage", "U18"), ("layer", "<i8"), ("position", "<i8"),
+              ("dtype", "U4"), ("payload", "U5"), ("nz_count", "<i8"),
+              ("nan_count", "<i8"), ("inf_count", "<i8"), ("min", "<f8"),
+              ("max", "<f8"), ("mean", "<f8"), ("l2", "<f8"),
+              ("sha256", "S64")]
+    if k:
+        fields.append(("top5", "<i4", (k,)))
+    n = sum(len(f) if isinstance(f, Block) else 1 for f in frames)
+    tab = np.zeros(n, dtype=fields)
+    at = 0
+    for f in frames:
+        if not isinstance(f, Block):
+            row = tab[at]
+            for name in ("stage", "layer", "position", "dtype", "payload",
+                         "nz_count", "nan_count", "inf_count", "min", "max",
+                         "mean", "l2"):
+                row[name] = getattr(f, name)
+            row["sha256"] = f.sha256.encode()
+            if k:
+                row["top5"] = f.top5 + [-1] * (k - len(f.top5))
+            at += 1
+            continue
+        part = tab[at:at + len(f)]
+        part["stage"], part["dtype"], part["payload"] = (f.stage, f.dtype,
+                                                         f.payload)
+        part["layer"], part["position"] = f.layer, f.positions
+        e = f.entries
+        part["nz_count"] = e["nz"]
+        if e.dtype == STATS_ENTRY:
+            for src, dst in (("nan", "nan_count"), ("inf", "inf_count"),
+                             ("min", "min"), ("max", "max"), ("mean", "mean"),
+                             ("l2", "l2")):
+                part[dst] = e[src]
+        digests = np.frombuffer(e["sha256"].tobytes(), np.uint8)
+        part["sha256"] = _HEX[digests].view("S64")
+        if k:
+            part["top5"] = -1
+            part["top5"][:, :f.top_ids.shape[1]] = f.top_ids
+        at += len(f)
+    return tab
+
+
+def _map(path):
+    """records.bin's bytes, memory-mapped read-only (b"" when empty)."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise TraceError(f"cannot open '{path}': {e.strerror}") from None
+
+
+def read_manifest(path):
+    """The manifest of the trace in directory `path`, checked as the C++
+    reader checks it; raises TraceError."""
     if not os.path.isdir(path):
         raise TraceError(f"'{path}' is not a trace directory")
     mpath = os.path.join(path, "manifest.json")
@@ -250,17 +428,24 @@ def read(path):
         with open(mpath) as f:
             manifest = json.load(f)
     except ValueError as e:
-        raise TraceError(f"'{mpath}' is not valid JSON: {e}")
-    version = manifest.get("format_version")
+        raise TraceError(f"'{mpath}' is not valid JSON: {e}") from None
+    version = manifest.get("format_version") if isinstance(manifest,
+                                                           dict) else None
     if not isinstance(version, int) or version < 1:
         raise TraceError(f"'{mpath}': missing or invalid 'format_version'")
     if version > FORMAT_VERSION:
         raise TraceError(f"'{mpath}': trace format version {version} is newer "
                          f"than this reader supports (version "
                          f"{FORMAT_VERSION}); update GRETA")
+    return manifest
+
+
+def read(path):
+    """Reads the trace in directory `path`; raises TraceError when unusable."""
+    manifest = read_manifest(path)
+    version = manifest["format_version"]
     rpath = os.path.join(path, "records.bin")
-    with open(rpath, "rb") as f:
-        data = f.read()
+    data = _map(rpath)
     if len(data) < FILE_HEADER_SIZE or data[:8] != FILE_MAGIC:
         raise TraceError(f"'{rpath}' is empty or not a GRETA trace")
     fversion, header_size = struct.unpack_from("<II", data, 8)
@@ -271,9 +456,12 @@ def read(path):
     if fversion != version:
         raise TraceError(f"'{rpath}': format version {fversion} disagrees "
                          f"with the manifest ({version})")
-    records, stop, off = [], "", header_size
+    if header_size < FILE_HEADER_SIZE or header_size > len(data):
+        raise TraceError(f"'{rpath}': bad header size {header_size}")
+    mv = memoryview(data)
+    frames, rows, stop, off = [], 0, "", header_size
     while off < len(data):
-        where = f"record {len(records)} at byte {off}: "
+        where = f"record {rows} at byte {off}: "
         left = len(data) - off
         if left < 12:
             stop = where + f"truncated frame ({left} bytes left)"
@@ -293,26 +481,24 @@ def read(path):
             stop = where + (f"truncated: needs {length + 12} bytes, "
                             f"{left} present")
             break
-        body = data[off + 8:off + 8 + length]
+        body = mv[off + 8:off + 8 + length]
         (crc,) = struct.unpack_from("<I", data, off + 8 + length)
         if crc != zlib.crc32(body):
             stop = where + "checksum mismatch"
             break
         try:
-            if block:
-                records.extend(decode_block(body))
-            else:
-                records.append(decode_body(body))
+            frame = decode_block(body) if block else decode_body(body)
         except ValueError as e:
             stop = where + (f"malformed block body: {e}" if block
                             else f"malformed body: {e}")
             break
+        frames.append(frame)
+        rows += len(frame) if block else 1
         off += 12 + length
-    if not records:
+    if not rows:
         raise TraceError(f"trace '{path}' holds no readable record"
                          + (f" ({stop})" if stop else ""))
-    return Trace(manifest, bool(manifest.get("complete", False)), records,
-                 stop, off)
+    return Trace(path, manifest, frames, stop, off)
 
 
 def stored_bytes(r):
@@ -320,79 +506,3 @@ def stored_bytes(r):
     if r.dtype == "bf16":
         return (r.values.reshape(-1).view(np.uint32) >> 16).astype("<u2").tobytes()
     return r.values.tobytes()
-
-
-def verify(t):
-    import hashlib
-    checked = bad = 0
-    for r in t.records:
-        if r.values is None:
-            continue
-        checked += 1
-        digest = hashlib.sha256(stored_bytes(r)).hexdigest()
-        nz = int(np.count_nonzero(r.values))
-        if digest != r.sha256 or nz != r.nz_count:
-            bad += 1
-            if bad <= 5:
-                print(f"MISMATCH {r.stage}[L{r.layer}, p{r.position}]: "
-                      f"sha256 {r.sha256[:16]}.. recorded, {digest[:16]}.. "
-                      f"of the values; nz {r.nz_count} recorded, {nz} counted")
-    print(f"verified {checked} records with values: {bad} mismatches")
-    return 1 if bad else 0
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace_dir")
-    ap.add_argument("--records", type=int, default=5,
-                    help="how many records to list (default 5)")
-    ap.add_argument("--json", action="store_true",
-                    help="print every record as one JSON object per line")
-    ap.add_argument("--verify", action="store_true",
-                    help="recompute the SHA-256 and non-zero count of every "
-                         "record that carries values (payload full) and "
-                         "compare them with the recorded ones (e.g. digests "
-                         "computed on a GPU); exit 1 on a mismatch")
-    args = ap.parse_args(argv)
-    try:
-        t = read(args.trace_dir)
-    except (TraceError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.verify:
-        return verify(t)
-    if args.json:
-        print(json.dumps({"complete": t.complete, "stop_reason": t.stop_reason,
-                          "valid_bytes": t.valid_bytes, "manifest": t.manifest}))
-        for r in t.records:
-            d = {k: getattr(r, k) for k in Record.__slots__}
-            d["shape"] = list(r.shape)
-            d["values"] = None if r.values is None else r.values.tolist()
-            print(json.dumps(d))
-        return 0
-    m = t.manifest
-    print(f"trace {args.trace_dir}: format v{m['format_version']}, "
-          f"{'complete' if t.complete else 'INCOMPLETE'}")
-    for key in ("model", "prompt_name", "token_count", "backend", "precision",
-                "pipeline", "filter", "tool_version"):
-        print(f"  {key}: {m.get(key, '')}")
-    print(f"  records: {len(t.records)} ({t.valid_bytes} valid bytes)")
-    if t.stop_reason:
-        print(f"  stopped at {t.stop_reason}")
-    stages = sorted({r.stage for r in t.records}, key=STAGES.index)
-    layers = sorted({r.layer for r in t.records})
-    positions = sorted({r.position for r in t.records})
-    print(f"  stages: {', '.join(stages)}")
-    print(f"  layers: {layers[0]}..{layers[-1]} ({len(layers)})")
-    print(f"  positions: {positions[0]}..{positions[-1]} ({len(positions)})")
-    for r in t.records[:args.records]:
-        extra = f" top5={r.top5}" if r.top5 else ""
-        if r.payload != "hash":
-            extra += f" min={r.min:.6g} max={r.max:.6g} l2={r.l2:.6g}"
-        print(f"  {r.stage}[L{r.layer}, p{r.position}] {r.dtype}"
-              f"{list(r.shape)} sha256={r.sha256[:16]} nz={r.nz_count}{extra}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
