@@ -49,6 +49,18 @@ def _range(item, spec, what):
     return lo, hi
 
 
+def _set_unless_all(spec, add):
+    """The set that add(item, set) builds from the items of `spec`, or None
+    when one of them is `all` (every item is still checked)."""
+    chosen, every = set(), False
+    for item in _items(spec):
+        if item == "all":
+            every = True
+        else:
+            add(item, chosen)
+    return None if every else chosen
+
+
 class Filter:
     """layers: a set of layers or None (all); stages: a set of stage
     indices or None (all); position_ranges: a list of (first, last) or None
@@ -89,28 +101,20 @@ class Filter:
         return f
 
     def parse_layers(self, spec):
-        layers, every = set(), False
-        for item in _items(spec):
-            if item == "all":
-                every = True
-                continue
+        def add(item, layers):
             lo, hi = _range(item, spec, "layer")
             if hi - lo > 100000:
                 raise FilterError(f"layer range '{item}' is implausibly large")
             layers.update(range(lo, hi + 1))
-        self.layers = None if every else layers
+        self.layers = _set_unless_all(spec, add)
 
     def parse_stages(self, spec):
-        stages, every = set(), False
-        for item in _items(spec):
-            if item == "all":
-                every = True
-                continue
+        def add(item, stages):
             if item not in STAGES:
                 raise FilterError(f"unknown stage '{item}' in '{spec}'; stages "
                                   f"are: {' '.join(STAGES)}, all")
             stages.add(STAGES.index(item))
-        self.stages = None if every else stages
+        self.stages = _set_unless_all(spec, add)
 
     def parse_positions(self, spec):
         ranges, every, last = [], False, False
