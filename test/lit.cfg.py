@@ -16,6 +16,9 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%greta_src", config.greta_src_root))
 config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
 config.substitutions.append(("%python", config.python_executable))
+# The greta_trace package of this checkout, as a command (python3 -m).
+config.substitutions.append(("%greta_trace", "env PYTHONPATH=%s %s -m greta_trace" % (
+    os.path.join(config.greta_src_root, "python"), config.python_executable)))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
