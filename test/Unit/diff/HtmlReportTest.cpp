@@ -1,9 +1,11 @@
 //===- HtmlReportTest.cpp - Heatmap cells and the HTML page ---------------===//
+#include "greta/diff/HtmlReport.h"
 #include "TestTraces.h"
 #include "greta/diff/Diff.h"
 
 #include <gtest/gtest.h>
 
+#include <sstream>
 
 using namespace greta;
 using namespace greta::diff;
@@ -29,6 +31,16 @@ const CellSummary *cell(const DiffResult &r, Stage s, int64_t layer) {
     if (c.stage == s && c.layer == layer)
       return &c;
   return nullptr;
+}
+
+std::string page(const DiffResult &r) {
+  std::ostringstream os;
+  ReportOptions o;
+  o.format = Format::Html;
+  o.basePath = "base";
+  o.testPath = "test";
+  printHtmlReport(os, r, o);
+  return os.str();
 }
 
 // One cell per (stage, layer) in execution order; the largest MAE over its
@@ -71,6 +83,63 @@ TEST(CellSummary, ANaNErrorMakesTheCellNaN) {
   ASSERT_NE(c, nullptr);
   EXPECT_TRUE(std::isnan(c->maxMae));
   EXPECT_EQ(c->diverging, 8);
+}
+
+TEST(HtmlReport, EscapesEveryMarkupCharacter) {
+  EXPECT_EQ(htmlEscape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+}
+
+TEST(HtmlReport, OutlinesTheFirstFailCellAndEscapesManifestText) {
+  TraceSpec s = spec();
+  s.manifest.promptName = "<script>alert(1)</script>";
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::FfnNormIn && l == 2 && p >= 4)
+      v[0] += 1;
+  };
+  std::string html = page(run(s));
+  EXPECT_NE(html.find("<title>greta-diff: FIRST_FAIL ffn_norm_in, layer 2, "
+                      "position 4</title>"),
+            std::string::npos);
+  EXPECT_NE(html.find("id=\"first-fail-cell\" class=\"first-fail\""),
+            std::string::npos);
+  EXPECT_NE(html.find("stroke=\"" + std::string(kFirstFailColour) +
+                      "\" stroke-width=\"3\" data-stage=\"ffn_norm_in\" "
+                      "data-layer=\"2\" data-position=\"4\""),
+            std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            std::string::npos);
+  // The chart follows ffn_norm_in and the stages after it in layer 2.
+  EXPECT_NE(html.find("<g class=\"series\" data-stage=\"ffn_norm_in\" "
+                      "data-layer=\"2\">"),
+            std::string::npos);
+  EXPECT_NE(html.find("<g class=\"series\" data-stage=\"residual_post_mlp\" "
+                      "data-layer=\"2\">"),
+            std::string::npos);
+  EXPECT_EQ(html.find("<g class=\"series\" data-stage=\"attn_out\""),
+            std::string::npos);
+}
+
+TEST(HtmlReport, HashOnlyTracesHatchDivergingCellsAndSayWhyNoChart) {
+  TraceSpec s = spec();
+  s.payload = rt::Payload::Hash;
+  s.perturb = [](Stage st, int64_t l, int64_t, std::vector<double> &v) {
+    if (st == Stage::AttnIn && l == 1)
+      v[0] += 1;
+  };
+  std::string html = page(run(s));
+  EXPECT_NE(html.find("class=\"cell hash-only\""), std::string::npos);
+  EXPECT_NE(html.find("No values were traced"), std::string::npos);
+  EXPECT_EQ(html.find("class=\"position-chart\""), std::string::npos);
+}
+
+TEST(HtmlReport, NoDivergenceHasNoFirstFailCell) {
+  std::string html = page(run(spec()));
+  EXPECT_NE(html.find("<title>greta-diff: no divergence</title>"),
+            std::string::npos);
+  EXPECT_EQ(html.find("first-fail-cell"), std::string::npos);
+  EXPECT_NE(html.find("class=\"cell match\""), std::string::npos);
 }
 
 } // namespace
