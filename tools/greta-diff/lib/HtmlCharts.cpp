@@ -185,8 +185,10 @@ void html::printHeatmap(std::ostream &os, const DiffResult &r,
         if (exists) {
           rect("not-traced");
           os << " fill=\"#ffffff\" stroke=\"" << kGridLine
-             << "\" stroke-dasharray=\"2 2\"><title>" << rt::stageName(stage)
-             << ", layer " << l << ": not traced</title></rect>";
+             << "\" stroke-dasharray=\"2 2\" data-stage=\""
+             << rt::stageName(stage) << "\" data-layer=\"" << l << "\"><title>"
+             << rt::stageName(stage) << ", layer " << l
+             << ": not traced</title></rect>";
         }
         continue;
       }

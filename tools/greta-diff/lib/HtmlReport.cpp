@@ -17,7 +17,7 @@ main{max-width:1180px;margin:0 auto;padding:20px 32px 40px}
 h1{font-size:22px;margin:0 0 6px}
 h2{font-size:17px;margin:28px 0 8px;padding-bottom:4px;
   border-bottom:1px solid #d0d7de}
-h3{font-size:15px;margin:18px 0 6px}
+h3,.nested h2{font-size:15px;margin:20px 0 6px;border:none}
 .sub{color:#57606a;margin:0 0 12px}
 .badge{display:inline-block;padding:1px 10px;border-radius:10px;
   color:#fff;font-weight:bold;margin-right:8px}
