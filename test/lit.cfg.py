@@ -37,6 +37,11 @@ if (shutil.which("hipcc") and shutil.which("clang++-22")
         and os.path.exists("/usr/lib/x86_64-linux-gnu/amdgcn/bitcode/oclc_isa_version_940.bc")):
     config.available_features.add("hip-compile")
 
+# The HTML reports are rendered in a real browser by tests that say
+# `REQUIRES: chromium` (Debian's chromium; scripts/setup.sh installs it).
+if shutil.which("chromium"):
+    config.available_features.add("chromium")
+
 config.substitutions.append(("%greta_tools", config.greta_tools_dir))
 tool_dirs = [config.greta_tools_dir, config.llvm_tools_dir]
 tools = [
