@@ -20,6 +20,12 @@ PACKAGES=(
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
   llvm-22 # llvm-readelf-22, llvm-objcopy-22, llvm-dis-22, llvm-as-22 of that check
+  # The Python package (python/, test/python/): `pip install ./python` into a
+  # venv offline (venv, setuptools and wheel build it), its plotting helper.
+  python3-venv python3-setuptools python3-wheel python3-matplotlib
+  # Headless browser of the HTML reports' lit tests (REQUIRES: chromium:
+  # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
+  chromium
 )
 if [ "${1:-}" = "--print-packages" ]; then
   printf '%s\n' "${PACKAGES[@]}"

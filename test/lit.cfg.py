@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -16,6 +17,9 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%greta_src", config.greta_src_root))
 config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
 config.substitutions.append(("%python", config.python_executable))
+# The greta_trace package of this checkout, as a command (python3 -m).
+config.substitutions.append(("%greta_trace", "env PYTHONPATH=%s %s -m greta_trace" % (
+    os.path.join(config.greta_src_root, "python"), config.python_executable)))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
@@ -27,6 +31,11 @@ if config.greta_has_cuda:
 # The AMD compile check (kernels/amd-compile.test) has no feature: setup.sh
 # installs its compilers, so where they are missing it fails (README.md,
 # "Optional", lists what may be missing).
+
+# The HTML reports are rendered in a real browser by tests that say
+# `REQUIRES: chromium` (Debian's chromium; scripts/setup.sh installs it).
+if shutil.which("chromium"):
+    config.available_features.add("chromium")
 
 config.substitutions.append(("%greta_tools", config.greta_tools_dir))
 tool_dirs = [config.greta_tools_dir, config.llvm_tools_dir]

@@ -20,7 +20,7 @@
 
 namespace greta::diff {
 
-enum class Format { Table, Markdown, Csv, Json };
+enum class Format { Table, Markdown, Csv, Json, Html };
 std::optional<Format> parseFormat(std::string_view name);
 
 struct ReportOptions {
@@ -45,6 +45,9 @@ struct Downstream {
   }
 };
 Downstream downstream(const DiffResult &r);
+
+/// A number as the text report prints it (4 significant digits, nan, inf).
+std::string formatNumber(double v);
 
 /// Indices of the rows shown: [lo, hi).
 std::pair<size_t, size_t> contextWindow(const DiffResult &r, int context);
