@@ -379,7 +379,9 @@ class Scan:
         feature = feature or (requires[0] if requires else None)
         d = os.path.dirname(path)
         subs = [("%greta_src", self.root), ("%models", self.root + "/models"),
-                ("%greta_tools", self.build + "/bin"), ("%python", "python3"),
+                ("%greta_tools", self.build + "/bin"),
+                ("%greta_trace", "python3 -m greta_trace"),
+                ("%python", "python3"),
                 ("%S", d), ("%p", d), ("%s", path), ("%t", "/tmp/T"),
                 ("%T", "/tmp/T"), ("%PATH%", "/usr/bin")]
         for n, body in runs:
@@ -429,6 +431,10 @@ class Scan:
                         self.scan_python(path, args[k + 1].text, feature,
                                          line=w.line)
                         break
+                    if a.text == "-m" and k + 1 < len(args):
+                        self.module(args[k + 1].text, "%s:%d" % (
+                            self.rel(path), w.line), feature)
+                        break
                     if a.literal and not a.text.startswith("-"):
                         self.add_path_arg(path, a.text, feature)
                         break
@@ -446,6 +452,24 @@ class Scan:
                 if a.literal and re.search(r"\.(sh|py)$", a.text):
                     self.add_path_arg(path, a.text, feature)
             return
+
+    def module(self, name, where, feature):
+        """An imported module: the repository's own are read (a package
+        whole, its lazy imports too), the standard library skipped, the
+        rest checked."""
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names:
+            return
+        if top in self.local_modules:
+            init = self.local_modules[top]
+            self.add_file(init, feature)
+            if os.path.basename(init) == "__init__.py":
+                d = os.path.dirname(init)
+                for f in sorted(os.listdir(d)):
+                    if f.endswith(".py"):
+                        self.add_file(os.path.join(d, f), feature)
+            return
+        self.uses.append(Use("module", top, where, feature))
 
     def add_path_arg(self, path, arg, feature):
         for base in (os.path.dirname(path), self.root):
@@ -488,14 +512,8 @@ class Scan:
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 modules = [node.module]
             for m in modules:
-                top = m.split(".")[0]
-                if top in sys.stdlib_module_names or \
-                        (is_lit_config and top == "lit"):
-                    continue
-                if top in self.local_modules:
-                    self.add_file(self.local_modules[top], feature)
-                    continue
-                self.uses.append(Use("module", top, where, feature))
+                if not (is_lit_config and m.split(".")[0] == "lit"):
+                    self.module(m, where, feature)
             if isinstance(node, ast.Call):
                 func = ast.unparse(node.func)
                 if func in ("shutil.which", "which") and node.args and \
