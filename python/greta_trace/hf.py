@@ -36,6 +36,15 @@ class HFError(Exception):
 
 # -- what runs without torch ---------------------------------------------
 
+def add_filter_args(ap):
+    """greta-run's --layers/--stages/--positions/--payload."""
+    for key, what in (("layers", "0,1,4-8,all"), ("stages", "names or all"),
+                      ("positions", "826,700-826,last,all"),
+                      ("payload", "hash|stats|full")):
+        ap.add_argument(f"--{key}", help=f"runtime filter ({what}); "
+                        f"overrides GRETA_TRACE_{key.upper()}")
+
+
 def build_filter(args, environ=None):
     """The runtime filter: GRETA_TRACE_* from the environment, each
     overridden by its flag (a flag given as "" keeps the variable's)."""
@@ -476,11 +485,7 @@ def parse_args(argv):
                     help="cuda, cuda:N or cpu (default cuda)")
     ap.add_argument("--attn-implementation",
                     help="HF attention (sdpa, eager; default: HF's choice)")
-    for key, what in (("layers", "0,1,4-8,all"), ("stages", "names or all"),
-                      ("positions", "826,700-826,last,all"),
-                      ("payload", "hash|stats|full")):
-        ap.add_argument(f"--{key}", help=f"runtime filter ({what}); "
-                        f"overrides GRETA_TRACE_{key.upper()}")
+    add_filter_args(ap)
     ap.add_argument("--greta-model", help="GRETA's model IR file: its digest "
                     "is the manifest's model_digest")
     ap.add_argument("--model-digest", help="the manifest's model_digest")

@@ -298,7 +298,7 @@ def _round(x):
 # -- the command ----------------------------------------------------------
 
 def main(argv=None):
-    from .hf import build_filter
+    from .hf import add_filter_args, build_filter
     ap = argparse.ArgumentParser(
         prog="python -m greta_trace.hf_refs",
         description="Write an HF reference activations file "
@@ -306,9 +306,7 @@ def main(argv=None):
                     "GRETA trace, f32, payload full.")
     ap.add_argument("activations")
     ap.add_argument("--trace-dir", required=True)
-    for k in ("layers", "stages", "positions", "payload"):
-        ap.add_argument(f"--{k}", help=f"runtime filter; overrides "
-                        f"GRETA_TRACE_{k.upper()}")
+    add_filter_args(ap)
     ap.add_argument("--model-digest", default="")
     ap.add_argument("--weights-digest", default="")
     ap.add_argument("--identity-from", metavar="TRACE",

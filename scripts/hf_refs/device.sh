@@ -100,12 +100,11 @@ done
 echo "== 3. GRETA CPU f32 on the same weights (objects in $AOT)"
 if [ -f "$AOT/llama-tiny-cpu_f32.so" ] || [ -f "$AOT/tinyllama-1.1b-cpu_f32.so" ]; then
   t=$(now)
-  B=build-hfref/bin
-  if [ ! -x $B/greta-run-aot ] || [ ! -x $B/greta-diff ]; then
-    { cmake -S . -B build-hfref -G Ninja -DGRETA_RUNTIME_ONLY=ON -DCMAKE_BUILD_TYPE=Release \
-        && ninja -C build-hfref greta-run-aot greta-diff; } > "$WORK/build.log" 2>&1 \
-      || tail -20 "$WORK/build.log"
-  fi
+  # The runtime-only CPU build (CMakePresets.json "runtime-only").
+  B=build-rt/bin
+  { cmake -S . -B build-rt -G Ninja -DGRETA_RUNTIME_ONLY=ON -DCMAKE_BUILD_TYPE=Release \
+      && ninja -C build-rt greta-run-aot greta-diff; } > "$WORK/build.log" 2>&1 \
+    || tail -20 "$WORK/build.log"
   note "greta runtime-only build: $(since $t) s"
   for m in $MODELS; do
     [ -f "$AOT/$m-cpu_f32.so" ] || { note "$m: no $AOT/$m-cpu_f32.so"; continue; }

@@ -39,7 +39,7 @@ from greta_trace import hf, hf_refs, hf_table  # noqa: E402
 SEED = 0
 PROMPT_LEN = 48
 PROMPT_SEED = 7
-ORIG = 32           # original_max_position_embeddings: positions 32..47 past it
+ORIG = 32           # original_max_position_embeddings: 32..47 are past it
 WINDOW = 16         # Mistral's sliding window
 BUDGET = 5_000_000  # bytes committed, all families
 NOISE = 0.1         # std of the noise added to 1-D parameters
@@ -340,9 +340,9 @@ def run_family(fam, ids, root, torch, transformers, use_cuda):
         rope["attention_scaling"] != 1.0
     rt = config["rope_parameters"].get("rope_type", "default")
     if rope["differs_from_default"] != (rt != "default"):
+        state = "scaled" if rope["differs_from_default"] else "the default"
         raise hf.HFError(f"{fam['name']}: rope_type {rt}, but inv_freq and "
-                         f"attention_scaling after the run are "
-                         f"{'scaled' if rope['differs_from_default'] else 'the default'}")
+                         f"attention_scaling after the run are {state}")
     layers = config["num_hidden_layers"]
     checks = hf_refs.meaning_checks(
         {hf_table.parse_key(k, layers): v for k, v in acts.items()}, layers,

@@ -60,7 +60,8 @@ dim = t.dims(dict(BASE, model_type="mixtral", num_local_experts=4,
                   num_experts_per_tok=2))
 x = np.arange(4 * 3 * 8, dtype=np.float32).reshape(1, 4, 3, 8)
 rows = t.extract(t.POINT_BY_NAME["q_post_rope"], x, dim, 3)
-print("heads:", rows.shape, rows[2, 8:10].tolist(), "=", x[0, 1, 2, :2].tolist())
+print("heads:", rows.shape, rows[2, 8:10].tolist(), "=",
+      x[0, 1, 2, :2].tolist())
 logits = np.zeros((3, 4), np.float32)
 scores = np.array([[.7, .3], [.6, .4], [.5, .5]], np.float32)
 ids = np.array([[2, 0], [1, 3], [3, 2]])
