@@ -285,9 +285,13 @@ class Capture:
             attn = _module(layers[layer], "self_attn", self.family)
             self.handles.append(attn.register_forward_pre_hook(
                 lambda mod, args, layer=layer: self.attn_stack.append(layer)))
-            self.handles.append(attn.register_forward_hook(
-                lambda mod, args, out: self.attn_stack.pop()))
+            self.handles.append(attn.register_forward_hook(self._attn_done))
             self._wrap_rope(type(attn).__module__, rope)
+
+    def _attn_done(self, module, args, output):
+        # A forward hook that returns a value replaces the module's output:
+        # this one must return None.
+        self.attn_stack.pop()
 
     def _wrap_rope(self, module_name, rope):
         mod = sys.modules.get(module_name)
