@@ -173,7 +173,27 @@ def resolve_module(name):
     return spec.origin
 
 
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def run_in_debian_python():
+    """Re-runs this script in Debian's python3 unless it is the one running.
+
+    The modules must be looked up where lit's %python imports them; another
+    interpreter (a venv, pyenv's python3 first on PATH) has other
+    site-packages and would call Debian's numpy missing."""
+    if sys.prefix == sys.base_prefix == "/usr":
+        return
+    if not os.access(DEBIAN_PYTHON, os.X_OK):
+        print("check_deps: error: %s (package python3) is not installed"
+              % DEBIAN_PYTHON, file=sys.stderr)
+        sys.exit(2)
+    os.execv(DEBIAN_PYTHON,
+             [DEBIAN_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+
+
 def main():
+    run_in_debian_python()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--root", default=os.path.dirname(here),

@@ -34,6 +34,8 @@ ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 COMMAND_NAME = re.compile(r"^[A-Za-z0-9_.+/][A-Za-z0-9_.+/-]*$")
 SYSTEM_PATH = re.compile(r"(?<![\w/.$])/(?:usr|bin|sbin|opt)/[A-Za-z0-9_.+/-]+")
 SUBPROCESS_CALLS = {"run", "call", "check_call", "check_output", "Popen"}
+# What the scan puts for lit's %t and %T: a path a test writes itself.
+TEST_TEMP = "/tmp/T"
 LIT_CONFIGS = {"lit.cfg.py", "lit.local.cfg", "lit.site.cfg.py"}
 LIT_SUFFIXES = {".mlir", ".test", ".json"}
 
@@ -382,8 +384,8 @@ class Scan:
                 ("%greta_tools", self.build + "/bin"),
                 ("%greta_trace", "python3 -m greta_trace"),
                 ("%python", "python3"),
-                ("%S", d), ("%p", d), ("%s", path), ("%t", "/tmp/T"),
-                ("%T", "/tmp/T"), ("%PATH%", "/usr/bin")]
+                ("%S", d), ("%p", d), ("%s", path), ("%t", TEST_TEMP),
+                ("%T", TEST_TEMP), ("%PATH%", "/usr/bin")]
         for n, body in runs:
             for k, v in subs:
                 body = body.replace(k, v)
@@ -484,7 +486,8 @@ class Scan:
             if os.path.isfile(p):  # a repository script: read it too
                 self.add_file(p, feature)
                 return
-            if name.startswith("/"):
+            # A program under %t is one the test made (a venv's python).
+            if name.startswith("/") and not name.startswith(TEST_TEMP + "/"):
                 self.uses.append(Use("command", name, where, feature))
             return  # a path relative to the run's directory: the project's
         self.uses.append(Use("command", name, where, feature))
