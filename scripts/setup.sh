@@ -4,6 +4,11 @@
 # nothing twice and rebuilds incrementally.
 #   scripts/setup.sh            install + build + demo
 #   scripts/setup.sh --no-demo  install + build only (what scripts/test.sh uses)
+#   scripts/setup.sh --print-packages  print PACKAGES, one a line, and stop
+# PACKAGES is the whole list of Debian packages GRETA needs beyond the base
+# system: one word a package, a comment saying what needs it.
+# scripts/check_deps.py (run by scripts/test.sh) fails when a test or script
+# uses a command or Python module that no package here provides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +19,7 @@ PACKAGES=(
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
+  llvm-22 # llvm-readelf-22, llvm-objcopy-22, llvm-dis-22, llvm-as-22 of that check
   # The Python package (python/, test/python/): `pip install ./python` into a
   # venv offline (venv, setuptools and wheel build it), its plotting helper.
   python3-venv python3-setuptools python3-wheel python3-matplotlib
@@ -21,6 +27,10 @@ PACKAGES=(
   # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
   chromium
 )
+if [ "${1:-}" = "--print-packages" ]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

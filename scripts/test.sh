@@ -2,9 +2,11 @@
 # The whole GRETA test suite: set-up (install + build, no demo), then every
 # lit test (IR snapshots, passes, tools end to end) and unit test; then the
 # same suite again under AddressSanitizer + UndefinedBehaviorSanitizer (the
-# `asan` CMake preset, built in build-asan/). Tests that need what is not
-# there (a GPU: lit REQUIRES: cuda; root for a tmpfs; ptrace; the AMD
-# compilers) are reported as unsupported in both passes, never as passed.
+# `asan` CMake preset, built in build-asan/). Before the tests,
+# scripts/check_deps.py checks that setup.sh installs every command they use.
+# Tests that need what README.md calls optional (a GPU: lit REQUIRES: cuda;
+# root for a tmpfs; ptrace) are reported as unsupported in both passes, never
+# as passed.
 #   scripts/test.sh          both passes (what CI runs)
 #   scripts/test.sh --quick  the release pass only (everyday use)
 # Exit status: 0 when every pass that ran is free of failures.
@@ -19,6 +21,11 @@ esac
 LIT=${LIT:-/usr/lib/llvm-22/bin/lit}
 
 scripts/setup.sh --no-demo
+# Every command and Python module the tests and scripts use must come from a
+# package setup.sh installs: a tool that is here only by chance fails on a
+# fresh machine (README.md, "Optional", lists what may be missing).
+scripts/check_deps.py ||
+  { echo "test.sh: dependency check failed (above); no tests run" >&2; exit 1; }
 
 # run_suite NAME BUILD_DIR: runs lit on BUILD_DIR/test, appends one summary
 # line to $summary and returns lit's exit status.

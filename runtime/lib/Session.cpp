@@ -167,6 +167,8 @@ int64_t Session::applyPatch(int64_t recordId, DType dtype, void *data,
 void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
                     const void *data, int64_t rows, int64_t cols,
                     int64_t rowStride, bool repeat) {
+  if (layerObserver_)
+    layerObserver_(recordId / 16);
   std::optional<LastBlock> previous = std::move(lastBlock_);
   lastBlock_.reset();
   if (!writer_ || traceFailed_)

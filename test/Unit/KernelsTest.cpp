@@ -586,3 +586,30 @@ TEST(Session, RowRecordNonZeroCountIgnoresNegativeZero) {
 }
 
 } // namespace
+
+TEST(Session, LayerObserverSeesEveryTraceCallTracedOrNot) {
+  // greta-run's progress line follows the layers through this observer: it
+  // must see the trace calls of an untraced run (no writer) and of layers
+  // the filter leaves out.
+  CurrentSession cs;
+  std::vector<int64_t> seen;
+  cs.s->setLayerObserver([&](int64_t layer) { seen.push_back(layer); });
+  cs.s->setPositions({0, 1});
+  Buf<float> b(2, 4);
+  auto r = b.ref();
+  _mlir_ciface_greta_rt_trace_f32(&r, recordId(Stage::EmbedOut, 0), 0);
+  _mlir_ciface_greta_rt_trace_f32(&r, recordId(Stage::MlpOut, 3), 0);
+  TempDir tmp;
+  std::string err;
+  Manifest m;
+  m.tokenCount = 2;
+  auto writer = TraceWriter::create(tmp.path() + "/t", m, false, err);
+  ASSERT_TRUE(writer) << err;
+  Filter f;
+  ASSERT_TRUE(Filter::parseLayers("0", f, err));
+  cs.s->setTrace(writer.get(), f, 2);
+  _mlir_ciface_greta_rt_trace_f32(&r, recordId(Stage::Logits, 11), 0);
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 3, 11}));
+  EXPECT_EQ(cs.s->error(), "");
+  cs.s->setTrace(nullptr, Filter(), 2);
+}

@@ -6,6 +6,7 @@
 #include "greta/rt/Stages.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -149,6 +150,8 @@ public:
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
   bool stopped() const { return stopped_; }
+  /// Prompts still to bisect after the current one (for the estimate).
+  void setPromptsAfter(int64_t n) { promptsAfter_ = n; }
   bool confirm(const std::string &name, const std::string &promptPath,
                const FirstFail &ff, const std::string &positions,
                const std::string &payload, int &stepNo, PromptResult &result,
@@ -172,11 +175,79 @@ private:
               << (cached ? " (resumed from work dir)" : "") << "\n";
   }
 
+  /// Runs step(), timing it; `cached` says it was resumed from the work dir.
+  bool timedStep(const std::string &prompt, const std::string &promptPath,
+                 const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
+                 std::string &error, double &seconds, bool &cached);
+  /// "step X done in T s; about N steps left (~S s)": `left` counts this
+  /// prompt's remaining steps; the prompts after it are added as whole
+  /// bisections, at the mean time of the steps run so far.
+  void stepDone(const std::string &prompt, const std::string &id,
+                double seconds, bool cached, int64_t left);
+  /// Steps of a bisection of one prompt whose divergence is found between
+  /// layers `good` and `bad` (binary search, scan, values, --confirm).
+  int64_t stepsAfterCoarse(int64_t good, int64_t bad) const;
+
   const Options &o_;
   State &state_;
   int64_t executed_ = 0; // steps run (not resumed) by this process
   bool stopped_ = false;
+  int64_t promptsAfter_ = 0;
+  double executedSeconds_ = 0; // time of the steps run by this process
 };
+
+bool Driver::timedStep(const std::string &prompt, const std::string &promptPath,
+                       const StepSpec &spec, bool wantMarkdown,
+                       StepOutcome &out, std::string &error, double &seconds,
+                       bool &cached) {
+  cached = state_.find(prompt + "/" + spec.id) != nullptr;
+  auto start = std::chrono::steady_clock::now();
+  bool ok = step(prompt, promptPath, spec, wantMarkdown, out, error);
+  seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  if (!cached)
+    executedSeconds_ += seconds;
+  return ok;
+}
+
+int64_t Driver::stepsAfterCoarse(int64_t good, int64_t bad) const {
+  int64_t search = 0;
+  while ((int64_t(1) << search) < bad - good)
+    ++search;
+  return search + 2 + (o_.confirm ? 2 : 0); // + scan, values, confirm
+}
+
+void Driver::stepDone(const std::string &prompt, const std::string &id,
+                      double seconds, bool cached, int64_t left) {
+  if (o_.quiet)
+    return;
+  // A later prompt: coarse step, then a search over the widest gap between
+  // coarse layers.
+  std::vector<int64_t> coarse = coarseLayers(o_.numLayers);
+  int64_t widest = coarse.front() + 1;
+  for (size_t i = 1; i < coarse.size(); ++i)
+    widest = std::max(widest, coarse[i] - coarse[i - 1]);
+  left += promptsAfter_ * (1 + stepsAfterCoarse(0, widest));
+  char text[160];
+  if (cached)
+    snprintf(text, sizeof text, ": from the work dir");
+  else
+    snprintf(text, sizeof text, " done in %.1f s", seconds);
+  std::cerr << "[greta-bisect] " << prompt << " step " << id << text;
+  if (left == 0) {
+    std::cerr << "; no steps left\n";
+    return;
+  }
+  std::cerr << "; about " << left << (left == 1 ? " step" : " steps")
+            << " left";
+  if (executed_ > 0) {
+    snprintf(text, sizeof text, " (~%.0f s)",
+             executedSeconds_ / executed_ * left);
+    std::cerr << text;
+  }
+  std::cerr << "\n";
+}
 
 bool Driver::step(const std::string &prompt, const std::string &promptPath,
                   const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
@@ -313,6 +384,11 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   }
   std::string payload = o_.ref ? "full" : "hash";
   int64_t runs = 0;
+  double lastSeconds = 0; // of the step doStep ran last
+  bool lastCached = false;
+  auto done = [&](const std::string &id, int64_t left) {
+    stepDone(name, id, lastSeconds, lastCached, left);
+  };
   auto doStep = [&](StepSpec spec, bool markdown, StepOutcome &out) {
     spec.payload = spec.payload.empty() ? payload : spec.payload;
     bool cached = state_.find(name + "/" + spec.id) != nullptr;
@@ -323,10 +399,11 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
               "from " + o_.workDir;
       return false;
     }
-    executed_ += cached ? 0 : 1;
     progress(name, spec, runs, cached);
-    if (!step(name, promptPath, spec, markdown, out, error))
+    if (!timedStep(name, promptPath, spec, markdown, out, error, lastSeconds,
+                   lastCached))
       return false;
+    executed_ += cached ? 0 : 1;
     ++runs;
     result.bytesWritten += out.bytes;
     StepLog log{spec.id, spec.layers, spec.stages, spec.positions,
@@ -345,6 +422,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
     return false;
   result.runsPerConfig = runs;
   if (!out.firstFail) {
+    done("1-coarse", 0);
     result.diffJson = out.diff;
     result.diffMarkdown = out.markdown;
     result.reportDir = (fs::path(o_.workDir) / name / "1-coarse").string();
@@ -355,6 +433,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   for (int64_t l : coarse)
     if (l < bad)
       good = l;
+  done("1-coarse", stepsAfterCoarse(good, bad));
   int stepNo = 2;
   while (bad - good > 1) {
     int64_t mid = good + (bad - good) / 2;
@@ -367,6 +446,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
       bad = mid;
     else
       good = mid;
+    done(result.steps.back().id, stepsAfterCoarse(good, bad));
   }
   // 3. Every stage and position of the first diverging layer. A divergence
   // that enters the layer through its input (residual_pre_attn) started in
@@ -382,7 +462,9 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
                  std::to_string(layer), "all", "all", payload},
                 false, o))
       return false;
+    int64_t tail = 1 + (o_.confirm ? 2 : 0); // values, confirm
     if (!o.firstFail) {
+      done(result.steps.back().id, tail);
       if (found)
         break; // the layer below is clean: the input of `layer + 1` diverged
       error = "the divergence seen at layer " + std::to_string(layer) +
@@ -391,7 +473,9 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
       return false;
     }
     found = o.firstFail;
-    if (found->stage != "residual_pre_attn" || layer == 0)
+    bool final = found->stage != "residual_pre_attn" || layer == 0;
+    done(result.steps.back().id, final ? tail : 1 + tail);
+    if (final)
       break;
     --layer;
   }
@@ -412,6 +496,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
                "full"},
               true, last))
     return false;
+  done(result.steps.back().id, o_.confirm ? 2 : 0);
   result.firstFail = last.firstFail ? last.firstFail : found;
   if (result.firstFail && found && result.firstFail->position != found->position)
     result.firstFail = found; // hash-level finding is authoritative
@@ -438,9 +523,13 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   StepSpec source{std::to_string(stepNo++) + "-confirm-source",
                   std::to_string(ff.layer), ff.stage, "all", "full"};
   StepOutcome s;
+  double seconds = 0;
+  bool cached = false;
   progress(name, source, result.runsPerConfig, state_.find(name + "/" + source.id));
-  if (!step(name, promptPath, source, false, s, error))
+  if (!timedStep(name, promptPath, source, false, s, error, seconds, cached))
     return false;
+  executed_ += cached ? 0 : 1;
+  stepDone(name, source.id, seconds, cached, 1);
   result.bytesWritten += s.bytes;
   // ...patched into the test run; then everything after it is compared.
   fs::path patch = fs::path(o_.workDir) / name / source.id / "base";
@@ -450,8 +539,10 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
                           ff.stage + ":" + std::to_string(ff.layer)};
   StepOutcome c;
   progress(name, check, result.runsPerConfig, state_.find(name + "/" + check.id));
-  if (!step(name, promptPath, check, false, c, error))
+  if (!timedStep(name, promptPath, check, false, c, error, seconds, cached))
     return false;
+  executed_ += cached ? 0 : 1;
+  stepDone(name, check.id, seconds, cached, 0);
   result.bytesWritten += c.bytes;
   result.steps.push_back({source.id, source.layers, source.stages,
                           source.positions, source.payload, s.firstFail,
@@ -541,7 +632,9 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   if (!state.load(error))
     return false;
   Driver driver(options, state);
+  int64_t promptsLeft = static_cast<int64_t>(options.prompts.size());
   for (const auto &[name, path] : options.prompts) {
+    driver.setPromptsAfter(--promptsLeft);
     PromptResult r;
     if (!driver.runPrompt(name, path, r, error)) {
       stopped = driver.stopped();

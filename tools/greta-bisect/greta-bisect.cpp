@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "Bisect.h"
 #include "Process.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 
@@ -35,7 +36,14 @@ bool parseConfig(const std::string &name, const std::string &text, Config &c,
     error = "--" + name + " \"" + text + "\": " + splitError;
     return false;
   }
-  for (const std::string &f : c.flags) {
+  for (size_t i = 0; i < c.flags.size(); ++i) {
+    const std::string &f = c.flags[i];
+    // A value may follow its flag as a word of its own (--precision f16),
+    // as greta-run reads it.
+    bool isValue = i > 0 && c.flags[i - 1].rfind("-", 0) == 0 &&
+                   c.flags[i - 1].find('=') == std::string::npos;
+    if (isValue)
+      continue;
     if (f.rfind("-", 0) != 0) {
       error = "--" + name + " \"" + text + "\": '" + f +
               "' is not a greta-run flag (RUN FLAGS are greta-run options "
@@ -54,6 +62,44 @@ bool parseConfig(const std::string &name, const std::string &text, Config &c,
       }
   }
   return true;
+}
+
+/// Where --prompts names are looked up: --prompts-dir alone when given;
+/// else models/prompts beside the model's directory (models/M/model.mlir),
+/// of the current directory (a GRETA checkout), and of the source tree this
+/// greta-bisect was built from: the prompts GRETA ships.
+std::vector<fs::path> promptDirs(const std::string &promptsDir,
+                                 const std::string &model) {
+  if (!promptsDir.empty())
+    return {promptsDir};
+  std::vector<fs::path> dirs = {fs::path(model).parent_path().parent_path() /
+                                    "prompts",
+                                fs::path("models") / "prompts"};
+#ifdef GRETA_SOURCE_DIR
+  dirs.push_back(fs::path(GRETA_SOURCE_DIR) / "models" / "prompts");
+#endif
+  std::vector<fs::path> unique;
+  for (const fs::path &d : dirs) {
+    std::error_code ec;
+    fs::path canonical = fs::weakly_canonical(d, ec);
+    bool seen = false;
+    for (const fs::path &u : unique)
+      seen |= fs::weakly_canonical(u, ec) == canonical;
+    if (!seen)
+      unique.push_back(d);
+  }
+  return unique;
+}
+
+/// NAME.json in the first of `dirs` that has it, else "".
+std::string findPrompt(const std::string &name,
+                       const std::vector<fs::path> &dirs) {
+  for (const fs::path &d : dirs) {
+    fs::path p = d / (name + ".json");
+    if (fs::exists(p))
+      return p.string();
+  }
+  return "";
 }
 
 std::string selfDir() {
@@ -90,7 +136,7 @@ int main(int argc, char **argv) {
       "greta-bisect: find the first divergent tensor (FIRST_FAIL) between a "
       "base and a test configuration of the same model.\n"
       "Runs greta-run with a runtime filter (each configuration is compiled "
-      "once), compares with greta-diff: the seed's coarse layers (0, 1, 2, "
+      "once), compares with greta-diff: coarse layers (0, 1, 2, "
       "4, 8, last) first, then a binary search between the last agreeing and "
       "the first diverging layer, then every stage and position of that "
       "layer, then values (MAE) for the FIRST_FAIL record.\n"
@@ -105,10 +151,11 @@ int main(int argc, char **argv) {
   app.add_option("--prompt", prompt, "prompt file (JSON array of token ids or one per line)");
   app.add_option("--prompts", promptList,
                  "comma-separated prompt names resolved in --prompts-dir "
-                 "(e.g. p0_short,p6_len_16,p6_len_32: the seed's study)");
+                 "(e.g. p0_short,p6_len_16,p6_len_32: the full study)");
   app.add_option("--prompts-dir", promptsDir,
                  "where --prompts names are looked up (NAME.json); default: "
-                 "models/prompts next to the model's directory");
+                 "models/prompts beside the model's directory, in the "
+                 "current directory, then in GRETA's source tree");
   app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
   app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
   app.add_option("--ref", ref,
@@ -142,8 +189,9 @@ int main(int argc, char **argv) {
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
   app.add_option("--greta-diff", o.gretaDiff, "greta-diff executable (default: next to greta-bisect)");
+  greta::addVersionFlag(app, "greta-bisect");
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
@@ -168,16 +216,20 @@ int main(int argc, char **argv) {
   if (!prompt.empty()) {
     o.prompts.push_back({fs::path(prompt).stem().string(), prompt});
   } else {
-    if (promptsDir.empty())
-      promptsDir = (fs::path(o.model).parent_path().parent_path() / "prompts").string();
+    std::vector<fs::path> dirs = promptDirs(promptsDir, o.model);
     std::stringstream ss(promptList);
     for (std::string name; std::getline(ss, name, ',');) {
       if (name.empty())
         continue;
-      fs::path p = fs::path(promptsDir) / (name + ".json");
-      if (!fs::exists(p))
-        return fail("prompt '" + name + "' not found: " + p.string());
-      o.prompts.push_back({name, p.string()});
+      std::string path = findPrompt(name, dirs);
+      if (path.empty()) {
+        std::string tried;
+        for (const fs::path &d : dirs)
+          tried +=
+              (tried.empty() ? "" : ", ") + (d / (name + ".json")).string();
+        return fail("prompt '" + name + "' not found: " + tried);
+      }
+      o.prompts.push_back({name, path});
     }
   }
   for (const std::string &f : {o.model, o.weights})

@@ -20,6 +20,7 @@
 #include "greta/InitAll.h"
 #include "greta/LoadModel.h"
 #include "greta/ParseMLIR.h"
+#include "greta/tools/LLVMVersion.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -260,6 +261,7 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
   ::greta::registerAllPasses();
   cl::HideUnrelatedOptions(cat);
+  ::greta::setLLVMToolVersionPrinter("greta-compile");
   cl::ParseCommandLineOptions(
       argc, argv,
       "greta-compile: lower a greta model ahead of time into a shared object\n\n"

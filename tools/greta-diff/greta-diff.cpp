@@ -7,6 +7,7 @@
 #include "greta/diff/Diff.h"
 #include "greta/diff/Report.h"
 #include "greta/rt/Trace.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 
@@ -55,8 +56,8 @@ std::optional<rt::TraceContents> load(const char *role, const std::string &path,
 
 const char *kFooter = R"(
 Records are aligned by (stage, layer, position) and visited in execution
-order: embed_out, then layer by layer in the seed's stage order, then logits;
-lowest position first. FIRST_FAIL is the first diverging record.
+order: embed_out, then layer by layer in the residual stream's stage order,
+then logits; lowest position first. FIRST_FAIL is the first diverging record.
 
 Policies:
   exact      a record diverges when its SHA-256 differs (the default).
@@ -144,8 +145,9 @@ int main(int argc, char **argv) {
   app.add_flag("--timing", timing,
                "print the time spent reading and comparing to stderr "
                "(bench/diff uses it)");
+  greta::addVersionFlag(app, "greta-diff");
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitError;

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "greta/InitAll.h"
 #include "greta/ParseMLIR.h"
+#include "greta/tools/LLVMVersion.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   greta::registerAllDialects(registry);
   greta::registerAllPasses();
+  ::greta::setLLVMToolVersionPrinter("greta-opt");
   auto [inputFilename, outputFilename] = mlir::registerAndParseCLIOptions(
       argc, argv, "GRETA optimizer driver: greta passes and pipelines\n",
       registry);

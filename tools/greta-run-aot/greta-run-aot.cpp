@@ -21,6 +21,7 @@
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/tools/CLI.h"
 #ifdef GRETA_HAVE_GPU_RUNTIME
 #include "greta/gpu/GpuSession.h"
 #include "greta/gpu/Kernels.h"
@@ -279,7 +280,11 @@ int Runner::run() {
   // Lazy binding first, to read the metadata even when this runner lacks
   // the object's C ABI (a GPU object in a CPU-only build): the checks below
   // then say what is wrong. The object is bound fully afterwards.
-  void *handle = dlopen(soPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
+  // dlopen looks a name without '/' up in the loader's search path, not in
+  // the current directory: `greta-run-aot m.so` means ./m.so.
+  std::string loadPath =
+      soPath.find('/') == std::string::npos ? "./" + soPath : soPath;
+  void *handle = dlopen(loadPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
   if (!handle)
     return fail("cannot load " + soPath + ": " + dlerror());
   auto *metaText =
@@ -331,7 +336,7 @@ int Runner::run() {
       return fail("--kernel " + spec + ": " + greta_gpu_last_error());
 #endif
   dlclose(handle);
-  handle = dlopen(soPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  handle = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle || !(forward = dlsym(handle, "_mlir_ciface_forward")))
     return fail("cannot load " + soPath + ": " + dlerror());
 
@@ -412,7 +417,7 @@ int Runner::run() {
     m.backend = backend;
     m.precision = precision;
     m.pipeline = meta.value("pipeline", "");
-    m.toolVersion = GRETA_TOOL_NAME " " GRETA_VERSION;
+    m.toolVersion = greta::versionLine(GRETA_TOOL_NAME);
     m.filter = filter.str();
     writer = rt::TraceWriter::create(o.traceDir, m, o.overwrite, error);
     if (!writer)
@@ -620,8 +625,9 @@ int main(int argc, char **argv) {
                  "--timing prints each forward time");
   app.add_option("--cache-dir", o.cacheDir, "ignored (nothing is compiled)");
   app.add_flag("--no-cache", o.noCache, "ignored (nothing is compiled)");
+  greta::addVersionFlag(app, GRETA_TOOL_NAME);
   try {
-    app.parse(argc, argv);
+    greta::parseArgs(app, argc, argv);
   } catch (const CLI::ParseError &e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;

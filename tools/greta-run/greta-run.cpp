@@ -22,6 +22,8 @@
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/tools/LLVMVersion.h"
+#include "greta/tools/Progress.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -190,8 +192,14 @@ double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+/// The progress line of this run (on a terminal, after 2 s), erased before
+/// an error is printed.
+::greta::ProgressLine *activeProgress = nullptr;
+
 /// Prints `greta-run: error: <message>` and returns the error exit code.
 int fail(const llvm::Twine &message) {
+  if (activeProgress)
+    activeProgress->finish();
   llvm::errs() << "greta-run: error: " << message << "\n";
   return 2;
 }
@@ -318,6 +326,8 @@ private:
   std::string logitsDigest;
   std::vector<std::string> logitsHex;
   int64_t vocab = 0;
+  int64_t numLayers = 0; // for the progress line
+  std::unique_ptr<::greta::ProgressLine> progress;
 };
 } // namespace
 
@@ -428,8 +438,10 @@ template <typename T> int Runner::execute() {
 
   auto start = Clock::now();
   std::vector<T> lastRow;
+  session->setLayerObserver([this](int64_t l) { progress->layer(l); });
   for (int64_t begin = 0; begin < n; begin += chunk) {
     int64_t len = std::min(chunk, n - begin);
+    progress->forward(begin / chunk + 1, (n + chunk - 1) / chunk, numLayers);
     IdsRef ids{tokens.data(), tokens.data() + begin, 0, {len}, {1}};
     IdsRef pos{positions.data(), positions.data() + begin, 0, {len}, {1}};
     session->setPositions(
@@ -473,6 +485,9 @@ template <typename T> int Runner::execute() {
 }
 
 int Runner::run() {
+  progress = std::make_unique<::greta::ProgressLine>("greta-run");
+  activeProgress = progress.get();
+  progress->phase("reading the model");
   // Cheap checks first: a bad option fails before anything is compiled.
   if (precisionOpt != "f32" && precisionOpt != "f64" && precisionOpt != "f16" &&
       precisionOpt != "bf16")
@@ -563,6 +578,8 @@ int Runner::run() {
                       llvm::Twine(*numLayers) + " layers");
 
   // Weights: validated against every parameter of the IR before compiling.
+  numLayers = intAttr(*module, "greta.num_layers").value_or(0);
+  progress->phase("loading weights");
   auto loadStart = Clock::now();
   auto weights = rt::SafeTensors::open(weightsPath, error);
   if (!weights)
@@ -585,6 +602,7 @@ int Runner::run() {
     if (failed(pm.run(*module)))
       return fail("instrumenting " + modelPath + " failed (see above)");
   }
+  progress->phase("compiling");
   if (int rc = compile(*module, irAfterUser))
     return rc;
 
@@ -604,7 +622,7 @@ int Runner::run() {
     manifest.backend = "cpu";
     manifest.precision = precisionOpt;
     manifest.pipeline = pipelineOpt;
-    manifest.toolVersion = "greta-run " GRETA_VERSION;
+    manifest.toolVersion = ::greta::versionLine("greta-run");
     manifest.filter = filter.str();
     writer = rt::TraceWriter::create(traceDir, manifest, overwrite, error);
     if (!writer)
@@ -620,6 +638,7 @@ int Runner::run() {
   if (writer && !writer->finish(error))
     return fail("--trace-dir " + traceDir + ": " + error);
 
+  progress->finish();
   // Report.
   int64_t last = static_cast<int64_t>(tokens.size()) - 1;
   uint64_t records = writer ? writer->recordsWritten() : 0;
@@ -883,9 +902,7 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
   ::greta::registerAllPasses();
   cl::HideUnrelatedOptions(runCat);
-  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
-    os << "greta-run " GRETA_VERSION "\n";
-  });
+  ::greta::setLLVMToolVersionPrinter("greta-run");
   cl::ParseCommandLineOptions(
       argc, argv,
       "greta-run: run a greta model on a prompt on the CPU and write a trace\n\n"

@@ -11,6 +11,7 @@
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Target/HF/ImportHFConfig.h"
 #include "greta/rt/Weights.h"
+#include "greta/tools/LLVMVersion.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -199,6 +200,7 @@ int promptMode() {
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   cl::HideUnrelatedOptions({&modeCat, &importCat, &genCat, &outCat});
+  ::greta::setLLVMToolVersionPrinter("greta-translate");
   cl::ParseCommandLineOptions(
       argc, argv,
       "GRETA translator: HF config.json to greta IR, deterministic random "

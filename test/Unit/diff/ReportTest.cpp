@@ -100,7 +100,7 @@ TEST(DiffHypothesis, PerTokenStageFailingFromAPositionOnIsMemoryLayout) {
   EXPECT_NE(ev.find("byte offset 1536"), std::string::npos) << ev;
 }
 
-TEST(DiffHypothesis, Layer0InputFromAPositionOnFollowsTheSeed) {
+TEST(DiffHypothesis, Layer0InputFromAPositionOnIsPositionEncoding) {
   TraceSpec s;
   s.perturb = plant(Stage::ResidualPreAttn, 0, 6, 1.5);
   DiffResult r = run(s);
@@ -140,6 +140,7 @@ TEST(DiffReport, RecommendationExistsAndDiffersForEveryStage) {
     row.layer = 3;
     row.position = 826;
     std::string rec = recommendation(row);
+    EXPECT_EQ(rec.find("seed"), std::string::npos) << rec;
     EXPECT_NE(rec.find("position 826"), std::string::npos) << rec;
     seen.insert(rec.substr(0, 40));
   }
@@ -166,7 +167,10 @@ TEST(DiffReport, JsonCarriesFirstFailSummaryAndCounts) {
   EXPECT_EQ(j["first_fail"]["hash_match"], false);
   EXPECT_GT(j["first_fail"]["mae"].get<double>(), 0);
   EXPECT_EQ(j["summary"]["diverging"], r.counts.diverging);
-  EXPECT_EQ(j["summary"]["categories"].size(), rt::kNumCategories);
+  EXPECT_EQ(j["summary"]["root_cause"], "ATTENTION_MECHANISM");
+  EXPECT_EQ(j["summary"]["downstream"]["records"], r.counts.diverging - 1);
+  EXPECT_EQ(j["summary"]["downstream"]["categories"].size(),
+            rt::kNumCategories);
   EXPECT_EQ(j["counts"]["aligned"], r.counts.aligned);
   EXPECT_EQ(j["counts"]["hash_equal"], r.counts.hashEqual);
   EXPECT_EQ(j["hypothesis"]["kind"], "position encoding");
@@ -204,6 +208,53 @@ TEST(DiffReport, TableShowsTheSeedColumnsAndMarksFirstFail) {
     EXPECT_NE(out.find("Points to: memory layout"), std::string::npos) << out;
     EXPECT_NE(out.find("5 of"), std::string::npos) << out; // 2 each side + 1
   }
+}
+
+TEST(DiffReport, OneRootCauseAndItsDownstreamRecordsApart) {
+  // A fault in layer 1's residual_post_attn propagates to every later stage
+  // (attention, norms, MLP, logits): one root cause, RESIDUAL_ADD, and the
+  // records after it counted as downstream, FIRST_FAIL excluded.
+  TraceSpec s;
+  s.perturb = plant(Stage::ResidualPostAttn, 1, 7, 1.1);
+  DiffResult r = run(s, Policy::Exact);
+  ASSERT_TRUE(r.first());
+  Downstream d = downstream(r);
+  EXPECT_EQ(d.records, r.counts.diverging - 1);
+  int64_t sum = 0;
+  for (unsigned c = 0; c < rt::kNumCategories; ++c)
+    sum += d.byCategory[c];
+  EXPECT_EQ(sum, d.records);
+  unsigned resid = static_cast<unsigned>(rt::Category::ResidualAdd);
+  EXPECT_EQ(d.byCategory[resid], r.categoryCounts[resid] - 1);
+  EXPECT_GT(d.records, 0);
+
+  ReportOptions o;
+  std::ostringstream os;
+  printReport(os, r, o);
+  std::string out = os.str();
+  EXPECT_NE(out.find("Root cause: RESIDUAL_ADD (FIRST_FAIL: "
+                     "residual_post_attn, layer 1, position 7)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Downstream: " + std::to_string(d.records) +
+                     " more records diverge after FIRST_FAIL"),
+            std::string::npos)
+      << out;
+  // Self-contained wording: no section numbers of a document users lack.
+  EXPECT_EQ(out.find("seed"), std::string::npos) << out;
+  EXPECT_NE(out.find("Recommendation"), std::string::npos);
+  EXPECT_NE(out.find("Hypotheses"), std::string::npos);
+}
+
+TEST(DiffReport, NoRootCauseWithoutDivergence) {
+  DiffResult r = run(TraceSpec{});
+  std::ostringstream os;
+  printReport(os, r, {});
+  EXPECT_NE(os.str().find("No root cause: no record diverges."),
+            std::string::npos)
+      << os.str();
+  EXPECT_TRUE(toJson(r, {})["summary"]["root_cause"].is_null());
+  EXPECT_EQ(downstream(r).records, 0);
 }
 
 TEST(DiffReport, ContextWindowClampsAtTheEdges) {

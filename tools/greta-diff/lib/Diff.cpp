@@ -964,7 +964,7 @@ std::vector<CellSummary> greta::diff::summarizeCells(const RowResults &rows) {
 }
 
 //===----------------------------------------------------------------------===//
-// Hypotheses (seed 6.2)
+// Hypotheses
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -1189,14 +1189,14 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
   if (onset) {
     // A per-token stage cannot see the position; going wrong from p on
     // means the row's place in memory matters, unless it is the embedding
-    // (seed 6.1 reads that as position encoding).
+    // (then read as position encoding).
     uint64_t offset = static_cast<uint64_t>(p0) * ff->elements *
                       rt::dtypeSize(ff->testDType);
     if ((ff->stage == Stage::EmbedOut || ff->stage == Stage::ResidualPreAttn) &&
         ff->layer == 0) {
       h.kind = HypothesisKind::PositionEncoding;
       say("the first divergent record is the layer-0 input, before any "
-          "attention: seed 6.1 reads this as position encoding of the "
+          "attention: the first suspect is the position encoding of the "
           "embedding in extended contexts");
       h.alternatives.push_back(HypothesisKind::MemoryLayout);
     } else {

@@ -154,24 +154,41 @@ void printRowTable(std::ostream &os, const DiffResult &r,
           "all.</p>\n";
 }
 
+/// One root cause, FIRST_FAIL's category; the records diverging after it
+/// are its consequences, counted apart (as in the text report).
 void printSummary(std::ostream &os, const DiffResult &r) {
   const RowResult *ff = r.first();
-  os << "<table class=\"summary\">\n";
-  headerRow(os, {"Category", "Occurrences", "Percent"});
+  if (!ff) {
+    os << "<p>No root cause: no record diverges.</p>\n";
+    return;
+  }
+  os << "<p>Root cause: <strong>"
+     << htmlEscape(rt::categoryName(ff->category()))
+     << "</strong> (FIRST_FAIL: " << htmlEscape(rt::stageName(ff->stage))
+     << ", layer " << ff->layer << ", position " << ff->position << ")</p>\n";
+  Downstream down = downstream(r);
+  if (down.records == 0) {
+    os << "<p>Downstream: no other record diverges (of " << r.counts.aligned
+       << " aligned records).</p>\n";
+    return;
+  }
+  os << "<p>Downstream: " << down.records
+     << " more records diverge after FIRST_FAIL (of " << r.counts.aligned
+     << " aligned records), by category:</p>\n<table class=\"summary\">\n";
+  headerRow(os, {"Category", "Records", "Percent"});
   for (unsigned c = 0; c < rt::kNumCategories; ++c) {
-    auto cat = static_cast<rt::Category>(c);
-    int64_t n = r.categoryCounts[c];
-    double pct = r.counts.diverging ? 100.0 * n / r.counts.diverging : 0.0;
+    if (!down.byCategory[c])
+      continue;
+    double pct = down.percent(c);
     char text[16];
     std::snprintf(text, sizeof text, "%.1f%%", pct);
-    os << "<tr" << (ff && ff->category() == cat ? " class=\"first-fail\"" : "")
-       << "><td>" << htmlEscape(rt::categoryName(cat))
-       << "</td><td class=\"num\">" << n << "</td><td><span class=\"bar\" "
-       << "style=\"width:" << std::lround(pct * 1.2) << "px\"></span>" << text
-       << "</td></tr>\n";
+    os << "<tr><td>"
+       << htmlEscape(rt::categoryName(static_cast<rt::Category>(c)))
+       << "</td><td class=\"num\">" << down.byCategory[c]
+       << "</td><td><span class=\"bar\" style=\"width:"
+       << std::lround(pct * 1.2) << "px\"></span>" << text << "</td></tr>\n";
   }
-  os << "</table>\n<p>" << r.counts.diverging << " diverging of "
-     << r.counts.aligned << " aligned records.</p>\n";
+  os << "</table>\n";
 }
 
 void printAdvice(std::ostream &os, const DiffResult &r) {
@@ -278,7 +295,7 @@ void greta::diff::printHtmlDiffSections(std::ostream &os, const DiffResult &r,
   os << "</section>\n<section id=\"" << id << "table\">\n"
      << "<h2>FIRST_FAIL table</h2>\n";
   printRowTable(os, r, opts);
-  os << "<h2>Root-cause summary</h2>\n";
+  os << "<h2>Root cause</h2>\n";
   printSummary(os, r);
   printAdvice(os, r);
   printCounts(os, r);

@@ -36,8 +36,8 @@ std::string greta::diff::recommendation(const RowResult &ff) {
   case Stage::ResidualPreAttn:
     if (ff.layer == 0)
       return "Investigate the position encoding of the embedding in extended "
-             "contexts and test rotary position embedding modifications "
-             "(seed 6.1)" + where + ".";
+             "contexts and test rotary position embedding modifications" +
+             where + ".";
     return "The layer input differs while the previous layer's output was "
            "traced earlier in execution order: check how the residual buffer "
            "is handed from layer " + std::to_string(ff.layer - 1) +
@@ -47,27 +47,30 @@ std::string greta::diff::recommendation(const RowResult &ff) {
     return "Audit input_layernorm (RMSNorm) before attention" + where +
            ": epsilon, reduction precision and order over the hidden size, "
            "weight application; then the Q/K/V projection inputs at boundary "
-           "positions (seed 6.1).";
+           "positions.";
   case Stage::QPreRope:
   case Stage::KPreRope:
     return "Audit the query/key projection kernels for position-specific "
            "errors and validate the application of the Q/K/V weights at "
-           "boundary positions (seed 6.1)" + where + ".";
+           "boundary positions" +
+           where + ".";
   case Stage::QPostRope:
   case Stage::KPostRope:
     return "Investigate the mechanics of RoPE application in extended "
-           "contexts (seed 6.1)" + where +
+           "contexts" +
+           where +
            ": the position index fed to RoPE, the cos/sin table length and "
            "precision, rotate-half pairing and rope_theta/scaling.";
   case Stage::AttnOut:
-    return "Investigate the attention computation in extended contexts (seed "
-           "6.1)" + where +
+    return "Investigate the attention computation in extended contexts" +
+           where +
            ": numerical stability of the scores (scaling, max-subtracted "
            "softmax, accumulation precision), the causal mask, and KV-cache "
            "reads and writes for every position up to this one.";
   case Stage::ResidualPostAttn:
     return "Debug the residual-add kernel for position-specific problems and "
-           "verify dtype consistency between layers (seed 6.1)" + where + ".";
+           "verify dtype consistency between layers" +
+           where + ".";
   case Stage::FfnNormIn:
     return "Audit post_attention_layernorm (RMSNorm)" + where +
            ": epsilon, reduction precision and order, weight application, "
@@ -79,7 +82,7 @@ std::string greta::diff::recommendation(const RowResult &ff) {
            "intermediate product.";
   case Stage::ResidualPostMlp:
     return "Debug the residual-add kernel after the MLP for position-specific "
-           "problems and verify dtype consistency between layers (seed 6.1)" +
+           "problems and verify dtype consistency between layers" +
            where + ".";
   case Stage::Logits:
     return "Every traced layer matches but the logits differ" + where +
@@ -99,6 +102,16 @@ std::pair<size_t, size_t> greta::diff::contextWindow(const DiffResult &r,
   size_t lo = center > c ? center - c : 0;
   size_t hi = std::min(n, center + c + 1);
   return {lo, hi};
+}
+
+greta::diff::Downstream greta::diff::downstream(const DiffResult &r) {
+  Downstream d;
+  for (unsigned c = 0; c < rt::kNumCategories; ++c)
+    d.byCategory[c] = r.categoryCounts[c];
+  if (const RowResult *ff = r.first())
+    --d.byCategory[static_cast<unsigned>(ff->category())];
+  d.records = r.counts.diverging - (r.first() ? 1 : 0);
+  return d;
 }
 
 static std::string fmtNum(double v) {
@@ -174,16 +187,22 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
   j["diverged"] = r.diverged();
   j["first_fail"] = r.first() ? rowJson(r, *r.first()) : nlohmann::json(nullptr);
+  // One root cause (FIRST_FAIL's category); the records diverging after it
+  // are its consequences, counted apart.
+  Downstream down = downstream(r);
   nlohmann::json cats = nlohmann::json::array();
-  for (unsigned c = 0; c < rt::kNumCategories; ++c) {
-    int64_t n = r.categoryCounts[c];
-    double pct = r.counts.diverging ? 100.0 * n / r.counts.diverging : 0.0;
+  for (unsigned c = 0; c < rt::kNumCategories; ++c)
     cats.push_back({{"category", std::string(rt::categoryName(
                                      static_cast<rt::Category>(c)))},
-                    {"occurrences", n},
-                    {"percent", pct}});
-  }
-  j["summary"] = {{"diverging", r.counts.diverging}, {"categories", cats}};
+                    {"records", down.byCategory[c]},
+                    {"percent", down.percent(c)}});
+  const RowResult *first = r.first();
+  j["summary"] = {
+      {"root_cause",
+       first ? nlohmann::json(std::string(rt::categoryName(first->category())))
+             : nlohmann::json(nullptr)},
+      {"diverging", r.counts.diverging},
+      {"downstream", {{"records", down.records}, {"categories", cats}}}};
   const Counts &c = r.counts;
   j["counts"] = {{"base_records", c.baseRecords},
                  {"test_records", c.testRecords},
@@ -355,25 +374,42 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
        << " aligned records shown; --context N widens, --context -1 shows "
           "all)\n";
 
-  heading("Root-cause summary");
-  std::vector<std::vector<std::string>> cats = {
-      {"Category", "Occurrences", "Percent"}};
-  for (unsigned c = 0; c < rt::kNumCategories; ++c) {
-    int64_t n = r.categoryCounts[c];
-    char pct[16];
-    std::snprintf(pct, sizeof pct, "%.1f%%",
-                  r.counts.diverging ? 100.0 * n / r.counts.diverging : 0.0);
-    cats.push_back({std::string(rt::categoryName(static_cast<rt::Category>(c))),
-                    std::to_string(n), pct});
+  heading("Root cause");
+  if (ff) {
+    // One cause: where the divergence starts. What diverges after it is
+    // propagation, counted apart so it does not read as further causes.
+    Downstream down = downstream(r);
+    os << "Root cause: " << rt::categoryName(ff->category())
+       << " (FIRST_FAIL: " << rt::stageName(ff->stage) << ", layer "
+       << ff->layer << ", position " << ff->position << ")\n";
+    if (down.records == 0) {
+      os << "Downstream: no other record diverges (of " << r.counts.aligned
+         << " aligned records).\n";
+    } else {
+      os << "Downstream: " << down.records
+         << " more records diverge after FIRST_FAIL (of " << r.counts.aligned
+         << " aligned records), by category:\n\n";
+      std::vector<std::vector<std::string>> cats = {
+          {"Category", "Records", "Percent"}};
+      for (unsigned c = 0; c < rt::kNumCategories; ++c) {
+        if (!down.byCategory[c])
+          continue;
+        char pct[16];
+        std::snprintf(pct, sizeof pct, "%.1f%%", down.percent(c));
+        cats.push_back(
+            {std::string(rt::categoryName(static_cast<rt::Category>(c))),
+             std::to_string(down.byCategory[c]), pct});
+      }
+      printGrid(os, cats, md);
+    }
+  } else {
+    os << "No root cause: no record diverges.\n";
   }
-  printGrid(os, cats, md);
-  os << r.counts.diverging << " diverging of " << r.counts.aligned
-     << " aligned records.\n";
 
   if (ff) {
     heading("Recommendation");
     os << recommendation(*ff) << "\n";
-    heading("Hypothesis (seed 6.2)");
+    heading("Hypotheses");
     os << "Points to: " << hypothesisName(r.hypothesis.kind) << "\n";
     for (const std::string &e : r.hypothesis.evidence)
       os << "- " << e << "\n";

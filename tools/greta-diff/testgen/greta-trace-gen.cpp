@@ -13,6 +13,7 @@
 #include "greta/rt/Half.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
+#include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
 #include <openssl/evp.h>
@@ -204,7 +205,12 @@ int main(int argc, char **argv) {
                "instead of one record frame per row");
   app.add_option("--format-version", formatVersion,
                  "manifest format version to claim (tests of the reader)");
-  CLI11_PARSE(app, argc, argv);
+  greta::addVersionFlag(app, "greta-trace-gen");
+  try {
+    greta::parseArgs(app, argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e);
+  }
   if (!arraysSpec.empty())
     return writeTraceFromArrays(arraysSpec, out);
 

@@ -12,6 +12,7 @@
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,6 +94,12 @@ public:
   int64_t rowsPatched() const { return rowsPatched_; }
   DType computeDType() const { return computeDType_; }
 
+  /// Called with the layer of every trace call of the model, traced or not
+  /// (greta-run's progress line); none by default.
+  void setLayerObserver(std::function<void(int64_t layer)> observer) {
+    layerObserver_ = std::move(observer);
+  }
+
 private:
   Session() = default;
   DType computeDType_ = DType::F32;
@@ -121,6 +128,7 @@ private:
     std::vector<uint8_t> values; // Full payload of strided or selected rows
   };
   std::optional<LastBlock> lastBlock_;
+  std::function<void(int64_t)> layerObserver_;
 };
 
 /// The digest fields of a record for one row of `n` elements stored as

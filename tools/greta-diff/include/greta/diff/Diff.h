@@ -210,7 +210,8 @@ enum class HypothesisKind {
 };
 std::string_view hypothesisName(HypothesisKind h);
 
-/// Which of the seed's 6.2 hypotheses the evidence points to, and why.
+/// Which hypothesis (docs/DIFF.md, "Hypotheses") the evidence points to,
+/// and why.
 struct Hypothesis {
   HypothesisKind kind = HypothesisKind::None;
   std::vector<std::string> evidence;     // facts behind the choice
@@ -280,7 +281,7 @@ std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
 /// The per-(stage, layer) summary of finished rows (diffTraces calls it).
 std::vector<CellSummary> summarizeCells(const RowResults &rows);
 
-/// Chooses the 6.2 hypothesis from a finished result (diffTraces calls it).
+/// Chooses the hypothesis from a finished result (diffTraces calls it).
 Hypothesis selectHypothesis(const DiffResult &result);
 
 } // namespace greta::diff

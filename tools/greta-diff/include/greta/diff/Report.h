@@ -1,8 +1,9 @@
 //===- Report.h - The FIRST_FAIL report: table, summary, advice -*- C++ -*-===//
 //
-// Renders a DiffResult the way the B3.61 study lays it out: the FIRST_FAIL
-// table around the first divergent record, the root-cause summary, the
-// recommendation for the next study (seed 6.1) and the hypothesis (seed 6.2).
+// Renders a DiffResult: the FIRST_FAIL table around the first divergent
+// record, the root cause (FIRST_FAIL's category) with the records diverging
+// downstream of it, the recommendation for the next study and the hypotheses
+// the evidence points to.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_DIFF_REPORT_H
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -29,9 +31,20 @@ struct ReportOptions {
   std::string basePath, testPath, refPath;
 };
 
-/// The recommendation for the next study, by FIRST_FAIL stage and place
-/// (seed section 6.1, extended to every stage).
+/// The recommendation for the next study, by FIRST_FAIL stage and place.
 std::string recommendation(const RowResult &firstFail);
+
+/// The diverging records after FIRST_FAIL (every one but FIRST_FAIL itself:
+/// none diverges before it), by category: the consequences of the root
+/// cause, not further causes.
+struct Downstream {
+  int64_t records = 0;
+  std::array<int64_t, rt::kNumCategories> byCategory{};
+  double percent(unsigned category) const {
+    return records ? 100.0 * byCategory[category] / records : 0.0;
+  }
+};
+Downstream downstream(const DiffResult &r);
 
 /// A number as the text report prints it (4 significant digits, nan, inf).
 std::string formatNumber(double v);
