@@ -11,6 +11,9 @@ PACKAGES=(
   cmake ninja-build ccache g++ git python3 python3-numpy
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libssl-dev libopenblas-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
+  # Tokenizers (runtime/lib/Tokenizer*.cpp): PCRE2 for the pre-tokenizer
+  # regexes, ICU for Unicode normalization, SentencePiece for tokenizer.model.
+  libpcre2-dev libicu-dev libsentencepiece-dev
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
