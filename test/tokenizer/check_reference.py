@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Tokenizes a corpus with GRETA and with the JavaScript reference and
+compares, text by text.
+
+  check_reference.py --npm NPM_DIR --tokenizer DIR --corpus C.jsonl
+                     --translate BIN --name NAME [--min-bytes N]
+
+For every text: the ids of encode(text) (special tokens added) and of
+encode(text) without special tokens must be identical; GRETA's decode of the
+latter must equal the reference's decode; and decode(encode(text)) must be
+the text wherever the reference's is. Prints one summary line; exits 1 on
+any difference (the first few are shown, with the tokens around the first
+differing position) and when the corpus holds fewer than --min-bytes.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, **kw)
+    if r.returncode != 0:
+        sys.exit("error: %s failed (exit %d):\n%s" % (
+            " ".join(cmd[:3]), r.returncode, r.stderr.decode(errors="replace")))
+    return r.stdout.decode()
+
+
+def jsonl(text):
+    return [json.loads(l) for l in text.split("\n") if l]
+
+
+def first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--npm", required=True)
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--translate", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--min-bytes", type=int, default=0)
+    args = ap.parse_args()
+    here = os.path.dirname(os.path.abspath(__file__))
+    lib = os.path.join(args.npm, "node_modules/@huggingface/tokenizers")
+    if not os.path.isdir(lib) or not os.path.isdir(args.tokenizer):
+        sys.exit("error: npm test data not found in %s (scripts/setup.sh "
+                 "fetches it)" % args.npm)
+
+    with open(args.corpus, encoding="utf-8") as f:
+        texts = [json.loads(l) for l in f if l.strip()]
+    size = sum(len(t.encode()) for t in texts)
+    if size < args.min_bytes:
+        sys.exit("error: the corpus holds %d bytes, fewer than %d" %
+                 (size, args.min_bytes))
+
+    ref = jsonl(run(["node", os.path.join(here, "reference.mjs"), args.npm,
+                     args.tokenizer, args.corpus]))
+    tool = [args.translate, "--tokenizer", args.tokenizer, "--jsonl",
+            "--input", args.corpus]
+    ids = jsonl(run(tool + ["--tokenize"]))
+    plain = jsonl(run(tool + ["--tokenize", "--no-special-tokens"]))
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
+        f.write("".join(json.dumps(p) + "\n" for p in plain))
+        f.flush()
+        decoded = jsonl(run([args.translate, "--tokenizer",
+                             args.tokenizer, "--jsonl", "--input", f.name,
+                             "--detokenize"]))
+    if not (len(ref) == len(ids) == len(plain) == len(decoded) == len(texts)):
+        sys.exit("error: %d texts, but %d reference lines and %d/%d/%d GRETA "
+                 "lines" % (len(texts), len(ref), len(ids), len(plain),
+                            len(decoded)))
+
+    problems = []
+    tokens = round_trips = ref_round_trips = 0
+    for i, text in enumerate(texts):
+        r = ref[i]
+        tokens += len(r["ids"])
+        for what, got, want in (("ids", ids[i], r["ids"]),
+                                ("ids without special tokens", plain[i],
+                                 r["plain"])):
+            if got != want:
+                k = first_difference(got, want)
+                problems.append(
+                    "text %d (%r...): %s differ at index %d: GRETA %s, "
+                    "reference %s" % (i, text[:60], what, k,
+                                      got[max(0, k - 3):k + 5],
+                                      want[max(0, k - 3):k + 5]))
+        if decoded[i] != r["decoded"]:
+            k = first_difference(decoded[i], r["decoded"])
+            problems.append("text %d: decode differs at char %d: GRETA %r, "
+                            "reference %r" % (i, k, decoded[i][k:k + 20],
+                                              r["decoded"][k:k + 20]))
+        if r["decoded"] == text:
+            ref_round_trips += 1
+            if decoded[i] == text:
+                round_trips += 1
+            else:
+                problems.append("text %d (%r...): decode(encode(text)) is "
+                                "not the text, the reference's is" %
+                                (i, text[:60]))
+
+    print("%s: %d texts, %d bytes, %d tokens: %d mismatches; round trip "
+          "%d/%d where the reference round-trips" % (
+              args.name, len(texts), size, tokens, len(problems), round_trips,
+              ref_round_trips))
+    for p in problems[:10]:
+        print("  " + p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
