@@ -14,6 +14,9 @@ PACKAGES=(
   # Tokenizers (runtime/lib/Tokenizer*.cpp): PCRE2 for the pre-tokenizer
   # regexes, ICU for Unicode normalization, SentencePiece for tokenizer.model.
   libpcre2-dev libicu-dev libsentencepiece-dev
+  # spm_train/spm_encode: test/tokenizer/sentencepiece.test checks GRETA's
+  # tokenizer.model path against them (models/llama-tiny/make_tokenizer.sh).
+  sentencepiece
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
