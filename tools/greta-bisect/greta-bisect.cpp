@@ -22,9 +22,9 @@ using namespace greta::bisect;
 
 namespace {
 /// Flags greta-bisect sets itself at every step: a RUN FLAGS string may not.
-const char *const kReservedFlags[] = {"--trace-dir", "--layers", "--stages",
-                                      "--positions", "--payload", "--prompt",
-                                      "--weights",   "--overwrite"};
+const char *const kReservedFlags[] = {
+    "--trace-dir", "--layers",  "--stages",    "--positions", "--payload",
+    "--prompt",    "--weights", "--overwrite", "--tokenizer", "--prompt-text"};
 
 bool parseConfig(const std::string &name, const std::string &text, Config &c,
                  std::string &error) {
@@ -102,13 +102,26 @@ int main(int argc, char **argv) {
   bool restart = false;
   app.add_option("--model", o.model, "greta IR of the model (model.mlir)")->required();
   app.add_option("--weights", o.weights, "safetensors weights")->required();
-  app.add_option("--prompt", prompt, "prompt file (JSON array of token ids or one per line)");
+  std::string &promptText = o.promptText;
+  app.add_option("--prompt", prompt,
+                 "prompt file: token ids (JSON array or one per line), text "
+                 "(.txt, .md) or {\"text\": ...} (.json); text needs "
+                 "--tokenizer");
+  app.add_option("--prompt-text", promptText,
+                 "the prompt as text (kept as prompt-text.txt in --work-dir); "
+                 "needs --tokenizer");
   app.add_option("--prompts", promptList,
                  "comma-separated prompt names resolved in --prompts-dir "
                  "(e.g. p0_short,p6_len_16,p6_len_32: the seed's study)");
   app.add_option("--prompts-dir", promptsDir,
-                 "where --prompts names are looked up (NAME.json); default: "
-                 "models/prompts next to the model's directory");
+                 "where --prompts names are looked up (NAME.json, else "
+                 "NAME.txt, else NAME.md; a name with its extension is taken "
+                 "as is); default: models/prompts next to the model's "
+                 "directory");
+  app.add_option("--tokenizer", o.tokenizer,
+                 "tokenizer.json, tokenizer.model or the checkpoint directory: "
+                 "tokenizes text prompts, names the FIRST_FAIL token; passed "
+                 "to every greta-run");
   app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
   app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
   app.add_option("--ref", ref,
@@ -160,10 +173,14 @@ int main(int argc, char **argv) {
       return fail(error);
     o.ref = r;
   }
-  if (prompt.empty() == promptList.empty())
-    return fail("give exactly one of --prompt FILE or --prompts NAMES");
+  if (!prompt.empty() + !promptList.empty() + !promptText.empty() != 1)
+    return fail("give exactly one of --prompt FILE, --prompt-text TEXT or "
+                "--prompts NAMES");
   if (!prompt.empty()) {
     o.prompts.push_back({fs::path(prompt).stem().string(), prompt});
+  } else if (!promptText.empty()) {
+    // Written once --work-dir is known (below), after --restart.
+    o.prompts.push_back({"prompt-text", ""});
   } else {
     if (promptsDir.empty())
       promptsDir = (fs::path(o.model).parent_path().parent_path() / "prompts").string();
@@ -171,10 +188,19 @@ int main(int argc, char **argv) {
     for (std::string name; std::getline(ss, name, ',');) {
       if (name.empty())
         continue;
-      fs::path p = fs::path(promptsDir) / (name + ".json");
+      fs::path p = fs::path(promptsDir) / name;
+      std::string ext = p.extension().string();
+      if (ext != ".json" && ext != ".txt" && ext != ".md")
+        for (const char *e : {".json", ".txt", ".md"})
+          if (fs::exists(fs::path(promptsDir) / (name + e))) {
+            p = fs::path(promptsDir) / (name + e);
+            break;
+          }
       if (!fs::exists(p))
-        return fail("prompt '" + name + "' not found: " + p.string());
-      o.prompts.push_back({name, p.string()});
+        return fail(
+            "prompt '" + name + "' not found: " +
+            (ext.empty() ? p.string() + ".json (nor .txt, .md)" : p.string()));
+      o.prompts.push_back({p.stem().string(), p.string()});
     }
   }
   for (const std::string &f : {o.model, o.weights})
@@ -189,6 +215,16 @@ int main(int argc, char **argv) {
   if (restart) {
     std::error_code ec;
     fs::remove_all(o.workDir, ec);
+  }
+  if (!promptText.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.workDir, ec);
+    fs::path p = fs::path(o.workDir) / "prompt-text.txt";
+    std::ofstream out(p, std::ios::binary);
+    out << promptText;
+    if (!out)
+      return fail("cannot write " + p.string());
+    o.prompts[0].second = p.string();
   }
   std::string dir = selfDir();
   if (o.gretaRun.empty())
