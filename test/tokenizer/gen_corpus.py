@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the tokenizer test corpus: one JSON string a line.
 
-  gen_corpus.py --npm NPM_DIR -o corpus.jsonl [--stats]
+  gen_corpus.py --npm NPM_DIR -o corpus.jsonl [--stats] [--only CATS]
 
 Sources (deterministic for a given Debian base-files and the pinned npm
 packages):
@@ -154,6 +154,8 @@ def main():
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--stats", action="store_true",
                     help="print bytes and texts per category")
+    ap.add_argument("--only", help="comma-separated categories to keep "
+                    "(bench/tokenizer: english,code)")
     args = ap.parse_args()
     marker = os.path.join(args.npm, "node_modules/@huggingface/tokenizers")
     if not os.path.isdir(marker):
@@ -161,8 +163,9 @@ def main():
                  "fetches it)" % args.npm)
     stats = {}
     with open(args.output, "w", encoding="utf-8") as out:
+        only = set(args.only.split(",")) if args.only else None
         for category, text in corpus(args.npm):
-            if not known(text):
+            if not known(text) or (only and category not in only):
                 continue
             out.write(json.dumps(text) + "\n")
             n, b = stats.get(category, (0, 0))
