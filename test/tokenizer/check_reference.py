@@ -4,6 +4,7 @@ compares, text by text.
 
   check_reference.py --npm NPM_DIR --tokenizer DIR --corpus C.jsonl
                      --translate BIN --name NAME [--min-bytes N]
+                     [--reference js|hf]
 
 For every text: the ids of encode(text) (special tokens added) and of
 encode(text) without special tokens must be identical; GRETA's decode of the
@@ -47,10 +48,15 @@ def main():
     ap.add_argument("--translate", required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--min-bytes", type=int, default=0)
+    ap.add_argument("--reference", choices=("js", "hf"), default="js",
+                    help="js: @huggingface/tokenizers under node (the "
+                    "default); hf: the tokenizers Python package "
+                    "(hf_reference.py), where it is installed")
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     lib = os.path.join(args.npm, "node_modules/@huggingface/tokenizers")
-    if not os.path.isdir(lib) or not os.path.isdir(args.tokenizer):
+    if (args.reference == "js" and not os.path.isdir(lib)) or \
+            not os.path.isdir(args.tokenizer):
         sys.exit("error: npm test data not found in %s (scripts/setup.sh "
                  "fetches it)" % args.npm)
 
@@ -61,8 +67,12 @@ def main():
         sys.exit("error: the corpus holds %d bytes, fewer than %d" %
                  (size, args.min_bytes))
 
-    ref = jsonl(run(["node", os.path.join(here, "reference.mjs"), args.npm,
-                     args.tokenizer, args.corpus]))
+    if args.reference == "js":
+        ref = jsonl(run(["node", os.path.join(here, "reference.mjs"),
+                         args.npm, args.tokenizer, args.corpus]))
+    else:
+        ref = jsonl(run([sys.executable, os.path.join(here, "hf_reference.py"),
+                         args.tokenizer, args.corpus]))
     tool = [args.translate, "--tokenizer", args.tokenizer, "--jsonl",
             "--input", args.corpus]
     ids = jsonl(run(tool + ["--tokenize"]))
