@@ -107,6 +107,8 @@ SPECIAL = [
     "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>",
     "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
     "<think>\nreasoning\n</think>\n\nanswer",
+    "<|im_start|>  user\n  hi  \n <|im_end|>\n\n<|im_start|>\tassistant <|im_end|>",
+    "x <s> y  </s>\t<|begin_of_text|> \u3000 <|eot_id|>",
     "<tool_call>{\"name\": \"f\"}</tool_call>",
     "<|im_sta <|begin_of_tex <s <|endoftext| partial tokens",
     "<<s>> <</s>> <|<|im_end|>|>",

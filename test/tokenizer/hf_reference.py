@@ -14,8 +14,6 @@ import json
 import os
 import sys
 
-from tokenizers import Tokenizer
-
 
 def clean_up(s):
     for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","),
@@ -25,8 +23,9 @@ def clean_up(s):
     return s
 
 
-def main():
-    tokenizer_dir, corpus = sys.argv[1], sys.argv[2]
+def reference_lines(tokenizer_dir, texts):
+    """{"ids", "plain", "decoded"} for each text."""
+    from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
     config = {}
     path = os.path.join(tokenizer_dir, "tokenizer_config.json")
@@ -34,17 +33,23 @@ def main():
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     cleanup = config.get("clean_up_tokenization_spaces") is True
-    with open(corpus, encoding="utf-8") as f:
-        texts = [json.loads(l) for l in f if l.strip()]
-    out = sys.stdout
+    out = []
     for text in texts:
         ids = tok.encode(text).ids
         plain = tok.encode(text, add_special_tokens=False).ids
         decoded = tok.decode(plain, skip_special_tokens=False)
         if cleanup:
             decoded = clean_up(decoded)
-        out.write(json.dumps({"ids": ids, "plain": plain,
-                              "decoded": decoded}) + "\n")
+        out.append({"ids": ids, "plain": plain, "decoded": decoded})
+    return out
+
+
+def main():
+    tokenizer_dir, corpus = sys.argv[1], sys.argv[2]
+    with open(corpus, encoding="utf-8") as f:
+        texts = [json.loads(l) for l in f if l.strip()]
+    for line in reference_lines(tokenizer_dir, texts):
+        sys.stdout.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":
