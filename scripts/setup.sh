@@ -20,6 +20,12 @@ PACKAGES=(
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
+  # The Python package (python/, test/python/): `pip install ./python` into a
+  # venv offline (venv, setuptools and wheel build it), its plotting helper.
+  python3-venv python3-setuptools python3-wheel python3-matplotlib
+  # Headless browser of the HTML reports' lit tests (REQUIRES: chromium:
+  # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
+  chromium
 )
 
 missing=()
