@@ -151,8 +151,8 @@ bool greta::diff::loadPromptTokens(const rt::Manifest &test,
   return true;
 }
 
-/// "826" or "826 (' the')".
-static std::string positionText(const ReportOptions &o, int64_t position) {
+std::string greta::diff::positionText(const ReportOptions &o,
+                                      int64_t position) {
   std::string s = std::to_string(position);
   if (position >= 0 && position < static_cast<int64_t>(o.tokens.size()))
     s += " (" + o.tokens[position].text + ")";

@@ -47,6 +47,9 @@ bool loadPromptTokens(const rt::Manifest &test,
                       const std::string &tokenizerPath,
                       std::vector<PromptToken> &tokens, std::string &error);
 
+/// "826", or "826 (' the')" where the token at `position` is known.
+std::string positionText(const ReportOptions &o, int64_t position);
+
 /// The recommendation for the next study, by FIRST_FAIL stage and place
 /// (seed section 6.1, extended to every stage).
 std::string recommendation(const RowResult &firstFail);
