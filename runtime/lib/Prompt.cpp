@@ -1,10 +1,13 @@
-//===- Prompt.cpp - Reading prompts (token ids) -----------------*- C++ -*-===//
+//===- Prompt.cpp - Reading prompts: token ids or text ----------*- C++ -*-===//
 #include "greta/rt/Prompt.h"
+#include "greta/rt/Tokenizer.h"
+#include "greta/rt/Trace.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -67,6 +70,10 @@ greta::rt::readPrompt(const std::string &path, std::string &error) {
   std::vector<int64_t> ids;
 
   size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') {
+    error = path + ": a text prompt ({\"text\": ...}): give --tokenizer";
+    return std::nullopt;
+  }
   if (first != std::string::npos && text[first] == '[') {
     json j;
     try {
@@ -134,4 +141,132 @@ greta::rt::readPrompt(const std::string &path, std::string &error) {
     return std::nullopt;
   }
   return ids;
+}
+
+namespace {
+bool readAll(const std::string &path, std::string &out, std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = path + ": cannot open prompt file";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+/// {"text": "...", "add_special_tokens": bool}; nullopt (no error) when the
+/// file is not a JSON object.
+std::optional<std::pair<std::string, bool>>
+readTextObject(const std::string &path, const std::string &content,
+               std::string &error) {
+  size_t first = content.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || content[first] != '{')
+    return std::nullopt;
+  json j = json::parse(content, nullptr, false);
+  if (j.is_discarded()) {
+    error = path + ": invalid JSON";
+    return std::nullopt;
+  }
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "text" && it.key() != "add_special_tokens") {
+      error = path + ": unknown field '" + it.key() +
+              "' (a text prompt holds \"text\" and optionally "
+              "\"add_special_tokens\")";
+      return std::nullopt;
+    }
+  if (!j.contains("text") || !j["text"].is_string()) {
+    error = path + ": \"text\" must be a string";
+    return std::nullopt;
+  }
+  bool add = true;
+  if (j.contains("add_special_tokens")) {
+    if (!j["add_special_tokens"].is_boolean()) {
+      error = path + ": \"add_special_tokens\" must be true or false";
+      return std::nullopt;
+    }
+    add = j["add_special_tokens"].get<bool>();
+  }
+  return std::pair{j["text"].get<std::string>(), add};
+}
+} // namespace
+
+std::optional<Prompt> greta::rt::loadPrompt(const PromptRequest &request,
+                                            std::string &error) {
+  if (request.text && !request.path.empty()) {
+    error = "give either --prompt FILE or --prompt-text TEXT, not both";
+    return std::nullopt;
+  }
+  if (!request.text && request.path.empty()) {
+    error = "no prompt: give --prompt FILE or --prompt-text TEXT";
+    return std::nullopt;
+  }
+  Prompt p;
+  if (!request.tokenizer.empty()) {
+    p.tokenizer = Tokenizer::load(request.tokenizer, error);
+    if (!p.tokenizer) {
+      error = "--tokenizer " + error;
+      return std::nullopt;
+    }
+  }
+  std::string where = request.text ? "--prompt-text" : request.path;
+  std::optional<std::string> text = request.text;
+  bool addSpecial = true;
+  if (!text) {
+    namespace fs = std::filesystem;
+    p.name = fs::path(request.path).stem().string();
+    std::string ext = fs::path(request.path).extension().string();
+    std::string content;
+    if (ext == ".txt" || ext == ".md") {
+      if (!readAll(request.path, content, error))
+        return std::nullopt;
+      text = std::move(content);
+    } else if (ext == ".json") {
+      if (!readAll(request.path, content, error))
+        return std::nullopt;
+      std::string objectError;
+      auto object = readTextObject(request.path, content, objectError);
+      if (!objectError.empty()) {
+        error = objectError;
+        return std::nullopt;
+      }
+      if (object) {
+        text = std::move(object->first);
+        addSpecial = object->second;
+      }
+    }
+  } else {
+    p.name = "prompt-text";
+  }
+  if (!text) {
+    auto ids = readPrompt(request.path, error);
+    if (!ids)
+      return std::nullopt;
+    p.ids = std::move(*ids);
+    return p;
+  }
+  if (!p.tokenizer) {
+    error = where + " is text: give --tokenizer (tokenizer.json, "
+                    "tokenizer.model, or the checkpoint directory)";
+    return std::nullopt;
+  }
+  p.fromText = true;
+  if (!p.tokenizer->encode(*text, p.ids, error, addSpecial)) {
+    error = where + ": " + error;
+    return std::nullopt;
+  }
+  if (p.ids.empty()) {
+    error = where + ": the text gives no tokens";
+    return std::nullopt;
+  }
+  return p;
+}
+
+void greta::rt::recordPrompt(const Prompt &prompt, Manifest &manifest) {
+  manifest.promptIds = prompt.ids;
+  if (prompt.tokenizer) {
+    manifest.tokenizer = prompt.tokenizer->source();
+    manifest.tokenizerDigest = prompt.tokenizer->digest();
+  }
 }

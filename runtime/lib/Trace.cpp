@@ -826,6 +826,9 @@ json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
               {"prompt_digest", m.promptDigest},
               {"prompt_name", m.promptName},
               {"token_count", m.tokenCount},
+              {"prompt_ids", m.promptIds},
+              {"tokenizer", m.tokenizer},
+              {"tokenizer_digest", m.tokenizerDigest},
               {"backend", m.backend},
               {"precision", m.precision},
               {"pipeline", m.pipeline},
@@ -882,6 +885,21 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
                        t.dump(),
                false;
       m.tokenCount = t.get<int64_t>();
+    }
+    str("tokenizer", m.tokenizer);
+    str("tokenizer_digest", m.tokenizerDigest);
+    if (j.contains("prompt_ids")) {
+      const json &ids = j["prompt_ids"];
+      bool valid = ids.is_array();
+      for (size_t i = 0; valid && i < ids.size(); ++i) {
+        valid = ids[i].is_number_integer() && ids[i].get<int64_t>() >= 0;
+        if (valid)
+          m.promptIds.push_back(ids[i].get<int64_t>());
+      }
+      if (!valid)
+        return error = "'prompt_ids' must be an array of token ids, got " +
+                       ids.dump().substr(0, 60),
+               false;
     }
     complete = j.value("complete", false);
   } catch (const json::exception &e) {

@@ -49,6 +49,7 @@ std::optional<FirstFail> parseFirstFail(const json &j) {
   ff.hashMatch = f.value("hash_match", false);
   if (f.contains("mae") && f["mae"].is_number())
     ff.mae = f["mae"].get<double>();
+  ff.token = f.value("token", "");
   return ff;
 }
 
@@ -59,6 +60,8 @@ json firstFailJson(const std::optional<FirstFail> &ff) {
             {"position", ff->position},   {"category", ff->category},
             {"hash_match", ff->hashMatch}};
   j["mae"] = ff->mae ? json(*ff->mae) : json(nullptr);
+  if (!ff->token.empty())
+    j["token"] = ff->token;
   return j;
 }
 
@@ -279,6 +282,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
         "--overwrite", "--layers",       spec.layers,    "--stages",
         spec.stages,  "--positions",     spec.positions, "--payload",
         spec.payload};
+    if (!o_.tokenizer.empty())
+      argv.insert(argv.end(), {"--tokenizer", o_.tokenizer});
     argv.insert(argv.end(), c->flags.begin(), c->flags.end());
     bool isTest = c == &o_.test;
     if (isTest)
@@ -361,12 +366,13 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
                        PromptResult &result, std::string &error) {
   result.prompt = name;
   std::string promptError;
-  auto ids = rt::readPrompt(promptPath, promptError);
-  if (!ids) {
+  auto prompt =
+      rt::loadPrompt({promptPath, std::nullopt, o_.tokenizer}, promptError);
+  if (!prompt) {
     error = promptError;
     return false;
   }
-  int64_t n = static_cast<int64_t>(ids->size());
+  int64_t n = static_cast<int64_t>(prompt->ids.size());
   result.tokenCount = n;
   if (n == 0) {
     error = "prompt " + promptPath + " is empty";
@@ -622,6 +628,10 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
                  {"positions", options.positions}};
   for (const auto &[name, path] : options.prompts)
     inputs["prompts"].push_back({name, path});
+  if (!options.tokenizer.empty())
+    inputs["tokenizer"] = options.tokenizer;
+  if (!options.promptText.empty())
+    inputs["prompt_text"] = options.promptText;
   std::error_code ec;
   fs::create_directories(options.workDir, ec);
   if (ec) {
@@ -665,8 +675,10 @@ std::string renderMarkdown(const Options &options,
       char mae[32] = "n/a";
       if (r.firstFail->mae)
         snprintf(mae, sizeof mae, "%.6g", *r.firstFail->mae);
-      os << r.firstFail->position << " | " << r.firstFail->layer << " | "
-         << r.firstFail->stage << " | " << r.firstFail->category << " | "
+      os << r.firstFail->position
+         << (r.firstFail->token.empty() ? "" : " (" + r.firstFail->token + ")")
+         << " | " << r.firstFail->layer << " | " << r.firstFail->stage << " | "
+         << r.firstFail->category << " | "
          << (r.firstFail->hashMatch ? "YES" : "NO") << " | " << mae << " | ";
     } else {
       os << "- | - | no divergence | - | - | - | ";

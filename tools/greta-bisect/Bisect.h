@@ -30,6 +30,8 @@ struct Config {
 struct Options {
   std::string model, weights;
   std::vector<std::pair<std::string, std::string>> prompts; // (name, path)
+  std::string tokenizer;  // --tokenizer: text prompts; token text in reports
+  std::string promptText; // --prompt-text (also written to the work dir)
   Config base, test;
   std::optional<Config> ref;
   std::string workDir;
@@ -51,6 +53,7 @@ struct FirstFail {
   int64_t layer = 0, position = 0;
   bool hashMatch = false;
   std::optional<double> mae;
+  std::string token; // the prompt's token there, quoted; "" if unknown
 };
 
 struct StepLog {

@@ -23,9 +23,9 @@ using namespace greta::bisect;
 
 namespace {
 /// Flags greta-bisect sets itself at every step: a RUN FLAGS string may not.
-const char *const kReservedFlags[] = {"--trace-dir", "--layers", "--stages",
-                                      "--positions", "--payload", "--prompt",
-                                      "--weights",   "--overwrite"};
+const char *const kReservedFlags[] = {
+    "--trace-dir", "--layers",  "--stages",    "--positions", "--payload",
+    "--prompt",    "--weights", "--overwrite", "--tokenizer", "--prompt-text"};
 
 bool parseConfig(const std::string &name, const std::string &text, Config &c,
                  std::string &error) {
@@ -94,10 +94,20 @@ std::vector<fs::path> promptDirs(const std::string &promptsDir,
 /// NAME.json in the first of `dirs` that has it, else "".
 std::string findPrompt(const std::string &name,
                        const std::vector<fs::path> &dirs) {
+  // A name with its extension is taken as is; a bare name is NAME.json,
+  // else NAME.txt, else NAME.md (a text prompt), in the first directory
+  // that has one.
+  std::string ext = fs::path(name).extension().string();
+  bool hasExt = ext == ".json" || ext == ".txt" || ext == ".md";
   for (const fs::path &d : dirs) {
-    fs::path p = d / (name + ".json");
-    if (fs::exists(p))
-      return p.string();
+    if (hasExt) {
+      if (fs::exists(d / name))
+        return (d / name).string();
+      continue;
+    }
+    for (const char *e : {".json", ".txt", ".md"})
+      if (fs::exists(d / (name + e)))
+        return (d / (name + e)).string();
   }
   return "";
 }
@@ -148,14 +158,27 @@ int main(int argc, char **argv) {
   bool restart = false;
   app.add_option("--model", o.model, "greta IR of the model (model.mlir)")->required();
   app.add_option("--weights", o.weights, "safetensors weights")->required();
-  app.add_option("--prompt", prompt, "prompt file (JSON array of token ids or one per line)");
+  std::string &promptText = o.promptText;
+  app.add_option("--prompt", prompt,
+                 "prompt file: token ids (JSON array or one per line), text "
+                 "(.txt, .md) or {\"text\": ...} (.json); text needs "
+                 "--tokenizer");
+  app.add_option("--prompt-text", promptText,
+                 "the prompt as text (kept as prompt-text.txt in --work-dir); "
+                 "needs --tokenizer");
   app.add_option("--prompts", promptList,
                  "comma-separated prompt names resolved in --prompts-dir "
                  "(e.g. p0_short,p6_len_16,p6_len_32: the full study)");
   app.add_option("--prompts-dir", promptsDir,
-                 "where --prompts names are looked up (NAME.json); default: "
-                 "models/prompts beside the model's directory, in the "
-                 "current directory, then in GRETA's source tree");
+                 "where --prompts names are looked up (NAME.json, else "
+                 "NAME.txt, else NAME.md; a name with its extension is taken "
+                 "as is); default: models/prompts beside the model's "
+                 "directory, in the current directory, then in GRETA's "
+                 "source tree");
+  app.add_option("--tokenizer", o.tokenizer,
+                 "tokenizer.json, tokenizer.model or the checkpoint directory: "
+                 "tokenizes text prompts, names the FIRST_FAIL token; passed "
+                 "to every greta-run");
   app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
   app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
   app.add_option("--ref", ref,
@@ -211,10 +234,14 @@ int main(int argc, char **argv) {
       return fail(error);
     o.ref = r;
   }
-  if (prompt.empty() == promptList.empty())
-    return fail("give exactly one of --prompt FILE or --prompts NAMES");
+  if (!prompt.empty() + !promptList.empty() + !promptText.empty() != 1)
+    return fail("give exactly one of --prompt FILE, --prompt-text TEXT or "
+                "--prompts NAMES");
   if (!prompt.empty()) {
     o.prompts.push_back({fs::path(prompt).stem().string(), prompt});
+  } else if (!promptText.empty()) {
+    // Written once --work-dir is known (below), after --restart.
+    o.prompts.push_back({"prompt-text", ""});
   } else {
     std::vector<fs::path> dirs = promptDirs(promptsDir, o.model);
     std::stringstream ss(promptList);
@@ -225,11 +252,12 @@ int main(int argc, char **argv) {
       if (path.empty()) {
         std::string tried;
         for (const fs::path &d : dirs)
-          tried +=
-              (tried.empty() ? "" : ", ") + (d / (name + ".json")).string();
+          tried += (tried.empty() ? "" : ", ") +
+                   (d / (fs::path(name).has_extension() ? name : name + ".json"))
+                       .string();
         return fail("prompt '" + name + "' not found: " + tried);
       }
-      o.prompts.push_back({name, path});
+      o.prompts.push_back({fs::path(path).stem().string(), path});
     }
   }
   for (const std::string &f : {o.model, o.weights})
@@ -244,6 +272,16 @@ int main(int argc, char **argv) {
   if (restart) {
     std::error_code ec;
     fs::remove_all(o.workDir, ec);
+  }
+  if (!promptText.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.workDir, ec);
+    fs::path p = fs::path(o.workDir) / "prompt-text.txt";
+    std::ofstream out(p, std::ios::binary);
+    out << promptText;
+    if (!out)
+      return fail("cannot write " + p.string());
+    o.prompts[0].second = p.string();
   }
   std::string dir = selfDir();
   if (o.gretaRun.empty())

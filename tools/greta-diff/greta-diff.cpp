@@ -142,6 +142,12 @@ int main(int argc, char **argv) {
                  "rows shown on each side of FIRST_FAIL (default 5; -1: all)");
   app.add_option("-j,--jobs", jobs,
                  "threads for the numeric comparison (default: all cores)");
+  std::string tokenizerPath;
+  app.add_option(
+      "--tokenizer", tokenizerPath,
+      "names the prompt's tokens beside positions (\"826 (' the')\"); "
+      "default: the tokenizer TEST's manifest records, if it is "
+      "still there unchanged");
   app.add_flag("--timing", timing,
                "print the time spent reading and comparing to stderr "
                "(bench/diff uses it)");
@@ -252,6 +258,8 @@ int main(int argc, char **argv) {
   ro.basePath = basePath;
   ro.testPath = testPath;
   ro.refPath = refPath;
+  if (!diff::loadPromptTokens(test->manifest, tokenizerPath, ro.tokens, error))
+    return fail(error);
   if (outPath.empty()) {
     diff::printReport(std::cout, *result, ro);
     std::cout.flush();

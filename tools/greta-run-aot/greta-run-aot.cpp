@@ -19,6 +19,7 @@
 #include "greta/rt/Half.h"
 #include "greta/rt/Prompt.h"
 #include "greta/rt/Session.h"
+#include "greta/rt/Tokenizer.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 #include "greta/tools/CLI.h"
@@ -52,7 +53,8 @@ using json = nlohmann::json;
 namespace {
 struct Options {
   std::string model, so, weights, prompt, traceDir, layers, stages, positions,
-      payload, precision, backend, patchFrom, patch, cacheDir;
+      payload, precision, backend, patchFrom, patch, cacheDir, tokenizer;
+  std::optional<std::string> promptText;
   bool overwrite = false, timing = false, jsonOut = false, printLogits = false,
        noCache = false, listKernels = false;
   int64_t chunk = 0, repeat = 1;
@@ -131,6 +133,7 @@ private:
   json meta;
   void *forward = nullptr;
   std::vector<int64_t> tokens;
+  std::optional<rt::Prompt> prompt;
   std::unique_ptr<rt::SafeTensors> weights;
   std::unique_ptr<rt::Session> session;
 #ifdef GRETA_HAVE_GPU_RUNTIME
@@ -345,16 +348,15 @@ int Runner::run() {
     params.push_back({p.at("name").get<std::string>(),
                       p.at("shape").get<std::vector<int64_t>>()});
 
-  auto prompt = rt::readPrompt(o.prompt, error);
+  prompt = rt::loadPrompt({o.prompt, o.promptText, o.tokenizer}, error);
   if (!prompt)
     return fail(error);
-  tokens = std::move(*prompt);
-  if (tokens.empty())
-    return fail("prompt " + o.prompt + " has no tokens");
+  tokens = prompt->ids;
+  std::string where = o.promptText ? "--prompt-text" : o.prompt;
   if (meta.contains("vocab_size"))
     for (size_t i = 0; i < tokens.size(); ++i)
       if (tokens[i] < 0 || tokens[i] >= meta["vocab_size"].get<int64_t>())
-        return fail("prompt " + o.prompt + ": token id " +
+        return fail("prompt " + where + ": token id " +
                     std::to_string(tokens[i]) + " at position " +
                     std::to_string(i) +
                     " is outside the vocabulary (greta.vocab_size = " +
@@ -362,8 +364,7 @@ int Runner::run() {
   if (meta.contains("max_position_embeddings")) {
     int64_t maxPos = meta["max_position_embeddings"].get<int64_t>();
     if (static_cast<int64_t>(tokens.size()) > maxPos)
-      return fail("prompt " + o.prompt + " has " +
-                  std::to_string(tokens.size()) +
+      return fail("prompt " + where + " has " + std::to_string(tokens.size()) +
                   " tokens, more than the model's "
                   "greta.max_position_embeddings (" +
                   std::to_string(maxPos) + "): position " +
@@ -412,7 +413,8 @@ int Runner::run() {
       for (int b = 0; b < 8; ++b)
         le.push_back(static_cast<uint8_t>(static_cast<uint64_t>(t) >> (8 * b)));
     m.promptDigest = sha256Hex(le.data(), le.size());
-    m.promptName = stem(o.prompt);
+    m.promptName = prompt->name;
+    rt::recordPrompt(*prompt, m);
     m.tokenCount = static_cast<int64_t>(tokens.size());
     m.backend = backend;
     m.precision = precision;
@@ -503,8 +505,11 @@ int Runner::finishReport() {
 #endif
   if (o.jsonOut) {
     json top = json::array();
-    for (auto [id, logit] : best)
+    for (auto [id, logit] : best) {
       top.push_back({{"token", id}, {"logit", logit}});
+      if (prompt->tokenizer)
+        top.back()["text"] = rt::quoteToken(prompt->tokenizer->tokenBytes(id));
+    }
     json result{{"model", modelName},
                 {"tokens", static_cast<int64_t>(tokens.size())},
                 {"position", last},
@@ -538,9 +543,14 @@ int Runner::finishReport() {
     std::cout << "top-5 next tokens at position " << last << ":\n";
     for (size_t i = 0; i < best.size(); ++i) {
       char buf[128];
-      std::snprintf(buf, sizeof buf, "  %zu. token %-8lld logit %.6f\n", i + 1,
+      std::snprintf(buf, sizeof buf, "  %zu. token %-8lld logit %.6f", i + 1,
                     static_cast<long long>(best[i].first), best[i].second);
       std::cout << buf;
+      if (prompt->tokenizer)
+        std::cout << "  "
+                  << rt::quoteToken(
+                         prompt->tokenizer->tokenBytes(best[i].first));
+      std::cout << "\n";
     }
     std::cout << "last logits sha256 " << digest << "\n";
     if (writer)
@@ -588,8 +598,17 @@ int main(int argc, char **argv) {
       ->required();
   app.add_option("--so", o.so, "The shared object (when MODEL is the .mlir)");
   app.add_option("--weights", o.weights, "safetensors file")->required();
-  app.add_option("--prompt", o.prompt, "token ids (JSON array or one per line)")
-      ->required();
+  auto *promptOpt = app.add_option(
+      "--prompt", o.prompt,
+      "token ids (JSON array or one per line), text (.txt, .md) or "
+      "{\"text\": ...} (.json); text needs --tokenizer");
+  app.add_option("--prompt-text", o.promptText,
+                 "the prompt as text (instead of --prompt); needs --tokenizer")
+      ->excludes(promptOpt);
+  app.add_option("--tokenizer", o.tokenizer,
+                 "tokenizer.json, tokenizer.model or the checkpoint "
+                 "directory: tokenizes a text prompt; with ids, names their "
+                 "tokens in the output");
   app.add_option("--trace-dir", o.traceDir, "write a trace here");
   app.add_flag("--overwrite", o.overwrite, "replace a trace in --trace-dir");
   app.add_option("--layers", o.layers, "layers to record");

@@ -20,6 +20,7 @@
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
 #include "greta/rt/Session.h"
+#include "greta/rt/Tokenizer.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 #include "greta/tools/LLVMVersion.h"
@@ -81,10 +82,22 @@ static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<MODEL.mlir>"),
 static cl::opt<std::string>
     weightsPath("weights", cl::desc("safetensors file with the HF weights"),
                 cl::value_desc("file"), cl::Required, cl::cat(runCat));
+static cl::opt<std::string> promptPath(
+    "prompt",
+    cl::desc("Prompt file: token ids (JSON array or one per line), text "
+             "(.txt, .md) or {\"text\": ...} (.json); text needs --tokenizer"),
+    cl::value_desc("file"), cl::cat(runCat));
 static cl::opt<std::string>
-    promptPath("prompt",
-               cl::desc("Prompt: token ids (JSON array or one per line)"),
-               cl::value_desc("file"), cl::Required, cl::cat(runCat));
+    promptText("prompt-text",
+               cl::desc("Prompt as text (instead of --prompt); needs "
+                        "--tokenizer"),
+               cl::value_desc("text"), cl::cat(runCat));
+static cl::opt<std::string> tokenizerPath(
+    "tokenizer",
+    cl::desc("tokenizer.json, tokenizer.model or the checkpoint directory: "
+             "tokenizes a text prompt; with ids, names their tokens in the "
+             "output"),
+    cl::value_desc("path"), cl::cat(runCat));
 static cl::opt<std::string>
     traceDir("trace-dir",
              cl::desc("Write a trace here (without it nothing is traced)"),
@@ -316,6 +329,7 @@ private:
   MLIRContext *context = nullptr;
   Compiled compiled;
   std::vector<int64_t> tokens;
+  std::optional<rt::Prompt> prompt;
   std::unique_ptr<rt::Session> session;
   std::unique_ptr<rt::TraceWriter> writer;
   rt::Filter filter;
@@ -548,23 +562,24 @@ int Runner::run() {
     params.push_back({name, dims});
 
   // The prompt, checked against the model's limits.
-  auto prompt = rt::readPrompt(promptPath, error);
+  rt::PromptRequest request{promptPath, std::nullopt, tokenizerPath};
+  if (promptText.getNumOccurrences())
+    request.text = promptText.getValue();
+  prompt = rt::loadPrompt(request, error);
   if (!prompt)
     return fail(error);
-  tokens = std::move(*prompt);
-  if (tokens.empty())
-    return fail("prompt " + promptPath + " has no tokens");
+  tokens = prompt->ids;
+  std::string where = request.text ? "--prompt-text" : request.path;
   if (auto v = intAttr(*module, "greta.vocab_size"))
     for (size_t i = 0; i < tokens.size(); ++i)
       if (tokens[i] < 0 || tokens[i] >= *v)
-        return fail("prompt " + promptPath + ": token id " +
-                    llvm::Twine(tokens[i]) + " at position " + llvm::Twine(i) +
+        return fail("prompt " + where + ": token id " + llvm::Twine(tokens[i]) +
+                    " at position " + llvm::Twine(i) +
                     " is outside the vocabulary (greta.vocab_size = " +
                     llvm::Twine(*v) + ")");
   if (auto maxPos = intAttr(*module, "greta.max_position_embeddings"))
     if (static_cast<int64_t>(tokens.size()) > *maxPos)
-      return fail("prompt " + promptPath + " has " +
-                  llvm::Twine(tokens.size()) +
+      return fail("prompt " + where + " has " + llvm::Twine(tokens.size()) +
                   " tokens, more than the model's "
                   "greta.max_position_embeddings (" +
                   llvm::Twine(*maxPos) + "): position " + llvm::Twine(*maxPos) +
@@ -617,7 +632,8 @@ int Runner::run() {
       for (int b = 0; b < 8; ++b)
         le.push_back(static_cast<uint8_t>(static_cast<uint64_t>(t) >> (8 * b)));
     manifest.promptDigest = sha256Hex(le);
-    manifest.promptName = llvm::sys::path::stem(promptPath).str();
+    manifest.promptName = prompt->name;
+    rt::recordPrompt(*prompt, manifest);
     manifest.tokenCount = static_cast<int64_t>(tokens.size());
     manifest.backend = "cpu";
     manifest.precision = precisionOpt;
@@ -644,8 +660,12 @@ int Runner::run() {
   uint64_t records = writer ? writer->recordsWritten() : 0;
   if (jsonOut) {
     llvm::json::Array top;
-    for (auto [id, logit] : best)
-      top.push_back(llvm::json::Object{{"token", id}, {"logit", logit}});
+    for (auto [id, logit] : best) {
+      llvm::json::Object entry{{"token", id}, {"logit", logit}};
+      if (prompt->tokenizer)
+        entry["text"] = rt::quoteToken(prompt->tokenizer->tokenBytes(id));
+      top.push_back(std::move(entry));
+    }
     llvm::json::Object result{
         {"model", modelName},
         {"tokens", static_cast<int64_t>(tokens.size())},
@@ -678,10 +698,16 @@ int Runner::run() {
                  << " tokens, precision " << precisionOpt << ", " << calls
                  << (calls == 1 ? " call" : " calls") << "\n";
     llvm::outs() << "top-5 next tokens at position " << last << ":\n";
-    for (auto [i, entry] : llvm::enumerate(best))
-      llvm::outs() << llvm::format("  %zu. token %-8lld logit %.6f\n", i + 1,
+    for (auto [i, entry] : llvm::enumerate(best)) {
+      llvm::outs() << llvm::format("  %zu. token %-8lld logit %.6f", i + 1,
                                    static_cast<long long>(entry.first),
                                    entry.second);
+      if (prompt->tokenizer)
+        llvm::outs() << "  "
+                     << rt::quoteToken(
+                            prompt->tokenizer->tokenBytes(entry.first));
+      llvm::outs() << "\n";
+    }
     llvm::outs() << "last logits sha256 " << logitsDigest << "\n";
     if (writer)
       llvm::outs() << "trace: " << records << " records in " << traceDir
@@ -843,16 +869,20 @@ static int runOnGpu(const char *argv0) {
   }
   double compileSeconds = secondsSince(compileStart);
 
-  std::vector<std::string> args{runner, modelPath, "--so=" + std::string(so),
-                                "--weights", weightsPath, "--prompt",
-                                promptPath, "--backend", "gpu", "--precision",
-                                precision};
+  std::vector<std::string> args{
+      runner,      modelPath,     "--so=" + std::string(so),
+      "--weights", weightsPath,   "--backend",
+      "gpu",       "--precision", precision};
   auto add = [&](llvm::StringRef flag, const std::string &value) {
     if (!value.empty()) {
       args.push_back(flag.str());
       args.push_back(value);
     }
   };
+  add("--prompt", promptPath);
+  if (promptText.getNumOccurrences())
+    args.insert(args.end(), {"--prompt-text", promptText});
+  add("--tokenizer", tokenizerPath);
   add("--trace-dir", traceDir);
   add("--layers", layersOpt);
   add("--stages", stagesOpt);
@@ -905,8 +935,11 @@ int main(int argc, char **argv) {
   ::greta::setLLVMToolVersionPrinter("greta-run");
   cl::ParseCommandLineOptions(
       argc, argv,
-      "greta-run: run a greta model on a prompt on the CPU and write a trace\n\n"
+      "greta-run: run a greta model on a prompt on the CPU and write a "
+      "trace\n\n"
       "  greta-run MODEL.mlir --weights W.safetensors --prompt P.json\n"
+      "  greta-run MODEL.mlir --weights W.safetensors --prompt-text TEXT "
+      "--tokenizer DIR\n"
       "            [--trace-dir D] [--layers 0,1,4-8] [--stages attn_out,...]\n"
       "            [--positions 826,last] [--payload hash|stats|full]\n\n"
       "The model is compiled once with every stage of every layer "

@@ -87,7 +87,8 @@ void printRuns(std::ostream &os, const DiffResult &r, const ReportOptions &o) {
 }
 
 /// The facts of the text report's FIRST_FAIL line, as one table row.
-void printFirstFail(std::ostream &os, const DiffResult &r) {
+void printFirstFail(std::ostream &os, const DiffResult &r,
+                    const ReportOptions &o) {
   const RowResult *ff = r.first();
   if (!ff) {
     os << "<p>No divergence: " << r.counts.aligned
@@ -100,7 +101,7 @@ void printFirstFail(std::ostream &os, const DiffResult &r) {
                            values = {
                                std::string(rt::stageName(ff->stage)),
                                std::to_string(ff->layer),
-                               std::to_string(ff->position),
+                               positionText(o, ff->position),
                                std::string(rt::categoryName(ff->category())),
                                ff->hashMatch ? "YES" : "NO",
                                ff->hasMetrics ? formatNumber(ff->metrics.mae)
@@ -141,7 +142,7 @@ void printRowTable(std::ostream &os, const DiffResult &r,
     RowResult x = r.rows[i];
     bool isFirst = r.firstFail == i;
     row(os,
-        {promptOf(r), std::to_string(x.position), std::to_string(x.layer),
+        {promptOf(r), positionText(o, x.position), std::to_string(x.layer),
          std::string(rt::stageName(x.stage)), x.hashMatch ? "YES" : "NO",
          x.hasMetrics ? formatNumber(x.metrics.mae) : "-",
          isFirst ? "YES" : "NO", x.diverges ? "yes" : "no"},
@@ -285,7 +286,7 @@ void greta::diff::printHtmlDiffSections(std::ostream &os, const DiffResult &r,
   std::string id = htmlEscape(idPrefix);
   printRuns(os, r, opts);
   os << "<section id=\"" << id << "verdict\">\n<h2>FIRST_FAIL</h2>\n";
-  printFirstFail(os, r);
+  printFirstFail(os, r, opts);
   os << "</section>\n<section id=\"" << id << "heatmap\">\n"
      << "<h2>Error by layer and stage</h2>\n";
   html::printHeatmap(os, r, idPrefix);

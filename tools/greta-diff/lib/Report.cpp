@@ -1,6 +1,7 @@
 //===- Report.cpp - FIRST_FAIL table, root-cause summary, advice -----------===//
 #include "greta/diff/Report.h"
 #include "greta/diff/HtmlReport.h"
+#include "greta/rt/Tokenizer.h"
 
 #include <cmath>
 #include <cstdio>
@@ -134,11 +135,54 @@ static std::string promptOf(const DiffResult &r) {
   return r.test.promptName.empty() ? "-" : r.test.promptName;
 }
 
-static nlohmann::json rowJson(const DiffResult &r, const RowResult &row) {
+bool greta::diff::loadPromptTokens(const rt::Manifest &test,
+                                   const std::string &tokenizerPath,
+                                   std::vector<PromptToken> &tokens,
+                                   std::string &error) {
+  tokens.clear();
+  const std::string &path =
+      tokenizerPath.empty() ? test.tokenizer : tokenizerPath;
+  if (path.empty() || test.promptIds.empty())
+    return true;
+  std::string why;
+  auto tokenizer = rt::Tokenizer::load(path, why);
+  if (!tokenizer || (!test.tokenizerDigest.empty() &&
+                     tokenizer->digest() != test.tokenizerDigest)) {
+    if (tokenizerPath.empty())
+      return true; // the recorded tokenizer moved or changed: no token text
+    error = "--tokenizer " +
+            (tokenizer ? path +
+                             " is not the tokenizer TEST ran with "
+                             "(digest " +
+                             tokenizer->digest() + ", the manifest records " +
+                             test.tokenizerDigest + ")"
+                       : why);
+    return false;
+  }
+  for (int64_t id : test.promptIds)
+    tokens.push_back({id, rt::quoteToken(tokenizer->tokenBytes(id))});
+  return true;
+}
+
+std::string greta::diff::positionText(const ReportOptions &o,
+                                      int64_t position) {
+  std::string s = std::to_string(position);
+  if (position >= 0 && position < static_cast<int64_t>(o.tokens.size()))
+    s += " (" + o.tokens[position].text + ")";
+  return s;
+}
+
+static nlohmann::json rowJson(const DiffResult &r, const RowResult &row,
+                              const ReportOptions &o) {
   nlohmann::json j;
   j["stage"] = std::string(rt::stageName(row.stage));
   j["layer"] = row.layer;
   j["position"] = row.position;
+  if (row.position >= 0 &&
+      row.position < static_cast<int64_t>(o.tokens.size())) {
+    j["token_id"] = o.tokens[row.position].id;
+    j["token"] = o.tokens[row.position].text;
+  }
   j["category"] = std::string(rt::categoryName(row.category()));
   j["hash_match"] = row.hashMatch;
   auto num = [](double v) -> nlohmann::json {
@@ -186,7 +230,7 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["test"] = traceJson(r.test, opts.testPath);
   j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
   j["diverged"] = r.diverged();
-  j["first_fail"] = r.first() ? rowJson(r, *r.first()) : nlohmann::json(nullptr);
+  j["first_fail"] = r.first() ? rowJson(r, *r.first(), opts) : nlohmann::json(nullptr);
   // One root cause (FIRST_FAIL's category); the records diverging after it
   // are its consequences, counted apart.
   Downstream down = downstream(r);
@@ -236,7 +280,7 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   nlohmann::json rows = nlohmann::json::array();
   auto [lo, hi] = contextWindow(r, opts.context);
   for (size_t i = lo; i < hi; ++i)
-    rows.push_back(rowJson(r, r.rows[i]));
+    rows.push_back(rowJson(r, r.rows[i], opts));
   j["rows"] = rows;
   return j;
 }
@@ -334,7 +378,7 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
   heading("FIRST_FAIL");
   if (ff) {
     os << "FIRST_FAIL: " << rt::stageName(ff->stage) << " layer " << ff->layer
-       << " position " << ff->position << " ["
+       << " position " << positionText(o, ff->position) << " ["
        << rt::categoryName(ff->category()) << "], hash match "
        << (ff->hashMatch ? "YES" : "NO") << ", MAE " << maeText(*ff);
     if (ff->hasMetrics)
@@ -361,12 +405,11 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
   for (size_t i = lo; i < hi; ++i) {
     const RowResult &row = r.rows[i];
     bool isFirst = r.firstFail == i;
-    grid.push_back({promptOf(r), std::to_string(row.position),
-                    std::to_string(row.layer),
-                    std::string(rt::stageName(row.stage)),
-                    row.hashMatch ? "YES" : "NO", maeText(row),
-                    isFirst ? (md ? "**YES**" : "YES") : "NO",
-                    row.diverges ? "yes" : "no"});
+    grid.push_back(
+        {promptOf(r), positionText(o, row.position), std::to_string(row.layer),
+         std::string(rt::stageName(row.stage)), row.hashMatch ? "YES" : "NO",
+         maeText(row), isFirst ? (md ? "**YES**" : "YES") : "NO",
+         row.diverges ? "yes" : "no"});
   }
   printGrid(os, grid, md);
   if (hi - lo < r.rows.size())

@@ -125,6 +125,9 @@ struct Manifest {
   std::string promptDigest;   // sha256 of the token ids (int64 LE)
   std::string promptName;     // e.g. p6_len_16
   int64_t tokenCount = 0;
+  std::vector<int64_t> promptIds; // the ids: the run repeats without the text
+  std::string tokenizer;          // --tokenizer as loaded, "" if none
+  std::string tokenizerDigest;    // Tokenizer::digest(), "" if none
   std::string backend;        // cpu | gpu
   std::string precision;      // f32 | f64 | f16 | bf16
   std::string pipeline;       // extra passes (--pass-pipeline), "" if none

@@ -17,11 +17,18 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace greta::diff {
 
 enum class Format { Table, Markdown, Csv, Json, Html };
 std::optional<Format> parseFormat(std::string_view name);
+
+/// The prompt's token at one position, for "position 826 (' the')".
+struct PromptToken {
+  int64_t id = 0;
+  std::string text; // rt::quoteToken of its bytes
+};
 
 struct ReportOptions {
   Format format = Format::Table;
@@ -29,7 +36,21 @@ struct ReportOptions {
   /// none); negative shows every aligned row.
   int context = 5;
   std::string basePath, testPath, refPath;
+  /// By position; empty (or short) where the tokens are not known.
+  std::vector<PromptToken> tokens;
 };
+
+/// The tokens of the prompt TEST ran on (its manifest's prompt_ids), named
+/// by `tokenizerPath`, or by the tokenizer the manifest records when that is
+/// "" (then a missing or changed tokenizer file only leaves `tokens` empty).
+/// False with `error` when the tokenizer given cannot be loaded or is not
+/// the one the run used (digests differ).
+bool loadPromptTokens(const rt::Manifest &test,
+                      const std::string &tokenizerPath,
+                      std::vector<PromptToken> &tokens, std::string &error);
+
+/// "826", or "826 (' the')" where the token at `position` is known.
+std::string positionText(const ReportOptions &o, int64_t position);
 
 /// The recommendation for the next study, by FIRST_FAIL stage and place.
 std::string recommendation(const RowResult &firstFail);
