@@ -836,6 +836,44 @@ json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
               {"records", records}};
 }
 
+/// JSON nesting allowed in manifest.json: the writer's is 1 level. Deeper
+/// input is refused before anything recurses over it (a value dump()ed into
+/// an error message overflowed the stack at 100000 levels).
+constexpr int kMaxManifestDepth = 32;
+
+/// The JSON text of a manifest, refused when nested deeper than
+/// kMaxManifestDepth (nlohmann's parser itself does not recurse). `error`
+/// completes "'<path>' ...".
+bool parseManifestText(const std::vector<uint8_t> &bytes, json &out,
+                       std::string &error) {
+  bool tooDeep = false;
+  json::parser_callback_t limit = [&](int depth, json::parse_event_t, json &) {
+    if (depth > kMaxManifestDepth)
+      tooDeep = true;
+    return !tooDeep; // Keep nothing once too deep: the result is refused.
+  };
+  try {
+    out = json::parse(bytes.begin(), bytes.end(), limit);
+  } catch (const json::exception &e) { // parse_error, out_of_range (1e999)
+    return error = std::string("is not valid JSON: ") + e.what(), false;
+  }
+  if (tooDeep)
+    return error = "nests deeper than " + std::to_string(kMaxManifestDepth) +
+                   " levels (a GRETA manifest is a flat object)",
+           false;
+  return true;
+}
+
+/// A short description of a JSON value for an error message: the value
+/// itself when it is a scalar, else its type (never a recursive dump).
+std::string describeJson(const json &v) {
+  if (v.is_primitive()) {
+    std::string s = v.dump();
+    return s.size() > 64 ? s.substr(0, 64) + "..." : s;
+  }
+  return std::string("a JSON ") + v.type_name();
+}
+
 bool manifestFromJson(const json &j, Manifest &m, bool &complete,
                       std::string &error) {
   try {
@@ -879,7 +917,7 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
       const json &t = j["token_count"];
       if (!t.is_number_integer() || t.get<int64_t>() < 0)
         return error = "'token_count' must be a non-negative integer, got " +
-                       t.dump(),
+                       describeJson(t),
                false;
       m.tokenCount = t.get<int64_t>();
     }
@@ -1249,16 +1287,26 @@ std::unique_ptr<TraceWriter> TraceWriter::create(const std::string &dir,
 //===----------------------------------------------------------------------===//
 
 namespace {
-bool readWholeFile(const std::string &path, std::vector<uint8_t> &out,
-                   std::string &error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+/// Opens `path` for reading and checks that it is a regular file. O_NONBLOCK:
+/// opening a FIFO planted in a trace directory must not wait for a writer.
+int openRegularFile(const std::string &path, struct stat &st,
+                    std::string &error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
-    return error = "cannot open '" + path + "': " + errnoStr(errno), false;
-  struct stat st;
+    return error = "cannot open '" + path + "': " + errnoStr(errno), -1;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return error = "'" + path + "' is not a regular file", false;
+    return error = "'" + path + "' is not a regular file", -1;
   }
+  return fd;
+}
+
+bool readWholeFile(const std::string &path, std::vector<uint8_t> &out,
+                   std::string &error) {
+  struct stat st;
+  int fd = openRegularFile(path, st, error);
+  if (fd < 0)
+    return false;
   out.resize(static_cast<size_t>(st.st_size));
   size_t got = 0;
   while (got < out.size()) {
@@ -1295,14 +1343,10 @@ struct FileMapping {
 
 std::shared_ptr<FileMapping> mapWholeFile(const std::string &path,
                                           std::string &error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return error = "cannot open '" + path + "': " + errnoStr(errno), nullptr;
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error = "'" + path + "' is not a regular file", nullptr;
-  }
+  int fd = openRegularFile(path, st, error);
+  if (fd < 0)
+    return nullptr;
   auto m = std::make_shared<FileMapping>();
   if (st.st_size == 0) { // mmap refuses length 0; an empty file has no data.
     ::close(fd);
@@ -1344,12 +1388,9 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   if (!readWholeFile(manifestPath, manifestBytes, error))
     return std::nullopt;
   json mj;
-  try {
-    mj = json::parse(manifestBytes.begin(), manifestBytes.end());
-  } catch (const json::exception &e) { // parse_error, out_of_range (1e999)
-    return error = "'" + manifestPath + "' is not valid JSON: " + e.what(),
-           std::nullopt;
-  }
+  std::string perr;
+  if (!parseManifestText(manifestBytes, mj, perr))
+    return error = "'" + manifestPath + "' " + perr, std::nullopt;
   std::string merr;
   if (!manifestFromJson(mj, tc.manifest, tc.complete, merr))
     return error = "'" + manifestPath + "': " + merr, std::nullopt;
