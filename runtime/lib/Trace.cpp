@@ -978,14 +978,32 @@ template <typename T> struct NoInitAllocator : std::allocator<T> {
 };
 using ByteBuffer = std::vector<uint8_t, NoInitAllocator<uint8_t>>;
 
-/// Writes `text` to `path` through a temporary file and rename(2), so a
-/// reader sees the old or the new file, never a half one.
-bool writeFileAtomic(const std::string &path, const std::string &text,
-                     std::string &error) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+/// The error of an openat() in a trace directory, naming the file; a symlink
+/// (ELOOP under O_NOFOLLOW) says so.
+std::string openError(const std::string &path, int e, const char *what) {
+  if (e == ELOOP)
+    return "'" + path +
+           "' is a symbolic link: refused (a trace directory "
+           "holds regular files only)";
+  return std::string("cannot ") + what + " '" + path + "': " + errnoStr(e);
+}
+
+/// Writes `text` to `name` in the directory `dirFd` (`dir` names it in
+/// messages) through a temporary file and rename(2), so a reader sees the
+/// old or the new file, never a half one. The temporary is created with
+/// O_EXCL | O_NOFOLLOW after removing whatever had its name (a symlink
+/// planted there is unlinked, never written through); the caller holds the
+/// directory's lock, so no other writer uses the name.
+bool writeFileAtomic(int dirFd, const std::string &dir, const std::string &name,
+                     const std::string &text, std::string &error) {
+  std::string tmpName = name + ".tmp";
+  std::string tmp = dir + "/" + tmpName, path = dir + "/" + name;
+  if (::unlinkat(dirFd, tmpName.c_str(), 0) != 0 && errno != ENOENT)
+    return error = "cannot remove '" + tmp + "': " + errnoStr(errno), false;
+  int fd = ::openat(dirFd, tmpName.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
-    return error = "cannot create '" + tmp + "': " + errnoStr(errno), false;
+    return error = openError(tmp, errno, "create"), false;
   int e =
       writeAll(fd, reinterpret_cast<const uint8_t *>(text.data()), text.size());
   if (!e && ::fsync(fd) != 0)
@@ -993,12 +1011,13 @@ bool writeFileAtomic(const std::string &path, const std::string &text,
   if (::close(fd) != 0 && !e)
     e = errno;
   if (e) {
-    ::unlink(tmp.c_str());
+    ::unlinkat(dirFd, tmpName.c_str(), 0);
     return error = "cannot write '" + tmp + "': " + errnoStr(e), false;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  // rename(2) replaces a symlink at `name` itself, never its target.
+  if (::renameat(dirFd, tmpName.c_str(), dirFd, name.c_str()) != 0) {
     e = errno;
-    ::unlink(tmp.c_str());
+    ::unlinkat(dirFd, tmpName.c_str(), 0);
     return error =
                "cannot rename '" + tmp + "' to '" + path + "': " + errnoStr(e),
            false;
@@ -1037,6 +1056,8 @@ public:
     }
     if (lockFd_ >= 0)
       ::close(lockFd_); // Releases the flock.
+    if (dirFd_ >= 0)
+      ::close(dirFd_);
   }
 
   static std::unique_ptr<TraceWriter> make(const std::string &dir,
@@ -1155,7 +1176,7 @@ public:
     fd_ = -1;
     closedReason_ = "trace '" + dir_ + "' is already finished";
     std::string text = manifestToJson(manifest_, true, records_).dump(2) + "\n";
-    if (!writeFileAtomic(dir_ + "/manifest.json", text, error)) {
+    if (!writeFileAtomic(dirFd_, dir_, "manifest.json", text, error)) {
       error = "trace '" + dir_ + "': " + error;
       return false;
     }
@@ -1184,6 +1205,7 @@ private:
   std::string dir_;
   Manifest manifest_;
   int fd_ = -1, lockFd_ = -1;
+  int dirFd_ = -1; // every file is opened relative to it, O_NOFOLLOW
   ByteBuffer buf_;
   uint64_t bytes_ = 0, records_ = 0;
   size_t sinceFlush_ = 0;
@@ -1212,11 +1234,36 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
     w->manifest_.createdAt = buf;
   }
   std::string lockPath = dir + "/.lock";
-  w->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (w->lockFd_ < 0)
+  std::string recordsPath = dir + "/records.bin";
+  std::string manifestPath = dir + "/manifest.json";
+  // Look before touching anything: a directory holding a trace is refused
+  // (without `overwrite`) before its .lock is created or written. lstat: a
+  // symlink named like a trace file counts as one, and is not followed.
+  auto holdsTrace = [&] {
+    struct stat st;
+    return ::lstat(recordsPath.c_str(), &st) == 0 ||
+           ::lstat(manifestPath.c_str(), &st) == 0;
+  };
+  std::string holdsError = "trace directory '" + dir +
+                           "' already holds a trace (remove it or overwrite)";
+  if (!overwrite && holdsTrace())
+    return error = holdsError, nullptr;
+  // Every file is opened relative to the directory, with O_NOFOLLOW: a
+  // symlink planted in a trace directory is refused or replaced, never
+  // written through.
+  w->dirFd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (w->dirFd_ < 0)
     return error =
-               "cannot create lock file '" + lockPath + "': " + errnoStr(errno),
+               "cannot open trace directory '" + dir + "': " + errnoStr(errno),
            nullptr;
+  w->lockFd_ =
+      ::openat(w->dirFd_, ".lock",
+               O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (w->lockFd_ < 0)
+    return error = openError(lockPath, errno, "create lock file"), nullptr;
+  struct stat lockStat;
+  if (::fstat(w->lockFd_, &lockStat) != 0 || !S_ISREG(lockStat.st_mode))
+    return error = "'" + lockPath + "' is not a regular file", nullptr;
   if (::flock(w->lockFd_, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     if (e == EWOULDBLOCK) {
@@ -1237,29 +1284,29 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
     // The lock holds without the pid; only the message to a second writer
     // is poorer.
   }
-  std::string recordsPath = dir + "/records.bin";
-  std::string manifestPath = dir + "/manifest.json";
-  if (!overwrite && (::access(recordsPath.c_str(), F_OK) == 0 ||
-                     ::access(manifestPath.c_str(), F_OK) == 0))
-    return error = "trace directory '" + dir +
-                   "' already holds a trace (remove it or overwrite)",
-           nullptr;
+  // Again under the lock: a writer may have finished since the first look.
+  if (!overwrite && holdsTrace())
+    return error = holdsError, nullptr;
   // Without this, a write past RLIMIT_FSIZE kills the process (SIGXFSZ)
   // instead of failing with EFBIG and keeping the trace.
   struct sigaction old;
   if (::sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
     ::signal(SIGXFSZ, SIG_IGN);
 
-  // Manifest first (complete: false), then the records file.
-  ::unlink(recordsPath.c_str());
-  std::string text = manifestToJson(w->manifest_, false, 0).dump(2) + "\n";
-  if (!writeFileAtomic(manifestPath, text, error))
-    return error = "trace '" + dir + "': " + error, nullptr;
-  w->fd_ = ::open(recordsPath.c_str(),
-                  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (w->fd_ < 0)
-    return error = "cannot create '" + recordsPath + "': " + errnoStr(errno),
+  // Manifest first (complete: false), then the records file, created anew
+  // (O_EXCL after the unlink: a file, or symlink, put there meanwhile is an
+  // error, not a target).
+  if (::unlinkat(w->dirFd_, "records.bin", 0) != 0 && errno != ENOENT)
+    return error = "cannot remove '" + recordsPath + "': " + errnoStr(errno),
            nullptr;
+  std::string text = manifestToJson(w->manifest_, false, 0).dump(2) + "\n";
+  if (!writeFileAtomic(w->dirFd_, dir, "manifest.json", text, error))
+    return error = "trace '" + dir + "': " + error, nullptr;
+  w->fd_ = ::openat(
+      w->dirFd_, "records.bin",
+      O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (w->fd_ < 0)
+    return error = openError(recordsPath, errno, "create"), nullptr;
   uint8_t header[kTraceFileHeaderSize] = {0};
   std::memcpy(header, kTraceFileMagic, 8);
   writeU32(header + 8, kTraceFormatVersion);
