@@ -817,6 +817,12 @@ bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// The manifest's account of records.bin, written by finish().
+struct ManifestSeal {
+  bool complete = false;
+  std::optional<uint64_t> records; // finished runs
+};
+
 json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
   return json{{"format", "greta-trace"},
               {"format_version", m.formatVersion},
@@ -874,7 +880,7 @@ std::string describeJson(const json &v) {
   return std::string("a JSON ") + v.type_name();
 }
 
-bool manifestFromJson(const json &j, Manifest &m, bool &complete,
+bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
                       std::string &error) {
   try {
     if (!j.is_object())
@@ -921,7 +927,15 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
                false;
       m.tokenCount = t.get<int64_t>();
     }
-    complete = j.value("complete", false);
+    seal.complete = j.value("complete", false);
+    if (seal.complete && j.contains("records")) {
+      const json &r = j["records"];
+      if (!r.is_number_unsigned())
+        return error = "'records' must be a non-negative integer, got " +
+                       describeJson(r),
+               false;
+      seal.records = r.get<uint64_t>();
+    }
   } catch (const json::exception &e) {
     return error = std::string("bad field: ") + e.what(), false;
   }
@@ -1417,6 +1431,50 @@ std::shared_ptr<FileMapping> mapWholeFile(const std::string &path,
 }
 } // namespace
 
+namespace {
+/// Frame headers checked (a CRC each) after a bad frame before giving up.
+constexpr unsigned kMaxFrameProbes = 1024;
+
+/// The offset of the first whole frame at or after `from + 1` whose magic,
+/// length and CRC are valid, or SIZE_MAX. Such a frame after the bad one at
+/// `from` shows corruption: a killed run leaves nothing valid after its
+/// torn last frame. The bad frame's own end is tried first, then every
+/// offset; `gaveUp` is set after kMaxFrameProbes plausible headers.
+size_t findValidFrame(const uint8_t *bytes, size_t size, size_t from,
+                      uint32_t version, bool &gaveUp) {
+  unsigned probes = 0;
+  auto validAt = [&](size_t p) {
+    if (p + 12 > size || p + 12 < p)
+      return false;
+    uint32_t magic = readU32(bytes + p), len = readU32(bytes + p + 4);
+    if (magic != kRecordMagic && !(magic == kBlockMagic && version >= 2))
+      return false;
+    if (len > kMaxBodyBytes || size - p - 12 < len)
+      return false;
+    ++probes;
+    return readU32(bytes + p + 8 + len) == frameChecksum(bytes + p + 8, len);
+  };
+  if (from + 8 <= size) {
+    size_t end = from + 12 + size_t(readU32(bytes + from + 4));
+    if (end > from + 12 && end < size && validAt(end))
+      return end;
+  }
+  for (size_t p = from + 1; p + 12 <= size; ++p) {
+    const void *g = std::memchr(bytes + p, 'G', size - 12 - p + 1);
+    if (!g)
+      break;
+    p = static_cast<const uint8_t *>(g) - bytes;
+    if (validAt(p))
+      return p;
+    if (probes >= kMaxFrameProbes) {
+      gaveUp = true;
+      return SIZE_MAX;
+    }
+  }
+  return SIZE_MAX;
+}
+} // namespace
+
 std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
                                                   std::string &error,
                                                   const ReadOptions &options) {
@@ -1439,8 +1497,10 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   if (!parseManifestText(manifestBytes, mj, perr))
     return error = "'" + manifestPath + "' " + perr, std::nullopt;
   std::string merr;
-  if (!manifestFromJson(mj, tc.manifest, tc.complete, merr))
+  ManifestSeal seal;
+  if (!manifestFromJson(mj, tc.manifest, seal, merr))
     return error = "'" + manifestPath + "': " + merr, std::nullopt;
+  tc.complete = seal.complete;
 
   std::string recordsPath = dir + "/records.bin";
   std::shared_ptr<FileMapping> map = mapWholeFile(recordsPath, error);
@@ -1542,6 +1602,28 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
     off += 12 + len;
   }
   tc.validBytes = off;
+  if (!tc.stopReason.empty()) {
+    // Only the torn tail of a run that did not finish may stop the reader.
+    std::string corrupt = "'" + recordsPath + "' is corrupt: " + tc.stopReason;
+    if (tc.complete)
+      return error = corrupt + ", in a run that finished (its manifest says " +
+                     (seal.records ? std::to_string(*seal.records) + " records)"
+                                   : std::string("complete)")),
+             std::nullopt;
+    bool gaveUp = false;
+    size_t next = findValidFrame(bytes, fileSize, off, version, gaveUp);
+    if (gaveUp)
+      return error = corrupt + ", and more than " +
+                     std::to_string(kMaxFrameProbes) +
+                     " frame headers follow it (a run cut short ends at its "
+                     "first bad frame)",
+             std::nullopt;
+    if (next != SIZE_MAX)
+      return error = corrupt + ", and a valid frame follows at byte " +
+                     std::to_string(next) +
+                     " (a run cut short ends at its first bad frame)",
+             std::nullopt;
+  }
   if (rows == 0)
     return error = "trace '" + dir + "' holds no readable record" +
                    (tc.stopReason.empty() ? std::string()

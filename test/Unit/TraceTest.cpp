@@ -317,9 +317,11 @@ TEST(Trace, SigkillLeavesFlushedRecords) {
   EXPECT_TRUE(TraceWriter::create(dir, sampleManifest(), true, err2)) << err2;
 }
 
+// A run that did not finish, cut at any byte: the records of the whole
+// frames before the cut.
 TEST(Trace, TruncationAtEveryByteKeepsAPrefix) {
   TempDir tmp;
-  std::string dir = writeTrace(tmp.path() + "/t", 6);
+  std::string dir = writeTrace(tmp.path() + "/t", 6, /*finish=*/false);
   std::string full = readFile(dir + "/records.bin");
   std::string err;
   auto whole = readTrace(dir, err);
@@ -361,53 +363,108 @@ TEST(Trace, TruncationAtEveryByteKeepsAPrefix) {
   }
 }
 
+// The same cut in a run that finished is corruption: an error naming the
+// file, the record and the byte, never a shorter trace.
+TEST(Trace, CutOfAFinishedRunIsCorruption) {
+  TempDir tmp;
+  std::string dir = writeTrace(tmp.path() + "/t", 6);
+  std::string full = readFile(dir + "/records.bin");
+  std::vector<Frame> frames = framesOf(full);
+  ASSERT_EQ(frames.size(), 6u);
+  replaceFile(dir + "/records.bin", full.substr(0, frames[4].offset + 7));
+  std::string err;
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_EQ(err, "'" + dir + "/records.bin' is corrupt: record 4 at byte " +
+                     std::to_string(frames[4].offset) +
+                     ": truncated frame (7 bytes left), in a run that "
+                     "finished (its manifest says 6 records)");
+}
+
+// Damage in a frame: in a run that finished, or with a valid frame after
+// it, corruption (an error); only in the last frame of a run that did not
+// finish, truncation (the records before it, and where it stopped).
 TEST(Trace, CorruptionIsDetected) {
   TempDir tmp;
-  std::string dir = writeTrace(tmp.path() + "/t", 4);
+  std::string done = writeTrace(tmp.path() + "/done", 4);
+  std::string dir = writeTrace(tmp.path() + "/t", 4, /*finish=*/false);
   std::string full = readFile(dir + "/records.bin");
-  uint32_t len0;
-  std::memcpy(&len0, full.data() + kTraceFileHeaderSize + 4, 4);
-  size_t second = kTraceFileHeaderSize + 12 + len0;
-  std::string err;
+  ASSERT_EQ(full, readFile(done + "/records.bin"));
+  std::vector<Frame> frames = framesOf(full);
+  ASSERT_EQ(frames.size(), 4u);
+  size_t second = frames[1].offset, third = frames[2].offset;
+  std::string path = dir + "/records.bin", err;
+  // Reads `bad` as the records of `dir`, then with only its first `frames`
+  // frames: the damaged one is then the last.
+  auto expectStop = [&](const std::string &bad, size_t keep, size_t records,
+                        const std::string &why) {
+    SCOPED_TRACE(why);
+    replaceFile(path, bad);
+    EXPECT_FALSE(readTrace(dir, err));
+    EXPECT_EQ(err, "'" + path + "' is corrupt: " + why +
+                       ", and a valid frame follows at byte " +
+                       std::to_string(third) +
+                       " (a run cut short ends at its first bad frame)");
+    replaceFile(done + "/records.bin", bad);
+    EXPECT_FALSE(readTrace(done, err));
+    EXPECT_EQ(err, "'" + done + "/records.bin' is corrupt: " + why +
+                       ", in a run that finished (its manifest says 4 "
+                       "records)");
+    replaceFile(path, bad.substr(0, frames[keep].offset));
+    auto tc = readTrace(dir, err);
+    ASSERT_TRUE(tc) << err;
+    EXPECT_EQ(tc->records.size(), records);
+    EXPECT_EQ(tc->stopReason, why);
+  };
   // A flipped byte inside record 1's body: checksum mismatch, record 0 kept.
   std::string bad = full;
   bad[second + 8 + 20] ^= 0x40;
-  replaceFile(dir + "/records.bin", bad);
-  auto tc = readTrace(dir, err);
-  ASSERT_TRUE(tc) << err;
-  EXPECT_EQ(tc->records.size(), 1u);
-  EXPECT_NE(tc->stopReason.find("record 1 at byte " + std::to_string(second) +
-                                ": checksum mismatch"),
-            std::string::npos)
-      << tc->stopReason;
+  std::string at1 = "record 1 at byte " + std::to_string(second) + ": ";
+  expectStop(bad, 2, 1, at1 + "checksum mismatch");
   // A bad frame magic.
   bad = full;
   bad[second] = 'X';
-  replaceFile(dir + "/records.bin", bad);
-  tc = readTrace(dir, err);
-  ASSERT_TRUE(tc) << err;
-  EXPECT_NE(tc->stopReason.find("bad record magic"), std::string::npos);
+  expectStop(bad, 2, 1, at1 + "bad record magic");
   // A valid checksum over a malformed body (unknown stage) is still refused.
   bad = full;
   bad[second + 8] = 99;
-  uint32_t len1;
-  std::memcpy(&len1, full.data() + second + 4, 4);
-  uint32_t crc =
-      crc32(0, reinterpret_cast<const Bytef *>(bad.data() + second + 8), len1);
-  std::memcpy(&bad[second + 8 + len1], &crc, 4);
-  replaceFile(dir + "/records.bin", bad);
-  tc = readTrace(dir, err);
-  ASSERT_TRUE(tc) << err;
-  EXPECT_EQ(tc->records.size(), 1u);
-  EXPECT_NE(tc->stopReason.find("unknown stage 99"), std::string::npos)
-      << tc->stopReason;
-  // A corrupt first record leaves nothing: an error.
+  fixCrc(bad, second);
+  expectStop(bad, 2, 1, at1 + "malformed body: unknown stage 99");
+  // A corrupt length: the frame's end is lost, the next frame is found by
+  // its magic and checksum.
+  bad = full;
+  bad[second + 4] ^= 0x01;
+  replaceFile(path, bad);
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_NE(
+      err.find("and a valid frame follows at byte " + std::to_string(third)),
+      std::string::npos)
+      << err;
+  // A corrupt first record of a run that did not finish, frames after it:
+  // corruption; alone: nothing readable, an error.
   bad = full;
   bad[kTraceFileHeaderSize + 8 + 3] ^= 1;
-  replaceFile(dir + "/records.bin", bad);
+  replaceFile(path, bad);
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_NE(err.find("is corrupt: record 0 at byte " +
+                     std::to_string(kTraceFileHeaderSize) +
+                     ": checksum mismatch, and a valid frame follows"),
+            std::string::npos)
+      << err;
+  replaceFile(path, bad.substr(0, second));
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("no readable record"), std::string::npos) << err;
   EXPECT_NE(err.find("checksum"), std::string::npos) << err;
+  // Zeros after the last good frame (a file extended but never written)
+  // hold no valid frame: truncation.
+  replaceFile(path, full + std::string(4096, '\0'));
+  auto tc = readTrace(dir, err);
+  ASSERT_TRUE(tc) << err;
+  EXPECT_EQ(tc->records.size(), 4u);
+  EXPECT_NE(tc->stopReason.find("record 4 at byte " +
+                                std::to_string(full.size()) +
+                                ": bad record magic"),
+            std::string::npos)
+      << tc->stopReason;
 }
 
 TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
@@ -807,7 +864,7 @@ TEST(TraceBlock, TruncationInsideABlockKeepsTheRecordsBefore) {
   ASSERT_TRUE(w->append(sampleRecord(1), err));
   ASSERT_TRUE(w->appendBlock(b->block, err)) << err;
   ASSERT_TRUE(w->append(sampleRecord(2), err));
-  ASSERT_TRUE(w->finish(err)) << err;
+  ASSERT_TRUE(w->flush(err)) << err; // a run that did not finish
   std::string full = readFile(dir + "/records.bin");
   std::vector<Frame> frames = framesOf(full);
   ASSERT_EQ(frames.size(), 4u);
@@ -853,14 +910,23 @@ TEST(TraceBlock, CorruptOrMalformedBlockStopsBeforeIt) {
   ASSERT_TRUE(w->append(sampleRecord(0), err));
   ASSERT_TRUE(w->appendBlock(b->block, err)) << err;
   ASSERT_TRUE(w->append(sampleRecord(1), err));
-  ASSERT_TRUE(w->finish(err)) << err;
+  ASSERT_TRUE(w->flush(err)) << err; // a run that did not finish
   std::string full = readFile(dir + "/records.bin");
   std::vector<Frame> frames = framesOf(full);
   ASSERT_EQ(frames.size(), 3u);
   size_t at = frames[1].offset, body = at + 8;
   std::string where = "record 1 at byte " + std::to_string(at) + ": ";
+  // The damaged block is the last frame (a torn tail); with the frame after
+  // it kept, the same damage is corruption.
   auto expectStop = [&](const std::string &bad, const std::string &why) {
     replaceFile(dir + "/records.bin", bad);
+    EXPECT_FALSE(readTrace(dir, err));
+    EXPECT_NE(err.find("is corrupt: " + where + why +
+                       ", and a valid frame follows at byte " +
+                       std::to_string(frames[2].offset)),
+              std::string::npos)
+        << err;
+    replaceFile(dir + "/records.bin", bad.substr(0, frames[2].offset));
     auto tc = readTrace(dir, err);
     ASSERT_TRUE(tc) << err;
     EXPECT_EQ(tc->records.size(), 1u) << why;
@@ -1142,8 +1208,9 @@ TEST(Trace, PythonReaderAgrees) {
     EXPECT_EQ(i, expected);
   };
 
-  // Record frames only, a cut tail.
-  std::string dir = writeTrace(tmp.path() + "/t", 9);
+  // Record frames only, a cut tail (of a run that did not finish: a cut
+  // finished run is corrupt, an error for both readers).
+  std::string dir = writeTrace(tmp.path() + "/t", 9, /*finish=*/false);
   std::string full = readFile(dir + "/records.bin");
   replaceFile(dir + "/records.bin", full.substr(0, full.size() - 5));
   agree(dir, 8);
@@ -1164,7 +1231,7 @@ TEST(Trace, PythonReaderAgrees) {
     n += bs[2]->expected.size();
     w->setMaxBlockBodyBytes(kMaxBlockBodyBytes);
     ASSERT_TRUE(w->appendBlock(last->block, err)) << err;
-    ASSERT_TRUE(w->finish(err)) << err;
+    ASSERT_TRUE(w->flush(err)) << err; // not finished: its tail may be torn
   }
   agree(mixed, n + last->expected.size());
   full = readFile(mixed + "/records.bin");
@@ -1222,7 +1289,7 @@ namespace {
 // and what it returns is always a prefix of what was written.
 TEST(Trace, RandomCorruptionYieldsAPrefix) {
   TempDir tmp;
-  std::string dir = writeTrace(tmp.path() + "/t", 12);
+  std::string dir = writeTrace(tmp.path() + "/t", 12, /*finish=*/false);
   std::string full = readFile(dir + "/records.bin");
   std::string err;
   auto whole = readTrace(dir, err);
@@ -1242,7 +1309,9 @@ TEST(Trace, RandomCorruptionYieldsAPrefix) {
     replaceFile(dir + "/records.bin", bad);
     auto tc = readTrace(dir, err);
     if (!tc) {
-      EXPECT_NE(err.find("no readable record"), std::string::npos) << err;
+      EXPECT_TRUE(err.find("no readable record") != std::string::npos ||
+                  err.find("is corrupt") != std::string::npos)
+          << err;
       continue;
     }
     ASSERT_LE(tc->records.size(), whole->records.size());

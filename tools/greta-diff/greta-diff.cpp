@@ -77,8 +77,9 @@ Policies:
              row has < 1000 elements; floor 1e-5.
 
 Refused: traces of different model, weights or prompt digest, or of
-different lengths without --allow-different-lengths. A truncated trace is
-compared up to where it stops; the report says so. See docs/DIFF.md.
+different lengths without --allow-different-lengths. A truncated trace (a
+run that did not finish) is compared up to where it stops; the report says
+so. A corrupt trace is an error. See docs/DIFF.md.
 
 Exit status: 0 no divergence, 1 divergence found, 2 error.)";
 } // namespace
