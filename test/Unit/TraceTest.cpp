@@ -4,6 +4,7 @@
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <zlib.h>
 
@@ -242,6 +243,18 @@ std::string replaceFile(const std::string &path, const std::string &data) {
   return path;
 }
 
+/// Rewrites the trace in `dir` as a GRETA of format `version` (1 or 2) wrote
+/// it: the header's version, the manifest's, and no records digest.
+void asOlderVersion(const std::string &dir, uint32_t version) {
+  std::string records = readFile(dir + "/records.bin");
+  std::memcpy(&records[8], &version, 4);
+  replaceFile(dir + "/records.bin", records);
+  nlohmann::json m = nlohmann::json::parse(readFile(dir + "/manifest.json"));
+  m["format_version"] = version;
+  m.erase("records_digest");
+  writeFile(dir + "/manifest.json", m.dump(2));
+}
+
 std::string writeTrace(const std::string &dir, int n, bool finish = true) {
   std::string err;
   auto w = TraceWriter::create(dir, sampleManifest(), false, err);
@@ -467,6 +480,79 @@ TEST(Trace, CorruptionIsDetected) {
       << tc->stopReason;
 }
 
+// A finished run's manifest names the record count and the records digest;
+// records.bin must hold exactly those (issue 18 item 7).
+TEST(Trace, FinishedRunCountAndDigestAreChecked) {
+  TempDir tmp;
+  std::string dir = writeTrace(tmp.path() + "/t", 6), err;
+  std::string path = dir + "/records.bin";
+  auto tc = readTrace(dir, err);
+  ASSERT_TRUE(tc) << err;
+  EXPECT_TRUE(tc->integrity.countVerified);
+  EXPECT_TRUE(tc->integrity.digestVerified);
+  nlohmann::json m = nlohmann::json::parse(readFile(dir + "/manifest.json"));
+  EXPECT_EQ(m["records"], 6);
+  EXPECT_EQ(m["records_digest"], tc->integrity.recordsDigest);
+  EXPECT_EQ(tc->integrity.recordsDigest.size(), 64u);
+
+  std::string full = readFile(path);
+  std::vector<Frame> frames = framesOf(full);
+  ASSERT_EQ(frames.size(), 6u);
+  // Cut at a frame boundary: every frame left is valid, the count is not.
+  replaceFile(path, full.substr(0, frames[4].offset));
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_EQ(err, "'" + path +
+                     "' holds 4 records but its manifest says the run "
+                     "finished with 6: the file was cut or altered");
+  // Two frames exchanged: the count matches, the digest does not.
+  std::string swapped =
+      full.substr(0, frames[1].offset) +
+      full.substr(frames[2].offset, frames[3].offset - frames[2].offset) +
+      full.substr(frames[1].offset, frames[2].offset - frames[1].offset) +
+      full.substr(frames[3].offset);
+  ASSERT_EQ(swapped.size(), full.size());
+  replaceFile(path, swapped);
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_NE(err.find("' does not match the records_digest of its manifest (" +
+                     m["records_digest"].get<std::string>() + "; read "),
+            std::string::npos)
+      << err;
+  // A manifest without a digest (an older or foreign writer): the count is
+  // still checked, the digest is unknown, never taken as verified.
+  replaceFile(path, full);
+  nlohmann::json old = m;
+  old.erase("records_digest");
+  writeFile(dir + "/manifest.json", old.dump(2));
+  tc = readTrace(dir, err);
+  ASSERT_TRUE(tc) << err;
+  EXPECT_TRUE(tc->integrity.countVerified);
+  EXPECT_FALSE(tc->integrity.digestVerified);
+  // A run that did not finish names neither: nothing is verified.
+  old["complete"] = false;
+  old["records"] = 0;
+  writeFile(dir + "/manifest.json", old.dump(2));
+  tc = readTrace(dir, err);
+  ASSERT_TRUE(tc) << err;
+  EXPECT_FALSE(tc->integrity.countVerified);
+  EXPECT_FALSE(tc->integrity.digestVerified);
+  // Malformed values are errors naming the field.
+  nlohmann::json bad = m;
+  bad["records_digest"] = "xyz";
+  writeFile(dir + "/manifest.json", bad.dump(2));
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_NE(err.find("'records_digest' must be 64 lowercase hex digits, got "
+                     "\"xyz\""),
+            std::string::npos)
+      << err;
+  bad = m;
+  bad["records"] = -1;
+  writeFile(dir + "/manifest.json", bad.dump(2));
+  EXPECT_FALSE(readTrace(dir, err));
+  EXPECT_NE(err.find("'records' must be a non-negative integer, got -1"),
+            std::string::npos)
+      << err;
+}
+
 TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
   TempDir tmp;
   std::string dir = writeTrace(tmp.path() + "/t", 2);
@@ -507,7 +593,10 @@ TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
   EXPECT_NE(err.find("empty trace"), std::string::npos) << err;
   replaceFile(dir + "/records.bin", records.substr(0, kTraceFileHeaderSize));
   EXPECT_FALSE(readTrace(dir, err));
-  EXPECT_NE(err.find("no readable record"), std::string::npos) << err;
+  EXPECT_NE(err.find("holds 0 records but its manifest says the run finished "
+                     "with 2"),
+            std::string::npos)
+      << err;
 
   EXPECT_FALSE(readTrace(tmp.path() + "/missing", err));
   EXPECT_NE(err.find("missing"), std::string::npos) << err;
@@ -981,14 +1070,8 @@ TEST(TraceBlock, VersionOneTraceIsStillRead) {
   TempDir tmp;
   std::string dir = writeTrace(tmp.path() + "/t", 7);
   std::string err;
+  asOlderVersion(dir, 1);
   std::string records = readFile(dir + "/records.bin");
-  records[8] = 1;
-  replaceFile(dir + "/records.bin", records);
-  std::string manifest = readFile(dir + "/manifest.json");
-  size_t at = manifest.find("\"format_version\": 2");
-  ASSERT_NE(at, std::string::npos);
-  manifest.replace(at, 19, "\"format_version\": 1");
-  writeFile(dir + "/manifest.json", manifest);
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
   EXPECT_EQ(tc->manifest.formatVersion, 1u);

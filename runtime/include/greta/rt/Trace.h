@@ -207,7 +207,8 @@ public:
   /// survive the process being killed (not a power loss; finish() fsyncs).
   /// Session::endCall() calls it after each forward call.
   virtual bool flush(std::string &error) = 0;
-  /// Flushes and marks the trace complete (manifest `complete: true`).
+  /// Flushes, fsyncs and marks the trace complete: manifest `complete:
+  /// true`, `records` (the count) and `records_digest`.
   virtual bool finish(std::string &error) = 0;
   virtual uint64_t bytesWritten() const = 0;
   /// Records (rows) appended, block rows included; not frames.
@@ -253,6 +254,18 @@ struct BlockRows {
   }
 };
 
+/// What readTrace verified beyond each frame's CRC. A mismatch is an error
+/// (readTrace fails), so each field is verified (true) or unknown (false:
+/// an older writer, a foreign one, or a run that did not finish).
+struct TraceIntegrity {
+  /// A finished run: the manifest's `records` equals the rows read.
+  bool countVerified = false;
+  /// A finished run: the manifest's `records_digest` equals the digest of
+  /// what was read (docs/TRACE_FORMAT.md, "records digest").
+  bool digestVerified = false;
+  std::string recordsDigest; // computed while reading, over the valid frames
+};
+
 struct ReadOptions {
   /// Keep block frames as BlockRows (TraceContents::blocks) instead of
   /// expanding each row into a Record: `records` then holds only the rows of
@@ -261,10 +274,14 @@ struct ReadOptions {
   bool keepBlocks = false;
 };
 
-/// Reads a whole trace. A truncated or corrupt tail is not an error: the
-/// records before it are returned and `stopReason` says where reading
-/// stopped. Bad manifests, unknown format versions, missing files and a
-/// corrupt *first* record are errors.
+/// Reads a whole trace. The truncated tail of a run that did not finish is
+/// not an error: the records before its last, bad frame are returned and
+/// `stopReason` says where reading stopped. Errors (nullopt, `error` naming
+/// the file and the place): bad manifests, unknown format versions, missing
+/// or non-regular files, no readable record, and corruption: a bad frame in
+/// a finished run or one followed by a valid frame, and a finished run whose
+/// records.bin does not hold the record count and records digest its
+/// manifest names.
 ///
 /// records.bin is memory-mapped (read-only, private) and every frame's CRC is
 /// checked up front; records of payload `full` keep their values as views
@@ -280,6 +297,7 @@ struct TraceContents {
   std::vector<BlockRows> blocks; // keepBlocks only: block frames, file order
   std::string stopReason;       // empty when read to a clean end
   uint64_t validBytes = 0;      // bytes of records.bin that were valid
+  TraceIntegrity integrity;     // what was verified beyond the CRCs
 
   /// Rows read: the records plus every kept block's rows.
   size_t rowCount() const {

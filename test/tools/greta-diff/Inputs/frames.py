@@ -56,6 +56,7 @@ elif cmd == "v1":
     with open(d + "/manifest.json") as f:
         m = json.load(f)
     m["format_version"] = 1
+    m.pop("records_digest", None)  # version 1 had none
     with open(d + "/manifest.json", "w") as f:
         json.dump(m, f, indent=2)
 elif cmd == "unfinish":
