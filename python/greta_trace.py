@@ -21,8 +21,10 @@ import zlib
 
 import numpy as np
 
-FORMAT_VERSION = 2          # the newest version read; versions 1 and 2 are
-OLDEST_FORMAT_VERSION = 1   # read (a version-1 file has no block frames)
+FORMAT_VERSION = 3          # the newest version read; versions 1 to 3 are
+OLDEST_FORMAT_VERSION = 1   # read (a version-1 file has no block frames;
+                            # version 3 adds the run id, after byte 16 of the
+                            # header, skipped here)
 FILE_MAGIC = b"GRETATRC"
 FILE_HEADER_SIZE = 16
 RECORD_MAGIC = 0x43455247  # b"GREC" read as little-endian u32

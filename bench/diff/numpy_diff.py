@@ -25,7 +25,6 @@ import zlib
 
 import numpy as np
 
-HEADER = 16
 RECORD_MAGIC = 0x43455247  # "GREC"
 BLOCK_MAGIC = 0x42455247   # "GREB"
 DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: "bf16"}
@@ -85,7 +84,7 @@ def read_trace(path):
     if data[:8] != b"GRETATRC":
         sys.exit(f"{path}: not a GRETA trace")
     rows = {}
-    off = HEADER
+    off = struct.unpack_from("<I", data, 12)[0]  # header size (16, or 32 from v3)
     mv = memoryview(data)
     while off + 12 <= len(data):
         magic, length = struct.unpack_from("<II", data, off)

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -827,6 +828,7 @@ struct ManifestSeal {
 json manifestToJson(const Manifest &m, const ManifestSeal &seal) {
   json j{{"format", "greta-trace"},
          {"format_version", m.formatVersion},
+         {"run_id", m.runId},
          {"model", m.model},
          {"model_digest", m.modelDigest},
          {"weights_digest", m.weightsDigest},
@@ -929,6 +931,11 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
     str("tool_version", m.toolVersion);
     str("filter", m.filter);
     str("created_at", m.createdAt);
+    str("run_id", m.runId);
+    if (!m.runId.empty() && !isHex(m.runId, 2 * kRunIdBytes))
+      return error = "'run_id' must be 32 lowercase hex digits, got " +
+                     describeJson(j["run_id"]),
+             false;
     if (j.contains("token_count")) {
       const json &t = j["token_count"];
       if (!t.is_number_integer() || t.get<int64_t>() < 0)
@@ -1109,6 +1116,23 @@ private:
   uint8_t buf_[12 * 340]; // frames hashed together
   size_t n_ = 0;
 };
+
+/// 128 random bits from the kernel (getrandom(2)): a run id two runs never
+/// share.
+bool drawRunId(uint8_t (&out)[kRunIdBytes], std::string &error) {
+  size_t got = 0;
+  while (got < kRunIdBytes) {
+    ssize_t n = ::getrandom(out + got, kRunIdBytes - got, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return error = std::string("cannot draw a run id (getrandom): ") +
+                     errnoStr(errno),
+             false;
+    got += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 class FileTraceWriter final : public TraceWriter {
 public:
@@ -1300,6 +1324,10 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
   w->dir_ = dir;
   w->manifest_ = manifest;
   w->manifest_.formatVersion = kTraceFormatVersion;
+  uint8_t runId[kRunIdBytes];
+  if (!drawRunId(runId, error))
+    return nullptr;
+  w->manifest_.runId = toHex(runId, kRunIdBytes);
   if (w->manifest_.createdAt.empty()) {
     std::time_t now = std::time(nullptr);
     std::tm tm{};
@@ -1387,6 +1415,7 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
   std::memcpy(header, kTraceFileMagic, 8);
   writeU32(header + 8, kTraceFormatVersion);
   writeU32(header + 12, kTraceFileHeaderSize);
+  std::memcpy(header + kTraceRunIdOffset, runId, kRunIdBytes);
   w->buf_.reserve(kBufferBytes + 4096);
   w->buf_.assign(header, header + kTraceFileHeaderSize);
   w->digest_.header(header, kTraceFileHeaderSize);
@@ -1573,10 +1602,10 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   std::shared_ptr<const void> owner = map;
   const uint8_t *bytes = map->data;
   size_t fileSize = map->size;
-  if (fileSize < kTraceFileHeaderSize ||
+  if (fileSize < kTraceFileHeaderSizeV2 ||
       std::memcmp(bytes, kTraceFileMagic, 8) != 0)
     return error = "'" + recordsPath + "' " +
-                   (fileSize < kTraceFileHeaderSize
+                   (fileSize < kTraceFileHeaderSizeV2
                         ? "is shorter than its 16-byte header (empty trace)"
                         : "does not start with the GRETA trace magic"),
            std::nullopt;
@@ -1593,10 +1622,23 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
                    std::to_string(version) + " disagrees with the manifest (" +
                    std::to_string(tc.manifest.formatVersion) + ")",
            std::nullopt;
-  if (headerSize < kTraceFileHeaderSize || headerSize > fileSize)
+  uint32_t minHeader =
+      version >= 3 ? kTraceFileHeaderSize : kTraceFileHeaderSizeV2;
+  if (headerSize < minHeader || headerSize > fileSize)
     return error = "'" + recordsPath + "': bad header size " +
                    std::to_string(headerSize),
            std::nullopt;
+  // The run id ties records.bin to its manifest (format 3 on): records of
+  // another run under this manifest would be compared as this run's.
+  if (version >= 3 && !tc.manifest.runId.empty()) {
+    std::string fileRunId = toHex(bytes + kTraceRunIdOffset, kRunIdBytes);
+    if (fileRunId != tc.manifest.runId)
+      return error = "'" + manifestPath + "' names run " + tc.manifest.runId +
+                     " but '" + recordsPath + "' holds run " + fileRunId +
+                     ": the two files come from different runs",
+             std::nullopt;
+    tc.integrity.runIdTied = true;
+  }
 
   size_t off = headerSize;
   FramingDigest digest;

@@ -244,13 +244,18 @@ std::string replaceFile(const std::string &path, const std::string &data) {
 }
 
 /// Rewrites the trace in `dir` as a GRETA of format `version` (1 or 2) wrote
-/// it: the header's version, the manifest's, and no records digest.
+/// it: a 16-byte header (no run id) of that version, the manifest's version,
+/// no run id and no records digest.
 void asOlderVersion(const std::string &dir, uint32_t version) {
   std::string records = readFile(dir + "/records.bin");
-  std::memcpy(&records[8], &version, 4);
-  replaceFile(dir + "/records.bin", records);
+  std::string header = records.substr(0, kTraceFileHeaderSizeV2);
+  std::memcpy(&header[8], &version, 4);
+  std::memcpy(&header[12], &kTraceFileHeaderSizeV2, 4);
+  replaceFile(dir + "/records.bin",
+              header + records.substr(kTraceFileHeaderSize));
   nlohmann::json m = nlohmann::json::parse(readFile(dir + "/manifest.json"));
   m["format_version"] = version;
+  m.erase("run_id");
   m.erase("records_digest");
   writeFile(dir + "/manifest.json", m.dump(2));
 }
@@ -401,7 +406,11 @@ TEST(Trace, CorruptionIsDetected) {
   std::string done = writeTrace(tmp.path() + "/done", 4);
   std::string dir = writeTrace(tmp.path() + "/t", 4, /*finish=*/false);
   std::string full = readFile(dir + "/records.bin");
-  ASSERT_EQ(full, readFile(done + "/records.bin"));
+  // The same frames; the headers differ in their run id.
+  std::string doneHeader =
+      readFile(done + "/records.bin").substr(0, kTraceFileHeaderSize);
+  ASSERT_EQ(full.substr(kTraceFileHeaderSize),
+            readFile(done + "/records.bin").substr(kTraceFileHeaderSize));
   std::vector<Frame> frames = framesOf(full);
   ASSERT_EQ(frames.size(), 4u);
   size_t second = frames[1].offset, third = frames[2].offset;
@@ -417,7 +426,8 @@ TEST(Trace, CorruptionIsDetected) {
                        ", and a valid frame follows at byte " +
                        std::to_string(third) +
                        " (a run cut short ends at its first bad frame)");
-    replaceFile(done + "/records.bin", bad);
+    replaceFile(done + "/records.bin",
+                doneHeader + bad.substr(kTraceFileHeaderSize));
     EXPECT_FALSE(readTrace(done, err));
     EXPECT_EQ(err, "'" + done + "/records.bin' is corrupt: " + why +
                        ", in a run that finished (its manifest says 4 "
@@ -553,34 +563,89 @@ TEST(Trace, FinishedRunCountAndDigestAreChecked) {
       << err;
 }
 
+// A run id (format 3) ties records.bin to its manifest (issue 18 item 8).
+TEST(Trace, RunIdTiesRecordsToManifest) {
+  TempDir tmp;
+  std::string a = writeTrace(tmp.path() + "/a", 3);
+  std::string b = writeTrace(tmp.path() + "/b", 3), err;
+  auto ta = readTrace(a, err), tb = readTrace(b, err);
+  ASSERT_TRUE(ta && tb) << err;
+  EXPECT_TRUE(ta->integrity.runIdTied);
+  EXPECT_EQ(ta->manifest.runId.size(), 32u);
+  EXPECT_NE(ta->manifest.runId, tb->manifest.runId); // 128 random bits
+  std::string records = readFile(a + "/records.bin");
+  uint32_t headerSize;
+  std::memcpy(&headerSize, records.data() + 12, 4);
+  EXPECT_EQ(headerSize, kTraceFileHeaderSize);
+  std::string hex;
+  for (size_t i = 0; i < kRunIdBytes; ++i) {
+    char h[3];
+    std::snprintf(h, sizeof h, "%02x",
+                  static_cast<uint8_t>(records[kTraceRunIdOffset + i]));
+    hex += h;
+  }
+  EXPECT_EQ(hex, ta->manifest.runId);
+  // b's records under a's manifest: the same rows, another run.
+  replaceFile(a + "/records.bin", readFile(b + "/records.bin"));
+  EXPECT_FALSE(readTrace(a, err));
+  EXPECT_EQ(err, "'" + a + "/manifest.json' names run " + ta->manifest.runId +
+                     " but '" + a + "/records.bin' holds run " +
+                     tb->manifest.runId +
+                     ": the two files come from different runs");
+  replaceFile(a + "/records.bin", records);
+  // A format-3 manifest without run_id (a foreign writer): unknown.
+  nlohmann::json m = nlohmann::json::parse(readFile(a + "/manifest.json"));
+  nlohmann::json edited = m;
+  edited.erase("run_id");
+  writeFile(a + "/manifest.json", edited.dump(2));
+  auto tc = readTrace(a, err);
+  ASSERT_TRUE(tc) << err;
+  EXPECT_FALSE(tc->integrity.runIdTied);
+  edited = m;
+  edited["run_id"] = "ABC";
+  writeFile(a + "/manifest.json", edited.dump(2));
+  EXPECT_FALSE(readTrace(a, err));
+  EXPECT_NE(err.find("'run_id' must be 32 lowercase hex digits, got \"ABC\""),
+            std::string::npos)
+      << err;
+  // A format-3 header shorter than the run id.
+  writeFile(a + "/manifest.json", m.dump(2));
+  std::string shortHeader = records;
+  uint32_t sixteen = kTraceFileHeaderSizeV2;
+  std::memcpy(&shortHeader[12], &sixteen, 4);
+  replaceFile(a + "/records.bin", shortHeader);
+  EXPECT_FALSE(readTrace(a, err));
+  EXPECT_NE(err.find("bad header size 16"), std::string::npos) << err;
+}
+
 TEST(Trace, NewerVersionAndBadDirectoriesAreErrors) {
   TempDir tmp;
   std::string dir = writeTrace(tmp.path() + "/t", 2);
   std::string err;
   std::string records = readFile(dir + "/records.bin");
   std::string bumped = records;
-  bumped[8] = 3;
+  bumped[8] = 4;
   replaceFile(dir + "/records.bin", bumped);
   EXPECT_FALSE(readTrace(dir, err));
-  EXPECT_NE(err.find("version 3 is newer than this reader supports "
-                     "(version 2)"),
+  EXPECT_NE(err.find("version 4 is newer than this reader supports "
+                     "(version 3)"),
             std::string::npos)
       << err;
   replaceFile(dir + "/records.bin", records);
 
   std::string manifest = readFile(dir + "/manifest.json");
-  size_t at = manifest.find("\"format_version\": 2");
+  size_t at = manifest.find("\"format_version\": 3");
   ASSERT_NE(at, std::string::npos) << manifest;
   std::string newer = manifest;
   newer.replace(at, 19, "\"format_version\": 7");
   writeFile(dir + "/manifest.json", newer);
   EXPECT_FALSE(readTrace(dir, err));
   EXPECT_NE(err.find("version 7 is newer"), std::string::npos) << err;
-  newer.replace(at, 19, "\"format_version\": 3");
+  newer.replace(at, 19, "\"format_version\": 4");
   writeFile(dir + "/manifest.json", newer);
   EXPECT_FALSE(readTrace(dir, err));
-  EXPECT_NE(err.find("trace format version 3 is newer than this reader "
-                     "supports (version 2)"),
+  EXPECT_NE(err.find("trace format version 4 is newer than this reader "
+                     "supports (version 3)"),
             std::string::npos)
       << err;
   writeFile(dir + "/manifest.json", "{oops");
@@ -855,7 +920,7 @@ TEST(TraceBlock, RoundTripMixedWithRecordFrames) {
   std::string file = readFile(dir + "/records.bin");
   uint32_t version;
   std::memcpy(&version, file.data() + 8, 4);
-  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(version, kTraceFormatVersion);
   std::vector<Frame> frames = framesOf(file);
   ASSERT_EQ(frames.size(), 3 + 2 * bs.size());
   for (size_t f = 0; f < frames.size(); ++f)
@@ -872,8 +937,8 @@ TEST(TraceBlock, RoundTripMixedWithRecordFrames) {
   auto tc = readTrace(dir, err);
   ASSERT_TRUE(tc) << err;
   EXPECT_TRUE(tc->stopReason.empty()) << tc->stopReason;
-  EXPECT_EQ(tc->manifest.formatVersion, 2u);
-  EXPECT_NE(readFile(dir + "/manifest.json").find("\"format_version\": 2"),
+  EXPECT_EQ(tc->manifest.formatVersion, kTraceFormatVersion);
+  EXPECT_NE(readFile(dir + "/manifest.json").find("\"format_version\": 3"),
             std::string::npos);
   ASSERT_EQ(tc->records.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
@@ -1058,7 +1123,7 @@ TEST(TraceBlock, CorruptOrMalformedBlockStopsBeforeIt) {
   v1[8] = 1;
   std::string manifest = readFile(dir + "/manifest.json");
   std::string m1 = manifest;
-  m1.replace(m1.find("\"format_version\": 2"), 19, "\"format_version\": 1");
+  m1.replace(m1.find("\"format_version\": 3"), 19, "\"format_version\": 1");
   writeFile(dir + "/manifest.json", m1);
   expectStop(v1, "block frame in a version-1 trace");
   writeFile(dir + "/manifest.json", manifest);
@@ -1078,6 +1143,10 @@ TEST(TraceBlock, VersionOneTraceIsStillRead) {
   ASSERT_EQ(tc->records.size(), 7u);
   for (int i = 0; i < 7; ++i)
     expectSame(tc->records[i], sampleRecord(i));
+  // No run id, no digest: unknown, never verified; the count still is.
+  EXPECT_FALSE(tc->integrity.runIdTied);
+  EXPECT_FALSE(tc->integrity.digestVerified);
+  EXPECT_TRUE(tc->integrity.countVerified);
   // Header and manifest must still agree.
   records[8] = 2;
   replaceFile(dir + "/records.bin", records);

@@ -23,7 +23,8 @@
 namespace greta::rt {
 
 /// The version written; readers accept kOldestTraceFormatVersion up to it.
-inline constexpr uint32_t kTraceFormatVersion = 2;
+/// Version 3 adds the run id (manifest and records.bin's header).
+inline constexpr uint32_t kTraceFormatVersion = 3;
 inline constexpr uint32_t kOldestTraceFormatVersion = 1;
 
 enum class DType : uint8_t { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
@@ -119,6 +120,10 @@ struct Record {
 /// prompt are not comparable (greta-diff refuses them).
 struct Manifest {
   uint32_t formatVersion = kTraceFormatVersion;
+  /// 128 random bits as 32 lowercase hex digits, also in records.bin's
+  /// header; drawn by TraceWriter::create (a value given is replaced).
+  /// Empty before format version 3.
+  std::string runId;
   std::string model;          // model name (module attribute) or file
   std::string modelDigest;    // sha256 of the model IR text
   std::string weightsDigest;  // sha256 of the weights file
@@ -258,6 +263,8 @@ struct BlockRows {
 /// (readTrace fails), so each field is verified (true) or unknown (false:
 /// an older writer, a foreign one, or a run that did not finish).
 struct TraceIntegrity {
+  /// The manifest's run_id equals the one in records.bin's header.
+  bool runIdTied = false;
   /// A finished run: the manifest's `records` equals the rows read.
   bool countVerified = false;
   /// A finished run: the manifest's `records_digest` equals the digest of
@@ -281,7 +288,8 @@ struct ReadOptions {
 /// or non-regular files, no readable record, and corruption: a bad frame in
 /// a finished run or one followed by a valid frame, and a finished run whose
 /// records.bin does not hold the record count and records digest its
-/// manifest names.
+/// manifest names; a run id that differs between manifest.json and
+/// records.bin.
 ///
 /// records.bin is memory-mapped (read-only, private) and every frame's CRC is
 /// checked up front; records of payload `full` keep their values as views
@@ -314,7 +322,13 @@ std::optional<TraceContents> readTrace(const std::string &dir,
 /// records.bin framing (docs/TRACE_FORMAT.md). Exposed for tests and tools.
 inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
                                             'A', 'T', 'R', 'C'};
-inline constexpr uint32_t kTraceFileHeaderSize = 16;
+/// The header written (format 3): magic, version, header size, run id.
+/// Versions 1 and 2 have the first 16 bytes only.
+inline constexpr uint32_t kTraceFileHeaderSize = 32;
+inline constexpr uint32_t kTraceFileHeaderSizeV2 = 16;
+/// Where format 3 keeps the run id in the header, and its size.
+inline constexpr uint32_t kTraceRunIdOffset = 16;
+inline constexpr size_t kRunIdBytes = 16;
 inline constexpr uint32_t kRecordMagic = 0x43455247; // "GREC" little endian
 inline constexpr uint32_t kBlockMagic = 0x42455247;  // "GREB" little endian
 /// Default block frame body limit of TraceWriter::appendBlock.

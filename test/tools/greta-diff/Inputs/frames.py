@@ -50,13 +50,17 @@ elif cmd == "v1":
         data = bytearray(f.read())
         if any(m != 0x43455247 for _, m, _ in frames(data)):
             sys.exit("v1 traces hold record frames only")
-        data[8:12] = struct.pack("<I", 1)
+        # A 16-byte header of version 1 (version 3 added the run id).
+        head = struct.unpack_from("<I", data, 12)[0]
+        data = data[:8] + struct.pack("<II", 1, 16) + data[head:]
         f.seek(0)
+        f.truncate()
         f.write(data)
     with open(d + "/manifest.json") as f:
         m = json.load(f)
     m["format_version"] = 1
-    m.pop("records_digest", None)  # version 1 had none
+    m.pop("run_id", None)  # version 1 had neither
+    m.pop("records_digest", None)
     with open(d + "/manifest.json", "w") as f:
         json.dump(m, f, indent=2)
 elif cmd == "unfinish":
