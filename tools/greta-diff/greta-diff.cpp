@@ -77,7 +77,9 @@ Policies:
              row has < 1000 elements; floor 1e-5.
 
 Refused: traces of different model, weights or prompt digest, or of
-different lengths without --allow-different-lengths. A truncated trace (a
+different lengths without --allow-different-lengths; traces whose identity
+is incomplete (a digest missing, no run id tying records.bin to its
+manifest) without --allow-unidentified. The report says what was checked. A truncated trace (a
 run that did not finish) is compared up to where it stops; the report says
 so. A corrupt trace is an error. See docs/DIFF.md.
 
@@ -94,7 +96,7 @@ int main(int argc, char **argv) {
   std::string basePath, testPath, refPath, policyStr = "exact",
                                            formatStr = "table";
   double atol = -1, rtol = -1, mae = -1, k = -1, floor = 1e-5;
-  bool allowLengths = false;
+  bool allowLengths = false, allowUnidentified = false;
   int context = 5;
   unsigned jobs = 0;
   bool timing = false;
@@ -131,6 +133,10 @@ int main(int argc, char **argv) {
   app.add_flag("--allow-different-lengths", allowLengths,
                "compare runs of different token counts on their shared "
                "positions");
+  app.add_flag("--allow-unidentified", allowUnidentified,
+               "compare traces whose identity is incomplete (format 1/2 "
+               "traces without run id, manifests without digests); the "
+               "report lists what was not checked");
   app.add_option("--format", formatStr,
                  "table | markdown | csv | json (default: table)");
   app.add_option("--context", context,
@@ -198,6 +204,7 @@ int main(int argc, char **argv) {
     opts.k = k;
   opts.floor = floor;
   opts.allowDifferentLengths = allowLengths;
+  opts.allowUnidentified = allowUnidentified;
   opts.jobs = jobs;
 
   using Clock = std::chrono::steady_clock;

@@ -337,6 +337,7 @@ struct Stack {
     rt::TraceContents t;
     t.manifest = manifest(T, std::string(precisionName(p)));
     t.complete = true;
+    markVerified(t);
     rt::DType d = p == Precision::F64 ? rt::DType::F64 : rt::DType::F32;
     for (int pos = 0; pos < T; ++pos) {
       std::vector<double> x(H);
@@ -525,15 +526,33 @@ TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
   EXPECT_NE(diffErr(b, t).find("model digest differs"), std::string::npos);
 }
 
-// A version-1 trace (record frames only, an older GRETA) compares with a
-// version-2 one: the records mean the same.
-TEST(DiffManifest, TracesOfFormatVersions1And2Compare) {
+// A version-1 trace (record frames only, an older GRETA: no run id, no
+// records digest) is not identified: refused, unless asked for; then it
+// compares with a version-3 one (the records mean the same) and the result
+// says what was not checked.
+TEST(DiffManifest, TracesOfFormatVersion1CompareWhenUnidentifiedIsAllowed) {
   auto b = build(spec());
   auto t = b;
   t.manifest.formatVersion = 1;
-  DiffResult r = diffOk(b, t);
+  t.manifest.runId.clear();
+  t.integrity = {};
+  t.integrity.countVerified = true;
+  std::string err = diffErr(b, t);
+  EXPECT_NE(err.find("traces are not fully identified: TEST run id: none "
+                     "(format version 1, written before run ids)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("--allow-unidentified"), std::string::npos) << err;
+  Options o;
+  o.allowUnidentified = true;
+  DiffResult r = diffOk(b, t, o);
   EXPECT_FALSE(r.diverged());
   EXPECT_EQ(r.counts.aligned, static_cast<int64_t>(b.records.size()));
+  std::vector<const rt::IdentityCheck *> unchecked = r.identity.unchecked();
+  ASSERT_EQ(unchecked.size(), 2u);
+  EXPECT_EQ(unchecked[0]->field, "run_id");
+  EXPECT_EQ(unchecked[1]->field, "records_digest");
+  EXPECT_EQ(unchecked[0]->waivedBy, "--allow-unidentified");
 }
 
 TEST(DiffManifest, ReferenceOfAnotherModelIsRefused) {

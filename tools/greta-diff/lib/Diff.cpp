@@ -250,48 +250,6 @@ static bool isTruncated(const TraceContents &t) {
   return !t.complete || !t.stopReason.empty();
 }
 
-bool greta::diff::checkCompatible(const TraceContents &a, const char *roleA,
-                                  const TraceContents &b, const char *roleB,
-                                  bool allowDifferentLengths, bool isReference,
-                                  std::string &error) {
-  const rt::Manifest &ma = a.manifest, &mb = b.manifest;
-  auto refuse = [&](const char *what, const std::string &va,
-                    const std::string &vb, const char *why) {
-    std::ostringstream os;
-    os << "traces are not comparable: " << what << " differs (" << roleA
-       << ": '" << va << "', " << roleB << ": '" << vb << "'); " << why;
-    error = os.str();
-    return false;
-  };
-  // Format versions may differ: every version the reader accepts yields the
-  // same records (version 2 only adds block frames), so a v1 trace from an
-  // older GRETA compares with a new one.
-  if (ma.modelDigest != mb.modelDigest)
-    return refuse("model digest", ma.modelDigest, mb.modelDigest,
-                  "they ran different model IR");
-  if (ma.weightsDigest != mb.weightsDigest)
-    return refuse("weights digest", ma.weightsDigest, mb.weightsDigest,
-                  "they ran different weights");
-  bool sameLength = ma.tokenCount == mb.tokenCount;
-  if (!sameLength && !allowDifferentLengths) {
-    std::ostringstream os;
-    os << "traces have different lengths (" << roleA << ": " << ma.tokenCount
-       << " tokens, " << roleB << ": " << mb.tokenCount
-       << " tokens); pass --allow-different-lengths to compare their shared "
-          "positions 0.."
-       << std::min(ma.tokenCount, mb.tokenCount) - 1;
-    error = os.str();
-    return false;
-  }
-  // The digest covers every token id, so it necessarily differs when the
-  // lengths do; then the shared prefix cannot be checked here.
-  if (sameLength && ma.promptDigest != mb.promptDigest)
-    return refuse("prompt digest", ma.promptDigest, mb.promptDigest,
-                  "they ran different prompts");
-  (void)isReference;
-  return true;
-}
-
 //===----------------------------------------------------------------------===//
 // Alignment
 //===----------------------------------------------------------------------===//
@@ -739,14 +697,23 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
               (t->stopReason.empty() ? "" : " (" + t->stopReason + ")");
       return std::nullopt;
     }
-  if (!checkCompatible(base, "BASE", test, "TEST", opts.allowDifferentLengths,
-                       false, error))
+  // Comparable or not is decided in one place. Format versions may differ:
+  // every version the reader accepts yields the same records.
+  std::vector<rt::TraceIdentity> ids = {rt::identityOf(base, "BASE"),
+                                        rt::identityOf(test, "TEST")};
+  if (ref)
+    ids.push_back(rt::identityOf(*ref, "REF"));
+  rt::IdentityOptions idOpts;
+  idOpts.allowDifferentLengths = opts.allowDifferentLengths;
+  idOpts.allowUnidentified = opts.allowUnidentified;
+  rt::IdentityVerdict identity = rt::checkIdentity(ids, idOpts);
+  if (!identity.comparable) {
+    error = identity.refusal;
     return std::nullopt;
-  if (ref && !checkCompatible(base, "BASE", *ref, "REF",
-                              opts.allowDifferentLengths, true, error))
-    return std::nullopt;
+  }
 
   DiffResult res;
+  res.identity = std::move(identity);
   res.policy = opts.policy;
   res.base = base.manifest;
   res.test = test.manifest;

@@ -153,6 +153,32 @@ static nlohmann::json rowJson(const DiffResult &r, const RowResult &row) {
   return j;
 }
 
+/// Every identity check with its outcome, and the report's lines. A pair
+/// field gives both values; a trace's own check (run id, records digest)
+/// only its role: those values are the run's own, and equivalent
+/// comparisons give equal reports.
+static nlohmann::json identityJson(const rt::IdentityVerdict &v) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const rt::IdentityCheck &c : v.checks) {
+    nlohmann::json j = {
+        {"field", c.field},
+        {"outcome", std::string(rt::checkOutcomeName(c.outcome))},
+        {"waived_by", c.waivedBy.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json(c.waivedBy)}};
+    if (c.roles.size() == 1) {
+      j["role"] = c.roles[0];
+    } else {
+      nlohmann::json values = nlohmann::json::object();
+      for (size_t i = 0; i < c.roles.size(); ++i)
+        values[c.roles[i]] = c.values[i].empty() ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(c.values[i]);
+      j["values"] = values;
+    }
+    checks.push_back(j);
+  }
+  return {{"checks", checks}, {"summary", v.lines()}};
+}
+
 static nlohmann::json traceJson(const rt::Manifest &m, const std::string &path) {
   return {{"path", path},          {"prompt", m.promptName},
           {"tokens", m.tokenCount}, {"backend", m.backend},
@@ -167,6 +193,7 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["base"] = traceJson(r.base, opts.basePath);
   j["test"] = traceJson(r.test, opts.testPath);
   j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
+  j["identity"] = identityJson(r.identity);
   j["diverged"] = r.diverged();
   j["first_fail"] = r.first() ? rowJson(r, *r.first()) : nlohmann::json(nullptr);
   nlohmann::json cats = nlohmann::json::array();
@@ -299,6 +326,8 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
   if (r.ref)
     os << (md ? "- " : "  ") << "REF:  " << o.refPath << " (" << r.ref->backend
        << ", " << r.ref->precision << ")\n";
+  for (const std::string &l : r.identity.lines())
+    os << (md ? "- " : "  ") << l << "\n";
   for (const std::string &n : r.notes)
     os << (md ? "- " : "  ") << "note: " << n << "\n";
 

@@ -12,6 +12,9 @@ a careless copy or an attacker would, for the verdict matrix (README.md).
   swap DIR I J            exchange whole frames I and J (0-based): every
                           frame stays valid, only their order changes
   graft DIR FROM          replace DIR's records.bin by FROM's (another run)
+  downgrade DIR           rewrite a format-3 trace as format 2 (a 16-byte
+                          header; no run_id, no records_digest), as an
+                          older GRETA wrote it
   deep DIR KEY DEPTH      nest KEY's value DEPTH levels deep in manifest.json
   fifo DIR NAME           replace NAME (manifest.json, records.bin) by a FIFO
   manifest DIR KEY JSON   set KEY of manifest.json to the JSON value (null
@@ -95,6 +98,18 @@ elif cmd == "swap":
     whole[i], whole[j] = whole[j], whole[i]
     head = struct.unpack_from("<I", data, 12)[0]
     save(d, data[:head] + b"".join(whole) + data[fs[-1][0] + 12 + fs[-1][1]:])
+elif cmd == "downgrade":
+    data = load(d)
+    head = struct.unpack_from("<I", data, 12)[0]
+    save(d, data[:8] + struct.pack("<II", 2, 16) + data[head:])
+    path = os.path.join(d, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m["format_version"] = 2
+    m.pop("run_id", None)
+    m.pop("records_digest", None)
+    with open(path, "w") as f:
+        json.dump(m, f, indent=2)
 elif cmd == "graft":
     shutil.copyfile(records(sys.argv[3]), records(d))
 elif cmd == "deep":

@@ -9,6 +9,7 @@
 #ifndef GRETA_DIFF_DIFF_H
 #define GRETA_DIFF_DIFF_H
 
+#include "greta/rt/Identity.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
 
@@ -63,6 +64,8 @@ struct Options {
   /// 22-layer TinyLlama-1.1B shape reaches 8.1 u at layer 18.
   double accumulation = 8;
   bool allowDifferentLengths = false;
+  /// Compare traces whose identity is incomplete (rt::IdentityOptions).
+  bool allowUnidentified = false;
   /// Worker threads for the numeric comparison; 0 = hardware concurrency.
   unsigned jobs = 0;
 };
@@ -236,6 +239,7 @@ struct DiffResult {
   Policy policy = Policy::Exact;
   rt::Manifest base, test;
   std::optional<rt::Manifest> ref;
+  rt::IdentityVerdict identity;     // what was checked (comparable)
   RowResults rows;                  // every aligned row, execution order
   std::optional<size_t> firstFail;  // index into rows
   std::array<int64_t, rt::kNumCategories> categoryCounts{};
@@ -250,16 +254,10 @@ struct DiffResult {
   }
 };
 
-/// Refuses traces that cannot be compared. Names both values and the roles
-/// ("BASE", "TEST", "REF").
-bool checkCompatible(const rt::TraceContents &a, const char *roleA,
-                     const rt::TraceContents &b, const char *roleB,
-                     bool allowDifferentLengths, bool isReference,
-                     std::string &error);
-
 /// The whole comparison. `ref` is required by Policy::Reference and ignored
-/// otherwise. Errors (incompatible manifests, empty traces, duplicate
-/// records, no common record) return nullopt with `error` set.
+/// otherwise. Comparability is rt::checkIdentity's alone (Identity.h): its
+/// refusal is the error. Errors (traces not comparable, empty traces,
+/// duplicate records, no common record) return nullopt with `error` set.
 std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
                                      const rt::TraceContents &test,
                                      const rt::TraceContents *ref,
