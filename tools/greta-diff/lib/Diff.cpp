@@ -577,13 +577,12 @@ public:
       return;
     case Policy::Reference:
       if (values && ref && hasValues(*ref) &&
-          elementsOf(*ref) == row.elements) {
-        judgeReference(b, t, *ref, row);
+          elementsOf(*ref) == row.elements && judgeReference(b, t, *ref, row))
         return;
-      }
-      row.note = !values ? "no values in BASE/TEST: judged by tolerance"
-                 : !ref ? "record absent from REF: judged by tolerance"
-                          : "REF record has no values: judged by tolerance";
+      if (row.note.empty())
+        row.note = !values ? "no values in BASE/TEST: judged by tolerance"
+                   : !ref  ? "record absent from REF: judged by tolerance"
+                           : "REF record has no values: judged by tolerance";
       if (values) { // The metrics above used the reference pre-check bounds.
         RowAccum acc = accumulateRow(b.dtype, b.values.data(), t.dtype,
                                      t.values.data(), row.elements,
@@ -611,9 +610,12 @@ private:
                       RowResult &row) const {
     if (values) {
       row.basis = Basis::Values;
-      // NaN MAE with every NaN matched (notClose == 0) is not a divergence.
+      // notClose counts non-finite elements that differ; the MAE covers the
+      // finite ones (undefined, NaN, when there are none: no bound to pass).
       row.diverges =
           row.metrics.notClose > 0 || row.metrics.mae > row.tolerance.mae;
+      if (row.metrics.nonFiniteDiffer > 0 && row.note.empty())
+        row.note = nonFiniteNote(row.metrics);
       return;
     }
     if (hasFingerprint(b) && hasFingerprint(t)) {
@@ -629,7 +631,16 @@ private:
       row.note = "hash-only payload: judged bit-exactly";
   }
 
-  void judgeReference(const Record &b, const Record &t, const Record &r,
+  static std::string nonFiniteNote(const Metrics &m) {
+    return std::to_string(m.nonFiniteDiffer) +
+           " non-finite elements differ between BASE and TEST (NaN or inf "
+           "on one side only, or of another kind)";
+  }
+
+  /// The three-way rule on the elements finite in all three rows (a shared
+  /// NaN or inf never makes TEST pass). False, with a note, when REF cannot
+  /// judge the row: it is non-finite where BASE and TEST are finite.
+  bool judgeReference(const Record &b, const Record &t, const Record &r,
                       RowResult &row) const {
     row.basis = Basis::Reference;
     row.hasReference = true;
@@ -641,20 +652,37 @@ private:
     row.k = opts.k ? *opts.k
                    : (testP >= Precision::F16 || row.elements < 1000 ? 3.0
                                                                      : 2.0);
+    if (row.metrics.nonFiniteDiffer > 0) { // NaN/inf moved: no error bound
+      row.diverges = true;
+      row.note = nonFiniteNote(row.metrics);
+      return true;
+    }
     if (row.metrics.notClose == 0) { // allclose(BASE, TEST, tol): passes.
       row.note = "allclose to BASE within 10*floor";
-      return;
+      return true;
     }
-    row.errTest = rmseRounded(t.dtype, t.values.data(), r.dtype,
-                              r.values.data(), row.elements, Precision::F64);
+    int64_t refOnly = 0;
+    row.errTest =
+        rmseRounded(t.dtype, t.values.data(), r.dtype, r.values.data(),
+                    row.elements, Precision::F64, &refOnly);
+    if (refOnly > 0) {
+      row.hasReference = false;
+      row.errTest = 0;
+      row.note = "REF has " + std::to_string(refOnly) +
+                 " non-finite elements where BASE and TEST are finite: "
+                 "judged by tolerance";
+      return false;
+    }
     row.errBase = rmseRounded(b.dtype, b.values.data(), r.dtype,
                               r.values.data(), row.elements, roundBase);
     if (testP > baseP) { // BASE finer than TEST: allow accumulated rounding.
       std::vector<double> ref = r.valuesAsDouble();
       double sq = 0;
+      size_t finite = 0;
       for (double v : ref)
-        sq += v * v;
-      double rms = ref.empty() ? 0 : std::sqrt(sq / ref.size());
+        if (std::isfinite(v))
+          sq += v * v, ++finite;
+      double rms = finite ? std::sqrt(sq / finite) : 0;
       // Independent roundings add up like a random walk (the error of n
       // of them grows as sqrt(n)): past the first kAccumulationLayers
       // layers the allowance grows with the square root of the depth.
@@ -662,11 +690,10 @@ private:
       row.allowance =
           opts.accumulation * unitRoundoff(testP) * rms * std::sqrt(depth);
     }
-    bool bothNaN = std::isnan(row.errTest) && std::isnan(row.errBase);
-    row.diverges =
-        !(row.errTest <= std::max(row.k * row.errBase, row.allowance) +
-                             opts.floor) &&
-        !bothNaN;
+    // NaN (nothing finite to measure) fails the comparison: a divergence.
+    row.diverges = !(row.errTest <=
+                     std::max(row.k * row.errBase, row.allowance) + opts.floor);
+    return true;
   }
 
   const Options &opts;
@@ -1005,7 +1032,7 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
     anyMetrics = true;
     maxRel = std::max(maxRel, r.metrics.relL2);
     if (r.metrics.nanTest != r.metrics.nanBase ||
-        r.metrics.infTest != r.metrics.infBase)
+        r.metrics.infTest != r.metrics.infBase || r.metrics.nonFiniteDiffer)
       nanInf = true;
   }
   bool small = anyMetrics && maxRel < 1e-2 && !nanInf;

@@ -98,9 +98,11 @@ std::pair<size_t, size_t> greta::diff::contextWindow(const DiffResult &r,
   return {lo, hi};
 }
 
+/// NaN is an undefined metric (nothing finite to measure, a zero row's
+/// angle): "n/a", never a number.
 static std::string fmtNum(double v) {
   if (std::isnan(v))
-    return "nan";
+    return "n/a";
   if (std::isinf(v))
     return v > 0 ? "inf" : "-inf";
   char buf[32];
@@ -135,6 +137,7 @@ static nlohmann::json rowJson(const DiffResult &r, const RowResult &row) {
                                                 : num(row.metrics.relL2);
     j["cosine"] = num(row.metrics.cosine);
     j["not_close"] = row.metrics.notClose;
+    j["non_finite_differ"] = row.metrics.nonFiniteDiffer;
     j["nan"] = {{"base", row.metrics.nanBase}, {"test", row.metrics.nanTest}};
     j["inf"] = {{"base", row.metrics.infBase}, {"test", row.metrics.infTest}};
   }
@@ -342,6 +345,9 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
       os << ", max-abs " << fmtNum(ff->metrics.maxAbs) << ", rel-L2 "
          << fmtNum(ff->metrics.relL2) << ", cosine "
          << fmtNum(ff->metrics.cosine);
+    if (ff->hasMetrics && ff->metrics.nonFiniteDiffer)
+      os << ", " << ff->metrics.nonFiniteDiffer
+         << " non-finite elements differ";
     if (ff->hasReference)
       os << ", err(TEST,REF) " << fmtNum(ff->errTest) << " > "
          << (ff->allowance > ff->k * ff->errBase

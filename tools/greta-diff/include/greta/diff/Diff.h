@@ -71,30 +71,44 @@ struct Options {
 };
 
 /// Sums over one row, accumulated in f64. `a` is BASE (or REF), `b` is TEST.
+/// The sums cover the elements finite on both sides only: a non-finite value
+/// never enters them (it would make them NaN or inf, and two such rows look
+/// alike); the non-finite positions are counted instead.
 struct RowAccum {
-  int64_t n = 0;
+  int64_t n = 0;      // elements
+  int64_t finite = 0; // elements finite on both sides (the sums' domain)
   double sumAbs = 0, maxAbs = 0, sumSq = 0;
   double sumA2 = 0, sumB2 = 0, sumAB = 0;
-  int64_t notClose = 0; // elements failing |b-a| <= atol + rtol*|a|
+  int64_t notClose = 0;        // elements failing |b-a| <= atol + rtol*|a| (a
+                               // non-finite difference included)
+  int64_t nonFiniteDiffer = 0; // a or b non-finite, not the same value class
+                               // (NaN vs NaN and equal infinities agree)
   int64_t nanA = 0, nanB = 0, infA = 0, infB = 0;
 };
 
 /// The per-element kernel: one pass, no allocation, vectorized for f32 and
 /// f64 (f16/bf16 are widened through a small stack buffer). `a` and `b` hold
-/// `n` elements of their dtypes. Both-NaN elements count as close (numpy's
-/// equal_nan) so that a NaN reproduced bit-for-bit is not a divergence.
+/// `n` elements of their dtypes. Both-NaN elements and equal infinities
+/// count as close (numpy's equal_nan) so that a NaN reproduced bit-for-bit
+/// is not a divergence; any other non-finite element is not close.
 RowAccum accumulateRow(rt::DType da, const uint8_t *a, rt::DType db,
                        const uint8_t *b, int64_t n, double atol, double rtol);
 
-/// Root-mean-square of (x - ref) with x first rounded to `roundTo` (the way
-/// PyTorch casts the baseline to the tested dtype before its fp64 check).
+/// Root-mean-square of (x - ref) over the elements where both are finite,
+/// with x first rounded to `roundTo` (the way PyTorch casts the baseline to
+/// the tested dtype before its fp64 check); NaN when there is none.
+/// `refOnly` (optional) counts elements where x is finite and ref is not.
 double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
-                   const uint8_t *ref, int64_t n, Precision roundTo);
+                   const uint8_t *ref, int64_t n, Precision roundTo,
+                   int64_t *refOnly = nullptr);
 
-/// Metrics derived from a RowAccum.
+/// Metrics derived from a RowAccum, over the elements finite on both sides.
+/// Undefined ones are NaN (null in JSON, n/a in text), never 0: MAE, max-abs
+/// and RMSE with no finite element; relative L2 and cosine also then, and
+/// cosine when a side is all zeros.
 struct Metrics {
   double mae = 0, maxAbs = 0, relL2 = 0, cosine = 1, rmse = 0;
-  int64_t notClose = 0;
+  int64_t notClose = 0, nonFiniteDiffer = 0, finite = 0;
   int64_t nanBase = 0, nanTest = 0, infBase = 0, infTest = 0;
 };
 Metrics metricsOf(const RowAccum &acc);
