@@ -14,6 +14,9 @@ PACKAGES=(
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
+  # libFuzzer and the sanitizer runtimes of the fuzz targets
+  # (bench/fuzz/run.sh, -DGRETA_FUZZ=ON).
+  libclang-rt-22-dev
 )
 
 missing=()
