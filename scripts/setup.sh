@@ -17,6 +17,12 @@ PACKAGES=(
   # libFuzzer and the sanitizer runtimes of the fuzz targets
   # (bench/fuzz/run.sh, -DGRETA_FUZZ=ON).
   libclang-rt-22-dev
+  # The Python package (python/, test/python/): `pip install ./python` into a
+  # venv offline (venv, setuptools and wheel build it), its plotting helper.
+  python3-venv python3-setuptools python3-wheel python3-matplotlib
+  # Headless browser of the HTML reports' lit tests (REQUIRES: chromium:
+  # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
+  chromium
 )
 
 missing=()

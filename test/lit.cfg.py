@@ -16,6 +16,9 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%greta_src", config.greta_src_root))
 config.substitutions.append(("%models", os.path.join(config.greta_src_root, "models")))
 config.substitutions.append(("%python", config.python_executable))
+# The greta_trace package of this checkout, as a command (python3 -m).
+config.substitutions.append(("%greta_trace", "env PYTHONPATH=%s %s -m greta_trace" % (
+    os.path.join(config.greta_src_root, "python"), config.python_executable)))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
@@ -33,6 +36,11 @@ if (shutil.which("hipcc") and shutil.which("clang++-22")
         and os.path.exists("/usr/include/hip/hip_runtime.h")
         and os.path.exists("/usr/lib/x86_64-linux-gnu/amdgcn/bitcode/oclc_isa_version_940.bc")):
     config.available_features.add("hip-compile")
+
+# The HTML reports are rendered in a real browser by tests that say
+# `REQUIRES: chromium` (Debian's chromium; scripts/setup.sh installs it).
+if shutil.which("chromium"):
+    config.available_features.add("chromium")
 
 config.substitutions.append(("%greta_tools", config.greta_tools_dir))
 tool_dirs = [config.greta_tools_dir, config.llvm_tools_dir]

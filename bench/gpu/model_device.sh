@@ -18,7 +18,7 @@ MODE=${1:-all}; LENGTHS=${2:-827,1653,4096,16384}
 [ "$MODE" = all ] && MODE=check,bench
 has() { [[ ",$MODE," == *",$1,"* ]]; }
 OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
-AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces
+AOT=${AOT:-.device-carry/aot}; WORK=${WORK:-/tmp/greta-work}; M=$WORK/models; T=$WORK/traces
 rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)
@@ -58,7 +58,7 @@ if has check; then
   r() { $B/greta-run-aot "$@" --weights $W --prompt $P; }
   echo "== llama-tiny: batched trace, patch, driver"
   r $S-gpu_f16.so --payload full --trace-dir $T/full16 > /dev/null; echo "full16 rc=$?"
-  python3 python/greta_trace.py $T/full16 --verify
+  PYTHONPATH=python python3 -m greta_trace $T/full16 --verify
   r $S-gpu_f16.so --positions 3,700,last --repeat 3 --timing --trace-dir $T/sub16 | grep -E "^trace|each"
   $B/greta-diff $T/full16 $T/sub16 --policy exact > $T/d.txt; echo "subset vs full exact rc=$?"
   r $S-gpu_f16.so --print-logits > $T/plain16.txt
@@ -98,7 +98,7 @@ if has check; then
   GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last \
     --trace-dir $T/prof --repeat 3 --timing 2>&1 | grep -E "profile|each"
   $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --payload full --layers 0,21 --trace-dir $T/full1b > /dev/null
-  python3 python/greta_trace.py $T/full1b --verify
+  PYTHONPATH=python python3 -m greta_trace $T/full1b --verify
   for cfg in "gpu_f16 $W cpu_f32 cpu_f64" "gpu_bf16 $WB cpu_f32 cpu_f64"; do
     set -- $cfg
     timeout 300 $B/greta-bisect --model models/tinyllama-1.1b/model.mlir --weights $2 --prompt $P \
@@ -124,14 +124,14 @@ if has trace; then
   echo "== trace checks"
   W=$M/1b/model.safetensors; S=$AOT/tinyllama-1.1b; P=$M/1b/prompt_827.json
   $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --payload full --layers 0,1,21 --trace-dir $T/tfull > /dev/null
-  python3 python/greta_trace.py $T/tfull --verify
+  PYTHONPATH=python python3 -m greta_trace $T/tfull --verify
   $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions all --trace-dir $T/tall > /dev/null
   $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last --trace-dir $T/t3 > /dev/null
   $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $P --positions 0,413,last --payload stats \
     --trace-dir $T/t3s > /dev/null
   $B/greta-diff $T/tall $T/t3 --policy exact > $T/d.txt; echo "3 positions vs every row, exact: rc=$?"
   $B/greta-diff $T/tfull $T/tall --policy exact > $T/d2.txt; echo "full payload vs every row, exact: rc=$?"
-  python3 python/greta_trace.py $T/t3s --verify 2>&1 | tail -1
+  PYTHONPATH=python python3 -m greta_trace $T/t3s --verify 2>&1 | tail -1
   for L in ${LENGTHS//,/ }; do
     GRETA_GPU_TRACE_PROFILE=1 $B/greta-run-aot $S-gpu_f16.so --weights $W --prompt $M/1b/prompt_$L.json \
       --positions 0,$((L / 2)),last --trace-dir $T/prof --overwrite --repeat 3 --timing 2>&1 | grep -E "profile|each" | tail -2

@@ -378,7 +378,9 @@ namespace {
 /// payload needs no conversion, and the GPU writer counts thousands of host
 /// rows per forward call (a conversion per element cost ~10 us a row).
 template <typename U> int64_t nonZeroBits(const void *row, int64_t n) {
-  constexpr U magnitude = static_cast<U>(~U(0) >> 1);
+  // U(~U(0)): for 16 bits, ~U(0) alone is the int -1, whose shift keeps
+  // the sign bit and made -0 count as non-zero.
+  constexpr U magnitude = static_cast<U>(U(~U(0)) >> 1);
   const auto *p = static_cast<const uint8_t *>(row);
   int64_t nz = 0;
   for (int64_t i = 0; i < n; ++i) {

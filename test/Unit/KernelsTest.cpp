@@ -556,4 +556,33 @@ TEST(Session, RepeatedTraceReusesTheRecords) {
   expectRows(15, Stage::ResidualPreAttn, 2, a);
 }
 
+// Elements != 0 with NaN counting and -0 not, in every dtype and payload:
+// the hash payload counts from the bits and must agree with the stats
+// payload's `v != 0` and with the GPU kernels (16-bit rows once counted -0
+// as non-zero: ~U(0) >> 1 promoted to int kept the sign bit).
+TEST(Session, RowRecordNonZeroCountIgnoresNegativeZero) {
+  const double row[] = {-0.0, 0.0, 1.5, NAN, -2.0, -0.0};
+  for (DType d : {DType::F32, DType::F64, DType::F16, DType::BF16}) {
+    std::vector<uint8_t> bytes(6 * dtypeSize(d));
+    for (int i = 0; i < 6; ++i) {
+      uint8_t *p = bytes.data() + i * dtypeSize(d);
+      float f = static_cast<float>(row[i]);
+      uint16_t h =
+          d == DType::F16 ? doubleToHalfBits(row[i]) : doubleToBF16Bits(row[i]);
+      if (d == DType::F32)
+        std::memcpy(p, &f, 4);
+      else if (d == DType::F64)
+        std::memcpy(p, &row[i], 8);
+      else
+        std::memcpy(p, &h, 2);
+    }
+    for (bool stats : {false, true}) {
+      SCOPED_TRACE(std::string(dtypeName(d)) + (stats ? " stats" : " hash"));
+      Record r;
+      fillRowRecord(r, bytes.data(), d, 6, stats);
+      EXPECT_EQ(r.nzCount, 3);
+    }
+  }
+}
+
 } // namespace

@@ -1293,7 +1293,8 @@ void flattenInto(const nlohmann::json &x, std::vector<double> &out) {
     flattenInto(e, out);
 }
 
-// python/greta_trace.py reads what the C++ writer wrote, tail included.
+// The Python package (python/greta_trace) reads what the C++ writer wrote,
+// tail included.
 TEST(Trace, PythonReaderAgrees) {
   // The first python3 with numpy (pyenv's may lack it; Debian's has it).
   std::string py;
@@ -1306,8 +1307,8 @@ TEST(Trace, PythonReaderAgrees) {
   if (py.empty())
     GTEST_SKIP() << "no python3 with numpy";
   TempDir tmp;
-  std::string script =
-      py + " " + std::string(GRETA_SOURCE_DIR) + "/python/greta_trace.py ";
+  std::string script = "PYTHONPATH='" + std::string(GRETA_SOURCE_DIR) +
+                       "/python' " + py + " -m greta_trace ";
   // Both readers on `dir`: the same records, field for field, and the same
   // stop reason.
   auto agree = [&](const std::string &dir, size_t expected) {

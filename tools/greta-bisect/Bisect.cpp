@@ -177,8 +177,11 @@ public:
   bool stopped() const { return stopped_; }
   bool confirm(const std::string &name, const std::string &promptPath,
                const FirstFail &ff, const std::string &positions,
-               const std::string &payload, int stepNo, PromptResult &result,
+               const std::string &payload, int &stepNo, PromptResult &result,
                std::string &error);
+  bool report(const std::string &name, const std::string &promptPath,
+              const FirstFail &ff, const std::string &checkpoints, int &stepNo,
+              PromptResult &result, std::string &error);
 
 private:
   bool step(const std::string &prompt, const std::string &promptPath,
@@ -370,6 +373,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   if (!out.firstFail) {
     result.diffJson = out.diff;
     result.diffMarkdown = out.markdown;
+    result.reportDir = (fs::path(o_.workDir) / name / "1-coarse").string();
     return true; // no divergence at the checkpoints
   }
   // 2. Binary search between the last agreeing and first diverging layer.
@@ -442,15 +446,19 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   result.diffJson = last.diff;
   result.diffMarkdown = last.markdown;
   result.runsPerConfig = runs;
-  if (o_.confirm && result.firstFail)
-    return confirm(name, promptPath, *result.firstFail, positions, payload,
-                   stepNo, result, error);
+  if (o_.confirm && result.firstFail &&
+      !confirm(name, promptPath, *result.firstFail, positions, payload, stepNo,
+               result, error))
+    return false;
+  if (o_.reportValues && result.firstFail)
+    return report(name, promptPath, *result.firstFail, positions, stepNo,
+                  result, error);
   return true;
 }
 
 bool Driver::confirm(const std::string &name, const std::string &promptPath,
                      const FirstFail &ff, const std::string &positions,
-                     const std::string &payload, int stepNo,
+                     const std::string &payload, int &stepNo,
                      PromptResult &result, std::string &error) {
   // The base's values of the FIRST_FAIL tensor at every position...
   StepSpec source{std::to_string(stepNo++) + "-confirm-source",
@@ -496,7 +504,47 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   return true;
 }
 
+bool Driver::report(const std::string &name, const std::string &promptPath,
+                    const FirstFail &ff, const std::string &checkpoints,
+                    int &stepNo, PromptResult &result, std::string &error) {
+  // Values at every layer and stage, for the page's heatmap and chart; not
+  // part of the search, so not counted in runsPerConfig (like --confirm).
+  StepSpec spec{std::to_string(stepNo++) + "-report", "all", "all",
+                reportPositions(result.tokenCount, ff.position, checkpoints),
+                "full"};
+  StepOutcome out;
+  progress(name, spec, result.runsPerConfig, state_.find(name + "/" + spec.id));
+  if (!step(name, promptPath, spec, false, out, error))
+    return false;
+  result.bytesWritten += out.bytes;
+  result.steps.push_back({spec.id, spec.layers, spec.stages, spec.positions,
+                          spec.payload, out.firstFail,
+                          "values at every layer for the HTML report"});
+  result.reportDir = (fs::path(o_.workDir) / name / spec.id).string();
+  return true;
+}
+
 } // namespace
+
+std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
+                            const std::string &checkpoints) {
+  std::set<int64_t> p;
+  for (int64_t i = 0; i < 64; ++i)
+    p.insert(i * (tokens - 1) / 63);
+  for (int64_t d = -2; d <= 2; ++d)
+    if (firstFailPosition + d >= 0 && firstFailPosition + d < tokens)
+      p.insert(firstFailPosition + d);
+  std::stringstream ss(checkpoints);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (item == "last")
+      p.insert(tokens - 1);
+    else if (!item.empty() &&
+             item.find_first_not_of("0123456789") == std::string::npos &&
+             std::stoll(item) < tokens)
+      p.insert(std::stoll(item));
+  }
+  return joinInts({p.begin(), p.end()});
+}
 
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
                   std::string &error, bool &stopped) {

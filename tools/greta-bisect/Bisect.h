@@ -40,6 +40,9 @@ struct Options {
   int64_t maxSteps = 0;      // stop after this many new steps; 0: no limit
   bool quiet = false;
   bool confirm = false; // patch the base's FIRST_FAIL tensor into the test run
+  /// --format html: after the search, one more run per configuration traces
+  /// values at every layer and stage (reportPositions) for the page's charts.
+  bool reportValues = false;
 };
 
 /// The FIRST_FAIL record as greta-diff reports it.
@@ -69,6 +72,9 @@ struct PromptResult {
   std::string confirmation;
   std::string diffMarkdown; // greta-diff's report of the final step
   nlohmann::json diffJson;
+  /// The step directory whose base/test(/ref) traces the HTML page draws:
+  /// the report step's, or the coarse step's when nothing diverged.
+  std::string reportDir;
 };
 
 /// Runs the whole bisection for every prompt. Returns false with `error` set
@@ -81,6 +87,17 @@ std::string renderMarkdown(const Options &options,
                            const std::vector<PromptResult> &results);
 nlohmann::json renderJson(const Options &options,
                           const std::vector<PromptResult> &results);
+/// One self-contained page (BisectHtml.cpp): the FIRST_FAIL table, each
+/// prompt's steps as a timeline, and greta-diff's HTML sections over the
+/// traces of PromptResult::reportDir, compared in-process.
+std::string renderHtml(const Options &options,
+                       const std::vector<PromptResult> &results);
+
+/// Where the HTML report's extra step traces values in a prompt of `tokens`
+/// tokens: the checkpoints, FIRST_FAIL and its neighbours, and 64 positions
+/// spread evenly, so its cost stays bounded on long prompts.
+std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
+                            const std::string &checkpoints);
 
 /// Coarse layers of the seed: 0, 1, 2, 4, 8 and the last, within the model.
 std::vector<int64_t> coarseLayers(int64_t numLayers);

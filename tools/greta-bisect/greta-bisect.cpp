@@ -125,8 +125,11 @@ int main(int argc, char **argv) {
   app.add_option("--timeout", o.timeoutSeconds,
                  "seconds after which a test run counts as hung (its records "
                  "so far are compared); default: none");
-  app.add_option("--format", format, "report format: markdown | json")
-      ->check(CLI::IsMember({"markdown", "table", "json"}));
+  app.add_option("--format", format,
+                 "report format: markdown | json | html (one self-contained "
+                 "page; one more run per configuration traces values at "
+                 "every layer for its charts)")
+      ->check(CLI::IsMember({"markdown", "table", "json", "html"}));
   app.add_option("-o,--output", outPath, "write the report here instead of stdout");
   app.add_option("--max-steps", o.maxSteps,
                  "run at most this many new steps, then stop with exit code 3; "
@@ -199,6 +202,7 @@ int main(int argc, char **argv) {
     if (access(t.c_str(), X_OK) != 0)
       return fail("cannot execute " + t + " (give --greta-run/--greta-diff)");
 
+  o.reportValues = format == "html";
   std::vector<PromptResult> results;
   bool stopped = false;
   if (!runBisection(o, results, error, stopped)) {
@@ -210,7 +214,8 @@ int main(int argc, char **argv) {
   }
 
   std::string report = format == "json" ? renderJson(o, results).dump(2) + "\n"
-                                        : renderMarkdown(o, results);
+                       : format == "html" ? renderHtml(o, results)
+                                          : renderMarkdown(o, results);
   if (outPath.empty()) {
     std::cout << report;
   } else {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 
 #include <iostream>
 #include <thread>
@@ -138,7 +139,11 @@ int main(int argc, char **argv) {
                "traces without run id, manifests without digests); the "
                "report lists what was not checked");
   app.add_option("--format", formatStr,
-                 "table | markdown | csv | json (default: table)");
+                 "table | markdown | csv | json | html (default: table; html "
+                 "is one self-contained page: docs/DIFF.md)");
+  std::string outPath;
+  app.add_option("-o,--output", outPath,
+                 "write the report to this file instead of stdout");
   app.add_option("--context", context,
                  "rows shown on each side of FIRST_FAIL (default 5; -1: all)");
   app.add_option("-j,--jobs", jobs,
@@ -169,7 +174,7 @@ int main(int argc, char **argv) {
   auto format = diff::parseFormat(formatStr);
   if (!format)
     return fail("unknown --format '" + formatStr +
-                "' (expected table, markdown, csv or json)");
+                "' (expected table, markdown, csv, json or html)");
   for (auto [opt, val, name] : {std::tuple{atolOpt, atol, "--atol"},
                                 std::tuple{rtolOpt, rtol, "--rtol"},
                                 std::tuple{maeOpt, mae, "--mae"}}) {
@@ -253,7 +258,15 @@ int main(int argc, char **argv) {
   ro.basePath = basePath;
   ro.testPath = testPath;
   ro.refPath = refPath;
-  diff::printReport(std::cout, *result, ro);
-  std::cout.flush();
+  if (outPath.empty()) {
+    diff::printReport(std::cout, *result, ro);
+    std::cout.flush();
+  } else {
+    std::ofstream out(outPath);
+    diff::printReport(out, *result, ro);
+    out.close();
+    if (!out)
+      return fail("cannot write the report to --output '" + outPath + "'");
+  }
   return result->diverged() ? 1 : 0;
 }

@@ -921,8 +921,40 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     res.notes.push_back(std::to_string(c.referenceFallback) +
                         " rows lacked a REF (or BASE/TEST) payload: judged by "
                         "the tolerance policy instead");
+  res.cells = summarizeCells(res.rows);
   res.hypothesis = selectHypothesis(res);
   return res;
+}
+
+std::vector<CellSummary> greta::diff::summarizeCells(const RowResults &rows) {
+  std::vector<CellSummary> cells;
+  for (size_t x = 0; x < rows.size(); ++x) {
+    Stage stage = rows.stage(x);
+    int64_t layer = rows.layer(x);
+    // Rows come in execution order: a (stage, layer) is one run of rows.
+    if (cells.empty() || cells.back().stage != stage ||
+        cells.back().layer != layer) {
+      cells.emplace_back();
+      cells.back().stage = stage;
+      cells.back().layer = layer;
+    }
+    CellSummary &cell = cells.back();
+    ++cell.rows;
+    const RowResult *row = rows.stored(x); // null: hash-equal, error 0
+    if (!row)
+      continue;
+    if (row->diverges && cell.diverging++ == 0)
+      cell.firstDivergingPosition = row->position;
+    if (!row->hasMetrics)
+      continue;
+    ++cell.withValues;
+    double mae = row->metrics.mae;
+    if (std::isnan(mae) || std::isnan(cell.maxMae))
+      cell.maxMae = std::nan("");
+    else
+      cell.maxMae = std::max(cell.maxMae, mae);
+  }
+  return cells;
 }
 
 //===----------------------------------------------------------------------===//

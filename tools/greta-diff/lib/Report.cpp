@@ -1,5 +1,6 @@
 //===- Report.cpp - FIRST_FAIL table, root-cause summary, advice -----------===//
 #include "greta/diff/Report.h"
+#include "greta/diff/HtmlReport.h"
 
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,8 @@ std::optional<Format> greta::diff::parseFormat(std::string_view name) {
     return Format::Csv;
   if (name == "json")
     return Format::Json;
+  if (name == "html")
+    return Format::Html;
   return std::nullopt;
 }
 
@@ -109,6 +112,8 @@ static std::string fmtNum(double v) {
   std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
 }
+
+std::string greta::diff::formatNumber(double v) { return fmtNum(v); }
 
 static std::string maeText(const RowResult &row) {
   return row.hasMetrics ? fmtNum(row.metrics.mae) : "-";
@@ -305,6 +310,10 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
                               const ReportOptions &o) {
   if (o.format == Format::Json) {
     os << toJson(r, o).dump(2) << "\n";
+    return;
+  }
+  if (o.format == Format::Html) {
+    printHtmlReport(os, r, o);
     return;
   }
   if (o.format == Format::Csv) {

@@ -6,7 +6,8 @@
 // fault does, growing noise (precision-like), rounding to f16/bf16, or an
 // early stop (truncated trace). Not installed; lit and bench/ use it. With
 // --blocks each (stage, layer) is written as block frames (appendBlock), the
-// way the CPU and GPU runtimes write traced tensors.
+// way the CPU and GPU runtimes write traced tensors. With --arrays SPEC it
+// writes given rows as the runtime does (FromArrays.cpp).
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Half.h"
@@ -25,6 +26,9 @@
 using namespace greta;
 using rt::DType;
 using rt::Stage;
+
+/// FromArrays.cpp: the trace of the rows that `specPath` names.
+int writeTraceFromArrays(const std::string &specPath, const std::string &out);
 
 namespace {
 
@@ -160,7 +164,11 @@ int main(int argc, char **argv) {
   uint64_t noiseSeed = 1;
   bool noFinish = false, blocks = false;
   uint32_t formatVersion = rt::kTraceFormatVersion;
+  std::string arraysSpec;
   app.add_option("OUT", out, "trace directory to write")->required();
+  app.add_option("--arrays", arraysSpec,
+                 "write the rows that this JSON spec names as the runtime "
+                 "does (FromArrays.cpp); every other option is ignored");
   app.add_option("--tokens", tokens, "token count of the prompt");
   app.add_option("--positions", positionsSpec,
                  "positions written, e.g. 0-7,12 (default: all)");
@@ -197,6 +205,8 @@ int main(int argc, char **argv) {
   app.add_option("--format-version", formatVersion,
                  "manifest format version to claim (tests of the reader)");
   CLI11_PARSE(app, argc, argv);
+  if (!arraysSpec.empty())
+    return writeTraceFromArrays(arraysSpec, out);
 
   auto dtype = parseDType(dtypeStr);
   if (!dtype)

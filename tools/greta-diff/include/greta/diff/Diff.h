@@ -249,6 +249,17 @@ struct Counts {
   uint64_t bytesCompared = 0;      // payload bytes read by the kernel (both)
 };
 
+/// One (stage, layer) over all its aligned positions: a cell of the HTML
+/// report's heatmap. A hash-equal row's error is exactly 0.
+struct CellSummary {
+  rt::Stage stage = rt::Stage::EmbedOut;
+  int64_t layer = 0;
+  int64_t rows = 0, diverging = 0;
+  int64_t withValues = 0; // rows with metrics (values on both sides)
+  double maxMae = 0;      // largest MAE of those rows; NaN if one is NaN
+  int64_t firstDivergingPosition = -1;
+};
+
 struct DiffResult {
   Policy policy = Policy::Exact;
   rt::Manifest base, test;
@@ -260,6 +271,7 @@ struct DiffResult {
   Counts counts;
   Hypothesis hypothesis;
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
+  std::vector<CellSummary> cells;   // one per (stage, layer), execution order
 
   bool diverged() const { return firstFail.has_value(); }
   /// A diverging row is always stored in full (RowResults::stored).
@@ -276,6 +288,9 @@ std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
                                      const rt::TraceContents &test,
                                      const rt::TraceContents *ref,
                                      const Options &opts, std::string &error);
+
+/// The per-(stage, layer) summary of finished rows (diffTraces calls it).
+std::vector<CellSummary> summarizeCells(const RowResults &rows);
 
 /// Chooses the 6.2 hypothesis from a finished result (diffTraces calls it).
 Hypothesis selectHypothesis(const DiffResult &result);

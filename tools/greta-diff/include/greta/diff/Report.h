@@ -18,7 +18,7 @@
 
 namespace greta::diff {
 
-enum class Format { Table, Markdown, Csv, Json };
+enum class Format { Table, Markdown, Csv, Json, Html };
 std::optional<Format> parseFormat(std::string_view name);
 
 struct ReportOptions {
@@ -32,6 +32,9 @@ struct ReportOptions {
 /// The recommendation for the next study, by FIRST_FAIL stage and place
 /// (seed section 6.1, extended to every stage).
 std::string recommendation(const RowResult &firstFail);
+
+/// A number as the text report prints it (4 significant digits, nan, inf).
+std::string formatNumber(double v);
 
 /// Indices of the rows shown: [lo, hi).
 std::pair<size_t, size_t> contextWindow(const DiffResult &r, int context);
