@@ -27,6 +27,18 @@ std::string_view greta::diff::policyName(Policy p) {
   return "?";
 }
 
+std::string_view greta::diff::verdictName(Verdict v) {
+  switch (v) {
+  case Verdict::Divergence:
+    return "divergence";
+  case Verdict::NoDivergence:
+    return "no_divergence";
+  case Verdict::Undecided:
+    return "undecided";
+  }
+  return "?";
+}
+
 std::optional<Policy> greta::diff::parsePolicy(std::string_view name) {
   for (Policy p : {Policy::Exact, Policy::Tolerance, Policy::Reference})
     if (policyName(p) == name)
@@ -248,6 +260,56 @@ void RowResults::clear() {
 
 static bool isTruncated(const TraceContents &t) {
   return !t.complete || !t.stopReason.empty();
+}
+
+/// "No divergence" is a claim about every row of both runs: it needs both
+/// runs finished and every row of one present in the other. Otherwise the
+/// reasons go to `undecided` (a divergence found is still one). `onlyB` and
+/// `onlyT` are the rows of BASE and TEST without a counterpart.
+static void settleVerdict(const TraceContents &base, const TraceContents &test,
+                          int64_t onlyB, int64_t onlyT, const Options &opts,
+                          DiffResult &res) {
+  bool diverged = res.firstFail.has_value();
+  bool stopped = false;
+  for (auto [t, role, other, unmatched] :
+       {std::tuple{&base, "BASE", "TEST", onlyT},
+        std::tuple{&test, "TEST", "BASE", onlyB}}) {
+    if (!isTruncated(*t))
+      continue;
+    stopped = true;
+    if (diverged)
+      continue; // the truncation note says what was compared
+    std::string why = t->stopReason.empty()
+                          ? "its manifest says the run did not finish"
+                          : "the run did not finish: " + t->stopReason;
+    res.undecided.push_back(
+        std::string(role) + " trace stopped after " +
+        std::to_string(t->rowCount()) + " records (" + why +
+        "): no divergence in the " + std::to_string(res.rows.size()) +
+        " records compared, but nothing can be said about the rest of the "
+        "run (" +
+        std::to_string(unmatched) + " " + other +
+        " records have no counterpart in it)");
+  }
+  if (stopped || (onlyB == 0 && onlyT == 0))
+    return;
+  std::string what =
+      std::to_string(onlyB) + " records only in BASE and " +
+      std::to_string(onlyT) + " only in TEST (runtime filter: " + "BASE '" +
+      base.manifest.filter + "', TEST '" + test.manifest.filter + "')";
+  if (opts.sharedRowsOnly)
+    res.notes.push_back("compared only the records both runs wrote "
+                        "(--shared-rows-only): " +
+                        what + " not compared");
+  else if (diverged)
+    res.notes.push_back("FIRST_FAIL is the first divergence among the records "
+                        "both runs wrote: " +
+                        what + " not compared");
+  else
+    res.undecided.push_back(
+        "both runs finished, but " + what +
+        " were not compared, and a divergence may lie there; "
+        "--shared-rows-only limits the verdict to the records both wrote");
 }
 
 //===----------------------------------------------------------------------===//
@@ -921,6 +983,7 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     res.notes.push_back(std::to_string(c.referenceFallback) +
                         " rows lacked a REF (or BASE/TEST) payload: judged by "
                         "the tolerance policy instead");
+  settleVerdict(base, test, onlyB, onlyT, opts, res);
   res.cells = summarizeCells(res.rows);
   res.hypothesis = selectHypothesis(res);
   return res;
@@ -948,7 +1011,9 @@ std::vector<CellSummary> greta::diff::summarizeCells(const RowResults &rows) {
     if (!row->hasMetrics)
       continue;
     ++cell.withValues;
-    double mae = row->metrics.mae;
+    // MAE covers the elements finite on both sides: a row whose non-finite
+    // positions differ has a non-finite error all the same.
+    double mae = row->metrics.nonFiniteDiffer ? std::nan("") : row->metrics.mae;
     if (std::isnan(mae) || std::isnan(cell.maxMae))
       cell.maxMae = std::nan("");
     else

@@ -24,6 +24,16 @@ std::optional<Format> greta::diff::parseFormat(std::string_view name) {
   return std::nullopt;
 }
 
+std::string greta::diff::noDivergenceLine(const DiffResult &r) {
+  std::string rows = std::to_string(r.counts.aligned) + " aligned records";
+  std::string policy = std::string(policyName(r.policy));
+  if (r.undecided.empty())
+    return "No divergence: " + rows + ", none diverges under the " + policy +
+           " policy.";
+  return "No verdict: none of the " + rows + " diverges under the " + policy +
+         " policy, but they are not all the runs wrote:";
+}
+
 std::string greta::diff::recommendation(const RowResult &ff) {
   std::string where = " (layer " + std::to_string(ff.layer) + ", position " +
                       std::to_string(ff.position) + ")";
@@ -203,6 +213,8 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
   j["identity"] = identityJson(r.identity);
   j["diverged"] = r.diverged();
+  j["verdict"] = std::string(verdictName(r.verdict()));
+  j["undecided"] = r.undecided;
   j["first_fail"] = r.first() ? rowJson(r, *r.first()) : nlohmann::json(nullptr);
   nlohmann::json cats = nlohmann::json::array();
   for (unsigned c = 0; c < rt::kNumCategories; ++c) {
@@ -365,9 +377,10 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
          << " + floor";
     os << " (judged by " << basisName(ff->basis) << ")\n\n";
   } else {
-    os << "No divergence: " << r.counts.aligned
-       << " aligned records, none diverges under the " << policyName(r.policy)
-       << " policy.\n\n";
+    os << noDivergenceLine(r) << "\n";
+    for (const std::string &u : r.undecided)
+      os << (md ? "- " : "  - ") << u << "\n";
+    os << "\n";
   }
 
   std::vector<std::vector<std::string>> grid = {

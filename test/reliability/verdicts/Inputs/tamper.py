@@ -17,6 +17,9 @@ a careless copy or an attacker would, for the verdict matrix (README.md).
                           older GRETA wrote it
   deep DIR KEY DEPTH      nest KEY's value DEPTH levels deep in manifest.json
   fifo DIR NAME           replace NAME (manifest.json, records.bin) by a FIFO
+  unfinish DIR            make the manifest what a run that stopped early
+                          leaves: complete false, records 0, no
+                          records_digest
   manifest DIR KEY JSON   set KEY of manifest.json to the JSON value (null
                           deletes it)
 Header sizes are read from the file (16 bytes up to format 2, 32 from 3).
@@ -126,6 +129,14 @@ elif cmd == "fifo":
     path = os.path.join(d, sys.argv[3])
     os.remove(path)
     os.mkfifo(path)
+elif cmd == "unfinish":
+    path = os.path.join(d, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    m.update(complete=False, records=0)
+    m.pop("records_digest", None)
+    with open(path, "w") as f:
+        json.dump(m, f, indent=2)
 elif cmd == "manifest":
     key, value = sys.argv[3], json.loads(sys.argv[4])
     path = os.path.join(d, "manifest.json")

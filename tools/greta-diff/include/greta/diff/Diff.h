@@ -66,6 +66,10 @@ struct Options {
   bool allowDifferentLengths = false;
   /// Compare traces whose identity is incomplete (rt::IdentityOptions).
   bool allowUnidentified = false;
+  /// The user narrows the comparison to the rows both traces recorded
+  /// (different runtime filters): rows recorded by only one of two finished
+  /// traces then no longer forbid a "no divergence" verdict.
+  bool sharedRowsOnly = false;
   /// Worker threads for the numeric comparison; 0 = hardware concurrency.
   unsigned jobs = 0;
 };
@@ -256,9 +260,15 @@ struct CellSummary {
   int64_t layer = 0;
   int64_t rows = 0, diverging = 0;
   int64_t withValues = 0; // rows with metrics (values on both sides)
-  double maxMae = 0;      // largest MAE of those rows; NaN if one is NaN
+  double maxMae = 0;      // largest MAE of those rows; NaN if a row's error
+                          // is not finite (non-finite positions differ)
   int64_t firstDivergingPosition = -1;
 };
+
+/// What a comparison may claim. NoDivergence needs both traces finished and
+/// every row of one present in the other (docs/DIFF.md "Verdicts").
+enum class Verdict { Divergence, NoDivergence, Undecided };
+std::string_view verdictName(Verdict v);
 
 struct DiffResult {
   Policy policy = Policy::Exact;
@@ -272,8 +282,17 @@ struct DiffResult {
   Hypothesis hypothesis;
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
   std::vector<CellSummary> cells;   // one per (stage, layer), execution order
+  /// Why no divergence among the compared rows says nothing about the
+  /// traces (a run stopped early, rows only one trace recorded). Only
+  /// filled when no row diverges.
+  std::vector<std::string> undecided;
 
   bool diverged() const { return firstFail.has_value(); }
+  Verdict verdict() const {
+    return diverged()          ? Verdict::Divergence
+           : undecided.empty() ? Verdict::NoDivergence
+                               : Verdict::Undecided;
+  }
   /// A diverging row is always stored in full (RowResults::stored).
   const RowResult *first() const {
     return firstFail ? rows.stored(*firstFail) : nullptr;

@@ -32,6 +32,9 @@ struct ReportOptions {
 /// The recommendation for the next study, by FIRST_FAIL stage and place
 /// (seed section 6.1, extended to every stage).
 std::string recommendation(const RowResult &firstFail);
+/// The verdict line when no row diverges: "No divergence: ..." or, when the
+/// result is undecided (DiffResult::undecided), "No verdict: ...".
+std::string noDivergenceLine(const DiffResult &r);
 
 /// A number as the text report prints it (4 significant digits, nan, inf).
 std::string formatNumber(double v);
