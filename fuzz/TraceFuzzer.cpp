@@ -34,9 +34,12 @@ void wr32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; ++i)
     p[i] = uint8_t(v >> (8 * i));
 }
-/// Walks the frames from byte 16 and rewrites each complete frame's CRC.
+/// Walks the frames from the header's end (its size field: 16 bytes up to
+/// format 2, 32 from 3) and rewrites each complete frame's CRC.
 void patchCrcs(std::vector<uint8_t> &rec) {
-  size_t off = 16;
+  size_t off = rec.size() >= 16 ? rd32(rec.data() + 12) : 16;
+  if (off < 16 || off > rec.size())
+    off = 16;
   while (off + 12 <= rec.size()) {
     uint32_t len = rd32(rec.data() + off + 4);
     if (rec.size() - off - 12 < len)

@@ -26,6 +26,9 @@ PACKAGES=(
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
   llvm-22 # llvm-readelf-22, llvm-objcopy-22, llvm-dis-22, llvm-as-22 of that check
+  # libFuzzer and the sanitizer runtimes of the fuzz targets
+  # (bench/fuzz/run.sh, -DGRETA_FUZZ=ON).
+  libclang-rt-22-dev
   # The Python package (python/, test/python/): `pip install ./python` into a
   # venv offline (venv, setuptools and wheel build it), its plotting helper.
   python3-venv python3-setuptools python3-wheel python3-matplotlib

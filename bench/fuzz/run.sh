@@ -18,7 +18,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors trace prompt hf-config)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors trace manifest prompt hf-config)
 BUILD=${BUILD:-$SRC/build-fuzz}
 JOBS=${JOBS:-2}
 TIMEOUT=${TIMEOUT:-10}

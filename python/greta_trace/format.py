@@ -5,10 +5,13 @@ fails when they drift apart.
 """
 import numpy as np
 
-FORMAT_VERSION = 2          # the version written, and the newest read;
-OLDEST_FORMAT_VERSION = 1   # version 1 has no block frames
+FORMAT_VERSION = 3          # the version written, and the newest read;
+OLDEST_FORMAT_VERSION = 1   # version 1 has no block frames, 2 no run id
 FILE_MAGIC = b"GRETATRC"
-FILE_HEADER_SIZE = 16
+FILE_HEADER_SIZE = 32       # from version 3: magic, version, size, run id
+OLD_FILE_HEADER_SIZE = 16   # versions 1 and 2: no run id
+RUN_ID_OFFSET = 16
+RUN_ID_BYTES = 16
 RECORD_MAGIC = 0x43455247  # b"GREC" read as little-endian u32
 BLOCK_MAGIC = 0x42455247   # b"GREB": many rows of one tensor (version 2)
 MAX_BODY_BYTES = 1 << 30

@@ -12,6 +12,7 @@ before it are returned and ``stop_reason`` says where reading stopped; the
 messages are the C++ reader's. records.bin is memory-mapped: values are
 read-only views into it (bf16 rows, widened to f32, are copies).
 """
+import hashlib
 import json
 import mmap
 import os
@@ -22,9 +23,10 @@ import numpy as np
 
 from .format import (BLOCK_CONTIGUOUS, BLOCK_MAGIC, DTYPE_SIZES, DTYPES,
                      FILE_HEADER_SIZE, FILE_MAGIC, FORMAT_VERSION, HASH_ENTRY,
-                     INT64_MAX, MAX_BODY_BYTES, MAX_RANK, MAX_TOP, PAYLOADS,
-                     RECORD_MAGIC, STAGES, STATS_ENTRY, STORED_DTYPES,
-                     stage_index)
+                     INT64_MAX, MAX_BODY_BYTES, MAX_RANK, MAX_TOP,
+                     OLD_FILE_HEADER_SIZE, PAYLOADS, RECORD_MAGIC,
+                     RUN_ID_BYTES, RUN_ID_OFFSET, STAGES, STATS_ENTRY,
+                     STORED_DTYPES, stage_index)
 
 
 class TraceError(Exception):
@@ -446,7 +448,7 @@ def read(path):
     version = manifest["format_version"]
     rpath = os.path.join(path, "records.bin")
     data = _map(rpath)
-    if len(data) < FILE_HEADER_SIZE or data[:8] != FILE_MAGIC:
+    if len(data) < OLD_FILE_HEADER_SIZE or data[:8] != FILE_MAGIC:
         raise TraceError(f"'{rpath}' is empty or not a GRETA trace")
     fversion, header_size = struct.unpack_from("<II", data, 8)
     if fversion > FORMAT_VERSION:
@@ -456,8 +458,18 @@ def read(path):
     if fversion != version:
         raise TraceError(f"'{rpath}': format version {fversion} disagrees "
                          f"with the manifest ({version})")
-    if header_size < FILE_HEADER_SIZE or header_size > len(data):
+    least = FILE_HEADER_SIZE if fversion >= 3 else OLD_FILE_HEADER_SIZE
+    if header_size < least or header_size > len(data):
         raise TraceError(f"'{rpath}': bad header size {header_size}")
+    # Format 3: the run id ties records.bin to its manifest (TRACE_FORMAT.md).
+    run_id = manifest.get("run_id", "")
+    if fversion >= 3 and run_id:
+        held = bytes(data[RUN_ID_OFFSET:RUN_ID_OFFSET + RUN_ID_BYTES]).hex()
+        if held != run_id:
+            raise TraceError(f"'{os.path.join(path, 'manifest.json')}' names "
+                             f"run {run_id} but '{rpath}' holds run {held}: "
+                             f"the two files come from different runs")
+    digest = hashlib.sha256(bytes(data[:header_size]))
     mv = memoryview(data)
     frames, rows, stop, off = [], 0, "", header_size
     while off < len(data):
@@ -494,7 +506,25 @@ def read(path):
             break
         frames.append(frame)
         rows += len(frame) if block else 1
+        digest.update(data[off:off + 8])
+        digest.update(data[off + 8 + length:off + 12 + length])
         off += 12 + length
+    if manifest.get("complete") is True:
+        # A finished run's count and records digest (TRACE_FORMAT.md); a bad
+        # frame in a finished run is corruption, not truncation.
+        if stop:
+            raise TraceError(f"'{rpath}' is corrupt: {stop}, in a run that "
+                             f"finished")
+        want = manifest.get("records")
+        if isinstance(want, int) and want != rows:
+            raise TraceError(f"'{rpath}' holds {rows} records but its "
+                             f"manifest says the run finished with {want}: "
+                             f"the file was cut or altered")
+        sealed = manifest.get("records_digest")
+        if sealed and sealed != digest.hexdigest():
+            raise TraceError(f"'{rpath}' does not match the records_digest "
+                             f"of its manifest ({sealed}; read "
+                             f"{digest.hexdigest()}): the file was altered")
     if not rows:
         raise TraceError(f"trace '{path}' holds no readable record"
                          + (f" ({stop})" if stop else ""))

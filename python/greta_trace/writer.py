@@ -26,8 +26,8 @@ from .filter import Filter
 from .format import (BLOCK_CONTIGUOUS, BLOCK_MAGIC, DTYPES, FILE_HEADER_SIZE,
                      FILE_MAGIC, FORMAT_VERSION, INT64_MAX,
                      MAX_BLOCK_BODY_BYTES, MAX_BODY_BYTES, MAX_RANK, MAX_TOP,
-                     PAYLOADS, RECORD_MAGIC, STAGES, WRITE_BUFFER_BYTES,
-                     stage_index)
+                     PAYLOADS, RECORD_MAGIC, RUN_ID_BYTES, STAGES,
+                     WRITE_BUFFER_BYTES, stage_index)
 
 _FLUSH_EVERY_RECORDS = 4096  # as the C++ writer
 _NUMPY_DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16"}
@@ -110,6 +110,12 @@ class Writer:
             "backend": backend, "precision": precision, "pipeline": pipeline,
             "tool_version": tool_version, "filter": str(self.filter),
             "created_at": created_at}
+        # Format 3: 128 random bits in the manifest and records.bin's header
+        # tie the two files together; the records digest seals a finished
+        # run (docs/TRACE_FORMAT.md).
+        self.run_id = os.urandom(RUN_ID_BYTES)
+        self.fields["run_id"] = self.run_id.hex()
+        self._digest = hashlib.sha256()
         self.records = 0
         self.bytes_written = 0
         self._buf = bytearray()
@@ -127,12 +133,13 @@ class Writer:
         m.update(self.fields)
         m["complete"] = complete
         m["records"] = self.records if complete else 0
+        if complete:
+            m["records_digest"] = self._digest.hexdigest()
         return m
 
-    @staticmethod
-    def file_header():
-        return FILE_MAGIC + struct.pack("<II", FORMAT_VERSION,
-                                        FILE_HEADER_SIZE)
+    def file_header(self):
+        return (FILE_MAGIC + struct.pack("<II", FORMAT_VERSION,
+                                         FILE_HEADER_SIZE) + self.run_id)
 
     # -- opening and closing -------------------------------------------------
 
@@ -179,7 +186,9 @@ class Writer:
             raise WriterError(f"cannot create '{records}': "
                               f"{e.strerror}") from None
         # The header goes out at once: an empty trace is still recognizable.
-        self._buf += self.file_header()
+        header = self.file_header()
+        self._digest.update(header)
+        self._buf += header
         self.flush()
 
     def _write_manifest(self, complete):
@@ -413,6 +422,10 @@ class Writer:
             self._put(_frame(BLOCK_MAGIC, body), len(pos))
 
     def _put(self, parts, rows):
+        # The records digest: each frame's magic, length and CRC (_frame's
+        # first and last parts), in file order.
+        self._digest.update(parts[0])
+        self._digest.update(parts[-1])
         size = sum(len(p) for p in parts)
         if self._buf and len(self._buf) + size > WRITE_BUFFER_BYTES:
             self.flush()

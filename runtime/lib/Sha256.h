@@ -16,6 +16,22 @@ namespace greta::rt {
 std::array<uint8_t, 32> sha256(const void *data, size_t size);
 std::string toHex(const uint8_t *bytes, size_t size);
 std::string sha256Hex(const void *data, size_t size);
+
+/// Incremental SHA-256 (the trace writer and reader digest records.bin's
+/// framing as they go). Aborts only if OpenSSL itself cannot allocate.
+class Sha256Stream {
+public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream &) = delete;
+  Sha256Stream &operator=(const Sha256Stream &) = delete;
+  void update(const void *data, size_t size);
+  /// The digest of everything updated so far, as hex; ends the stream.
+  std::string finalHex();
+
+private:
+  void *ctx_; // EVP_MD_CTX
+};
 } // namespace greta::rt
 
 #endif

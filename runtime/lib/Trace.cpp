@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -817,29 +818,84 @@ bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
 //===----------------------------------------------------------------------===//
 
 namespace {
-json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
-  return json{{"format", "greta-trace"},
-              {"format_version", m.formatVersion},
-              {"model", m.model},
-              {"model_digest", m.modelDigest},
-              {"weights_digest", m.weightsDigest},
-              {"prompt_digest", m.promptDigest},
-              {"prompt_name", m.promptName},
-              {"token_count", m.tokenCount},
-              {"prompt_ids", m.promptIds},
-              {"tokenizer", m.tokenizer},
-              {"tokenizer_digest", m.tokenizerDigest},
-              {"backend", m.backend},
-              {"precision", m.precision},
-              {"pipeline", m.pipeline},
-              {"tool_version", m.toolVersion},
-              {"filter", m.filter},
-              {"created_at", m.createdAt},
-              {"complete", complete},
-              {"records", records}};
+/// The manifest's account of records.bin, written by finish().
+struct ManifestSeal {
+  bool complete = false;
+  std::optional<uint64_t> records; // finished runs
+  std::string recordsDigest;       // finished runs (FramingDigest)
+};
+
+json manifestToJson(const Manifest &m, const ManifestSeal &seal) {
+  json j{{"format", "greta-trace"},
+         {"format_version", m.formatVersion},
+         {"run_id", m.runId},
+         {"model", m.model},
+         {"model_digest", m.modelDigest},
+         {"weights_digest", m.weightsDigest},
+         {"prompt_digest", m.promptDigest},
+         {"prompt_name", m.promptName},
+         {"token_count", m.tokenCount},
+         {"prompt_ids", m.promptIds},
+         {"tokenizer", m.tokenizer},
+         {"tokenizer_digest", m.tokenizerDigest},
+         {"backend", m.backend},
+         {"precision", m.precision},
+         {"pipeline", m.pipeline},
+         {"tool_version", m.toolVersion},
+         {"filter", m.filter},
+         {"created_at", m.createdAt},
+         {"complete", seal.complete},
+         {"records", seal.records.value_or(0)}};
+  if (seal.complete)
+    j["records_digest"] = seal.recordsDigest;
+  return j;
 }
 
-bool manifestFromJson(const json &j, Manifest &m, bool &complete,
+/// JSON nesting allowed in manifest.json: the writer's is 1 level. Deeper
+/// input is refused before anything recurses over it (a value dump()ed into
+/// an error message overflowed the stack at 100000 levels).
+constexpr int kMaxManifestDepth = 32;
+
+/// The JSON text of a manifest, refused when nested deeper than
+/// kMaxManifestDepth (nlohmann's parser itself does not recurse). `error`
+/// completes "'<path>' ...".
+bool parseManifestText(const std::vector<uint8_t> &bytes, json &out,
+                       std::string &error) {
+  bool tooDeep = false;
+  json::parser_callback_t limit = [&](int depth, json::parse_event_t, json &) {
+    if (depth > kMaxManifestDepth)
+      tooDeep = true;
+    return !tooDeep; // Keep nothing once too deep: the result is refused.
+  };
+  try {
+    out = json::parse(bytes.begin(), bytes.end(), limit);
+  } catch (const json::exception &e) { // parse_error, out_of_range (1e999)
+    return error = std::string("is not valid JSON: ") + e.what(), false;
+  }
+  if (tooDeep)
+    return error = "nests deeper than " + std::to_string(kMaxManifestDepth) +
+                   " levels (a GRETA manifest is a flat object)",
+           false;
+  return true;
+}
+
+/// A short description of a JSON value for an error message: the value
+/// itself when it is a scalar, else its type (never a recursive dump).
+std::string describeJson(const json &v) {
+  if (v.is_primitive()) {
+    std::string s = v.dump();
+    return s.size() > 64 ? s.substr(0, 64) + "..." : s;
+  }
+  return std::string("a JSON ") + v.type_name();
+}
+
+bool isHex(const std::string &s, size_t digits) {
+  return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
                       std::string &error) {
   try {
     if (!j.is_object())
@@ -878,11 +934,16 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
     str("tool_version", m.toolVersion);
     str("filter", m.filter);
     str("created_at", m.createdAt);
+    str("run_id", m.runId);
+    if (!m.runId.empty() && !isHex(m.runId, 2 * kRunIdBytes))
+      return error = "'run_id' must be 32 lowercase hex digits, got " +
+                     describeJson(j["run_id"]),
+             false;
     if (j.contains("token_count")) {
       const json &t = j["token_count"];
       if (!t.is_number_integer() || t.get<int64_t>() < 0)
         return error = "'token_count' must be a non-negative integer, got " +
-                       t.dump(),
+                       describeJson(t),
                false;
       m.tokenCount = t.get<int64_t>();
     }
@@ -898,10 +959,27 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
       }
       if (!valid)
         return error = "'prompt_ids' must be an array of token ids, got " +
-                       ids.dump().substr(0, 60),
+                       describeJson(ids),
                false;
     }
-    complete = j.value("complete", false);
+    seal.complete = j.value("complete", false);
+    if (seal.complete && j.contains("records")) {
+      const json &r = j["records"];
+      if (!r.is_number_unsigned())
+        return error = "'records' must be a non-negative integer, got " +
+                       describeJson(r),
+               false;
+      seal.records = r.get<uint64_t>();
+    }
+    if (seal.complete && j.contains("records_digest")) {
+      const json &d = j["records_digest"];
+      if (!d.is_string() || !isHex(d.get<std::string>(), 64))
+        return error = "'records_digest' must be 64 lowercase hex digits, "
+                       "got " +
+                       describeJson(d),
+               false;
+      seal.recordsDigest = d.get<std::string>();
+    }
   } catch (const json::exception &e) {
     return error = std::string("bad field: ") + e.what(), false;
   }
@@ -958,14 +1036,32 @@ template <typename T> struct NoInitAllocator : std::allocator<T> {
 };
 using ByteBuffer = std::vector<uint8_t, NoInitAllocator<uint8_t>>;
 
-/// Writes `text` to `path` through a temporary file and rename(2), so a
-/// reader sees the old or the new file, never a half one.
-bool writeFileAtomic(const std::string &path, const std::string &text,
-                     std::string &error) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+/// The error of an openat() in a trace directory, naming the file; a symlink
+/// (ELOOP under O_NOFOLLOW) says so.
+std::string openError(const std::string &path, int e, const char *what) {
+  if (e == ELOOP)
+    return "'" + path +
+           "' is a symbolic link: refused (a trace directory "
+           "holds regular files only)";
+  return std::string("cannot ") + what + " '" + path + "': " + errnoStr(e);
+}
+
+/// Writes `text` to `name` in the directory `dirFd` (`dir` names it in
+/// messages) through a temporary file and rename(2), so a reader sees the
+/// old or the new file, never a half one. The temporary is created with
+/// O_EXCL | O_NOFOLLOW after removing whatever had its name (a symlink
+/// planted there is unlinked, never written through); the caller holds the
+/// directory's lock, so no other writer uses the name.
+bool writeFileAtomic(int dirFd, const std::string &dir, const std::string &name,
+                     const std::string &text, std::string &error) {
+  std::string tmpName = name + ".tmp";
+  std::string tmp = dir + "/" + tmpName, path = dir + "/" + name;
+  if (::unlinkat(dirFd, tmpName.c_str(), 0) != 0 && errno != ENOENT)
+    return error = "cannot remove '" + tmp + "': " + errnoStr(errno), false;
+  int fd = ::openat(dirFd, tmpName.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
-    return error = "cannot create '" + tmp + "': " + errnoStr(errno), false;
+    return error = openError(tmp, errno, "create"), false;
   int e =
       writeAll(fd, reinterpret_cast<const uint8_t *>(text.data()), text.size());
   if (!e && ::fsync(fd) != 0)
@@ -973,12 +1069,13 @@ bool writeFileAtomic(const std::string &path, const std::string &text,
   if (::close(fd) != 0 && !e)
     e = errno;
   if (e) {
-    ::unlink(tmp.c_str());
+    ::unlinkat(dirFd, tmpName.c_str(), 0);
     return error = "cannot write '" + tmp + "': " + errnoStr(e), false;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  // rename(2) replaces a symlink at `name` itself, never its target.
+  if (::renameat(dirFd, tmpName.c_str(), dirFd, name.c_str()) != 0) {
     e = errno;
-    ::unlink(tmp.c_str());
+    ::unlinkat(dirFd, tmpName.c_str(), 0);
     return error =
                "cannot rename '" + tmp + "' to '" + path + "': " + errnoStr(e),
            false;
@@ -1006,6 +1103,55 @@ bool makeDirs(const std::string &dir, std::string &error) {
   return true;
 }
 
+/// The records digest (docs/TRACE_FORMAT.md): SHA-256 over records.bin's
+/// file header, then the 12 framing bytes (u32 magic, length, CRC-32) of
+/// every frame in file order. With each frame's CRC over its body it pins
+/// the whole file (no frame cut, dropped, added, moved or altered), yet
+/// costs 12 bytes of hashing a frame: the writer and the reader compute it
+/// as they go, without reading a byte twice (a SHA-256 of every byte would
+/// run at ~1.6 GB/s here, a tenth of the reader's CRC pass).
+class FramingDigest {
+public:
+  void header(const uint8_t *p, size_t n) { sha_.update(p, n); }
+  void frame(uint32_t magic, uint32_t length, uint32_t crc) {
+    if (n_ + 12 > sizeof buf_) {
+      sha_.update(buf_, n_);
+      n_ = 0;
+    }
+    writeU32(buf_ + n_, magic);
+    writeU32(buf_ + n_ + 4, length);
+    writeU32(buf_ + n_ + 8, crc);
+    n_ += 12;
+  }
+  std::string finalHex() {
+    sha_.update(buf_, n_);
+    n_ = 0;
+    return sha_.finalHex();
+  }
+
+private:
+  Sha256Stream sha_;
+  uint8_t buf_[12 * 340]; // frames hashed together
+  size_t n_ = 0;
+};
+
+/// 128 random bits from the kernel (getrandom(2)): a run id two runs never
+/// share.
+bool drawRunId(uint8_t (&out)[kRunIdBytes], std::string &error) {
+  size_t got = 0;
+  while (got < kRunIdBytes) {
+    ssize_t n = ::getrandom(out + got, kRunIdBytes - got, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return error = std::string("cannot draw a run id (getrandom): ") +
+                     errnoStr(errno),
+             false;
+    got += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 class FileTraceWriter final : public TraceWriter {
 public:
   ~FileTraceWriter() override {
@@ -1017,6 +1163,8 @@ public:
     }
     if (lockFd_ >= 0)
       ::close(lockFd_); // Releases the flock.
+    if (dirFd_ >= 0)
+      ::close(dirFd_);
   }
 
   static std::unique_ptr<TraceWriter> make(const std::string &dir,
@@ -1035,6 +1183,7 @@ public:
     uint32_t crc = frameChecksum(buf_.data() + start + 8, len);
     buf_.resize(buf_.size() + 4);
     writeU32(buf_.data() + buf_.size() - 4, crc);
+    digest_.frame(kRecordMagic, static_cast<uint32_t>(len), crc);
     ++records_;
     if (buf_.size() >= kBufferBytes || ++sinceFlush_ >= kFlushEveryRecords)
       return flush(error);
@@ -1077,7 +1226,9 @@ public:
         writeBlockHead(p + 8, b, plan, first, m, contiguous);
         if (values)
           std::memcpy(p + 8 + head, v, values);
-        writeU32(p + 8 + head + values, frameChecksum(p + 8, head + values));
+        uint32_t crc = frameChecksum(p + 8, head + values);
+        writeU32(p + 8 + head + values, crc);
+        digest_.frame(kBlockMagic, static_cast<uint32_t>(head + values), crc);
       } else {
         // Larger than the buffer (the buffer is empty now): written at once.
         buf_.resize(8 + head);
@@ -1087,6 +1238,8 @@ public:
         writeBlockHead(p + 8, b, plan, first, m, contiguous);
         uint8_t crc[4];
         writeU32(crc, crcUpdate(crcUpdate(0, p + 8, head), v, values));
+        digest_.frame(kBlockMagic, static_cast<uint32_t>(head + values),
+                      readU32(crc));
         struct iovec iov[3] = {
             {p, 8 + head}, {const_cast<uint8_t *>(v), values}, {crc, 4}};
         int e = writevAll(fd_, iov, 3);
@@ -1134,8 +1287,12 @@ public:
     }
     fd_ = -1;
     closedReason_ = "trace '" + dir_ + "' is already finished";
-    std::string text = manifestToJson(manifest_, true, records_).dump(2) + "\n";
-    if (!writeFileAtomic(dir_ + "/manifest.json", text, error)) {
+    ManifestSeal seal;
+    seal.complete = true;
+    seal.records = records_;
+    seal.recordsDigest = digest_.finalHex();
+    std::string text = manifestToJson(manifest_, seal).dump(2) + "\n";
+    if (!writeFileAtomic(dirFd_, dir_, "manifest.json", text, error)) {
       error = "trace '" + dir_ + "': " + error;
       return false;
     }
@@ -1164,8 +1321,10 @@ private:
   std::string dir_;
   Manifest manifest_;
   int fd_ = -1, lockFd_ = -1;
+  int dirFd_ = -1; // every file is opened relative to it, O_NOFOLLOW
   ByteBuffer buf_;
   uint64_t bytes_ = 0, records_ = 0;
+  FramingDigest digest_; // of every frame appended (written at finish)
   size_t sinceFlush_ = 0;
   size_t maxBlockBody_ = kMaxBlockBodyBytes;
   std::string closedReason_;
@@ -1183,6 +1342,10 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
   w->dir_ = dir;
   w->manifest_ = manifest;
   w->manifest_.formatVersion = kTraceFormatVersion;
+  uint8_t runId[kRunIdBytes];
+  if (!drawRunId(runId, error))
+    return nullptr;
+  w->manifest_.runId = toHex(runId, kRunIdBytes);
   if (w->manifest_.createdAt.empty()) {
     std::time_t now = std::time(nullptr);
     std::tm tm{};
@@ -1192,11 +1355,36 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
     w->manifest_.createdAt = buf;
   }
   std::string lockPath = dir + "/.lock";
-  w->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (w->lockFd_ < 0)
+  std::string recordsPath = dir + "/records.bin";
+  std::string manifestPath = dir + "/manifest.json";
+  // Look before touching anything: a directory holding a trace is refused
+  // (without `overwrite`) before its .lock is created or written. lstat: a
+  // symlink named like a trace file counts as one, and is not followed.
+  auto holdsTrace = [&] {
+    struct stat st;
+    return ::lstat(recordsPath.c_str(), &st) == 0 ||
+           ::lstat(manifestPath.c_str(), &st) == 0;
+  };
+  std::string holdsError = "trace directory '" + dir +
+                           "' already holds a trace (remove it or overwrite)";
+  if (!overwrite && holdsTrace())
+    return error = holdsError, nullptr;
+  // Every file is opened relative to the directory, with O_NOFOLLOW: a
+  // symlink planted in a trace directory is refused or replaced, never
+  // written through.
+  w->dirFd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (w->dirFd_ < 0)
     return error =
-               "cannot create lock file '" + lockPath + "': " + errnoStr(errno),
+               "cannot open trace directory '" + dir + "': " + errnoStr(errno),
            nullptr;
+  w->lockFd_ =
+      ::openat(w->dirFd_, ".lock",
+               O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (w->lockFd_ < 0)
+    return error = openError(lockPath, errno, "create lock file"), nullptr;
+  struct stat lockStat;
+  if (::fstat(w->lockFd_, &lockStat) != 0 || !S_ISREG(lockStat.st_mode))
+    return error = "'" + lockPath + "' is not a regular file", nullptr;
   if (::flock(w->lockFd_, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     if (e == EWOULDBLOCK) {
@@ -1217,35 +1405,38 @@ std::unique_ptr<TraceWriter> FileTraceWriter::make(const std::string &dir,
     // The lock holds without the pid; only the message to a second writer
     // is poorer.
   }
-  std::string recordsPath = dir + "/records.bin";
-  std::string manifestPath = dir + "/manifest.json";
-  if (!overwrite && (::access(recordsPath.c_str(), F_OK) == 0 ||
-                     ::access(manifestPath.c_str(), F_OK) == 0))
-    return error = "trace directory '" + dir +
-                   "' already holds a trace (remove it or overwrite)",
-           nullptr;
+  // Again under the lock: a writer may have finished since the first look.
+  if (!overwrite && holdsTrace())
+    return error = holdsError, nullptr;
   // Without this, a write past RLIMIT_FSIZE kills the process (SIGXFSZ)
   // instead of failing with EFBIG and keeping the trace.
   struct sigaction old;
   if (::sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
     ::signal(SIGXFSZ, SIG_IGN);
 
-  // Manifest first (complete: false), then the records file.
-  ::unlink(recordsPath.c_str());
-  std::string text = manifestToJson(w->manifest_, false, 0).dump(2) + "\n";
-  if (!writeFileAtomic(manifestPath, text, error))
-    return error = "trace '" + dir + "': " + error, nullptr;
-  w->fd_ = ::open(recordsPath.c_str(),
-                  O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (w->fd_ < 0)
-    return error = "cannot create '" + recordsPath + "': " + errnoStr(errno),
+  // Manifest first (complete: false), then the records file, created anew
+  // (O_EXCL after the unlink: a file, or symlink, put there meanwhile is an
+  // error, not a target).
+  if (::unlinkat(w->dirFd_, "records.bin", 0) != 0 && errno != ENOENT)
+    return error = "cannot remove '" + recordsPath + "': " + errnoStr(errno),
            nullptr;
+  std::string text =
+      manifestToJson(w->manifest_, ManifestSeal()).dump(2) + "\n";
+  if (!writeFileAtomic(w->dirFd_, dir, "manifest.json", text, error))
+    return error = "trace '" + dir + "': " + error, nullptr;
+  w->fd_ = ::openat(
+      w->dirFd_, "records.bin",
+      O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (w->fd_ < 0)
+    return error = openError(recordsPath, errno, "create"), nullptr;
   uint8_t header[kTraceFileHeaderSize] = {0};
   std::memcpy(header, kTraceFileMagic, 8);
   writeU32(header + 8, kTraceFormatVersion);
   writeU32(header + 12, kTraceFileHeaderSize);
+  std::memcpy(header + kTraceRunIdOffset, runId, kRunIdBytes);
   w->buf_.reserve(kBufferBytes + 4096);
   w->buf_.assign(header, header + kTraceFileHeaderSize);
+  w->digest_.header(header, kTraceFileHeaderSize);
   // The header goes out at once: an empty trace is still recognizable.
   if (!w->flush(error))
     return nullptr;
@@ -1267,16 +1458,26 @@ std::unique_ptr<TraceWriter> TraceWriter::create(const std::string &dir,
 //===----------------------------------------------------------------------===//
 
 namespace {
-bool readWholeFile(const std::string &path, std::vector<uint8_t> &out,
-                   std::string &error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+/// Opens `path` for reading and checks that it is a regular file. O_NONBLOCK:
+/// opening a FIFO planted in a trace directory must not wait for a writer.
+int openRegularFile(const std::string &path, struct stat &st,
+                    std::string &error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
-    return error = "cannot open '" + path + "': " + errnoStr(errno), false;
-  struct stat st;
+    return error = "cannot open '" + path + "': " + errnoStr(errno), -1;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return error = "'" + path + "' is not a regular file", false;
+    return error = "'" + path + "' is not a regular file", -1;
   }
+  return fd;
+}
+
+bool readWholeFile(const std::string &path, std::vector<uint8_t> &out,
+                   std::string &error) {
+  struct stat st;
+  int fd = openRegularFile(path, st, error);
+  if (fd < 0)
+    return false;
   out.resize(static_cast<size_t>(st.st_size));
   size_t got = 0;
   while (got < out.size()) {
@@ -1313,14 +1514,10 @@ struct FileMapping {
 
 std::shared_ptr<FileMapping> mapWholeFile(const std::string &path,
                                           std::string &error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return error = "cannot open '" + path + "': " + errnoStr(errno), nullptr;
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error = "'" + path + "' is not a regular file", nullptr;
-  }
+  int fd = openRegularFile(path, st, error);
+  if (fd < 0)
+    return nullptr;
   auto m = std::make_shared<FileMapping>();
   if (st.st_size == 0) { // mmap refuses length 0; an empty file has no data.
     ::close(fd);
@@ -1344,6 +1541,50 @@ std::shared_ptr<FileMapping> mapWholeFile(const std::string &path,
 }
 } // namespace
 
+namespace {
+/// Frame headers checked (a CRC each) after a bad frame before giving up.
+constexpr unsigned kMaxFrameProbes = 1024;
+
+/// The offset of the first whole frame at or after `from + 1` whose magic,
+/// length and CRC are valid, or SIZE_MAX. Such a frame after the bad one at
+/// `from` shows corruption: a killed run leaves nothing valid after its
+/// torn last frame. The bad frame's own end is tried first, then every
+/// offset; `gaveUp` is set after kMaxFrameProbes plausible headers.
+size_t findValidFrame(const uint8_t *bytes, size_t size, size_t from,
+                      uint32_t version, bool &gaveUp) {
+  unsigned probes = 0;
+  auto validAt = [&](size_t p) {
+    if (p + 12 > size || p + 12 < p)
+      return false;
+    uint32_t magic = readU32(bytes + p), len = readU32(bytes + p + 4);
+    if (magic != kRecordMagic && !(magic == kBlockMagic && version >= 2))
+      return false;
+    if (len > kMaxBodyBytes || size - p - 12 < len)
+      return false;
+    ++probes;
+    return readU32(bytes + p + 8 + len) == frameChecksum(bytes + p + 8, len);
+  };
+  if (from + 8 <= size) {
+    size_t end = from + 12 + size_t(readU32(bytes + from + 4));
+    if (end > from + 12 && end < size && validAt(end))
+      return end;
+  }
+  for (size_t p = from + 1; p + 12 <= size; ++p) {
+    const void *g = std::memchr(bytes + p, 'G', size - 12 - p + 1);
+    if (!g)
+      break;
+    p = static_cast<const uint8_t *>(g) - bytes;
+    if (validAt(p))
+      return p;
+    if (probes >= kMaxFrameProbes) {
+      gaveUp = true;
+      return SIZE_MAX;
+    }
+  }
+  return SIZE_MAX;
+}
+} // namespace
+
 std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
                                                   std::string &error,
                                                   const ReadOptions &options) {
@@ -1362,15 +1603,14 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   if (!readWholeFile(manifestPath, manifestBytes, error))
     return std::nullopt;
   json mj;
-  try {
-    mj = json::parse(manifestBytes.begin(), manifestBytes.end());
-  } catch (const json::exception &e) { // parse_error, out_of_range (1e999)
-    return error = "'" + manifestPath + "' is not valid JSON: " + e.what(),
-           std::nullopt;
-  }
+  std::string perr;
+  if (!parseManifestText(manifestBytes, mj, perr))
+    return error = "'" + manifestPath + "' " + perr, std::nullopt;
   std::string merr;
-  if (!manifestFromJson(mj, tc.manifest, tc.complete, merr))
+  ManifestSeal seal;
+  if (!manifestFromJson(mj, tc.manifest, seal, merr))
     return error = "'" + manifestPath + "': " + merr, std::nullopt;
+  tc.complete = seal.complete;
 
   std::string recordsPath = dir + "/records.bin";
   std::shared_ptr<FileMapping> map = mapWholeFile(recordsPath, error);
@@ -1380,10 +1620,10 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
   std::shared_ptr<const void> owner = map;
   const uint8_t *bytes = map->data;
   size_t fileSize = map->size;
-  if (fileSize < kTraceFileHeaderSize ||
+  if (fileSize < kTraceFileHeaderSizeV2 ||
       std::memcmp(bytes, kTraceFileMagic, 8) != 0)
     return error = "'" + recordsPath + "' " +
-                   (fileSize < kTraceFileHeaderSize
+                   (fileSize < kTraceFileHeaderSizeV2
                         ? "is shorter than its 16-byte header (empty trace)"
                         : "does not start with the GRETA trace magic"),
            std::nullopt;
@@ -1400,12 +1640,27 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
                    std::to_string(version) + " disagrees with the manifest (" +
                    std::to_string(tc.manifest.formatVersion) + ")",
            std::nullopt;
-  if (headerSize < kTraceFileHeaderSize || headerSize > fileSize)
+  uint32_t minHeader =
+      version >= 3 ? kTraceFileHeaderSize : kTraceFileHeaderSizeV2;
+  if (headerSize < minHeader || headerSize > fileSize)
     return error = "'" + recordsPath + "': bad header size " +
                    std::to_string(headerSize),
            std::nullopt;
+  // The run id ties records.bin to its manifest (format 3 on): records of
+  // another run under this manifest would be compared as this run's.
+  if (version >= 3 && !tc.manifest.runId.empty()) {
+    std::string fileRunId = toHex(bytes + kTraceRunIdOffset, kRunIdBytes);
+    if (fileRunId != tc.manifest.runId)
+      return error = "'" + manifestPath + "' names run " + tc.manifest.runId +
+                     " but '" + recordsPath + "' holds run " + fileRunId +
+                     ": the two files come from different runs",
+             std::nullopt;
+    tc.integrity.runIdTied = true;
+  }
 
   size_t off = headerSize;
+  FramingDigest digest;
+  digest.header(bytes, headerSize);
   size_t rows = 0; // records read so far, block rows included
   // A stop names the index of the first record the bad frame would have
   // produced.
@@ -1469,9 +1724,53 @@ std::optional<TraceContents> greta::rt::readTrace(const std::string &dir,
       tc.records.push_back(std::move(r));
       ++rows;
     }
+    digest.frame(magic, len, crc);
     off += 12 + len;
   }
   tc.validBytes = off;
+  if (!tc.stopReason.empty()) {
+    // Only the torn tail of a run that did not finish may stop the reader.
+    std::string corrupt = "'" + recordsPath + "' is corrupt: " + tc.stopReason;
+    if (tc.complete)
+      return error = corrupt + ", in a run that finished (its manifest says " +
+                     (seal.records ? std::to_string(*seal.records) + " records)"
+                                   : std::string("complete)")),
+             std::nullopt;
+    bool gaveUp = false;
+    size_t next = findValidFrame(bytes, fileSize, off, version, gaveUp);
+    if (gaveUp)
+      return error = corrupt + ", and more than " +
+                     std::to_string(kMaxFrameProbes) +
+                     " frame headers follow it (a run cut short ends at its "
+                     "first bad frame)",
+             std::nullopt;
+    if (next != SIZE_MAX)
+      return error = corrupt + ", and a valid frame follows at byte " +
+                     std::to_string(next) +
+                     " (a run cut short ends at its first bad frame)",
+             std::nullopt;
+  }
+  // A finished run names what records.bin must hold: the count (every
+  // version) and the records digest (written since the digest exists).
+  tc.integrity.recordsDigest = digest.finalHex();
+  if (tc.complete && seal.records) {
+    if (*seal.records != rows)
+      return error = "'" + recordsPath + "' holds " + std::to_string(rows) +
+                     " records but its manifest says the run finished with " +
+                     std::to_string(*seal.records) +
+                     ": the file was cut or altered",
+             std::nullopt;
+    tc.integrity.countVerified = true;
+  }
+  if (tc.complete && !seal.recordsDigest.empty()) {
+    if (seal.recordsDigest != tc.integrity.recordsDigest)
+      return error = "'" + recordsPath +
+                     "' does not match the records_digest of its manifest (" +
+                     seal.recordsDigest + "; read " +
+                     tc.integrity.recordsDigest + "): the file was altered",
+             std::nullopt;
+    tc.integrity.digestVerified = true;
+  }
   if (rows == 0)
     return error = "trace '" + dir + "' holds no readable record" +
                    (tc.stopReason.empty() ? std::string()

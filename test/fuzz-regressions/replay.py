@@ -66,7 +66,8 @@ def command(target, path):
     if target == "trace":
         d = os.path.join(work, "trace-" + os.path.basename(path))
         split_trace_input.split(path, d)
-        return ["greta-diff", d, d]
+        # Old-format seeds have no run id: read them all the same.
+        return ["greta-diff", "--allow-unidentified", d, d]
     raise SystemExit(f"unknown target {target}")
 
 

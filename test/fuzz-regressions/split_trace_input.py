@@ -15,7 +15,9 @@ import zlib
 
 
 def patch_crcs(rec: bytearray) -> None:
-    off = 16
+    # Frames start at the header size (16 bytes up to format 2, 32 from 3).
+    off = struct.unpack_from("<I", rec, 12)[0] if len(rec) >= 16 else 16
+    off = off if 16 <= off <= len(rec) else 16
     while off + 12 <= len(rec):
         (length,) = struct.unpack_from("<I", rec, off + 4)
         if len(rec) - off - 12 < length:

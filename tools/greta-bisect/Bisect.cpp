@@ -7,12 +7,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -111,13 +115,35 @@ public:
     state_["steps"][key] = std::move(value);
     fs::path tmp = path_;
     tmp += ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << state_.dump(2) << "\n";
-      if (!out) {
-        error = "cannot write " + tmp.string();
-        return false;
-      }
+    // Created anew with O_EXCL | O_NOFOLLOW: a symlink planted at the
+    // temporary's name is removed, never written through.
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+      error = "cannot remove " + tmp.string() + ": " + std::strerror(errno);
+      return false;
+    }
+    int fd = ::open(tmp.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
+      return false;
+    }
+    std::string text = state_.dump(2) + "\n";
+    bool ok = true;
+    for (size_t done = 0; ok && done < text.size();) {
+      ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR)
+        continue;
+      ok = n > 0;
+      done += ok ? static_cast<size_t>(n) : 0;
+    }
+    int e = ok ? 0 : errno;
+    if (::close(fd) != 0 && ok) {
+      ok = false;
+      e = errno;
+    }
+    if (!ok) {
+      error = "cannot write " + tmp.string() + ": " + std::strerror(e);
+      return false;
     }
     std::error_code ec;
     fs::rename(tmp, path_, ec);

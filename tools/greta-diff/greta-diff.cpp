@@ -79,10 +79,19 @@ Policies:
              row has < 1000 elements; floor 1e-5.
 
 Refused: traces of different model, weights or prompt digest, or of
-different lengths without --allow-different-lengths. A truncated trace is
-compared up to where it stops; the report says so. See docs/DIFF.md.
+different lengths without --allow-different-lengths; traces whose identity
+is incomplete (a digest missing, no run id tying records.bin to its
+manifest) without --allow-unidentified. The report says what was checked.
+A corrupt trace is an error.
 
-Exit status: 0 no divergence, 1 divergence found, 2 error.)";
+"No divergence" needs both runs finished and the same records in both. A
+truncated trace (a run that did not finish) is compared up to where it
+stops: a divergence there is exit 1, none is no verdict (exit 2, the report
+says which trace stopped where). Records only one of two finished runs
+wrote (different runtime filters) are not compared and also leave no
+verdict, unless --shared-rows-only. See docs/DIFF.md.
+
+Exit status: 0 no divergence, 1 divergence found, 2 error or no verdict.)";
 } // namespace
 
 int main(int argc, char **argv) {
@@ -95,7 +104,7 @@ int main(int argc, char **argv) {
   std::string basePath, testPath, refPath, policyStr = "exact",
                                            formatStr = "table";
   double atol = -1, rtol = -1, mae = -1, k = -1, floor = 1e-5;
-  bool allowLengths = false;
+  bool allowLengths = false, allowUnidentified = false, sharedRowsOnly = false;
   int context = 5;
   unsigned jobs = 0;
   bool timing = false;
@@ -132,6 +141,14 @@ int main(int argc, char **argv) {
   app.add_flag("--allow-different-lengths", allowLengths,
                "compare runs of different token counts on their shared "
                "positions");
+  app.add_flag("--allow-unidentified", allowUnidentified,
+               "compare traces whose identity is incomplete (format 1/2 "
+               "traces without run id, manifests without digests); the "
+               "report lists what was not checked");
+  app.add_flag("--shared-rows-only", sharedRowsOnly,
+               "traces of different runtime filters: judge only the records "
+               "both runs wrote (without it, records only one finished run "
+               "wrote leave no verdict)");
   app.add_option("--format", formatStr,
                  "table | markdown | csv | json | html (default: table; html "
                  "is one self-contained page: docs/DIFF.md)");
@@ -210,6 +227,8 @@ int main(int argc, char **argv) {
     opts.k = k;
   opts.floor = floor;
   opts.allowDifferentLengths = allowLengths;
+  opts.allowUnidentified = allowUnidentified;
+  opts.sharedRowsOnly = sharedRowsOnly;
   opts.jobs = jobs;
 
   using Clock = std::chrono::steady_clock;
@@ -270,5 +289,17 @@ int main(int argc, char **argv) {
     if (!out)
       return fail("cannot write the report to --output '" + outPath + "'");
   }
-  return result->diverged() ? 1 : 0;
+  switch (result->verdict()) {
+  case diff::Verdict::Divergence:
+    return 1;
+  case diff::Verdict::NoDivergence:
+    return 0;
+  case diff::Verdict::Undecided:
+    break;
+  }
+  // The report says what was compared; no verdict is claimed from it.
+  std::string why;
+  for (const std::string &u : result->undecided)
+    why += (why.empty() ? "" : "; ") + u;
+  return fail("no verdict: " + why);
 }

@@ -96,6 +96,15 @@ void writeTrace(const rt::TraceContents &t, const std::string &dir,
   ASSERT_TRUE(w->finish(err)) << err;
 }
 
+/// Rewrites `dir`'s manifest as a run that did not finish would leave it.
+void markUnfinished(const std::string &dir) {
+  std::string path = dir + "/manifest.json";
+  std::ifstream in(path);
+  nlohmann::json m = nlohmann::json::parse(in);
+  m["complete"] = false;
+  std::ofstream(path, std::ios::trunc) << m.dump(2);
+}
+
 rt::TraceContents readT(const std::string &dir, bool keepBlocks) {
   std::string err;
   rt::ReadOptions o;
@@ -305,18 +314,24 @@ TEST(BlockDiff, CorruptBlockFrameStopsTheReadAtItsFirstRow) {
     std::ifstream in(path, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
-  // Frame 3 (rows 24..31): flip a byte of its body.
+  // Frame 3 (rows 24..31): flip a byte of its body, and drop the frames
+  // after it, in a run that did not finish: a torn last frame. (A finished
+  // run, or a valid frame after it, would make it corruption: an error.)
   size_t off = rt::kTraceFileHeaderSize;
   for (int f = 0; f < 3; ++f) {
     uint32_t len;
     std::memcpy(&len, bytes.data() + off + 4, 4);
     off += 12 + len;
   }
+  uint32_t len3;
+  std::memcpy(&len3, bytes.data() + off + 4, 4);
+  bytes.resize(off + 12 + len3);
   bytes[off + 20] ^= 0x5a;
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << bytes;
   }
+  markUnfinished(d.path + "/b");
   auto kept = readT(d.path + "/b", true), full = readT(d.path + "/b", false);
   EXPECT_EQ(kept.stopReason, "record 24 at byte " + std::to_string(off) +
                                  ": checksum mismatch");

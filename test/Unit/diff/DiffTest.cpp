@@ -337,6 +337,7 @@ struct Stack {
     rt::TraceContents t;
     t.manifest = manifest(T, std::string(precisionName(p)));
     t.complete = true;
+    markVerified(t);
     rt::DType d = p == Precision::F64 ? rt::DType::F64 : rt::DType::F32;
     for (int pos = 0; pos < T; ++pos) {
       std::vector<double> x(H);
@@ -475,6 +476,114 @@ TEST(DiffReference, MissingReferenceRowFallsBackToTolerance) {
   EXPECT_GT(r.counts.referenceFallback, 0);
 }
 
+// Issue 18 item 6: BASE and TEST share NaN and inf elements in rows where
+// TEST's finite elements are halved; REF is finite. Every policy finds the
+// first such row: a shared non-finite value never makes two rows match.
+TEST(DiffNonFinite, SharedNonFiniteValuesNeverMaskADivergence) {
+  TraceSpec s = spec();
+  auto shared = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::FfnNormIn && l == 1 && p >= 3) {
+      v[0] = NAN;
+      v[1] = INFINITY;
+      v[2] = -INFINITY;
+    }
+  };
+  s.dtype = rt::DType::F64;
+  s.manifest = manifest(8, "f64");
+  auto ref = build(s);
+  s.dtype = rt::DType::F32;
+  s.manifest = manifest(8, "f32");
+  s.perturb = shared;
+  auto b = build(s);
+  s.perturb = [&](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    shared(st, l, p, v);
+    if (st == Stage::FfnNormIn && l == 1 && p >= 3)
+      for (size_t i = 3; i < v.size(); ++i)
+        v[i] *= 0.5;
+  };
+  auto t = build(s);
+  for (Policy p : {Policy::Exact, Policy::Tolerance, Policy::Reference}) {
+    SCOPED_TRACE(policyName(p));
+    DiffResult r =
+        diffOk(b, t, opts(p), p == Policy::Reference ? &ref : nullptr);
+    ASSERT_TRUE(r.diverged());
+    const RowResult *ff = r.first();
+    EXPECT_EQ(ff->stage, Stage::FfnNormIn);
+    EXPECT_EQ(ff->layer, 1);
+    EXPECT_EQ(ff->position, 3);
+    ASSERT_TRUE(ff->hasMetrics);
+    EXPECT_EQ(ff->metrics.finite, 61);
+    EXPECT_EQ(ff->metrics.nonFiniteDiffer, 0);
+    EXPECT_NEAR(ff->metrics.relL2, 0.5, 1e-6);
+    EXPECT_NEAR(ff->metrics.cosine, 1, 1e-9);
+    if (p == Policy::Reference) {
+      EXPECT_EQ(ff->basis, Basis::Reference);
+      EXPECT_GT(ff->errTest, 100 * ff->errBase);
+    }
+  }
+}
+
+// Only the non-finite positions differ (a NaN moved): the finite elements
+// are equal, and still the row diverges in every policy.
+TEST(DiffNonFinite, MovedNonFiniteValuesDivergeInEveryPolicy) {
+  TraceSpec s = spec();
+  s.dtype = rt::DType::F64;
+  s.manifest = manifest(8, "f64");
+  auto ref = build(s);
+  s.dtype = rt::DType::F32;
+  s.manifest = manifest(8, "f32");
+  auto at = [](int64_t i) {
+    return [i](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+      if (st == Stage::MlpOut && l == 2 && p == 5)
+        v[i] = NAN;
+    };
+  };
+  s.perturb = at(0);
+  auto b = build(s);
+  s.perturb = at(1);
+  auto t = build(s);
+  for (Policy p : {Policy::Exact, Policy::Tolerance, Policy::Reference}) {
+    SCOPED_TRACE(policyName(p));
+    DiffResult r =
+        diffOk(b, t, opts(p), p == Policy::Reference ? &ref : nullptr);
+    ASSERT_TRUE(r.diverged());
+    EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+    EXPECT_EQ(r.first()->position, 5);
+    EXPECT_EQ(r.first()->metrics.nonFiniteDiffer, 2);
+    if (p != Policy::Exact)
+      EXPECT_NE(r.first()->note.find("2 non-finite elements differ"),
+                std::string::npos)
+          << r.first()->note;
+  }
+}
+
+// REF non-finite where BASE and TEST are finite cannot judge the row: the
+// tolerance policy does, and says so.
+TEST(DiffNonFinite, NonFiniteReferenceFallsBackToTolerance) {
+  TraceSpec s = spec();
+  s.dtype = rt::DType::F64;
+  s.manifest = manifest(8, "f64");
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::MlpOut && l == 2 && p == 5)
+      v[7] = NAN;
+  };
+  auto ref = build(s);
+  s.dtype = rt::DType::F32;
+  s.manifest = manifest(8, "f32");
+  s.perturb = nullptr;
+  auto b = build(s);
+  s.perturb = plant(Stage::MlpOut, 2, 5, 1.5);
+  auto t = build(s);
+  DiffResult r = diffOk(b, t, opts(Policy::Reference), &ref);
+  ASSERT_TRUE(r.diverged());
+  const RowResult *ff = r.first();
+  EXPECT_EQ(ff->stage, Stage::MlpOut);
+  EXPECT_EQ(ff->basis, Basis::Values);
+  EXPECT_FALSE(ff->hasReference);
+  EXPECT_EQ(ff->note, "REF has 1 non-finite elements where BASE and TEST are "
+                      "finite: judged by tolerance");
+}
+
 TEST(DiffReference, NeedsAReferenceTrace) {
   auto b = build(spec());
   EXPECT_NE(diffErr(b, b, opts(Policy::Reference)).find("--ref"),
@@ -525,15 +634,33 @@ TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
   EXPECT_NE(diffErr(b, t).find("model digest differs"), std::string::npos);
 }
 
-// A version-1 trace (record frames only, an older GRETA) compares with a
-// version-2 one: the records mean the same.
-TEST(DiffManifest, TracesOfFormatVersions1And2Compare) {
+// A version-1 trace (record frames only, an older GRETA: no run id, no
+// records digest) is not identified: refused, unless asked for; then it
+// compares with a version-3 one (the records mean the same) and the result
+// says what was not checked.
+TEST(DiffManifest, TracesOfFormatVersion1CompareWhenUnidentifiedIsAllowed) {
   auto b = build(spec());
   auto t = b;
   t.manifest.formatVersion = 1;
-  DiffResult r = diffOk(b, t);
+  t.manifest.runId.clear();
+  t.integrity = {};
+  t.integrity.countVerified = true;
+  std::string err = diffErr(b, t);
+  EXPECT_NE(err.find("traces are not fully identified: TEST run id: none "
+                     "(format version 1, written before run ids)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("--allow-unidentified"), std::string::npos) << err;
+  Options o;
+  o.allowUnidentified = true;
+  DiffResult r = diffOk(b, t, o);
   EXPECT_FALSE(r.diverged());
   EXPECT_EQ(r.counts.aligned, static_cast<int64_t>(b.records.size()));
+  std::vector<const rt::IdentityCheck *> unchecked = r.identity.unchecked();
+  ASSERT_EQ(unchecked.size(), 2u);
+  EXPECT_EQ(unchecked[0]->field, "run_id");
+  EXPECT_EQ(unchecked[1]->field, "records_digest");
+  EXPECT_EQ(unchecked[0]->waivedBy, "--allow-unidentified");
 }
 
 TEST(DiffManifest, ReferenceOfAnotherModelIsRefused) {

@@ -55,6 +55,32 @@ TEST(DiffKernel, NaNAndInfAreCounted) {
   // Element 0 (both NaN) and 2 (equal infinities) are close, as in
   // numpy.isclose(equal_nan=True); 1 (NaN vs 1) and 3 (-inf vs 0) are not.
   EXPECT_EQ(m.notClose, 2);
+  EXPECT_EQ(m.nonFiniteDiffer, 2);
+  // No element is finite on both sides: every metric is undefined, never 0.
+  EXPECT_EQ(m.finite, 0);
+  for (double v : {m.mae, m.maxAbs, m.rmse, m.relL2, m.cosine})
+    EXPECT_TRUE(std::isnan(v)) << v;
+}
+
+// A shared NaN or inf stays out of the sums: the finite elements are
+// measured on their own (issue 18 item 6: a shared non-finite value made
+// rel-L2 NaN and the reference errors equal).
+TEST(DiffKernel, FiniteElementsAreMeasuredOnTheirOwn) {
+  Metrics m =
+      run({NAN, 1, INFINITY, 2, -INFINITY}, {NAN, 0.5, INFINITY, 1, -INFINITY});
+  EXPECT_EQ(m.finite, 2);
+  EXPECT_EQ(m.nonFiniteDiffer, 0);
+  EXPECT_EQ(m.notClose, 2);
+  EXPECT_DOUBLE_EQ(m.mae, 0.75);
+  EXPECT_DOUBLE_EQ(m.maxAbs, 1);
+  EXPECT_DOUBLE_EQ(m.relL2, 0.5);
+  EXPECT_DOUBLE_EQ(m.cosine, 1);
+  // An inf that changed sign, or a NaN that became inf, differs.
+  Metrics s = run({INFINITY, NAN, 1}, {-INFINITY, INFINITY, 1});
+  EXPECT_EQ(s.nonFiniteDiffer, 2);
+  EXPECT_EQ(s.notClose, 2);
+  EXPECT_EQ(s.finite, 1);
+  EXPECT_EQ(s.mae, 0);
 }
 
 TEST(DiffKernel, BothNaNIsClose) {
@@ -109,10 +135,10 @@ TEST(DiffKernel, EveryDTypePairAgreesWithF64) {
 TEST(DiffKernel, ZeroRows) {
   Metrics m = run({0, 0}, {0, 0});
   EXPECT_EQ(m.relL2, 0);
-  EXPECT_EQ(m.cosine, 1);
+  EXPECT_TRUE(std::isnan(m.cosine)); // a zero row has no direction
   Metrics n = run({0, 0}, {1, 0});
   EXPECT_TRUE(std::isinf(n.relL2));
-  EXPECT_EQ(n.cosine, 0);
+  EXPECT_TRUE(std::isnan(n.cosine)); // undefined, not 0
 }
 
 TEST(DiffKernel, RmseRoundsToTheGivenPrecision) {
@@ -125,6 +151,20 @@ TEST(DiffKernel, RmseRoundsToTheGivenPrecision) {
   EXPECT_DOUBLE_EQ(rmseRounded(rt::DType::F64, bx.data(), rt::DType::F64,
                                br.data(), 1, Precision::F16),
                    0.0);
+}
+
+TEST(DiffKernel, RmseSkipsNonFiniteElementsAndCountsTheReferenceOnes) {
+  std::vector<double> x{1, NAN, 3, 4}, ref{1, NAN, NAN, 2};
+  auto bx = bytesOf(x, rt::DType::F64), br = bytesOf(ref, rt::DType::F64);
+  int64_t refOnly = -1;
+  EXPECT_DOUBLE_EQ(rmseRounded(rt::DType::F64, bx.data(), rt::DType::F64,
+                               br.data(), 4, Precision::F64, &refOnly),
+                   std::sqrt(4.0 / 2));
+  EXPECT_EQ(refOnly, 1); // element 2: x finite, ref NaN
+  std::vector<double> nan{NAN};
+  auto bn = bytesOf(nan, rt::DType::F64);
+  EXPECT_TRUE(std::isnan(rmseRounded(rt::DType::F64, bn.data(), rt::DType::F64,
+                                     bn.data(), 1, Precision::F64)));
 }
 
 TEST(DiffKernel, DefaultsTightenWithPrecision) {

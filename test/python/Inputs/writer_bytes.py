@@ -11,9 +11,11 @@ same bytes, and manifest.json the same text (created_at is given to both).
 Prints one line per case and `all N cases identical`; exits 1 at the first
 difference, naming the byte offset and the field.
 """
+import hashlib
 import json
 import os
 import subprocess
+import struct
 import sys
 
 import numpy as np
@@ -120,6 +122,11 @@ class Case:
         self.write_python(d)
         a = open(os.path.join(d, "cpp", "records.bin"), "rb").read()
         b = open(os.path.join(d, "py", "records.bin"), "rb").read()
+        # Each run draws its own run id (header bytes 16..31): compared apart.
+        ida, idb = a[16:32], b[16:32]
+        if ida == idb:
+            sys.exit(f"{self.name}: both writers wrote run id {ida.hex()}")
+        a, b = a[:16] + a[32:], b[:16] + b[32:]
         if a != b:
             at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y),
                       min(len(a), len(b)))
@@ -128,6 +135,19 @@ class Case:
         ma = open(os.path.join(d, "cpp", "manifest.json")).read()
         mb = open(os.path.join(d, "py", "manifest.json")).read()
         ja, jb = json.loads(ma), json.loads(mb)
+        for j, run_id, path in [(ja, ida, "cpp"), (jb, idb, "py")]:
+            if j.get("run_id") != run_id.hex():
+                sys.exit(f"{self.name}: {path} manifest run_id "
+                         f"{j.get('run_id')} is not its header's "
+                         f"{run_id.hex()}")
+            digest = records_digest(os.path.join(d, path, "records.bin"))
+            if j.get("records_digest") != digest:
+                sys.exit(f"{self.name}: {path} records_digest "
+                         f"{j.get('records_digest')} is not {digest}")
+            ma, mb = (m.replace(j["run_id"], "RUN").replace(digest, "DIGEST")
+                      for m in (ma, mb))
+            j["run_id"] = "RUN"
+            j["records_digest"] = "DIGEST"
         for key in sorted(ja.keys() | jb.keys()):
             if ja.get(key) != jb.get(key):
                 sys.exit(f"{self.name}: manifest field '{key}' differs: C++ "
@@ -137,6 +157,19 @@ class Case:
         frames = len(greta_trace.read(os.path.join(d, "py")).frames)
         print(f"{self.name}: {len(a)} bytes, {ja['records']} records, "
               f"{frames} frames, filter '{ja['filter']}': identical")
+
+
+def records_digest(path):
+    """TRACE_FORMAT.md's records digest: SHA-256 of the header, then each
+    frame's magic, length and CRC."""
+    data = open(path, "rb").read()
+    off = struct.unpack_from("<I", data, 12)[0]
+    h = hashlib.sha256(data[:off])
+    while off + 12 <= len(data):
+        (length,) = struct.unpack_from("<I", data, off + 4)
+        h.update(data[off:off + 8] + data[off + 8 + length:off + 12 + length])
+        off += 12 + length
+    return h.hexdigest()
 
 
 def layer_calls(stages, layers, positions, dtype, payload, frames="session",

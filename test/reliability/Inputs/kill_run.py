@@ -5,8 +5,8 @@
   kill_run.py --dir DIR --at-manifest -- greta-run ARGS...
 
 --at-bytes N: killed right after the write that makes DIR/records.bin hold
-N bytes or more (16 = the file header alone, before any record; 17 = after
-the first flush of records). --at-manifest: killed right after
+N bytes or more (32 = the file header alone, before any record; 33 = after
+the first flush of records; the header is 16 bytes before format 3). --at-manifest: killed right after
 DIR/manifest.json appears (records.bin not created yet).
 
 The run is traced with ptrace (ptrace_stop.py): the condition is checked at

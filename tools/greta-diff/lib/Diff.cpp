@@ -27,6 +27,18 @@ std::string_view greta::diff::policyName(Policy p) {
   return "?";
 }
 
+std::string_view greta::diff::verdictName(Verdict v) {
+  switch (v) {
+  case Verdict::Divergence:
+    return "divergence";
+  case Verdict::NoDivergence:
+    return "no_divergence";
+  case Verdict::Undecided:
+    return "undecided";
+  }
+  return "?";
+}
+
 std::optional<Policy> greta::diff::parsePolicy(std::string_view name) {
   for (Policy p : {Policy::Exact, Policy::Tolerance, Policy::Reference})
     if (policyName(p) == name)
@@ -250,46 +262,54 @@ static bool isTruncated(const TraceContents &t) {
   return !t.complete || !t.stopReason.empty();
 }
 
-bool greta::diff::checkCompatible(const TraceContents &a, const char *roleA,
-                                  const TraceContents &b, const char *roleB,
-                                  bool allowDifferentLengths, bool isReference,
-                                  std::string &error) {
-  const rt::Manifest &ma = a.manifest, &mb = b.manifest;
-  auto refuse = [&](const char *what, const std::string &va,
-                    const std::string &vb, const char *why) {
-    std::ostringstream os;
-    os << "traces are not comparable: " << what << " differs (" << roleA
-       << ": '" << va << "', " << roleB << ": '" << vb << "'); " << why;
-    error = os.str();
-    return false;
-  };
-  // Format versions may differ: every version the reader accepts yields the
-  // same records (version 2 only adds block frames), so a v1 trace from an
-  // older GRETA compares with a new one.
-  if (ma.modelDigest != mb.modelDigest)
-    return refuse("model digest", ma.modelDigest, mb.modelDigest,
-                  "they ran different model IR");
-  if (ma.weightsDigest != mb.weightsDigest)
-    return refuse("weights digest", ma.weightsDigest, mb.weightsDigest,
-                  "they ran different weights");
-  bool sameLength = ma.tokenCount == mb.tokenCount;
-  if (!sameLength && !allowDifferentLengths) {
-    std::ostringstream os;
-    os << "traces have different lengths (" << roleA << ": " << ma.tokenCount
-       << " tokens, " << roleB << ": " << mb.tokenCount
-       << " tokens); pass --allow-different-lengths to compare their shared "
-          "positions 0.."
-       << std::min(ma.tokenCount, mb.tokenCount) - 1;
-    error = os.str();
-    return false;
+/// "No divergence" is a claim about every row of both runs: it needs both
+/// runs finished and every row of one present in the other. Otherwise the
+/// reasons go to `undecided` (a divergence found is still one). `onlyB` and
+/// `onlyT` are the rows of BASE and TEST without a counterpart.
+static void settleVerdict(const TraceContents &base, const TraceContents &test,
+                          int64_t onlyB, int64_t onlyT, const Options &opts,
+                          DiffResult &res) {
+  bool diverged = res.firstFail.has_value();
+  bool stopped = false;
+  for (auto [t, role, other, unmatched] :
+       {std::tuple{&base, "BASE", "TEST", onlyT},
+        std::tuple{&test, "TEST", "BASE", onlyB}}) {
+    if (!isTruncated(*t))
+      continue;
+    stopped = true;
+    if (diverged)
+      continue; // the truncation note says what was compared
+    std::string why = t->stopReason.empty()
+                          ? "its manifest says the run did not finish"
+                          : "the run did not finish: " + t->stopReason;
+    res.undecided.push_back(
+        std::string(role) + " trace stopped after " +
+        std::to_string(t->rowCount()) + " records (" + why +
+        "): no divergence in the " + std::to_string(res.rows.size()) +
+        " records compared, but nothing can be said about the rest of the "
+        "run (" +
+        std::to_string(unmatched) + " " + other +
+        " records have no counterpart in it)");
   }
-  // The digest covers every token id, so it necessarily differs when the
-  // lengths do; then the shared prefix cannot be checked here.
-  if (sameLength && ma.promptDigest != mb.promptDigest)
-    return refuse("prompt digest", ma.promptDigest, mb.promptDigest,
-                  "they ran different prompts");
-  (void)isReference;
-  return true;
+  if (stopped || (onlyB == 0 && onlyT == 0))
+    return;
+  std::string what =
+      std::to_string(onlyB) + " records only in BASE and " +
+      std::to_string(onlyT) + " only in TEST (runtime filter: " + "BASE '" +
+      base.manifest.filter + "', TEST '" + test.manifest.filter + "')";
+  if (opts.sharedRowsOnly)
+    res.notes.push_back("compared only the records both runs wrote "
+                        "(--shared-rows-only): " +
+                        what + " not compared");
+  else if (diverged)
+    res.notes.push_back("FIRST_FAIL is the first divergence among the records "
+                        "both runs wrote: " +
+                        what + " not compared");
+  else
+    res.undecided.push_back(
+        "both runs finished, but " + what +
+        " were not compared, and a divergence may lie there; "
+        "--shared-rows-only limits the verdict to the records both wrote");
 }
 
 //===----------------------------------------------------------------------===//
@@ -619,13 +639,12 @@ public:
       return;
     case Policy::Reference:
       if (values && ref && hasValues(*ref) &&
-          elementsOf(*ref) == row.elements) {
-        judgeReference(b, t, *ref, row);
+          elementsOf(*ref) == row.elements && judgeReference(b, t, *ref, row))
         return;
-      }
-      row.note = !values ? "no values in BASE/TEST: judged by tolerance"
-                 : !ref ? "record absent from REF: judged by tolerance"
-                          : "REF record has no values: judged by tolerance";
+      if (row.note.empty())
+        row.note = !values ? "no values in BASE/TEST: judged by tolerance"
+                   : !ref  ? "record absent from REF: judged by tolerance"
+                           : "REF record has no values: judged by tolerance";
       if (values) { // The metrics above used the reference pre-check bounds.
         RowAccum acc = accumulateRow(b.dtype, b.values.data(), t.dtype,
                                      t.values.data(), row.elements,
@@ -653,9 +672,12 @@ private:
                       RowResult &row) const {
     if (values) {
       row.basis = Basis::Values;
-      // NaN MAE with every NaN matched (notClose == 0) is not a divergence.
+      // notClose counts non-finite elements that differ; the MAE covers the
+      // finite ones (undefined, NaN, when there are none: no bound to pass).
       row.diverges =
           row.metrics.notClose > 0 || row.metrics.mae > row.tolerance.mae;
+      if (row.metrics.nonFiniteDiffer > 0 && row.note.empty())
+        row.note = nonFiniteNote(row.metrics);
       return;
     }
     if (hasFingerprint(b) && hasFingerprint(t)) {
@@ -671,7 +693,16 @@ private:
       row.note = "hash-only payload: judged bit-exactly";
   }
 
-  void judgeReference(const Record &b, const Record &t, const Record &r,
+  static std::string nonFiniteNote(const Metrics &m) {
+    return std::to_string(m.nonFiniteDiffer) +
+           " non-finite elements differ between BASE and TEST (NaN or inf "
+           "on one side only, or of another kind)";
+  }
+
+  /// The three-way rule on the elements finite in all three rows (a shared
+  /// NaN or inf never makes TEST pass). False, with a note, when REF cannot
+  /// judge the row: it is non-finite where BASE and TEST are finite.
+  bool judgeReference(const Record &b, const Record &t, const Record &r,
                       RowResult &row) const {
     row.basis = Basis::Reference;
     row.hasReference = true;
@@ -683,20 +714,37 @@ private:
     row.k = opts.k ? *opts.k
                    : (testP >= Precision::F16 || row.elements < 1000 ? 3.0
                                                                      : 2.0);
+    if (row.metrics.nonFiniteDiffer > 0) { // NaN/inf moved: no error bound
+      row.diverges = true;
+      row.note = nonFiniteNote(row.metrics);
+      return true;
+    }
     if (row.metrics.notClose == 0) { // allclose(BASE, TEST, tol): passes.
       row.note = "allclose to BASE within 10*floor";
-      return;
+      return true;
     }
-    row.errTest = rmseRounded(t.dtype, t.values.data(), r.dtype,
-                              r.values.data(), row.elements, Precision::F64);
+    int64_t refOnly = 0;
+    row.errTest =
+        rmseRounded(t.dtype, t.values.data(), r.dtype, r.values.data(),
+                    row.elements, Precision::F64, &refOnly);
+    if (refOnly > 0) {
+      row.hasReference = false;
+      row.errTest = 0;
+      row.note = "REF has " + std::to_string(refOnly) +
+                 " non-finite elements where BASE and TEST are finite: "
+                 "judged by tolerance";
+      return false;
+    }
     row.errBase = rmseRounded(b.dtype, b.values.data(), r.dtype,
                               r.values.data(), row.elements, roundBase);
     if (testP > baseP) { // BASE finer than TEST: allow accumulated rounding.
       std::vector<double> ref = r.valuesAsDouble();
       double sq = 0;
+      size_t finite = 0;
       for (double v : ref)
-        sq += v * v;
-      double rms = ref.empty() ? 0 : std::sqrt(sq / ref.size());
+        if (std::isfinite(v))
+          sq += v * v, ++finite;
+      double rms = finite ? std::sqrt(sq / finite) : 0;
       // Independent roundings add up like a random walk (the error of n
       // of them grows as sqrt(n)): past the first kAccumulationLayers
       // layers the allowance grows with the square root of the depth.
@@ -704,11 +752,10 @@ private:
       row.allowance =
           opts.accumulation * unitRoundoff(testP) * rms * std::sqrt(depth);
     }
-    bool bothNaN = std::isnan(row.errTest) && std::isnan(row.errBase);
-    row.diverges =
-        !(row.errTest <= std::max(row.k * row.errBase, row.allowance) +
-                             opts.floor) &&
-        !bothNaN;
+    // NaN (nothing finite to measure) fails the comparison: a divergence.
+    row.diverges = !(row.errTest <=
+                     std::max(row.k * row.errBase, row.allowance) + opts.floor);
+    return true;
   }
 
   const Options &opts;
@@ -739,14 +786,23 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
               (t->stopReason.empty() ? "" : " (" + t->stopReason + ")");
       return std::nullopt;
     }
-  if (!checkCompatible(base, "BASE", test, "TEST", opts.allowDifferentLengths,
-                       false, error))
+  // Comparable or not is decided in one place. Format versions may differ:
+  // every version the reader accepts yields the same records.
+  std::vector<rt::TraceIdentity> ids = {rt::identityOf(base, "BASE"),
+                                        rt::identityOf(test, "TEST")};
+  if (ref)
+    ids.push_back(rt::identityOf(*ref, "REF"));
+  rt::IdentityOptions idOpts;
+  idOpts.allowDifferentLengths = opts.allowDifferentLengths;
+  idOpts.allowUnidentified = opts.allowUnidentified;
+  rt::IdentityVerdict identity = rt::checkIdentity(ids, idOpts);
+  if (!identity.comparable) {
+    error = identity.refusal;
     return std::nullopt;
-  if (ref && !checkCompatible(base, "BASE", *ref, "REF",
-                              opts.allowDifferentLengths, true, error))
-    return std::nullopt;
+  }
 
   DiffResult res;
+  res.identity = std::move(identity);
   res.policy = opts.policy;
   res.base = base.manifest;
   res.test = test.manifest;
@@ -927,6 +983,7 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     res.notes.push_back(std::to_string(c.referenceFallback) +
                         " rows lacked a REF (or BASE/TEST) payload: judged by "
                         "the tolerance policy instead");
+  settleVerdict(base, test, onlyB, onlyT, opts, res);
   res.cells = summarizeCells(res.rows);
   res.hypothesis = selectHypothesis(res);
   return res;
@@ -954,7 +1011,9 @@ std::vector<CellSummary> greta::diff::summarizeCells(const RowResults &rows) {
     if (!row->hasMetrics)
       continue;
     ++cell.withValues;
-    double mae = row->metrics.mae;
+    // MAE covers the elements finite on both sides: a row whose non-finite
+    // positions differ has a non-finite error all the same.
+    double mae = row->metrics.nonFiniteDiffer ? std::nan("") : row->metrics.mae;
     if (std::isnan(mae) || std::isnan(cell.maxMae))
       cell.maxMae = std::nan("");
     else
@@ -1070,7 +1129,7 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
     anyMetrics = true;
     maxRel = std::max(maxRel, r.metrics.relL2);
     if (r.metrics.nanTest != r.metrics.nanBase ||
-        r.metrics.infTest != r.metrics.infBase)
+        r.metrics.infTest != r.metrics.infBase || r.metrics.nonFiniteDiffer)
       nanInf = true;
   }
   bool small = anyMetrics && maxRel < 1e-2 && !nanInf;

@@ -22,6 +22,7 @@ h3,.nested h2{font-size:15px;margin:20px 0 6px;border:none}
 .badge{display:inline-block;padding:1px 10px;border-radius:10px;
   color:#fff;font-weight:bold;margin-right:8px}
 .badge.diverged{background:#b42318}.badge.clean{background:#1a7f37}
+.badge.undecided{background:#b54708}
 table{border-collapse:collapse;margin:6px 0}
 th,td{border:1px solid #d0d7de;padding:3px 10px;text-align:left;
   vertical-align:top}
@@ -91,9 +92,13 @@ void printFirstFail(std::ostream &os, const DiffResult &r,
                     const ReportOptions &o) {
   const RowResult *ff = r.first();
   if (!ff) {
-    os << "<p>No divergence: " << r.counts.aligned
-       << " aligned records, none diverges under the " << policyName(r.policy)
-       << " policy.</p>\n";
+    os << "<p>" << htmlEscape(noDivergenceLine(r)) << "</p>\n";
+    if (!r.undecided.empty()) {
+      os << "<ul class=\"undecided\">\n";
+      for (const std::string &u : r.undecided)
+        os << "<li>" << htmlEscape(u) << "</li>\n";
+      os << "</ul>\n";
+    }
     return;
   }
   std::vector<std::string> names = {"Tensor",   "Layer",      "Position",
@@ -274,7 +279,7 @@ void greta::diff::printHtmlPageEnd(std::ostream &os) {
 std::string greta::diff::verdictLine(const DiffResult &r) {
   const RowResult *ff = r.first();
   if (!ff)
-    return "no divergence";
+    return r.undecided.empty() ? "no divergence" : "no verdict";
   return "FIRST_FAIL " + std::string(rt::stageName(ff->stage)) + ", layer " +
          std::to_string(ff->layer) + ", position " +
          std::to_string(ff->position);
@@ -310,7 +315,9 @@ void greta::diff::printHtmlReport(std::ostream &os, const DiffResult &r,
   const RowResult *ff = r.first();
   os << "<header>\n<h1>greta-diff: " << htmlEscape(verdict) << "</h1>\n"
      << "<p class=\"sub\"><span class=\"badge "
-     << (ff ? "diverged\">divergence" : "clean\">no divergence")
+     << (ff                    ? "diverged\">divergence"
+         : r.undecided.empty() ? "clean\">no divergence"
+                               : "undecided\">no verdict")
      << "</span>policy " << policyName(r.policy) << " &middot; prompt "
      << htmlEscape(promptOf(r)) << " (" << r.test.tokenCount << " tokens)";
   if (ff)

@@ -25,6 +25,16 @@ std::optional<Format> greta::diff::parseFormat(std::string_view name) {
   return std::nullopt;
 }
 
+std::string greta::diff::noDivergenceLine(const DiffResult &r) {
+  std::string rows = std::to_string(r.counts.aligned) + " aligned records";
+  std::string policy = std::string(policyName(r.policy));
+  if (r.undecided.empty())
+    return "No divergence: " + rows + ", none diverges under the " + policy +
+           " policy.";
+  return "No verdict: none of the " + rows + " diverges under the " + policy +
+         " policy, but they are not all the runs wrote:";
+}
+
 std::string greta::diff::recommendation(const RowResult &ff) {
   std::string where = " (layer " + std::to_string(ff.layer) + ", position " +
                       std::to_string(ff.position) + ")";
@@ -115,9 +125,11 @@ greta::diff::Downstream greta::diff::downstream(const DiffResult &r) {
   return d;
 }
 
+/// NaN is an undefined metric (nothing finite to measure, a zero row's
+/// angle): "n/a", never a number.
 static std::string fmtNum(double v) {
   if (std::isnan(v))
-    return "nan";
+    return "n/a";
   if (std::isinf(v))
     return v > 0 ? "inf" : "-inf";
   char buf[32];
@@ -197,6 +209,7 @@ static nlohmann::json rowJson(const DiffResult &r, const RowResult &row,
                                                 : num(row.metrics.relL2);
     j["cosine"] = num(row.metrics.cosine);
     j["not_close"] = row.metrics.notClose;
+    j["non_finite_differ"] = row.metrics.nonFiniteDiffer;
     j["nan"] = {{"base", row.metrics.nanBase}, {"test", row.metrics.nanTest}};
     j["inf"] = {{"base", row.metrics.infBase}, {"test", row.metrics.infTest}};
   }
@@ -215,6 +228,32 @@ static nlohmann::json rowJson(const DiffResult &r, const RowResult &row,
   return j;
 }
 
+/// Every identity check with its outcome, and the report's lines. A pair
+/// field gives both values; a trace's own check (run id, records digest)
+/// only its role: those values are the run's own, and equivalent
+/// comparisons give equal reports.
+static nlohmann::json identityJson(const rt::IdentityVerdict &v) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const rt::IdentityCheck &c : v.checks) {
+    nlohmann::json j = {
+        {"field", c.field},
+        {"outcome", std::string(rt::checkOutcomeName(c.outcome))},
+        {"waived_by", c.waivedBy.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json(c.waivedBy)}};
+    if (c.roles.size() == 1) {
+      j["role"] = c.roles[0];
+    } else {
+      nlohmann::json values = nlohmann::json::object();
+      for (size_t i = 0; i < c.roles.size(); ++i)
+        values[c.roles[i]] = c.values[i].empty() ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(c.values[i]);
+      j["values"] = values;
+    }
+    checks.push_back(j);
+  }
+  return {{"checks", checks}, {"summary", v.lines()}};
+}
+
 static nlohmann::json traceJson(const rt::Manifest &m, const std::string &path) {
   return {{"path", path},          {"prompt", m.promptName},
           {"tokens", m.tokenCount}, {"backend", m.backend},
@@ -229,7 +268,10 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["base"] = traceJson(r.base, opts.basePath);
   j["test"] = traceJson(r.test, opts.testPath);
   j["ref"] = r.ref ? traceJson(*r.ref, opts.refPath) : nlohmann::json(nullptr);
+  j["identity"] = identityJson(r.identity);
   j["diverged"] = r.diverged();
+  j["verdict"] = std::string(verdictName(r.verdict()));
+  j["undecided"] = r.undecided;
   j["first_fail"] = r.first() ? rowJson(r, *r.first(), opts) : nlohmann::json(nullptr);
   // One root cause (FIRST_FAIL's category); the records diverging after it
   // are its consequences, counted apart.
@@ -371,6 +413,8 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
   if (r.ref)
     os << (md ? "- " : "  ") << "REF:  " << o.refPath << " (" << r.ref->backend
        << ", " << r.ref->precision << ")\n";
+  for (const std::string &l : r.identity.lines())
+    os << (md ? "- " : "  ") << l << "\n";
   for (const std::string &n : r.notes)
     os << (md ? "- " : "  ") << "note: " << n << "\n";
 
@@ -385,6 +429,9 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
       os << ", max-abs " << fmtNum(ff->metrics.maxAbs) << ", rel-L2 "
          << fmtNum(ff->metrics.relL2) << ", cosine "
          << fmtNum(ff->metrics.cosine);
+    if (ff->hasMetrics && ff->metrics.nonFiniteDiffer)
+      os << ", " << ff->metrics.nonFiniteDiffer
+         << " non-finite elements differ";
     if (ff->hasReference)
       os << ", err(TEST,REF) " << fmtNum(ff->errTest) << " > "
          << (ff->allowance > ff->k * ff->errBase
@@ -393,9 +440,10 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
          << " + floor";
     os << " (judged by " << basisName(ff->basis) << ")\n\n";
   } else {
-    os << "No divergence: " << r.counts.aligned
-       << " aligned records, none diverges under the " << policyName(r.policy)
-       << " policy.\n\n";
+    os << noDivergenceLine(r) << "\n";
+    for (const std::string &u : r.undecided)
+      os << (md ? "- " : "  - ") << u << "\n";
+    os << "\n";
   }
 
   std::vector<std::vector<std::string>> grid = {

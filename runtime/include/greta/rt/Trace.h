@@ -23,7 +23,8 @@
 namespace greta::rt {
 
 /// The version written; readers accept kOldestTraceFormatVersion up to it.
-inline constexpr uint32_t kTraceFormatVersion = 2;
+/// Version 3 adds the run id (manifest and records.bin's header).
+inline constexpr uint32_t kTraceFormatVersion = 3;
 inline constexpr uint32_t kOldestTraceFormatVersion = 1;
 
 enum class DType : uint8_t { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
@@ -119,6 +120,10 @@ struct Record {
 /// prompt are not comparable (greta-diff refuses them).
 struct Manifest {
   uint32_t formatVersion = kTraceFormatVersion;
+  /// 128 random bits as 32 lowercase hex digits, also in records.bin's
+  /// header; drawn by TraceWriter::create (a value given is replaced).
+  /// Empty before format version 3.
+  std::string runId;
   std::string model;          // model name (module attribute) or file
   std::string modelDigest;    // sha256 of the model IR text
   std::string weightsDigest;  // sha256 of the weights file
@@ -210,7 +215,8 @@ public:
   /// survive the process being killed (not a power loss; finish() fsyncs).
   /// Session::endCall() calls it after each forward call.
   virtual bool flush(std::string &error) = 0;
-  /// Flushes and marks the trace complete (manifest `complete: true`).
+  /// Flushes, fsyncs and marks the trace complete: manifest `complete:
+  /// true`, `records` (the count) and `records_digest`.
   virtual bool finish(std::string &error) = 0;
   virtual uint64_t bytesWritten() const = 0;
   /// Records (rows) appended, block rows included; not frames.
@@ -256,6 +262,20 @@ struct BlockRows {
   }
 };
 
+/// What readTrace verified beyond each frame's CRC. A mismatch is an error
+/// (readTrace fails), so each field is verified (true) or unknown (false:
+/// an older writer, a foreign one, or a run that did not finish).
+struct TraceIntegrity {
+  /// The manifest's run_id equals the one in records.bin's header.
+  bool runIdTied = false;
+  /// A finished run: the manifest's `records` equals the rows read.
+  bool countVerified = false;
+  /// A finished run: the manifest's `records_digest` equals the digest of
+  /// what was read (docs/TRACE_FORMAT.md, "records digest").
+  bool digestVerified = false;
+  std::string recordsDigest; // computed while reading, over the valid frames
+};
+
 struct ReadOptions {
   /// Keep block frames as BlockRows (TraceContents::blocks) instead of
   /// expanding each row into a Record: `records` then holds only the rows of
@@ -264,10 +284,15 @@ struct ReadOptions {
   bool keepBlocks = false;
 };
 
-/// Reads a whole trace. A truncated or corrupt tail is not an error: the
-/// records before it are returned and `stopReason` says where reading
-/// stopped. Bad manifests, unknown format versions, missing files and a
-/// corrupt *first* record are errors.
+/// Reads a whole trace. The truncated tail of a run that did not finish is
+/// not an error: the records before its last, bad frame are returned and
+/// `stopReason` says where reading stopped. Errors (nullopt, `error` naming
+/// the file and the place): bad manifests, unknown format versions, missing
+/// or non-regular files, no readable record, and corruption: a bad frame in
+/// a finished run or one followed by a valid frame, and a finished run whose
+/// records.bin does not hold the record count and records digest its
+/// manifest names; a run id that differs between manifest.json and
+/// records.bin.
 ///
 /// records.bin is memory-mapped (read-only, private) and every frame's CRC is
 /// checked up front; records of payload `full` keep their values as views
@@ -283,6 +308,7 @@ struct TraceContents {
   std::vector<BlockRows> blocks; // keepBlocks only: block frames, file order
   std::string stopReason;       // empty when read to a clean end
   uint64_t validBytes = 0;      // bytes of records.bin that were valid
+  TraceIntegrity integrity;     // what was verified beyond the CRCs
 
   /// Rows read: the records plus every kept block's rows.
   size_t rowCount() const {
@@ -299,7 +325,13 @@ std::optional<TraceContents> readTrace(const std::string &dir,
 /// records.bin framing (docs/TRACE_FORMAT.md). Exposed for tests and tools.
 inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
                                             'A', 'T', 'R', 'C'};
-inline constexpr uint32_t kTraceFileHeaderSize = 16;
+/// The header written (format 3): magic, version, header size, run id.
+/// Versions 1 and 2 have the first 16 bytes only.
+inline constexpr uint32_t kTraceFileHeaderSize = 32;
+inline constexpr uint32_t kTraceFileHeaderSizeV2 = 16;
+/// Where format 3 keeps the run id in the header, and its size.
+inline constexpr uint32_t kTraceRunIdOffset = 16;
+inline constexpr size_t kRunIdBytes = 16;
 inline constexpr uint32_t kRecordMagic = 0x43455247; // "GREC" little endian
 inline constexpr uint32_t kBlockMagic = 0x42455247;  // "GREB" little endian
 /// Default block frame body limit of TraceWriter::appendBlock.

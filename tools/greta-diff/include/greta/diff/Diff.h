@@ -9,6 +9,7 @@
 #ifndef GRETA_DIFF_DIFF_H
 #define GRETA_DIFF_DIFF_H
 
+#include "greta/rt/Identity.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
 
@@ -63,35 +64,55 @@ struct Options {
   /// 22-layer TinyLlama-1.1B shape reaches 8.1 u at layer 18.
   double accumulation = 8;
   bool allowDifferentLengths = false;
+  /// Compare traces whose identity is incomplete (rt::IdentityOptions).
+  bool allowUnidentified = false;
+  /// The user narrows the comparison to the rows both traces recorded
+  /// (different runtime filters): rows recorded by only one of two finished
+  /// traces then no longer forbid a "no divergence" verdict.
+  bool sharedRowsOnly = false;
   /// Worker threads for the numeric comparison; 0 = hardware concurrency.
   unsigned jobs = 0;
 };
 
 /// Sums over one row, accumulated in f64. `a` is BASE (or REF), `b` is TEST.
+/// The sums cover the elements finite on both sides only: a non-finite value
+/// never enters them (it would make them NaN or inf, and two such rows look
+/// alike); the non-finite positions are counted instead.
 struct RowAccum {
-  int64_t n = 0;
+  int64_t n = 0;      // elements
+  int64_t finite = 0; // elements finite on both sides (the sums' domain)
   double sumAbs = 0, maxAbs = 0, sumSq = 0;
   double sumA2 = 0, sumB2 = 0, sumAB = 0;
-  int64_t notClose = 0; // elements failing |b-a| <= atol + rtol*|a|
+  int64_t notClose = 0;        // elements failing |b-a| <= atol + rtol*|a| (a
+                               // non-finite difference included)
+  int64_t nonFiniteDiffer = 0; // a or b non-finite, not the same value class
+                               // (NaN vs NaN and equal infinities agree)
   int64_t nanA = 0, nanB = 0, infA = 0, infB = 0;
 };
 
 /// The per-element kernel: one pass, no allocation, vectorized for f32 and
 /// f64 (f16/bf16 are widened through a small stack buffer). `a` and `b` hold
-/// `n` elements of their dtypes. Both-NaN elements count as close (numpy's
-/// equal_nan) so that a NaN reproduced bit-for-bit is not a divergence.
+/// `n` elements of their dtypes. Both-NaN elements and equal infinities
+/// count as close (numpy's equal_nan) so that a NaN reproduced bit-for-bit
+/// is not a divergence; any other non-finite element is not close.
 RowAccum accumulateRow(rt::DType da, const uint8_t *a, rt::DType db,
                        const uint8_t *b, int64_t n, double atol, double rtol);
 
-/// Root-mean-square of (x - ref) with x first rounded to `roundTo` (the way
-/// PyTorch casts the baseline to the tested dtype before its fp64 check).
+/// Root-mean-square of (x - ref) over the elements where both are finite,
+/// with x first rounded to `roundTo` (the way PyTorch casts the baseline to
+/// the tested dtype before its fp64 check); NaN when there is none.
+/// `refOnly` (optional) counts elements where x is finite and ref is not.
 double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
-                   const uint8_t *ref, int64_t n, Precision roundTo);
+                   const uint8_t *ref, int64_t n, Precision roundTo,
+                   int64_t *refOnly = nullptr);
 
-/// Metrics derived from a RowAccum.
+/// Metrics derived from a RowAccum, over the elements finite on both sides.
+/// Undefined ones are NaN (null in JSON, n/a in text), never 0: MAE, max-abs
+/// and RMSE with no finite element; relative L2 and cosine also then, and
+/// cosine when a side is all zeros.
 struct Metrics {
   double mae = 0, maxAbs = 0, relL2 = 0, cosine = 1, rmse = 0;
-  int64_t notClose = 0;
+  int64_t notClose = 0, nonFiniteDiffer = 0, finite = 0;
   int64_t nanBase = 0, nanTest = 0, infBase = 0, infTest = 0;
 };
 Metrics metricsOf(const RowAccum &acc);
@@ -240,14 +261,21 @@ struct CellSummary {
   int64_t layer = 0;
   int64_t rows = 0, diverging = 0;
   int64_t withValues = 0; // rows with metrics (values on both sides)
-  double maxMae = 0;      // largest MAE of those rows; NaN if one is NaN
+  double maxMae = 0;      // largest MAE of those rows; NaN if a row's error
+                          // is not finite (non-finite positions differ)
   int64_t firstDivergingPosition = -1;
 };
+
+/// What a comparison may claim. NoDivergence needs both traces finished and
+/// every row of one present in the other (docs/DIFF.md "Verdicts").
+enum class Verdict { Divergence, NoDivergence, Undecided };
+std::string_view verdictName(Verdict v);
 
 struct DiffResult {
   Policy policy = Policy::Exact;
   rt::Manifest base, test;
   std::optional<rt::Manifest> ref;
+  rt::IdentityVerdict identity;     // what was checked (comparable)
   RowResults rows;                  // every aligned row, execution order
   std::optional<size_t> firstFail;  // index into rows
   std::array<int64_t, rt::kNumCategories> categoryCounts{};
@@ -255,24 +283,27 @@ struct DiffResult {
   Hypothesis hypothesis;
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
   std::vector<CellSummary> cells;   // one per (stage, layer), execution order
+  /// Why no divergence among the compared rows says nothing about the
+  /// traces (a run stopped early, rows only one trace recorded). Only
+  /// filled when no row diverges.
+  std::vector<std::string> undecided;
 
   bool diverged() const { return firstFail.has_value(); }
+  Verdict verdict() const {
+    return diverged()          ? Verdict::Divergence
+           : undecided.empty() ? Verdict::NoDivergence
+                               : Verdict::Undecided;
+  }
   /// A diverging row is always stored in full (RowResults::stored).
   const RowResult *first() const {
     return firstFail ? rows.stored(*firstFail) : nullptr;
   }
 };
 
-/// Refuses traces that cannot be compared. Names both values and the roles
-/// ("BASE", "TEST", "REF").
-bool checkCompatible(const rt::TraceContents &a, const char *roleA,
-                     const rt::TraceContents &b, const char *roleB,
-                     bool allowDifferentLengths, bool isReference,
-                     std::string &error);
-
 /// The whole comparison. `ref` is required by Policy::Reference and ignored
-/// otherwise. Errors (incompatible manifests, empty traces, duplicate
-/// records, no common record) return nullopt with `error` set.
+/// otherwise. Comparability is rt::checkIdentity's alone (Identity.h): its
+/// refusal is the error. Errors (traces not comparable, empty traces,
+/// duplicate records, no common record) return nullopt with `error` set.
 std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
                                      const rt::TraceContents &test,
                                      const rt::TraceContents *ref,

@@ -54,6 +54,9 @@ std::string positionText(const ReportOptions &o, int64_t position);
 
 /// The recommendation for the next study, by FIRST_FAIL stage and place.
 std::string recommendation(const RowResult &firstFail);
+/// The verdict line when no row diverges: "No divergence: ..." or, when the
+/// result is undecided (DiffResult::undecided), "No verdict: ...".
+std::string noDivergenceLine(const DiffResult &r);
 
 /// The diverging records after FIRST_FAIL (every one but FIRST_FAIL itself:
 /// none diverges before it), by category: the consequences of the root
