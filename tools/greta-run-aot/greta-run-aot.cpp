@@ -364,6 +364,13 @@ int Runner::run() {
                   std::to_string(maxPos) + "): position " +
                   std::to_string(maxPos) + " is out of range");
   }
+  for (const json &from : meta.value("fault_from_positions", json::array()))
+    if (from.is_number_integer() &&
+        from.get<int64_t>() >= static_cast<int64_t>(tokens.size()))
+      return fail(soPath + " plants a fault from position " + from.dump() +
+                  " (its --pass-pipeline), but prompt " + o.prompt + " has " +
+                  std::to_string(tokens.size()) +
+                  " tokens: the fault would perturb nothing");
   if (filter.layers && meta.contains("num_layers"))
     for (int64_t l : *filter.layers)
       if (l >= meta["num_layers"].get<int64_t>())

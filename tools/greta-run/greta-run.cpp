@@ -554,6 +554,12 @@ int Runner::run() {
                   "greta.max_position_embeddings (" +
                   llvm::Twine(*maxPos) + "): position " + llvm::Twine(*maxPos) +
                   " is out of range");
+  for (int64_t from : model->faultFromPositions)
+    if (from >= static_cast<int64_t>(tokens.size()))
+      return fail("--pass-pipeline plants a fault from position " +
+                  llvm::Twine(from) + ", but prompt " + promptPath + " has " +
+                  llvm::Twine(tokens.size()) +
+                  " tokens: the fault would perturb nothing");
   if (filter.layers)
     if (auto numLayers = intAttr(*module, "greta.num_layers"))
       for (int64_t l : *filter.layers)
