@@ -818,11 +818,15 @@ bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,
 
 namespace {
 json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
+  json tensorDigests = json::object();
+  for (const auto &[name, digest] : m.weightsTensorDigests)
+    tensorDigests[name] = digest;
   return json{{"format", "greta-trace"},
               {"format_version", m.formatVersion},
               {"model", m.model},
               {"model_digest", m.modelDigest},
               {"weights_digest", m.weightsDigest},
+              {"weights_tensor_digests", std::move(tensorDigests)},
               {"prompt_digest", m.promptDigest},
               {"prompt_name", m.promptName},
               {"token_count", m.tokenCount},
@@ -875,6 +879,14 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
     str("tool_version", m.toolVersion);
     str("filter", m.filter);
     str("created_at", m.createdAt);
+    if (j.contains("weights_tensor_digests")) {
+      const json &t = j["weights_tensor_digests"];
+      if (!t.is_object())
+        return error = "'weights_tensor_digests' must be an object", false;
+      for (auto it = t.begin(); it != t.end(); ++it) // sorted by name
+        m.weightsTensorDigests.push_back(
+            {it.key(), it.value().get<std::string>()});
+    }
     if (j.contains("token_count")) {
       const json &t = j["token_count"];
       if (!t.is_number_integer() || t.get<int64_t>() < 0)

@@ -15,12 +15,14 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Prompt.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/rt/WeightsDigest.h"
 #ifdef GRETA_HAVE_GPU_RUNTIME
 #include "greta/gpu/GpuSession.h"
 #include "greta/gpu/Kernels.h"
@@ -275,6 +277,12 @@ int Runner::run() {
   std::optional<rt::Patch> patch;
   if (!o.patchFrom.empty() && !(patch = rt::readPatch(o.patchFrom, o.patch, error)))
     return fail(error);
+  std::string cacheDir;
+  if (!o.noCache) {
+    cacheDir = o.cacheDir.empty() ? rt::defaultCacheDir() : o.cacheDir;
+    if (!cacheDir.empty() && !rt::openCacheDir(cacheDir, error))
+      return fail(error);
+  }
 
   // Lazy binding first, to read the metadata even when this runner lacks
   // the object's C ABI (a GPU object in a CPU-only build): the checks below
@@ -408,7 +416,13 @@ int Runner::run() {
     rt::Manifest m;
     m.model = modelName;
     m.modelDigest = meta.value("model_digest", "");
-    m.weightsDigest = weights->digest();
+    std::string warning;
+    rt::WeightsDigest digest =
+        rt::digestWeightsCached(*weights, cacheDir, warning);
+    if (!warning.empty())
+      std::cerr << GRETA_TOOL_NAME ": warning: " << warning << "\n";
+    m.weightsDigest = digest.whole;
+    m.weightsTensorDigests = std::move(digest.tensors);
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)
@@ -625,8 +639,12 @@ int main(int argc, char **argv) {
                  "first N-1 are warm-ups; on the GPU they compute the trace "
                  "without writing it, on the CPU they trace nothing); "
                  "--timing prints each forward time");
-  app.add_option("--cache-dir", o.cacheDir, "ignored (nothing is compiled)");
-  app.add_flag("--no-cache", o.noCache, "ignored (nothing is compiled)");
+  app.add_option("--cache-dir", o.cacheDir,
+                 "where the weights digest is cached (default "
+                 "$XDG_CACHE_HOME/greta or ~/.cache/greta; nothing is "
+                 "compiled)");
+  app.add_flag("--no-cache", o.noCache,
+               "hash the weights again instead of using the cache");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

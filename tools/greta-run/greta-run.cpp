@@ -17,11 +17,13 @@
 #include "greta/LoadModel.h"
 #include "greta/ParseMLIR.h"
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
+#include "greta/rt/WeightsDigest.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -182,7 +184,6 @@ static cl::opt<std::string>
 //===----------------------------------------------------------------------===//
 
 static int loadPatch(rt::Session &session, rt::DType dtype);
-static std::string weightsDigest(const rt::SafeTensors &weights);
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -216,14 +217,17 @@ std::string toolDigest(const char *argv0) {
   return sha256Hex((*buffer)->getBuffer());
 }
 
-std::string defaultCacheDir() {
-  if (std::optional<std::string> xdg =
-          llvm::sys::Process::GetEnv("XDG_CACHE_HOME"))
-    if (!xdg->empty())
-      return (*xdg + "/greta");
-  if (std::optional<std::string> home = llvm::sys::Process::GetEnv("HOME"))
-    return (*home + "/.cache/greta");
-  return "";
+/// The cache directory this run uses ("" for none: --no-cache), checked
+/// (rt::openCacheDir: private to this user) before anything is read from it.
+std::optional<std::string> resolveCacheDir(std::string &error) {
+  if (noCache)
+    return std::string();
+  std::string dir = cacheDirOpt.empty() ? rt::defaultCacheDir() : cacheDirOpt;
+  if (dir.empty())
+    return dir;
+  if (!rt::openCacheDir(dir, error))
+    return std::nullopt;
+  return dir;
 }
 
 std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
@@ -305,6 +309,7 @@ private:
   template <typename T> int execute();
 
   const char *argv0;
+  std::string cacheDir; // "" for none
   MLIRContext *context = nullptr;
   Compiled compiled;
   std::vector<int64_t> tokens;
@@ -331,8 +336,7 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
   keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
   std::string key = sha256Hex(keyText);
 
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
-  bool useCache = !noCache && !cacheDir.empty();
+  bool useCache = !cacheDir.empty();
   if (useCache)
     compiled.cachePath = cacheDir + "/" + key + ".o";
 
@@ -484,6 +488,10 @@ int Runner::run() {
   std::string error;
   if (!layersOpt.empty() && !rt::Filter::parseLayers(layersOpt, filter, error))
     return fail("--layers: " + error);
+  if (std::optional<std::string> dir = resolveCacheDir(error))
+    cacheDir = *dir;
+  else
+    return fail(error);
   if (!stagesOpt.empty() && !rt::Filter::parseStages(stagesOpt, filter, error))
     return fail("--stages: " + error);
   if (!positionsOpt.empty() &&
@@ -599,7 +607,13 @@ int Runner::run() {
     rt::Manifest manifest;
     manifest.model = modelName;
     manifest.modelDigest = sha256Hex(modelText);
-    manifest.weightsDigest = weightsDigest(*weights);
+    std::string warning;
+    rt::WeightsDigest digest =
+        rt::digestWeightsCached(*weights, cacheDir, warning);
+    if (!warning.empty())
+      llvm::errs() << "greta-run: warning: " << warning << "\n";
+    manifest.weightsDigest = digest.whole;
+    manifest.weightsTensorDigests = std::move(digest.tensors);
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)
@@ -691,49 +705,6 @@ int Runner::run() {
   return 0;
 }
 
-/// The weights' SHA-256 for the manifest. Hashing a checkpoint costs about
-/// as much as the forward pass of a small model (callgrind: 1.5e9
-/// instructions for llama-tiny's 54 MB against 5.6e9 for the whole run), and
-/// every bisection step would pay it again: it is kept in the cache dir,
-/// keyed by the file's identity (path, device, inode, size, mtime).
-static std::string weightsDigest(const rt::SafeTensors &weights) {
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
-  llvm::sys::fs::file_status st;
-  SmallString<256> real;
-  if (noCache || cacheDir.empty() || llvm::sys::fs::status(weightsPath, st) ||
-      llvm::sys::fs::real_path(weightsPath, real))
-    return weights.digest();
-  std::string identity =
-      (real + "|" + llvm::Twine(st.getUniqueID().getDevice()) + "|" +
-       llvm::Twine(st.getUniqueID().getFile()) + "|" + llvm::Twine(st.getSize()) +
-       "|" +
-       llvm::Twine(st.getLastModificationTime().time_since_epoch().count()))
-          .str();
-  std::string path = cacheDir + "/weights-" +
-                     sha256Hex(llvm::StringRef(identity)).substr(0, 32) +
-                     ".sha256";
-  if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
-    StringRef text = (*buffer)->getBuffer().trim();
-    if (text.size() == 64 && text.find_first_not_of("0123456789abcdef") ==
-                                 StringRef::npos)
-      return text.str();
-  }
-  std::string digest = weights.digest();
-  // Best effort: a cache that cannot be written costs only the next hash.
-  if (!llvm::sys::fs::create_directories(cacheDir)) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    std::error_code ec;
-    {
-      llvm::raw_fd_ostream out(tmp, ec);
-      if (!ec)
-        out << digest << "\n";
-    }
-    if (!ec)
-      llvm::sys::fs::rename(tmp, path);
-  }
-  return digest;
-}
-
 /// --patch-from/--patch: loads the rows of one record from another trace
 /// into the session (greta-bisect --confirm).
 static int loadPatch(rt::Session &session, rt::DType dtype) {
@@ -794,13 +765,14 @@ static int runOnGpu(const char *argv0) {
       pipelineOpt + "|" +
       (compilerBytes ? sha256Hex((*compilerBytes)->getBuffer()) : "?"));
 
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  std::string error;
+  std::optional<std::string> cacheDir = resolveCacheDir(error);
+  if (!cacheDir)
+    return fail(error);
   llvm::SmallString<256> so;
-  bool useCache = !noCache && !cacheDir.empty();
+  bool useCache = !cacheDir->empty();
   if (useCache) {
-    if (std::error_code ec = llvm::sys::fs::create_directories(cacheDir))
-      return fail("--cache-dir " + cacheDir + ": " + ec.message());
-    so = cacheDir;
+    so = *cacheDir;
     llvm::sys::path::append(so, "gpu-" + key.substr(0, 32) + ".so");
   } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
                  "greta-gpu", "so", so)) {
@@ -855,6 +827,12 @@ static int runOnGpu(const char *argv0) {
     add("--repeat", std::to_string(repeatOpt));
   for (const std::string &k : kernelOpt)
     add("--kernel", k);
+  // The weights digest is cached in the same place (greta-run-aot computes
+  // it).
+  if (useCache)
+    add("--cache-dir", *cacheDir);
+  else
+    args.push_back("--no-cache");
   if (overwrite)
     args.push_back("--overwrite");
   if (timing)
