@@ -1,5 +1,6 @@
 //===- Cache.cpp - A private cache directory --------------------*- C++ -*-===//
 #include "greta/rt/Cache.h"
+#include "Sha256.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -36,6 +37,7 @@ int makeDirs(std::string dir) {
   return 0;
 }
 
+constexpr const char kSealMagic[] = "greta-cache-entry 1\n";
 } // namespace
 
 std::string greta::rt::defaultCacheDir() {
@@ -163,4 +165,35 @@ std::optional<std::string> greta::rt::readCacheFile(const std::string &dir,
   if (done != bytes.size())
     return std::nullopt;
   return bytes;
+}
+
+std::string greta::rt::sealCacheEntry(const std::string &payload) {
+  return std::string(kSealMagic) + "sha256 " +
+         sha256Hex(payload.data(), payload.size()) + "\nsize " +
+         std::to_string(payload.size()) + "\n\n" + payload;
+}
+
+SealCheck greta::rt::unsealCacheEntry(const std::string &entry,
+                                      std::string &payload) {
+  // greta-cache-entry 1\nsha256 <64 hex>\nsize <n>\n\n<payload>
+  size_t magic = sizeof(kSealMagic) - 1;
+  if (entry.compare(0, magic, kSealMagic) != 0)
+    return SealCheck::NotSealed;
+  size_t end = entry.find("\n\n", magic);
+  if (end == std::string::npos || end - magic > 128)
+    return SealCheck::NotSealed;
+  std::string header = entry.substr(magic, end - magic);
+  char hex[65] = {};
+  unsigned long long size = 0;
+  if (std::sscanf(header.c_str(), "sha256 %64[0-9a-f]\nsize %llu", hex,
+                  &size) != 2 ||
+      std::strlen(hex) != 64)
+    return SealCheck::NotSealed;
+  size_t start = end + 2;
+  if (entry.size() - start != size)
+    return SealCheck::Damaged;
+  if (sha256Hex(entry.data() + start, size) != hex)
+    return SealCheck::Damaged;
+  payload = entry.substr(start);
+  return SealCheck::Ok;
 }

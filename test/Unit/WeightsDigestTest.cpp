@@ -209,7 +209,7 @@ TEST(Cache, DirectoryIsPrivate) {
   EXPECT_FALSE(openCacheDir(dir.path() + "/file", err));
 }
 
-TEST(Cache, AtomicWrites) {
+TEST(Cache, AtomicWritesAndSealedEntries) {
   TempDir dir;
   std::string err;
   ASSERT_TRUE(writeCacheFile(dir.path(), "x", "hello", err)) << err;
@@ -222,6 +222,20 @@ TEST(Cache, AtomicWrites) {
   ASSERT_EQ(symlink((dir.path() + "/x").c_str(), (dir.path() + "/l").c_str()),
             0);
   EXPECT_FALSE(readCacheFile(dir.path(), "l", 100));
+
+  std::string payload(1000, '\0');
+  for (size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<char>(i * 7);
+  std::string entry = sealCacheEntry(payload), out;
+  EXPECT_EQ(unsealCacheEntry(entry, out), SealCheck::Ok);
+  EXPECT_EQ(out, payload);
+  std::string flipped = entry;
+  flipped[flipped.size() - 10] ^= 1;
+  EXPECT_EQ(unsealCacheEntry(flipped, out), SealCheck::Damaged);
+  EXPECT_EQ(unsealCacheEntry(entry.substr(0, entry.size() - 1), out),
+            SealCheck::Damaged);
+  EXPECT_EQ(unsealCacheEntry(payload, out), SealCheck::NotSealed);
+  EXPECT_EQ(unsealCacheEntry("", out), SealCheck::NotSealed);
 }
 
 } // namespace

@@ -191,6 +191,10 @@ double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+/// Larger cache entries are not read (an object of the largest models
+/// supported is a few MB).
+constexpr size_t kMaxObjectBytes = size_t(1) << 30;
+
 /// Prints `greta-run: error: <message>` and returns the error exit code.
 int fail(const llvm::Twine &message) {
   llvm::errs() << "greta-run: error: " << message << "\n";
@@ -306,6 +310,8 @@ public:
 
 private:
   int compile(ModuleOp module, const std::string &irAfterUser);
+  bool storeObject(ExecutionEngine &engine, const std::string &entryName,
+                   std::string &error);
   template <typename T> int execute();
 
   const char *argv0;
@@ -336,14 +342,23 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
   keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
   std::string key = sha256Hex(keyText);
 
+  // A sealed entry (rt::sealCacheEntry): the object's digest is checked
+  // before it is loaded, so a damaged or edited object is never run.
   bool useCache = !cacheDir.empty();
+  std::string entryName = "cpu-" + key + ".entry";
   if (useCache)
-    compiled.cachePath = cacheDir + "/" + key + ".o";
-
-  if (useCache && llvm::sys::fs::exists(compiled.cachePath)) {
-    auto buffer = llvm::MemoryBuffer::getFile(compiled.cachePath);
-    if (buffer) {
-      auto jit = loadObject(std::move(*buffer));
+    compiled.cachePath = cacheDir + "/" + entryName;
+  if (std::optional<std::string> entry =
+          useCache ? rt::readCacheFile(cacheDir, entryName, kMaxObjectBytes)
+                   : std::nullopt) {
+    std::string object;
+    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
+    std::string problem = check == rt::SealCheck::Damaged
+                              ? "does not match its digest (damaged or edited)"
+                              : "is not a sealed cache entry";
+    if (check == rt::SealCheck::Ok) {
+      auto jit = loadObject(
+          llvm::MemoryBuffer::getMemBufferCopy(object, compiled.cachePath));
       if (jit) {
         auto sym = (*jit)->lookup("_mlir_ciface_forward");
         if (sym) {
@@ -353,14 +368,14 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
           compileSeconds = secondsSince(start);
           return 0;
         }
-        llvm::consumeError(sym.takeError());
+        problem = "cannot be linked: " + llvm::toString(sym.takeError());
       } else {
-        llvm::consumeError(jit.takeError());
+        problem = "cannot be loaded: " + llvm::toString(jit.takeError());
       }
     }
-    // A damaged cache entry is recompiled (and replaced), never fatal.
-    llvm::errs() << "greta-run: warning: ignoring unreadable cached object "
-                 << compiled.cachePath << "\n";
+    // Recompiled and replaced, never fatal.
+    llvm::errs() << "greta-run: warning: cached object " << compiled.cachePath
+                 << " " << problem << "; compiling the model again\n";
   }
 
   PassManager pm(context);
@@ -399,28 +414,39 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
   compiled.forward = *sym;
 
   if (useCache) {
-    // Write to a temporary name, then rename: a concurrent run never reads
-    // half an object.
-    std::error_code ec = llvm::sys::fs::create_directories(cacheDir);
-    std::string tmp = compiled.cachePath + ".tmp." +
-                      std::to_string(llvm::sys::Process::getProcessId());
-    if (!ec) {
-      compiled.engine->dumpToObjectFile(tmp);
-      if (llvm::sys::fs::exists(tmp))
-        ec = llvm::sys::fs::rename(tmp, compiled.cachePath);
-      else
-        ec = std::make_error_code(std::errc::io_error);
-    }
-    if (ec) {
-      llvm::sys::fs::remove(tmp);
+    std::string error;
+    if (!storeObject(*compiled.engine, entryName, error))
       llvm::errs() << "greta-run: warning: cannot write the compiled-object "
                       "cache in "
-                   << cacheDir << ": " << ec.message()
-                   << " (the run goes on)\n";
-    }
+                   << cacheDir << ": " << error << " (the run goes on)\n";
   }
   compileSeconds = secondsSince(start);
   return 0;
+}
+
+/// Seals the engine's object into the cache as `entryName`. The engine can
+/// only dump to a file: a fresh one (O_EXCL) in the private cache dir, read
+/// back and removed.
+bool Runner::storeObject(ExecutionEngine &engine, const std::string &entryName,
+                         std::string &error) {
+  int fd = -1;
+  llvm::SmallString<256> dump;
+  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
+          cacheDir + "/dump-%%%%%%%%%%%%.o", fd, dump)) {
+    error = ec.message();
+    return false;
+  }
+  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
+  engine.dumpToObjectFile(dump);
+  auto object = llvm::MemoryBuffer::getFile(dump);
+  llvm::sys::fs::remove(dump);
+  if (!object || (*object)->getBufferSize() == 0) {
+    error = "the compiled object could not be written";
+    return false;
+  }
+  return rt::writeCacheFile(cacheDir, entryName,
+                            rt::sealCacheEntry((*object)->getBuffer().str()),
+                            error);
 }
 
 template <typename T> int Runner::execute() {
@@ -769,36 +795,69 @@ static int runOnGpu(const char *argv0) {
   std::optional<std::string> cacheDir = resolveCacheDir(error);
   if (!cacheDir)
     return fail(error);
+  // greta-run-aot loads a private copy of the object: the bytes whose digest
+  // was checked (a sealed cache entry, rt::sealCacheEntry) or that were just
+  // compiled, never a file another process could change in between.
   llvm::SmallString<256> so;
-  bool useCache = !cacheDir->empty();
-  if (useCache) {
-    so = *cacheDir;
-    llvm::sys::path::append(so, "gpu-" + key.substr(0, 32) + ".so");
-  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
-                 "greta-gpu", "so", so)) {
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("greta-gpu", "so", so))
     return fail("temporary object: " + ec.message());
-  }
+  struct RemoveOnExit {
+    llvm::SmallString<256> &path;
+    ~RemoveOnExit() { llvm::sys::fs::remove(path); }
+  } removeSo{so};
+  bool useCache = !cacheDir->empty();
+  std::string entryName = "gpu-" + key.substr(0, 32) + ".entry";
   auto compileStart = Clock::now();
-  bool hit = useCache && llvm::sys::fs::exists(so);
+  bool hit = false;
+  if (std::optional<std::string> entry =
+          useCache ? rt::readCacheFile(*cacheDir, entryName, kMaxObjectBytes)
+                   : std::nullopt) {
+    std::string object;
+    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
+    if (check == rt::SealCheck::Ok) {
+      std::error_code ec;
+      llvm::raw_fd_ostream out(so, ec);
+      if (!ec)
+        out << object;
+      out.close();
+      if (ec || out.has_error())
+        return fail("temporary object " + std::string(so) + ": " +
+                    (ec ? ec : out.error()).message());
+      hit = true;
+    } else {
+      llvm::errs() << "greta-run: warning: cached GPU object " << *cacheDir
+                   << "/" << entryName << " "
+                   << (check == rt::SealCheck::Damaged
+                           ? "does not match its digest (damaged or edited)"
+                           : "is not a sealed cache entry")
+                   << "; compiling the model again\n";
+    }
+  }
   if (!hit) {
-    std::string tmp = std::string(so) + ".tmp" +
-                      std::to_string(llvm::sys::Process::getProcessId());
-    llvm::SmallVector<llvm::StringRef> args{compiler, modelPath, "--backend",
-                                            "gpu",    "--precision", precision,
-                                            "-o",     tmp};
+    llvm::SmallVector<llvm::StringRef> args{
+        compiler,      modelPath, "--backend", "gpu",
+        "--precision", precision, "-o",        so};
     std::string pipelineArg = "--pass-pipeline=" + pipelineOpt;
     if (!pipelineOpt.empty())
       args.push_back(pipelineArg);
     std::string message;
     int rc = llvm::sys::ExecuteAndWait(compiler, args, std::nullopt, {}, 0, 0,
                                        &message);
-    if (rc != 0) {
-      llvm::sys::fs::remove(tmp);
+    if (rc != 0)
       return fail("compiling " + modelPath + " for the GPU failed" +
                   (message.empty() ? "" : ": " + message));
-    }
-    if (std::error_code ec = llvm::sys::fs::rename(tmp, so))
-      return fail("cache " + std::string(so) + ": " + ec.message());
+    auto object = llvm::MemoryBuffer::getFile(so);
+    std::string error;
+    if (useCache &&
+        (!object ||
+         !rt::writeCacheFile(*cacheDir, entryName,
+                             rt::sealCacheEntry((*object)->getBuffer().str()),
+                             error)))
+      llvm::errs()
+          << "greta-run: warning: cannot write the GPU object cache in "
+          << *cacheDir << ": " << (object ? error : object.getError().message())
+          << " (the run goes on)\n";
   }
   double compileSeconds = secondsSince(compileStart);
 
@@ -842,16 +901,15 @@ static int runOnGpu(const char *argv0) {
   if (printLogits)
     args.push_back("--print-logits");
   if (timing && !jsonOut)
-    llvm::outs() << llvm::format("timing: GPU object %s in %.3f s (%s)\n",
-                                 hit ? "from the cache" : "compiled",
-                                 compileSeconds, std::string(so).c_str());
+    llvm::outs() << llvm::format(
+        "timing: GPU object %s in %.3f s (%s)\n",
+        hit ? "from the cache" : "compiled", compileSeconds,
+        useCache ? (*cacheDir + "/" + entryName).c_str() : "not cached");
   llvm::outs().flush();
   llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(runner, refs, std::nullopt, {}, 0, 0,
-                                     &message);
-  if (!useCache)
-    llvm::sys::fs::remove(so);
+  int rc =
+      llvm::sys::ExecuteAndWait(runner, refs, std::nullopt, {}, 0, 0, &message);
   if (rc < 0)
     return fail("running " + runner + ": " + message);
   return rc;

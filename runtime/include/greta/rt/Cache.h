@@ -6,7 +6,9 @@
 //   writable by group or others, or it is refused (another user could plant
 //   an object that a run would load);
 // - every file is written beside its final name with O_EXCL|O_NOFOLLOW and
-//   renamed into place, so a reader never sees half a file.
+//   renamed into place, so a reader never sees half a file;
+// - a sealed entry carries the SHA-256 of its payload, checked on every
+//   read: a damaged or edited entry is a miss, never loaded.
 // docs/RELIABILITY.md ("Caches") describes what is checked.
 //
 //===----------------------------------------------------------------------===//
@@ -37,6 +39,19 @@ bool writeCacheFile(const std::string &dir, const std::string &name,
 /// at most `maxBytes`; std::nullopt if absent or unreadable.
 std::optional<std::string>
 readCacheFile(const std::string &dir, const std::string &name, size_t maxBytes);
+
+/// A sealed entry: a header naming the SHA-256 and size of `payload`, then
+/// the payload.
+std::string sealCacheEntry(const std::string &payload);
+
+/// What unsealing found.
+enum class SealCheck {
+  Ok,       // the payload's digest matches its header
+  Damaged,  // a header, but the payload does not match it
+  NotSealed // no valid header (another format, a truncated file)
+};
+/// Checks `entry` and on Ok sets `payload` to the bytes after the header.
+SealCheck unsealCacheEntry(const std::string &entry, std::string &payload);
 
 } // namespace greta::rt
 
