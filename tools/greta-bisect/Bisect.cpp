@@ -1,17 +1,24 @@
 //===- Bisect.cpp - Coarse-to-fine search for FIRST_FAIL --------*- C++ -*-===//
 #include "Bisect.h"
 #include "Process.h"
+#include "RunEvidence.h"
 
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Stages.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -171,6 +178,14 @@ private:
               << spec.payload << " | runs so far " << runs << " per config"
               << (cached ? " (resumed from work dir)" : "") << "\n";
   }
+  /// A failed run that is not evidence: the bisection stops with its output.
+  bool runError(const std::string &what, const std::vector<std::string> &argv,
+                const std::string &log, const ProcessResult &r,
+                std::string &error) const {
+    error = what + ": " + commandLine(argv) + "\n--- last output (" + log +
+            ") ---\n" + r.outputTail;
+    return false;
+  }
 
   const Options &o_;
   State &state_;
@@ -214,20 +229,28 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       argv.insert(argv.end(), spec.testExtraFlags.begin(),
                   spec.testExtraFlags.end());
     fs::path log = stepDir / (c->name + ".log");
-    ProcessResult r =
-        runProcess(argv, log.string(), isTest ? o_.timeoutSeconds : 0);
-    if (r.exitCode == 0)
-      continue;
-    std::string cmd;
-    for (const std::string &a : argv)
-      cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
-    if (!isTest) {
-      error = "the " + c->name + " run failed (" + r.describe() + "): " + cmd +
-              "\n--- last output (" + log.string() + ") ---\n" + r.outputTail;
+    std::string marker = startedMarkerPath(stepDir.string(), c->name);
+    if (!clearStartedMarker(marker, error))
       return false;
-    }
-    // A crashing or hanging test run is evidence: compare what it wrote.
-    out.testFailure = "test run " + r.describe() + " (log: " + log.string() + ")";
+    double timeout = isTest ? o_.timeoutSeconds : 0;
+    ProcessResult r =
+        runProcess(argv, log.string(), timeout, "",
+                   {std::string(rt::kStartedFileEnv) + "=" + marker});
+    RunVerdict verdict = classifyRun(r, startedMarkerExists(marker), timeout);
+    if (verdict.kind == RunClass::Finished)
+      continue;
+    if (verdict.kind == RunClass::NeverStarted)
+      return runError("the " + c->name + " run did not start (" + verdict.how +
+                          "): nothing was compared",
+                      argv, log.string(), r, error);
+    if (!isTest)
+      return runError("the " + c->name + " run " + verdict.how +
+                          " after its forward began",
+                      argv, log.string(), r, error);
+    // A test run that began and then crashed or hung is evidence: compare
+    // what it wrote.
+    out.testFailure = "the test run " + verdict.how +
+                      " after its forward began (log: " + log.string() + ")";
   }
 
   std::vector<std::string> diffArgv = {o_.gretaDiff, (stepDir / "base").string(),
@@ -250,6 +273,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     if (!out.testFailure.empty()) {
       // The test run died before writing a readable trace: nothing to compare.
       out.diff = {{"first_fail", nullptr}, {"error", ss.str()}};
+      out.testFailure += ". It left no trace greta-diff can read: nothing was "
+                         "compared";
     } else {
       error = "greta-diff failed (" + d.describe() + ") on step " + spec.id +
               ":\n" + ss.str();
@@ -264,6 +289,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       return false;
     }
     out.firstFail = parseFirstFail(out.diff);
+    if (!out.testFailure.empty())
+      out.testFailure += ". The records it wrote before that were compared";
   }
   if (wantMarkdown) {
     std::vector<std::string> mdArgv = diffArgv;
@@ -520,6 +547,47 @@ std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
   return joinInts({p.begin(), p.end()});
 }
 
+bool checkConfigs(const Options &o, std::string &error) {
+  std::vector<const Config *> configs = {&o.base, &o.test};
+  if (o.ref)
+    configs.push_back(&*o.ref);
+  // The output goes to a private temporary file: nothing is written in the
+  // work dir before the flags are known to be good.
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string log = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
+                    "/greta-bisect-check-XXXXXX";
+  int fd = mkstemp(log.data());
+  if (fd < 0) {
+    error = "cannot create a temporary file for the flag checks (" + log +
+            "): " + std::strerror(errno);
+    return false;
+  }
+  close(fd);
+  bool ok = true;
+  for (const auto &[name, path] : o.prompts) {
+    for (const Config *c : configs) {
+      std::vector<std::string> argv = {o.gretaRun, o.model,    "--weights",
+                                       o.weights,  "--prompt", path,
+                                       "--dry-run"};
+      argv.insert(argv.end(), c->flags.begin(), c->flags.end());
+      ProcessResult r = runProcess(argv, log, 0);
+      if (r.timedOut || r.signaled || r.exitCode != 0) {
+        error = "--" + c->name + " \"" + c->flagsText +
+                "\": greta-run refuses it for prompt " + name + " (" +
+                r.describe() + "), before any run: " + commandLine(argv) +
+                "\n" + r.outputTail;
+        ok = false;
+      }
+      if (!ok)
+        break;
+    }
+    if (!ok)
+      break;
+  }
+  std::remove(log.c_str());
+  return ok;
+}
+
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
                   std::string &error, bool &stopped) {
   stopped = false;
@@ -552,6 +620,12 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   return true;
 }
 
+std::string testFailureSentence(const std::string &testFailure) {
+  std::string sentence = testFailure + ".";
+  sentence[0] = static_cast<char>(std::toupper(sentence[0]));
+  return sentence;
+}
+
 std::string renderMarkdown(const Options &options,
                            const std::vector<PromptResult> &results) {
   std::ostringstream os;
@@ -575,6 +649,8 @@ std::string renderMarkdown(const Options &options,
       os << r.firstFail->position << " | " << r.firstFail->layer << " | "
          << r.firstFail->stage << " | " << r.firstFail->category << " | "
          << (r.firstFail->hashMatch ? "YES" : "NO") << " | " << mae << " | ";
+    } else if (!r.testFailure.empty()) {
+      os << "- | - | none before the test run stopped | - | - | - | ";
     } else {
       os << "- | - | no divergence | - | - | - | ";
     }
@@ -598,8 +674,7 @@ std::string renderMarkdown(const Options &options,
     if (!r.confirmation.empty())
       os << "\nCausal confirmation: " << r.confirmation << ".\n";
     if (!r.testFailure.empty())
-      os << "\nThe test run failed: " << r.testFailure
-         << ". Its records up to the failure were compared.\n";
+      os << "\n" << testFailureSentence(r.testFailure) << "\n";
     if (!r.diffMarkdown.empty())
       os << "\n" << r.diffMarkdown << "\n";
   }

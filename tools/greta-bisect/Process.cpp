@@ -41,7 +41,8 @@ static std::string readTail(const std::string &path, size_t maxBytes) {
 
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath) {
+                         const std::string &stdoutPath,
+                         const std::vector<std::string> &env) {
   ProcessResult result;
   pid_t pid = fork();
   if (pid < 0) {
@@ -50,6 +51,8 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
   }
   if (pid == 0) {
     setpgid(0, 0); // own group: a timeout kills the tool and its children
+    for (const std::string &e : env)
+      putenv(const_cast<char *>(e.c_str()));
     int fd = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
@@ -161,6 +164,13 @@ std::string shellQuote(const std::string &arg) {
   for (char c : arg)
     q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+std::string commandLine(const std::vector<std::string> &argv) {
+  std::string cmd;
+  for (const std::string &a : argv)
+    cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
+  return cmd;
 }
 
 } // namespace greta::bisect

@@ -16,12 +16,14 @@ struct ProcessResult {
   std::string describe() const;
 };
 
-/// Runs argv[0] (a path) with stderr (and stdout unless `stdoutPath` is
-/// given) sent to `logPath`; kills the whole process group after
+/// Runs argv[0] (a path) in a process group of its own with stderr (and
+/// stdout unless `stdoutPath` is given) sent to `logPath`, and `env`
+/// ("NAME=VALUE") added to its environment; kills the whole group after
 /// `timeoutSeconds` (0: no limit).
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath = "");
+                         const std::string &stdoutPath = "",
+                         const std::vector<std::string> &env = {});
 
 /// Splits a RUN FLAGS string like a POSIX shell would (quotes, escapes), with
 /// no expansion of any kind. Returns false on unbalanced quotes.
@@ -30,6 +32,8 @@ bool splitFlags(const std::string &text, std::vector<std::string> &out,
 
 /// Quotes one argument for display in a shell.
 std::string shellQuote(const std::string &arg);
+/// A command line for display: every argument shell-quoted.
+std::string commandLine(const std::vector<std::string> &argv);
 
 } // namespace greta::bisect
 

@@ -189,10 +189,6 @@ int main(int argc, char **argv) {
     return fail("--num-layers must be positive");
   if (o.workDir.empty())
     o.workDir = "greta-bisect.work";
-  if (restart) {
-    std::error_code ec;
-    fs::remove_all(o.workDir, ec);
-  }
   std::string dir = selfDir();
   if (o.gretaRun.empty())
     o.gretaRun = dir + "/greta-run";
@@ -203,6 +199,14 @@ int main(int argc, char **argv) {
       return fail("cannot execute " + t + " (give --greta-run/--greta-diff)");
 
   o.reportValues = format == "html";
+  // Every configuration's flags, checked by greta-run itself before any run
+  // (and before --restart discards anything).
+  if (!checkConfigs(o, error))
+    return fail(error);
+  if (restart) {
+    std::error_code ec;
+    fs::remove_all(o.workDir, ec);
+  }
   std::vector<PromptResult> results;
   bool stopped = false;
   if (!runBisection(o, results, error, stopped)) {

@@ -19,6 +19,7 @@
 #include "greta/rt/Filter.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
@@ -55,7 +56,7 @@ struct Options {
   std::string model, so, weights, prompt, traceDir, layers, stages, positions,
       payload, precision, backend, patchFrom, patch, cacheDir;
   bool overwrite = false, timing = false, jsonOut = false, printLogits = false,
-       noCache = false, listKernels = false;
+       noCache = false, listKernels = false, dryRun = false;
   int64_t chunk = 0, repeat = 1;
   int device = 0;
   std::vector<std::string> kernels;
@@ -411,6 +412,12 @@ int Runner::run() {
       return fail(error);
   }
   loadSeconds = secondsSince(loadStart);
+  if (o.dryRun) {
+    std::cout << GRETA_TOOL_NAME ": dry run: " << soPath << ", " << o.weights
+              << " and " << o.prompt
+              << " are valid with these options; the run would start\n";
+    return 0;
+  }
 
   if (!o.traceDir.empty()) {
     rt::Manifest m;
@@ -440,6 +447,10 @@ int Runner::run() {
       return fail("--trace-dir " + o.traceDir + ": " + error);
   }
 
+  // Every input is checked and the trace is locked: from here on a failure
+  // is the run's own (greta-bisect's evidence rule, RunStarted.h).
+  if (!rt::reportForwardStarted(error))
+    return fail(error);
   int rc = 0;
   if (isGpu) {
 #ifdef GRETA_HAVE_GPU_RUNTIME
@@ -639,6 +650,9 @@ int main(int argc, char **argv) {
                  "first N-1 are warm-ups; on the GPU they compute the trace "
                  "without writing it, on the CPU they trace nothing); "
                  "--timing prints each forward time");
+  app.add_flag("--dry-run", o.dryRun,
+               "check the object, weights, prompt and every option, then stop "
+               "before the forward: exit 0 if the run would start");
   app.add_option("--cache-dir", o.cacheDir,
                  "where the weights digest is cached (default "
                  "$XDG_CACHE_HOME/greta or ~/.cache/greta; nothing is "

@@ -20,6 +20,7 @@
 #include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
@@ -174,6 +175,12 @@ static cl::opt<int64_t> repeatOpt(
     cl::desc("--backend gpu: run the prompt N times in one process (warm-ups "
              "for benchmarks; only the last run's trace is written)"),
     cl::value_desc("N"), cl::init(1), cl::cat(runCat));
+static cl::opt<bool> dryRun(
+    "dry-run",
+    cl::desc("Check the model, --pass-pipeline, weights, prompt and every "
+             "option, then stop before compiling: exit 0 if the run would "
+             "start (greta-bisect checks its RUN FLAGS this way)"),
+    cl::cat(runCat));
 static cl::opt<std::string>
     dumpLLVM("dump-llvm-ir",
              cl::desc("Write the LLVM-dialect module here (cache misses only)"),
@@ -555,7 +562,7 @@ int Runner::run() {
   // keep-f32) must be labelled as such, or the trace would claim f32.
   if (auto emulated = (*module)->getAttrOfType<StringAttr>(
           mlir::greta::GretaDialect::getEmulatedPrecisionAttrName()))
-    if (emulated.getValue() != precisionOpt)
+    if (backendOpt == "cpu" && emulated.getValue() != precisionOpt)
       return fail("--pass-pipeline emulates " + emulated.getValue().str() +
                   " (greta.emulated_precision) but --precision is " +
                   precisionOpt + ": pass --precision " +
@@ -614,6 +621,12 @@ int Runner::run() {
   loadSeconds = secondsSince(loadStart);
   if (int rc = loadPatch(*session, dtype))
     return rc;
+  if (dryRun) {
+    llvm::outs() << "greta-run: dry run: " << modelPath << ", " << weightsPath
+                 << " and " << promptPath
+                 << " are valid with these options; the run would start\n";
+    return 0;
+  }
 
   // Precision, then every stage of every layer instrumented.
   {
@@ -656,6 +669,10 @@ int Runner::run() {
     if (!writer)
       return fail("--trace-dir " + traceDir + ": " + error);
   }
+  // Every input is checked and the trace is locked: from here on a failure
+  // is the run's own (greta-bisect's evidence rule, RunStarted.h).
+  if (!rt::reportForwardStarted(error))
+    return fail(error);
   session->setTrace(writer.get(), filter,
                     static_cast<int64_t>(tokens.size()));
   rt::Session::setCurrent(session.get());
@@ -778,6 +795,8 @@ static int runOnGpu(const char *argv0) {
   for (const std::string &tool : {compiler, runner})
     if (!llvm::sys::fs::can_execute(tool))
       return fail("--backend gpu needs " + tool + " (built with greta-run)");
+  if (dryRun) // the checks of the model and its inputs are the CPU run's
+    return Runner(argv0).run();
 
   auto model = llvm::MemoryBuffer::getFile(modelPath);
   if (!model)
