@@ -1,5 +1,6 @@
 //===- Bisect.cpp - Coarse-to-fine search for FIRST_FAIL --------*- C++ -*-===//
 #include "Bisect.h"
+#include "InputDigests.h"
 #include "Process.h"
 #include "RunEvidence.h"
 
@@ -147,11 +148,13 @@ struct StepOutcome {
   uint64_t bytes = 0;
   json diff;
   std::string markdown;
+  std::string redone; // the inputs that changed since the work dir's run
 };
 
 class Driver {
 public:
-  Driver(const Options &o, State &state) : o_(o), state_(state) {}
+  Driver(const Options &o, State &state, const InputDigests &digests)
+      : o_(o), state_(state), digests_(digests) {}
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
@@ -168,15 +171,30 @@ private:
   bool step(const std::string &prompt, const std::string &promptPath,
             const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
             std::string &error);
-  void progress(const std::string &prompt, const StepSpec &spec,
-                int64_t runs, bool cached) {
+  /// The state's record of step `spec` of `prompt` if its inputs are the
+  /// current ones, else nullptr with `changed` naming what changed ("" when
+  /// the step never ran).
+  const json *finished(const std::string &prompt, const StepSpec &spec,
+                       std::string &changed) const {
+    changed.clear();
+    const json *done = state_.find(prompt + "/" + spec.id);
+    if (!done)
+      return nullptr;
+    changed =
+        changedInputs(done->value("inputs", json()), digests_.forStep(prompt));
+    return changed.empty() ? done : nullptr;
+  }
+  void progress(const std::string &prompt, const StepSpec &spec, int64_t runs) {
     if (o_.quiet)
       return;
+    std::string changed;
+    bool cached = finished(prompt, spec, changed) != nullptr;
     std::cerr << "[greta-bisect] " << prompt << " step " << spec.id
               << " | layers " << spec.layers << " | stages " << spec.stages
               << " | positions " << spec.positions << " | payload "
               << spec.payload << " | runs so far " << runs << " per config"
-              << (cached ? " (resumed from work dir)" : "") << "\n";
+              << (cached ? " (resumed from work dir)" : "")
+              << (changed.empty() ? "" : " (redone: " + changed + ")") << "\n";
   }
   /// A failed run that is not evidence: the bisection stops with its output.
   bool runError(const std::string &what, const std::vector<std::string> &argv,
@@ -189,6 +207,7 @@ private:
 
   const Options &o_;
   State &state_;
+  const InputDigests &digests_;
   int64_t executed_ = 0; // steps run (not resumed) by this process
   bool stopped_ = false;
 };
@@ -197,7 +216,7 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
                   const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
                   std::string &error) {
   std::string key = prompt + "/" + spec.id;
-  if (const json *done = state_.find(key)) {
+  if (const json *done = finished(prompt, spec, out.redone)) {
     out.firstFail = parseFirstFail((*done)["diff"]);
     out.testFailure = done->value("test_failure", "");
     out.bytes = done->value("bytes", uint64_t(0));
@@ -309,7 +328,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
   json record = {{"diff", out.diff},
                  {"bytes", out.bytes},
                  {"test_failure", out.testFailure},
-                 {"markdown", out.markdown}};
+                 {"markdown", out.markdown},
+                 {"inputs", digests_.forStep(prompt)}};
   return state_.store(key, std::move(record), error);
 }
 
@@ -342,7 +362,8 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   int64_t runs = 0;
   auto doStep = [&](StepSpec spec, bool markdown, StepOutcome &out) {
     spec.payload = spec.payload.empty() ? payload : spec.payload;
-    bool cached = state_.find(name + "/" + spec.id) != nullptr;
+    std::string changed;
+    bool cached = finished(name, spec, changed) != nullptr;
     if (!cached && o_.maxSteps > 0 && executed_ >= o_.maxSteps) {
       stopped_ = true;
       error = "stopped after " + std::to_string(executed_) +
@@ -351,13 +372,16 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
       return false;
     }
     executed_ += cached ? 0 : 1;
-    progress(name, spec, runs, cached);
+    progress(name, spec, runs);
     if (!step(name, promptPath, spec, markdown, out, error))
       return false;
     ++runs;
     result.bytesWritten += out.bytes;
-    StepLog log{spec.id, spec.layers, spec.stages, spec.positions,
-                spec.payload, out.firstFail, out.testFailure};
+    std::string note = out.testFailure;
+    if (!out.redone.empty())
+      note += (note.empty() ? "" : "; ") + std::string("redone: ") + out.redone;
+    StepLog log{spec.id,      spec.layers,   spec.stages, spec.positions,
+                spec.payload, out.firstFail, note};
     result.steps.push_back(log);
     if (!out.testFailure.empty())
       result.testFailure = out.testFailure;
@@ -465,7 +489,7 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   StepSpec source{std::to_string(stepNo++) + "-confirm-source",
                   std::to_string(ff.layer), ff.stage, "all", "full"};
   StepOutcome s;
-  progress(name, source, result.runsPerConfig, state_.find(name + "/" + source.id));
+  progress(name, source, result.runsPerConfig);
   if (!step(name, promptPath, source, false, s, error))
     return false;
   result.bytesWritten += s.bytes;
@@ -476,7 +500,7 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   check.testExtraFlags = {"--patch-from", patch.string(), "--patch",
                           ff.stage + ":" + std::to_string(ff.layer)};
   StepOutcome c;
-  progress(name, check, result.runsPerConfig, state_.find(name + "/" + check.id));
+  progress(name, check, result.runsPerConfig);
   if (!step(name, promptPath, check, false, c, error))
     return false;
   result.bytesWritten += c.bytes;
@@ -514,7 +538,7 @@ bool Driver::report(const std::string &name, const std::string &promptPath,
                 reportPositions(result.tokenCount, ff.position, checkpoints),
                 "full"};
   StepOutcome out;
-  progress(name, spec, result.runsPerConfig, state_.find(name + "/" + spec.id));
+  progress(name, spec, result.runsPerConfig);
   if (!step(name, promptPath, spec, false, out, error))
     return false;
   result.bytesWritten += out.bytes;
@@ -591,6 +615,9 @@ bool checkConfigs(const Options &o, std::string &error) {
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
                   std::string &error, bool &stopped) {
   stopped = false;
+  InputDigests digests;
+  if (!digests.compute(options, error))
+    return false;
   json inputs = {{"model", options.model},
                  {"weights", options.weights},
                  {"base", options.base.flagsText},
@@ -608,7 +635,7 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   State state(fs::path(options.workDir) / "state.json", inputs);
   if (!state.load(error))
     return false;
-  Driver driver(options, state);
+  Driver driver(options, state, digests);
   for (const auto &[name, path] : options.prompts) {
     PromptResult r;
     if (!driver.runPrompt(name, path, r, error)) {
