@@ -37,6 +37,11 @@ std::vector<int64_t> coarseLayers(int64_t numLayers) {
 
 namespace {
 
+std::string interruptedMessage(const std::string &where) {
+  return "interrupted by signal " + std::to_string(interruptSignal()) + " " +
+         where;
+}
+
 std::string joinInts(const std::vector<int64_t> &v) {
   std::string s;
   for (int64_t x : v)
@@ -158,7 +163,7 @@ public:
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
-  bool stopped() const { return stopped_; }
+  StopReason stopReason() const { return stop_; }
   bool confirm(const std::string &name, const std::string &promptPath,
                const FirstFail &ff, const std::string &positions,
                const std::string &payload, int &stepNo, PromptResult &result,
@@ -196,6 +201,11 @@ private:
               << (cached ? " (resumed from work dir)" : "")
               << (changed.empty() ? "" : " (redone: " + changed + ")") << "\n";
   }
+  bool interrupted(const std::string &where, std::string &error) {
+    stop_ = StopReason::Interrupted;
+    error = interruptedMessage(where);
+    return false;
+  }
   /// A failed run that is not evidence: the bisection stops with its output.
   bool runError(const std::string &what, const std::vector<std::string> &argv,
                 const std::string &log, const ProcessResult &r,
@@ -209,7 +219,7 @@ private:
   State &state_;
   const InputDigests &digests_;
   int64_t executed_ = 0; // steps run (not resumed) by this process
-  bool stopped_ = false;
+  StopReason stop_ = StopReason::None;
 };
 
 bool Driver::step(const std::string &prompt, const std::string &promptPath,
@@ -255,6 +265,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     ProcessResult r =
         runProcess(argv, log.string(), timeout, "",
                    {std::string(rt::kStartedFileEnv) + "=" + marker});
+    if (r.interrupted) // nothing is recorded: the same command redoes it
+      return interrupted("during step " + spec.id + " of " + prompt, error);
     RunVerdict verdict = classifyRun(r, startedMarkerExists(marker), timeout);
     if (verdict.kind == RunClass::Finished)
       continue;
@@ -324,6 +336,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       out.markdown = ss.str();
     }
   }
+  if (interruptSignal())
+    return interrupted("during step " + spec.id + " of " + prompt, error);
   out.bytes = dirBytes(stepDir);
   json record = {{"diff", out.diff},
                  {"bytes", out.bytes},
@@ -365,7 +379,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
     std::string changed;
     bool cached = finished(name, spec, changed) != nullptr;
     if (!cached && o_.maxSteps > 0 && executed_ >= o_.maxSteps) {
-      stopped_ = true;
+      stop_ = StopReason::MaxSteps;
       error = "stopped after " + std::to_string(executed_) +
               " steps (--max-steps); run the same command again to resume "
               "from " + o_.workDir;
@@ -595,7 +609,10 @@ bool checkConfigs(const Options &o, std::string &error) {
                                        "--dry-run"};
       argv.insert(argv.end(), c->flags.begin(), c->flags.end());
       ProcessResult r = runProcess(argv, log, 0);
-      if (r.timedOut || r.signaled || r.exitCode != 0) {
+      if (r.interrupted) {
+        error = interruptedMessage("while checking the flags");
+        ok = false;
+      } else if (r.timedOut || r.signaled || r.exitCode != 0) {
         error = "--" + c->name + " \"" + c->flagsText +
                 "\": greta-run refuses it for prompt " + name + " (" +
                 r.describe() + "), before any run: " + commandLine(argv) +
@@ -613,8 +630,8 @@ bool checkConfigs(const Options &o, std::string &error) {
 }
 
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
-                  std::string &error, bool &stopped) {
-  stopped = false;
+                  std::string &error, StopReason &stop) {
+  stop = StopReason::None;
   InputDigests digests;
   if (!digests.compute(options, error))
     return false;
@@ -639,7 +656,7 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   for (const auto &[name, path] : options.prompts) {
     PromptResult r;
     if (!driver.runPrompt(name, path, r, error)) {
-      stopped = driver.stopped();
+      stop = driver.stopReason();
       return false;
     }
     results.push_back(std::move(r));

@@ -95,7 +95,8 @@ int main(int argc, char **argv) {
       "the first diverging layer, then every stage and position of that "
       "layer, then values (MAE) for the FIRST_FAIL record.\n"
       "Exit codes: 0 no divergence, 1 divergence found, 2 error, 3 stopped "
-      "by --max-steps (resumable)."};
+      "by --max-steps (resumable), 130 interrupted (Ctrl-C, SIGTERM; "
+      "resumable)."};
   Options o;
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath;
@@ -199,20 +200,33 @@ int main(int argc, char **argv) {
       return fail("cannot execute " + t + " (give --greta-run/--greta-diff)");
 
   o.reportValues = format == "html";
+  // From here on an interrupt stops the running greta-run too, and the work
+  // dir keeps every finished step.
+  installInterruptForwarding();
   // Every configuration's flags, checked by greta-run itself before any run
   // (and before --restart discards anything).
-  if (!checkConfigs(o, error))
-    return fail(error);
+  if (!checkConfigs(o, error)) {
+    if (!interruptSignal())
+      return fail(error);
+    std::cerr << "greta-bisect: " << error << "\n";
+    return 130;
+  }
   if (restart) {
     std::error_code ec;
     fs::remove_all(o.workDir, ec);
   }
   std::vector<PromptResult> results;
-  bool stopped = false;
-  if (!runBisection(o, results, error, stopped)) {
-    if (stopped) {
+  StopReason stop = StopReason::None;
+  if (!runBisection(o, results, error, stop)) {
+    if (stop == StopReason::MaxSteps) {
       std::cerr << "greta-bisect: " << error << "\n";
       return 3;
+    }
+    if (stop == StopReason::Interrupted) {
+      std::cerr << "greta-bisect: " << error
+                << "; the steps finished before it are kept in " << o.workDir
+                << ": run the same command again to resume\n";
+      return 130;
     }
     return fail(error);
   }
