@@ -18,7 +18,7 @@ MODE=${1:-all}; LENGTHS=${2:-827,1653,4096,16384}
 [ "$MODE" = all ] && MODE=check,bench
 has() { [[ ",$MODE," == *",$1,"* ]]; }
 OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
-AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces
+AOT=${AOT:-.device-carry/aot}; WORK=${WORK:-/tmp/greta-work}; M=$WORK/models; T=$WORK/traces
 rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)

@@ -4,7 +4,7 @@
 # end-of-call waits), untraced vs 3 positions vs one stage, on the
 # TinyLlama-1.1B shape. Needs $AOT like model_device.sh.
 set -u
-AOT=${AOT:-.device-carry/aot}; M=/tmp/greta-models; T=/tmp/greta-traces; mkdir -p $M $T
+AOT=${AOT:-.device-carry/aot}; WORK=${WORK:-/tmp/greta-work}; M=$WORK/models; T=$WORK/traces; mkdir -p $M $T
 cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda -DGRETA_GPU_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Release > $T/build.log 2>&1 && ninja -C build-dev greta-run-aot >> $T/build.log 2>&1 \
   || { tail -30 $T/build.log; exit 1; }

@@ -7,13 +7,17 @@
 // m_new)), so any context length runs in constant shared memory, and
 // lengths that are not multiples of 64 are masked, not padded.
 //
-// Two kernels:
-//  - attnScalarKernel<T, D>: portable (HIP and CUDA, every dtype), fp32 FMA;
-//    one thread per query row.
-//  - attnWmmaKernel<T, D>: NVIDIA only (CUDA WMMA, sm_80+), f16/bf16; 4
-//    warps of 16 query rows each; QK^T and PV on the tensor cores with fp32
-//    accumulators, softmax in fp32, P rounded to T for the PV product (as
-//    FlashAttention does).
+// Four kernels, chosen by the attention variant (Runtime.hip's registry):
+//  - attnGqaKernel<T, D> (`default`, and `lazy_rescale`): NVIDIA only
+//    (mma.sync, sm_80+), f16/bf16; one block serves the query heads of a KV
+//    head; FlashAttention-2's structure, packed for grouped-query attention.
+//  - attnMmaKernel<T, D> (`mma_fa2`): the previous default, one query head
+//    per block, kept for comparison.
+//  - attnWmmaKernel<T, D> (`wmma`): NVIDIA only (CUDA WMMA), f16/bf16; QK^T
+//    and PV on the tensor cores through shared memory.
+//  - attnScalarKernel<T, D> (`scalar`; also f32, rows not 16-byte aligned,
+//    and every variant on AMD): portable (HIP and CUDA, every dtype), fp32
+//    FMA, one thread per query row.
 // Planted bug (variant attention=partial_tile_bug): the number of key tiles
 // is computed as kv_len / 64 instead of ceil, dropping the partial last tile.
 //
@@ -294,7 +298,7 @@ __global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
 #endif // GRETA_HAVE_WMMA
 
 #ifdef GRETA_HAVE_WMMA
-// --------------------------------------------- mma.sync kernel (default)
+// ------------------------------------- mma.sync kernel (variant mma_fa2)
 // FlashAttention-2 structure on raw mma.sync.m16n8k16 (sm_80+): each warp
 // owns 16 query rows; Q fragments live in registers for the whole kernel;
 // S = QK^T stays in registers (the accumulator layout is known, unlike

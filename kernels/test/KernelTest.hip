@@ -5,7 +5,7 @@
 // unwritten element fails, every HIP/CUDA call and every library status
 // checked. Error metric: ||out - ref|| / ||ref|| (relative L2) with the
 // reference computed in double from the very values the device read
-// (inputs rounded to the storage type first). Thresholds (METHOD.md):
+// (inputs rounded to the storage type first). Thresholds (docs/KERNELS.md):
 // f32 < 1e-5, f16/bf16 < 1e-2. NaN never passes.
 //
 // Prints a PASS/FAIL table; exit status 1 if any check failed, 2 if no GPU.

@@ -37,14 +37,22 @@ class Module:
         return Handle(self._post, hook)
 
     def __call__(self, *args, **kwargs):
+        # As torch.nn.Module: a hook's non-None result replaces the inputs
+        # (pre-hooks) or the output (forward hooks).
         for hook, with_kwargs in list(self._pre):
             if with_kwargs:
-                hook(self, args, kwargs)
+                r = hook(self, args, kwargs)
+                if r is not None:
+                    args, kwargs = r
             else:
-                hook(self, args)
+                r = hook(self, args)
+                if r is not None:
+                    args = r if isinstance(r, tuple) else (r,)
         out = self.forward(*args, **kwargs)
         for hook in list(self._post):
-            hook(self, args, out)
+            r = hook(self, args, out)
+            if r is not None:
+                out = r
         return out
 
 
