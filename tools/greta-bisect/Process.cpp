@@ -53,16 +53,23 @@ void onInterrupt(int sig) {
 }
 
 const int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP};
+// Which of them greta-bisect caught; one it found ignored (nohup, a
+// background job's SIGINT) stays ignored, in its runs too.
+bool caught[3] = {false, false, false};
 } // namespace
 
 void installInterruptForwarding() {
-  struct sigaction sa;
+  struct sigaction sa, old;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = onInterrupt;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
-  for (int sig : kForwardedSignals)
-    sigaction(sig, &sa, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    if (sigaction(kForwardedSignals[i], nullptr, &old) == 0 &&
+        old.sa_handler == SIG_IGN)
+      continue;
+    caught[i] = sigaction(kForwardedSignals[i], &sa, nullptr) == 0;
+  }
 }
 
 int interruptSignal() { return interruptedBy; }
@@ -92,8 +99,9 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
   }
   if (pid == 0) {
     setpgid(0, 0); // own group: a timeout kills the tool and its children
-    for (int sig : kForwardedSignals)
-      signal(sig, SIG_DFL);
+    for (int i = 0; i < 3; ++i)
+      if (caught[i])
+        signal(kForwardedSignals[i], SIG_DFL);
     sigprocmask(SIG_SETMASK, &previous, nullptr);
     for (const std::string &e : env)
       putenv(const_cast<char *>(e.c_str()));

@@ -32,7 +32,8 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
 /// SIGINT, SIGTERM and SIGHUP no longer end greta-bisect: they are recorded
 /// and sent on to the running child's process group (its own group, so a
 /// terminal's Ctrl-C does not reach it otherwise). A second one sends
-/// SIGKILL to the group. Call once, before the first runProcess.
+/// SIGKILL to the group. One that greta-bisect was started with ignored
+/// (nohup) stays ignored. Call once, before the first runProcess.
 void installInterruptForwarding();
 /// The signal that interrupted greta-bisect, 0 if none.
 int interruptSignal();

@@ -1,11 +1,15 @@
 """Ctrl-C on greta-bisect while a test run is under way (interrupt.test).
 
-Starts greta-bisect (the arguments after --), waits until the stand-in test
-run (Inputs/hanging-run.sh) has written its pid, sends SIGINT to greta-bisect
-alone (its children run in a process group of their own, as a terminal's
-Ctrl-C would leave them), and checks: exit code 130, the child's whole
-process group is gone, no process still names the work dir, no step of the
-interrupted run was recorded, and nothing claims a failed test run.
+Starts greta-bisect (the arguments after --) as from a terminal under
+`nohup`: SIGINT at its default (lit's runner may have it ignored, and a
+signal ignored at start stays ignored) and SIGHUP ignored. Waits until the
+stand-in test run (Inputs/hanging-run.sh) has written its pid, sends SIGHUP
+then SIGINT to greta-bisect alone (its children run in a process group of
+their own, which a terminal's Ctrl-C would not reach; the ignored SIGHUP must
+stay ignored, so the report names signal 2), and checks: exit code 130, the
+child's whole process group is gone, no process still names the work dir, no
+step of the interrupted run was recorded, and nothing claims a failed test
+run.
 
 Usage: interrupt_bisect.py PIDFILE WORKDIR -- greta-bisect ARGS...
 """
@@ -17,10 +21,18 @@ import sys
 
 pidfile, workdir = sys.argv[1], sys.argv[2]
 cmd = sys.argv[sys.argv.index("--") + 1:]
+child = None
 
 
 def fail(msg):
+    """Fails the test, killing what it started so that nothing outlives it
+    (a greta-bisect that does not forward the signal leaves its run)."""
     print("FAIL:", msg)
+    for kill in (lambda: bisect.kill(), lambda: os.killpg(child, 9)):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError, TypeError):
+            pass
     sys.exit(1)
 
 
@@ -34,8 +46,10 @@ def alive(pid):
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-bisect = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+bisect = subprocess.Popen(
+    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL),
+                        signal.signal(signal.SIGHUP, signal.SIG_IGN)))
 # Wait for the test run to be under way: its pid file appears, or greta-bisect
 # ends on its own (then the test fails).
 while not os.path.exists(pidfile):
@@ -61,6 +75,7 @@ while comm(child) != "sleep":
     if comm(child) is None or bisect.poll() is not None:
         fail("the test run %d ended before it was interrupted" % child)
     os.sched_yield()
+os.kill(bisect.pid, signal.SIGHUP)
 os.kill(bisect.pid, signal.SIGINT)
 out, err = bisect.communicate()
 print("exit", bisect.returncode)
