@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "FuzzUtil.h"
 #include "greta/rt/Weights.h"
+#include "greta/rt/WeightsDigest.h"
 
 #include <vector>
 
@@ -32,6 +33,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     greta::rt::convertTensor(t, f.data());
     greta::rt::convertTensor(t, d.data());
   }
-  (void)st->digest();
+  (void)greta::rt::digestWeights(*st, /*threads=*/1);
   return 0;
 }

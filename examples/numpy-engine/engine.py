@@ -184,6 +184,7 @@ def main(argv=None):
         layer, _, position = args.kv_bug.partition(":")
         model.kv_bug = (int(layer), int(position))
     name = os.path.splitext(os.path.basename(args.prompt))[0]
+    weights_digest, tensor_digests = greta_trace.weights_digests(args.weights)
     try:
         writer = greta_trace.Writer(
             args.trace_dir, token_count=len(ids), overwrite=True,
@@ -191,7 +192,8 @@ def main(argv=None):
                 args.config))),
             # What this engine ran: the HF config, not GRETA's model IR.
             model_digest=greta_trace.file_digest(args.config),
-            weights_digest=greta_trace.file_digest(args.weights),
+            weights_digest=weights_digest,
+            weights_tensor_digests=tensor_digests,
             prompt_name=name, prompt_digest=greta_trace.prompt_digest(ids),
             backend="numpy", precision="f32",
             tool_version="numpy-engine " + greta_trace.__version__,

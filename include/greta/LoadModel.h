@@ -32,6 +32,10 @@ struct LoadedModel {
   /// Parameters (greta.param) by first use: name and shape, before any
   /// retyping by a later pipeline.
   std::vector<std::pair<std::string, std::vector<int64_t>>> params;
+  /// The first perturbed position of every fault the pipeline planted
+  /// (greta.perturb): a prompt that ends before it would run clean while
+  /// the trace names the fault, so the runners refuse it.
+  std::vector<int64_t> faultFromPositions;
 };
 
 /// Reads `path` into `sourceMgr` (the caller keeps it, and the diagnostic

@@ -11,7 +11,8 @@ from .format import (CATEGORIES, DTYPES, FORMAT_VERSION, PAYLOADS, STAGES,
                      STAGE_TABLE, record_id, stage_category, stage_index)
 from .reader import (Block, Record, Trace, TraceError, read, read_manifest,
                      stored_bytes)
-from .writer import Writer, WriterError, file_digest, prompt_digest
+from .writer import (Writer, WriterError, file_digest, prompt_digest,
+                     weights_digests)
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "Block", "CATEGORIES", "DTYPES", "ENV_VARS", "FORMAT_VERSION", "Filter",
     "FilterError", "PAYLOADS", "Record", "STAGES", "STAGE_TABLE", "Trace",
     "TraceError", "Writer", "WriterError", "file_digest", "prompt_digest",
+    "weights_digests",
     "read", "read_manifest", "record_id", "stage_category", "stage_index",
     "stored_bytes",
 ]

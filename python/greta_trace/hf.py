@@ -25,7 +25,8 @@ import numpy as np
 from . import hf_table
 from .filter import Filter, FilterError
 from .format import stage_index
-from .writer import Writer, WriterError, file_digest, prompt_digest
+from .writer import (Writer, WriterError, file_digest, prompt_digest,
+                     weights_digests)
 
 DTYPES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
@@ -121,13 +122,15 @@ def weights_files(model_dir):
 
 
 def identity(args, model_dir):
-    """The manifest's model and weights digests, and notes on them.
+    """The manifest's model digest, weights digest and weights tensor
+    digests, and notes on them.
 
     model_digest: --model-digest, or the digest of --greta-model (GRETA's
     model IR file, what greta-run writes), else of config.json (what this
-    engine ran). weights_digest: --weights-digest, else the digest of
-    model.safetensors as greta-run computes it; a sharded checkpoint gets
-    none (GRETA's digest of shards is not defined yet)."""
+    engine ran). weights_digest: --weights-digest (no tensor digests then),
+    else the digests of model.safetensors as greta-run computes them (of
+    the values); a sharded checkpoint gets none (greta-run reads one
+    file)."""
     notes = []
     if args.model_digest:
         model_digest = args.model_digest
@@ -138,15 +141,16 @@ def identity(args, model_dir):
         notes.append("model_digest is config.json's (pass --greta-model "
                      "MODEL.mlir to compare with a GRETA trace)")
     kind, files = weights_files(model_dir)
+    tensor_digests = {}
     if args.weights_digest:
         weights_digest = args.weights_digest
     elif kind == "single":
-        weights_digest = file_digest(files[0])
+        weights_digest, tensor_digests = weights_digests(files[0])
     else:
         weights_digest = ""
         notes.append(f"weights_digest left empty: {len(files)} shards "
                      f"(pass --weights-digest)")
-    return model_digest, weights_digest, notes
+    return model_digest, weights_digest, tensor_digests, notes
 
 
 def wanted(filt):
@@ -442,7 +446,8 @@ def record(args, config, ids, filt):
     from . import __version__
     model = load_model(args.model, args.dtype, args.device,
                        args.attn_implementation)
-    model_digest, weights_digest, notes = identity(args, args.model)
+    model_digest, weights_digest, tensor_digests, notes = identity(
+        args, args.model)
     for n in notes:
         print(f"greta_trace.hf: note: {n}", file=sys.stderr)
     n = len(ids)
@@ -452,6 +457,7 @@ def record(args, config, ids, filt):
                 model=config.get("_name_or_path")
                 or os.path.basename(os.path.abspath(args.model)),
                 model_digest=model_digest, weights_digest=weights_digest,
+                weights_tensor_digests=tensor_digests,
                 prompt_name=os.path.splitext(os.path.basename(
                     args.prompt))[0],
                 prompt_digest=prompt_digest(ids),

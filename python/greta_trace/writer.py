@@ -43,13 +43,50 @@ def sha256_hex(data):
 
 
 def file_digest(path):
-    """sha256 (hex) of a whole file: the manifest's weights_digest as
-    greta-run computes it for a safetensors file."""
+    """sha256 (hex) of a whole file (a config's, say)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}
+
+
+def weights_digests(path):
+    """(weights_digest, weights_tensor_digests) of a safetensors file, as
+    greta-run computes them (docs/TRACE_FORMAT.md): a tensor's digest is
+    the SHA-256 of its name, shape and values widened to f64 little endian;
+    the whole digest that of the (name, digest) pairs in name order."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    header.pop("__metadata__", None)
+    u64 = lambda v: struct.pack("<Q", v)  # noqa: E731
+    tensors = {}
+    for name in sorted(header):
+        e = header[name]
+        begin, end = e["data_offsets"]
+        raw = np.frombuffer(data, dtype=np.uint8, count=end - begin,
+                            offset=begin)
+        if e["dtype"] == "BF16":  # the upper half of an f32
+            values = (raw.view("<u2").astype("<u4") << 16).view("<f4")
+        elif e["dtype"] in _SAFETENSORS_DTYPES:
+            values = raw.view(_SAFETENSORS_DTYPES[e["dtype"]])
+        else:
+            raise ValueError(f"{path}: tensor '{name}': unsupported dtype "
+                             f"'{e['dtype']}'")
+        h = hashlib.sha256(u64(len(name.encode())) + name.encode())
+        h.update(u64(len(e["shape"])) + b"".join(u64(d) for d in e["shape"]))
+        h.update(values.astype("<f8").tobytes())
+        tensors[name] = h.hexdigest()
+    whole = hashlib.sha256()
+    for name in sorted(tensors):
+        whole.update(u64(len(name.encode())) + name.encode())
+        whole.update(bytes.fromhex(tensors[name]))
+    return whole.hexdigest(), tensors
 
 
 def prompt_digest(token_ids):
@@ -87,7 +124,8 @@ class Writer:
     """
 
     def __init__(self, trace_dir, *, token_count, model="", model_digest="",
-                 weights_digest="", prompt_digest="", prompt_name="",
+                 weights_digest="", weights_tensor_digests=None,
+                 prompt_digest="", prompt_name="",
                  backend="", precision="", pipeline="", tool_version="",
                  created_at=None, payload="hash", filter=None,
                  overwrite=False, max_block_body_bytes=MAX_BLOCK_BODY_BYTES):
@@ -105,7 +143,9 @@ class Writer:
                 "%Y-%m-%dT%H:%M:%SZ")
         self.fields = {
             "model": model, "model_digest": model_digest,
-            "weights_digest": weights_digest, "prompt_digest": prompt_digest,
+            "weights_digest": weights_digest,
+            "weights_tensor_digests": dict(weights_tensor_digests or {}),
+            "prompt_digest": prompt_digest,
             "prompt_name": prompt_name, "token_count": self.token_count,
             "backend": backend, "precision": precision, "pipeline": pipeline,
             "tool_version": tool_version, "filter": str(self.filter),

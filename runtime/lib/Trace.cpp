@@ -826,12 +826,16 @@ struct ManifestSeal {
 };
 
 json manifestToJson(const Manifest &m, const ManifestSeal &seal) {
+  json tensorDigests = json::object();
+  for (const auto &[name, digest] : m.weightsTensorDigests)
+    tensorDigests[name] = digest;
   json j{{"format", "greta-trace"},
          {"format_version", m.formatVersion},
          {"run_id", m.runId},
          {"model", m.model},
          {"model_digest", m.modelDigest},
          {"weights_digest", m.weightsDigest},
+         {"weights_tensor_digests", std::move(tensorDigests)},
          {"prompt_digest", m.promptDigest},
          {"prompt_name", m.promptName},
          {"token_count", m.tokenCount},
@@ -939,6 +943,14 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
       return error = "'run_id' must be 32 lowercase hex digits, got " +
                      describeJson(j["run_id"]),
              false;
+    if (j.contains("weights_tensor_digests")) {
+      const json &t = j["weights_tensor_digests"];
+      if (!t.is_object())
+        return error = "'weights_tensor_digests' must be an object", false;
+      for (auto it = t.begin(); it != t.end(); ++it) // sorted by name
+        m.weightsTensorDigests.push_back(
+            {it.key(), it.value().get<std::string>()});
+    }
     if (j.contains("token_count")) {
       const json &t = j["token_count"];
       if (!t.is_number_integer() || t.get<int64_t>() < 0)

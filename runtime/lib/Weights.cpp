@@ -6,7 +6,6 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Weights.h"
-#include "Sha256.h"
 #include "greta/rt/Half.h"
 
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <limits>
@@ -140,6 +140,18 @@ std::unique_ptr<SafeTensors> SafeTensors::open(const std::string &path,
   st_->path_ = path;
   st_->map_ = map;
   st_->size_ = size;
+  FileIdentity &id = st_->identity_;
+  if (char *real = ::realpath(path.c_str(), nullptr)) {
+    id.realPath = real;
+    std::free(real);
+  } else {
+    id.realPath = path;
+  }
+  id.device = static_cast<uint64_t>(st.st_dev);
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  id.size = static_cast<uint64_t>(st.st_size);
+  id.mtimeNs = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  id.ctimeNs = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   const uint8_t *base = static_cast<const uint8_t *>(map);
 
   uint64_t headerLen = 0;
@@ -247,10 +259,11 @@ const TensorInfo *SafeTensors::find(const std::string &name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-const std::string &SafeTensors::digest() const {
-  if (digest_.empty())
-    digest_ = sha256Hex(map_, size_);
-  return digest_;
+std::string FileIdentity::str() const {
+  return realPath + "|dev=" + std::to_string(device) +
+         "|ino=" + std::to_string(inode) + "|size=" + std::to_string(size) +
+         "|mtime_ns=" + std::to_string(mtimeNs) +
+         "|ctime_ns=" + std::to_string(ctimeNs);
 }
 
 bool greta::rt::writeSafeTensors(const std::string &path,

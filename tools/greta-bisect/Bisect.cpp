@@ -1,14 +1,19 @@
 //===- Bisect.cpp - Coarse-to-fine search for FIRST_FAIL --------*- C++ -*-===//
 #include "Bisect.h"
+#include "InputDigests.h"
 #include "Process.h"
+#include "RunEvidence.h"
 
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Stages.h"
 
 #include <algorithm>
-#include <chrono>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -33,6 +38,11 @@ std::vector<int64_t> coarseLayers(int64_t numLayers) {
 }
 
 namespace {
+
+std::string interruptedMessage(const std::string &where) {
+  return "interrupted by signal " + std::to_string(interruptSignal()) + " " +
+         where;
+}
 
 std::string joinInts(const std::vector<int64_t> &v) {
   std::string s;
@@ -170,15 +180,17 @@ struct StepOutcome {
   uint64_t bytes = 0;
   json diff;
   std::string markdown;
+  std::string redone; // the inputs that changed since the work dir's run
 };
 
 class Driver {
 public:
-  Driver(const Options &o, State &state) : o_(o), state_(state) {}
+  Driver(const Options &o, State &state, const InputDigests &digests)
+      : o_(o), state_(state), digests_(digests) {}
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
-  bool stopped() const { return stopped_; }
+  StopReason stopReason() const { return stop_; }
   /// Prompts still to bisect after the current one (for the estimate).
   void setPromptsAfter(int64_t n) { promptsAfter_ = n; }
   bool confirm(const std::string &name, const std::string &promptPath,
@@ -193,15 +205,43 @@ private:
   bool step(const std::string &prompt, const std::string &promptPath,
             const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
             std::string &error);
-  void progress(const std::string &prompt, const StepSpec &spec,
-                int64_t runs, bool cached) {
+  /// The state's record of step `spec` of `prompt` if its inputs are the
+  /// current ones, else nullptr with `changed` naming what changed ("" when
+  /// the step never ran).
+  const json *finished(const std::string &prompt, const StepSpec &spec,
+                       std::string &changed) const {
+    changed.clear();
+    const json *done = state_.find(prompt + "/" + spec.id);
+    if (!done)
+      return nullptr;
+    changed =
+        changedInputs(done->value("inputs", json()), digests_.forStep(prompt));
+    return changed.empty() ? done : nullptr;
+  }
+  void progress(const std::string &prompt, const StepSpec &spec, int64_t runs) {
     if (o_.quiet)
       return;
+    std::string changed;
+    bool cached = finished(prompt, spec, changed) != nullptr;
     std::cerr << "[greta-bisect] " << prompt << " step " << spec.id
               << " | layers " << spec.layers << " | stages " << spec.stages
               << " | positions " << spec.positions << " | payload "
               << spec.payload << " | runs so far " << runs << " per config"
-              << (cached ? " (resumed from work dir)" : "") << "\n";
+              << (cached ? " (resumed from work dir)" : "")
+              << (changed.empty() ? "" : " (redone: " + changed + ")") << "\n";
+  }
+  bool interrupted(const std::string &where, std::string &error) {
+    stop_ = StopReason::Interrupted;
+    error = interruptedMessage(where);
+    return false;
+  }
+  /// A failed run that is not evidence: the bisection stops with its output.
+  bool runError(const std::string &what, const std::vector<std::string> &argv,
+                const std::string &log, const ProcessResult &r,
+                std::string &error) const {
+    error = what + ": " + commandLine(argv) + "\n--- last output (" + log +
+            ") ---\n" + r.outputTail;
+    return false;
   }
 
   /// Runs step(), timing it; `cached` says it was resumed from the work dir.
@@ -219,8 +259,9 @@ private:
 
   const Options &o_;
   State &state_;
+  const InputDigests &digests_;
   int64_t executed_ = 0; // steps run (not resumed) by this process
-  bool stopped_ = false;
+  StopReason stop_ = StopReason::None;
   int64_t promptsAfter_ = 0;
   double executedSeconds_ = 0; // time of the steps run by this process
 };
@@ -229,7 +270,8 @@ bool Driver::timedStep(const std::string &prompt, const std::string &promptPath,
                        const StepSpec &spec, bool wantMarkdown,
                        StepOutcome &out, std::string &error, double &seconds,
                        bool &cached) {
-  cached = state_.find(prompt + "/" + spec.id) != nullptr;
+  std::string changed;
+  cached = finished(prompt, spec, changed) != nullptr;
   auto start = std::chrono::steady_clock::now();
   bool ok = step(prompt, promptPath, spec, wantMarkdown, out, error);
   seconds =
@@ -282,7 +324,7 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
                   const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
                   std::string &error) {
   std::string key = prompt + "/" + spec.id;
-  if (const json *done = state_.find(key)) {
+  if (const json *done = finished(prompt, spec, out.redone)) {
     out.firstFail = parseFirstFail((*done)["diff"]);
     out.testFailure = done->value("test_failure", "");
     out.bytes = done->value("bytes", uint64_t(0));
@@ -316,20 +358,30 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       argv.insert(argv.end(), spec.testExtraFlags.begin(),
                   spec.testExtraFlags.end());
     fs::path log = stepDir / (c->name + ".log");
-    ProcessResult r =
-        runProcess(argv, log.string(), isTest ? o_.timeoutSeconds : 0);
-    if (r.exitCode == 0)
-      continue;
-    std::string cmd;
-    for (const std::string &a : argv)
-      cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
-    if (!isTest) {
-      error = "the " + c->name + " run failed (" + r.describe() + "): " + cmd +
-              "\n--- last output (" + log.string() + ") ---\n" + r.outputTail;
+    std::string marker = startedMarkerPath(stepDir.string(), c->name);
+    if (!clearStartedMarker(marker, error))
       return false;
-    }
-    // A crashing or hanging test run is evidence: compare what it wrote.
-    out.testFailure = "test run " + r.describe() + " (log: " + log.string() + ")";
+    double timeout = isTest ? o_.timeoutSeconds : 0;
+    ProcessResult r =
+        runProcess(argv, log.string(), timeout, "",
+                   {std::string(rt::kStartedFileEnv) + "=" + marker});
+    if (r.interrupted) // nothing is recorded: the same command redoes it
+      return interrupted("during step " + spec.id + " of " + prompt, error);
+    RunVerdict verdict = classifyRun(r, startedMarkerExists(marker), timeout);
+    if (verdict.kind == RunClass::Finished)
+      continue;
+    if (verdict.kind == RunClass::NeverStarted)
+      return runError("the " + c->name + " run did not start (" + verdict.how +
+                          "): nothing was compared",
+                      argv, log.string(), r, error);
+    if (!isTest)
+      return runError("the " + c->name + " run " + verdict.how +
+                          " after its forward began",
+                      argv, log.string(), r, error);
+    // A test run that began and then crashed or hung is evidence: compare
+    // what it wrote.
+    out.testFailure = "the test run " + verdict.how +
+                      " after its forward began (log: " + log.string() + ")";
   }
 
   std::vector<std::string> diffArgv = {o_.gretaDiff, (stepDir / "base").string(),
@@ -352,6 +404,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     if (!out.testFailure.empty()) {
       // The test run died before writing a readable trace: nothing to compare.
       out.diff = {{"first_fail", nullptr}, {"error", ss.str()}};
+      out.testFailure += ". It left no trace greta-diff can read: nothing was "
+                         "compared";
     } else {
       error = "greta-diff failed (" + d.describe() + ") on step " + spec.id +
               ":\n" + ss.str();
@@ -366,6 +420,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       return false;
     }
     out.firstFail = parseFirstFail(out.diff);
+    if (!out.testFailure.empty())
+      out.testFailure += ". The records it wrote before that were compared";
   }
   if (wantMarkdown) {
     std::vector<std::string> mdArgv = diffArgv;
@@ -380,11 +436,14 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
       out.markdown = ss.str();
     }
   }
+  if (interruptSignal())
+    return interrupted("during step " + spec.id + " of " + prompt, error);
   out.bytes = dirBytes(stepDir);
   json record = {{"diff", out.diff},
                  {"bytes", out.bytes},
                  {"test_failure", out.testFailure},
-                 {"markdown", out.markdown}};
+                 {"markdown", out.markdown},
+                 {"inputs", digests_.forStep(prompt)}};
   return state_.store(key, std::move(record), error);
 }
 
@@ -423,23 +482,27 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   };
   auto doStep = [&](StepSpec spec, bool markdown, StepOutcome &out) {
     spec.payload = spec.payload.empty() ? payload : spec.payload;
-    bool cached = state_.find(name + "/" + spec.id) != nullptr;
+    std::string changed;
+    bool cached = finished(name, spec, changed) != nullptr;
     if (!cached && o_.maxSteps > 0 && executed_ >= o_.maxSteps) {
-      stopped_ = true;
+      stop_ = StopReason::MaxSteps;
       error = "stopped after " + std::to_string(executed_) +
               " steps (--max-steps); run the same command again to resume "
               "from " + o_.workDir;
       return false;
     }
-    progress(name, spec, runs, cached);
+    executed_ += cached ? 0 : 1;
+    progress(name, spec, runs);
     if (!timedStep(name, promptPath, spec, markdown, out, error, lastSeconds,
                    lastCached))
       return false;
-    executed_ += cached ? 0 : 1;
     ++runs;
     result.bytesWritten += out.bytes;
-    StepLog log{spec.id, spec.layers, spec.stages, spec.positions,
-                spec.payload, out.firstFail, out.testFailure};
+    std::string note = out.testFailure;
+    if (!out.redone.empty())
+      note += (note.empty() ? "" : "; ") + std::string("redone: ") + out.redone;
+    StepLog log{spec.id,      spec.layers,   spec.stages, spec.positions,
+                spec.payload, out.firstFail, note};
     result.steps.push_back(log);
     if (!out.testFailure.empty())
       result.testFailure = out.testFailure;
@@ -557,7 +620,7 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   StepOutcome s;
   double seconds = 0;
   bool cached = false;
-  progress(name, source, result.runsPerConfig, state_.find(name + "/" + source.id));
+  progress(name, source, result.runsPerConfig);
   if (!timedStep(name, promptPath, source, false, s, error, seconds, cached))
     return false;
   executed_ += cached ? 0 : 1;
@@ -570,7 +633,7 @@ bool Driver::confirm(const std::string &name, const std::string &promptPath,
   check.testExtraFlags = {"--patch-from", patch.string(), "--patch",
                           ff.stage + ":" + std::to_string(ff.layer)};
   StepOutcome c;
-  progress(name, check, result.runsPerConfig, state_.find(name + "/" + check.id));
+  progress(name, check, result.runsPerConfig);
   if (!timedStep(name, promptPath, check, false, c, error, seconds, cached))
     return false;
   executed_ += cached ? 0 : 1;
@@ -610,7 +673,7 @@ bool Driver::report(const std::string &name, const std::string &promptPath,
                 reportPositions(result.tokenCount, ff.position, checkpoints),
                 "full"};
   StepOutcome out;
-  progress(name, spec, result.runsPerConfig, state_.find(name + "/" + spec.id));
+  progress(name, spec, result.runsPerConfig);
   if (!step(name, promptPath, spec, false, out, error))
     return false;
   result.bytesWritten += out.bytes;
@@ -643,9 +706,56 @@ std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
   return joinInts({p.begin(), p.end()});
 }
 
+bool checkConfigs(const Options &o, std::string &error) {
+  std::vector<const Config *> configs = {&o.base, &o.test};
+  if (o.ref)
+    configs.push_back(&*o.ref);
+  // The output goes to a private temporary file: nothing is written in the
+  // work dir before the flags are known to be good.
+  const char *tmpdir = std::getenv("TMPDIR");
+  std::string log = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
+                    "/greta-bisect-check-XXXXXX";
+  int fd = mkstemp(log.data());
+  if (fd < 0) {
+    error = "cannot create a temporary file for the flag checks (" + log +
+            "): " + std::strerror(errno);
+    return false;
+  }
+  close(fd);
+  bool ok = true;
+  for (const auto &[name, path] : o.prompts) {
+    for (const Config *c : configs) {
+      std::vector<std::string> argv = {o.gretaRun, o.model,    "--weights",
+                                       o.weights,  "--prompt", path,
+                                       "--dry-run"};
+      argv.insert(argv.end(), c->flags.begin(), c->flags.end());
+      ProcessResult r = runProcess(argv, log, 0);
+      if (r.interrupted) {
+        error = interruptedMessage("while checking the flags");
+        ok = false;
+      } else if (r.timedOut || r.signaled || r.exitCode != 0) {
+        error = "--" + c->name + " \"" + c->flagsText +
+                "\": greta-run refuses it for prompt " + name + " (" +
+                r.describe() + "), before any run: " + commandLine(argv) +
+                "\n" + r.outputTail;
+        ok = false;
+      }
+      if (!ok)
+        break;
+    }
+    if (!ok)
+      break;
+  }
+  std::remove(log.c_str());
+  return ok;
+}
+
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
-                  std::string &error, bool &stopped) {
-  stopped = false;
+                  std::string &error, StopReason &stop) {
+  stop = StopReason::None;
+  InputDigests digests;
+  if (!digests.compute(options, error))
+    return false;
   json inputs = {{"model", options.model},
                  {"weights", options.weights},
                  {"base", options.base.flagsText},
@@ -667,18 +777,24 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   State state(fs::path(options.workDir) / "state.json", inputs);
   if (!state.load(error))
     return false;
-  Driver driver(options, state);
+  Driver driver(options, state, digests);
   int64_t promptsLeft = static_cast<int64_t>(options.prompts.size());
   for (const auto &[name, path] : options.prompts) {
     driver.setPromptsAfter(--promptsLeft);
     PromptResult r;
     if (!driver.runPrompt(name, path, r, error)) {
-      stopped = driver.stopped();
+      stop = driver.stopReason();
       return false;
     }
     results.push_back(std::move(r));
   }
   return true;
+}
+
+std::string testFailureSentence(const std::string &testFailure) {
+  std::string sentence = testFailure + ".";
+  sentence[0] = static_cast<char>(std::toupper(sentence[0]));
+  return sentence;
 }
 
 std::string renderMarkdown(const Options &options,
@@ -706,6 +822,8 @@ std::string renderMarkdown(const Options &options,
          << " | " << r.firstFail->layer << " | " << r.firstFail->stage << " | "
          << r.firstFail->category << " | "
          << (r.firstFail->hashMatch ? "YES" : "NO") << " | " << mae << " | ";
+    } else if (!r.testFailure.empty()) {
+      os << "- | - | none before the test run stopped | - | - | - | ";
     } else {
       os << "- | - | no divergence | - | - | - | ";
     }
@@ -729,8 +847,7 @@ std::string renderMarkdown(const Options &options,
     if (!r.confirmation.empty())
       os << "\nCausal confirmation: " << r.confirmation << ".\n";
     if (!r.testFailure.empty())
-      os << "\nThe test run failed: " << r.testFailure
-         << ". Its records up to the failure were compared.\n";
+      os << "\n" << testFailureSentence(r.testFailure) << "\n";
     if (!r.diffMarkdown.empty())
       os << "\n" << r.diffMarkdown << "\n";
   }

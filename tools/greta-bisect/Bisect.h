@@ -80,11 +80,29 @@ struct PromptResult {
   std::string reportDir;
 };
 
+/// Why a bisection ended before its report.
+enum class StopReason {
+  None,       // it did not stop early (an error, if it failed)
+  MaxSteps,   // --max-steps reached
+  Interrupted // SIGINT/SIGTERM/SIGHUP: the step under way is not recorded
+};
+
+/// Runs every configuration once per prompt with greta-run --dry-run: bad
+/// flags, a pipeline that does not parse or plants nothing, a prompt or
+/// weights that do not fit the model, fail here, before any run. Returns
+/// false with `error` holding the run's output.
+bool checkConfigs(const Options &options, std::string &error);
+
 /// Runs the whole bisection for every prompt. Returns false with `error` set
-/// when a base or reference run, or greta-diff, fails, and with `stopped`
-/// set when --max-steps ended it early (the work dir resumes it).
+/// when a run that is not evidence fails (RunEvidence.h) or greta-diff
+/// fails, or with `stop` set when --max-steps or an interrupt ended it early
+/// (the work dir resumes it).
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
-                  std::string &error, bool &stopped);
+                  std::string &error, StopReason &stop);
+
+/// The report's sentence about a test run that failed after it started
+/// (PromptResult::testFailure): how it failed and what was compared.
+std::string testFailureSentence(const std::string &testFailure);
 
 std::string renderMarkdown(const Options &options,
                            const std::vector<PromptResult> &results);

@@ -207,21 +207,26 @@ void printDiff(std::ostream &os, const Options &o, const PromptResult &r,
 
 std::string renderHtml(const Options &o,
                        const std::vector<PromptResult> &results) {
-  const PromptResult *failing = nullptr;
-  for (const PromptResult &r : results)
+  const PromptResult *failing = nullptr, *stopped = nullptr;
+  for (const PromptResult &r : results) {
     if (r.firstFail && !failing)
       failing = &r;
+    if (!r.testFailure.empty() && !stopped)
+      stopped = &r;
+  }
   std::string verdict = "no divergence";
   if (failing)
     verdict = "FIRST_FAIL " + failing->firstFail->stage + ", layer " +
               std::to_string(failing->firstFail->layer) + ", position " +
               std::to_string(failing->firstFail->position) + " (" +
               failing->prompt + ")";
+  else if (stopped) // a test run that failed after it started (RunEvidence.h)
+    verdict = "the test run failed (" + stopped->prompt + ")";
   std::ostringstream os;
   diff::printHtmlPageStart(os, "greta-bisect: " + verdict);
   os << "<header>\n<h1>greta-bisect: " << htmlEscape(verdict) << "</h1>\n"
      << "<p class=\"sub\"><span class=\"badge "
-     << (failing ? "diverged\">divergence" : "clean\">no divergence")
+     << (failing || stopped ? "diverged\">divergence" : "clean\">no divergence")
      << "</span>model <code>" << htmlEscape(o.model) << "</code> ("
      << o.numLayers << " layers), weights <code>" << htmlEscape(o.weights)
      << "</code></p>\n<table class=\"configs\">\n<tr><th>Configuration</th>"
@@ -245,8 +250,10 @@ std::string renderHtml(const Options &o,
          << (ff->hashMatch ? "YES" : "NO") << "</td><td class=\"num\">"
          << maeText(ff->mae) << "</td>";
     else
-      os << "<td>-</td><td>-</td><td>no divergence</td><td>-</td><td>-</td>"
-            "<td>-</td>";
+      os << "<td>-</td><td>-</td><td>"
+         << (r.testFailure.empty() ? "no divergence"
+                                   : "none before the test run stopped")
+         << "</td><td>-</td><td>-</td><td>-</td>";
     os << "<td class=\"num\">" << r.runsPerConfig << "</td><td class=\"num\">"
        << r.bytesWritten << "</td></tr>\n";
   }
@@ -263,8 +270,7 @@ std::string renderHtml(const Options &o,
       os << "<p>Causal confirmation: " << htmlEscape(r.confirmation)
          << ".</p>\n";
     if (!r.testFailure.empty())
-      os << "<p>The test run failed: " << htmlEscape(r.testFailure)
-         << ". Its records up to the failure were compared.</p>\n";
+      os << "<p>" << htmlEscape(testFailureSentence(r.testFailure)) << "</p>\n";
     os << "<h3>Comparison of step <code>"
        << htmlEscape(fs::path(r.reportDir).filename().string())
        << "</code></h3>\n";

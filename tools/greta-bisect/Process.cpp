@@ -39,17 +39,72 @@ static std::string readTail(const std::string &path, size_t maxBytes) {
   return tail;
 }
 
+namespace {
+volatile sig_atomic_t interruptedBy = 0;
+volatile sig_atomic_t childGroup = 0; // the running child's group, 0 if none
+
+void onInterrupt(int sig) {
+  bool again = interruptedBy != 0;
+  if (!again)
+    interruptedBy = sig;
+  pid_t group = childGroup;
+  if (group > 0)
+    kill(-group, again ? SIGKILL : sig);
+}
+
+const int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP};
+// Which of them greta-bisect caught; one it found ignored (nohup, a
+// background job's SIGINT) stays ignored, in its runs too.
+bool caught[3] = {false, false, false};
+} // namespace
+
+void installInterruptForwarding() {
+  struct sigaction sa, old;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = onInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int i = 0; i < 3; ++i) {
+    if (sigaction(kForwardedSignals[i], nullptr, &old) == 0 &&
+        old.sa_handler == SIG_IGN)
+      continue;
+    caught[i] = sigaction(kForwardedSignals[i], &sa, nullptr) == 0;
+  }
+}
+
+int interruptSignal() { return interruptedBy; }
+
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath) {
+                         const std::string &stdoutPath,
+                         const std::vector<std::string> &env) {
   ProcessResult result;
+  // The interrupt handler must see the child's group as soon as it exists:
+  // the signals wait until childGroup is set.
+  sigset_t forwarded, previous;
+  sigemptyset(&forwarded);
+  for (int sig : kForwardedSignals)
+    sigaddset(&forwarded, sig);
+  sigprocmask(SIG_BLOCK, &forwarded, &previous);
+  if (interruptedBy != 0) {
+    sigprocmask(SIG_SETMASK, &previous, nullptr);
+    result.interrupted = true;
+    return result;
+  }
   pid_t pid = fork();
   if (pid < 0) {
+    sigprocmask(SIG_SETMASK, &previous, nullptr);
     result.outputTail = std::string("fork failed: ") + strerror(errno);
     return result;
   }
   if (pid == 0) {
     setpgid(0, 0); // own group: a timeout kills the tool and its children
+    for (int i = 0; i < 3; ++i)
+      if (caught[i])
+        signal(kForwardedSignals[i], SIG_DFL);
+    sigprocmask(SIG_SETMASK, &previous, nullptr);
+    for (const std::string &e : env)
+      putenv(const_cast<char *>(e.c_str()));
     int fd = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
@@ -76,6 +131,8 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
     _exit(127);
   }
   setpgid(pid, pid);
+  childGroup = pid;
+  sigprocmask(SIG_SETMASK, &previous, nullptr);
   auto start = std::chrono::steady_clock::now();
   int status = 0;
   while (true) {
@@ -83,6 +140,7 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
     if (r == pid)
       break;
     if (r < 0 && errno != EINTR) {
+      childGroup = 0;
       result.outputTail = std::string("waitpid failed: ") + strerror(errno);
       return result;
     }
@@ -97,6 +155,8 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  childGroup = 0;
+  result.interrupted = interruptedBy != 0;
   if (!result.timedOut) {
     if (WIFSIGNALED(status)) {
       result.signaled = true;
@@ -161,6 +221,13 @@ std::string shellQuote(const std::string &arg) {
   for (char c : arg)
     q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+std::string commandLine(const std::vector<std::string> &argv) {
+  std::string cmd;
+  for (const std::string &a : argv)
+    cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
+  return cmd;
 }
 
 } // namespace greta::bisect

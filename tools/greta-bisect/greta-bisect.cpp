@@ -151,7 +151,8 @@ int main(int argc, char **argv) {
       "the first diverging layer, then every stage and position of that "
       "layer, then values (MAE) for the FIRST_FAIL record.\n"
       "Exit codes: 0 no divergence, 1 divergence found, 2 error, 3 stopped "
-      "by --max-steps (resumable)."};
+      "by --max-steps (resumable), 130 interrupted (Ctrl-C, SIGTERM; "
+      "resumable)."};
   Options o;
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath;
@@ -269,20 +270,21 @@ int main(int argc, char **argv) {
     return fail("--num-layers must be positive");
   if (o.workDir.empty())
     o.workDir = "greta-bisect.work";
-  if (restart) {
-    std::error_code ec;
-    fs::remove_all(o.workDir, ec);
-  }
-  if (!promptText.empty()) {
+  // A --prompt-text prompt is a file in the work dir, written before the
+  // configurations are checked and again after --restart empties the dir.
+  auto writePromptText = [&]() -> bool {
+    if (promptText.empty())
+      return true;
     std::error_code ec;
     fs::create_directories(o.workDir, ec);
     fs::path p = fs::path(o.workDir) / "prompt-text.txt";
     std::ofstream out(p, std::ios::binary);
     out << promptText;
-    if (!out)
-      return fail("cannot write " + p.string());
     o.prompts[0].second = p.string();
-  }
+    return static_cast<bool>(out);
+  };
+  if (!writePromptText())
+    return fail("cannot write the --prompt-text prompt in " + o.workDir);
   std::string dir = selfDir();
   if (o.gretaRun.empty())
     o.gretaRun = dir + "/greta-run";
@@ -293,12 +295,35 @@ int main(int argc, char **argv) {
       return fail("cannot execute " + t + " (give --greta-run/--greta-diff)");
 
   o.reportValues = format == "html";
+  // From here on an interrupt stops the running greta-run too, and the work
+  // dir keeps every finished step.
+  installInterruptForwarding();
+  // Every configuration's flags, checked by greta-run itself before any run
+  // (and before --restart discards anything).
+  if (!checkConfigs(o, error)) {
+    if (!interruptSignal())
+      return fail(error);
+    std::cerr << "greta-bisect: " << error << "\n";
+    return 130;
+  }
+  if (restart) {
+    std::error_code ec;
+    fs::remove_all(o.workDir, ec);
+    if (!writePromptText())
+      return fail("cannot write the --prompt-text prompt in " + o.workDir);
+  }
   std::vector<PromptResult> results;
-  bool stopped = false;
-  if (!runBisection(o, results, error, stopped)) {
-    if (stopped) {
+  StopReason stop = StopReason::None;
+  if (!runBisection(o, results, error, stop)) {
+    if (stop == StopReason::MaxSteps) {
       std::cerr << "greta-bisect: " << error << "\n";
       return 3;
+    }
+    if (stop == StopReason::Interrupted) {
+      std::cerr << "greta-bisect: " << error
+                << "; the steps finished before it are kept in " << o.workDir
+                << ": run the same command again to resume\n";
+      return 130;
     }
     return fail(error);
   }

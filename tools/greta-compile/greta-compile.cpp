@@ -153,6 +153,8 @@ static int run() {
       {"precision", precision},
       {"pipeline", pipelineOpt.getValue()},
       {"params", std::move(params)},
+      // greta-run-aot refuses a prompt that ends before a planted fault.
+      {"fault_from_positions", llvm::json::Array(model->faultFromPositions)},
   };
   for (const char *attr : {"greta.vocab_size", "greta.max_position_embeddings",
                            "greta.num_layers"})

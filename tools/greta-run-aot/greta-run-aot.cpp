@@ -15,14 +15,17 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Tokenizer.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 #include "greta/tools/CLI.h"
+#include "greta/rt/WeightsDigest.h"
 #ifdef GRETA_HAVE_GPU_RUNTIME
 #include "greta/gpu/GpuSession.h"
 #include "greta/gpu/Kernels.h"
@@ -56,7 +59,7 @@ struct Options {
       payload, precision, backend, patchFrom, patch, cacheDir, tokenizer;
   std::optional<std::string> promptText;
   bool overwrite = false, timing = false, jsonOut = false, printLogits = false,
-       noCache = false, listKernels = false;
+       noCache = false, listKernels = false, dryRun = false;
   int64_t chunk = 0, repeat = 1;
   int device = 0;
   std::vector<std::string> kernels;
@@ -279,6 +282,12 @@ int Runner::run() {
   std::optional<rt::Patch> patch;
   if (!o.patchFrom.empty() && !(patch = rt::readPatch(o.patchFrom, o.patch, error)))
     return fail(error);
+  std::string cacheDir;
+  if (!o.noCache) {
+    cacheDir = o.cacheDir.empty() ? rt::defaultCacheDir() : o.cacheDir;
+    if (!cacheDir.empty() && !rt::openCacheDir(cacheDir, error))
+      return fail(error);
+  }
 
   // Lazy binding first, to read the metadata even when this runner lacks
   // the object's C ABI (a GPU object in a CPU-only build): the checks below
@@ -370,6 +379,13 @@ int Runner::run() {
                   std::to_string(maxPos) + "): position " +
                   std::to_string(maxPos) + " is out of range");
   }
+  for (const json &from : meta.value("fault_from_positions", json::array()))
+    if (from.is_number_integer() &&
+        from.get<int64_t>() >= static_cast<int64_t>(tokens.size()))
+      return fail(soPath + " plants a fault from position " + from.dump() +
+                  " (its --pass-pipeline), but prompt " + o.prompt + " has " +
+                  std::to_string(tokens.size()) +
+                  " tokens: the fault would perturb nothing");
   if (filter.layers && meta.contains("num_layers"))
     for (int64_t l : *filter.layers)
       if (l >= meta["num_layers"].get<int64_t>())
@@ -402,12 +418,24 @@ int Runner::run() {
       return fail(error);
   }
   loadSeconds = secondsSince(loadStart);
+  if (o.dryRun) {
+    std::cout << GRETA_TOOL_NAME ": dry run: " << soPath << ", " << o.weights
+              << " and " << o.prompt
+              << " are valid with these options; the run would start\n";
+    return 0;
+  }
 
   if (!o.traceDir.empty()) {
     rt::Manifest m;
     m.model = modelName;
     m.modelDigest = meta.value("model_digest", "");
-    m.weightsDigest = weights->digest();
+    std::string warning;
+    rt::WeightsDigest digest =
+        rt::digestWeightsCached(*weights, cacheDir, warning);
+    if (!warning.empty())
+      std::cerr << GRETA_TOOL_NAME ": warning: " << warning << "\n";
+    m.weightsDigest = digest.whole;
+    m.weightsTensorDigests = std::move(digest.tensors);
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)
@@ -426,6 +454,10 @@ int Runner::run() {
       return fail("--trace-dir " + o.traceDir + ": " + error);
   }
 
+  // Every input is checked and the trace is locked: from here on a failure
+  // is the run's own (greta-bisect's evidence rule, RunStarted.h).
+  if (!rt::reportForwardStarted(error))
+    return fail(error);
   int rc = 0;
   if (isGpu) {
 #ifdef GRETA_HAVE_GPU_RUNTIME
@@ -642,8 +674,15 @@ int main(int argc, char **argv) {
                  "first N-1 are warm-ups; on the GPU they compute the trace "
                  "without writing it, on the CPU they trace nothing); "
                  "--timing prints each forward time");
-  app.add_option("--cache-dir", o.cacheDir, "ignored (nothing is compiled)");
-  app.add_flag("--no-cache", o.noCache, "ignored (nothing is compiled)");
+  app.add_flag("--dry-run", o.dryRun,
+               "check the object, weights, prompt and every option, then stop "
+               "before the forward: exit 0 if the run would start");
+  app.add_option("--cache-dir", o.cacheDir,
+                 "where the weights digest is cached (default "
+                 "$XDG_CACHE_HOME/greta or ~/.cache/greta; nothing is "
+                 "compiled)");
+  app.add_flag("--no-cache", o.noCache,
+               "hash the weights again instead of using the cache");
   greta::addVersionFlag(app, GRETA_TOOL_NAME);
   try {
     greta::parseArgs(app, argc, argv);

@@ -17,14 +17,17 @@
 #include "greta/LoadModel.h"
 #include "greta/ParseMLIR.h"
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Tokenizer.h"
 #include "greta/rt/Trace.h"
 #include "greta/rt/Weights.h"
 #include "greta/tools/LLVMVersion.h"
 #include "greta/tools/Progress.h"
+#include "greta/rt/WeightsDigest.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -187,6 +190,12 @@ static cl::opt<int64_t> repeatOpt(
     cl::desc("--backend gpu: run the prompt N times in one process (warm-ups "
              "for benchmarks; only the last run's trace is written)"),
     cl::value_desc("N"), cl::init(1), cl::cat(runCat));
+static cl::opt<bool> dryRun(
+    "dry-run",
+    cl::desc("Check the model, --pass-pipeline, weights, prompt and every "
+             "option, then stop before compiling: exit 0 if the run would "
+             "start (greta-bisect checks its RUN FLAGS this way)"),
+    cl::cat(runCat));
 static cl::opt<std::string>
     dumpLLVM("dump-llvm-ir",
              cl::desc("Write the LLVM-dialect module here (cache misses only)"),
@@ -197,7 +206,6 @@ static cl::opt<std::string>
 //===----------------------------------------------------------------------===//
 
 static int loadPatch(rt::Session &session, rt::DType dtype);
-static std::string weightsDigest(const rt::SafeTensors &weights);
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -208,6 +216,10 @@ double secondsSince(Clock::time_point t) {
 /// The progress line of this run (on a terminal, after 2 s), erased before
 /// an error is printed.
 ::greta::ProgressLine *activeProgress = nullptr;
+
+/// Larger cache entries are not read (an object of the largest models
+/// supported is a few MB).
+constexpr size_t kMaxObjectBytes = size_t(1) << 30;
 
 /// Prints `greta-run: error: <message>` and returns the error exit code.
 int fail(const llvm::Twine &message) {
@@ -237,14 +249,17 @@ std::string toolDigest(const char *argv0) {
   return sha256Hex((*buffer)->getBuffer());
 }
 
-std::string defaultCacheDir() {
-  if (std::optional<std::string> xdg =
-          llvm::sys::Process::GetEnv("XDG_CACHE_HOME"))
-    if (!xdg->empty())
-      return (*xdg + "/greta");
-  if (std::optional<std::string> home = llvm::sys::Process::GetEnv("HOME"))
-    return (*home + "/.cache/greta");
-  return "";
+/// The cache directory this run uses ("" for none: --no-cache), checked
+/// (rt::openCacheDir: private to this user) before anything is read from it.
+std::optional<std::string> resolveCacheDir(std::string &error) {
+  if (noCache)
+    return std::string();
+  std::string dir = cacheDirOpt.empty() ? rt::defaultCacheDir() : cacheDirOpt;
+  if (dir.empty())
+    return dir;
+  if (!rt::openCacheDir(dir, error))
+    return std::nullopt;
+  return dir;
 }
 
 std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
@@ -323,9 +338,12 @@ public:
 
 private:
   int compile(ModuleOp module, const std::string &irAfterUser);
+  bool storeObject(ExecutionEngine &engine, const std::string &entryName,
+                   std::string &error);
   template <typename T> int execute();
 
   const char *argv0;
+  std::string cacheDir; // "" for none
   MLIRContext *context = nullptr;
   Compiled compiled;
   std::vector<int64_t> tokens;
@@ -355,15 +373,23 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
   keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
   std::string key = sha256Hex(keyText);
 
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
-  bool useCache = !noCache && !cacheDir.empty();
+  // A sealed entry (rt::sealCacheEntry): the object's digest is checked
+  // before it is loaded, so a damaged or edited object is never run.
+  bool useCache = !cacheDir.empty();
+  std::string entryName = "cpu-" + key + ".entry";
   if (useCache)
-    compiled.cachePath = cacheDir + "/" + key + ".o";
-
-  if (useCache && llvm::sys::fs::exists(compiled.cachePath)) {
-    auto buffer = llvm::MemoryBuffer::getFile(compiled.cachePath);
-    if (buffer) {
-      auto jit = loadObject(std::move(*buffer));
+    compiled.cachePath = cacheDir + "/" + entryName;
+  if (std::optional<std::string> entry =
+          useCache ? rt::readCacheFile(cacheDir, entryName, kMaxObjectBytes)
+                   : std::nullopt) {
+    std::string object;
+    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
+    std::string problem = check == rt::SealCheck::Damaged
+                              ? "does not match its digest (damaged or edited)"
+                              : "is not a sealed cache entry";
+    if (check == rt::SealCheck::Ok) {
+      auto jit = loadObject(
+          llvm::MemoryBuffer::getMemBufferCopy(object, compiled.cachePath));
       if (jit) {
         auto sym = (*jit)->lookup("_mlir_ciface_forward");
         if (sym) {
@@ -373,14 +399,14 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
           compileSeconds = secondsSince(start);
           return 0;
         }
-        llvm::consumeError(sym.takeError());
+        problem = "cannot be linked: " + llvm::toString(sym.takeError());
       } else {
-        llvm::consumeError(jit.takeError());
+        problem = "cannot be loaded: " + llvm::toString(jit.takeError());
       }
     }
-    // A damaged cache entry is recompiled (and replaced), never fatal.
-    llvm::errs() << "greta-run: warning: ignoring unreadable cached object "
-                 << compiled.cachePath << "\n";
+    // Recompiled and replaced, never fatal.
+    llvm::errs() << "greta-run: warning: cached object " << compiled.cachePath
+                 << " " << problem << "; compiling the model again\n";
   }
 
   PassManager pm(context);
@@ -419,28 +445,39 @@ int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
   compiled.forward = *sym;
 
   if (useCache) {
-    // Write to a temporary name, then rename: a concurrent run never reads
-    // half an object.
-    std::error_code ec = llvm::sys::fs::create_directories(cacheDir);
-    std::string tmp = compiled.cachePath + ".tmp." +
-                      std::to_string(llvm::sys::Process::getProcessId());
-    if (!ec) {
-      compiled.engine->dumpToObjectFile(tmp);
-      if (llvm::sys::fs::exists(tmp))
-        ec = llvm::sys::fs::rename(tmp, compiled.cachePath);
-      else
-        ec = std::make_error_code(std::errc::io_error);
-    }
-    if (ec) {
-      llvm::sys::fs::remove(tmp);
+    std::string error;
+    if (!storeObject(*compiled.engine, entryName, error))
       llvm::errs() << "greta-run: warning: cannot write the compiled-object "
                       "cache in "
-                   << cacheDir << ": " << ec.message()
-                   << " (the run goes on)\n";
-    }
+                   << cacheDir << ": " << error << " (the run goes on)\n";
   }
   compileSeconds = secondsSince(start);
   return 0;
+}
+
+/// Seals the engine's object into the cache as `entryName`. The engine can
+/// only dump to a file: a fresh one (O_EXCL) in the private cache dir, read
+/// back and removed.
+bool Runner::storeObject(ExecutionEngine &engine, const std::string &entryName,
+                         std::string &error) {
+  int fd = -1;
+  llvm::SmallString<256> dump;
+  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
+          cacheDir + "/dump-%%%%%%%%%%%%.o", fd, dump)) {
+    error = ec.message();
+    return false;
+  }
+  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
+  engine.dumpToObjectFile(dump);
+  auto object = llvm::MemoryBuffer::getFile(dump);
+  llvm::sys::fs::remove(dump);
+  if (!object || (*object)->getBufferSize() == 0) {
+    error = "the compiled object could not be written";
+    return false;
+  }
+  return rt::writeCacheFile(cacheDir, entryName,
+                            rt::sealCacheEntry((*object)->getBuffer().str()),
+                            error);
 }
 
 template <typename T> int Runner::execute() {
@@ -513,6 +550,10 @@ int Runner::run() {
   std::string error;
   if (!layersOpt.empty() && !rt::Filter::parseLayers(layersOpt, filter, error))
     return fail("--layers: " + error);
+  if (std::optional<std::string> dir = resolveCacheDir(error))
+    cacheDir = *dir;
+  else
+    return fail(error);
   if (!stagesOpt.empty() && !rt::Filter::parseStages(stagesOpt, filter, error))
     return fail("--stages: " + error);
   if (!positionsOpt.empty() &&
@@ -550,7 +591,7 @@ int Runner::run() {
   // keep-f32) must be labelled as such, or the trace would claim f32.
   if (auto emulated = (*module)->getAttrOfType<StringAttr>(
           mlir::greta::GretaDialect::getEmulatedPrecisionAttrName()))
-    if (emulated.getValue() != precisionOpt)
+    if (backendOpt == "cpu" && emulated.getValue() != precisionOpt)
       return fail("--pass-pipeline emulates " + emulated.getValue().str() +
                   " (greta.emulated_precision) but --precision is " +
                   precisionOpt + ": pass --precision " +
@@ -584,6 +625,12 @@ int Runner::run() {
                   "greta.max_position_embeddings (" +
                   llvm::Twine(*maxPos) + "): position " + llvm::Twine(*maxPos) +
                   " is out of range");
+  for (int64_t from : model->faultFromPositions)
+    if (from >= static_cast<int64_t>(tokens.size()))
+      return fail("--pass-pipeline plants a fault from position " +
+                  llvm::Twine(from) + ", but prompt " + promptPath + " has " +
+                  llvm::Twine(tokens.size()) +
+                  " tokens: the fault would perturb nothing");
   if (filter.layers)
     if (auto numLayers = intAttr(*module, "greta.num_layers"))
       for (int64_t l : *filter.layers)
@@ -606,6 +653,12 @@ int Runner::run() {
   loadSeconds = secondsSince(loadStart);
   if (int rc = loadPatch(*session, dtype))
     return rc;
+  if (dryRun) {
+    llvm::outs() << "greta-run: dry run: " << modelPath << ", " << weightsPath
+                 << " and " << promptPath
+                 << " are valid with these options; the run would start\n";
+    return 0;
+  }
 
   // Precision, then every stage of every layer instrumented.
   {
@@ -626,7 +679,13 @@ int Runner::run() {
     rt::Manifest manifest;
     manifest.model = modelName;
     manifest.modelDigest = sha256Hex(modelText);
-    manifest.weightsDigest = weightsDigest(*weights);
+    std::string warning;
+    rt::WeightsDigest digest =
+        rt::digestWeightsCached(*weights, cacheDir, warning);
+    if (!warning.empty())
+      llvm::errs() << "greta-run: warning: " << warning << "\n";
+    manifest.weightsDigest = digest.whole;
+    manifest.weightsTensorDigests = std::move(digest.tensors);
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)
@@ -644,6 +703,10 @@ int Runner::run() {
     if (!writer)
       return fail("--trace-dir " + traceDir + ": " + error);
   }
+  // Every input is checked and the trace is locked: from here on a failure
+  // is the run's own (greta-bisect's evidence rule, RunStarted.h).
+  if (!rt::reportForwardStarted(error))
+    return fail(error);
   session->setTrace(writer.get(), filter,
                     static_cast<int64_t>(tokens.size()));
   rt::Session::setCurrent(session.get());
@@ -730,49 +793,6 @@ int Runner::run() {
   return 0;
 }
 
-/// The weights' SHA-256 for the manifest. Hashing a checkpoint costs about
-/// as much as the forward pass of a small model (callgrind: 1.5e9
-/// instructions for llama-tiny's 54 MB against 5.6e9 for the whole run), and
-/// every bisection step would pay it again: it is kept in the cache dir,
-/// keyed by the file's identity (path, device, inode, size, mtime).
-static std::string weightsDigest(const rt::SafeTensors &weights) {
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
-  llvm::sys::fs::file_status st;
-  SmallString<256> real;
-  if (noCache || cacheDir.empty() || llvm::sys::fs::status(weightsPath, st) ||
-      llvm::sys::fs::real_path(weightsPath, real))
-    return weights.digest();
-  std::string identity =
-      (real + "|" + llvm::Twine(st.getUniqueID().getDevice()) + "|" +
-       llvm::Twine(st.getUniqueID().getFile()) + "|" + llvm::Twine(st.getSize()) +
-       "|" +
-       llvm::Twine(st.getLastModificationTime().time_since_epoch().count()))
-          .str();
-  std::string path = cacheDir + "/weights-" +
-                     sha256Hex(llvm::StringRef(identity)).substr(0, 32) +
-                     ".sha256";
-  if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
-    StringRef text = (*buffer)->getBuffer().trim();
-    if (text.size() == 64 && text.find_first_not_of("0123456789abcdef") ==
-                                 StringRef::npos)
-      return text.str();
-  }
-  std::string digest = weights.digest();
-  // Best effort: a cache that cannot be written costs only the next hash.
-  if (!llvm::sys::fs::create_directories(cacheDir)) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    std::error_code ec;
-    {
-      llvm::raw_fd_ostream out(tmp, ec);
-      if (!ec)
-        out << digest << "\n";
-    }
-    if (!ec)
-      llvm::sys::fs::rename(tmp, path);
-  }
-  return digest;
-}
-
 /// --patch-from/--patch: loads the rows of one record from another trace
 /// into the session (greta-bisect --confirm).
 static int loadPatch(rt::Session &session, rt::DType dtype) {
@@ -820,6 +840,8 @@ static int runOnGpu(const char *argv0) {
   for (const std::string &tool : {compiler, runner})
     if (!llvm::sys::fs::can_execute(tool))
       return fail("--backend gpu needs " + tool + " (built with greta-run)");
+  if (dryRun) // the checks of the model and its inputs are the CPU run's
+    return Runner(argv0).run();
 
   auto model = llvm::MemoryBuffer::getFile(modelPath);
   if (!model)
@@ -833,39 +855,73 @@ static int runOnGpu(const char *argv0) {
       pipelineOpt + "|" +
       (compilerBytes ? sha256Hex((*compilerBytes)->getBuffer()) : "?"));
 
-  std::string cacheDir = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  std::string error;
+  std::optional<std::string> cacheDir = resolveCacheDir(error);
+  if (!cacheDir)
+    return fail(error);
+  // greta-run-aot loads a private copy of the object: the bytes whose digest
+  // was checked (a sealed cache entry, rt::sealCacheEntry) or that were just
+  // compiled, never a file another process could change in between.
   llvm::SmallString<256> so;
-  bool useCache = !noCache && !cacheDir.empty();
-  if (useCache) {
-    if (std::error_code ec = llvm::sys::fs::create_directories(cacheDir))
-      return fail("--cache-dir " + cacheDir + ": " + ec.message());
-    so = cacheDir;
-    llvm::sys::path::append(so, "gpu-" + key.substr(0, 32) + ".so");
-  } else if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
-                 "greta-gpu", "so", so)) {
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("greta-gpu", "so", so))
     return fail("temporary object: " + ec.message());
-  }
+  struct RemoveOnExit {
+    llvm::SmallString<256> &path;
+    ~RemoveOnExit() { llvm::sys::fs::remove(path); }
+  } removeSo{so};
+  bool useCache = !cacheDir->empty();
+  std::string entryName = "gpu-" + key.substr(0, 32) + ".entry";
   auto compileStart = Clock::now();
-  bool hit = useCache && llvm::sys::fs::exists(so);
+  bool hit = false;
+  if (std::optional<std::string> entry =
+          useCache ? rt::readCacheFile(*cacheDir, entryName, kMaxObjectBytes)
+                   : std::nullopt) {
+    std::string object;
+    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
+    if (check == rt::SealCheck::Ok) {
+      std::error_code ec;
+      llvm::raw_fd_ostream out(so, ec);
+      if (!ec)
+        out << object;
+      out.close();
+      if (ec || out.has_error())
+        return fail("temporary object " + std::string(so) + ": " +
+                    (ec ? ec : out.error()).message());
+      hit = true;
+    } else {
+      llvm::errs() << "greta-run: warning: cached GPU object " << *cacheDir
+                   << "/" << entryName << " "
+                   << (check == rt::SealCheck::Damaged
+                           ? "does not match its digest (damaged or edited)"
+                           : "is not a sealed cache entry")
+                   << "; compiling the model again\n";
+    }
+  }
   if (!hit) {
-    std::string tmp = std::string(so) + ".tmp" +
-                      std::to_string(llvm::sys::Process::getProcessId());
-    llvm::SmallVector<llvm::StringRef> args{compiler, modelPath, "--backend",
-                                            "gpu",    "--precision", precision,
-                                            "-o",     tmp};
+    llvm::SmallVector<llvm::StringRef> args{
+        compiler,      modelPath, "--backend", "gpu",
+        "--precision", precision, "-o",        so};
     std::string pipelineArg = "--pass-pipeline=" + pipelineOpt;
     if (!pipelineOpt.empty())
       args.push_back(pipelineArg);
     std::string message;
     int rc = llvm::sys::ExecuteAndWait(compiler, args, std::nullopt, {}, 0, 0,
                                        &message);
-    if (rc != 0) {
-      llvm::sys::fs::remove(tmp);
+    if (rc != 0)
       return fail("compiling " + modelPath + " for the GPU failed" +
                   (message.empty() ? "" : ": " + message));
-    }
-    if (std::error_code ec = llvm::sys::fs::rename(tmp, so))
-      return fail("cache " + std::string(so) + ": " + ec.message());
+    auto object = llvm::MemoryBuffer::getFile(so);
+    std::string error;
+    if (useCache &&
+        (!object ||
+         !rt::writeCacheFile(*cacheDir, entryName,
+                             rt::sealCacheEntry((*object)->getBuffer().str()),
+                             error)))
+      llvm::errs()
+          << "greta-run: warning: cannot write the GPU object cache in "
+          << *cacheDir << ": " << (object ? error : object.getError().message())
+          << " (the run goes on)\n";
   }
   double compileSeconds = secondsSince(compileStart);
 
@@ -898,6 +954,12 @@ static int runOnGpu(const char *argv0) {
     add("--repeat", std::to_string(repeatOpt));
   for (const std::string &k : kernelOpt)
     add("--kernel", k);
+  // The weights digest is cached in the same place (greta-run-aot computes
+  // it).
+  if (useCache)
+    add("--cache-dir", *cacheDir);
+  else
+    args.push_back("--no-cache");
   if (overwrite)
     args.push_back("--overwrite");
   if (timing)
@@ -907,16 +969,15 @@ static int runOnGpu(const char *argv0) {
   if (printLogits)
     args.push_back("--print-logits");
   if (timing && !jsonOut)
-    llvm::outs() << llvm::format("timing: GPU object %s in %.3f s (%s)\n",
-                                 hit ? "from the cache" : "compiled",
-                                 compileSeconds, std::string(so).c_str());
+    llvm::outs() << llvm::format(
+        "timing: GPU object %s in %.3f s (%s)\n",
+        hit ? "from the cache" : "compiled", compileSeconds,
+        useCache ? (*cacheDir + "/" + entryName).c_str() : "not cached");
   llvm::outs().flush();
   llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(runner, refs, std::nullopt, {}, 0, 0,
-                                     &message);
-  if (!useCache)
-    llvm::sys::fs::remove(so);
+  int rc =
+      llvm::sys::ExecuteAndWait(runner, refs, std::nullopt, {}, 0, 0, &message);
   if (rc < 0)
     return fail("running " + runner + ": " + message);
   return rc;

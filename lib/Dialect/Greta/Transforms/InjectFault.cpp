@@ -58,6 +58,24 @@ struct InjectFault : mlir::greta::impl::InjectFaultBase<InjectFault> {
     if (!std::isfinite(magnitude))
       return module.emitError()
              << "greta-inject-fault: option 'magnitude' must be finite";
+    // A fault that can touch nothing would leave the run bit-identical to
+    // a clean one while its manifest names the fault: out-of-range layers
+    // and positions are errors, not no-ops.
+    if (auto numLayers = module->getAttrOfType<IntegerAttr>("greta.num_layers"))
+      if (layer >= numLayers.getInt())
+        return module.emitError()
+               << "greta-inject-fault: layer " << layer
+               << " is out of range: the model has " << numLayers.getInt()
+               << " layers (greta.num_layers), 0 to " << numLayers.getInt() - 1;
+    if (auto maxPositions =
+            module->getAttrOfType<IntegerAttr>("greta.max_position_embeddings"))
+      if (fromPosition >= maxPositions.getInt())
+        return module.emitError()
+               << "greta-inject-fault: from-position " << fromPosition
+               << " perturbs nothing: the model's positions end at "
+               << maxPositions.getInt() - 1
+               << " (greta.max_position_embeddings = " << maxPositions.getInt()
+               << ")";
     return success();
   }
 

@@ -126,7 +126,10 @@ struct Manifest {
   std::string runId;
   std::string model;          // model name (module attribute) or file
   std::string modelDigest;    // sha256 of the model IR text
-  std::string weightsDigest;  // sha256 of the weights file
+  std::string weightsDigest;  // of the values (WeightsDigest.h)
+  /// (tensor name, digest of its values), sorted by name: which tensor
+  /// differs when weightsDigest does. Empty in traces of older writers.
+  std::vector<std::pair<std::string, std::string>> weightsTensorDigests;
   std::string promptDigest;   // sha256 of the token ids (int64 LE)
   std::string promptName;     // e.g. p6_len_16
   int64_t tokenCount = 0;

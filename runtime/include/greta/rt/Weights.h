@@ -4,6 +4,7 @@
 
 #include "greta/rt/Trace.h"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,16 @@ struct TensorInfo {
   size_t bytes = 0;
 };
 
+/// What identifies a file on disk, as fstat(2) saw it when it was mapped.
+/// The ctime cannot be set by a user (an edit in place changes it even when
+/// `touch -r` restores the mtime).
+struct FileIdentity {
+  std::string realPath;
+  uint64_t device = 0, inode = 0, size = 0;
+  int64_t mtimeNs = 0, ctimeNs = 0;
+  std::string str() const; // one line, for cache keys
+};
+
 /// A memory-mapped safetensors file. open() validates the header (JSON,
 /// offsets inside the file, sizes matching dtype x shape, no overlap) and
 /// reports the first problem naming the tensor.
@@ -30,8 +41,8 @@ public:
   const TensorInfo *find(const std::string &name) const;
   const std::map<std::string, TensorInfo> &tensors() const { return tensors_; }
   const std::string &path() const { return path_; }
-  /// sha256 of the whole file (hex), computed once, lazily.
-  const std::string &digest() const;
+  /// The mapped file's identity (WeightsDigest.h keys its cache by it).
+  const FileIdentity &identity() const { return identity_; }
 
 private:
   SafeTensors() = default;
@@ -39,7 +50,7 @@ private:
   void *map_ = nullptr;
   size_t size_ = 0;
   std::map<std::string, TensorInfo> tensors_;
-  mutable std::string digest_;
+  FileIdentity identity_;
 };
 
 /// Writes a safetensors file (f32, f16 or bf16 data given as f32 values).

@@ -60,7 +60,9 @@ def InjectFault : Pass<"greta-inject-fault", "::mlir::ModuleOp"> {
     Errors (on the module or on the tagged op): unknown stage, missing or
     negative layer, unknown kind, negative from-position, a bitflip index not
     below the element width, no value or several values tagged (stage, layer),
-    no positions argument.
+    no positions argument. A fault that would perturb nothing is an error,
+    never a silent no-op: a layer not below the module's `greta.num_layers`,
+    a from-position not below its `greta.max_position_embeddings`.
   }];
   let options = [
     Option<"stage", "stage", "std::string", "\"\"", "Stage to perturb">,
