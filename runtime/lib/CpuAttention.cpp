@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace greta::rt::cpu {
@@ -26,40 +27,78 @@ namespace {
 
 constexpr int kLanes = 16;
 
-template <typename T, typename Exp>
-inline void softmaxRowImpl(T *row, int64_t n, Exp exp) {
-  T mx = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < n; ++j)
-    mx = row[j] > mx ? row[j] : mx;
-  T sum[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      T e = exp(row[j + l] - mx);
-      row[j + l] = e;
-      sum[l] += e;
-    }
-  for (int l = 0; j + l < n; ++l) {
-    T e = exp(row[j + l] - mx);
-    row[j + l] = e;
-    sum[l] += e;
-  }
+/// The lanes of a sum in the order the f32 path folds them: pairwise, 8,
+/// 4, 2, 1 apart.
+template <typename T> T foldSum(T (&sum)[kLanes]) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l)
       sum[l] += sum[l + w];
-  T inv = T(1) / sum[0];
-  for (int64_t i = 0; i < n; ++i)
-    row[i] *= inv;
+  return sum[0];
 }
 
 } // namespace
 
+/// Lane l of the vectors holds keys j = l (mod 16): the max (`x > m ? x :
+/// m`, NaN never wins; exact in any order), the exp and the sum run on
+/// whole vectors, the tail of the row in a vector padded past n.
 GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n) {
-  softmaxRowImpl(row, n, [](float x) { return fastExp(x); });
+  const int64_t full = n / kLanes * kLanes;
+  const int rem = static_cast<int>(n - full);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  Vec16f m = Vec16f{} + ninf, x;
+  for (int64_t j = 0; j < full; j += kLanes) {
+    std::memcpy(&x, row + j, sizeof x);
+    m = x > m ? x : m;
+  }
+  if (rem) {
+    x = Vec16f{} + ninf;
+    std::memcpy(&x, row + full, sizeof(float) * rem);
+    m = x > m ? x : m;
+  }
+  float mx = m[0];
+  for (int l = 1; l < kLanes; ++l)
+    mx = m[l] > mx ? m[l] : mx;
+  Vec16f s = Vec16f{};
+  for (int64_t j = 0; j < full; j += kLanes) {
+    std::memcpy(&x, row + j, sizeof x);
+    Vec16f e = fastExpT(x - mx);
+    std::memcpy(row + j, &e, sizeof e);
+    s += e;
+  }
+  float sum[kLanes];
+  std::memcpy(sum, &s, sizeof sum);
+  if (rem) {
+    x = Vec16f{};
+    std::memcpy(&x, row + full, sizeof(float) * rem);
+    Vec16f e = fastExpT(x - mx);
+    for (int l = 0; l < rem; ++l) {
+      row[full + l] = e[l];
+      sum[l] += e[l];
+    }
+  }
+  const float inv = 1.0f / foldSum(sum);
+  for (int64_t j = 0; j < full; j += kLanes) {
+    std::memcpy(&x, row + j, sizeof x);
+    x *= inv;
+    std::memcpy(row + j, &x, sizeof x);
+  }
+  for (int64_t j = full; j < n; ++j)
+    row[j] *= inv;
 }
-/// The f64 reference keeps libm's exp.
+
+/// The f64 reference keeps libm's exp; its sum has the f32 path's lanes.
 void softmaxRow(double *row, int64_t n) {
-  softmaxRowImpl(row, n, [](double x) { return std::exp(x); });
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j)
+    mx = row[j] > mx ? row[j] : mx;
+  double sum[kLanes] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum[j % kLanes] += row[j];
+  }
+  const double inv = 1.0 / foldSum(sum);
+  for (int64_t j = 0; j < n; ++j)
+    row[j] *= inv;
 }
 
 template <typename T>
@@ -124,18 +163,18 @@ void causalAttention(const T *q, int64_t qld, const T *kCache, const T *vCache,
     for (int64_t r = 0; r < bq; ++r)
       ends[r] = pos0 + i0 + r + 1;
     for (int64_t r = 0; r < bq; r += mr) {
-      const int tr = static_cast<int>(std::min(mr, bq - r));
+      const int64_t tr = std::min(mr, bq - r);
       // Panels up to the last key this tile's last row sees.
       const int64_t tilePanels = (ends[r + tr - 1] + nr - 1) / nr;
       for (int64_t p = 0; p < tilePanels; ++p)
-        K.tileNT(tr, d, q + (i0 + r) * qld + h * d, qld, kg + p * d * nr,
-                 s + p * nr, ldS, static_cast<int>(nr), scale);
+        K.tileNT[tr - 1](d, q + (i0 + r) * qld + h * d, qld, kg + p * d * nr,
+                         s + p * nr, ldS, static_cast<int>(nr), scale);
       for (int64_t i = 0; i < tr; ++i)
         softmaxRow(s + i * ldS, ends[r + i]);
       for (int64_t dp = 0; dp < dPanels; ++dp)
-        K.tileNN(tr, s, ldS, ends + r, vg + dp * nr, vLd,
-                 out + (i0 + r) * outLd + h * d + dp * nr, outLd,
-                 static_cast<int>(std::min(nr, d - dp * nr)));
+        K.tileNN[tr - 1](s, ldS, ends + r, vg + dp * nr, vLd,
+                         out + (i0 + r) * outLd + h * d + dp * nr, outLd,
+                         static_cast<int>(std::min(nr, d - dp * nr)));
     }
   });
 }

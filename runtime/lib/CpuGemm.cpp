@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define GRETA_GEMM_X86 1
@@ -36,6 +37,10 @@ template <typename T> struct Ops {
   static V zero() { return T(0); }
   static V fma(V a, V b, V c) { return std::fma(a, b, c); }
   static V mul(V a, V b) { return a * b; }
+  static void storeFirst(T *p, V v, int n) {
+    if (n > 0)
+      *p = v;
+  }
 };
 template <typename T> constexpr int kMR = 4;
 #include "CpuGemmTiles.inc"
@@ -55,6 +60,11 @@ template <> struct Ops<float> {
   static V zero() { return _mm256_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static void storeFirst(float *p, V v, int n) {
+    alignas(32) float t[W];
+    _mm256_store_ps(t, v);
+    std::copy(t, t + n, p);
+  }
 };
 template <> struct Ops<double> {
   using V = __m256d;
@@ -65,6 +75,11 @@ template <> struct Ops<double> {
   static V zero() { return _mm256_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static void storeFirst(double *p, V v, int n) {
+    alignas(32) double t[W];
+    _mm256_store_pd(t, v);
+    std::copy(t, t + n, p);
+  }
 };
 // 6 x 2 accumulators + 2 of B + 1 broadcast = 15 of 16 registers.
 template <typename T> constexpr int kMR = 6;
@@ -85,6 +100,9 @@ template <> struct Ops<float> {
   static V zero() { return _mm512_setzero_ps(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static void storeFirst(float *p, V v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+  }
 };
 template <> struct Ops<double> {
   using V = __m512d;
@@ -95,6 +113,9 @@ template <> struct Ops<double> {
   static V zero() { return _mm512_setzero_pd(); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static void storeFirst(double *p, V v, int n) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), v);
+  }
 };
 // 8 x 2 accumulators of 32 registers: the two FMA pipes stay busy through
 // the 4-cycle latency, and broadcasts plus B loads stay under the load ports.
@@ -213,9 +234,10 @@ void gemmNT(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,
     const int64_t r0 = rb * rowsPer, r1 = std::min(m, r0 + rowsPer);
     for (int64_t i = r0; i < r1; i += mr)
       for (int64_t p = p0; p < p1; ++p)
-        K.tileNT(static_cast<int>(std::min(mr, r1 - i)), k, a + i * lda, lda,
-                 packed + (p - p0) * panelElems, c + i * ldc + p * nr, ldc,
-                 static_cast<int>(std::min(nr, n - p * nr)), alpha);
+        K.tileNT[std::min(mr, r1 - i) - 1](
+            k, a + i * lda, lda, packed + (p - p0) * panelElems,
+            c + i * ldc + p * nr, ldc,
+            static_cast<int>(std::min(nr, n - p * nr)), alpha);
   });
 }
 

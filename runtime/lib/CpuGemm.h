@@ -27,22 +27,26 @@ const char *isaName(Isa isa);
 
 /// The building blocks of the products, for one instruction set and dtype.
 /// A B panel holds `nr` columns of B for every k, column-contiguous:
-/// panel[kk * nr + c] = B(col0 + c, kk), zero past the last column.
+/// panel[kk * nr + c] = B(col0 + c, kk), zero past the last column. Tiles
+/// are compiled for every row count up to mr: tileNT[rows - 1].
 template <typename T> struct GemmKernels {
-  int mr; ///< rows per tile
+  static constexpr int kMaxRows = 8;
+  int mr; ///< rows per tile, <= kMaxRows
   int nr; ///< columns per panel
   /// Packs columns [col0, col0 + nr) of B, given as rows b[col * ldb + kk]
   /// (k per row), into `panel`.
   void (*packPanel)(const T *b, int64_t ldb, int64_t cols, int64_t k, T *panel);
-  /// c[i][c] = alpha * sum_kk a[i][kk] * panel[kk][c] for i < rows <= mr,
-  /// c < cols <= nr.
-  void (*tileNT)(int rows, int64_t k, const T *a, int64_t lda, const T *panel,
-                 T *c, int64_t ldc, int cols, T alpha);
-  /// c[i][c] = sum_{j < ends[i]} p[i][j] * v[j][c] for i < rows <= mr,
+  /// c[i][c] = alpha * sum_kk a[i][kk] * panel[kk][c] for the tile's rows
+  /// i and c < cols <= nr.
+  using TileNT = void (*)(int64_t k, const T *a, int64_t lda, const T *panel,
+                          T *c, int64_t ldc, int cols, T alpha);
+  /// c[i][c] = sum_{j < ends[i]} p[i][j] * v[j][c] for the tile's rows i and
   /// c < cols <= nr; v's rows hold nr readable elements from v[j * ldv].
-  /// Rows never read p or v past their own end.
-  void (*tileNN)(int rows, const T *p, int64_t ldp, const int64_t *ends,
-                 const T *v, int64_t ldv, T *c, int64_t ldc, int cols);
+  /// A row never reads p or v past its own end.
+  using TileNN = void (*)(const T *p, int64_t ldp, const int64_t *ends,
+                          const T *v, int64_t ldv, T *c, int64_t ldc, int cols);
+  TileNT tileNT[kMaxRows];
+  TileNN tileNN[kMaxRows];
 };
 template <typename T> const GemmKernels<T> &gemmKernels();
 
