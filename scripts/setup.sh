@@ -10,10 +10,15 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   cmake ninja-build ccache g++ git python3 python3-numpy
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-  libssl-dev libopenblas-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
+  libssl-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
+  # greta-kernel-bench compares the runtime's GEMM with OpenBLAS's.
+  libopenblas-dev
   # AMD compile check of the GPU kernels (test/kernels/amd-compile.test):
   # Debian's ROCm 5.2 for gfx90a, clang/lld 22 for gfx942 (~107 MB download).
   hipcc libamdhip64-dev rocm-device-libs clang-22 lld-22 clang-tools-22
+  # Only bench/cpu needs it: the PyTorch eager peer of the CPU prefill
+  # benchmark (/usr/bin/python3, torch 1.13).
+  python3-torch
 )
 
 missing=()
