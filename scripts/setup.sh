@@ -19,6 +19,8 @@ PACKAGES=(
   # Only bench/cpu needs it: the PyTorch eager peer of the CPU prefill
   # benchmark (/usr/bin/python3, torch 1.13).
   python3-torch
+  # bench/cpu/profile.sh: where a CPU forward spends its time (perf record).
+  linux-perf
 )
 
 missing=()
