@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   cmake ninja-build ccache g++ git python3 python3-numpy
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-  libssl-dev libopenblas-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
+  libssl-dev nlohmann-json3-dev libgtest-dev libcli11-dev zlib1g-dev
   # Tokenizers (runtime/lib/Tokenizer*.cpp): PCRE2 for the pre-tokenizer
   # regexes, ICU for Unicode normalization, SentencePiece for tokenizer.model.
   libpcre2-dev libicu-dev libsentencepiece-dev
@@ -35,6 +35,13 @@ PACKAGES=(
   # Headless browser of the HTML reports' lit tests (REQUIRES: chromium:
   # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
   chromium
+  # greta-kernel-bench compares the runtime's GEMM with OpenBLAS's.
+  libopenblas-dev
+  # Only bench/cpu needs it: the PyTorch eager peer of the CPU prefill
+  # benchmark (/usr/bin/python3, torch 1.13).
+  python3-torch
+  # bench/cpu/profile.sh: where a CPU forward spends its time (perf record).
+  linux-perf
 )
 if [ "${1:-}" = "--print-packages" ]; then
   printf '%s\n' "${PACKAGES[@]}"

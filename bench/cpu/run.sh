@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # CPU prefill of llama-tiny, greta-run (JIT, f32) against PyTorch eager on the
 # same weights and prompts, in the same run; and the cost of tracing 3
-# positions x all stages x all layers. Prints a table of medians and ratios.
+# positions x all stages x all layers. Prints what the numbers depend on
+# (CPU, threads, OPENBLAS_* / GRETA_* / OMP_* environment, versions, load),
+# then a table of medians and ratios.
 #   bench/cpu/run.sh [BUILD_DIR] [REPEAT]
+# The three are interleaved run by run (torch, greta, greta traced), so load
+# from other jobs hits all alike; each torch process times one forward after
+# a warm-up, each greta-run one forward from a cached compiled object.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:-build}/bin
@@ -11,8 +16,16 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 CFG=models/llama-tiny/config.json
 MODEL=models/llama-tiny/model.mlir
-$B/greta-translate --gen-random-weights $CFG --seed 0 -o "$T/w.safetensors"
 PY=/usr/bin/python3
+$B/greta-translate --gen-random-weights $CFG --seed 0 -o "$T/w.safetensors"
+
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs available;" \
+  "avx512f: $(grep -qw avx512f /proc/cpuinfo && echo yes || echo no), avx2: $(grep -qw avx2 /proc/cpuinfo && echo yes || echo no)"
+echo "environment: $(env | grep -E '^(OPENBLAS|GRETA|OMP|MKL)_' | sort | tr '\n' ' ')"
+echo "threads: greta-run ${GRETA_NUM_THREADS:-${OMP_NUM_THREADS:-${OPENBLAS_NUM_THREADS:-$(nproc) (CPUs)}}}, torch 2"
+echo "greta: commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $($B/greta-run --version 2>&1 | head -1)"
+echo "torch: $($PY -c 'import torch;print(torch.__version__)' 2>&1) eager ($PY)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # One greta-run forward time (seconds) for a prompt and extra flags.
@@ -23,25 +36,28 @@ greta_once() {
     | sed -n 's/.*forward \([0-9.]*\) s.*/\1/p'
 }
 
-printf "%-10s %7s | %12s %12s %8s | %12s %9s\n" prompt tokens "torch (s)" "greta (s)" speedup "traced (s)" overhead
+rows=()
 for name in p6_len_16 p6_len_32; do
   P=models/prompts/$name.json
   n=$($PY -c "import json;print(len(json.load(open('$P'))))")
   # Warm the compiled-object cache, and check both agree on the top-5.
   gtop=$($B/greta-run $MODEL --weights "$T/w.safetensors" --prompt "$P" --cache-dir "$T/cache" | awk '/^ *[0-9]+\. token/ {print $3}' | head -5 | tr '\n' ' ')
-  tout=$($PY bench/cpu/torch_llama.py $CFG "$T/w.safetensors" "$P" --repeat $N --threads 2)
-  ttop=$(echo "$tout" | sed -n 's/^top5 //p')
+  ttop=$($PY bench/cpu/torch_llama.py $CFG "$T/w.safetensors" "$P" --repeat 1 --threads 2 | sed -n 's/^top5 //p')
   [ "$(echo $gtop)" = "$(echo $ttop)" ] || { echo "top-5 differ: greta [$gtop] torch [$ttop]" >&2; exit 1; }
-  torch_s=$(echo "$tout" | sed -n 's/^forward_s //p' | median)
-  # Untraced and traced runs alternate, so load from elsewhere hits both alike.
-  : > "$T/plain"; : > "$T/traced"
+  : > "$T/torch"; : > "$T/plain"; : > "$T/traced"
   for i in $(seq $N); do
+    $PY bench/cpu/torch_llama.py $CFG "$T/w.safetensors" "$P" --repeat 1 --threads 2 \
+      | sed -n 's/^forward_s //p' >> "$T/torch"
     greta_once "$P" >> "$T/plain"
     greta_once "$P" --trace-dir "$T/trace" --overwrite --positions 826,1652,last --payload hash >> "$T/traced"
   done
-  greta_s=$(median < "$T/plain")
-  traced_s=$(median < "$T/traced")
-  awk -v n=$name -v k=$n -v t=$torch_s -v g=$greta_s -v tr=$traced_s 'BEGIN {
-    printf "%-10s %7d | %12.4f %12.4f %7.2fx | %12.4f %8.1f%%\n", n, k, t, g, t/g, tr, 100*(tr-g)/g }'
+  # Ratio run by run (torch_i / greta_i), then its median.
+  ratio=$(paste "$T/torch" "$T/plain" | awk '{print $1/$2}' | median)
+  rows+=("$(awk -v n=$name -v k=$n -v t="$(median < "$T/torch")" -v g="$(median < "$T/plain")" \
+    -v r="$ratio" -v tr="$(median < "$T/traced")" 'BEGIN {
+    printf "%-10s %7d | %12.4f %12.4f %7.2fx | %12.4f %8.1f%%", n, k, t, g, r, tr, 100*(tr-g)/g }')")
 done
-echo "medians of $N runs; torch $($PY -c 'import torch;print(torch.__version__)') eager, 2 threads; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-10s %7s | %12s %12s %8s | %12s %9s\n" prompt tokens "torch (s)" "greta (s)" speedup "traced (s)" overhead
+printf '%s\n' "${rows[@]}"
+echo "medians of $N interleaved runs; speedup = median of the per-run ratios torch/greta"

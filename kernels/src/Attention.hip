@@ -133,8 +133,8 @@ __global__ void __launch_bounds__(kBQ)
     for (int d = 0; d < D; ++d) {
       float o = Os[t * (D + 1) + d] * alpha;
 #pragma unroll
-      for (int j = 0; j < kBK; ++j)
-        o = fmaf(s[j], toF<T>(Vs[j * D + d]), o);
+      for (int j = 0; j < kBK; ++j) // a later key is skipped, not * 0
+        o = k0 + j <= pos ? fmaf(s[j], toF<T>(Vs[j * D + d]), o) : o;
       Os[t * (D + 1) + d] = o;
     }
   }
@@ -147,6 +147,64 @@ __global__ void __launch_bounds__(kBQ)
 }
 
 #ifdef GRETA_HAVE_WMMA
+// ------------------------------- later non-finite values (tensor-core kernels)
+// A masked probability is 0, and 0 * inf is NaN: a tensor-core product over
+// a key tile that crosses a row's position would carry a later key's
+// non-finite value into that row (issue 18 item 9). So on each tile that
+// crosses the block's first position (its "diagonal" tiles) the block zeroes
+// the non-finite elements of V in shared memory before the product (the
+// scalar kernel skips later keys instead), and notes that it did. After the
+// loop, only then, each stored row element takes what the zeroed values of
+// the keys it sees make of it (poison()): +-inf, or NaN for a NaN or
+// infinities of both signs, as p * v with p > 0 would. Rows that see none are untouched, a
+// run without non-finite values computes exactly as before, and the hot loop
+// gains only the scan of V on diagonal tiles (no registers: the loop sits at
+// the register limit, and any live value there spilled).
+namespace nonfinite {
+// Zeroes the non-finite elements of a [kBK x D] V tile in shared memory (row
+// stride ld), sets *flag when there was one. A barrier: every thread calls it.
+template <typename T, int D>
+__device__ __forceinline__ void zeroTile(T *Vs, int ld, int tid, int nThreads,
+                                         volatile int *flag) {
+  constexpr uint32_t e = std::is_same_v<T, greta_half> ? 0x7C00u : 0x7F80u;
+  for (int w = tid; w < kBK * D / 2; w += nThreads) {
+    uint32_t *p = reinterpret_cast<uint32_t *>(Vs + (w / (D / 2)) * ld) +
+                  w % (D / 2);
+    const uint32_t x = *p;
+    const bool lo = (x & e) == e, hi = ((x >> 16) & e) == e;
+    if (lo || hi) {
+      *p = x & ((lo ? 0u : 0xFFFFu) | (hi ? 0u : 0xFFFF0000u));
+      *flag = 1;
+    }
+  }
+  __syncthreads();
+}
+// The first key of the tiles that cross position `first` (those zeroTile
+// scanned for a block whose first query is at `first`).
+__device__ __forceinline__ int64_t diagonalStart(int64_t first) {
+  return (first + 1) / kBK * kBK;
+}
+// An output element already stored, which sees keys [from, to] of column
+// `vcol` of V: when any of them is non-finite, it becomes what p * v (p > 0)
+// makes of it: +-inf, or NaN for a NaN or infinities of both signs. After
+// the store, so no accumulator is live across this cold call.
+template <typename T>
+__device__ __noinline__ void poison(T *out, const T *vcol, int64_t ld,
+                                    int64_t from, int64_t to) {
+  bool nan = false, pos = false, neg = false;
+  for (int64_t j = from; j <= to; ++j) {
+    const float x = toF<T>(vcol[j * ld]);
+    nan |= isnan(x);
+    pos |= x == INFINITY;
+    neg |= x == -INFINITY;
+  }
+  if (nan || (pos && neg))
+    *out = fromF<T>(NAN);
+  else if (pos || neg)
+    *out = fromF<T>(toF<T>(*out) + (pos ? INFINITY : -INFINITY));
+}
+} // namespace nonfinite
+
 // ------------------------------------------------------------- WMMA kernel
 template <int D> struct WmmaLayout {
   static constexpr int kLdT = D + 8;                  // Q, K, V rows (T)
@@ -170,6 +228,9 @@ __global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
   float *Ss = reinterpret_cast<float *>(Vs + kBK * L::kLdT);
   T *Ps = reinterpret_cast<T *>(Ss + kBQ * L::kLdS);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  __shared__ int sBad; // a diagonal tile had a non-finite value
+  if (tid == 0)
+    sBad = 0;
   const int64_t q0 = blockIdx.x * (int64_t)kBQ;
   const int h = blockIdx.y;
   const int kvh = h / (a.numHeads / a.numKvHeads);
@@ -219,6 +280,8 @@ __global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
       *reinterpret_cast<uint4 *>(Vs + j * L::kLdT + c * 8) = vv;
     }
     __syncthreads();
+    if (k0 + kBK - 1 > a.qStart + q0)
+      nonfinite::zeroTile<T, D>(Vs, L::kLdT, tid, 128, &sBad);
     if (k0 > warpLastPos)
       continue; // every key of this tile is in the future of this warp's rows
 
@@ -293,6 +356,10 @@ __global__ void __launch_bounds__(128) attnWmmaKernel(AttnArgs a) {
 #pragma unroll
   for (int d = 0; d < D / 2; ++d)
     out[d] = fromF<T>(o[d] * inv);
+  if (sBad) // the zeroed values this row sees
+    for (int d = 0; d < D / 2; ++d)
+      nonfinite::poison<T>(out + d, v + kvh * D + half * (D / 2) + d, a.kvLd,
+                           nonfinite::diagonalStart(a.qStart + q0), pos);
 #endif
 }
 #endif // GRETA_HAVE_WMMA
@@ -375,6 +442,9 @@ __global__ void __launch_bounds__(128) attnMmaKernel(AttnArgs a) {
   T *Kst = reinterpret_cast<T *>(smemRaw); // [2][BK][kLd]
   T *Vst = Kst + 2 * kBK * L::kLd;         // [2][BK][kLd]
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  __shared__ int sBad; // a diagonal tile had a non-finite value
+  if (tid == 0)
+    sBad = 0;
   const int g = lane / 4, t = lane % 4;
   // Heaviest (latest) query tiles first: better tail balance under causality.
   const int64_t q0 = (gridDim.x - 1 - blockIdx.x) * (int64_t)kBQ;
@@ -440,6 +510,9 @@ __global__ void __launch_bounds__(128) attnMmaKernel(AttnArgs a) {
     }
     __syncthreads();
     const int64_t k0 = tile * kBK;
+    if (k0 + kBK - 1 > a.qStart + q0)
+      nonfinite::zeroTile<T, D>(Vst + stage * kBK * L::kLd, L::kLd, tid, 128,
+                                &sBad);
     if (k0 <= warpLastPos) {
       const T *Ks = Kst + stage * kBK * L::kLd;
       const T *Vs = Vst + stage * kBK * L::kLd;
@@ -542,6 +615,15 @@ __global__ void __launch_bounds__(128) attnMmaKernel(AttnArgs a) {
       *reinterpret_cast<uint32_t *>(out + r1 * a.outLd + col) =
           mma::pack2<T>(o[nd][2] * inv1, o[nd][3] * inv1);
   }
+  if (sBad) // the zeroed values rows g and g+8 see
+    for (int e = 0; e < D / 4 * 2; ++e) {
+      const int rr = e / (D / 4), col = (e % (D / 4)) / 2 * 8 + 2 * t + e % 2;
+      if (rr ? valid1 : valid0)
+        nonfinite::poison<T>(out + (rr ? r1 : r0) * a.outLd + h * D + col,
+                             v + kvh * D + col, a.kvLd,
+                             nonfinite::diagonalStart(a.qStart + q0),
+                             rr ? pos1 : pos0);
+    }
 #endif
 }
 #endif // GRETA_HAVE_WMMA
@@ -625,6 +707,9 @@ __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm)
   T *Kst = reinterpret_cast<T *>(smemRaw); // [ST][BK][kLd]
   T *Vst = Kst + ST * kBK * L::kLd;        // [ST][BK][kLd]
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  __shared__ int sBad; // a diagonal tile had a non-finite value
+  if (tid == 0)
+    sBad = 0;
   const int g = lane / 4, t = lane % 4;
 
   const int hg = blockIdx.x % gm.headGroups;
@@ -757,6 +842,9 @@ __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm)
       mma::cpAsyncCommit();
     }
     const int64_t k0 = tile * kBK;
+    if (k0 + kBK - 1 > a.qStart + q0)
+      nonfinite::zeroTile<T, D>(Vst + stage * kBK * L::kLd, L::kLd, tid, NT,
+                                &sBad);
     if (k0 <= warpMaxPos) {
       const T *Ks = Kst + stage * kBK * L::kLd;
       const T *Vs = Vst + stage * kBK * L::kLd;
@@ -891,6 +979,15 @@ __global__ void __launch_bounds__(NW * 32) attnGqaKernel(AttnArgs a, GqaGeom gm)
       for (int nd = 0; nd < D / 8; ++nd)
         *reinterpret_cast<uint32_t *>(dst + nd * 8) =
             mma::cvtPack<T>(o[mt][nd][2 * r] * inv, o[mt][nd][2 * r + 1] * inv);
+      if (sBad) // the zeroed values this row sees
+        for (int e = 0; e < D / 4; ++e) {
+          const int col = e / 2 * 8 + e % 2; // from dst's 2t
+          nonfinite::poison<T>(dst + col,
+                               static_cast<const T *>(a.v) + kvh * D + 2 * t +
+                                   col,
+                               a.kvLd, nonfinite::diagonalStart(a.qStart + q0),
+                               a.qStart + row);
+        }
     }
 #endif
 }

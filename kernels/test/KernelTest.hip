@@ -1026,6 +1026,71 @@ void testErrors() {
 
 } // namespace
 
+// Issue 18 item 9: keys, values and queries at positions >= `from` made
+// non-finite (v +inf/NaN/-inf, k inf/NaN, q NaN/-inf). A masked probability
+// is 0 and 0 * inf is NaN, so a product over a whole key tile leaked them
+// backwards. Every row before `from` must stay finite and bit-identical to
+// the clean run (lazy_rescale: within the limit, since a poisoned row no
+// longer votes for a rescale of its m-tile), every row from it non-finite.
+void testAttentionNonFinite(DT dt, AttnCase c, int64_t from,
+                            const char *variant) {
+  const int64_t qCols = c.H * c.D, kvCols = c.KVH * c.D;
+  const int64_t kvLen = c.qStart + c.n;
+  HostT q = randomT(dt, c.n * qCols, -2.f, 2.f);
+  HostT k = randomT(dt, kvLen * kvCols, -2.f, 2.f);
+  HostT v = randomT(dt, kvLen * kvCols);
+  auto run = [&] {
+    Dev dQ(q), dK(k), dV(v);
+    if (variant)
+      LIB_CHECK(greta_gpu_set_variant(variant));
+    HostT out = runAttention(dt, c, q, dQ, dK, dV);
+    greta_gpu_reset_variants();
+    return out;
+  };
+  HostT clean = run();
+  for (int64_t p = from; p < kvLen; ++p)
+    for (int64_t j = 0; j < kvCols; ++j) {
+      v.set(p * kvCols + j, j % 3 == 0 ? INFINITY : j % 3 == 1 ? NAN : -INFINITY);
+      k.set(p * kvCols + j, j % 2 ? NAN : INFINITY);
+    }
+  for (int64_t i = std::max<int64_t>(0, from - c.qStart); i < c.n; ++i)
+    for (int64_t j = 0; j < qCols; ++j)
+      q.set(i * qCols + j, j % 2 ? -INFINITY : NAN);
+  HostT out = run();
+  const bool lazy = variant && !std::strcmp(variant, "attention=lazy_rescale");
+  const size_t sz = dtSize(dt);
+  size_t nonFiniteBefore = 0, changedBefore = 0, finiteAfter = 0;
+  std::vector<size_t> before;
+  std::vector<double> cleanVal(out.n, 0.0);
+  for (int64_t i = 0; i < c.n; ++i)
+    for (int64_t j = 0; j < qCols; ++j) {
+      const size_t e = i * qCols + j;
+      const double x = out.get(e);
+      if (c.qStart + i < from) {
+        nonFiniteBefore += !std::isfinite(x);
+        changedBefore +=
+            std::memcmp(&out.bytes[e * sz], &clean.bytes[e * sz], sz) != 0;
+        before.push_back(e);
+        cleanVal[e] = clean.get(e);
+      } else {
+        finiteAfter += std::isfinite(x);
+      }
+    }
+  char name[160], detail[160];
+  std::snprintf(name, sizeof name, "attention%s%s later non-finite n=%lld D=%lld",
+                variant ? " " : "", variant ? strchr(variant, '=') + 1 : "",
+                (long long)c.n, (long long)c.D);
+  double err = nonFiniteBefore ? INFINITY
+               : lazy          ? (before.empty() ? 0 : relL2(out, cleanVal, &before))
+                               : double(changedBefore);
+  std::snprintf(detail, sizeof detail,
+                "from pos %lld: %zu non-finite, %zu changed before; %zu finite after",
+                (long long)from, nonFiniteBefore, changedBefore, finiteAfter);
+  bool pass = !nonFiniteBefore && finiteAfter == 0 &&
+              (lazy ? err < dtThreshold(dt) : changedBefore == 0);
+  report(name, dtName(dt), err, lazy ? dtThreshold(dt) : 0, pass, detail);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = std::chrono::steady_clock::now().time_since_epoch().count();
   bool quick = false, small = false;
@@ -1116,6 +1181,19 @@ int main(int argc, char **argv) {
       testAttention(dt, {200, 0, 8, 4, 32}, "attention=lazy_rescale", false);
     }
   }
+  // Later non-finite values never reach earlier rows, on every variant (f32
+  // runs the scalar kernel whatever the variant).
+  for (DT dt : {DT::F32, DT::F16, DT::BF16})
+    for (const char *v : {(const char *)nullptr, "attention=scalar",
+                          "attention=wmma", "attention=mma_fa2",
+                          "attention=lazy_rescale"}) {
+      if (dt == DT::F32 && v)
+        continue;
+      testAttentionNonFinite(dt, {300, 0, 8, 4, 32}, 150, v);
+      testAttentionNonFinite(dt, {200, 0, 8, 2, 128}, 100, v);
+      testAttentionNonFinite(dt, {37, 1000, 8, 2, 64}, 1010, v);
+      testAttentionNonFinite(dt, {64, 0, 4, 1, 64}, 0, v); // every row
+    }
   HIP_CHECK(hipStreamDestroy(gStream));
 
   int failed = 0;

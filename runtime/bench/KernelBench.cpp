@@ -4,11 +4,22 @@
 // models/llama-tiny: 12 layers, hidden 256, 8/4 heads of 32, FFN 768, vocab
 // 8192) and prints the time per kernel. What greta-run's JIT adds on top is
 // measured by bench/ at the top level; this isolates the runtime's share.
+// Then each linear layer's GEMM shape alone, the runtime's (CpuGemm.h)
+// against OpenBLAS's sgemm when the bench was built with it, best of the
+// repetitions, in GFLOP/s: the measurement behind docs/RUNTIME.md's choice
+// of GEMM.
 //
 //===----------------------------------------------------------------------===//
+#include "CpuGemm.h"
+#include "ThreadPool.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Session.h"
 
+#ifdef GRETA_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -123,6 +134,46 @@ int main(int argc, char **argv) {
       for (auto &[k, s] : t)
         std::printf("  %-10s %8.1f ms\n", k.c_str(), s * 1e3);
     }
+  }
+
+  // Each GEMM shape of the forward alone: out[S, N] = in[S, K] . W[N, K]^T.
+  std::printf("GEMM shapes (S=%lld, %d threads, %s), best of %d, GFLOP/s:\n",
+              (long long)S, cpuThreads(), cpu::isaName(cpu::activeIsa()), reps);
+  std::printf("  %-22s %8s %8s\n", "shape", "greta", "openblas");
+  struct Shape {
+    const char *name;
+    int64_t n, k;
+  };
+  for (Shape sh :
+       {Shape{"q/o_proj 256x256", 256, 256},
+        Shape{"k/v_proj 128x256", 128, 256}, Shape{"gate/up 768x256", 768, 256},
+        Shape{"down 256x768", 256, 768},
+        Shape{"lm_head 8192x256", 8192, 256}}) {
+    M w(sh.n, sh.k, &g), in(S, sh.k, &g), out(S, sh.n);
+    double flop = 2.0 * S * sh.n * sh.k;
+    auto best = [&](auto fn) {
+      double b = 1e9;
+      for (int rep = 0; rep < reps; ++rep) {
+        auto t0 = Clock::now();
+        fn();
+        b = std::min(b,
+                     std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+      return flop / b * 1e-9;
+    };
+    double ours = best([&] {
+      cpu::gemmNT<float>(S, sh.n, sh.k, in.v.data(), sh.k, w.v.data(), sh.k,
+                         out.v.data(), sh.n);
+    });
+    double blas = 0;
+#ifdef GRETA_BENCH_OPENBLAS
+    blas = best([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, sh.n, sh.k, 1.0f,
+                  in.v.data(), sh.k, w.v.data(), sh.k, 0.0f, out.v.data(),
+                  sh.n);
+    });
+#endif
+    std::printf("  %-22s %8.1f %8.1f\n", sh.name, ours, blas);
   }
   if (!session->error().empty())
     std::printf("session error: %s\n", session->error().c_str());

@@ -3,15 +3,19 @@
 // Hand-written because these are the reference semantics GRETA compares
 // against (HF transformers' Llama, op by op, in the same order of rounding),
 // and attention must use the session's KV cache, which no library offers.
-// GEMMs go to OpenBLAS. Every kernel is a template instantiated for f32 and
-// f64; a bad argument is reported through the current Session, never a crash.
+// Matrix products are CpuGemm.h's, attention is CpuAttention.h's: both
+// batch-invariant, as every kernel here is (a row's bits never depend on the
+// other rows of the call). Every kernel is a template instantiated for f32
+// and f64; a bad argument is reported through the current Session, never a
+// crash.
 //
 //===----------------------------------------------------------------------===//
+#include "CpuAttention.h"
+#include "CpuGemm.h"
+#include "CpuMath.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Session.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,19 +23,9 @@
 #include <cstring>
 #include <limits>
 #include <string>
-#include <thread>
 #include <vector>
 
 using namespace greta::rt;
-
-// Hot loops are compiled for AVX-512, AVX2 and the baseline and picked at
-// load time; other architectures (an Arm GPU host) get one generic version.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define GRETA_ISA_CLONES                                                       \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GRETA_ISA_CLONES
-#endif
 
 namespace {
 
@@ -102,20 +96,6 @@ bool sameShape(const Mat<T> &a, const Mat<T> &b, const char *kernel) {
          ", " + std::to_string(a.cols) + "] vs [" + std::to_string(b.rows) +
          ", " + std::to_string(b.cols) + "]");
   return false;
-}
-
-// C[m,n] = alpha * A[m,k] . B^T (B is [n,k]) + beta * C, or A . B (B [k,n]).
-void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
-          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-          float *c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void gemm(bool transB, int64_t m, int64_t n, int64_t k, double alpha,
-          const double *a, int64_t lda, const double *b, int64_t ldb,
-          double beta, double *c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template <typename T> void zero(const Mat<T> &m) {
@@ -201,8 +181,7 @@ void linear(MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,
   if (x.cols == 0) {
     zero(o);
   } else {
-    gemm(true, x.rows, w.rows, x.cols, T(1), x.p, x.ld, w.p, w.ld, T(0), o.p,
-         o.ld);
+    cpu::gemmNT<T>(x.rows, w.rows, x.cols, x.p, x.ld, w.p, w.ld, o.p, o.ld);
   }
   if (bias) {
     T *b;
@@ -284,68 +263,6 @@ void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
   }
 }
 
-/// exp(x) for float, branch-free so loops over it vectorize (Cephes' expf
-/// polynomial, relative error < 2e-7; glibc's scalar expf call per element
-/// was most of the attention time). Inputs here are <= 0 (x - max).
-inline float fastExp(float x) {
-  x = x < -87.0f ? -87.0f : x; // exp(-87) ~ 1.6e-38, still a normal float
-  x = x > 88.0f ? 88.0f : x;
-  // n = round(x / ln 2) through the 1.5 * 2^23 trick (no libm call).
-  float fn = x * 1.44269504088896341f + 12582912.0f;
-  int32_t n;
-  std::memcpy(&n, &fn, 4);
-  n -= 0x4B400000;
-  fn -= 12582912.0f;
-  float r = x - fn * 0.693359375f;
-  r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-
-/// Causal softmax of one score row in place: keys [0, n) are visible, the
-/// rest of the row (up to `width`) is zeroed for the P.V GEMM.
-GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n, int64_t width) {
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < n; ++j)
-    mx = row[j] > mx ? row[j] : mx;
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) {
-    float e = fastExp(row[j] - mx);
-    row[j] = e;
-    sum += e;
-  }
-  float inv = 1.0f / sum;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j)
-    row[j] *= inv;
-  std::fill(row + n, row + width, 0.0f);
-}
-
-/// The f64 reference path keeps libm's exp.
-void softmaxRow(double *row, int64_t n, int64_t width) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int64_t j = 0; j < n; ++j)
-    mx = std::max(mx, row[j]);
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j)
-    sum += (row[j] = std::exp(row[j] - mx));
-  double inv = 1.0 / sum;
-  for (int64_t j = 0; j < n; ++j)
-    row[j] *= inv;
-  std::fill(row + n, row + width, 0.0);
-}
-
 template <typename T>
 void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
                MemRef<int64_t, 1> *positions, int64_t numHeads,
@@ -413,60 +330,27 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
   }
   slot.filled = std::max(slot.filled, end);
 
-  // Per (head, block of queries): S = scale * Q K^T over the keys the block
-  // can see (keys past its last position are skipped), causal softmax per
-  // row, O = P V. Both products are GEMMs. Heads run in parallel on our own
-  // threads with OpenBLAS single-threaded inside: these GEMMs are small
-  // (K = headDim) and OpenBLAS waking its pool for each costs more than it
-  // gains.
-  constexpr int64_t kBlock = 128;
-  int64_t group = numHeads / numKvHeads;
-  auto runHeads = [&](int64_t h0, int64_t h1) {
-    std::vector<T> scores;
-    for (int64_t h = h0; h < h1; ++h) {
-      int64_t g = h / group;
-      const T *kh = kc + g * headDim, *vh = vc + g * headDim;
-      for (int64_t i0 = 0; i0 < rows; i0 += kBlock) {
-        int64_t bq = std::min(kBlock, rows - i0);
-        int64_t kEnd = pos[i0 + bq - 1] + 1;
-        scores.resize(static_cast<size_t>(bq * kEnd));
-        T *sc = scores.data();
-        gemm(true, bq, kEnd, headDim, static_cast<T>(scale),
-             q.row(i0) + h * headDim, q.ld, kh, kvDim, T(0), sc, kEnd);
-        for (int64_t i = 0; i < bq; ++i) // keys [0, p] for position p
-          softmaxRow(sc + i * kEnd, pos[i0 + i] + 1, kEnd);
-        gemm(false, bq, headDim, kEnd, T(1), sc, kEnd, vh, kvDim, T(0),
-             o.row(i0) + h * headDim, o.ld);
-      }
-    }
-  };
-  int blasThreads = openblas_get_num_threads();
-  int64_t workers = std::min<int64_t>(blasThreads, numHeads);
-  // Tiny calls (decode steps, short prompts) are not worth a thread.
-  if (workers <= 1 || rows * (pos[rows - 1] + 1) < 4096) {
-    runHeads(0, numHeads);
-    return;
-  }
-  openblas_set_num_threads(1);
-  std::vector<std::thread> pool;
-  int64_t per = (numHeads + workers - 1) / workers;
-  for (int64_t w = 1; w < workers; ++w) {
-    int64_t h0 = w * per, h1 = std::min(numHeads, h0 + per);
-    if (h0 < h1)
-      pool.emplace_back(runHeads, h0, h1);
-  }
-  runHeads(0, std::min(numHeads, per));
-  for (auto &t : pool)
-    t.join();
-  openblas_set_num_threads(blasThreads);
+  cpu::causalAttention<T>(q.p, q.ld, kc, vc, kvDim, pos[0], rows, numHeads,
+                          numKvHeads, headDim, static_cast<T>(scale), o.p,
+                          o.ld);
 }
 
 /// out = silu(g) * u, silu(g) = g / (1 + exp(-g)) as torch computes it.
+/// In vectors of 16 (the compiler's loop vectorizer left fastExp scalar),
+/// the tail one by one: the same operations per element either way.
 GRETA_ISA_CLONES void swigluRow(const float *g, const float *u, float *out,
                                 int64_t n) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j)
-    out[j] = (g[j] / (1.0f + fastExp(-g[j]))) * u[j];
+  using cpu::Vec16f;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    Vec16f gv, uv;
+    std::memcpy(&gv, g + j, sizeof gv);
+    std::memcpy(&uv, u + j, sizeof uv);
+    Vec16f o = (gv / (1.0f + cpu::fastExpT(-gv))) * uv;
+    std::memcpy(out + j, &o, sizeof o);
+  }
+  for (; j < n; ++j)
+    out[j] = (g[j] / (1.0f + cpu::fastExp(-g[j]))) * u[j];
 }
 void swigluRow(const double *g, const double *u, double *out, int64_t n) {
   for (int64_t j = 0; j < n; ++j)

@@ -59,10 +59,14 @@ struct LowerToCPUOptions {
 /// kernels share one through CSE'd tensor.empty destinations), so a traced
 /// buffer is never overwritten before it is freed; the GPU's deferred trace
 /// relies on it (docs/GPU_BACKEND.md).
+/// `freeEarly`: each buffer is freed right after its last use instead of at
+/// the end of the function (the CPU, whose kernels finish with a buffer
+/// before they return).
 void buildKernelCallsToLLVMPipeline(OpPassManager &pm,
                                     const KernelsToCallsOptions &calls,
                                     bool genericAllocation,
-                                    bool privateDestinations = false);
+                                    bool privateDestinations = false,
+                                    bool freeEarly = false);
 
 /// greta (tensors) -> LLVM dialect: greta-lower-to-kernels, One-Shot
 /// Bufferize (function boundaries, identity layouts), ownership-based buffer

@@ -91,4 +91,14 @@ template <typename T, int N> struct MemRef {
 GRETA_DECLARE_KERNELS(float, f32)
 GRETA_DECLARE_KERNELS(double, f64)
 
+/* The compiled CPU model's buffers (greta-lower-to-cpu renames
+   _mlir_memref_to_llvm_alloc/_aligned_alloc/free to these). Every block
+   comes from posix_memalign, so free() releases it too (greta-run frees the
+   returned logits so); freed blocks are kept by size for the next buffer of
+   that size, and those of 2 MiB or more are advised as huge pages. */
+GRETA_RT_EXPORT void *greta_rt_alloc(uint64_t size);
+GRETA_RT_EXPORT void *greta_rt_aligned_alloc(uint64_t alignment,
+                                             uint64_t size);
+GRETA_RT_EXPORT void greta_rt_free(void *p);
+
 #endif // GRETA_RT_CINTERFACE_H
