@@ -823,6 +823,7 @@ json manifestToJson(const Manifest &m, bool complete, uint64_t records) {
               {"model", m.model},
               {"model_digest", m.modelDigest},
               {"weights_digest", m.weightsDigest},
+              {"weights_dtype", m.weightsDType},
               {"prompt_digest", m.promptDigest},
               {"prompt_name", m.promptName},
               {"token_count", m.tokenCount},
@@ -867,6 +868,7 @@ bool manifestFromJson(const json &j, Manifest &m, bool &complete,
     str("model", m.model);
     str("model_digest", m.modelDigest);
     str("weights_digest", m.weightsDigest);
+    str("weights_dtype", m.weightsDType);
     str("prompt_digest", m.promptDigest);
     str("prompt_name", m.promptName);
     str("backend", m.backend);

@@ -122,6 +122,9 @@ struct Manifest {
   std::string model;          // model name (module attribute) or file
   std::string modelDigest;    // sha256 of the model IR text
   std::string weightsDigest;  // sha256 of the weights file
+  /// The dtype(s) of the weights on disk ("bf16", "f32+bf16"); the run
+  /// computes in `precision`. "" in traces of older writers.
+  std::string weightsDType;
   std::string promptDigest;   // sha256 of the token ids (int64 LE)
   std::string promptName;     // e.g. p6_len_16
   int64_t tokenCount = 0;
