@@ -7,6 +7,7 @@
 // f64; a bad argument is reported through the current Session, never a crash.
 //
 //===----------------------------------------------------------------------===//
+#include "CpuViews.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Session.h"
@@ -23,6 +24,7 @@
 #include <vector>
 
 using namespace greta::rt;
+using namespace greta::rt::cpu;
 
 // Hot loops are compiled for AVX-512, AVX2 and the baseline and picked at
 // load time; other architectures (an Arm GPU host) get one generic version.
@@ -34,75 +36,6 @@ using namespace greta::rt;
 #endif
 
 namespace {
-
-void report(const std::string &msg) {
-  if (Session *s = Session::current())
-    s->setError(msg);
-  else
-    std::fprintf(stderr, "greta runtime: %s (no session)\n", msg.c_str());
-}
-
-template <typename T> constexpr const char *suffix() {
-  return std::is_same_v<T, float> ? "f32" : "f64";
-}
-
-/// A row-major matrix view of a 2-D memref; rows may be strided, the
-/// innermost stride must be 1 (what bufferization produces).
-template <typename T> struct Mat {
-  T *p = nullptr;
-  int64_t rows = 0, cols = 0, ld = 0;
-  T *row(int64_t i) const { return p + i * ld; }
-};
-
-template <typename T>
-bool view(MemRef<T, 2> *m, const char *kernel, const char *arg, Mat<T> &out) {
-  if (!m) {
-    report(std::string(kernel) + ": null memref for '" + arg + "'");
-    return false;
-  }
-  out.rows = m->sizes[0];
-  out.cols = m->sizes[1];
-  if (out.rows < 0 || out.cols < 0) {
-    report(std::string(kernel) + ": negative size in '" + arg + "'");
-    return false;
-  }
-  if (m->strides[1] != 1 && out.cols > 1) {
-    report(std::string(kernel) + ": '" + arg + "' has innermost stride " +
-           std::to_string(m->strides[1]) + " (only 1 is supported)");
-    return false;
-  }
-  out.p = m->data + m->offset;
-  out.ld = out.rows > 1 ? m->strides[0] : std::max<int64_t>(out.cols, 1);
-  if (out.ld < out.cols && out.rows > 1) {
-    report(std::string(kernel) + ": '" + arg + "' rows overlap (stride " +
-           std::to_string(out.ld) + " < " + std::to_string(out.cols) + ")");
-    return false;
-  }
-  return true;
-}
-
-template <typename T>
-bool view1(MemRef<T, 1> *m, const char *kernel, const char *arg, T *&p,
-           int64_t &n, int64_t &stride) {
-  if (!m) {
-    report(std::string(kernel) + ": null memref for '" + arg + "'");
-    return false;
-  }
-  p = m->data + m->offset;
-  n = m->sizes[0];
-  stride = m->strides[0];
-  return true;
-}
-
-template <typename T>
-bool sameShape(const Mat<T> &a, const Mat<T> &b, const char *kernel) {
-  if (a.rows == b.rows && a.cols == b.cols)
-    return true;
-  report(std::string(kernel) + ": shape mismatch [" + std::to_string(a.rows) +
-         ", " + std::to_string(a.cols) + "] vs [" + std::to_string(b.rows) +
-         ", " + std::to_string(b.cols) + "]");
-  return false;
-}
 
 // C[m,n] = alpha * A[m,k] . B^T (B is [n,k]) + beta * C, or A . B (B [k,n]).
 void gemm(bool transB, int64_t m, int64_t n, int64_t k, float alpha,
@@ -116,11 +49,6 @@ void gemm(bool transB, int64_t m, int64_t n, int64_t k, double alpha,
           double beta, double *c, int64_t ldc) {
   cblas_dgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
               m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-template <typename T> void zero(const Mat<T> &m) {
-  for (int64_t i = 0; i < m.rows; ++i)
-    std::fill(m.row(i), m.row(i) + m.cols, T(0));
 }
 
 template <typename T>
@@ -221,67 +149,20 @@ void linear(MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,
 }
 
 template <typename T>
-bool readPositions(MemRef<int64_t, 1> *positions, int64_t rows,
-                   const char *kernel, std::vector<int64_t> &out) {
-  int64_t *p, n, st;
-  if (!view1(positions, kernel, "positions", p, n, st))
-    return false;
-  if (n != rows) {
-    report(std::string(kernel) + ": " + std::to_string(n) + " positions for " +
-           std::to_string(rows) + " rows");
-    return false;
-  }
-  out.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
-    out[i] = p[i * st];
-    if (out[i] < 0) {
-      report(std::string(kernel) + ": negative position " +
-             std::to_string(out[i]) + " at row " + std::to_string(i));
-      return false;
-    }
-  }
-  return true;
-}
-
-template <typename T>
 void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
           int64_t headDim, MemRef<T, 2> *out) {
-  const char *k = "rope";
   Mat<T> x, o;
   std::vector<int64_t> pos;
-  if (!view(in, k, "in", x) || !view(out, k, "out", o) || !sameShape(x, o, k) ||
-      !readPositions<T>(positions, x.rows, k, pos))
+  if (!ropeArgs("rope", in, positions, headDim, out, x, o, pos))
     return;
-  if (headDim <= 0 || headDim % 2 || x.cols % headDim) {
-    report("rope: head dim " + std::to_string(headDim) +
-           " must be even and divide the row size " + std::to_string(x.cols));
-    return;
-  }
-  int64_t half = headDim / 2, heads = x.cols / headDim;
   // HF: inv_freq = 1 / base ** (arange(0, d, 2).float() / d), all in the
   // compute dtype; angle = pos * inv_freq rounded to it; then cos/sin.
-  std::vector<T> invFreq(half), c(half), s(half), tmp(headDim);
-  for (int64_t i = 0; i < half; ++i)
+  std::vector<T> invFreq(headDim / 2);
+  for (int64_t i = 0; i < headDim / 2; ++i)
     invFreq[i] =
         T(1) / std::pow(static_cast<T>(theta),
                         static_cast<T>(2 * i) / static_cast<T>(headDim));
-  for (int64_t r = 0; r < x.rows; ++r) {
-    for (int64_t i = 0; i < half; ++i) {
-      T angle = static_cast<T>(pos[r]) * invFreq[i];
-      c[i] = std::cos(angle);
-      s[i] = std::sin(angle);
-    }
-    for (int64_t h = 0; h < heads; ++h) {
-      const T *xi = x.row(r) + h * headDim;
-      // Through a copy: `out` may alias `in`.
-      std::copy(xi, xi + headDim, tmp.begin());
-      T *oi = o.row(r) + h * headDim;
-      for (int64_t i = 0; i < half; ++i) {
-        oi[i] = tmp[i] * c[i] + (-tmp[i + half]) * s[i];
-        oi[i + half] = tmp[i + half] * c[i] + tmp[i] * s[i];
-      }
-    }
-  }
+  rotateRows(x, o, pos, invFreq, headDim, T(1));
 }
 
 /// exp(x) for float, branch-free so loops over it vectorize (Cephes' expf
@@ -311,9 +192,13 @@ inline float fastExp(float x) {
   return p * scale;
 }
 
-/// Causal softmax of one score row in place: keys [0, n) are visible, the
-/// rest of the row (up to `width`) is zeroed for the P.V GEMM.
-GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n, int64_t width) {
+/// Causal softmax of one score row in place: keys [lo, n) are visible (lo
+/// > 0 under a sliding window), the rest of the row (up to `width`) is
+/// zeroed for the P.V GEMM.
+GRETA_ISA_CLONES void softmaxRow(float *row, int64_t lo, int64_t n,
+                                 int64_t width) {
+  std::fill(row, row + lo, 0.0f);
+  row += lo, n -= lo, width -= lo;
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
   for (int64_t j = 0; j < n; ++j)
@@ -333,7 +218,9 @@ GRETA_ISA_CLONES void softmaxRow(float *row, int64_t n, int64_t width) {
 }
 
 /// The f64 reference path keeps libm's exp.
-void softmaxRow(double *row, int64_t n, int64_t width) {
+void softmaxRow(double *row, int64_t lo, int64_t n, int64_t width) {
+  std::fill(row, row + lo, 0.0);
+  row += lo, n -= lo, width -= lo;
   double mx = -std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < n; ++j)
     mx = std::max(mx, row[j]);
@@ -350,7 +237,7 @@ template <typename T>
 void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
                MemRef<int64_t, 1> *positions, int64_t numHeads,
                int64_t numKvHeads, int64_t headDim, double scale,
-               int64_t cacheSlot, MemRef<T, 2> *outm) {
+               int64_t cacheSlot, int64_t window, MemRef<T, 2> *outm) {
   const char *kn = "attention";
   Mat<T> q, k, v, o;
   std::vector<int64_t> pos;
@@ -433,8 +320,12 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
         T *sc = scores.data();
         gemm(true, bq, kEnd, headDim, static_cast<T>(scale),
              q.row(i0) + h * headDim, q.ld, kh, kvDim, T(0), sc, kEnd);
-        for (int64_t i = 0; i < bq; ++i) // keys [0, p] for position p
-          softmaxRow(sc + i * kEnd, pos[i0 + i] + 1, kEnd);
+        for (int64_t i = 0; i < bq; ++i) {
+          // Keys [0, p] for position p; (p - window, p] with a window.
+          int64_t p = pos[i0 + i];
+          int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+          softmaxRow(sc + i * kEnd, lo, p + 1, kEnd);
+        }
         gemm(false, bq, headDim, kEnd, T(1), sc, kEnd, vh, kvDim, T(0),
              o.row(i0) + h * headDim, o.ld);
       }
@@ -668,7 +559,19 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload,
       MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
       int64_t headDim, double scale, int64_t cacheSlot, MemRef<T, 2> *out) {   \
     attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,     \
-                 cacheSlot, out);                                              \
+                 cacheSlot, /*window=*/0, out);                                \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_attention_window_##SUFFIX(                       \
+      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
+      MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
+      int64_t headDim, double scale, int64_t cacheSlot, int64_t window,        \
+      MemRef<T, 2> *out) {                                                     \
+    if (window <= 0)                                                           \
+      report("attention_window: window " + std::to_string(window) +           \
+             " must be positive");                                             \
+    else                                                                       \
+      attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,   \
+                   cacheSlot, window, out);                                    \
   }                                                                            \
   void _mlir_ciface_greta_cpu_swiglu_##SUFFIX(                                 \
       MemRef<T, 2> *gate, MemRef<T, 2> *up, MemRef<T, 2> *out) {               \
