@@ -402,6 +402,7 @@ int Runner::run() {
     m.model = modelName;
     m.modelDigest = meta.value("model_digest", "");
     m.weightsDigest = weights->digest();
+    m.weightsDType = weights->storedDTypes();
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)
