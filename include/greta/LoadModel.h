@@ -40,7 +40,9 @@ struct LoadedModel {
 
 /// Reads `path` into `sourceMgr` (the caller keeps it, and the diagnostic
 /// handler it installed on `ctx`, alive as long as the module) and runs
-/// `pipeline` (may be empty) on it. On failure returns std::nullopt and sets
+/// `pipeline` (may be empty) on it. `path` may be an HF checkpoint directory:
+/// its config.json is imported (through `cacheDir` when not empty,
+/// greta/Target/HF/ImportCheckpoint.h). On failure returns std::nullopt and sets
 /// `error` to a message naming the file ("cannot read model ...",
 /// "cannot parse model ... (see above)", "... has no func.func @forward",
 /// "--pass-pipeline '...': ...").
@@ -48,7 +50,8 @@ std::optional<LoadedModel> loadModel(const std::string &path,
                                      const std::string &pipeline,
                                      llvm::SourceMgr &sourceMgr,
                                      mlir::MLIRContext &ctx,
-                                     std::string &error);
+                                     std::string &error,
+                                     const std::string &cacheDir = "");
 
 } // namespace greta
 

@@ -42,12 +42,36 @@ FailureOr<StringRef> dtypeSuffix(Operation *op, Type elementType) {
             "storage)";
 }
 
-/// The ABI type of a memref operand: same rank and element type, every
-/// size dynamic, identity layout.
+/// The ABI type of a parameter the runtime returns: same rank and element
+/// type, every size dynamic, identity layout.
 MemRefType abiType(MemRefType t) {
   return MemRefType::get(
       SmallVector<int64_t>(t.getRank(), ShapedType::kDynamic),
       t.getElementType());
+}
+
+/// The ABI type of a memref operand: every size, stride and the offset
+/// dynamic, so a slice (tensor.extract_slice's subview: Phi-3's fused
+/// projections) reaches the kernel as it is. The descriptor is the same
+/// struct as an identity layout's; the kernels read its offset and strides.
+MemRefType stridedAbiType(MemRefType t) {
+  SmallVector<int64_t> dynamic(t.getRank(), ShapedType::kDynamic);
+  return MemRefType::get(
+      dynamic, t.getElementType(),
+      StridedLayoutAttr::get(t.getContext(), ShapedType::kDynamic, dynamic));
+}
+
+/// Whether the kernels can read `t`: rows of contiguous elements, i.e. an
+/// innermost stride of 1 (or unknown until run time, where they check it).
+bool hasRowMajorRows(MemRefType t) {
+  if (t.getLayout().isIdentity())
+    return true;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(t.getStridesAndOffset(strides, offset)))
+    return false;
+  return strides.empty() || strides.back() == 1 ||
+         ShapedType::isDynamic(strides.back());
 }
 
 /// Device backends (GPU) store f16, bf16 or f32; there is no f64 kernel.
@@ -106,13 +130,12 @@ public:
     auto type = dyn_cast<MemRefType>(value.getType());
     if (!type)
       return value;
-    if (!type.getLayout().isIdentity())
+    if (!hasRowMajorRows(type))
       return user->emitOpError()
              << "greta-kernels-to-calls: operand of type " << type
-             << " has a non-identity layout; the C ABI expects row-major "
-                "buffers (bufferize with "
-                "function-boundary-type-conversion=identity-layout-map)";
-    MemRefType target = abiType(type);
+             << " does not hold its rows contiguously; the kernels read rows "
+                "of consecutive elements (innermost stride 1)";
+    MemRefType target = stridedAbiType(type);
     if (target == type)
       return value;
     return memref::CastOp::create(builder, user->getLoc(), target, value)
@@ -174,10 +197,15 @@ public:
     FailureOr<StringRef> dt = suffix(trace, type.getElementType());
     if (failed(dt))
       return failure();
-    if (!type.getLayout().isIdentity())
+    // A slice of rows (Phi-3's q of a fused qkv) is traced as it is; other
+    // ranks are reshaped below, which needs an identity layout.
+    if (!type.getLayout().isIdentity() &&
+        (type.getRank() != 2 || !hasRowMajorRows(type)))
       return trace.emitOpError()
              << "greta-kernels-to-calls: traced buffer " << type
-             << " has a non-identity layout; the C ABI expects row-major rows";
+             << " has a layout the trace cannot read; rank-2 buffers with "
+                "contiguous rows (innermost stride 1) and identity layouts "
+                "are traced";
     Location loc = trace.getLoc();
     builder.setInsertionPoint(trace);
     Value value = trace.getInput();
@@ -276,12 +304,61 @@ public:
     return success();
   }
 
+  /// A copy between strided buffers: `greta_rt_copy_r<N>_<dt>(src, dst)`.
+  LogicalResult lowerCopy(memref::CopyOp copy) {
+    auto src = dyn_cast<MemRefType>(copy.getSource().getType());
+    auto dst = dyn_cast<MemRefType>(copy.getTarget().getType());
+    if (!src || !dst)
+      return copy.emitOpError()
+             << "greta-kernels-to-calls: a copy of an unranked memref";
+    if (src.getRank() < 1 || src.getRank() > 2)
+      return copy.emitOpError()
+             << "greta-kernels-to-calls: a copy of rank " << src.getRank()
+             << " between non-contiguous buffers; the runtime copies rank 1 "
+                "and 2";
+    FailureOr<StringRef> dt = suffix(copy, src.getElementType());
+    if (failed(dt))
+      return failure();
+    if (!hasRowMajorRows(src) || !hasRowMajorRows(dst))
+      return copy.emitOpError()
+             << "greta-kernels-to-calls: copy from " << src << " to " << dst
+             << ": the runtime copies buffers of contiguous rows";
+    builder.setInsertionPoint(copy);
+    SmallVector<Value> args;
+    for (Value v : {copy.getSource(), copy.getTarget()}) {
+      FailureOr<Value> abi = toABI(copy, v);
+      if (failed(abi))
+        return failure();
+      args.push_back(*abi);
+    }
+    std::string name =
+        ("greta_rt_copy_r" + Twine(src.getRank()) + "_" + *dt).str();
+    FailureOr<func::FuncOp> callee = declare(
+        copy, name, builder.getFunctionType(ValueRange(args).getTypes(), {}));
+    if (failed(callee))
+      return failure();
+    func::CallOp::create(builder, copy.getLoc(), *callee, args);
+    copy.erase();
+    return success();
+  }
+
   LogicalResult run() {
     SmallVector<Operation *> work;
     DenseSet<Operation *> repeats; // decided before any trace is lowered
     module.walk([&](Operation *op) {
       if (isa<KernelOp, TraceOp, memref::GetGlobalOp>(op))
         work.push_back(op);
+      // Copies of identity layouts become memcpy in the LLVM lowering; a
+      // slice's would call MLIR's memrefCopy, which GRETA does not link.
+      if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+        auto identity = [](Value v) {
+          auto t = dyn_cast<MemRefType>(v.getType());
+          return t && t.getLayout().isIdentity();
+        };
+        if (!device && !(identity(copy.getSource()) &&
+                         identity(copy.getTarget())))
+          work.push_back(op);
+      }
       if (auto trace = dyn_cast<TraceOp>(op);
           trace && repeatsPreviousTrace(trace))
         repeats.insert(op);
@@ -296,6 +373,8 @@ public:
         auto global = symbols.lookup<memref::GlobalOp>(get.getName());
         if (global && global->hasAttr(kParamGlobalAttr))
           result = lowerParam(get, global);
+      } else if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+        result = lowerCopy(copy);
       }
       if (failed(result))
         return failure();

@@ -123,6 +123,8 @@ void mlir::greta::buildKernelCallsToLLVMPipeline(
 
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
+  // Slices with dynamic offsets or sizes leave affine.apply behind.
+  pm.addPass(createLowerAffinePass());
   FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
   memrefToLLVM.useGenericFunctions = genericAllocation;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
@@ -133,6 +135,8 @@ void mlir::greta::buildKernelCallsToLLVMPipeline(
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
+  // Anything not in the llvm dialect now would fail in codegen: say where.
+  pm.addPass(createVerifyLowered());
 }
 
 void mlir::greta::buildLowerToCPUPipeline(OpPassManager &pm,

@@ -99,6 +99,16 @@ struct GpuStorage : mlir::greta::impl::GpuStorageBase<GpuStorage> {
     }
     if (dtype == "f32")
       return;
+    // A scale's factor is a tensor of the activation dtype in HF (Gemma's
+    // normalizer): round it to the storage type.
+    module.walk([&](ScaleOp s) {
+      APFloat f = s.getFactor();
+      bool lost;
+      f.convert(cast<FloatType>(storage).getFloatSemantics(),
+                APFloat::rmNearestTiesToEven, &lost);
+      f.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven, &lost);
+      s.setFactorAttr(FloatAttr::get(s.getFactorAttr().getType(), f));
+    });
 
     auto retype = [&](Type t) -> Type {
       auto tensor = dyn_cast<RankedTensorType>(t);

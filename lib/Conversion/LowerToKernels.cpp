@@ -15,6 +15,8 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <cmath>
+
 namespace mlir::greta {
 #define GEN_PASS_DEF_LOWERTOKERNELS
 #include "greta/Conversion/Passes.h.inc"
@@ -104,6 +106,56 @@ public:
     rewriter.replaceOp(op, collapse.getResult());
   }
 
+  /// A per-head kernel (Qwen3's q_norm/k_norm): [S, h*d] is viewed as
+  /// [S*h, d] rows (expand_shape then collapse_shape: no copy), the kernel
+  /// runs on them, and the result is viewed back as [S, h*d]. The tags go on
+  /// the last collapse, which produces the tagged value.
+  void replacePerHead(StringRef callee, Value input, int64_t headDim,
+                      ValueRange rest) {
+    auto type = cast<RankedTensorType>(op->getResult(0).getType());
+    Type et = type.getElementType();
+    int64_t heads = type.getDimSize(1) / headDim;
+    auto split = RankedTensorType::get({type.getDimSize(0), heads, headDim}, et);
+    auto rowsType =
+        RankedTensorType::get({ShapedType::kDynamic, headDim}, et);
+    SmallVector<OpFoldResult> splitShape{
+        tensor::DimOp::create(rewriter, loc, input, 0).getResult(),
+        rewriter.getIndexAttr(heads), rewriter.getIndexAttr(headDim)};
+    if (!type.isDynamicDim(0))
+      splitShape[0] = rewriter.getIndexAttr(type.getDimSize(0));
+    SmallVector<ReassociationIndices> toSplit{{0}, {1, 2}};
+    SmallVector<ReassociationIndices> toRows{{0, 1}, {2}};
+    Value x3 = tensor::ExpandShapeOp::create(rewriter, loc, split, input,
+                                             toSplit, splitShape);
+    Value rows = tensor::CollapseShapeOp::create(rewriter, loc, rowsType, x3,
+                                                 toRows);
+    Value out = empty(rowsType, {{rows, 0}, {rows, 1}});
+    SmallVector<Value> ins{rows};
+    ins.append(rest.begin(), rest.end());
+    auto kernel = KernelOp::create(rewriter, loc, TypeRange{rowsType},
+                                   rewriter.getStringAttr(callee), ins,
+                                   ValueRange{out}, UnitAttr());
+    Value back = tensor::ExpandShapeOp::create(
+        rewriter, loc, split, kernel.getResult(0), toRows, splitShape);
+    auto collapse =
+        tensor::CollapseShapeOp::create(rewriter, loc, type, back, toSplit);
+    mergeStageTags(op, collapse);
+    rewriter.replaceOp(op, collapse.getResult());
+  }
+
+  /// A constant f64 table [rows.size(), n] (RoPE frequencies): it bufferizes
+  /// to a constant global the kernel reads.
+  Value table(ArrayRef<ArrayRef<double>> rows) {
+    int64_t n = rows.front().size();
+    SmallVector<double> flat;
+    for (ArrayRef<double> r : rows)
+      flat.append(r.begin(), r.end());
+    auto type = RankedTensorType::get({static_cast<int64_t>(rows.size()), n},
+                                      rewriter.getF64Type());
+    return arith::ConstantOp::create(
+        rewriter, loc, DenseElementsAttr::get(type, ArrayRef<double>(flat)));
+  }
+
 private:
   RewriterBase &rewriter;
   Operation *op;
@@ -145,10 +197,23 @@ LogicalResult lower(RewriterBase &rewriter, Operation *op) {
         return success();
       })
       .Case([&](RMSNormOp n) {
-        kb.replace("rms_norm",
-                   {n.getInput(), n.getWeight(),
-                    kb.f64(n.getEps().convertToDouble())},
-                   {{n.getInput(), 0}, {n.getInput(), 1}});
+        // Gemma's (offset + w): its own kernel, the offset after eps.
+        SmallVector<Value> scalars{kb.f64(n.getEps().convertToDouble())};
+        StringRef callee = "rms_norm";
+        if (std::optional<APFloat> offset = n.getWeightOffset()) {
+          scalars.push_back(kb.f64(offset->convertToDouble()));
+          callee = "rms_norm_offset";
+        }
+        SmallVector<Value> rest{n.getWeight()};
+        rest.append(scalars);
+        if (n.getHeadDim()) {
+          kb.replacePerHead(callee, n.getInput(), n.getHeadDimAttr().getInt(),
+                            rest);
+          return success();
+        }
+        SmallVector<Value> ins{n.getInput()};
+        ins.append(rest);
+        kb.replace(callee, ins, {{n.getInput(), 0}, {n.getInput(), 1}});
         return success();
       })
       .Case([&](LinearOp l) {
@@ -162,28 +227,91 @@ LogicalResult lower(RewriterBase &rewriter, Operation *op) {
       .Case([&](RoPEOp r) {
         if (failed(expectI64(op, "positions", r.getPositions())))
           return failure();
+        DimSource rows{r.getInput(), 0}, cols{r.getInput(), 1};
+        double attentionFactor =
+            r.getAttentionFactor() ? r.getAttentionFactor()->convertToDouble()
+                                   : 1.0;
+        if (r.getDynamicFactor()) {
+          // Dynamic NTK: the kernel rescales theta for the call's positions.
+          kb.replace("rope_dynamic",
+                     {r.getInput(), r.getPositions(),
+                      kb.f64(r.getTheta().convertToDouble()),
+                      kb.f64(r.getDynamicFactor()->convertToDouble()),
+                      kb.i64(r.getDynamicMaxPositionAttr().getInt()),
+                      kb.i64(r.getHeadDim())},
+                     {rows, cols});
+          return success();
+        }
+        if (r.getInvFreq() || attentionFactor != 1.0) {
+          // Frequencies from a table: one row, or longrope's short and long
+          // rows and the position + 1 above which the long row applies.
+          SmallVector<double> plain;
+          ArrayRef<double> inv;
+          if (r.getInvFreq()) {
+            inv = *r.getInvFreq();
+          } else {
+            int64_t d = r.getHeadDim();
+            for (int64_t i = 0; i < d / 2; ++i)
+              plain.push_back(1.0 / std::pow(r.getTheta().convertToDouble(),
+                                             double(2 * i) / double(d)));
+            inv = plain;
+          }
+          SmallVector<ArrayRef<double>> tableRows{inv};
+          int64_t longFrom = 0;
+          if (r.getLongInvFreq()) {
+            tableRows.push_back(*r.getLongInvFreq());
+            longFrom = r.getLongFromAttr().getInt();
+          }
+          kb.replace("rope_table",
+                     {r.getInput(), r.getPositions(), kb.table(tableRows),
+                      kb.i64(longFrom), kb.f64(attentionFactor),
+                      kb.i64(r.getHeadDim())},
+                     {rows, cols});
+          return success();
+        }
         kb.replace("rope",
                    {r.getInput(), r.getPositions(),
                     kb.f64(r.getTheta().convertToDouble()),
                     kb.i64(r.getHeadDim())},
-                   {{r.getInput(), 0}, {r.getInput(), 1}});
+                   {rows, cols});
         return success();
       })
       .Case([&](AttentionOp a) {
         if (failed(expectI64(op, "positions", a.getPositions())))
           return failure();
-        kb.replace("attention",
-                   {a.getQ(), a.getK(), a.getV(), a.getPositions(),
-                    kb.i64(a.getNumHeads()), kb.i64(a.getNumKvHeads()),
-                    kb.i64(a.getHeadDim()),
-                    kb.f64(a.getScale().convertToDouble()),
-                    kb.i64(a.getCacheSlot())},
-                   {{a.getQ(), 0}, {a.getQ(), 1}}, /*stateful=*/true);
+        SmallVector<Value> ins{a.getQ(),
+                               a.getK(),
+                               a.getV(),
+                               a.getPositions(),
+                               kb.i64(a.getNumHeads()),
+                               kb.i64(a.getNumKvHeads()),
+                               kb.i64(a.getHeadDim()),
+                               kb.f64(a.getScale().convertToDouble()),
+                               kb.i64(a.getCacheSlot())};
+        // A sliding window is its own entry point, the window last.
+        StringRef callee = "attention";
+        if (a.getSlidingWindow()) {
+          ins.push_back(kb.i64(a.getSlidingWindowAttr().getInt()));
+          callee = "attention_window";
+        }
+        kb.replace(callee, ins, {{a.getQ(), 0}, {a.getQ(), 1}},
+                   /*stateful=*/true);
         return success();
       })
       .Case([&](SwiGLUOp s) {
         kb.replace("swiglu", {s.getGate(), s.getUp()},
                    {{s.getGate(), 0}, {s.getGate(), 1}});
+        return success();
+      })
+      .Case([&](GeGLUOp g) {
+        kb.replace("geglu", {g.getGate(), g.getUp()},
+                   {{g.getGate(), 0}, {g.getGate(), 1}});
+        return success();
+      })
+      .Case([&](ScaleOp s) {
+        kb.replace("scale",
+                   {s.getInput(), kb.f64(s.getFactor().convertToDouble())},
+                   {{s.getInput(), 0}, {s.getInput(), 1}});
         return success();
       })
       .Case([&](AddOp a) {
@@ -229,7 +357,7 @@ struct LowerToKernels
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<EmbeddingOp, RMSNormOp, LinearOp, RoPEOp, AttentionOp, SwiGLUOp,
-              AddOp, RoundOp, PerturbOp>(op))
+              GeGLUOp, ScaleOp, AddOp, RoundOp, PerturbOp>(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());

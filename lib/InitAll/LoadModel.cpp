@@ -3,6 +3,7 @@
 
 #include "greta/Dialect/Greta/IR/GretaOps.h"
 #include "greta/ParseMLIR.h"
+#include "greta/Target/HF/ImportCheckpoint.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
@@ -106,9 +107,20 @@ namespace greta {
 std::optional<LoadedModel> loadModel(const std::string &path,
                                      const std::string &pipeline,
                                      llvm::SourceMgr &sourceMgr,
-                                     MLIRContext &ctx, std::string &error) {
+                                     MLIRContext &ctx, std::string &error,
+                                     const std::string &cacheDir) {
   std::string fileError;
-  auto file = openInputFile(path, &fileError);
+  std::unique_ptr<llvm::MemoryBuffer> file;
+  if (hf::isCheckpointDir(path)) {
+    // An HF checkpoint: the IR of its config.json (ImportCheckpoint.h).
+    std::optional<std::string> text =
+        hf::importCheckpointIR(path, cacheDir, ctx, error);
+    if (!text)
+      return std::nullopt;
+    file = llvm::MemoryBuffer::getMemBufferCopy(*text, path + "/config.json");
+  } else {
+    file = openInputFile(path, &fileError);
+  }
   if (!file) {
     error = "cannot read model " + path + ": " + fileError;
     return std::nullopt;
@@ -125,7 +137,9 @@ std::optional<LoadedModel> loadModel(const std::string &path,
     error = "model " + path + " has no func.func @forward";
     return std::nullopt;
   }
-  m.name = llvm::sys::path::stem(path).str();
+  m.name = llvm::sys::path::stem(llvm::sys::path::remove_leading_dotslash(
+                                     llvm::StringRef(path).rtrim('/')))
+               .str();
   if (auto name = (*m.module)->getAttrOfType<StringAttr>("greta.model"))
     m.name = name.str();
   if (!pipeline.empty()) {

@@ -7,8 +7,9 @@ numpy. See docs/PYTHON.md.
         w.tensor("attn_out", layer, rows)      # the bytes GRETA writes
 """
 from .filter import ENV_VARS, Filter, FilterError
-from .format import (CATEGORIES, DTYPES, FORMAT_VERSION, PAYLOADS, STAGES,
-                     STAGE_TABLE, record_id, stage_category, stage_index)
+from .format import (CATEGORIES, DTYPES, EXECUTION_ORDER, FORMAT_VERSION,
+                     PAYLOADS, STAGES, STAGE_TABLE, execution_order_key,
+                     record_id, stage_category, stage_index)
 from .reader import (Block, Record, Trace, TraceError, read, read_manifest,
                      stored_bytes)
 from .writer import (Writer, WriterError, file_digest, prompt_digest,
@@ -17,9 +18,10 @@ from .writer import (Writer, WriterError, file_digest, prompt_digest,
 __version__ = "0.1.0"
 
 __all__ = [
-    "Block", "CATEGORIES", "DTYPES", "ENV_VARS", "FORMAT_VERSION", "Filter",
+    "Block", "CATEGORIES", "DTYPES", "ENV_VARS", "EXECUTION_ORDER",
+    "FORMAT_VERSION", "Filter",
     "FilterError", "PAYLOADS", "Record", "STAGES", "STAGE_TABLE", "Trace",
-    "TraceError", "Writer", "WriterError", "file_digest", "prompt_digest",
+    "TraceError", "Writer", "WriterError", "execution_order_key", "file_digest", "prompt_digest",
     "weights_digests",
     "read", "read_manifest", "record_id", "stage_category", "stage_index",
     "stored_bytes",

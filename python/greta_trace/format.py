@@ -22,8 +22,9 @@ MAX_TOP = 64
 INT64_MAX = (1 << 63) - 1
 BLOCK_CONTIGUOUS = 1  # block flags bit 0: positions are first, first + 1, ...
 
-# Stages in execution order inside a layer, with their root-cause category
-# (Stages.h kStageTable). The index is the stage byte of a record.
+# Stages with their root-cause category (Stages.h kStageTable). The index is
+# the stage byte of a record; a new stage is appended, so the index is not
+# the execution order (EXECUTION_ORDER is).
 STAGE_TABLE = [
     ("embed_out", "ROUTING/SELECTION"),
     ("residual_pre_attn", "ROUTING/SELECTION"),
@@ -38,12 +39,20 @@ STAGE_TABLE = [
     ("mlp_out", "MLP_OUTPUT"),
     ("residual_post_mlp", "RESIDUAL_ADD"),
     ("logits", "UNKNOWN"),
+    ("v_proj", "ATTN_KERNEL_INPUTS"),
 ]
 STAGES = [name for name, _ in STAGE_TABLE]
+# Stages.h kExecutionOrder: the order inside a layer (v_proj after
+# k_pre_rope, as HF computes q, k, v, then RoPE).
+EXECUTION_ORDER = ["embed_out", "residual_pre_attn", "attn_in", "q_pre_rope",
+                   "k_pre_rope", "v_proj", "q_post_rope", "k_post_rope",
+                   "attn_out", "residual_post_attn", "ffn_norm_in", "mlp_out",
+                   "residual_post_mlp", "logits"]
 CATEGORIES = ["ROUTING/SELECTION", "ATTN_KERNEL_INPUTS", "ATTENTION_MECHANISM",
               "RESIDUAL_ADD", "FFN_NORM_PATH", "MLP_OUTPUT", "UNKNOWN"]
-# A record id is layer * RECORD_ID_STRIDE + stage index (Stages.h recordId);
-# it is also the execution-order key of a (stage, layer).
+# A record id is layer * RECORD_ID_STRIDE + stage index (Stages.h recordId).
+# The execution-order key of a (stage, layer) is layer * RECORD_ID_STRIDE +
+# the stage's rank in EXECUTION_ORDER (Stages.h executionOrderKey).
 RECORD_ID_STRIDE = 16
 
 DTYPES = ["f32", "f64", "f16", "bf16"]    # Trace.h DType
@@ -79,6 +88,12 @@ def stage_index(stage):
 def stage_category(stage):
     """The root-cause category of a stage (name or index)."""
     return STAGE_TABLE[stage_index(stage)][1]
+
+
+def execution_order_key(stage, layer):
+    """Stages.h executionOrderKey: sorts (stage, layer) in execution order."""
+    return layer * RECORD_ID_STRIDE + EXECUTION_ORDER.index(
+        STAGES[stage_index(stage)])
 
 
 def record_id(stage, layer):

@@ -9,7 +9,7 @@ the same SHA-256, inf where rows differ but carry no values to measure
 """
 import numpy as np
 
-from .format import RECORD_ID_STRIDE, STAGES, stage_index
+from .format import RECORD_ID_STRIDE, STAGES, execution_order_key, stage_index
 from .reader import read
 
 MATPLOTLIB_MISSING = (
@@ -49,7 +49,7 @@ def error_grid(base, test):
 def first_differing(layers, grid):
     """The first (stage, layer) in execution order whose error is above 0,
     or None."""
-    cells = [(layer * RECORD_ID_STRIDE + s, STAGES[s], layer)
+    cells = [(execution_order_key(s, layer), STAGES[s], layer)
              for s in range(len(STAGES)) for c, layer in enumerate(layers)
              if grid[s, c] > 0]
     return min(cells)[1:] if cells else None

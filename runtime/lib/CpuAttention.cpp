@@ -105,7 +105,7 @@ template <typename T>
 void causalAttention(const T *q, int64_t qld, const T *kCache, const T *vCache,
                      int64_t kvDim, int64_t pos0, int64_t rows,
                      int64_t numHeads, int64_t numKvHeads, int64_t headDim,
-                     T scale, T *out, int64_t outLd) {
+                     T scale, T *out, int64_t outLd, int64_t window) {
   if (rows <= 0)
     return;
   const GemmKernels<T> &K = gemmKernels<T>();
@@ -169,8 +169,14 @@ void causalAttention(const T *q, int64_t qld, const T *kCache, const T *vCache,
       for (int64_t p = 0; p < tilePanels; ++p)
         K.tileNT[tr - 1](d, q + (i0 + r) * qld + h * d, qld, kg + p * d * nr,
                          s + p * nr, ldS, static_cast<int>(nr), scale);
-      for (int64_t i = 0; i < tr; ++i)
-        softmaxRow(s + i * ldS, ends[r + i]);
+      for (int64_t i = 0; i < tr; ++i) {
+        // Keys [lo, end): a softmax over the window alone (its order fixed
+        // by the window's length), exact zeros before it.
+        const int64_t end = ends[r + i];
+        const int64_t lo = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+        std::fill(s + i * ldS, s + i * ldS + lo, T(0));
+        softmaxRow(s + i * ldS + lo, end - lo);
+      }
       for (int64_t dp = 0; dp < dPanels; ++dp)
         K.tileNN[tr - 1](s, ldS, ends + r, vg + dp * nr, vLd,
                          out + (i0 + r) * outLd + h * d + dp * nr, outLd,
@@ -182,10 +188,10 @@ void causalAttention(const T *q, int64_t qld, const T *kCache, const T *vCache,
 template void causalAttention<float>(const float *, int64_t, const float *,
                                      const float *, int64_t, int64_t, int64_t,
                                      int64_t, int64_t, int64_t, float, float *,
-                                     int64_t);
+                                     int64_t, int64_t);
 template void causalAttention<double>(const double *, int64_t, const double *,
                                       const double *, int64_t, int64_t, int64_t,
                                       int64_t, int64_t, int64_t, double,
-                                      double *, int64_t);
+                                      double *, int64_t, int64_t);
 
 } // namespace greta::rt::cpu

@@ -13,6 +13,7 @@
 #include "CpuAttention.h"
 #include "CpuGemm.h"
 #include "CpuMath.h"
+#include "CpuViews.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Session.h"
@@ -26,81 +27,10 @@
 #include <vector>
 
 using namespace greta::rt;
+using namespace greta::rt::cpu;
 
 namespace {
 
-void report(const std::string &msg) {
-  if (Session *s = Session::current())
-    s->setError(msg);
-  else
-    std::fprintf(stderr, "greta runtime: %s (no session)\n", msg.c_str());
-}
-
-template <typename T> constexpr const char *suffix() {
-  return std::is_same_v<T, float> ? "f32" : "f64";
-}
-
-/// A row-major matrix view of a 2-D memref; rows may be strided, the
-/// innermost stride must be 1 (what bufferization produces).
-template <typename T> struct Mat {
-  T *p = nullptr;
-  int64_t rows = 0, cols = 0, ld = 0;
-  T *row(int64_t i) const { return p + i * ld; }
-};
-
-template <typename T>
-bool view(MemRef<T, 2> *m, const char *kernel, const char *arg, Mat<T> &out) {
-  if (!m) {
-    report(std::string(kernel) + ": null memref for '" + arg + "'");
-    return false;
-  }
-  out.rows = m->sizes[0];
-  out.cols = m->sizes[1];
-  if (out.rows < 0 || out.cols < 0) {
-    report(std::string(kernel) + ": negative size in '" + arg + "'");
-    return false;
-  }
-  if (m->strides[1] != 1 && out.cols > 1) {
-    report(std::string(kernel) + ": '" + arg + "' has innermost stride " +
-           std::to_string(m->strides[1]) + " (only 1 is supported)");
-    return false;
-  }
-  out.p = m->data + m->offset;
-  out.ld = out.rows > 1 ? m->strides[0] : std::max<int64_t>(out.cols, 1);
-  if (out.ld < out.cols && out.rows > 1) {
-    report(std::string(kernel) + ": '" + arg + "' rows overlap (stride " +
-           std::to_string(out.ld) + " < " + std::to_string(out.cols) + ")");
-    return false;
-  }
-  return true;
-}
-
-template <typename T>
-bool view1(MemRef<T, 1> *m, const char *kernel, const char *arg, T *&p,
-           int64_t &n, int64_t &stride) {
-  if (!m) {
-    report(std::string(kernel) + ": null memref for '" + arg + "'");
-    return false;
-  }
-  p = m->data + m->offset;
-  n = m->sizes[0];
-  stride = m->strides[0];
-  return true;
-}
-
-template <typename T>
-bool sameShape(const Mat<T> &a, const Mat<T> &b, const char *kernel) {
-  if (a.rows == b.rows && a.cols == b.cols)
-    return true;
-  report(std::string(kernel) + ": shape mismatch [" + std::to_string(a.rows) +
-         ", " + std::to_string(a.cols) + "] vs [" + std::to_string(b.rows) +
-         ", " + std::to_string(b.cols) + "]");
-  return false;
-}
-
-template <typename T> void zero(const Mat<T> &m) {
-  for (int64_t i = 0; i < m.rows; ++i)
-    std::fill(m.row(i), m.row(i) + m.cols, T(0));
 }
 
 template <typename T>
@@ -200,74 +130,27 @@ void linear(MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,
 }
 
 template <typename T>
-bool readPositions(MemRef<int64_t, 1> *positions, int64_t rows,
-                   const char *kernel, std::vector<int64_t> &out) {
-  int64_t *p, n, st;
-  if (!view1(positions, kernel, "positions", p, n, st))
-    return false;
-  if (n != rows) {
-    report(std::string(kernel) + ": " + std::to_string(n) + " positions for " +
-           std::to_string(rows) + " rows");
-    return false;
-  }
-  out.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
-    out[i] = p[i * st];
-    if (out[i] < 0) {
-      report(std::string(kernel) + ": negative position " +
-             std::to_string(out[i]) + " at row " + std::to_string(i));
-      return false;
-    }
-  }
-  return true;
-}
-
-template <typename T>
 void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,
           int64_t headDim, MemRef<T, 2> *out) {
-  const char *k = "rope";
   Mat<T> x, o;
   std::vector<int64_t> pos;
-  if (!view(in, k, "in", x) || !view(out, k, "out", o) || !sameShape(x, o, k) ||
-      !readPositions<T>(positions, x.rows, k, pos))
+  if (!ropeArgs("rope", in, positions, headDim, out, x, o, pos))
     return;
-  if (headDim <= 0 || headDim % 2 || x.cols % headDim) {
-    report("rope: head dim " + std::to_string(headDim) +
-           " must be even and divide the row size " + std::to_string(x.cols));
-    return;
-  }
-  int64_t half = headDim / 2, heads = x.cols / headDim;
   // HF: inv_freq = 1 / base ** (arange(0, d, 2).float() / d), all in the
   // compute dtype; angle = pos * inv_freq rounded to it; then cos/sin.
-  std::vector<T> invFreq(half), c(half), s(half), tmp(headDim);
-  for (int64_t i = 0; i < half; ++i)
+  std::vector<T> invFreq(headDim / 2);
+  for (int64_t i = 0; i < headDim / 2; ++i)
     invFreq[i] =
         T(1) / std::pow(static_cast<T>(theta),
                         static_cast<T>(2 * i) / static_cast<T>(headDim));
-  for (int64_t r = 0; r < x.rows; ++r) {
-    for (int64_t i = 0; i < half; ++i) {
-      T angle = static_cast<T>(pos[r]) * invFreq[i];
-      c[i] = std::cos(angle);
-      s[i] = std::sin(angle);
-    }
-    for (int64_t h = 0; h < heads; ++h) {
-      const T *xi = x.row(r) + h * headDim;
-      // Through a copy: `out` may alias `in`.
-      std::copy(xi, xi + headDim, tmp.begin());
-      T *oi = o.row(r) + h * headDim;
-      for (int64_t i = 0; i < half; ++i) {
-        oi[i] = tmp[i] * c[i] + (-tmp[i + half]) * s[i];
-        oi[i + half] = tmp[i + half] * c[i] + tmp[i] * s[i];
-      }
-    }
-  }
+  rotateRows(x, o, pos, invFreq, headDim, T(1));
 }
 
 template <typename T>
 void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
                MemRef<int64_t, 1> *positions, int64_t numHeads,
                int64_t numKvHeads, int64_t headDim, double scale,
-               int64_t cacheSlot, MemRef<T, 2> *outm) {
+               int64_t cacheSlot, int64_t window, MemRef<T, 2> *outm) {
   const char *kn = "attention";
   Mat<T> q, k, v, o;
   std::vector<int64_t> pos;
@@ -332,7 +215,7 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
 
   cpu::causalAttention<T>(q.p, q.ld, kc, vc, kvDim, pos[0], rows, numHeads,
                           numKvHeads, headDim, static_cast<T>(scale), o.p,
-                          o.ld);
+                          o.ld, window);
 }
 
 /// out = silu(g) * u, silu(g) = g / (1 + exp(-g)) as torch computes it.
@@ -552,7 +435,19 @@ void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload,
       MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
       int64_t headDim, double scale, int64_t cacheSlot, MemRef<T, 2> *out) {   \
     attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,     \
-                 cacheSlot, out);                                              \
+                 cacheSlot, /*window=*/0, out);                                \
+  }                                                                            \
+  void _mlir_ciface_greta_cpu_attention_window_##SUFFIX(                       \
+      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
+      MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
+      int64_t headDim, double scale, int64_t cacheSlot, int64_t window,        \
+      MemRef<T, 2> *out) {                                                     \
+    if (window <= 0)                                                           \
+      report("attention_window: window " + std::to_string(window) +           \
+             " must be positive");                                             \
+    else                                                                       \
+      attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,   \
+                   cacheSlot, window, out);                                    \
   }                                                                            \
   void _mlir_ciface_greta_cpu_swiglu_##SUFFIX(                                 \
       MemRef<T, 2> *gate, MemRef<T, 2> *up, MemRef<T, 2> *out) {               \

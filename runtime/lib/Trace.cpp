@@ -836,6 +836,7 @@ json manifestToJson(const Manifest &m, const ManifestSeal &seal) {
          {"model_digest", m.modelDigest},
          {"weights_digest", m.weightsDigest},
          {"weights_tensor_digests", std::move(tensorDigests)},
+         {"weights_dtype", m.weightsDType},
          {"prompt_digest", m.promptDigest},
          {"prompt_name", m.promptName},
          {"token_count", m.tokenCount},
@@ -930,6 +931,7 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
     str("model", m.model);
     str("model_digest", m.modelDigest);
     str("weights_digest", m.weightsDigest);
+    str("weights_dtype", m.weightsDType);
     str("prompt_digest", m.promptDigest);
     str("prompt_name", m.promptName);
     str("backend", m.backend);

@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <fcntl.h>
 #include <limits>
 #include <optional>
@@ -107,6 +109,16 @@ template <typename T> void convertImpl(const TensorInfo &t, T *out) {
 
 std::unique_ptr<SafeTensors> SafeTensors::open(const std::string &path,
                                                std::string &error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return openCheckpointDir(path, error);
+  if (path.size() > 11 && path.compare(path.size() - 11, 11, ".index.json") == 0)
+    return openIndex(path, error);
+  return openFile(path, error);
+}
+
+std::unique_ptr<SafeTensors> SafeTensors::openFile(const std::string &path,
+                                                   std::string &error) {
   auto fail = [&](const std::string &msg) {
     error = path + ": " + msg;
     return nullptr;
@@ -264,6 +276,124 @@ std::string FileIdentity::str() const {
          "|ino=" + std::to_string(inode) + "|size=" + std::to_string(size) +
          "|mtime_ns=" + std::to_string(mtimeNs) +
          "|ctime_ns=" + std::to_string(ctimeNs);
+}
+
+std::string SafeTensors::storedDTypes() const {
+  std::set<std::string> names;
+  for (const auto &[name, t] : tensors_)
+    names.insert(std::string(dtypeName(t.dtype)));
+  std::string out;
+  for (const std::string &n : names)
+    out += (out.empty() ? "" : "+") + n;
+  return out;
+}
+
+std::unique_ptr<SafeTensors>
+SafeTensors::openCheckpointDir(const std::string &dir, std::string &error) {
+  // As transformers does: the single file when there is one, else the index.
+  std::string single = dir + "/model.safetensors";
+  std::string index = dir + "/model.safetensors.index.json";
+  struct stat st;
+  if (::stat(single.c_str(), &st) == 0)
+    return openFile(single, error);
+  if (::stat(index.c_str(), &st) == 0)
+    return openIndex(index, error);
+  error = dir + ": an HF checkpoint directory holds model.safetensors or "
+                "model.safetensors.index.json and its shards; found neither";
+  return nullptr;
+}
+
+std::unique_ptr<SafeTensors> SafeTensors::openIndex(const std::string &path,
+                                                    std::string &error) {
+  auto fail = [&](const std::string &msg) {
+    error = path + ": " + msg;
+    return nullptr;
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return fail(std::string("cannot open: ") + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // nlohmann keeps the last of two equal keys silently: the callback sees
+  // every key of weight_map, so a tensor named twice is an error.
+  std::string top, twice;
+  std::set<std::string> seen;
+  json::parser_callback_t cb = [&](int depth, json::parse_event_t event,
+                                   json &parsed) {
+    if (event == json::parse_event_t::key) {
+      if (depth == 1)
+        top = parsed.get<std::string>();
+      else if (depth == 2 && top == "weight_map" &&
+               !seen.insert(parsed.get<std::string>()).second && twice.empty())
+        twice = parsed.get<std::string>();
+    }
+    return true;
+  };
+  json index;
+  try {
+    index = json::parse(text, cb);
+  } catch (const json::exception &e) {
+    return fail(std::string("not valid JSON: ") + e.what());
+  }
+  if (!twice.empty())
+    return fail("'weight_map' names tensor '" + twice + "' twice");
+  if (!index.is_object() || !index.contains("weight_map") ||
+      !index["weight_map"].is_object())
+    return fail("no 'weight_map' object (a model.safetensors.index.json maps "
+                "each tensor to its shard)");
+  std::string dir = path.substr(0, path.rfind('/') + 1);
+  std::unique_ptr<SafeTensors> all(new SafeTensors());
+  all->path_ = path;
+  std::map<std::string, SafeTensors *> byFile;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end();
+       ++it) {
+    if (!it.value().is_string())
+      return fail("'weight_map' entry '" + it.key() +
+                  "' is not a shard file name");
+    std::string file = it.value().get<std::string>();
+    if (file.empty() || file.find('/') != std::string::npos || file == "." ||
+        file == "..")
+      return fail("'weight_map' entry '" + it.key() + "' names '" + file +
+                  "', not a file of the checkpoint directory");
+    SafeTensors *shard = nullptr;
+    auto found = byFile.find(file);
+    if (found != byFile.end()) {
+      shard = found->second;
+    } else {
+      std::string shardError;
+      std::unique_ptr<SafeTensors> opened = openFile(dir + file, shardError);
+      if (!opened)
+        return fail("shard '" + file + "' of tensor '" + it.key() +
+                    "': " + shardError);
+      shard = opened.get();
+      byFile[file] = shard;
+      all->shards_.push_back(std::move(opened));
+    }
+    const TensorInfo *t = shard->find(it.key());
+    if (!t)
+      return fail("tensor '" + it.key() + "' is listed in shard '" + file +
+                  "', which does not hold it (" + dir + file + ")");
+    all->tensors_.emplace(it.key(), *t);
+  }
+  std::sort(all->shards_.begin(), all->shards_.end(),
+            [](const auto &a, const auto &b) { return a->path_ < b->path_; });
+  // The checkpoint's identity (the weights digest cache's key) is the
+  // index's and every shard's: an edit of any file changes it.
+  struct stat ist;
+  if (::stat(path.c_str(), &ist) != 0)
+    return fail(std::string("cannot stat: ") + std::strerror(errno));
+  FileIdentity &id = all->identity_;
+  char *real = ::realpath(path.c_str(), nullptr);
+  id.realPath = real ? real : path;
+  std::free(real);
+  for (const auto &shard : all->shards_)
+    id.realPath += "|" + shard->identity_.str();
+  id.device = ist.st_dev;
+  id.inode = ist.st_ino;
+  id.size = ist.st_size;
+  id.mtimeNs = int64_t(ist.st_mtim.tv_sec) * 1000000000 + ist.st_mtim.tv_nsec;
+  id.ctimeNs = int64_t(ist.st_ctim.tv_sec) * 1000000000 + ist.st_ctim.tv_nsec;
+  return all;
 }
 
 bool greta::rt::writeSafeTensors(const std::string &path,

@@ -545,7 +545,7 @@ func.func @f(%a: tensor<?x8xf32>, %b: tensor<?x8xf16>) {
 // -----
 
 func.func @f(%x: tensor<?x8xf32>) {
-  // expected-error @+1 {{'greta.trace' op unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
+  // expected-error @+1 {{'greta.trace' op unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
   greta.trace %x {layer = 0 : i64, payload = #greta<payload hash>, record_id = 0 : i64, stage = "attn_output"} : tensor<?x8xf32>
   return
 }
@@ -789,7 +789,7 @@ func.func @f(%m: memref<?x8xf32>) {
 // -----
 
 func.func @f(%x: tensor<?x8xf32>) {
-  // expected-error @+1 {{unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
+  // expected-error @+1 {{unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
   %y = greta.add %x, %x {greta.stages = [#greta.stage<"attn_output", 0>]} : tensor<?x8xf32>
   return
 }
@@ -949,4 +949,86 @@ func.func @f(%x: tensor<?x8xf32>) {
   // expected-error @+1 {{'greta.add' op 'greta.positions' marks a function argument (the token positions), not an op}}
   %y = greta.add %x, %x {greta.positions} : tensor<?x8xf32>
   return
+}
+
+// -----
+
+// The families' attributes (docs/MODELS.md).
+
+func.func @norm_head_dim_weight(%x: tensor<?x64xf32>, %w: tensor<64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'greta.rms_norm' op weight dim 0 is 64, expected 16 (head_dim: the norm is per head)}}
+  %y = greta.rms_norm %x, %w {eps = 1.0e-6 : f64, head_dim = 16 : i64} : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @norm_head_dim_divides(%x: tensor<?x60xf32>, %w: tensor<16xf32>) -> tensor<?x60xf32> {
+  // expected-error @+1 {{'greta.rms_norm' op input dim 1 must be a static multiple of head_dim 16 (one norm per head), got 'tensor<?x60xf32>'}}
+  %y = greta.rms_norm %x, %w {eps = 1.0e-6 : f64, head_dim = 16 : i64} : (tensor<?x60xf32>, tensor<16xf32>) -> tensor<?x60xf32>
+  return %y : tensor<?x60xf32>
+}
+
+// -----
+
+func.func @rope_table_size(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op inv_freq has 3 values, expected head_dim/2 = 4}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, inv_freq = array<f64: 1.0, 0.1, 0.01>} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @rope_table_value(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op inv_freq[2] must be positive and finite, got -0.01}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, inv_freq = array<f64: 1.0, 0.1, -0.01, 0.001>} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @rope_long_alone(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op long_inv_freq and long_from go together, with inv_freq (longrope's short and long tables)}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, inv_freq = array<f64: 1.0, 0.1, 0.01, 0.001>, long_from = 32 : i64} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @rope_dynamic_table(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op dynamic NTK derives its frequencies from theta: it takes no inv_freq}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, inv_freq = array<f64: 1.0, 0.1, 0.01, 0.001>, dynamic_factor = 2.0 : f64, dynamic_max_position = 32 : i64} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @rope_dynamic_alone(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op dynamic_factor and dynamic_max_position go together (dynamic NTK)}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, dynamic_factor = 2.0 : f64} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @rope_attention_factor(%x: tensor<?x16xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.rope' op attention_factor must be positive and finite, got 0}}
+  %y = greta.rope %x, %pos {head_dim = 8 : i64, theta = 10000.0 : f64, attention_factor = 0.0 : f64} : (tensor<?x16xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @window(%q: tensor<?x16xf32>, %k: tensor<?x8xf32>, %pos: tensor<?xi64>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.attention' op sliding_window must be positive, got 0}}
+  %a = greta.attention %q, %k, %k, %pos {num_heads = 2 : i64, num_kv_heads = 1 : i64, head_dim = 8 : i64, scale = 0.35 : f64, cache_slot = 0 : i64, sliding_window = 0 : i64} : (tensor<?x16xf32>, tensor<?x8xf32>, tensor<?x8xf32>, tensor<?xi64>) -> tensor<?x16xf32>
+  return %a : tensor<?x16xf32>
+}
+
+// -----
+
+func.func @scale_zero(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{'greta.scale' op factor must be finite and non-zero, got 0}}
+  %y = greta.scale %x {factor = 0.0 : f64} : tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
 }

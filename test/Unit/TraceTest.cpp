@@ -1100,7 +1100,7 @@ TEST(TraceBlock, CorruptOrMalformedBlockStopsBeforeIt) {
     fixCrc(bad, at);
     return bad;
   };
-  expectStop(patched(0, 13), "malformed block body: unknown stage 13");
+  expectStop(patched(0, 14), "malformed block body: unknown stage 14");
   expectStop(patched(1, 4), "malformed block body: unknown dtype 4");
   expectStop(patched(2, 3), "malformed block body: unknown payload 3");
   expectStop(patched(3, 3), "malformed block body: unknown block flags 3");
@@ -1173,8 +1173,8 @@ TEST(TraceBlock, InvalidBlocksAreRefusedAndTheWriterGoesOn) {
     EXPECT_FALSE(encodeBlockBody(b, body, e)) << why;
     EXPECT_TRUE(body.empty());
   };
-  refused([](RecordBlock &b) { b.stage = static_cast<Stage>(13); },
-          "unknown stage 13");
+  refused([](RecordBlock &b) { b.stage = static_cast<Stage>(14); },
+          "unknown stage 14");
   refused([](RecordBlock &b) { b.dtype = static_cast<DType>(9); },
           "unknown dtype 9");
   refused([](RecordBlock &b) { b.payload = static_cast<Payload>(3); },

@@ -161,8 +161,9 @@ TEST(Weights, TruncatedAndMissingFiles) {
   EXPECT_FALSE(SafeTensors::open(dir.path() + "/missing.safetensors", err));
   EXPECT_NE(err.find("missing.safetensors"), std::string::npos);
   EXPECT_NE(err.find("No such file"), std::string::npos) << err;
+  // A directory is an HF checkpoint; this one holds no weights.
   EXPECT_FALSE(SafeTensors::open(dir.path(), err));
-  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+  EXPECT_NE(err.find("found neither"), std::string::npos) << err;
 
   std::string path = dir.path() + "/w.safetensors";
   ASSERT_TRUE(writeSafeTensors(path, sampleTensors(), DType::F32, err)) << err;
@@ -291,3 +292,114 @@ TEST(Weights, RandomCorruptionNeverCrashes) {
   }
 }
 } // namespace
+
+namespace {
+void writeText(const std::string &path, const std::string &text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+/// A checkpoint of two shards (bf16 and f32) and its index.
+std::string writeSharded(const TempDir &dir, const std::string &index) {
+  std::string err;
+  auto t = sampleTensors();
+  EXPECT_TRUE(writeSafeTensors(dir.path() + "/model-00001-of-00002.safetensors",
+                               {t[0]}, DType::BF16, err))
+      << err;
+  EXPECT_TRUE(writeSafeTensors(dir.path() + "/model-00002-of-00002.safetensors",
+                               {t[1], t[2]}, DType::F32, err))
+      << err;
+  writeText(dir.path() + "/model.safetensors.index.json", index);
+  return dir.path();
+}
+
+const char *kIndex = R"({"metadata": {"total_size": 40},
+ "weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                "model.norm.weight": "model-00002-of-00002.safetensors",
+                "empty": "model-00002-of-00002.safetensors"}})";
+} // namespace
+
+TEST(Weights, ShardedCheckpoint) {
+  TempDir dir;
+  std::string err;
+  writeSharded(dir, kIndex);
+  // The directory, and the index named directly, open the same tensors.
+  for (std::string path :
+       {dir.path(), dir.path() + "/model.safetensors.index.json"}) {
+    auto st = SafeTensors::open(path, err);
+    ASSERT_TRUE(st) << err;
+    EXPECT_EQ(st->tensors().size(), 3u);
+    const TensorInfo *e = st->find("model.embed_tokens.weight");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->dtype, DType::BF16);
+    std::vector<float> f(12);
+    convertTensor(*e, f.data());
+    EXPECT_EQ(f[3], 3.5f);
+    EXPECT_EQ(st->find("model.norm.weight")->dtype, DType::F32);
+    EXPECT_EQ(st->storedDTypes(), "bf16+f32");
+    EXPECT_NE(st->identity().str().find("model.safetensors.index.json"), std::string::npos);
+  }
+}
+
+TEST(Weights, SingleFileCheckpointDirectory) {
+  TempDir dir;
+  std::string err;
+  ASSERT_TRUE(writeSafeTensors(dir.path() + "/model.safetensors",
+                               sampleTensors(), DType::F16, err))
+      << err;
+  auto st = SafeTensors::open(dir.path(), err);
+  ASSERT_TRUE(st) << err;
+  EXPECT_EQ(st->tensors().size(), 3u);
+  EXPECT_EQ(st->storedDTypes(), "f16");
+}
+
+TEST(Weights, ShardedCheckpointErrorsNameTheFile) {
+  std::string err;
+  {
+    TempDir dir;
+    writeSharded(dir, kIndex);
+    std::remove((dir.path() + "/model-00002-of-00002.safetensors").c_str());
+    EXPECT_FALSE(SafeTensors::open(dir.path(), err));
+    EXPECT_NE(err.find("model.safetensors.index.json"), std::string::npos);
+    EXPECT_NE(err.find("shard 'model-00002-of-00002.safetensors'"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("No such file"), std::string::npos) << err;
+  }
+  {
+    TempDir dir;
+    std::string index = kIndex;
+    index.replace(index.find("\"empty\""), 7, "\"absent\"");
+    writeSharded(dir, index);
+    EXPECT_FALSE(SafeTensors::open(dir.path(), err));
+    EXPECT_NE(err.find("tensor 'absent' is listed in shard "
+                       "'model-00002-of-00002.safetensors', which does not "
+                       "hold it"),
+              std::string::npos)
+        << err;
+  }
+  {
+    TempDir dir;
+    writeSharded(dir, R"({"weight_map": {
+      "model.norm.weight": "model-00002-of-00002.safetensors",
+      "model.norm.weight": "model-00001-of-00002.safetensors"}})");
+    EXPECT_FALSE(SafeTensors::open(dir.path(), err));
+    EXPECT_NE(err.find("model.safetensors.index.json: 'weight_map' names "
+                       "tensor 'model.norm.weight' twice"),
+              std::string::npos)
+        << err;
+  }
+  {
+    TempDir dir;
+    writeSharded(dir, R"({"weight_map": {"a": "../model.safetensors"}})");
+    EXPECT_FALSE(SafeTensors::open(dir.path(), err));
+    EXPECT_NE(err.find("not a file of the checkpoint directory"),
+              std::string::npos)
+        << err;
+  }
+  {
+    TempDir dir;
+    writeSharded(dir, R"({"metadata": {}})");
+    EXPECT_FALSE(SafeTensors::open(dir.path(), err));
+    EXPECT_NE(err.find("no 'weight_map' object"), std::string::npos) << err;
+  }
+}

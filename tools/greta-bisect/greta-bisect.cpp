@@ -119,14 +119,18 @@ std::string selfDir() {
 }
 
 /// The layer count from the model's `greta.num_layers` module attribute.
+/// For an HF checkpoint directory: num_hidden_layers of its config.json.
 bool readNumLayers(const std::string &model, int64_t &n, std::string &error) {
-  std::ifstream in(model);
+  bool checkpoint = fs::is_directory(model);
+  std::string file = checkpoint ? model + "/config.json" : model;
+  std::ifstream in(file);
   if (!in) {
-    error = "cannot read model " + model;
+    error = "cannot read model " + file;
     return false;
   }
   std::string line;
-  std::regex re("greta\\.num_layers\\s*=\\s*([0-9]+)");
+  std::regex re(checkpoint ? "\"num_hidden_layers\"\\s*:\\s*([0-9]+)"
+                           : "greta\\.num_layers\\s*=\\s*([0-9]+)");
   int lineNo = 0;
   while (std::getline(in, line) && ++lineNo < 200) {
     std::smatch m;
@@ -135,8 +139,10 @@ bool readNumLayers(const std::string &model, int64_t &n, std::string &error) {
       return true;
     }
   }
-  error = model + ": no 'greta.num_layers' module attribute in its first "
-                  "200 lines (give --num-layers)";
+  error = file + (checkpoint ? ": no 'num_hidden_layers' in its first 200 "
+                               "lines (give --num-layers)"
+                             : ": no 'greta.num_layers' module attribute in "
+                               "its first 200 lines (give --num-layers)");
   return false;
 }
 } // namespace
@@ -157,8 +163,13 @@ int main(int argc, char **argv) {
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath;
   bool restart = false;
-  app.add_option("--model", o.model, "greta IR of the model (model.mlir)")->required();
-  app.add_option("--weights", o.weights, "safetensors weights")->required();
+  app.add_option("--model", o.model,
+                 "greta IR of the model (model.mlir), or an HF checkpoint "
+                 "directory")
+      ->required();
+  app.add_option("--weights", o.weights,
+                 "safetensors weights (default for a checkpoint directory: "
+                 "its own)");
   std::string &promptText = o.promptText;
   app.add_option("--prompt", prompt,
                  "prompt file: token ids (JSON array or one per line), text "
@@ -260,6 +271,12 @@ int main(int argc, char **argv) {
       }
       o.prompts.push_back({fs::path(path).stem().string(), path});
     }
+  }
+  if (o.weights.empty()) {
+    if (!fs::is_directory(o.model))
+      return fail("--weights is required (unless --model is an HF checkpoint "
+                  "directory)");
+    o.weights = o.model;
   }
   for (const std::string &f : {o.model, o.weights})
     if (!fs::exists(f))

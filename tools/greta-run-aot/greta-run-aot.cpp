@@ -436,6 +436,7 @@ int Runner::run() {
       std::cerr << GRETA_TOOL_NAME ": warning: " << warning << "\n";
     m.weightsDigest = digest.whole;
     m.weightsTensorDigests = std::move(digest.tensors);
+    m.weightsDType = weights->storedDTypes();
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)

@@ -15,6 +15,7 @@
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
 #include "greta/LoadModel.h"
+#include "greta/Target/HF/ImportCheckpoint.h"
 #include "greta/ParseMLIR.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Cache.h"
@@ -80,11 +81,15 @@ namespace rt = ::greta::rt;
 
 static cl::OptionCategory runCat("greta-run options");
 
-static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<MODEL.mlir>"),
-                                      cl::Required, cl::cat(runCat));
 static cl::opt<std::string>
-    weightsPath("weights", cl::desc("safetensors file with the HF weights"),
-                cl::value_desc("file"), cl::Required, cl::cat(runCat));
+    modelPath(cl::Positional,
+              cl::desc("<MODEL.mlir or HF checkpoint directory>"),
+              cl::Required, cl::cat(runCat));
+static cl::opt<std::string> weightsPath(
+    "weights",
+    cl::desc("safetensors file, index or checkpoint directory with the HF "
+             "weights (default for a checkpoint directory: its own)"),
+    cl::value_desc("path"), cl::cat(runCat));
 static cl::opt<std::string> promptPath(
     "prompt",
     cl::desc("Prompt file: token ids (JSON array or one per line), text "
@@ -575,8 +580,15 @@ int Runner::run() {
   context = &ctx;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  std::optional<::greta::LoadedModel> model =
-      ::greta::loadModel(modelPath, pipelineOpt, sourceMgr, ctx, error);
+  if (weightsPath.empty()) {
+    if (!::greta::hf::isCheckpointDir(modelPath))
+      return fail("--weights is required (unless the model is an HF "
+                  "checkpoint directory)");
+    weightsPath = modelPath;
+  }
+  std::string irCache = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  std::optional<::greta::LoadedModel> model = ::greta::loadModel(
+      modelPath, pipelineOpt, sourceMgr, ctx, error, noCache ? "" : irCache);
   if (!model)
     return fail(error);
   OwningOpRef<ModuleOp> module = std::move(model->module);
@@ -686,6 +698,7 @@ int Runner::run() {
       llvm::errs() << "greta-run: warning: " << warning << "\n";
     manifest.weightsDigest = digest.whole;
     manifest.weightsTensorDigests = std::move(digest.tensors);
+    manifest.weightsDType = weights->storedDTypes();
     std::vector<uint8_t> le;
     for (int64_t t : tokens)
       for (int b = 0; b < 8; ++b)

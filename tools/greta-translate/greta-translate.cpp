@@ -11,11 +11,13 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
+#include "greta/Target/HF/ImportCheckpoint.h"
 #include "greta/Target/HF/ImportHFConfig.h"
 #include "greta/rt/Tokenizer.h"
 #include "greta/rt/Weights.h"
 #include "greta/tools/LLVMVersion.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -42,10 +44,12 @@ cl::OptionCategory outCat("Output");
 
 cl::opt<std::string> importConfig(
     "import-hf-config",
-    cl::desc("Import an HF Llama config.json as greta IR: the whole model, "
-             "layers unrolled, stages tagged, parameters named as in HF's "
-             "safetensors"),
-    cl::value_desc("config.json"), cl::cat(modeCat));
+    cl::desc("Import an HF config.json (or a checkpoint directory's) as "
+             "greta IR: the whole model, layers unrolled, stages tagged, "
+             "parameters named as in HF's safetensors"),
+    cl::value_desc("config.json|DIR"), cl::cat(modeCat));
+cl::alias importHF("import-hf", cl::desc("Alias for --import-hf-config"),
+                   cl::aliasopt(importConfig), cl::cat(modeCat));
 cl::opt<std::string> weightsConfig(
     "gen-random-weights",
     cl::desc("Write deterministic random weights for the model of this "
@@ -287,11 +291,15 @@ int tokenizerMode() {
 int importMode(mlir::MLIRContext &ctx) {
   SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler handler(sourceMgr, &ctx);
-  const MemoryBuffer *buffer = readConfig(importConfig, sourceMgr);
+  // A checkpoint directory: its config.json.
+  std::string path = importConfig;
+  if (greta::hf::isCheckpointDir(path))
+    path += "/config.json";
+  const MemoryBuffer *buffer = readConfig(path, sourceMgr);
   if (!buffer)
     return 1;
   mlir::OwningOpRef<mlir::ModuleOp> module = greta::hf::importHFConfig(
-      buffer->getBuffer(), importConfig, ctx, modelName);
+      buffer->getBuffer(), path, ctx, modelName);
   if (!module)
     return 1;
   std::string text;
@@ -381,7 +389,8 @@ int main(int argc, char **argv) {
   // Only what the importer builds: keeps this tool independent of the
   // lowering libraries greta-opt links.
   mlir::DialectRegistry registry;
-  registry.insert<mlir::greta::GretaDialect, mlir::func::FuncDialect>();
+  registry.insert<mlir::greta::GretaDialect, mlir::func::FuncDialect,
+                  mlir::tensor::TensorDialect>();
   mlir::MLIRContext ctx(registry);
   if (!importConfig.empty())
     return rejectOptions("import-hf-config",

@@ -104,4 +104,16 @@ def GpuDeviceAllocator : Pass<"greta-gpu-device-allocator", "::mlir::ModuleOp"> 
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
+def VerifyLowered : Pass<"greta-verify-lowered", "::mlir::ModuleOp"> {
+  let summary = "Check that only LLVM-dialect ops are left (the last step of "
+                "greta-lower-to-cpu and greta-lower-to-gpu)";
+  let description = [{
+    The LLVM IR translation accepts the `llvm` dialect (and the module).
+    Anything else left by the pipeline (an `affine.apply` of a slice offset,
+    an `unrealized_conversion_cast`, an op of a dialect no step lowers) would
+    fail later, in codegen, far from its cause. This pass reports the first
+    such op at its location, with the op's name, and fails the pipeline.
+  }];
+}
+
 #endif // GRETA_CONVERSION_PASSES_TD

@@ -13,6 +13,7 @@
 #include "greta/Dialect/Greta/Transforms/Utils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Verifier.h"
@@ -76,15 +77,59 @@ private:
     return mlir::greta::LinearOp::create(b, loc(module), act(out), x, w, bv);
   }
 
-  Value rmsNorm(Value x, const std::string &module) {
+  /// RMSNorm of the HF module `module`: over whole rows, or per head of
+  /// `headDim` columns (Qwen3's q_norm/k_norm); Gemma scales by (1 + w).
+  Value rmsNorm(Value x, const std::string &module, int64_t headDim = 0) {
     Value w = param(module + ".weight");
-    return mlir::greta::RMSNormOp::create(b, loc(module), x.getType(), x, w,
-                                          b.getF64FloatAttr(c.rmsNormEps));
+    auto norm = mlir::greta::RMSNormOp::create(
+        b, loc(module), x.getType(), x, w, b.getF64FloatAttr(c.rmsNormEps),
+        /*head_dim=*/nullptr, /*weight_offset=*/nullptr);
+    if (headDim)
+      norm.setHeadDimAttr(b.getI64IntegerAttr(headDim));
+    if (c.normAddsOne)
+      norm.setWeightOffsetAttr(b.getF64FloatAttr(1.0));
+    return norm;
+  }
+
+  /// Columns [offset, offset + width) of every row: how HF splits Phi-3's
+  /// fused projections (qkv[..., :q], gate_up.chunk(2, -1)).
+  Value columns(Value x, int64_t offset, int64_t width, const Twine &name) {
+    Value rows = tensor::DimOp::create(b, loc(name), x, 0);
+    SmallVector<OpFoldResult> offsets{b.getIndexAttr(0),
+                                      b.getIndexAttr(offset)};
+    SmallVector<OpFoldResult> sizes{rows, b.getIndexAttr(width)};
+    SmallVector<OpFoldResult> strides{b.getIndexAttr(1), b.getIndexAttr(1)};
+    return tensor::ExtractSliceOp::create(b, loc(name), act(width), x, offsets,
+                                          sizes, strides);
+  }
+
+  /// RoPE with the config's scaling (tables computed once, RopeScaling.cpp).
+  Value rope(Value x, Value positions, const Twine &name) {
+    auto type = cast<RankedTensorType>(x.getType());
+    auto op = mlir::greta::RoPEOp::create(b, loc(name), type, x, positions,
+                                          b.getF64FloatAttr(c.ropeTheta),
+                                          b.getI64IntegerAttr(c.headDim),
+                                          nullptr, nullptr, nullptr, nullptr,
+                                          nullptr, nullptr);
+    if (!rt.invFreq.empty())
+      op.setInvFreqAttr(b.getDenseF64ArrayAttr(rt.invFreq));
+    if (!rt.longInvFreq.empty()) {
+      op.setLongInvFreqAttr(b.getDenseF64ArrayAttr(rt.longInvFreq));
+      op.setLongFromAttr(b.getI64IntegerAttr(rt.longFrom));
+    }
+    if (rt.dynamicFactor) {
+      op.setDynamicFactorAttr(b.getF64FloatAttr(rt.dynamicFactor));
+      op.setDynamicMaxPositionAttr(b.getI64IntegerAttr(rt.dynamicMaxPosition));
+    }
+    if (rt.attentionFactor != 1.0)
+      op.setAttentionFactorAttr(b.getF64FloatAttr(rt.attentionFactor));
+    return op;
   }
 
   Value layer(Value x, int64_t l, Value positions);
 
   const LlamaConfig &c;
+  const RopeTables rt = computeRopeTables(c);
   MLIRContext &ctx;
   OpBuilder b;
   Type f32;
@@ -101,36 +146,62 @@ Value LlamaModuleBuilder::layer(Value x, int64_t l, Value positions) {
   tag(h.getDefiningOp(), "attn_in", l);
 
   // Execution order q, k, v, rope(q), rope(k): the trace order of the seed.
-  Value q = linear(h, p + "self_attn.q_proj", c.attentionBias);
+  // q/k_pre_rope are what RoPE receives (Qwen3: after q_norm/k_norm).
+  Value q, k, v;
+  if (c.fusedProjections) {
+    Value qkv = linear(h, p + "self_attn.qkv_proj", c.attentionBias);
+    q = columns(qkv, 0, qDim, p + "self_attn.query_states");
+    k = columns(qkv, qDim, kvDim, p + "self_attn.key_states");
+    v = columns(qkv, qDim + kvDim, kvDim, p + "self_attn.value_states");
+  } else {
+    q = linear(h, p + "self_attn.q_proj", c.attentionBias);
+    if (c.qkNorm)
+      q = rmsNorm(q, p + "self_attn.q_norm", c.headDim);
+    k = linear(h, p + "self_attn.k_proj", c.attentionBias);
+    if (c.qkNorm)
+      k = rmsNorm(k, p + "self_attn.k_norm", c.headDim);
+    v = linear(h, p + "self_attn.v_proj", c.attentionBias);
+  }
   tag(q.getDefiningOp(), "q_pre_rope", l);
-  Value k = linear(h, p + "self_attn.k_proj", c.attentionBias);
   tag(k.getDefiningOp(), "k_pre_rope", l);
-  Value v = linear(h, p + "self_attn.v_proj", c.attentionBias);
+  tag(v.getDefiningOp(), "v_proj", l);
 
-  auto theta = b.getF64FloatAttr(c.ropeTheta);
-  auto headDim = b.getI64IntegerAttr(c.headDim);
-  Value qr = mlir::greta::RoPEOp::create(
-      b, loc(p + "self_attn.rope_q"), act(qDim), q, positions, theta, headDim);
+  Value qr = rope(q, positions, p + "self_attn.rope_q");
   tag(qr.getDefiningOp(), "q_post_rope", l);
-  Value kr = mlir::greta::RoPEOp::create(
-      b, loc(p + "self_attn.rope_k"), act(kvDim), k, positions, theta, headDim);
+  Value kr = rope(k, positions, p + "self_attn.rope_k");
   tag(kr.getDefiningOp(), "k_post_rope", l);
 
-  Value a = mlir::greta::AttentionOp::create(
+  auto attn = mlir::greta::AttentionOp::create(
       b, loc(p + "self_attn.attn"), act(qDim), qr, kr, v, positions,
       b.getI64IntegerAttr(c.numHeads), b.getI64IntegerAttr(c.numKVHeads),
-      headDim, b.getF64FloatAttr(1.0 / std::sqrt(double(c.headDim))),
-      b.getI64IntegerAttr(l));
-  Value o = linear(a, p + "self_attn.o_proj", c.attentionBias);
+      b.getI64IntegerAttr(c.headDim),
+      b.getF64FloatAttr(1.0 / std::sqrt(double(c.headDim))),
+      b.getI64IntegerAttr(l), /*sliding_window=*/nullptr);
+  if (int64_t window = c.windowOf(l))
+    attn.setSlidingWindowAttr(b.getI64IntegerAttr(window));
+  Value o = linear(attn, p + "self_attn.o_proj", c.oProjBias);
   tag(o.getDefiningOp(), "attn_out", l);
   Value r1 = mlir::greta::AddOp::create(b, loc(p + "residual_attn"), x, o);
   tag(r1.getDefiningOp(), "residual_post_attn", l);
 
   Value f = rmsNorm(r1, p + "post_attention_layernorm");
   tag(f.getDefiningOp(), "ffn_norm_in", l);
-  Value g = linear(f, p + "mlp.gate_proj", c.mlpBias);
-  Value u = linear(f, p + "mlp.up_proj", c.mlpBias);
-  Value s = mlir::greta::SwiGLUOp::create(b, loc(p + "mlp.act_fn"), g, u);
+  Value g, u;
+  int64_t ffn = c.intermediateSize;
+  if (c.fusedProjections) {
+    // Phi-3: gate, up = gate_up_proj(x).chunk(2, dim=-1).
+    Value gu = linear(f, p + "mlp.gate_up_proj", c.mlpBias);
+    g = columns(gu, 0, ffn, p + "mlp.gate");
+    u = columns(gu, ffn, ffn, p + "mlp.up_states");
+  } else {
+    g = linear(f, p + "mlp.gate_proj", c.mlpBias);
+    u = linear(f, p + "mlp.up_proj", c.mlpBias);
+  }
+  Value s = c.geluTanh
+                ? Value(mlir::greta::GeGLUOp::create(b, loc(p + "mlp.act_fn"),
+                                                     g, u))
+                : Value(mlir::greta::SwiGLUOp::create(
+                      b, loc(p + "mlp.act_fn"), g, u));
   Value m = linear(s, p + "mlp.down_proj", c.mlpBias);
   tag(m.getDefiningOp(), "mlp_out", l);
   Value r2 = mlir::greta::AddOp::create(b, loc(p + "residual_mlp"), r1, m);
@@ -157,10 +228,16 @@ OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
   m->setAttr("greta.head_dim", i64(c.headDim));
   m->setAttr("greta.intermediate_size", i64(c.intermediateSize));
   m->setAttr("greta.vocab_size", i64(c.vocabSize));
-  m->setAttr("greta.max_position_embeddings", i64(c.maxPositionEmbeddings));
+  // greta-run refuses prompts longer than this, except under dynamic NTK
+  // scaling, which defines RoPE past max_position_embeddings (it rescales
+  // the base there): that is the range it exists for.
+  if (c.rope.kind != RopeScaling::Kind::Dynamic)
+    m->setAttr("greta.max_position_embeddings", i64(c.maxPositionEmbeddings));
   m->setAttr("greta.rms_norm_eps", b.getF64FloatAttr(c.rmsNormEps));
   m->setAttr("greta.rope_theta", b.getF64FloatAttr(c.ropeTheta));
   m->setAttr("greta.tie_word_embeddings", b.getBoolAttr(c.tieWordEmbeddings));
+  if (c.rope.kind != RopeScaling::Kind::None)
+    m->setAttr("greta.rope_type", b.getStringAttr(c.rope.type));
 
   auto ids = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
   auto logitsType = act(c.vocabSize);
@@ -177,6 +254,11 @@ OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
   Value table = param("model.embed_tokens.weight");
   Value x = mlir::greta::EmbeddingOp::create(b, loc("model.embed_tokens"),
                                              act(c.hiddenSize), table, tokens);
+  // Gemma: the embedding times sqrt(hidden_size) enters the residual stream.
+  if (c.scaleEmbedding)
+    x = mlir::greta::ScaleOp::create(
+        b, loc("model.embed_tokens.normalizer"), x,
+        b.getF64FloatAttr(std::sqrt(double(c.hiddenSize))));
   tag(x.getDefiningOp(), "embed_out", 0);
   tag(x.getDefiningOp(), "residual_pre_attn", 0);
   for (int64_t l = 0; l < c.numLayers; ++l)
@@ -203,7 +285,8 @@ namespace greta::hf {
 
 OwningOpRef<ModuleOp> buildLlamaModule(const LlamaConfig &config,
                                        MLIRContext &context) {
-  context.loadDialect<mlir::greta::GretaDialect, func::FuncDialect>();
+  context.loadDialect<mlir::greta::GretaDialect, func::FuncDialect,
+                      tensor::TensorDialect>();
   return LlamaModuleBuilder(config, context).build();
 }
 

@@ -6,10 +6,13 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/Target/HF/LlamaConfig.h"
+#include "ConfigReader.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Location.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
@@ -19,181 +22,100 @@
 #include <random>
 
 using namespace greta::hf;
+using greta::hf::detail::ConfigReader;
+using greta::hf::detail::parseRope;
 using llvm::StringRef;
 namespace json = llvm::json;
 
 namespace {
 
-/// Reads typed keys of the top-level object, emitting located errors.
-class ConfigReader {
-public:
-  /// `objBegin` is the offset of the object's '{' in `text`.
-  ConfigReader(StringRef text, StringRef fileName, mlir::MLIRContext &ctx,
-               const json::Object &obj, size_t objBegin)
-      : text(text), fileName(fileName), ctx(ctx), obj(obj), objBegin(objBegin) {
-  }
+std::optional<Family> familyOf(StringRef modelType) {
+  return llvm::StringSwitch<std::optional<Family>>(modelType)
+      .Case("llama", Family::Llama)
+      .Case("mistral", Family::Mistral)
+      .Case("qwen2", Family::Qwen2)
+      .Case("qwen3", Family::Qwen3)
+      .Case("gemma", Family::Gemma)
+      .Case("phi3", Family::Phi3)
+      .Default(std::nullopt);
+}
 
-  /// Offset of the last `"key":` directly inside this object (the one
-  /// json::parse keeps, as Python's json does), or npos. Keys of nested
-  /// objects and strings that merely contain the key do not count.
-  size_t keyOffset(StringRef key) const {
-    size_t found = StringRef::npos;
-    int depth = 0;
-    for (size_t i = objBegin; i < text.size(); ++i) {
-      char ch = text[i];
-      if (ch == '"') {
-        size_t start = i++;
-        while (i < text.size() && text[i] != '"')
-          i += text[i] == '\\' ? 2 : 1;
-        if (depth != 1 || text.slice(start + 1, i) != key)
-          continue;
-        size_t after = text.find_first_not_of(" \t\r\n", i + 1);
-        if (after != StringRef::npos && text[after] == ':')
-          found = start;
-      } else if (ch == '{' || ch == '[') {
-        ++depth;
-      } else if ((ch == '}' || ch == ']') && --depth == 0) {
-        break;
+/// Model types whose MLP is a mixture of experts: refused with a reason.
+bool isMixtureOfExperts(StringRef modelType) {
+  return llvm::is_contained({"mixtral", "qwen2_moe", "qwen3_moe",
+                             "deepseek_v2", "deepseek_v3", "phimoe",
+                             "dbrx", "olmoe", "granitemoe", "jamba"},
+                            modelType);
+}
+
+/// The sliding window of every layer. Mistral and Phi-3: `sliding_window`
+/// (an integer, or null for none; Mistral's HF default is 4096) on every
+/// layer. Qwen2/Qwen3: only with `use_sliding_window`, on the layers
+/// `layer_types` marks "sliding_attention", by default those from
+/// `max_window_layers` on (HF's Qwen2Config).
+mlir::LogicalResult parseSlidingWindow(const ConfigReader &r, LlamaConfig &c,
+                                       bool qwen) {
+  if (c.family == Family::Llama || c.family == Family::Gemma)
+    return mlir::success();
+  int64_t window = 0;
+  const json::Value *raw = r.raw("sliding_window");
+  if (!raw) {
+    if (c.family == Family::Mistral || qwen)
+      window = 4096;
+  } else if (raw->kind() != json::Value::Null) {
+    std::optional<int64_t> w = raw->getAsInteger();
+    if (!w)
+      return r.wrongType("sliding_window", "an integer or null", *raw);
+    if (*w <= 0) {
+      r.error("sliding_window")
+          << "key 'sliding_window' must be positive, got " << *w;
+      return mlir::failure();
+    }
+    window = *w;
+  }
+  if (qwen) {
+    auto use = r.getBool("use_sliding_window", false);
+    if (mlir::failed(use))
+      return mlir::failure();
+    if (!*use || window == 0)
+      return mlir::success();
+    std::vector<bool> sliding(c.numLayers, false);
+    if (const json::Value *types = r.get("layer_types")) {
+      const json::Array *a = types->getAsArray();
+      if (!a)
+        return r.wrongType("layer_types", "an array of strings", *types);
+      if (static_cast<int64_t>(a->size()) != c.numLayers) {
+        r.error("layer_types") << "key 'layer_types' has " << a->size()
+                               << " entries for " << c.numLayers << " layers";
+        return mlir::failure();
       }
+      for (size_t i = 0; i < a->size(); ++i) {
+        std::optional<StringRef> t = (*a)[i].getAsString();
+        if (!t || (*t != "full_attention" && *t != "sliding_attention")) {
+          r.error("layer_types")
+              << "key 'layer_types' entry " << i
+              << " must be \"full_attention\" or \"sliding_attention\"";
+          return mlir::failure();
+        }
+        sliding[i] = *t == "sliding_attention";
+      }
+    } else {
+      auto from = r.getNonNegativeInt("max_window_layers", 28);
+      if (mlir::failed(from))
+        return mlir::failure();
+      for (int64_t l = *from; l < c.numLayers; ++l)
+        sliding[l] = true;
     }
-    return found;
+    c.slidingWindow.assign(c.numLayers, 0);
+    for (int64_t l = 0; l < c.numLayers; ++l)
+      if (sliding[l])
+        c.slidingWindow[l] = window;
+    return mlir::success();
   }
-
-  /// Offset of the value of `key` (npos when absent).
-  size_t valueOffset(StringRef key) const {
-    size_t k = keyOffset(key);
-    if (k == StringRef::npos)
-      return k;
-    size_t colon = text.find(':', k + key.size() + 2);
-    return text.find_first_not_of(" \t\r\n", colon + 1);
-  }
-
-  /// Location of `"key":` in the text (the object's start when absent).
-  mlir::Location locOf(StringRef key) const {
-    size_t k = keyOffset(key);
-    return locAtOffset(k == StringRef::npos ? objBegin : k);
-  }
-
-  mlir::InFlightDiagnostic error(StringRef key) const {
-    return mlir::emitError(locOf(key));
-  }
-
-  /// The value of `key`, or null when absent or JSON null.
-  const json::Value *get(StringRef key) const {
-    const json::Value *v = obj.get(key);
-    if (!v || v->kind() == json::Value::Null)
-      return nullptr;
-    return v;
-  }
-
-  mlir::FailureOr<int64_t> getInt(StringRef key,
-                                  std::optional<int64_t> dflt = {}) const {
-    const json::Value *v = get(key);
-    if (!v) {
-      if (dflt)
-        return *dflt;
-      return missing(key, "a positive integer");
-    }
-    std::optional<int64_t> i = v->getAsInteger();
-    if (!i)
-      return wrongType(key, "an integer", *v);
-    if (*i <= 0) {
-      error(key) << "key '" << key << "' must be positive, got " << *i;
-      return mlir::failure();
-    }
-    return *i;
-  }
-
-  mlir::FailureOr<double> getNumber(StringRef key,
-                                    std::optional<double> dflt = {}) const {
-    const json::Value *v = get(key);
-    if (!v) {
-      if (dflt)
-        return *dflt;
-      return missing(key, "a positive number");
-    }
-    std::optional<double> d = v->getAsNumber();
-    if (!d)
-      return wrongType(key, "a number", *v);
-    if (!(*d > 0) || !std::isfinite(*d)) {
-      error(key) << "key '" << key << "' must be a positive number, got " << *d;
-      return mlir::failure();
-    }
-    return *d;
-  }
-
-  mlir::FailureOr<bool> getBool(StringRef key, bool dflt) const {
-    const json::Value *v = get(key);
-    if (!v)
-      return dflt;
-    std::optional<bool> b = v->getAsBoolean();
-    if (!b)
-      return wrongType(key, "a boolean", *v);
-    return *b;
-  }
-
-  /// An optional string key; "" when absent.
-  mlir::FailureOr<std::string> getString(StringRef key) const {
-    const json::Value *v = get(key);
-    if (!v)
-      return std::string();
-    std::optional<StringRef> s = v->getAsString();
-    if (!s)
-      return wrongType(key, "a string", *v);
-    return s->str();
-  }
-
-  mlir::LogicalResult missing(StringRef key, StringRef expected) const {
-    mlir::emitError(locAtOffset(objBegin))
-        << "missing required key '" << key << "' (" << expected << ")";
-    return mlir::failure();
-  }
-
-  mlir::LogicalResult wrongType(StringRef key, StringRef expected,
-                                const json::Value &got) const {
-    std::string shown;
-    llvm::raw_string_ostream os(shown);
-    os << got;
-    if (shown.size() > 40)
-      shown = shown.substr(0, 37) + "...";
-    error(key) << "key '" << key << "' must be " << expected << ", got "
-               << kindName(got) << " " << shown;
-    return mlir::failure();
-  }
-
-  static StringRef kindName(const json::Value &v) {
-    switch (v.kind()) {
-    case json::Value::Null:
-      return "null";
-    case json::Value::Boolean:
-      return "boolean";
-    case json::Value::Number:
-      return "number";
-    case json::Value::String:
-      return "string";
-    case json::Value::Array:
-      return "array";
-    case json::Value::Object:
-      return "object";
-    }
-    return "value";
-  }
-
-  mlir::Location locAtOffset(size_t offset) const {
-    StringRef before = text.take_front(offset);
-    unsigned line = 1 + before.count('\n');
-    size_t lineStart = before.rfind('\n');
-    unsigned col =
-        offset - (lineStart == StringRef::npos ? 0 : lineStart + 1) + 1;
-    return mlir::FileLineColLoc::get(&ctx, fileName, line, col);
-  }
-
-private:
-  StringRef text, fileName;
-  mlir::MLIRContext &ctx;
-  const json::Object &obj;
-  size_t objBegin;
-};
+  if (window)
+    c.slidingWindow.assign(c.numLayers, window);
+  return mlir::success();
+}
 
 /// Model name: explicit, else `_name_or_path`, else the config's directory.
 std::string pickName(StringRef explicitName, StringRef nameOrPath,
@@ -274,7 +196,7 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   ConfigReader r(text, fileName, ctx, *obj, text.find('{'));
   LlamaConfig c;
 
-  // model_type first: everything else is read the Llama way.
+  // model_type first: it decides which keys are read and their defaults.
   const json::Value *mt = obj->get("model_type");
   if (!mt) {
     (void)r.missing("model_type", "a string, e.g. \"llama\"");
@@ -285,11 +207,17 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
     return mlir::failure();
   }
   c.modelType = mt->getAsString()->str();
-  if (c.modelType != "llama" && c.modelType != "mistral") {
-    r.error("model_type") << "unsupported model_type '" << c.modelType
-                          << "' (supported: " << kSupportedModelTypes << ")";
+  std::optional<Family> family = familyOf(c.modelType);
+  if (!family) {
+    auto diag = r.error("model_type");
+    diag << "unsupported model_type '" << c.modelType << "'";
+    if (isMixtureOfExperts(c.modelType))
+      diag << ": a mixture-of-experts model (not supported yet, issue #25)";
+    diag << " (supported: " << kSupportedModelTypes << ")";
     return mlir::failure();
   }
+  c.family = *family;
+  const bool qwen = c.family == Family::Qwen2 || c.family == Family::Qwen3;
 
 #define READ(field, expr)                                                      \
   {                                                                            \
@@ -305,15 +233,43 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   READ(intermediateSize, r.getInt("intermediate_size"));
   READ(vocabSize, r.getInt("vocab_size"));
   READ(maxPositionEmbeddings, r.getInt("max_position_embeddings"));
-  READ(rmsNormEps, r.getNumber("rms_norm_eps"));
-  READ(ropeTheta, r.getNumber("rope_theta", 10000.0));
-  READ(tieWordEmbeddings, r.getBool("tie_word_embeddings", false));
-  READ(attentionBias, r.getBool("attention_bias", false));
-  READ(mlpBias, r.getBool("mlp_bias", false));
+  // HF's defaults where the family's config class has one.
+  std::optional<double> epsDefault;
+  if (c.family == Family::Gemma)
+    epsDefault = 1e-6;
+  READ(rmsNormEps, r.getNumber("rms_norm_eps", epsDefault));
+  READ(tieWordEmbeddings,
+       r.getBool("tie_word_embeddings", c.family == Family::Gemma));
 
+  // Biases: Llama's attention_bias covers q/k/v/o, Qwen2 has q/k/v biases
+  // and none on o, Mistral and Phi-3 have none.
+  switch (c.family) {
+  case Family::Llama:
+  case Family::Qwen3:
+  case Family::Gemma:
+    READ(attentionBias, r.getBool("attention_bias", false));
+    c.oProjBias = c.attentionBias;
+    break;
+  case Family::Qwen2:
+    c.attentionBias = true;
+    break;
+  case Family::Mistral:
+  case Family::Phi3:
+    break;
+  }
+  if (c.family == Family::Llama)
+    READ(mlpBias, r.getBool("mlp_bias", false));
+  c.qkNorm = c.family == Family::Qwen3;
+  c.normAddsOne = c.scaleEmbedding = c.geluTanh = c.family == Family::Gemma;
+  c.fusedProjections = c.family == Family::Phi3;
+
+  // head_dim: an explicit value need not be hidden/heads; Qwen3 and Gemma
+  // default to 128 and 256 as their HF config classes do.
   bool explicitHeadDim = r.get("head_dim") != nullptr;
   if (explicitHeadDim) {
     READ(headDim, r.getInt("head_dim"));
+  } else if (c.family == Family::Qwen3 || c.family == Family::Gemma) {
+    c.headDim = c.family == Family::Qwen3 ? 128 : 256;
   } else {
     if (c.hiddenSize % c.numHeads) {
       r.error("num_attention_heads")
@@ -339,74 +295,62 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
     return mlir::failure();
   }
 
-  // What the graph cannot express is an error, never silently dropped.
-  auto act = r.getString("hidden_act");
-  if (mlir::failed(act))
-    return mlir::failure();
-  if (!act->empty() && *act != "silu") {
-    r.error("hidden_act") << "unsupported hidden_act '" << *act
-                          << "' (supported: silu, as SwiGLU)";
-    return mlir::failure();
-  }
-  if (const json::Value *scaling = r.get("rope_scaling")) {
-    std::string shown;
-    llvm::raw_string_ostream(shown) << *scaling;
-    r.error("rope_scaling") << "unsupported: key 'rope_scaling' must be null "
-                               "or absent (plain RoPE only), got "
-                            << shown;
-    return mlir::failure();
-  }
-  // transformers >= 4.56 may write rope_parameters instead of rope_theta.
-  if (const json::Value *params = r.get("rope_parameters")) {
-    const json::Object *p = params->getAsObject();
-    if (!p) {
-      (void)r.wrongType("rope_parameters", "an object", *params);
+  // The activation. What the graph cannot express is an error, never
+  // silently dropped.
+  if (c.family == Family::Gemma) {
+    // Gemma's MLP is GeGLU with PyTorch's tanh GELU: hidden_activation when
+    // given (older configs also carry "hidden_act": "gelu", which HF then
+    // ignores), else hidden_act; both default to gelu_pytorch_tanh.
+    StringRef key =
+        r.get("hidden_activation") ? "hidden_activation" : "hidden_act";
+    auto act = r.getString(key);
+    if (mlir::failed(act))
+      return mlir::failure();
+    if (!act->empty() && *act != "gelu_pytorch_tanh") {
+      r.error(key) << "unsupported " << key << " '" << *act
+                   << "' for gemma (supported: gelu_pytorch_tanh, as GeGLU)";
       return mlir::failure();
     }
-    ConfigReader pr(text, fileName, ctx, *p, r.valueOffset("rope_parameters"));
-    auto type = pr.getString("rope_type");
-    if (mlir::failed(type))
+  } else {
+    auto act = r.getString("hidden_act");
+    if (mlir::failed(act))
       return mlir::failure();
-    if (!type->empty() && *type != "default") {
-      pr.error("rope_type") << "unsupported: 'rope_parameters' has rope_type '"
-                            << *type << "' (plain RoPE, 'default', only)";
+    if (!act->empty() && *act != "silu") {
+      r.error("hidden_act") << "unsupported hidden_act '" << *act
+                            << "' (supported: silu, as SwiGLU)";
       return mlir::failure();
     }
-    if (pr.get("rope_theta"))
-      READ(ropeTheta, pr.getNumber("rope_theta"));
   }
-  if (c.modelType == "mistral") {
-    // Mistral is Llama plus a sliding window; without one it is the same graph.
-    if (const json::Value *w = r.get("sliding_window")) {
-      std::optional<int64_t> win = w->getAsInteger();
-      if (!win) {
-        (void)r.wrongType("sliding_window", "an integer or null", *w);
-        return mlir::failure();
-      }
-      if (*win < c.maxPositionEmbeddings) {
-        r.error("sliding_window")
-            << "unsupported: model_type 'mistral' with 'sliding_window' ("
-            << *win << ") below 'max_position_embeddings' ("
-            << c.maxPositionEmbeddings
-            << "): greta.attention has no sliding window";
-        return mlir::failure();
-      }
+  if (const json::Value *p = r.get("partial_rotary_factor")) {
+    std::optional<double> f = p->getAsNumber();
+    if (!f || *f != 1.0) {
+      std::string shown;
+      llvm::raw_string_ostream(shown) << *p;
+      r.error("partial_rotary_factor")
+          << "unsupported: key 'partial_rotary_factor' is " << shown
+          << " (greta.rope rotates whole heads: 1.0 only)";
+      return mlir::failure();
     }
   }
+  if (mlir::failed(parseRope(r, c)))
+    return mlir::failure();
+  if (mlir::failed(parseSlidingWindow(r, c, qwen)))
+    return mlir::failure();
 #undef READ
 
   // Every parameter's element count must fit in int64: the weight generator
   // and the runtime multiply the dimensions (getParamSpecs' shapes).
   {
-    int64_t qDim, kvDim, n;
+    int64_t qDim, kvDim, qkvDim, ffn2, n;
     auto mul = [](int64_t a, int64_t b, int64_t &out) {
       return __builtin_mul_overflow(a, b, &out);
     };
     if (mul(c.numHeads, c.headDim, qDim) ||
         mul(c.numKVHeads, c.headDim, kvDim) ||
-        mul(c.vocabSize, c.hiddenSize, n) || mul(qDim, c.hiddenSize, n) ||
-        mul(kvDim, c.hiddenSize, n) ||
-        mul(c.intermediateSize, c.hiddenSize, n)) {
+        __builtin_add_overflow(qDim, 2 * kvDim, &qkvDim) ||
+        mul(c.intermediateSize, 2, ffn2) ||
+        mul(c.vocabSize, c.hiddenSize, n) || mul(qkvDim, c.hiddenSize, n) ||
+        mul(ffn2, c.hiddenSize, n)) {
       r.error("hidden_size")
           << "the model is too large: a parameter's element count overflows "
              "a 64-bit integer (hidden_size "
@@ -445,6 +389,8 @@ std::vector<ParamSpec> greta::hf::getParamSpecs(const LlamaConfig &c) {
   };
   int64_t h = c.hiddenSize, qDim = c.numHeads * c.headDim,
           kvDim = c.numKVHeads * c.headDim, ffn = c.intermediateSize;
+  // HF initialises norm weights to ones, Gemma's (1 + w) ones to zeros.
+  ParamInit norm = c.normAddsOne ? ParamInit::Zeros : ParamInit::Ones;
   add("model.embed_tokens.weight", {c.vocabSize, h}, ParamInit::Normal);
   for (int64_t l = 0; l < c.numLayers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
@@ -454,17 +400,29 @@ std::vector<ParamSpec> greta::hf::getParamSpecs(const LlamaConfig &c) {
       if (bias) // HF initialises linear biases to zero.
         add(p + mod + ".bias", {out}, ParamInit::Zeros);
     };
-    add(p + "input_layernorm.weight", {h}, ParamInit::Ones);
-    linear("self_attn.q_proj", qDim, h, c.attentionBias);
-    linear("self_attn.k_proj", kvDim, h, c.attentionBias);
-    linear("self_attn.v_proj", kvDim, h, c.attentionBias);
-    linear("self_attn.o_proj", h, qDim, c.attentionBias);
-    add(p + "post_attention_layernorm.weight", {h}, ParamInit::Ones);
-    linear("mlp.gate_proj", ffn, h, c.mlpBias);
-    linear("mlp.up_proj", ffn, h, c.mlpBias);
+    add(p + "input_layernorm.weight", {h}, norm);
+    if (c.fusedProjections) {
+      linear("self_attn.qkv_proj", qDim + 2 * kvDim, h, c.attentionBias);
+    } else {
+      linear("self_attn.q_proj", qDim, h, c.attentionBias);
+      if (c.qkNorm)
+        add(p + "self_attn.q_norm.weight", {c.headDim}, ParamInit::Ones);
+      linear("self_attn.k_proj", kvDim, h, c.attentionBias);
+      if (c.qkNorm)
+        add(p + "self_attn.k_norm.weight", {c.headDim}, ParamInit::Ones);
+      linear("self_attn.v_proj", kvDim, h, c.attentionBias);
+    }
+    linear("self_attn.o_proj", h, qDim, c.oProjBias);
+    add(p + "post_attention_layernorm.weight", {h}, norm);
+    if (c.fusedProjections) {
+      linear("mlp.gate_up_proj", 2 * ffn, h, c.mlpBias);
+    } else {
+      linear("mlp.gate_proj", ffn, h, c.mlpBias);
+      linear("mlp.up_proj", ffn, h, c.mlpBias);
+    }
     linear("mlp.down_proj", h, ffn, c.mlpBias);
   }
-  add("model.norm.weight", {h}, ParamInit::Ones);
+  add("model.norm.weight", {h}, norm);
   if (!c.tieWordEmbeddings)
     add("lm_head.weight", {c.vocabSize, h}, ParamInit::Normal);
   return specs;

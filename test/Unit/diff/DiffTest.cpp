@@ -156,7 +156,7 @@ TEST(DiffAlign, RecordsInOneTraceOnlyAreCountedNotCompared) {
   auto t = build(s);
   DiffResult r = diffOk(b, t);
   EXPECT_FALSE(r.diverged());
-  EXPECT_EQ(r.counts.onlyInBase, 11 * 8);
+  EXPECT_EQ(r.counts.onlyInBase, 12 * 8);
   EXPECT_EQ(r.counts.onlyInTest, 0);
 }
 
@@ -598,17 +598,17 @@ TEST(DiffSummary, CategoriesCountDivergingRecords) {
   auto b = build(s);
   // From layer 1 attn_out on: attn_out (ATTENTION_MECHANISM),
   // residual_post_attn + residual_post_mlp (RESIDUAL_ADD), ffn_norm_in,
-  // mlp_out in layer 1, then the 11 stages of layer 2.
+  // mlp_out in layer 1, then the 12 stages of layer 2.
   s.perturb = plant(Stage::AttnOut, 1, 0, 1.5);
   DiffResult r = diffOk(b, build(s));
   ASSERT_TRUE(r.diverged());
   EXPECT_EQ(r.first()->category(), rt::Category::AttentionMechanism);
-  EXPECT_EQ(r.counts.diverging, 5 + 11);
+  EXPECT_EQ(r.counts.diverging, 5 + 12);
   auto count = [&](rt::Category c) {
     return r.categoryCounts[static_cast<unsigned>(c)];
   };
   EXPECT_EQ(count(rt::Category::RoutingSelection), 1);  // L2 pre_attn
-  EXPECT_EQ(count(rt::Category::AttnKernelInputs), 3);  // L2
+  EXPECT_EQ(count(rt::Category::AttnKernelInputs), 4);  // L2, v_proj too
   EXPECT_EQ(count(rt::Category::AttentionMechanism), 4); // L1 attn_out + L2
   EXPECT_EQ(count(rt::Category::ResidualAdd), 4);
   EXPECT_EQ(count(rt::Category::FfnNormPath), 2);
@@ -691,8 +691,8 @@ TEST(DiffManifest, DifferentLengthsNeedTheFlagThenCompareSharedPositions) {
   o.allowDifferentLengths = true;
   DiffResult r = diffOk(b, t, o);
   EXPECT_FALSE(r.diverged());
-  EXPECT_EQ(r.counts.beyondSharedLength, 2 * 11 * 3);
-  EXPECT_EQ(r.counts.aligned, 6 * 11 * 3);
+  EXPECT_EQ(r.counts.beyondSharedLength, 2 * 12 * 3);
+  EXPECT_EQ(r.counts.aligned, 6 * 12 * 3);
   EXPECT_FALSE(r.notes.empty());
 }
 

@@ -118,8 +118,9 @@ struct TraceSpec {
 
 inline std::vector<rt::Stage> allLayerStages() {
   std::vector<rt::Stage> v;
+  // Every stage of a layer, in execution order (not embed_out, logits).
   for (unsigned s = 1; s + 1 < rt::kNumStages; ++s)
-    v.push_back(static_cast<rt::Stage>(s));
+    v.push_back(rt::kExecutionOrder[s]);
   return v;
 }
 

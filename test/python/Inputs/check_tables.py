@@ -72,6 +72,11 @@ expect("stage enum", [camel_to_snake(s) for s in
                       enum_names(stages_h, "Stage")], greta_trace.STAGES)
 count = int(re.search(r"kNumStages\s*=\s*(\d+)", stages_h).group(1))
 expect("kNumStages", count, len(greta_trace.STAGES))
+order = re.search(r"kExecutionOrder\[kNumStages\]\s*=\s*\{(.*?)\};",
+                  stages_h, re.S)
+expect("execution order", [camel_to_snake(s) for s in
+                           re.findall(r"Stage::(\w+)", order.group(1))],
+       fmt.EXECUTION_ORDER)
 stride = int(re.search(r"return layer \* (\d+) \+", stages_h).group(1))
 expect("record id stride", stride, fmt.RECORD_ID_STRIDE)
 

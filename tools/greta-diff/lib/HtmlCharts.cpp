@@ -159,7 +159,7 @@ void html::printHeatmap(std::ostream &os, const DiffResult &r,
   for (unsigned s = 0; s < rt::kNumStages; ++s)
     os << "<text x=\"" << px(labelW - 8) << "\" y=\""
        << px(top + (s + 0.5) * cellH + 4) << "\" text-anchor=\"end\">"
-       << rt::stageName(static_cast<Stage>(s)) << "</text>";
+       << rt::stageName(rt::kExecutionOrder[s]) << "</text>";
   os << "\n";
 
   // Every (stage, layer) that exists: embed_out is layer 0 only and the
@@ -167,11 +167,11 @@ void html::printHeatmap(std::ostream &os, const DiffResult &r,
   std::vector<const CellSummary *> at(rt::kNumStages * layers, nullptr);
   for (const CellSummary &c : r.cells)
     if (c.layer >= 0)
-      at[static_cast<unsigned>(c.stage) * layers + c.layer] = &c;
+      at[rt::executionRank(c.stage) * layers + c.layer] = &c;
   bool faded = false, hashOnly = false, nan = false;
   for (unsigned s = 0; s < rt::kNumStages; ++s)
     for (int64_t l = 0; l < layers; ++l) {
-      Stage stage = static_cast<Stage>(s);
+      Stage stage = rt::kExecutionOrder[s]; // rows in execution order
       double x = labelW + l * cellW, y = top + s * cellH;
       const CellSummary *c = at[s * layers + l];
       auto rect = [&](std::string_view cls) {

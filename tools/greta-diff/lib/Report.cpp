@@ -65,6 +65,10 @@ std::string greta::diff::recommendation(const RowResult &ff) {
            "errors and validate the application of the Q/K/V weights at "
            "boundary positions" +
            where + ".";
+  case Stage::VProj:
+    return "Audit the value projection (v_proj GEMM and its bias)" + where +
+           ": the V rows written to the KV cache are what attention "
+           "averages; check the weight, its layout and the row stride.";
   case Stage::QPostRope:
   case Stage::KPostRope:
     return "Investigate the mechanics of RoPE application in extended "

@@ -239,8 +239,8 @@ int main(int argc, char **argv) {
   }
   std::vector<Stage> stages;
   if (stagesSpec == "all") {
-    for (unsigned s = 0; s < rt::kNumStages; ++s)
-      stages.push_back(static_cast<Stage>(s));
+    for (Stage s : rt::kExecutionOrder)
+      stages.push_back(s);
   } else {
     std::stringstream ss(stagesSpec);
     std::string name;

@@ -44,7 +44,7 @@ std::string mlir::greta::getStageNamesList() {
   for (unsigned i = 0; i < rt::kNumStages; ++i) {
     if (i)
       list += ", ";
-    list += rt::kStageTable[i].name;
+    list += rt::stageName(rt::kExecutionOrder[i]);
   }
   return list;
 }

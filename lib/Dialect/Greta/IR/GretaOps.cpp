@@ -103,9 +103,26 @@ LogicalResult RMSNormOp::verify() {
   if (result != in)
     return emitOpError() << "result type " << result
                          << " must equal the input type " << in;
-  if (failed(expectDim(*this, "weight dim 0", w.getDimSize(0),
-                       in.getDimSize(1), "the input's hidden size")))
+  if (std::optional<uint64_t> attr = getHeadDim()) {
+    // ODS returns I64Attr values as uint64_t: read them signed.
+    int64_t d = getHeadDimAttr().getInt();
+    if (d <= 0)
+      return emitOpError() << "head_dim must be positive, got " << d;
+    if (ShapedType::isDynamic(in.getDimSize(1)) || in.getDimSize(1) % d)
+      return emitOpError() << "input dim 1 must be a static multiple of "
+                              "head_dim "
+                           << d << " (one norm per head), got " << in;
+    if (failed(expectDim(*this, "weight dim 0", w.getDimSize(0), d,
+                         "head_dim: the norm is per head")))
+      return failure();
+  } else if (failed(expectDim(*this, "weight dim 0", w.getDimSize(0),
+                              in.getDimSize(1), "the input's hidden size"))) {
     return failure();
+  }
+  if (std::optional<APFloat> offset = getWeightOffset())
+    if (!std::isfinite(offset->convertToDouble()))
+      return emitOpError() << "weight_offset must be finite, got "
+                           << fmt(offset->convertToDouble());
   return expectPositiveFinite(*this, "eps", getEps());
 }
 
@@ -163,7 +180,53 @@ LogicalResult RoPEOp::verify() {
   if (failed(expectDim(*this, "positions dim 0", pos.getDimSize(0),
                        in.getDimSize(0), "one position per row")))
     return failure();
-  return expectPositiveFinite(*this, "theta", getTheta());
+  if (failed(expectPositiveFinite(*this, "theta", getTheta())))
+    return failure();
+  return verifyScaling();
+}
+
+LogicalResult RoPEOp::verifyScaling() {
+  int64_t half = getHeadDimAttr().getInt() / 2;
+  auto table = [&](StringRef what,
+                   std::optional<ArrayRef<double>> values) -> LogicalResult {
+    if (!values)
+      return success();
+    if (static_cast<int64_t>(values->size()) != half)
+      return emitOpError() << what << " has " << values->size()
+                           << " values, expected head_dim/2 = " << half;
+    for (auto [i, v] : llvm::enumerate(*values))
+      if (!std::isfinite(v) || !(v > 0))
+        return emitOpError() << what << "[" << i
+                             << "] must be positive and finite, got " << fmt(v);
+    return success();
+  };
+  if (failed(table("inv_freq", getInvFreq())) ||
+      failed(table("long_inv_freq", getLongInvFreq())))
+    return failure();
+  if (getLongInvFreq().has_value() != getLongFrom().has_value() ||
+      (getLongInvFreq() && !getInvFreq()))
+    return emitOpError() << "long_inv_freq and long_from go together, with "
+                            "inv_freq (longrope's short and long tables)";
+  if (getLongFrom() && getLongFromAttr().getInt() <= 0)
+    return emitOpError() << "long_from must be positive, got "
+                         << getLongFromAttr().getInt();
+  if (getDynamicFactor().has_value() != getDynamicMaxPosition().has_value())
+    return emitOpError() << "dynamic_factor and dynamic_max_position go "
+                            "together (dynamic NTK)";
+  if (getDynamicFactor()) {
+    if (getInvFreq())
+      return emitOpError() << "dynamic NTK derives its frequencies from theta: "
+                              "it takes no inv_freq";
+    if (failed(expectPositiveFinite(*this, "dynamic_factor",
+                                    *getDynamicFactor())))
+      return failure();
+    if (getDynamicMaxPositionAttr().getInt() <= 0)
+      return emitOpError() << "dynamic_max_position must be positive, got "
+                           << getDynamicMaxPositionAttr().getInt();
+  }
+  if (std::optional<APFloat> f = getAttentionFactor())
+    return expectPositiveFinite(*this, "attention_factor", *f);
+  return success();
 }
 
 LogicalResult AttentionOp::verify() {
@@ -211,6 +274,17 @@ LogicalResult AttentionOp::verify() {
   if (getCacheSlotAttr().getInt() < 0)
     return emitOpError() << "cache_slot must be non-negative, got "
                          << getCacheSlotAttr().getInt();
+  if (getSlidingWindow() && getSlidingWindowAttr().getInt() <= 0)
+    return emitOpError() << "sliding_window must be positive, got "
+                         << getSlidingWindowAttr().getInt();
+  return success();
+}
+
+LogicalResult ScaleOp::verify() {
+  double f = getFactor().convertToDouble();
+  if (!std::isfinite(f) || f == 0)
+    return emitOpError() << "factor must be finite and non-zero, got "
+                         << fmt(f);
   return success();
 }
 

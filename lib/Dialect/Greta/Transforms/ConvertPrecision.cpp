@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/Dialect/Greta/Transforms/Passes.h"
+#include "greta/rt/Half.h"
 #include "greta/rt/Stages.h"
 
 #include "mlir/IR/Builders.h"
@@ -204,6 +205,14 @@ struct ConvertPrecision
     module.walk([&](Operation *op) {
       if (producesRoundedValue(op) && !isKept(op))
         producers.push_back(op);
+    });
+    // HF builds Gemma's sqrt(hidden) normalizer as a tensor of the half
+    // dtype: the factor is rounded too.
+    module.walk([&](ScaleOp s) {
+      double f = s.getFactor().convertToDouble();
+      s.setFactorAttr(FloatAttr::get(
+          s.getFactorAttr().getType(),
+          precision == "f16" ? rt::roundToHalf(f) : rt::roundToBF16(f)));
     });
     for (Operation *op : producers) {
       // Idempotent: an op already rounded to this type is left alone.

@@ -101,4 +101,48 @@ GRETA_RT_EXPORT void *greta_rt_aligned_alloc(uint64_t alignment,
                                              uint64_t size);
 GRETA_RT_EXPORT void greta_rt_free(void *p);
 
+/* The ops the other dense families add (runtime/lib/CpuFamilyKernels.cpp,
+   and attention_window in CpuKernels.cpp): docs/MODELS.md. */
+#define GRETA_DECLARE_FAMILY_KERNELS(T, SUFFIX)                                \
+  /* Sliding-window attention: a query at position p sees keys > p - window \
+     (Mistral, Qwen2, Phi-3); otherwise as greta_cpu_attention. */            \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_attention_window_##SUFFIX(       \
+      GRETA_MEMREF(T, 2) * q, GRETA_MEMREF(T, 2) * k, GRETA_MEMREF(T, 2) * v,  \
+      GRETA_MEMREF(int64_t, 1) * positions, int64_t numHeads,                  \
+      int64_t numKvHeads, int64_t headDim, double scale, int64_t cacheSlot,    \
+      int64_t window, GRETA_MEMREF(T, 2) * out);                               \
+  /* RoPE with frequencies from `table` (f64 [1 or 2, headDim/2]): row 1,     \
+     when present, for a call whose largest position + 1 exceeds longFrom     \
+     (longrope); cos and sin times attentionFactor. */                        \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_rope_table_##SUFFIX(             \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(int64_t, 1) * positions,           \
+      GRETA_MEMREF(double, 2) * table, int64_t longFrom,                       \
+      double attentionFactor, int64_t headDim, GRETA_MEMREF(T, 2) * out);      \
+  /* Dynamic NTK RoPE: theta rescaled for L = max(largest position + 1,      \
+     maxPosition) as theta * (factor*L/maxPosition - (factor-1))^(d/(d-2)). */\
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_rope_dynamic_##SUFFIX(           \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(int64_t, 1) * positions,           \
+      double theta, double factor, int64_t maxPosition, int64_t headDim,       \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* RMSNorm scaled by (offset + w) (Gemma: offset 1). */                    \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_rms_norm_offset_##SUFFIX(        \
+      GRETA_MEMREF(T, 2) * in, GRETA_MEMREF(T, 1) * weight, double eps,        \
+      double offset, GRETA_MEMREF(T, 2) * out);                                \
+  /* gelu_tanh(gate) * up, PyTorch's tanh approximation. */                  \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_geglu_##SUFFIX(                  \
+      GRETA_MEMREF(T, 2) * gate, GRETA_MEMREF(T, 2) * up,                      \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* out = in * T(factor). */                                                \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_scale_##SUFFIX(                  \
+      GRETA_MEMREF(T, 2) * in, double factor, GRETA_MEMREF(T, 2) * out);       \
+  /* dst = src for buffers the compiled code cannot copy with memcpy (a     \
+     slice: rows with a stride), rank 1 and 2. */                             \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_copy_r1_##SUFFIX(                 \
+      GRETA_MEMREF(T, 1) * src, GRETA_MEMREF(T, 1) * dst);                     \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_rt_copy_r2_##SUFFIX(                 \
+      GRETA_MEMREF(T, 2) * src, GRETA_MEMREF(T, 2) * dst);
+
+GRETA_DECLARE_FAMILY_KERNELS(float, f32)
+GRETA_DECLARE_FAMILY_KERNELS(double, f64)
+
 #endif // GRETA_RT_CINTERFACE_H

@@ -15,9 +15,11 @@
 
 namespace greta::rt {
 
-/// Stages in strict execution order inside a layer. `EmbedOut` happens once,
-/// before layer 0 (it is tagged with layer 0); `Logits` once, after the last
-/// layer (tagged with the last layer). The numeric value is the order key.
+/// The stages. The numeric value is the stage byte of a record and part of
+/// its record id, so it never changes: a new stage is appended (VProj came
+/// after Logits), and executionOrderKey() gives the order inside a layer.
+/// `EmbedOut` happens once, before layer 0 (it is tagged with layer 0);
+/// `Logits` once, after the last layer (tagged with the last layer).
 enum class Stage : uint8_t {
   EmbedOut = 0,
   ResidualPreAttn,
@@ -32,8 +34,13 @@ enum class Stage : uint8_t {
   MlpOut,
   ResidualPostMlp,
   Logits,
+  VProj,
 };
-inline constexpr unsigned kNumStages = 13;
+inline constexpr unsigned kNumStages = 14;
+/// Record ids are layer * kRecordIdStride + stage: the room for stages.
+inline constexpr unsigned kRecordIdStride = 16;
+static_assert(kNumStages <= kRecordIdStride,
+              "a new stage needs room in the record id (layer * 16 + stage)");
 
 enum class Category : uint8_t {
   RoutingSelection = 0,
@@ -65,7 +72,26 @@ inline constexpr StageInfo kStageTable[kNumStages] = {
     {"mlp_out", Category::MlpOutput},
     {"residual_post_mlp", Category::ResidualAdd},
     {"logits", Category::Unknown},
+    {"v_proj", Category::AttnKernelInputs},
 };
+
+/// The stages in execution order inside a layer (embed_out first, logits
+/// last): v_proj follows k_pre_rope, as HF computes q, k, v, then RoPE.
+inline constexpr Stage kExecutionOrder[kNumStages] = {
+    Stage::EmbedOut,         Stage::ResidualPreAttn, Stage::AttnIn,
+    Stage::QPreRope,         Stage::KPreRope,        Stage::VProj,
+    Stage::QPostRope,        Stage::KPostRope,       Stage::AttnOut,
+    Stage::ResidualPostAttn, Stage::FfnNormIn,       Stage::MlpOut,
+    Stage::ResidualPostMlp,  Stage::Logits,
+};
+
+/// The rank of `s` in kExecutionOrder.
+inline constexpr unsigned executionRank(Stage s) {
+  for (unsigned i = 0; i < kNumStages; ++i)
+    if (kExecutionOrder[i] == s)
+      return i;
+  return kNumStages;
+}
 
 inline constexpr std::string_view kCategoryNames[kNumCategories] = {
     "ROUTING/SELECTION", "ATTN_KERNEL_INPUTS", "ATTENTION_MECHANISM",
@@ -89,15 +115,16 @@ inline std::optional<Stage> parseStage(std::string_view name) {
 }
 
 /// A stable record id for (stage, layer): the same in every build and run,
-/// so traces of different pipelines line up. 16 leaves room for new stages.
+/// so traces of different pipelines line up. It is not an order: v_proj's
+/// id is above logits'.
 inline constexpr int64_t recordId(Stage s, int64_t layer) {
   return layer * 16 + static_cast<int64_t>(s);
 }
 
 /// Execution-order key of a record group: embed_out first, then layer by layer
-/// in stage order, then logits.
+/// in execution order (kExecutionOrder), then logits.
 inline constexpr int64_t executionOrderKey(Stage s, int64_t layer) {
-  return recordId(s, layer);
+  return layer * kRecordIdStride + executionRank(s);
 }
 
 } // namespace greta::rt

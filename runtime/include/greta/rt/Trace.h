@@ -130,6 +130,9 @@ struct Manifest {
   /// (tensor name, digest of its values), sorted by name: which tensor
   /// differs when weightsDigest does. Empty in traces of older writers.
   std::vector<std::pair<std::string, std::string>> weightsTensorDigests;
+  /// The dtype(s) of the weights on disk ("bf16", "f32+bf16"); the run
+  /// computes in `precision`. "" in traces of older writers.
+  std::string weightsDType;
   std::string promptDigest;   // sha256 of the token ids (int64 LE)
   std::string promptName;     // e.g. p6_len_16
   int64_t tokenCount = 0;

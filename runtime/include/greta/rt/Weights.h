@@ -30,11 +30,17 @@ struct FileIdentity {
   std::string str() const; // one line, for cache keys
 };
 
-/// A memory-mapped safetensors file. open() validates the header (JSON,
-/// offsets inside the file, sizes matching dtype x shape, no overlap) and
-/// reports the first problem naming the tensor.
+/// A memory-mapped safetensors file, or an HF checkpoint: a directory with
+/// model.safetensors, or model.safetensors.index.json and the shards it
+/// names, each file mapped on its own (never read whole). open() validates
+/// every header (JSON, offsets inside the file, sizes matching dtype x
+/// shape, no overlap) and the index (a missing shard, a tensor absent from
+/// its shard, a tensor named twice), and reports the first problem naming
+/// the file and the tensor.
 class SafeTensors {
 public:
+  /// `path`: a .safetensors file, a model.safetensors.index.json, or a
+  /// checkpoint directory.
   static std::unique_ptr<SafeTensors> open(const std::string &path,
                                            std::string &error);
   ~SafeTensors();
@@ -43,9 +49,19 @@ public:
   const std::string &path() const { return path_; }
   /// The mapped file's identity (WeightsDigest.h keys its cache by it).
   const FileIdentity &identity() const { return identity_; }
+  /// The dtypes stored on disk, "+"-joined in name order: "bf16", "f32+bf16".
+  std::string storedDTypes() const;
 
 private:
   SafeTensors() = default;
+  static std::unique_ptr<SafeTensors> openFile(const std::string &path,
+                                               std::string &error);
+  static std::unique_ptr<SafeTensors> openIndex(const std::string &path,
+                                                std::string &error);
+  static std::unique_ptr<SafeTensors>
+  openCheckpointDir(const std::string &dir, std::string &error);
+  /// A sharded checkpoint's files; tensors_ points into their mappings.
+  std::vector<std::unique_ptr<SafeTensors>> shards_;
   std::string path_;
   void *map_ = nullptr;
   size_t size_ = 0;

@@ -42,8 +42,14 @@ def Greta_RMSNormOp : Greta_Op<"rms_norm", [Pure]> {
   let description = [{
     Input [seq, hidden], weight [hidden] of the same element type; the
     result has the input's type. `eps` must be positive and finite.
+
+    With `head_dim` (Qwen3's q_norm/k_norm) each group of head_dim columns is
+    normalised on its own and the weight is [head_dim]; the input's width
+    must be a static multiple of it. With `weight_offset` (Gemma: 1.0) the
+    normalised row is scaled by (weight_offset + w) instead of w.
   }];
-  let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight, F64Attr:$eps);
+  let arguments = (ins Greta_FloatTensor:$input, Greta_FloatTensor:$weight, F64Attr:$eps,
+                       OptionalAttr<I64Attr>:$head_dim, OptionalAttr<F64Attr>:$weight_offset);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$input `,` $weight attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -72,12 +78,32 @@ def Greta_RoPEOp : Greta_Op<"rope", [Pure]> {
     The input is [seq, heads*head_dim] with a static width that head_dim
     (positive, even) divides; positions is [seq] of i32 or i64; theta is
     positive and finite; the result has the input's type.
+
+    RoPE scaling (HF's rope_scaling, docs/MODELS.md) replaces inv_freq:
+    - `inv_freq` (head_dim/2 positive values): the frequencies (linear,
+      llama3, yarn, and longrope's short factors);
+    - `long_inv_freq` and `long_from` (longrope): a call whose largest
+      position + 1 exceeds long_from uses long_inv_freq instead;
+    - `dynamic_factor` and `dynamic_max_position` (dynamic NTK): the base
+      theta is rescaled to theta * (f*L/m - (f-1))^(d/(d-2)), L = max(largest
+      position of the call + 1, m);
+    - `attention_factor`: cos and sin are multiplied by it (yarn, longrope).
   }];
   let arguments = (ins Greta_FloatTensor:$input, Greta_IndexTensor:$positions,
-                       F64Attr:$theta, I64Attr:$head_dim);
+                       F64Attr:$theta, I64Attr:$head_dim,
+                       OptionalAttr<DenseF64ArrayAttr>:$inv_freq,
+                       OptionalAttr<DenseF64ArrayAttr>:$long_inv_freq,
+                       OptionalAttr<I64Attr>:$long_from,
+                       OptionalAttr<F64Attr>:$dynamic_factor,
+                       OptionalAttr<I64Attr>:$dynamic_max_position,
+                       OptionalAttr<F64Attr>:$attention_factor);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$input `,` $positions attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The RoPE scaling attributes are consistent (GretaOps.cpp).
+    ::mlir::LogicalResult verifyScaling();
+  }];
 }
 
 def Greta_AttentionOp : Greta_Op<"attention", [
@@ -88,6 +114,8 @@ def Greta_AttentionOp : Greta_Op<"attention", [
     A query at position p attends to every key at a position <= p: the keys of
     this call and those written to the run's KV cache (slot `cache_slot`) by
     earlier calls, so a prompt prefilled in chunks computes the same function.
+    With `sliding_window` W (Mistral, Qwen2, Phi-3) it sees only the keys at
+    positions > p - W (HF's sliding-window mask: W keys, itself included).
     num_heads must be a multiple of num_kv_heads (GQA); q, k, v, positions
     and the result have one row per token; scale is positive and finite,
     cache_slot non-negative. The result has q's type.
@@ -95,7 +123,8 @@ def Greta_AttentionOp : Greta_Op<"attention", [
   let arguments = (ins Greta_FloatTensor:$q, Greta_FloatTensor:$k, Greta_FloatTensor:$v,
                        Greta_IndexTensor:$positions,
                        I64Attr:$num_heads, I64Attr:$num_kv_heads, I64Attr:$head_dim,
-                       F64Attr:$scale, I64Attr:$cache_slot);
+                       F64Attr:$scale, I64Attr:$cache_slot,
+                       OptionalAttr<I64Attr>:$sliding_window);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$q `,` $k `,` $v `,` $positions attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -110,6 +139,30 @@ def Greta_SwiGLUOp : Greta_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
   let arguments = (ins Greta_FloatTensor:$gate, Greta_FloatTensor:$up);
   let results = (outs Greta_FloatTensor:$result);
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Greta_GeGLUOp : Greta_Op<"geglu", [Pure, SameOperandsAndResultType]> {
+  let summary = "gelu_tanh(gate) * up (Gemma's MLP)";
+  let description = [{
+    Elementwise `0.5 * gate * (1 + tanh(sqrt(2/pi) * (gate + 0.044715 *
+    gate^3))) * up`: PyTorch's GELU with approximate='tanh' (HF's
+    gelu_pytorch_tanh). Operands and result have one type.
+  }];
+  let arguments = (ins Greta_FloatTensor:$gate, Greta_FloatTensor:$up);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Greta_ScaleOp : Greta_Op<"scale", [Pure, SameOperandsAndResultType]> {
+  let summary = "x * factor (Gemma's embedding times sqrt(hidden_size))";
+  let description = [{
+    Every element times `factor` (finite, non-zero), rounded to the element
+    type first: HF builds the factor as a tensor of the activation dtype.
+  }];
+  let arguments = (ins Greta_FloatTensor:$input, F64Attr:$factor);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
 }
 
 def Greta_AddOp : Greta_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
