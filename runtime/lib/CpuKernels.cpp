@@ -31,8 +31,6 @@ using namespace greta::rt::cpu;
 
 namespace {
 
-}
-
 template <typename T>
 void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
                MemRef<T, 2> *out) {

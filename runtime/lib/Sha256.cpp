@@ -58,13 +58,30 @@ void Sha256Stream::update(const void *data, size_t size) {
     opensslFailed();
 }
 
-std::string Sha256Stream::finalHex() {
-  uint8_t out[32];
+void Sha256Stream::updateU64(uint64_t v) {
+  uint8_t le[8];
+  for (int i = 0; i < 8; ++i)
+    le[i] = static_cast<uint8_t>(v >> (8 * i));
+  update(le, 8);
+}
+
+void Sha256Stream::updateName(const std::string &name) {
+  updateU64(name.size());
+  update(name.data(), name.size());
+}
+
+std::array<uint8_t, 32> Sha256Stream::finish() {
+  std::array<uint8_t, 32> out{};
   unsigned len = 0;
-  if (!EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out, &len) ||
+  if (!EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out.data(), &len) ||
       len != 32)
     opensslFailed();
-  return toHex(out, 32);
+  return out;
+}
+
+std::string Sha256Stream::finalHex() {
+  std::array<uint8_t, 32> out = finish();
+  return toHex(out.data(), out.size());
 }
 
 std::string greta::rt::toHex(const uint8_t *bytes, size_t size) {

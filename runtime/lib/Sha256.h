@@ -26,7 +26,11 @@ public:
   Sha256Stream(const Sha256Stream &) = delete;
   Sha256Stream &operator=(const Sha256Stream &) = delete;
   void update(const void *data, size_t size);
-  /// The digest of everything updated so far, as hex; ends the stream.
+  /// A u64, little endian; a string as its u64 length, then its bytes.
+  void updateU64(uint64_t v);
+  void updateName(const std::string &name);
+  /// The digest of everything updated so far; ends the stream.
+  std::array<uint8_t, 32> finish();
   std::string finalHex();
 
 private:

@@ -5,7 +5,6 @@
 #include "greta/rt/Weights.h"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,47 +18,6 @@ using namespace greta::rt;
 using json = nlohmann::json;
 
 namespace {
-/// Incremental SHA-256 (Sha256.h's is one-shot).
-class Sha256Stream {
-public:
-  Sha256Stream() {
-    static EVP_MD *const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (!md || !ctx_ || !EVP_DigestInit_ex2(ctx_, md, nullptr))
-      die();
-  }
-  ~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
-  Sha256Stream(const Sha256Stream &) = delete;
-  Sha256Stream &operator=(const Sha256Stream &) = delete;
-  void update(const void *data, size_t size) {
-    if (size && !EVP_DigestUpdate(ctx_, data, size))
-      die();
-  }
-  void updateU64(uint64_t v) {
-    uint8_t le[8];
-    for (int i = 0; i < 8; ++i)
-      le[i] = static_cast<uint8_t>(v >> (8 * i));
-    update(le, 8);
-  }
-  void updateName(const std::string &name) {
-    updateU64(name.size());
-    update(name.data(), name.size());
-  }
-  std::array<uint8_t, 32> finish() {
-    std::array<uint8_t, 32> out{};
-    unsigned len = 0;
-    if (!EVP_DigestFinal_ex(ctx_, out.data(), &len) || len != 32)
-      die();
-    return out;
-  }
-
-private:
-  [[noreturn]] static void die() {
-    std::fprintf(stderr, "greta runtime: OpenSSL SHA-256 failed\n");
-    std::abort();
-  }
-  EVP_MD_CTX *ctx_ = EVP_MD_CTX_new();
-};
-
 static_assert(sizeof(double) == 8, "values are hashed as IEEE binary64");
 
 std::array<uint8_t, 32> digestTensor(const TensorInfo &t) {

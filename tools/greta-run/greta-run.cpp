@@ -586,7 +586,7 @@ int Runner::run() {
                   "checkpoint directory)");
     weightsPath = modelPath;
   }
-  std::string irCache = cacheDirOpt.empty() ? defaultCacheDir() : cacheDirOpt;
+  std::string irCache = cacheDirOpt.empty() ? rt::defaultCacheDir() : cacheDirOpt;
   std::optional<::greta::LoadedModel> model = ::greta::loadModel(
       modelPath, pipelineOpt, sourceMgr, ctx, error, noCache ? "" : irCache);
   if (!model)
