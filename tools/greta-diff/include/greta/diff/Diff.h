@@ -34,7 +34,10 @@ std::string_view precisionName(Precision p);
 std::optional<Precision> parsePrecision(std::string_view name);
 Precision precisionOf(rt::DType d);
 
-/// allclose(atol, rtol) per element plus a bound on the row's MAE.
+/// allclose(atol, rtol) per element plus a bound on the row's MAE. atol and
+/// mae are relative to the row's scale (RowResult::scale, the RMS of the
+/// BASE row, at least the precision's unit roundoff): one bound means the
+/// same on the residual stream (RMS ~0.1) and after a norm (RMS ~1).
 struct Tolerance {
   double atol = 0, rtol = 0, mae = 0;
 };
@@ -43,6 +46,8 @@ Tolerance defaultTolerance(Precision p);
 
 /// Layers covered by the plain accumulation allowance (see Options).
 inline constexpr double kAccumulationLayers = 8;
+/// The reference policy's relative floor (docs/DIFF.md, "Detection floors").
+inline constexpr double kDefaultFloor = 3e-5;
 
 struct Options {
   Policy policy = Policy::Exact;
@@ -52,7 +57,8 @@ struct Options {
   /// floor. k defaults to PyTorch's multiplier (2, or 3 for f16/bf16 or rows
   /// under 1000 elements); floor to 1e-5 (PyTorch's tol/10 with tol = 1e-4).
   std::optional<double> k;
-  double floor = 1e-5;
+  /// Relative: the slack is floor x the row's scale (RMS of the REF row).
+  double floor = kDefaultFloor;
   /// Reference policy, when TEST is coarser than BASE (f16 TEST, f32 BASE):
   /// BASE rounded once to TEST's precision underestimates a healthy
   /// TEST-precision pipeline, which rounds at every op and accumulates. TEST
@@ -88,6 +94,9 @@ RowAccum accumulateRow(rt::DType da, const uint8_t *a, rt::DType db,
 double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
                    const uint8_t *ref, int64_t n, Precision roundTo);
 
+/// Root-mean-square of a row's values (the scale rows are judged against).
+double rowRms(rt::DType d, const uint8_t *x, int64_t n);
+
 /// Metrics derived from a RowAccum.
 struct Metrics {
   double mae = 0, maxAbs = 0, relL2 = 0, cosine = 1, rmse = 0;
@@ -119,6 +128,10 @@ struct RowResult {
   Basis basis = Basis::Hash;
   Precision precision = Precision::F32;
   Tolerance tolerance;    // the bounds used (tolerance policy / fallbacks)
+  /// The row's scale: RMS of BASE (of REF under the reference policy), at
+  /// least the unit roundoff of its precision; atol, mae and floor are
+  /// multiples of it. 0 until the row is judged on values.
+  double scale = 0;
   bool diverges = false;
   // Reference policy only.
   bool hasReference = false;
