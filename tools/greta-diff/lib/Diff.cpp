@@ -247,6 +247,14 @@ void RowResults::clear() {
 // Manifests
 //===----------------------------------------------------------------------===//
 
+/// A model for the "different graphs" line: its name and digest prefix.
+static std::string graphName(const rt::Manifest &m) {
+  std::string digest = m.modelDigest.substr(0, 12);
+  if (m.model.empty())
+    return "model " + digest;
+  return m.model + " (" + digest + ")";
+}
+
 static bool isTruncated(const TraceContents &t) {
   return !t.complete || !t.stopReason.empty();
 }
@@ -267,9 +275,8 @@ bool greta::diff::checkCompatible(const TraceContents &a, const char *roleA,
   // Format versions may differ: every version the reader accepts yields the
   // same records (version 2 only adds block frames), so a v1 trace from an
   // older GRETA compares with a new one.
-  if (ma.modelDigest != mb.modelDigest)
-    return refuse("model digest", ma.modelDigest, mb.modelDigest,
-                  "they ran different model IR");
+  // Different model IR (an edited graph, a pass pipeline's output) is
+  // compared when the configs agree: diffTraces checks the records.
   if (ma.weightsDigest != mb.weightsDigest)
     return refuse("weights digest", ma.weightsDigest, mb.weightsDigest,
                   "they ran different weights");
@@ -760,6 +767,10 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     return std::nullopt;
 
   DiffResult res;
+  bool twoGraphs = base.manifest.modelDigest != test.manifest.modelDigest;
+  if (twoGraphs)
+    res.differentGraphs = graphName(base.manifest) + " vs " +
+                          graphName(test.manifest);
   res.policy = opts.policy;
   res.base = base.manifest;
   res.test = test.manifest;
@@ -801,12 +812,17 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
   Judge judge(opts, base.manifest, test.manifest);
   std::vector<Pending> work;
   int64_t onlyB = 0, onlyT = 0;
+  std::optional<std::pair<Key, const char *>> firstOnly;
   while (!bi.done() || !ti.done()) {
     if (ti.done() || (!bi.done() && bi.key() < ti.key())) {
+      if (!firstOnly)
+        firstOnly = {bi.key(), "BASE"};
       ++onlyB, bi.next();
       continue;
     }
     if (bi.done() || ti.key() < bi.key()) {
+      if (!firstOnly)
+        firstOnly = {ti.key(), "TEST"};
       ++onlyT, ti.next();
       continue;
     }
@@ -818,6 +834,14 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
       hasRef = !ri.done() && ri.key() == k;
     }
     RowRef br = bi.ref(), tr = ti.ref();
+    if (twoGraphs && baseRows.elements(br) != testRows.elements(tr)) {
+      error = "traces are not comparable: different configs (" +
+              res.differentGraphs + "): " + describe(k) + " has " +
+              std::to_string(baseRows.elements(br)) + " elements in BASE, " +
+              std::to_string(testRows.elements(tr)) +
+              " in TEST (hidden size, head layout or vocabulary differ)";
+      return std::nullopt;
+    }
     RowResult row;
     row.stage = k.stage;
     row.layer = k.layer;
@@ -839,6 +863,17 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
   }
   c.aligned = res.rows.size();
   bool baseTrunc = isTruncated(base), testTrunc = isTruncated(test);
+  // Two graphs of one config record the same (stage, layer, position)
+  // keys under one filter; a key in one only means another layer count or
+  // stage set (or another runtime filter).
+  if (twoGraphs && firstOnly && !baseTrunc && !testTrunc) {
+    error = "traces are not comparable: different configs (" +
+            res.differentGraphs + "): " + describe(firstOnly->first) +
+            " is only in " + firstOnly->second +
+            " (the layer count or the traced stages differ, or the runtime "
+            "filters do)";
+    return std::nullopt;
+  }
   // Records missing because the other run stopped early are not "only in".
   (testTrunc ? c.afterTruncation : c.onlyInBase) += onlyB;
   (baseTrunc ? c.afterTruncation : c.onlyInTest) += onlyT;

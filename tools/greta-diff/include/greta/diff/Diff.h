@@ -266,6 +266,9 @@ struct DiffResult {
   Counts counts;
   Hypothesis hypothesis;
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
+  /// "A vs B" when BASE and TEST ran different model IR of one config (same
+  /// stages, layers and row shapes); empty when they ran the same graph.
+  std::string differentGraphs;
   std::vector<CellSummary> cells;   // one per (stage, layer), execution order
 
   bool diverged() const { return firstFail.has_value(); }
@@ -276,7 +279,9 @@ struct DiffResult {
 };
 
 /// Refuses traces that cannot be compared. Names both values and the roles
-/// ("BASE", "TEST", "REF").
+/// ("BASE", "TEST", "REF"). Different model IR is not refused here:
+/// diffTraces compares two graphs when their configs agree (every traced
+/// (stage, layer) in both, with the same row shapes).
 bool checkCompatible(const rt::TraceContents &a, const char *roleA,
                      const rt::TraceContents &b, const char *roleB,
                      bool allowDifferentLengths, bool isReference,
