@@ -1,6 +1,6 @@
 //===- DiffTest.cpp - Alignment, policies, manifests of greta-diff --------===//
-#include "greta/diff/Diff.h"
 #include "TestTraces.h"
+#include "greta/diff/Diff.h"
 
 #include <gtest/gtest.h>
 
@@ -197,8 +197,7 @@ TEST(DiffAlign, ShapeMismatchDiverges) {
   EXPECT_NE(r.first()->note.find("element counts differ"), std::string::npos);
 }
 
-//===--- Policies
-//----------------------------------------------------------===//
+//===--- Policies ----------------------------------------------------------===//
 
 TEST(DiffPolicy, ExactFlagsTheSmallestChange) {
   TraceSpec s = spec();
@@ -542,8 +541,7 @@ TEST(DiffReference, NeedsAReferenceTrace) {
             std::string::npos);
 }
 
-//===--- Categories
-//---------------------------------------------------------===//
+//===--- Categories ---------------------------------------------------------===//
 
 TEST(DiffSummary, CategoriesCountDivergingRecords) {
   TraceSpec s = spec();
@@ -560,8 +558,8 @@ TEST(DiffSummary, CategoriesCountDivergingRecords) {
   auto count = [&](rt::Category c) {
     return r.categoryCounts[static_cast<unsigned>(c)];
   };
-  EXPECT_EQ(count(rt::Category::RoutingSelection), 1);   // L2 pre_attn
-  EXPECT_EQ(count(rt::Category::AttnKernelInputs), 3);   // L2
+  EXPECT_EQ(count(rt::Category::RoutingSelection), 1);  // L2 pre_attn
+  EXPECT_EQ(count(rt::Category::AttnKernelInputs), 3);  // L2
   EXPECT_EQ(count(rt::Category::AttentionMechanism), 4); // L1 attn_out + L2
   EXPECT_EQ(count(rt::Category::ResidualAdd), 4);
   EXPECT_EQ(count(rt::Category::FfnNormPath), 2);
@@ -569,8 +567,7 @@ TEST(DiffSummary, CategoriesCountDivergingRecords) {
   EXPECT_EQ(count(rt::Category::Unknown), 0);
 }
 
-//===--- Manifests
-//----------------------------------------------------------===//
+//===--- Manifests ----------------------------------------------------------===//
 
 TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
   auto b = build(spec());
