@@ -114,6 +114,9 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="2 stages, 1 layer, 1 position (a smoke run)")
     ap.add_argument("--json", help="write every result here")
+    ap.add_argument("--layers", default="1,9", help="faulted layers")
+    ap.add_argument("--positions", default="0,30",
+                    help="first faulted positions (early, late)")
     args = ap.parse_args()
     R = Runner(args.build, args.work)
     bad = []
@@ -142,8 +145,9 @@ def main():
                  rf or "no divergence"))
 
     stages = STAGES[:2] if args.quick else STAGES
-    layers = [3] if args.quick else [1, 9]
-    positions = [30] if args.quick else [0, 30]
+    layers = [3] if args.quick else [int(x) for x in args.layers.split(",")]
+    positions = [30] if args.quick else [int(x) for x in
+                                         args.positions.split(",")]
     policies = ["exact", "tolerance", "reference"]
     score = {(p, m): {"right": 0, "miss": 0, "wrong": 0}
              for p in policies for m in MAGNITUDES}
