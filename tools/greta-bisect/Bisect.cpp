@@ -62,8 +62,8 @@ Config autoReference(const Config &base) {
     const std::string &f = base.flags[i];
     std::string key = f.substr(0, f.find('='));
     bool dropped = false;
-    for (const char *d : {"--precision", "--backend", "--device", "--kernel",
-                          "--repeat"})
+    for (const char *d :
+         {"--precision", "--backend", "--device", "--kernel", "--repeat"})
       if (key == d) {
         dropped = true;
         // "--flag VALUE": the value goes too.
@@ -264,10 +264,10 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
   for (const Config *c : configs) {
     fs::path traceDir = stepDir / c->name;
     std::vector<std::string> argv = {
-        o_.gretaRun,  modelOf(o_, *c),   "--weights",    o_.weights,
-        "--prompt",   promptPath,        "--trace-dir",  traceDir.string(),
-        "--overwrite", "--layers",       spec.layers,    "--stages",
-        spec.stages,  "--positions",     spec.positions, "--payload",
+        o_.gretaRun,   modelOf(o_, *c), "--weights",    o_.weights,
+        "--prompt",    promptPath,      "--trace-dir",  traceDir.string(),
+        "--overwrite", "--layers",      spec.layers,    "--stages",
+        spec.stages,   "--positions",   spec.positions, "--payload",
         spec.payload};
     argv.insert(argv.end(), c->flags.begin(), c->flags.end());
     bool isTest = c == &o_.test;
@@ -584,15 +584,15 @@ std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
                   std::string &error, bool &stopped) {
   stopped = false;
-  json inputs = {{"model", options.model},
-                 {"test_model", options.test.model},
-                 {"ref_model", options.ref ? json(options.ref->model)
-                                           : json(nullptr)},
-                 {"weights", options.weights},
-                 {"base", options.base.flagsText},
-                 {"test", options.test.flagsText},
-                 {"ref", options.ref ? json(options.ref->flagsText) : json(nullptr)},
-                 {"positions", options.positions}};
+  json inputs = {
+      {"model", options.model},
+      {"test_model", options.test.model},
+      {"ref_model", options.ref ? json(options.ref->model) : json(nullptr)},
+      {"weights", options.weights},
+      {"base", options.base.flagsText},
+      {"test", options.test.flagsText},
+      {"ref", options.ref ? json(options.ref->flagsText) : json(nullptr)},
+      {"positions", options.positions}};
   for (const auto &[name, path] : options.prompts)
     inputs["prompts"].push_back({name, path});
   std::error_code ec;
@@ -692,9 +692,8 @@ nlohmann::json renderJson(const Options &options,
   j["test_model"] = modelOf(options, options.test);
   j["ref_model"] =
       options.ref ? json(modelOf(options, *options.ref)) : json(nullptr);
-  j["auto_ref"] = options.autoRefReason.empty()
-                      ? json(nullptr)
-                      : json(options.autoRefReason);
+  j["auto_ref"] = options.autoRefReason.empty() ? json(nullptr)
+                                                : json(options.autoRefReason);
   j["weights"] = options.weights;
   j["base"] = options.base.flagsText;
   j["test"] = options.test.flagsText;

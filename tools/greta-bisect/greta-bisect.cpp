@@ -100,7 +100,10 @@ int main(int argc, char **argv) {
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath, testModel, refModel;
   bool restart = false;
-  app.add_option("--model", o.model, "greta IR of the model (model.mlir); the base runs it, and the test and reference unless they have their own")->required();
+  app.add_option("--model", o.model,
+                 "greta IR of the model (model.mlir); the base runs it, and "
+                 "the test and reference unless they have their own")
+      ->required();
   app.add_option("--test-model", testModel,
                  "greta IR the test configuration runs instead of --model "
                  "(an edited graph, a pass pipeline's output): two graphs of "
@@ -193,8 +196,8 @@ int main(int argc, char **argv) {
     o.autoRefReason = why;
     if (!o.quiet)
       std::cerr << "greta-bisect: base and test differ in " << why
-                << ": adding the f64 CPU reference --ref \""
-                << o.ref->flagsText << "\"\n";
+                << ": adding the f64 CPU reference --ref \"" << o.ref->flagsText
+                << "\"\n";
   }
   if (prompt.empty() == promptList.empty())
     return fail("give exactly one of --prompt FILE or --prompts NAMES");

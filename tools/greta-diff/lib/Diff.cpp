@@ -612,10 +612,9 @@ public:
       // judged against the row's RMS, not against themselves.
       row.scale = scaleOf(rowRms(b.dtype, b.values.data(), row.elements),
                           row.precision);
-      RowAccum acc = accumulateRow(b.dtype, b.values.data(), t.dtype,
-                                   t.values.data(), row.elements,
-                                   row.tolerance.atol * row.scale,
-                                   row.tolerance.rtol);
+      RowAccum acc = accumulateRow(
+          b.dtype, b.values.data(), t.dtype, t.values.data(), row.elements,
+          row.tolerance.atol * row.scale, row.tolerance.rtol);
       bytes += b.values.size() + t.values.size();
       row.hasMetrics = true;
       row.metrics = metricsOf(acc);
@@ -635,8 +634,8 @@ public:
         return;
       }
       row.note = !values ? "no values in BASE/TEST: judged by tolerance"
-                 : !ref ? "record absent from REF: judged by tolerance"
-                          : "REF record has no values: judged by tolerance";
+                 : !ref  ? "record absent from REF: judged by tolerance"
+                         : "REF record has no values: judged by tolerance";
       judgeTolerance(b, t, values, row);
       return;
     }
@@ -702,8 +701,7 @@ private:
                                                                      : 2.0);
     // PyTorch's rule made relative: every term is a multiple of the REF
     // row's RMS, so the floor means the same before and after a norm.
-    row.scale =
-        scaleOf(rowRms(r.dtype, r.values.data(), row.elements), testP);
+    row.scale = scaleOf(rowRms(r.dtype, r.values.data(), row.elements), testP);
     double slack = opts.floor * row.scale;
     // TEST within the slack of BASE passes: by the triangle inequality the
     // rule below would pass it too (err(TEST) <= err(BASE) + RMSE(TEST,
@@ -725,10 +723,9 @@ private:
                       std::sqrt(depth);
     }
     bool bothNaN = std::isnan(row.errTest) && std::isnan(row.errBase);
-    row.diverges =
-        !(row.errTest <= std::max(row.k * row.errBase, row.allowance) +
-                             slack) &&
-        !bothNaN;
+    row.diverges = !(row.errTest <=
+                     std::max(row.k * row.errBase, row.allowance) + slack) &&
+                   !bothNaN;
   }
 
   const Options &opts;
@@ -769,8 +766,8 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
   DiffResult res;
   bool twoGraphs = base.manifest.modelDigest != test.manifest.modelDigest;
   if (twoGraphs)
-    res.differentGraphs = graphName(base.manifest) + " vs " +
-                          graphName(test.manifest);
+    res.differentGraphs =
+        graphName(base.manifest) + " vs " + graphName(test.manifest);
   res.policy = opts.policy;
   res.base = base.manifest;
   res.test = test.manifest;

@@ -301,8 +301,7 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
      << ", prompt " << promptOf(r) << " (" << r.test.tokenCount
      << " tokens)\n";
   if (!r.differentGraphs.empty())
-    os << (md ? "\n" : "") << "different graphs: " << r.differentGraphs
-       << "\n";
+    os << (md ? "\n" : "") << "different graphs: " << r.differentGraphs << "\n";
   if (!md)
     os << "\n";
   else
