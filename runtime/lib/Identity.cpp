@@ -59,10 +59,17 @@ struct PairField {
   const char *field, *what;
   std::string Manifest::*member;
   const char *why; // what a difference means
+  /// Non-null: a difference is compared anyway, and this says on what terms.
+  const char *waiver = nullptr;
 };
 const PairField kPairFields[] = {
+    // Different model IR (an edited graph, a pass pipeline's output) is
+    // compared: the diff refuses rows whose stages, layers or shapes do not
+    // agree (different configs).
     {"model_digest", "model digest", &Manifest::modelDigest,
-     "they ran different model IR"},
+     "they ran different model IR",
+     "different graphs: compared where their configs agree (every traced "
+     "stage and layer, the same row shapes)"},
     {"weights_digest", "weights digest", &Manifest::weightsDigest,
      "they ran different weights"},
 };
@@ -78,6 +85,11 @@ IdentityCheck pairCheck(const TraceIdentity &a, const TraceIdentity &b,
     c.outcome = CheckOutcome::Unknown;
     c.text = std::string(f.what) + ": none in " +
              (c.values[0].empty() ? a.role : b.role) + "'s manifest";
+  } else if (c.values[0] != c.values[1] && f.waiver) {
+    c.outcome = CheckOutcome::Differs;
+    c.waivedBy = "different graphs";
+    c.text = std::string(f.what) + " differs (" + a.role + ", " + b.role +
+             "): " + f.waiver;
   } else if (c.values[0] != c.values[1]) {
     c.outcome = CheckOutcome::Differs;
     c.text = std::string("traces are not comparable: ") + f.what +

@@ -22,11 +22,72 @@
 #include <set>
 #include <sstream>
 #include <unistd.h>
+#include <tuple>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace greta::bisect {
+
+const std::string &modelOf(const Options &o, const Config &c) {
+  return c.model.empty() ? o.model : c.model;
+}
+
+namespace {
+/// The value of greta-run flag `name` in `flags` ("--name=V" or "--name V"),
+/// or `dflt`.
+std::string flagValue(const std::vector<std::string> &flags,
+                      const std::string &name, const std::string &dflt) {
+  std::string value = dflt;
+  for (size_t i = 0; i < flags.size(); ++i) {
+    if (flags[i].rfind(name + "=", 0) == 0)
+      value = flags[i].substr(name.size() + 1);
+    else if (flags[i] == name && i + 1 < flags.size())
+      value = flags[i + 1];
+  }
+  return value;
+}
+} // namespace
+
+std::string precisionOrBackendDifference(const Config &base,
+                                         const Config &test) {
+  std::string why;
+  for (auto [flag, dflt, what] :
+       {std::tuple{"--precision", "f32", "precision"},
+        std::tuple{"--backend", "cpu", "backend"},
+        std::tuple{"--so", "", "compiled model (--so)"}}) {
+    std::string b = flagValue(base.flags, flag, dflt),
+                t = flagValue(test.flags, flag, dflt);
+    if (b != t)
+      why += (why.empty() ? "" : ", ") + std::string(what) + " " +
+             (b.empty() ? "none" : b) + " vs " + (t.empty() ? "none" : t);
+  }
+  return why;
+}
+
+Config autoReference(const Config &base) {
+  Config ref;
+  ref.name = "ref";
+  for (size_t i = 0; i < base.flags.size(); ++i) {
+    const std::string &f = base.flags[i];
+    std::string key = f.substr(0, f.find('='));
+    bool dropped = false;
+    for (const char *d :
+         {"--precision", "--backend", "--device", "--kernel", "--repeat"})
+      if (key == d) {
+        dropped = true;
+        // "--flag VALUE": the value goes too.
+        if (f.find('=') == std::string::npos && i + 1 < base.flags.size())
+          ++i;
+      }
+    if (!dropped)
+      ref.flags.push_back(f);
+  }
+  ref.flags.push_back("--precision=f64");
+  for (const std::string &f : ref.flags)
+    ref.flagsText += (ref.flagsText.empty() ? "" : " ") + shellQuote(f);
+  return ref;
+}
 
 std::vector<int64_t> coarseLayers(int64_t numLayers) {
   std::set<int64_t> layers;
@@ -345,10 +406,10 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
   for (const Config *c : configs) {
     fs::path traceDir = stepDir / c->name;
     std::vector<std::string> argv = {
-        o_.gretaRun,  o_.model,          "--weights",    o_.weights,
-        "--prompt",   promptPath,        "--trace-dir",  traceDir.string(),
-        "--overwrite", "--layers",       spec.layers,    "--stages",
-        spec.stages,  "--positions",     spec.positions, "--payload",
+        o_.gretaRun,   modelOf(o_, *c), "--weights",    o_.weights,
+        "--prompt",    promptPath,      "--trace-dir",  traceDir.string(),
+        "--overwrite", "--layers",      spec.layers,    "--stages",
+        spec.stages,   "--positions",   spec.positions, "--payload",
         spec.payload};
     if (!o_.tokenizer.empty())
       argv.insert(argv.end(), {"--tokenizer", o_.tokenizer});
@@ -756,12 +817,15 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
   InputDigests digests;
   if (!digests.compute(options, error))
     return false;
-  json inputs = {{"model", options.model},
-                 {"weights", options.weights},
-                 {"base", options.base.flagsText},
-                 {"test", options.test.flagsText},
-                 {"ref", options.ref ? json(options.ref->flagsText) : json(nullptr)},
-                 {"positions", options.positions}};
+  json inputs = {
+      {"model", options.model},
+      {"test_model", options.test.model},
+      {"ref_model", options.ref ? json(options.ref->model) : json(nullptr)},
+      {"weights", options.weights},
+      {"base", options.base.flagsText},
+      {"test", options.test.flagsText},
+      {"ref", options.ref ? json(options.ref->flagsText) : json(nullptr)},
+      {"positions", options.positions}};
   for (const auto &[name, path] : options.prompts)
     inputs["prompts"].push_back({name, path});
   if (!options.tokenizer.empty())
@@ -800,13 +864,28 @@ std::string testFailureSentence(const std::string &testFailure) {
 std::string renderMarkdown(const Options &options,
                            const std::vector<PromptResult> &results) {
   std::ostringstream os;
-  os << "# GRETA bisection\n\n"
-     << "- model: `" << options.model << "` (" << options.numLayers
-     << " layers), weights: `" << options.weights << "`\n"
-     << "- base: `" << options.base.flagsText << "`\n"
+  os << "# GRETA bisection\n\n";
+  if (!options.test.model.empty() && options.test.model != options.model)
+    os << "- different graphs: base `" << options.model << "` vs test `"
+       << options.test.model << "` (" << options.numLayers
+       << " layers), weights: `" << options.weights << "`\n";
+  else
+    os << "- model: `" << options.model << "` (" << options.numLayers
+       << " layers), weights: `" << options.weights << "`\n";
+  os << "- base: `" << options.base.flagsText << "`\n"
      << "- test: `" << options.test.flagsText << "`\n";
-  if (options.ref)
-    os << "- reference: `" << options.ref->flagsText << "`\n";
+  if (options.ref) {
+    os << "- reference: `" << options.ref->flagsText << "`";
+    if (!options.ref->model.empty())
+      os << " on `" << options.ref->model << "`";
+    os << "\n";
+  }
+  if (!options.autoRefReason.empty())
+    os << "- the reference was added by greta-bisect: base and test differ "
+          "in "
+       << options.autoRefReason
+       << ", so their digests always differ; the verdicts use greta-diff's "
+          "reference policy against it\n";
   os << "\n## FIRST_FAIL\n\n"
      << "| Prompt | Position | Layer | Tensor | Category | Hash match | MAE | "
         "Runs/config | Bytes written |\n"
@@ -858,6 +937,11 @@ nlohmann::json renderJson(const Options &options,
                           const std::vector<PromptResult> &results) {
   json j;
   j["model"] = options.model;
+  j["test_model"] = modelOf(options, options.test);
+  j["ref_model"] =
+      options.ref ? json(modelOf(options, *options.ref)) : json(nullptr);
+  j["auto_ref"] = options.autoRefReason.empty() ? json(nullptr)
+                                                : json(options.autoRefReason);
   j["weights"] = options.weights;
   j["base"] = options.base.flagsText;
   j["test"] = options.test.flagsText;

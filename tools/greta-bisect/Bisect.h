@@ -25,6 +25,7 @@ struct Config {
   std::string name;               // base | test | ref
   std::string flagsText;          // as given on the command line
   std::vector<std::string> flags; // greta-run flags
+  std::string model;              // its own IR (--test-model); "": --model
 };
 
 struct Options {
@@ -34,6 +35,9 @@ struct Options {
   std::string promptText; // --prompt-text (also written to the work dir)
   Config base, test;
   std::optional<Config> ref;
+  /// Why greta-bisect added the reference itself ("" when --ref was given
+  /// or none is needed): the sides differ in precision or backend.
+  std::string autoRefReason;
   std::string workDir;
   std::string gretaRun, gretaDiff;
   std::string positions;   // user override of the checkpoint positions
@@ -119,6 +123,21 @@ std::string renderHtml(const Options &options,
 /// spread evenly, so its cost stays bounded on long prompts.
 std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
                             const std::string &checkpoints);
+
+/// The IR a configuration runs: its own (--test-model, --ref-model) or
+/// --model.
+const std::string &modelOf(const Options &o, const Config &c);
+
+/// When BASE and TEST differ in precision or backend (greta-run's
+/// --precision, --backend, --so) digests always differ and the exact policy
+/// would flag every row: returns the difference ("precision f32 vs f16"),
+/// or "" when they agree on both.
+std::string precisionOrBackendDifference(const Config &base,
+                                         const Config &test);
+
+/// The f64 CPU reference greta-bisect runs itself: BASE's flags without
+/// precision, backend and device flags, plus --precision=f64.
+Config autoReference(const Config &base);
 
 /// Coarse layers of the seed: 0, 1, 2, 4, 8 and the last, within the model.
 std::vector<int64_t> coarseLayers(int64_t numLayers);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <sys/wait.h>
@@ -137,8 +138,27 @@ std::string executableDigest(const std::string &path, std::string &error) {
   return sha256Text(text);
 }
 
+/// A model is an IR file, or an HF checkpoint directory whose graph comes
+/// from its config.json; the models of every configuration, in one digest.
+static std::string modelDigest(const Options &o, std::string &error) {
+  std::string text;
+  for (const std::string *m : {&o.model, &o.test.model,
+                               o.ref ? &o.ref->model : nullptr}) {
+    if (!m || m->empty())
+      continue;
+    std::string file = std::filesystem::is_directory(*m)
+                           ? (std::filesystem::path(*m) / "config.json").string()
+                           : *m;
+    std::string d = fileDigest(file, error);
+    if (d.empty())
+      return "";
+    text += *m + " " + d + "\n";
+  }
+  return sha256Text(text);
+}
+
 bool InputDigests::compute(const Options &o, std::string &error) {
-  if ((model = fileDigest(o.model, error)).empty() ||
+  if ((model = modelDigest(o, error)).empty() ||
       (gretaRun = executableDigest(o.gretaRun, error)).empty() ||
       (gretaDiff = executableDigest(o.gretaDiff, error)).empty())
     return false;

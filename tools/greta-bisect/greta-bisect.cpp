@@ -161,12 +161,21 @@ int main(int argc, char **argv) {
       "resumable)."};
   Options o;
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
-  std::string outPath;
+  std::string outPath, testModel, refModel;
   bool restart = false;
   app.add_option("--model", o.model,
                  "greta IR of the model (model.mlir), or an HF checkpoint "
-                 "directory")
+                 "directory; the base runs it, and the test and reference "
+                 "unless they have their own")
       ->required();
+  app.add_option("--test-model", testModel,
+                 "greta IR the test configuration runs instead of --model "
+                 "(an edited graph, a pass pipeline's output): two graphs of "
+                 "one config (same layers, stages and shapes) compare "
+                 "directly");
+  app.add_option("--ref-model", refModel,
+                 "greta IR the reference runs instead of --model (needs "
+                 "--ref)");
   app.add_option("--weights", o.weights,
                  "safetensors weights (default for a checkpoint directory: "
                  "its own)");
@@ -195,7 +204,11 @@ int main(int argc, char **argv) {
   app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
   app.add_option("--ref", ref,
                  "greta-run flags of a reference (e.g. \"--precision=f64\"): "
-                 "verdicts then use greta-diff's reference policy");
+                 "verdicts then use greta-diff's reference policy. Without it, "
+                 "when base and test differ in --precision or --backend, "
+                 "greta-bisect adds the f64 CPU reference itself (base's "
+                 "flags with --precision=f64); with --so on a side it "
+                 "refuses and asks for --ref");
   app.add_option("--work-dir", o.workDir,
                  "where traces, logs and the resumable state live (default: "
                  "greta-bisect.work)");
@@ -240,11 +253,32 @@ int main(int argc, char **argv) {
   if (!parseConfig("base", base, o.base, error) ||
       !parseConfig("test", test, o.test, error))
     return fail(error);
+  o.test.model = testModel;
   if (!ref.empty()) {
     Config r;
     if (!parseConfig("ref", ref, r, error))
       return fail(error);
+    r.model = refModel;
     o.ref = r;
+  } else if (!refModel.empty()) {
+    return fail("--ref-model needs --ref (the reference's greta-run flags, "
+                "e.g. --ref \"--precision=f64\")");
+  } else if (std::string why = precisionOrBackendDifference(o.base, o.test);
+             !why.empty()) {
+    // Digests of runs at different precisions or on different backends
+    // always differ: the exact policy would flag the first row.
+    bool aot = why.find("--so") != std::string::npos;
+    if (aot)
+      return fail("base and test differ in " + why +
+                  ": their digests always differ, so a bisection needs a "
+                  "reference; give --ref with the f64 build, e.g. --ref "
+                  "\"--so=cpu_f64.so\"");
+    o.ref = autoReference(o.base);
+    o.autoRefReason = why;
+    if (!o.quiet)
+      std::cerr << "greta-bisect: base and test differ in " << why
+                << ": adding the f64 CPU reference --ref \"" << o.ref->flagsText
+                << "\"\n";
   }
   if (!prompt.empty() + !promptList.empty() + !promptText.empty() != 1)
     return fail("give exactly one of --prompt FILE, --prompt-text TEXT or "
@@ -278,11 +312,26 @@ int main(int argc, char **argv) {
                   "directory)");
     o.weights = o.model;
   }
-  for (const std::string &f : {o.model, o.weights})
-    if (!fs::exists(f))
+  for (const std::string &f : {o.model, o.weights, testModel, refModel})
+    if (!f.empty() && !fs::exists(f))
       return fail("no such file: " + f);
   if (o.numLayers == 0 && !readNumLayers(o.model, o.numLayers, error))
     return fail(error);
+  // Two graphs compare only when their configs agree: a different layer
+  // count is refused before anything runs.
+  for (const std::string &m : {testModel, refModel}) {
+    int64_t n = 0;
+    if (m.empty() || m == o.model)
+      continue;
+    if (!readNumLayers(m, n, error))
+      return fail(error);
+    if (n != o.numLayers)
+      return fail("different configs: " + m + " has " + std::to_string(n) +
+                  " layers, " + o.model + " has " +
+                  std::to_string(o.numLayers) +
+                  " (two graphs compare only when layers, stages and shapes "
+                  "agree)");
+  }
   if (o.numLayers <= 0)
     return fail("--num-layers must be positive");
   if (o.workDir.empty())

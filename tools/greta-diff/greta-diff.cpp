@@ -63,20 +63,22 @@ Policies:
   exact      a record diverges when its SHA-256 differs (the default).
   tolerance  rows with equal hashes match; otherwise, with values on both
              sides, the row diverges if any element fails
-             |test-base| <= atol + rtol*|base| or MAE > --mae. Defaults by
-             the coarsest precision of the two rows and manifests:
-               f64 atol 1e-10 rtol 1e-9 mae 1e-10
-               f32 atol 1e-5  rtol 1e-4 mae 1e-5
-               f16 atol 1e-3  rtol 1e-2 mae 1e-3
-               bf16 atol 5e-3 rtol 5e-2 mae 5e-3
+             |test-base| <= atol*S + rtol*|base| or MAE > mae*S, where S,
+             the row's scale, is the RMS of the BASE row (at least the unit
+             roundoff). Defaults by the coarsest precision of the two rows
+             and manifests:
+               f64 atol 1e-9  rtol 1e-9 mae 3e-10
+               f32 atol 1e-4  rtol 1e-4 mae 3e-5
+               f16 atol 3e-2  rtol 1e-2 mae 1e-2
+               bf16 atol 2e-1 rtol 5e-2 mae 8e-2
              Without values (stats payload) the fingerprint (min, max,
-             mean, l2 within atol/rtol; equal nan/inf counts) decides; with
-             hash-only payload a differing hash is a divergence.
-  reference  three traces (PyTorch's accuracy-minifier rule, fp64_ref):
-             TEST diverges where RMSE(TEST,REF) > k*RMSE(BASE,REF) + floor,
-             BASE first rounded to TEST's precision; rows allclose to BASE
-             within 10*floor pass. k: 2, or 3 when TEST is f16/bf16 or the
-             row has < 1000 elements; floor 1e-5.
+             mean, l2 within atol*S/rtol; equal nan/inf counts) decides;
+             with hash-only payload a differing hash is a divergence.
+  reference  three traces (PyTorch's accuracy-minifier rule, fp64_ref,
+             made relative): TEST diverges where RMSE(TEST,REF) >
+             k*RMSE(BASE,REF) + floor*S, S the RMS of the REF row, BASE
+             first rounded to TEST's precision. k: 2, or 3 when TEST is
+             f16/bf16 or the row has < 1000 elements; floor 3e-5.
 
 Refused: traces of different model, weights or prompt digest, or of
 different lengths without --allow-different-lengths; traces whose identity
@@ -103,7 +105,7 @@ int main(int argc, char **argv) {
 
   std::string basePath, testPath, refPath, policyStr = "exact",
                                            formatStr = "table";
-  double atol = -1, rtol = -1, mae = -1, k = -1, floor = 1e-5;
+  double atol = -1, rtol = -1, mae = -1, k = -1, floor = diff::kDefaultFloor;
   bool allowLengths = false, allowUnidentified = false, sharedRowsOnly = false;
   int context = 5;
   unsigned jobs = 0;
@@ -121,18 +123,21 @@ int main(int argc, char **argv) {
                      "exact | tolerance | reference (default: exact, or "
                      "reference when --ref is given)");
   auto *atolOpt = app.add_option("--atol", atol,
-                                 "absolute tolerance per element (overrides "
-                                 "the per-precision default)");
+                                 "tolerance per element, times the row's "
+                                 "scale (RMS of BASE); overrides the "
+                                 "per-precision default");
   auto *rtolOpt = app.add_option(
       "--rtol", rtol, "relative tolerance per element, times |BASE|");
   auto *maeOpt =
-      app.add_option("--mae", mae, "bound on a row's mean absolute error");
+      app.add_option("--mae", mae,
+                     "bound on a row's mean absolute error, times the row's "
+                     "scale (RMS of BASE)");
   auto *kOpt = app.add_option(
       "--k", k, "reference policy: allowed multiple of err(BASE,REF)");
   auto *floorOpt = app.add_option(
       "--floor", floor,
-      "reference policy: absolute RMSE slack added to k*err(BASE,REF) "
-      "(default 1e-5)");
+      "reference policy: RMSE slack added to k*err(BASE,REF), times the "
+      "RMS of the REF row (default 3e-5)");
   double accumulation = 8;
   auto *accOpt = app.add_option(
       "--accumulation", accumulation,

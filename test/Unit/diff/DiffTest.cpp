@@ -247,6 +247,66 @@ TEST(DiffPolicy, ToleranceSeparatesNoiseFromFaults) {
   EXPECT_FALSE(diffOk(b, build(s), o).diverged());
 }
 
+// The bounds are relative to the row's scale (its RMS). Measured on an H100
+// (GRETA CPU f32 vs HF CPU f32, TinyLlama-1.1B shape), a residual row of
+// RMS ~2.8 differs by rel-L2 1.4e-6 with one 1.4e-5 error at an element
+// near zero: rounding, which the absolute atol 1e-5 flagged. The same
+// relative fault must mean the same on a residual row (RMS 0.1) and after
+// a norm (RMS 1).
+TEST(DiffPolicy, ToleranceIsRelativeToTheRowScale) {
+  auto scaled = [](double scale, double rel, double spike) {
+    TraceSpec s = spec();
+    s.stages = {Stage::ResidualPostMlp, Stage::AttnIn};
+    s.perturb = [=](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] *= scale * (1 + rel * baseValue(st, l + 100, p, i));
+      v[0] = scale * 1e-3 + spike; // an element near zero
+    };
+    return build(s);
+  };
+  Options o = opts(Policy::Tolerance);
+  // Rounding noise on a row of RMS ~2.8: no divergence.
+  EXPECT_FALSE(
+      diffOk(scaled(4.8, 0, 0), scaled(4.8, 1.4e-6, 1.4e-5), o).diverged());
+  // A 1e-3 relative fault diverges at RMS 0.1 as at RMS 1 ...
+  for (double scale : {0.17, 1.7}) {
+    DiffResult r = diffOk(scaled(scale, 0, 0), scaled(scale, 1e-3, 0), o);
+    ASSERT_TRUE(r.diverged()) << scale;
+    EXPECT_GT(r.first()->scale, 0.5 * scale);
+  }
+  // ... and a 1e-6 one at neither.
+  for (double scale : {0.17, 1.7})
+    EXPECT_FALSE(
+        diffOk(scaled(scale, 0, 0), scaled(scale, 1e-6, 0), o).diverged())
+        << scale;
+}
+
+// The reference floor is relative too: a fault of 1e-3 relative to the row
+// is flagged whether the rows have RMS 0.01 or 10.
+TEST(DiffReference, FloorIsRelativeToTheReferenceRow) {
+  for (double scale : {0.01, 10.0}) {
+    auto run = [&](rt::DType d, double fault) {
+      TraceSpec s = spec();
+      s.dtype = d;
+      s.manifest = manifest(8, d == rt::DType::F64 ? "f64" : "f32");
+      s.perturb = [=](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+        for (double &x : v)
+          x *= scale * (st == Stage::MlpOut && l == 1 ? 1 + fault : 1);
+      };
+      return build(s);
+    };
+    auto ref = run(rt::DType::F64, 0), base = run(rt::DType::F32, 0);
+    DiffResult r =
+        diffOk(base, run(rt::DType::F32, 1e-3), opts(Policy::Reference), &ref);
+    ASSERT_TRUE(r.diverged()) << scale;
+    EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+    EXPECT_FALSE(
+        diffOk(base, run(rt::DType::F32, 1e-6), opts(Policy::Reference), &ref)
+            .diverged())
+        << scale;
+  }
+}
+
 TEST(DiffPolicy, MaeBoundCatchesAShiftThatAllcloseAllows) {
   TraceSpec s = spec();
   auto b = build(s);
@@ -620,8 +680,8 @@ TEST(DiffSummary, CategoriesCountDivergingRecords) {
 
 TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
   auto b = build(spec());
-  for (auto field : {&rt::Manifest::modelDigest, &rt::Manifest::weightsDigest,
-                     &rt::Manifest::promptDigest}) {
+  for (auto field :
+       {&rt::Manifest::weightsDigest, &rt::Manifest::promptDigest}) {
     auto t = b;
     t.manifest.*field = "other-digest";
     std::string err = diffErr(b, t);
@@ -629,9 +689,44 @@ TEST(DiffManifest, DifferentDigestsAreRefusedNamingBothValues) {
         << err;
     EXPECT_NE(err.find("TEST: 'other-digest'"), std::string::npos) << err;
   }
-  auto t = b;
-  t.manifest.modelDigest = "m2";
-  EXPECT_NE(diffErr(b, t).find("model digest differs"), std::string::npos);
+}
+
+// Two graphs of one config (an edited IR, a pass pipeline's output) are
+// compared, and the result says so; configs that differ are refused.
+TEST(DiffManifest, DifferentGraphsOfOneConfigCompare) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.manifest.model = "edited";
+  s.manifest.modelDigest = "model-B-0123456789";
+  s.perturb = [](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+    if (st == Stage::MlpOut && l == 1 && p >= 2)
+      v[3] += 0.5;
+  };
+  auto t = build(s);
+  DiffResult r = diffOk(b, t);
+  EXPECT_EQ(r.differentGraphs, "synthetic (model-A) vs edited (model-B-0123)");
+  ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+  EXPECT_EQ(r.first()->position, 2);
+  EXPECT_TRUE(diffOk(b, b).differentGraphs.empty());
+}
+
+TEST(DiffManifest, DifferentGraphsOfDifferentConfigsAreRefused) {
+  TraceSpec s = spec();
+  auto b = build(s);
+  s.manifest.modelDigest = "model-B";
+  TraceSpec wide = s;
+  wide.hidden = 96; // another hidden size
+  std::string err = diffErr(b, build(wide));
+  EXPECT_NE(err.find("different configs"), std::string::npos) << err;
+  EXPECT_NE(err.find("64 elements in BASE, 96 in TEST"), std::string::npos)
+      << err;
+  TraceSpec deeper = s;
+  deeper.layers = {0, 1, 2, 3}; // another layer count
+  err = diffErr(b, build(deeper));
+  EXPECT_NE(err.find("different configs"), std::string::npos) << err;
+  EXPECT_NE(err.find("layer 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("only in TEST"), std::string::npos) << err;
 }
 
 // A version-1 trace (record frames only, an older GRETA: no run id, no

@@ -79,6 +79,9 @@ void printRuns(std::ostream &os, const DiffResult &r, const ReportOptions &o) {
   if (r.ref)
     run("REF", *r.ref, o.refPath);
   os << "</table>\n";
+  if (!r.differentGraphs.empty())
+    os << "<p class=\"note\">different graphs: "
+       << htmlEscape(r.differentGraphs) << "</p>\n";
   if (!r.notes.empty()) {
     os << "<ul class=\"notes\">\n";
     for (const std::string &n : r.notes)

@@ -249,6 +249,17 @@ double greta::diff::rmseRounded(DType dx, const uint8_t *x, DType dref,
   return used ? std::sqrt(sumSq / static_cast<double>(used)) : std::nan("");
 }
 
+double greta::diff::rowRms(DType d, const uint8_t *x, int64_t n) {
+  if (n == 0)
+    return 0;
+  double sumSq = 0;
+  dispatch(d, x, d, x, n, [&](const auto *px, const auto *, int64_t m) {
+    for (int64_t i = 0; i < m; ++i)
+      sumSq += static_cast<double>(px[i]) * static_cast<double>(px[i]);
+  });
+  return std::sqrt(sumSq / static_cast<double>(n));
+}
+
 Metrics greta::diff::metricsOf(const RowAccum &acc) {
   Metrics m;
   const double undefined = std::nan("");

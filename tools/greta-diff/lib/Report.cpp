@@ -323,6 +323,9 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
     j["hypothesis"] = nullptr;
   }
   j["notes"] = r.notes;
+  j["different_graphs"] = r.differentGraphs.empty()
+                              ? nlohmann::json(nullptr)
+                              : nlohmann::json(r.differentGraphs);
   nlohmann::json rows = nlohmann::json::array();
   auto [lo, hi] = contextWindow(r, opts.context);
   for (size_t i = lo; i < hi; ++i)
@@ -406,6 +409,8 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
   os << (md ? "# " : "") << "greta-diff: policy " << policyName(r.policy)
      << ", prompt " << promptOf(r) << " (" << r.test.tokenCount
      << " tokens)\n";
+  if (!r.differentGraphs.empty())
+    os << (md ? "\n" : "") << "different graphs: " << r.differentGraphs << "\n";
   if (!md)
     os << "\n";
   else

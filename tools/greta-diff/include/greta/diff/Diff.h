@@ -35,7 +35,10 @@ std::string_view precisionName(Precision p);
 std::optional<Precision> parsePrecision(std::string_view name);
 Precision precisionOf(rt::DType d);
 
-/// allclose(atol, rtol) per element plus a bound on the row's MAE.
+/// allclose(atol, rtol) per element plus a bound on the row's MAE. atol and
+/// mae are relative to the row's scale (RowResult::scale, the RMS of the
+/// BASE row, at least the precision's unit roundoff): one bound means the
+/// same on the residual stream (RMS ~0.1) and after a norm (RMS ~1).
 struct Tolerance {
   double atol = 0, rtol = 0, mae = 0;
 };
@@ -44,6 +47,8 @@ Tolerance defaultTolerance(Precision p);
 
 /// Layers covered by the plain accumulation allowance (see Options).
 inline constexpr double kAccumulationLayers = 8;
+/// The reference policy's relative floor (docs/DIFF.md, "Detection floors").
+inline constexpr double kDefaultFloor = 3e-5;
 
 struct Options {
   Policy policy = Policy::Exact;
@@ -53,7 +58,8 @@ struct Options {
   /// floor. k defaults to PyTorch's multiplier (2, or 3 for f16/bf16 or rows
   /// under 1000 elements); floor to 1e-5 (PyTorch's tol/10 with tol = 1e-4).
   std::optional<double> k;
-  double floor = 1e-5;
+  /// Relative: the slack is floor x the row's scale (RMS of the REF row).
+  double floor = kDefaultFloor;
   /// Reference policy, when TEST is coarser than BASE (f16 TEST, f32 BASE):
   /// BASE rounded once to TEST's precision underestimates a healthy
   /// TEST-precision pipeline, which rounds at every op and accumulates. TEST
@@ -106,6 +112,9 @@ double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
                    const uint8_t *ref, int64_t n, Precision roundTo,
                    int64_t *refOnly = nullptr);
 
+/// Root-mean-square of a row's values (the scale rows are judged against).
+double rowRms(rt::DType d, const uint8_t *x, int64_t n);
+
 /// Metrics derived from a RowAccum, over the elements finite on both sides.
 /// Undefined ones are NaN (null in JSON, n/a in text), never 0: MAE, max-abs
 /// and RMSE with no finite element; relative L2 and cosine also then, and
@@ -140,6 +149,10 @@ struct RowResult {
   Basis basis = Basis::Hash;
   Precision precision = Precision::F32;
   Tolerance tolerance;    // the bounds used (tolerance policy / fallbacks)
+  /// The row's scale: RMS of BASE (of REF under the reference policy), at
+  /// least the unit roundoff of its precision; atol, mae and floor are
+  /// multiples of it. 0 until the row is judged on values.
+  double scale = 0;
   bool diverges = false;
   // Reference policy only.
   bool hasReference = false;
@@ -282,6 +295,9 @@ struct DiffResult {
   Counts counts;
   Hypothesis hypothesis;
   std::vector<std::string> notes;   // truncation, length mismatch, fallbacks
+  /// "A vs B" when BASE and TEST ran different model IR of one config (same
+  /// stages, layers and row shapes); empty when they ran the same graph.
+  std::string differentGraphs;
   std::vector<CellSummary> cells;   // one per (stage, layer), execution order
   /// Why no divergence among the compared rows says nothing about the
   /// traces (a run stopped early, rows only one trace recorded). Only
