@@ -299,7 +299,7 @@ static void settleVerdict(const TraceContents &base, const TraceContents &test,
         "run (" +
         std::to_string(unmatched) + " " + other +
         " records have no counterpart in it)");
-
+  }
   if (stopped || (onlyB == 0 && onlyT == 0))
     return;
   std::string what =
