@@ -41,7 +41,7 @@ static std::string readTail(const std::string &path, size_t maxBytes) {
 
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath) {
+                         const std::string &stdoutPath, const EnvVars &env) {
   ProcessResult result;
   pid_t pid = fork();
   if (pid < 0) {
@@ -70,7 +70,9 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
     for (const std::string &a : argv)
       args.push_back(const_cast<char *>(a.c_str()));
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    for (const auto &[name, value] : env)
+      setenv(name.c_str(), value.c_str(), 1);
+    execvp(args[0], args.data());
     fprintf(stderr, "greta-bisect: cannot execute %s: %s\n", args[0],
             strerror(errno));
     _exit(127);

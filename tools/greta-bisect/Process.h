@@ -3,6 +3,7 @@
 #define GRETA_BISECT_PROCESS_H
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace greta::bisect {
@@ -16,12 +17,17 @@ struct ProcessResult {
   std::string describe() const;
 };
 
-/// Runs argv[0] (a path) with stderr (and stdout unless `stdoutPath` is
-/// given) sent to `logPath`; kills the whole process group after
-/// `timeoutSeconds` (0: no limit).
+/// Environment variables set in the child, on top of greta-bisect's own.
+using EnvVars = std::vector<std::pair<std::string, std::string>>;
+
+/// Runs argv[0] (a path, or a name looked up in PATH) with stderr (and
+/// stdout unless `stdoutPath` is given) sent to `logPath` and `env` added to
+/// its environment; kills the whole process group after `timeoutSeconds`
+/// (0: no limit). No shell is involved.
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath = "");
+                         const std::string &stdoutPath = "",
+                         const EnvVars &env = {});
 
 /// Splits a RUN FLAGS string like a POSIX shell would (quotes, escapes), with
 /// no expansion of any kind. Returns false on unbalanced quotes.

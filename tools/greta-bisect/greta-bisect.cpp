@@ -100,8 +100,10 @@ int main(int argc, char **argv) {
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath;
   bool restart = false;
-  app.add_option("--model", o.model, "greta IR of the model (model.mlir)")->required();
-  app.add_option("--weights", o.weights, "safetensors weights")->required();
+  app.add_option("--model", o.model,
+                 "greta IR of the model (model.mlir); "
+                 "needed unless every configuration is an engine command");
+  app.add_option("--weights", o.weights, "safetensors weights (as --model)");
   app.add_option("--prompt", prompt, "prompt file (JSON array of token ids or one per line)");
   app.add_option("--prompts", promptList,
                  "comma-separated prompt names resolved in --prompts-dir "
@@ -109,8 +111,11 @@ int main(int argc, char **argv) {
   app.add_option("--prompts-dir", promptsDir,
                  "where --prompts names are looked up (NAME.json); default: "
                  "models/prompts next to the model's directory");
-  app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
-  app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
+  app.add_option(
+      "--base", base,
+      "greta-run flags of the good configuration, e.g. \"--precision=f32\"");
+  app.add_option("--test", test,
+                 "greta-run flags of the configuration under test");
   app.add_option("--ref", ref,
                  "greta-run flags of a reference (e.g. \"--precision=f64\"): "
                  "verdicts then use greta-diff's reference policy");
@@ -138,6 +143,20 @@ int main(int argc, char **argv) {
                "causal confirmation: re-run the test configuration with the "
                "base's FIRST_FAIL tensor patched in (greta-run --patch-from) "
                "and report whether the divergence downstream disappears");
+  // Outside engines (docs/ENGINES.md): a command instead of greta-run flags.
+  std::string baseCmd, testCmd, refCmd;
+  const char *cmdHelp = " run by an outside engine instead of greta-run: "
+                        "'python my_engine.py --prompt {prompt} --trace-dir "
+                        "{trace_dir}' (no shell; {prompt_name} too); the "
+                        "step's filter is in GRETA_TRACE_LAYERS, _STAGES, "
+                        "_POSITIONS, _PAYLOAD; a run that fails or leaves no "
+                        "complete trace is an error (docs/ENGINES.md)";
+  app.add_option("--base-cmd", baseCmd, std::string("the base,") + cmdHelp)
+      ->excludes("--base");
+  app.add_option("--test-cmd", testCmd, std::string("the test,") + cmdHelp)
+      ->excludes("--test");
+  app.add_option("--ref-cmd", refCmd, std::string("the reference,") + cmdHelp)
+      ->excludes("--ref");
   app.add_flag("--restart", restart, "discard the state of an earlier bisection in --work-dir");
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
@@ -154,15 +173,41 @@ int main(int argc, char **argv) {
     return 2;
   };
   std::string error;
-  if (!parseConfig("base", base, o.base, error) ||
-      !parseConfig("test", test, o.test, error))
+  bool ranByGreta = false; // a configuration runs greta-run
+  auto config = [&](const char *name, const std::string &flags,
+                    const std::string &cmd, Config &c) {
+    if (cmd.empty()) {
+      ranByGreta = true;
+      return parseConfig(name, flags, c, error);
+    }
+    c.name = name;
+    c.flagsText = cmd;
+    std::string why;
+    if (!splitFlags(cmd, c.command, why) || !checkCommand(c.command, why))
+      return error = std::string("--") + name + "-cmd \"" + cmd + "\": " + why,
+             false;
+    return true;
+  };
+  if (!app.count("--base") && baseCmd.empty())
+    return fail("give --base FLAGS or --base-cmd COMMAND");
+  if (!app.count("--test") && testCmd.empty())
+    return fail("give --test FLAGS or --test-cmd COMMAND");
+  if (!config("base", base, baseCmd, o.base) ||
+      !config("test", test, testCmd, o.test))
     return fail(error);
-  if (!ref.empty()) {
+  if (!ref.empty() || !refCmd.empty()) {
     Config r;
-    if (!parseConfig("ref", ref, r, error))
+    if (!config("ref", ref, refCmd, r))
       return fail(error);
     o.ref = r;
   }
+  if (o.confirm && !o.test.command.empty())
+    return fail("--confirm patches greta-run's test run: not with --test-cmd");
+  if (ranByGreta && (o.model.empty() || o.weights.empty()))
+    return fail("--model and --weights are needed to run greta-run (only "
+                "engine commands can go without them)");
+  if (o.model.empty() && o.numLayers == 0)
+    return fail("give --num-layers (or --model) with engine commands");
   if (prompt.empty() == promptList.empty())
     return fail("give exactly one of --prompt FILE or --prompts NAMES");
   if (!prompt.empty()) {
@@ -181,7 +226,7 @@ int main(int argc, char **argv) {
     }
   }
   for (const std::string &f : {o.model, o.weights})
-    if (!fs::exists(f))
+    if (!f.empty() && !fs::exists(f))
       return fail("no such file: " + f);
   if (o.numLayers == 0 && !readNumLayers(o.model, o.numLayers, error))
     return fail(error);
