@@ -47,7 +47,7 @@ case $MODE in
 --prepare)
   mkdir -p "$AOT"
   for p in f32 f64; do
-    build/bin/greta-compile models/$MODEL/model.mlir --backend cpu --precision $p \
+    ${GRETA_COMPILE:-build/bin/greta-compile} models/$MODEL/model.mlir --backend cpu --precision $p \
       -o "$AOT/$MODEL-cpu_$p.so" || exit 1
     echo "$AOT/$MODEL-cpu_$p.so: $(stat -c %s "$AOT/$MODEL-cpu_$p.so") bytes"
   done

@@ -24,8 +24,13 @@ from greta_trace import hf  # noqa: E402
 
 
 def plant(family, bug_layer, bug_from, num_layers):
-    mod = importlib.import_module(
-        f"transformers.models.{family}.modeling_{family}")
+    plant_in(importlib.import_module(
+        f"transformers.models.{family}.modeling_{family}"),
+        bug_layer, bug_from, num_layers)
+
+
+def plant_in(mod, bug_layer, bug_from, num_layers):
+    """Replaces mod.apply_rotary_pos_emb; returns the original."""
     original = mod.apply_rotary_pos_emb
     calls = {"n": 0}
 
@@ -37,15 +42,21 @@ def plant(family, bug_layer, bug_from, num_layers):
         if layer != bug_layer or seq <= bug_from:
             return q_embed, k_embed
         # cos/sin: [batch, seq, head_dim]; shifted by one position from P on.
-        cos_s, sin_s = cos.clone(), sin.clone()
+        cos_s, sin_s = _copy(cos), _copy(sin)
         cos_s[:, bug_from:] = cos[:, bug_from - 1:seq - 1]
         sin_s[:, bug_from:] = sin[:, bug_from - 1:seq - 1]
         wrong, _ = original(q, k, cos_s, sin_s, *args, **kwargs)
-        q_embed = q_embed.clone()
+        q_embed = _copy(q_embed)
         q_embed[..., bug_from:, :] = wrong[..., bug_from:, :]
         return q_embed, k_embed
 
     mod.apply_rotary_pos_emb = apply_rotary_pos_emb
+    return original
+
+
+def _copy(t):
+    """torch's clone(), or numpy's copy() (the test's stand-in)."""
+    return t.clone() if hasattr(t, "clone") else t.copy()
 
 
 def main(argv=None):
