@@ -427,3 +427,18 @@ void greta::rt::fillRowRecord(Record &r, const void *row, DType dtype,
     });
   }
 }
+
+std::vector<int32_t> greta::rt::topFiveIds(const void *row, DType dtype,
+                                           int64_t n) {
+  if (dtype == DType::F32)
+    return topFive(static_cast<const float *>(row), n);
+  if (dtype == DType::F64)
+    return topFive(static_cast<const double *>(row), n);
+  // f16 and bf16 widen to f32 exactly: the order is the same.
+  std::vector<float> wide(static_cast<size_t>(n));
+  const auto *bits = static_cast<const uint16_t *>(row);
+  for (int64_t i = 0; i < n; ++i)
+    wide[i] = dtype == DType::F16 ? halfBitsToFloat(bits[i])
+                                  : bf16BitsToFloat(bits[i]);
+  return topFive(wide.data(), n);
+}

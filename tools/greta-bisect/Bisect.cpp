@@ -98,11 +98,85 @@ std::vector<int64_t> coarseLayers(int64_t numLayers) {
   return {layers.begin(), layers.end()};
 }
 
+static const char *const kPlaceholders[] = {"{prompt}", "{prompt_name}",
+                                            "{trace_dir}"};
+
+std::vector<std::string> expandCommand(const std::vector<std::string> &command,
+                                       const std::string &promptPath,
+                                       const std::string &promptName,
+                                       const std::string &traceDir) {
+  const std::string values[] = {promptPath, promptName, traceDir};
+  std::vector<std::string> argv;
+  for (std::string arg : command) {
+    std::string out;
+    for (size_t i = 0; i < arg.size();) {
+      bool replaced = false;
+      for (size_t k = 0; k < 3 && !replaced; ++k)
+        if (arg.compare(i, std::string(kPlaceholders[k]).size(),
+                        kPlaceholders[k]) == 0) {
+          out += values[k];
+          i += std::string(kPlaceholders[k]).size();
+          replaced = true;
+        }
+      if (!replaced)
+        out += arg[i++];
+    }
+    argv.push_back(out);
+  }
+  return argv;
+}
+
+bool checkCommand(const std::vector<std::string> &command, std::string &error) {
+  if (command.empty())
+    return error = "the command is empty", false;
+  std::string all;
+  for (const std::string &a : command)
+    all += a + " ";
+  for (const char *needed : {"{prompt}", "{trace_dir}"})
+    if (all.find(needed) == std::string::npos)
+      return error = std::string("the command has no ") + needed +
+                     " (the engine must be told the prompt and where to "
+                     "write its trace)",
+             false;
+  for (size_t open = all.find('{'); open != std::string::npos;
+       open = all.find('{', open + 1)) {
+    size_t close = all.find('}', open);
+    std::string name =
+        all.substr(open, close == std::string::npos ? std::string::npos
+                                                    : close - open + 1);
+    if (std::find(std::begin(kPlaceholders), std::end(kPlaceholders), name) ==
+        std::end(kPlaceholders))
+      return error = "unknown placeholder '" + name +
+                     "' (known: {prompt}, {prompt_name}, {trace_dir})",
+             false;
+  }
+  return true;
+}
+
 namespace {
 
 std::string interruptedMessage(const std::string &where) {
   return "interrupted by signal " + std::to_string(interruptSignal()) + " " +
          where;
+}
+
+/// An engine's trace is evidence only when its manifest says it is
+/// complete; an exit code of 0 alone is not enough.
+bool checkEngineTrace(const fs::path &traceDir, std::string &error) {
+  fs::path manifest = traceDir / "manifest.json";
+  std::ifstream in(manifest);
+  if (!in)
+    return error = "wrote no trace (no " + manifest.string() + ")", false;
+  json m = json::parse(in, nullptr, false);
+  if (m.is_discarded() || !m.is_object())
+    return error = manifest.string() + " is not valid JSON", false;
+  if (!m.value("complete", false))
+    return error = "wrote an incomplete trace (" + manifest.string() +
+                   " says complete: false; the writer was not finished)",
+           false;
+  if (!fs::exists(traceDir / "records.bin"))
+    return error = "wrote no " + (traceDir / "records.bin").string(), false;
+  return true;
 }
 
 std::string joinInts(const std::vector<int64_t> &v) {
@@ -263,6 +337,12 @@ public:
               PromptResult &result, std::string &error);
 
 private:
+  /// One outside engine run of a step (docs/ENGINES.md); false and `error`
+  /// unless it exits 0 with a complete trace.
+  bool runEngine(const Config &c, const std::string &prompt,
+                 const std::string &promptPath, const StepSpec &spec,
+                 const fs::path &traceDir, const fs::path &stepDir,
+                 std::string &error);
   bool step(const std::string &prompt, const std::string &promptPath,
             const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
             std::string &error);
@@ -405,6 +485,11 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     configs.push_back(&*o_.ref);
   for (const Config *c : configs) {
     fs::path traceDir = stepDir / c->name;
+    if (!c->command.empty()) {
+      if (!runEngine(*c, prompt, promptPath, spec, traceDir, stepDir, error))
+        return false;
+      continue;
+    }
     std::vector<std::string> argv = {
         o_.gretaRun,   modelOf(o_, *c), "--weights",    o_.weights,
         "--prompt",    promptPath,      "--trace-dir",  traceDir.string(),
@@ -425,7 +510,7 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     double timeout = isTest ? o_.timeoutSeconds : 0;
     ProcessResult r =
         runProcess(argv, log.string(), timeout, "",
-                   {std::string(rt::kStartedFileEnv) + "=" + marker});
+                   {{rt::kStartedFileEnv, marker}});
     if (r.interrupted) // nothing is recorded: the same command redoes it
       return interrupted("during step " + spec.id + " of " + prompt, error);
     RunVerdict verdict = classifyRun(r, startedMarkerExists(marker), timeout);
@@ -506,6 +591,41 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
                  {"markdown", out.markdown},
                  {"inputs", digests_.forStep(prompt)}};
   return state_.store(key, std::move(record), error);
+}
+
+bool Driver::runEngine(const Config &c, const std::string &prompt,
+                       const std::string &promptPath, const StepSpec &spec,
+                       const fs::path &traceDir, const fs::path &stepDir,
+                       std::string &error) {
+  std::vector<std::string> argv =
+      expandCommand(c.command, promptPath, prompt, traceDir.string());
+  // A resumed step re-runs into a clean directory: an engine need not
+  // know how to overwrite a trace.
+  std::error_code ec;
+  fs::remove_all(traceDir, ec);
+  fs::path log = stepDir / (c.name + ".log");
+  EnvVars env = {{"GRETA_TRACE_LAYERS", spec.layers},
+                 {"GRETA_TRACE_STAGES", spec.stages},
+                 {"GRETA_TRACE_POSITIONS", spec.positions},
+                 {"GRETA_TRACE_PAYLOAD", spec.payload}};
+  ProcessResult r = runProcess(argv, log.string(),
+                               &c == &o_.test ? o_.timeoutSeconds : 0, "", env);
+  if (r.interrupted) // nothing is recorded: the same command redoes it
+    return interrupted("during the " + c.name + " engine run", error);
+  std::string why;
+  if (r.exitCode == 0 && !r.signaled && !r.timedOut &&
+      checkEngineTrace(traceDir, why))
+    return true;
+  if (why.empty())
+    why = "failed (" + r.describe() + ")";
+  std::string cmd;
+  for (const std::string &a : argv)
+    cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
+  // Never evidence, not even for the test engine: greta-bisect cannot tell
+  // a bug under study from a broken command.
+  error = "the " + c.name + " engine run " + why + ": " + cmd + "\n--- last " +
+          "output (" + log.string() + ") ---\n" + r.outputTail;
+  return false;
 }
 
 bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
@@ -786,9 +906,13 @@ bool checkConfigs(const Options &o, std::string &error) {
   bool ok = true;
   for (const auto &[name, path] : o.prompts) {
     for (const Config *c : configs) {
-      std::vector<std::string> argv = {o.gretaRun, o.model,    "--weights",
-                                       o.weights,  "--prompt", path,
-                                       "--dry-run"};
+      if (!c->command.empty())
+        continue; // an outside engine: its run is checked when it ends
+      std::vector<std::string> argv = {
+          o.gretaRun, c->model.empty() ? o.model : c->model,
+          "--weights", o.weights, "--prompt", path, "--dry-run"};
+      if (!o.tokenizer.empty())
+        argv.insert(argv.end(), {"--tokenizer", o.tokenizer});
       argv.insert(argv.end(), c->flags.begin(), c->flags.end());
       ProcessResult r = runProcess(argv, log, 0);
       if (r.interrupted) {

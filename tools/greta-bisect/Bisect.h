@@ -26,7 +26,21 @@ struct Config {
   std::string flagsText;          // as given on the command line
   std::vector<std::string> flags; // greta-run flags
   std::string model;              // its own IR (--test-model); "": --model
+  /// An outside engine (--base-cmd/--test-cmd/--ref-cmd, docs/ENGINES.md):
+  /// its argv with {prompt}, {prompt_name} and {trace_dir} placeholders,
+  /// run instead of greta-run with the step's filter in GRETA_TRACE_*.
+  std::vector<std::string> command;
 };
+
+/// The argv of an outside engine's run: `command` with its placeholders
+/// replaced (anywhere inside an argument).
+std::vector<std::string> expandCommand(const std::vector<std::string> &command,
+                                       const std::string &promptPath,
+                                       const std::string &promptName,
+                                       const std::string &traceDir);
+/// Checks an engine command: it names {prompt} and {trace_dir}, and no other
+/// placeholder than those and {prompt_name}. False and `error` otherwise.
+bool checkCommand(const std::vector<std::string> &command, std::string &error);
 
 struct Options {
   std::string model, weights;

@@ -165,6 +165,8 @@ bool InputDigests::compute(const Options &o, std::string &error) {
   for (const auto &[name, path] : o.prompts)
     if ((prompts[name] = fileDigest(path, error)).empty())
       return false;
+  if (o.weights.empty())
+    return true; // outside engines only: they name their weights themselves
   auto weightsFile = rt::SafeTensors::open(o.weights, error);
   if (!weightsFile)
     return false;

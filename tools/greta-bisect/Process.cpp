@@ -76,8 +76,7 @@ int interruptSignal() { return interruptedBy; }
 
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
-                         const std::string &stdoutPath,
-                         const std::vector<std::string> &env) {
+                         const std::string &stdoutPath, const EnvVars &env) {
   ProcessResult result;
   // The interrupt handler must see the child's group as soon as it exists:
   // the signals wait until childGroup is set.
@@ -103,8 +102,6 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
       if (caught[i])
         signal(kForwardedSignals[i], SIG_DFL);
     sigprocmask(SIG_SETMASK, &previous, nullptr);
-    for (const std::string &e : env)
-      putenv(const_cast<char *>(e.c_str()));
     int fd = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
@@ -125,7 +122,9 @@ ProcessResult runProcess(const std::vector<std::string> &argv,
     for (const std::string &a : argv)
       args.push_back(const_cast<char *>(a.c_str()));
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    for (const auto &[name, value] : env)
+      setenv(name.c_str(), value.c_str(), 1);
+    execvp(args[0], args.data());
     fprintf(stderr, "greta-bisect: cannot execute %s: %s\n", args[0],
             strerror(errno));
     _exit(127);

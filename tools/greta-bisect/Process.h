@@ -3,6 +3,7 @@
 #define GRETA_BISECT_PROCESS_H
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace greta::bisect {
@@ -19,15 +20,19 @@ struct ProcessResult {
   std::string describe() const;
 };
 
-/// Runs argv[0] (a path) in a process group of its own with stderr (and
-/// stdout unless `stdoutPath` is given) sent to `logPath`, and `env`
-/// ("NAME=VALUE") added to its environment; kills the whole group after
-/// `timeoutSeconds` (0: no limit). An interrupt of greta-bisect is passed on
-/// to the group and the run waited for (installInterruptForwarding).
+/// Environment variables set in the child, on top of greta-bisect's own.
+using EnvVars = std::vector<std::pair<std::string, std::string>>;
+
+/// Runs argv[0] (a path, or a name looked up in PATH) in a process group of
+/// its own with stderr (and stdout unless `stdoutPath` is given) sent to
+/// `logPath`, and `env` added to its environment; kills the whole group
+/// after `timeoutSeconds` (0: no limit). No shell is involved. An interrupt
+/// of greta-bisect is passed on to the group and the run waited for
+/// (installInterruptForwarding).
 ProcessResult runProcess(const std::vector<std::string> &argv,
                          const std::string &logPath, double timeoutSeconds,
                          const std::string &stdoutPath = "",
-                         const std::vector<std::string> &env = {});
+                         const EnvVars &env = {});
 
 /// SIGINT, SIGTERM and SIGHUP no longer end greta-bisect: they are recorded
 /// and sent on to the running child's process group (its own group, so a

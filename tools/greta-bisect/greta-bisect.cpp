@@ -166,8 +166,8 @@ int main(int argc, char **argv) {
   app.add_option("--model", o.model,
                  "greta IR of the model (model.mlir), or an HF checkpoint "
                  "directory; the base runs it, and the test and reference "
-                 "unless they have their own")
-      ->required();
+                 "unless they have their own; needed unless every "
+                 "configuration is an engine command");
   app.add_option("--test-model", testModel,
                  "greta IR the test configuration runs instead of --model "
                  "(an edited graph, a pass pipeline's output): two graphs of "
@@ -200,8 +200,11 @@ int main(int argc, char **argv) {
                  "tokenizer.json, tokenizer.model or the checkpoint directory: "
                  "tokenizes text prompts, names the FIRST_FAIL token; passed "
                  "to every greta-run");
-  app.add_option("--base", base, "greta-run flags of the good configuration, e.g. \"--precision=f32\"")->required();
-  app.add_option("--test", test, "greta-run flags of the configuration under test")->required();
+  app.add_option(
+      "--base", base,
+      "greta-run flags of the good configuration, e.g. \"--precision=f32\"");
+  app.add_option("--test", test,
+                 "greta-run flags of the configuration under test");
   app.add_option("--ref", ref,
                  "greta-run flags of a reference (e.g. \"--precision=f64\"): "
                  "verdicts then use greta-diff's reference policy. Without it, "
@@ -233,6 +236,20 @@ int main(int argc, char **argv) {
                "causal confirmation: re-run the test configuration with the "
                "base's FIRST_FAIL tensor patched in (greta-run --patch-from) "
                "and report whether the divergence downstream disappears");
+  // Outside engines (docs/ENGINES.md): a command instead of greta-run flags.
+  std::string baseCmd, testCmd, refCmd;
+  const char *cmdHelp = " run by an outside engine instead of greta-run: "
+                        "'python my_engine.py --prompt {prompt} --trace-dir "
+                        "{trace_dir}' (no shell; {prompt_name} too); the "
+                        "step's filter is in GRETA_TRACE_LAYERS, _STAGES, "
+                        "_POSITIONS, _PAYLOAD; a run that fails or leaves no "
+                        "complete trace is an error (docs/ENGINES.md)";
+  app.add_option("--base-cmd", baseCmd, std::string("the base,") + cmdHelp)
+      ->excludes("--base");
+  app.add_option("--test-cmd", testCmd, std::string("the test,") + cmdHelp)
+      ->excludes("--test");
+  app.add_option("--ref-cmd", refCmd, std::string("the reference,") + cmdHelp)
+      ->excludes("--ref");
   app.add_flag("--restart", restart, "discard the state of an earlier bisection in --work-dir");
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
@@ -250,13 +267,32 @@ int main(int argc, char **argv) {
     return 2;
   };
   std::string error;
-  if (!parseConfig("base", base, o.base, error) ||
-      !parseConfig("test", test, o.test, error))
+  bool ranByGreta = false; // a configuration runs greta-run
+  auto config = [&](const char *name, const std::string &flags,
+                    const std::string &cmd, Config &c) {
+    if (cmd.empty()) {
+      ranByGreta = true;
+      return parseConfig(name, flags, c, error);
+    }
+    c.name = name;
+    c.flagsText = cmd;
+    std::string why;
+    if (!splitFlags(cmd, c.command, why) || !checkCommand(c.command, why))
+      return error = std::string("--") + name + "-cmd \"" + cmd + "\": " + why,
+             false;
+    return true;
+  };
+  if (!app.count("--base") && baseCmd.empty())
+    return fail("give --base FLAGS or --base-cmd COMMAND");
+  if (!app.count("--test") && testCmd.empty())
+    return fail("give --test FLAGS or --test-cmd COMMAND");
+  if (!config("base", base, baseCmd, o.base) ||
+      !config("test", test, testCmd, o.test))
     return fail(error);
   o.test.model = testModel;
-  if (!ref.empty()) {
+  if (!ref.empty() || !refCmd.empty()) {
     Config r;
-    if (!parseConfig("ref", ref, r, error))
+    if (!config("ref", ref, refCmd, r))
       return fail(error);
     r.model = refModel;
     o.ref = r;
@@ -280,6 +316,13 @@ int main(int argc, char **argv) {
                 << ": adding the f64 CPU reference --ref \"" << o.ref->flagsText
                 << "\"\n";
   }
+  if (o.confirm && !o.test.command.empty())
+    return fail("--confirm patches greta-run's test run: not with --test-cmd");
+  if (ranByGreta && (o.model.empty() || o.weights.empty()))
+    return fail("--model and --weights are needed to run greta-run (only "
+                "engine commands can go without them)");
+  if (o.model.empty() && o.numLayers == 0)
+    return fail("give --num-layers (or --model) with engine commands");
   if (!prompt.empty() + !promptList.empty() + !promptText.empty() != 1)
     return fail("give exactly one of --prompt FILE, --prompt-text TEXT or "
                 "--prompts NAMES");
@@ -306,7 +349,7 @@ int main(int argc, char **argv) {
       o.prompts.push_back({fs::path(path).stem().string(), path});
     }
   }
-  if (o.weights.empty()) {
+  if (o.weights.empty() && !o.model.empty()) {
     if (!fs::is_directory(o.model))
       return fail("--weights is required (unless --model is an HF checkpoint "
                   "directory)");

@@ -153,6 +153,11 @@ private:
 void fillRowRecord(Record &r, const void *row, DType dtype, int64_t n,
                    bool stats);
 
+/// The top-5 ids of a logits row of `n` elements stored as `dtype`, best
+/// first, ties to the lower id, NaN last (what the runtime writes; fewer
+/// than 5 when n < 5).
+std::vector<int32_t> topFiveIds(const void *row, DType dtype, int64_t n);
+
 /// What greta-bisect --confirm splices into a run (--patch-from/--patch):
 /// the rows of one record, STAGE:LAYER, of a trace written with --payload
 /// full, by position.
