@@ -9,11 +9,11 @@
 #include "greta/trace_writer.h"
 
 #include "Sha256.h"
+#include "greta/rt/WeightsDigest.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Weights.h"
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -76,78 +76,6 @@ bool filterFromEnv(Filter &f, std::string &error) {
       return error = std::string(name) + "='" + v + "': " + why, false;
   }
   return true;
-}
-
-/// Incremental SHA-256 (Sha256.h's is one-shot), for tensors too large to
-/// widen at once.
-class Sha256Stream {
-public:
-  Sha256Stream() {
-    static EVP_MD *const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (!md || !ctx_ || !EVP_DigestInit_ex2(ctx_, md, nullptr))
-      std::abort();
-  }
-  ~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
-  void update(const void *data, size_t size) {
-    if (size && !EVP_DigestUpdate(ctx_, data, size))
-      std::abort();
-  }
-  void u64(uint64_t v) {
-    uint8_t le[8];
-    for (int i = 0; i < 8; ++i)
-      le[i] = static_cast<uint8_t>(v >> (8 * i));
-    update(le, 8);
-  }
-  void name(const std::string &s) {
-    u64(s.size());
-    update(s.data(), s.size());
-  }
-  std::array<uint8_t, 32> finish() {
-    std::array<uint8_t, 32> out{};
-    unsigned len = 0;
-    if (!EVP_DigestFinal_ex(ctx_, out.data(), &len) || len != 32)
-      std::abort();
-    return out;
-  }
-
-private:
-  EVP_MD_CTX *ctx_ = EVP_MD_CTX_new();
-};
-
-/// The weights digest by content (docs/TRACE_FORMAT.md, weights_digest):
-/// per tensor SHA-256(u64 len(name) | name | u64 rank | i64 dims | values
-/// widened to f64), then SHA-256 over the tensors by name of (u64
-/// len(name) | name | tensor digest), little endian.
-std::string digestTensorContents(const std::vector<TensorInfo> &tensors) {
-  std::vector<const TensorInfo *> order;
-  for (const TensorInfo &t : tensors)
-    order.push_back(&t);
-  std::sort(order.begin(), order.end(),
-            [](auto *a, auto *b) { return a->name < b->name; });
-  Sha256Stream whole;
-  for (const TensorInfo *t : order) {
-    Sha256Stream sha;
-    sha.name(t->name);
-    sha.u64(t->shape.size());
-    for (int64_t d : t->shape)
-      sha.u64(static_cast<uint64_t>(d));
-    size_t es = dtypeSize(t->dtype), count = t->bytes / es;
-    constexpr size_t kSlice = 1 << 15;
-    std::vector<double> wide(std::min(count, kSlice));
-    for (size_t begin = 0; begin < count; begin += kSlice) {
-      TensorInfo slice = *t;
-      size_t n = std::min(kSlice, count - begin);
-      slice.data = t->data + begin * es;
-      slice.bytes = n * es;
-      convertTensor(slice, wide.data());
-      sha.update(wide.data(), n * sizeof(double));
-    }
-    whole.name(t->name);
-    std::array<uint8_t, 32> d = sha.finish();
-    whole.update(d.data(), d.size());
-  }
-  std::array<uint8_t, 32> d = whole.finish();
-  return toHex(d.data(), d.size());
 }
 
 } // namespace
@@ -369,7 +297,12 @@ int greta_trace_weights_digest(const greta_trace_tensor *tensors, size_t n,
     info.bytes = count * dtypeSize(info.dtype);
     infos.push_back(std::move(info));
   }
-  std::string hex = digestTensorContents(infos);
+  // The digest greta-run writes (WeightsDigest.h), from the arrays.
+  std::vector<std::pair<std::string, std::string>> digests;
+  for (const TensorInfo &t : infos)
+    digests.emplace_back(t.name, digestTensorHex(t));
+  std::sort(digests.begin(), digests.end());
+  std::string hex = combineTensorDigests(digests);
   std::copy(hex.begin(), hex.end(), out);
   out[64] = '\0';
   return 0;

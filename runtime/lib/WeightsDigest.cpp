@@ -54,6 +54,11 @@ bool isHexDigest(const std::string &s) {
 }
 } // namespace
 
+std::string greta::rt::digestTensorHex(const TensorInfo &t) {
+  std::array<uint8_t, 32> d = digestTensor(t);
+  return toHex(d.data(), d.size());
+}
+
 std::string greta::rt::combineTensorDigests(
     const std::vector<std::pair<std::string, std::string>> &tensors) {
   Sha256Stream sha;

@@ -30,6 +30,12 @@ struct WeightsDigest {
   std::vector<std::pair<std::string, std::string>> tensors;
 };
 
+struct TensorInfo;
+
+/// The digest of one tensor's values (hex): SHA-256(u64 len(name) | name |
+/// u64 rank | i64 dims | every value widened to f64), little endian.
+std::string digestTensorHex(const TensorInfo &t);
+
 /// Hashes every tensor of `weights`, on `threads` threads (0: one per core).
 WeightsDigest digestWeights(const SafeTensors &weights, unsigned threads = 0);
 
