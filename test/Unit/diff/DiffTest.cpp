@@ -307,21 +307,28 @@ TEST(DiffReference, FloorIsRelativeToTheReferenceRow) {
   }
 }
 
+// atol and mae are relative to the row's RMS: the shift is 5e-4 x RMS.
 TEST(DiffPolicy, MaeBoundCatchesAShiftThatAllcloseAllows) {
   TraceSpec s = spec();
   auto b = build(s);
   s.perturb = [](Stage st, int64_t l, int64_t, std::vector<double> &v) {
-    if (st == Stage::MlpOut && l == 1)
-      for (double &x : v)
-        x += 5e-4; // every element shifted by the same small amount
+    if (st != Stage::MlpOut || l != 1)
+      return;
+    double sq = 0;
+    for (double x : v)
+      sq += x * x;
+    double rms = std::sqrt(sq / v.size());
+    for (double &x : v)
+      x += 5e-4 * rms; // every element shifted by the same small amount
   };
   Options o = opts(Policy::Tolerance);
   o.atol = 1e-3; // allclose passes ...
   o.mae = 1e-4;  // ... the mean error does not
   DiffResult r = diffOk(b, build(s), o);
   ASSERT_TRUE(r.diverged());
+  EXPECT_EQ(r.first()->stage, Stage::MlpOut);
   EXPECT_EQ(r.first()->metrics.notClose, 0);
-  EXPECT_NEAR(r.first()->metrics.mae, 5e-4, 1e-6);
+  EXPECT_NEAR(r.first()->metrics.mae, 5e-4 * r.first()->scale, 1e-6);
   o.mae = 1e-3;
   EXPECT_FALSE(diffOk(b, build(s), o).diverged());
 }

@@ -222,8 +222,9 @@ void html::printHeatmap(std::ostream &os, const DiffResult &r,
     }
   os << "\n";
   if (const RowResult *ff = r.first()) {
+    // Its row is the stage's execution rank, like the cells above.
     double x = labelW + ff->layer * cellW,
-           y = top + static_cast<unsigned>(ff->stage) * cellH;
+           y = top + rt::executionRank(ff->stage) * cellH;
     os << "<rect id=\"" << htmlEscape(id)
        << "first-fail-cell\" class=\"first-fail\" x=\"" << px(x + 1.5)
        << "\" y=\"" << px(y + 1.5) << "\" width=\"" << px(cellW - 3)
@@ -323,10 +324,12 @@ void html::printPositionChart(std::ostream &os, const DiffResult &r) {
     os << "<p>No FIRST_FAIL: there is no divergence to follow.</p>\n";
     return;
   }
-  // FIRST_FAIL's stage, the stages after it in its layer, and the logits.
+  // FIRST_FAIL's stage, the stages after it in its layer (in execution
+  // order, not by stage index), and the logits.
   std::vector<Series> series;
   for (const CellSummary &c : r.cells)
-    if ((c.layer == ff->layer && c.stage >= ff->stage) ||
+    if ((c.layer == ff->layer &&
+         rt::executionRank(c.stage) >= rt::executionRank(ff->stage)) ||
         c.stage == Stage::Logits)
       series.push_back({c.stage, c.layer, {}, 0});
   size_t k = 0;
