@@ -125,7 +125,8 @@ class Writer:
 
     def __init__(self, trace_dir, *, token_count, model="", model_digest="",
                  weights_digest="", weights_tensor_digests=None,
-                 prompt_digest="", prompt_name="",
+                 weights_dtype="", prompt_digest="", prompt_name="",
+                 prompt_ids=None, tokenizer="", tokenizer_digest="",
                  backend="", precision="", pipeline="", tool_version="",
                  created_at=None, payload="hash", filter=None,
                  overwrite=False, max_block_body_bytes=MAX_BLOCK_BODY_BYTES):
@@ -145,8 +146,11 @@ class Writer:
             "model": model, "model_digest": model_digest,
             "weights_digest": weights_digest,
             "weights_tensor_digests": dict(weights_tensor_digests or {}),
-            "prompt_digest": prompt_digest,
+            "weights_dtype": weights_dtype, "prompt_digest": prompt_digest,
             "prompt_name": prompt_name, "token_count": self.token_count,
+            "prompt_ids": ([] if prompt_ids is None
+                           else [int(i) for i in prompt_ids]),
+            "tokenizer": tokenizer, "tokenizer_digest": tokenizer_digest,
             "backend": backend, "precision": precision, "pipeline": pipeline,
             "tool_version": tool_version, "filter": str(self.filter),
             "created_at": created_at}

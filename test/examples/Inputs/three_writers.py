@@ -8,8 +8,10 @@ C_TRACE: every tensor's rows and spec.json. The same rows are written by
 fillRowRecord and appendBlock for f16/bf16), unless the GRETA_TRACE_*
 filter is set (greta-trace-gen's f16/bf16 blocks are unfiltered), and by
 greta_trace.Writer (its filter from the same variables). records.bin must be
-the same bytes and manifest.json the same fields and text. Prints a line per
-writer pair; exits 1 at the first difference, naming the byte or field.
+the same bytes and manifest.json the same fields and text, but for each
+writer's own run id and the records digest over it (both checked against
+the trace). Prints a line per writer pair; exits 1 at the first difference,
+naming the byte or field.
 """
 import json
 import os
@@ -49,18 +51,39 @@ with greta_trace.Writer(traces["Python"], overwrite=True, **m) as w:
             w.tensor(t["stage"], t["layer"], rows, call["positions"],
                      payload=t["payload"], dtype=t["dtype"])
 
+
+
+def without_run(name):
+    """records.bin and manifest.json of a trace, each writer's own run id
+    (header bytes 16..31, format 3) and the records digest that covers it
+    replaced, after checking that the manifest holds both truly."""
+    path = traces[name]
+    data = open(os.path.join(path, "records.bin"), "rb").read()
+    text = open(os.path.join(path, "manifest.json")).read()
+    m = json.loads(text)
+    run_id = data[16:32].hex()
+    if m.get("run_id") != run_id:
+        sys.exit(f"{name}: manifest run_id {m.get('run_id')} is not its "
+                 f"header's {run_id}")
+    greta_trace.read(path)  # verifies the records digest and count
+    text = text.replace(m["run_id"], "RUN").replace(m["records_digest"],
+                                                   "DIGEST")
+    return data[:16] + data[32:], text, run_id
+
+
 names = list(traces)
 ref = names[0]
-a = open(os.path.join(traces[ref], "records.bin"), "rb").read()
-ma = open(os.path.join(traces[ref], "manifest.json")).read()
+a, ma, ida = without_run(ref)
 for other in names[1:]:
-    b = open(os.path.join(traces[other], "records.bin"), "rb").read()
+    b, mb, idb = without_run(other)
+    if ida == idb:
+        sys.exit(f"{ref} and {other} wrote the same run id {ida}")
     if a != b:
         at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y),
                   min(len(a), len(b)))
-        sys.exit(f"records.bin differs at byte {at} ({ref} {len(a)} bytes, "
-                 f"{other} {len(b)})")
-    mb = open(os.path.join(traces[other], "manifest.json")).read()
+        at += 16 if at >= 16 else 0  # the file's offset
+        sys.exit(f"records.bin differs at byte {at} ({ref} {len(a) + 16} "
+                 f"bytes, {other} {len(b) + 16})")
     ja, jb = json.loads(ma), json.loads(mb)
     for key in sorted(ja.keys() | jb.keys()):
         if ja.get(key) != jb.get(key):
@@ -68,5 +91,5 @@ for other in names[1:]:
                      f"{ja.get(key)!r}, {other} {jb.get(key)!r}")
     if ma != mb:
         sys.exit("manifest text differs (fields agree)")
-    print(f"{ref} = {other}: records.bin {len(a)} bytes, "
+    print(f"{ref} = {other}: records.bin {len(a) + 16} bytes, "
           f"{ja['records']} records, filter '{ja['filter']}': identical")

@@ -88,8 +88,11 @@ def run(name, plant):
                     continue
                 g = np.random.default_rng(layer * 16 + s)
                 rows = g.standard_normal((TOKENS, 32)).astype(np.float32)
-                if plant and layer * 16 + s >= 2 * 16 + STAGES.index(
-                        "attn_out"):
+                # Downstream in execution order (v_proj, appended to the
+                # stage table, runs before attn_out).
+                if plant and greta_trace.execution_order_key(
+                        stage, layer) >= greta_trace.execution_order_key(
+                            "attn_out", 2):
                     rows[5:] *= np.float32(1.01)
                 w.tensor(stage, layer, rows)
 

@@ -24,9 +24,17 @@ import greta_trace
 
 GEN, WORK = sys.argv[1], sys.argv[2]
 TOKENS = 12
+IDS = list(range(100, 100 + TOKENS))
+# Every manifest field greta-run writes, none left at its default.
 MANIFEST = {"model": "arrays", "model_digest": "m" * 64,
-            "weights_digest": "w" * 64, "prompt_digest": "p" * 64,
+            "weights_digest": "w" * 64,
+            "weights_tensor_digests": {"b.weight": "b" * 64,
+                                       "a.weight": "a" * 64},
+            "weights_dtype": "f32+bf16",
+            "prompt_digest": greta_trace.prompt_digest(IDS),
             "prompt_name": "p_arrays", "token_count": TOKENS,
+            "prompt_ids": IDS, "tokenizer": "t\u00f6k/tokenizer.json",
+            "tokenizer_digest": "t" * 64,
             "backend": "cpu", "precision": "f32", "pipeline": "",
             "tool_version": "test", "created_at": "2026-01-01T00:00:00Z"}
 rng = np.random.default_rng(7)

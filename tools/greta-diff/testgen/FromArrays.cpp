@@ -6,7 +6,7 @@
 // SPEC (JSON) names the manifest fields, the runtime filter (greta-run's
 // --layers/--stages/--positions/--payload strings) and the forward calls:
 //
-//   {"manifest": {"model": "m", "token_count": 8, ...},
+//   {"manifest": {"model": "m", "token_count": 8, "prompt_ids": [...], ...},
 //    "filter": {"layers": "0-1", "positions": "2,last", ...},
 //    "max_block_body_bytes": 4096,
 //    "calls": [{"positions": [0, 1, ...],
@@ -161,9 +161,17 @@ int writeTraceFromArrays(const std::string &specPath, const std::string &out) {
     manifest.model = m.value("model", "");
     manifest.modelDigest = m.value("model_digest", "");
     manifest.weightsDigest = m.value("weights_digest", "");
+    json tensorDigests = m.value("weights_tensor_digests", json::object());
+    for (const auto &[name, digest] : tensorDigests.items())
+      manifest.weightsTensorDigests.emplace_back(name,
+                                                 digest.get<std::string>());
+    manifest.weightsDType = m.value("weights_dtype", "");
     manifest.promptDigest = m.value("prompt_digest", "");
     manifest.promptName = m.value("prompt_name", "");
     manifest.tokenCount = m.value("token_count", int64_t(0));
+    manifest.promptIds = m.value("prompt_ids", std::vector<int64_t>{});
+    manifest.tokenizer = m.value("tokenizer", "");
+    manifest.tokenizerDigest = m.value("tokenizer_digest", "");
     manifest.backend = m.value("backend", "");
     manifest.precision = m.value("precision", "");
     manifest.pipeline = m.value("pipeline", "");
