@@ -10,10 +10,10 @@ The math of GRETA's CPU reference (runtime/lib/CpuKernels.cpp): RMSNorm
 rotate-half convention, grouped-query causal attention over a KV cache,
 SwiGLU. Every GRETA stage is written with greta_trace.Writer under the
 meaning GRETA gives it (models/llama-tiny/model.mlir): embed_out, then per
-layer residual_pre_attn, attn_in, q/k_pre_rope, q/k_post_rope, attn_out (the
-o_proj output), residual_post_attn, ffn_norm_in, mlp_out (down_proj),
-residual_post_mlp, and the logits of the last layer. The writer honours the
-GRETA_TRACE_* filter variables that greta-bisect sets.
+layer residual_pre_attn, attn_in, q/k_pre_rope, v_proj, q/k_post_rope,
+attn_out (the o_proj output), residual_post_attn, ffn_norm_in, mlp_out
+(down_proj), residual_post_mlp, and the logits of the last layer. The
+writer honours the GRETA_TRACE_* filter variables that greta-bisect sets.
 
 --kv-bug LAYER:POSITION plants a KV-cache bug: in that layer, the value row
 cached for every position >= POSITION is the previous position's (a stale
@@ -136,6 +136,7 @@ class Llama:
             v = h @ W[p + "self_attn.v_proj.weight"].T
             w.tensor("q_pre_rope", i, q, positions)
             w.tensor("k_pre_rope", i, k, positions)
+            w.tensor("v_proj", i, v, positions)
             q = rope(q, positions, self.theta, self.head_dim)
             k = rope(k, positions, self.theta, self.head_dim)
             w.tensor("q_post_rope", i, q, positions)

@@ -21,7 +21,8 @@ mlp = greta_trace.STAGES.index("mlp_out")
 print("mlp_out row", ["%.3g" % e for e in grid[mlp]])
 before = [grid[s, c] for s in range(len(greta_trace.STAGES))
           for c, layer in enumerate(layers.tolist())
-          if greta_trace.record_id(s, layer) < greta_trace.record_id(mlp, 2)]
+          if greta_trace.execution_order_key(s, layer) <
+          greta_trace.execution_order_key(mlp, 2)]
 print("zero before the fault:", all(e == 0 or np.isnan(e) for e in before),
       len(before))
 print("first differing", plot.first_differing(layers, grid))
