@@ -2,6 +2,7 @@
 definition (no GRETA code), plus the file edits the tests need.
 
   weights_digest.py digest FILE            -> {"whole": .., "tensors": {..}}
+  (FILE may be an HF checkpoint directory: its index's shards, read as one)
   weights_digest.py widen IN OUT DTYPE     -> OUT holds IN's values as F32/F64
   weights_digest.py poke FILE TENSOR       -> negate the tensor's first value,
                                               in place (same size)
@@ -11,6 +12,7 @@ definition (no GRETA code), plus the file edits the tests need.
 """
 import hashlib
 import json
+import os
 import struct
 import sys
 from array import array
@@ -46,16 +48,31 @@ def u64(v):
     return struct.pack("<Q", v)
 
 
-def digest(path):
+def read_tensors(path):
+    """Tensor name -> (dtype, shape, raw bytes), of a file or of a sharded
+    checkpoint directory (model.safetensors.index.json's weight_map)."""
+    if os.path.isdir(path):
+        with open(os.path.join(path, "model.safetensors.index.json")) as f:
+            weight_map = json.load(f)["weight_map"]
+        out = {}
+        for shard in sorted(set(weight_map.values())):
+            for name, t in read_tensors(os.path.join(path, shard)).items():
+                if weight_map.get(name) == shard:
+                    out[name] = t
+        return out
     header, body = read(path)
+    return {name: (e["dtype"], e["shape"],
+                   body[e["data_offsets"][0]:e["data_offsets"][1]])
+            for name, e in header.items()}
+
+
+def digest(path):
     tensors = {}
-    for name in sorted(header):
-        e = header[name]
-        begin, end = e["data_offsets"]
+    for name, (dtype, shape, raw) in sorted(read_tensors(path).items()):
         h = hashlib.sha256()
         h.update(u64(len(name.encode())) + name.encode())
-        h.update(u64(len(e["shape"])) + b"".join(u64(d) for d in e["shape"]))
-        h.update(as_f64_bytes(e["dtype"], body[begin:end]))
+        h.update(u64(len(shape)) + b"".join(u64(d) for d in shape))
+        h.update(as_f64_bytes(dtype, raw))
         tensors[name] = h.hexdigest()
     whole = hashlib.sha256()
     for name in sorted(tensors):
