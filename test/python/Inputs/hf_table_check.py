@@ -35,14 +35,17 @@ for mt, extra in CONFIGS.items():
     print(f"{mt}: {len(points)} points, missing stages {sorted(missing)}, "
           f"MoE layers {moe}; {'; '.join(statuses)}")
 
-# One line: a stage the table has and greta_trace gains is recorded.
+# One line: a stage the table has and greta_trace gains is recorded (as
+# v_proj was).
 v = t.POINT_BY_NAME["v_proj"]
 print("v_proj recorded today:", t.recordable(v))
-fmt.STAGES.append("v_proj")
+router = t.POINT_BY_NAME["router_logits"]
+print("router_logits recorded today:", t.recordable(router))
+fmt.STAGES.append("router_logits")
 try:
-    print("v_proj recorded once STAGES has it:", t.recordable(v))
+    print("router_logits recorded once STAGES has it:", t.recordable(router))
 finally:
-    fmt.STAGES.remove("v_proj")
+    fmt.STAGES.remove("router_logits")
 
 # Keys.
 print(t.key(v, 3), t.key(t.POINT_BY_NAME["logits"], 3),
