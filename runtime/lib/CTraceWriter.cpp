@@ -137,6 +137,7 @@ greta_trace_writer *greta_trace_writer_open(const char *dir,
       ids[i * 8 + b] = static_cast<uint8_t>(
           static_cast<uint64_t>(info->prompt_ids[i]) >> (8 * b));
   m.promptDigest = sha256Hex(ids.data(), ids.size());
+  m.promptIds.assign(info->prompt_ids, info->prompt_ids + info->token_count);
   m.promptName = str(info->prompt_name);
   m.tokenCount = info->token_count;
   m.backend = str(info->engine) +

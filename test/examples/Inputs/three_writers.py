@@ -29,8 +29,10 @@ with open(os.path.join(DUMP, "spec.json")) as f:
     spec = json.load(f)
 with open(PROMPT) as f:
     ids = json.load(f)
-# The C API computes the prompt digest itself: the others get it from here.
+# The C API records the ids and their digest itself: the others get them
+# from here.
 spec["manifest"]["prompt_digest"] = greta_trace.prompt_digest(ids)
+spec["manifest"]["prompt_ids"] = ids
 filtered = any(spec["filter"].values())
 traces = {"C API": C_TRACE}
 
