@@ -165,6 +165,7 @@ TEST(CTraceWriter, RoundTripAndFilter) {
   std::memcpy(idBytes.data(), kIds, sizeof kIds); // little-endian host
   EXPECT_EQ(t->manifest.promptDigest,
             greta::rt::sha256Hex(idBytes.data(), idBytes.size()));
+  EXPECT_EQ(t->manifest.promptIds, std::vector<int64_t>(kIds, kIds + 4));
   ASSERT_EQ(t->records.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     const greta::rt::Record &r = t->records[i];
