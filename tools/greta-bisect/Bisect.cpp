@@ -543,7 +543,16 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
   fs::path jsonPath = stepDir / "diff.json";
   ProcessResult d = runProcess(jsonArgv, (stepDir / "diff.log").string(), 0,
                                jsonPath.string());
-  if (d.exitCode != 0 && d.exitCode != 1) {
+  // The trace of a test run that crashed stops early: greta-diff compares
+  // its records and, without a divergence there, gives no verdict (exit 2,
+  // verdict "undecided" in its JSON). That is still a comparison.
+  bool compared = d.exitCode == 0 || d.exitCode == 1;
+  if (d.exitCode == 2 && !out.testFailure.empty() && !d.signaled) {
+    std::ifstream in(jsonPath);
+    json j = json::parse(in, nullptr, false);
+    compared = j.is_object() && j.value("verdict", "") == "undecided";
+  }
+  if (!compared) {
     std::ifstream errLog(stepDir / "diff.log");
     std::stringstream ss;
     ss << errLog.rdbuf();
@@ -575,7 +584,8 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     fs::path mdPath = stepDir / "diff.md";
     ProcessResult m = runProcess(mdArgv, (stepDir / "diff-md.log").string(), 0,
                                  mdPath.string());
-    if (m.exitCode == 0 || m.exitCode == 1) {
+    if (m.exitCode == 0 || m.exitCode == 1 ||
+        (m.exitCode == 2 && d.exitCode == 2 && compared)) {
       std::ifstream in(mdPath);
       std::stringstream ss;
       ss << in.rdbuf();
