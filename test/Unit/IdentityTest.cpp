@@ -80,10 +80,7 @@ TEST(Identity, IdentifiedTracesAreComparableAndEveryFieldIsListed) {
 TEST(Identity, ADifferenceRefusesNamingTheFieldTheRolesAndTheValues) {
   TraceContents b = identified();
   for (auto [member, text] :
-       {std::pair{&Manifest::modelDigest,
-                  "model digest differs (BASE: 'model-A', TEST: 'x'); they "
-                  "ran different model IR"},
-        std::pair{&Manifest::weightsDigest,
+       {std::pair{&Manifest::weightsDigest,
                   "weights digest differs (BASE: 'weights-A', TEST: 'x'); "
                   "they ran different weights"},
         std::pair{&Manifest::promptDigest,
@@ -106,6 +103,31 @@ TEST(Identity, ADifferenceRefusesNamingTheFieldTheRolesAndTheValues) {
   EXPECT_FALSE(v.comparable);
   EXPECT_NE(v.refusal.find("(BASE: 'weights-A', REF: 'w2')"), std::string::npos)
       << v.refusal;
+}
+
+// A model digest difference is two graphs of one model (an edited IR, a
+// pass pipeline's output): compared, where their configs agree (the diff
+// refuses the rest), and the report says it was accepted and why.
+TEST(Identity, ADifferentModelDigestIsComparedAsDifferentGraphs) {
+  TraceContents t = identified();
+  t.manifest.modelDigest = "x";
+  IdentityVerdict v = check(identified(), t);
+  EXPECT_TRUE(v.comparable);
+  EXPECT_TRUE(v.refusal.empty()) << v.refusal;
+  const IdentityCheck *c = find(v, "model_digest", "TEST");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->outcome, CheckOutcome::Differs);
+  EXPECT_EQ(c->waivedBy, "different graphs");
+  std::vector<std::string> lines = v.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1].rfind("accepted (different graphs): model digest "
+                           "differs (BASE, TEST): different graphs: ",
+                           0),
+            0u)
+      << lines[1];
+  // Other differences still refuse beside it.
+  t.manifest.weightsDigest = "y";
+  EXPECT_FALSE(check(identified(), t).comparable);
 }
 
 // Nothing unknown is ever equal: two manifests without a weights digest do
