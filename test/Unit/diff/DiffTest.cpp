@@ -651,6 +651,42 @@ TEST(DiffNonFinite, NonFiniteReferenceFallsBackToTolerance) {
                       "finite: judged by tolerance");
 }
 
+// The same holds when TEST is within the floor of BASE: a REF row with a
+// NaN has no usable scale, so the reference shortcut must not judge it.
+TEST(DiffNonFinite, NonFiniteReferenceNeverTakesTheFloorShortcut) {
+  auto tiny = [](double factor, bool nan) {
+    return [=](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+      if (st != Stage::MlpOut || l != 2 || p != 5)
+        return;
+      for (double &x : v)
+        x *= 1e-12 * factor; // RMS far below f32's unit roundoff
+      if (nan)
+        v[7] = NAN;
+    };
+  };
+  TraceSpec s = spec();
+  s.dtype = rt::DType::F64;
+  s.manifest = manifest(8, "f64");
+  s.perturb = tiny(1, true);
+  auto ref = build(s);
+  s.dtype = rt::DType::F32;
+  s.manifest = manifest(8, "f32");
+  s.perturb = tiny(1, false);
+  auto b = build(s);
+  s.perturb = tiny(1.5, false);
+  DiffResult r = diffOk(b, build(s), opts(Policy::Reference), &ref);
+  const RowResult *row = nullptr;
+  for (size_t x = 0; x < r.rows.size(); ++x)
+    if (r.rows.stage(x) == Stage::MlpOut && r.rows.layer(x) == 2 &&
+        r.rows.position(x) == 5)
+      row = r.rows.stored(x);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->basis, Basis::Values);
+  EXPECT_FALSE(row->hasReference);
+  EXPECT_EQ(row->note, "REF has 1 non-finite elements where BASE and TEST are "
+                       "finite: judged by tolerance");
+}
+
 TEST(DiffReference, NeedsAReferenceTrace) {
   auto b = build(spec());
   EXPECT_NE(diffErr(b, b, opts(Policy::Reference)).find("--ref"),

@@ -738,12 +738,14 @@ private:
     }
     // PyTorch's rule made relative: every term is a multiple of the REF
     // row's RMS, so the floor means the same before and after a norm.
-    row.scale = scaleOf(rowRms(r.dtype, r.values.data(), row.elements), testP);
+    double refRms = rowRms(r.dtype, r.values.data(), row.elements);
+    row.scale = scaleOf(refRms, testP);
     double slack = opts.floor * row.scale;
     // TEST within the slack of BASE passes: by the triangle inequality the
     // rule below would pass it too (err(TEST) <= err(BASE) + RMSE(TEST,
-    // BASE)), so this only skips work.
-    if (row.metrics.rmse <= slack) {
+    // BASE)), so this only skips work. Not when REF has a NaN or inf: the
+    // rule below then decides whether REF can judge the row at all.
+    if (std::isfinite(refRms) && row.metrics.rmse <= slack) {
       row.note = "within floor x RMS(REF) of BASE";
       return true;
     }
