@@ -6,6 +6,7 @@
 // serves every precision.
 //
 //===----------------------------------------------------------------------===//
+#include "RenameAllocators.h"
 #include "greta/Conversion/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -77,20 +78,9 @@ struct CpuHostAllocator
         {"_mlir_memref_to_llvm_alloc", "greta_rt_alloc"},
         {"_mlir_memref_to_llvm_aligned_alloc", "greta_rt_aligned_alloc"},
         {"_mlir_memref_to_llvm_free", "greta_rt_free"}};
-    for (auto [from, to] : kRenames) {
-      auto f = module.lookupSymbol<LLVM::LLVMFuncOp>(from);
-      if (!f)
-        continue;
-      if (module.lookupSymbol(to)) {
-        f.emitOpError() << "greta-cpu-host-allocator: @" << to
-                        << " already exists";
-        return signalPassFailure();
-      }
-      if (failed(SymbolTable::replaceAllSymbolUses(
-              f, StringAttr::get(module.getContext(), to), module)))
-        return signalPassFailure();
-      SymbolTable::setSymbolName(f, to);
-    }
+    if (failed(mlir::greta::renameAllocators(module, "greta-cpu-host-allocator",
+                                             kRenames)))
+      signalPassFailure();
   }
 };
 } // namespace

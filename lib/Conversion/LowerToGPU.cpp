@@ -8,6 +8,7 @@
 // docs/GPU_BACKEND.md walks through the levels.
 //
 //===----------------------------------------------------------------------===//
+#include "RenameAllocators.h"
 #include "greta/Conversion/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -172,20 +173,8 @@ struct GpuDeviceAllocator
                  "buffer is a device buffer";
           return signalPassFailure();
         }
-    for (auto [from, to] : kRenames) {
-      auto f = module.lookupSymbol<LLVM::LLVMFuncOp>(from);
-      if (!f)
-        continue;
-      if (module.lookupSymbol(to)) {
-        f.emitOpError() << "greta-gpu-device-allocator: @" << to
-                        << " already exists";
-        return signalPassFailure();
-      }
-      if (failed(SymbolTable::replaceAllSymbolUses(
-              f, StringAttr::get(module.getContext(), to), module)))
-        return signalPassFailure();
-      SymbolTable::setSymbolName(f, to);
-    }
+    if (failed(renameAllocators(module, "greta-gpu-device-allocator", kRenames)))
+      signalPassFailure();
   }
 };
 } // namespace

@@ -98,12 +98,8 @@ void rmsNormOffset(MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps,
   for (int64_t i = 0; i < x.rows; ++i) {
     const T *xr = x.row(i);
     T *orow = o.row(i);
-    // As greta_cpu_rms_norm; Gemma: x * rsqrt(mean(x^2) + eps) * (1 + w).
-    double sum = 0;
-    for (int64_t j = 0; j < x.cols; ++j)
-      sum += static_cast<double>(xr[j]) * static_cast<double>(xr[j]);
-    T var = static_cast<T>(sum / static_cast<double>(x.cols));
-    T r = T(1) / std::sqrt(var + static_cast<T>(eps));
+    // Gemma: x * rsqrt(mean(x^2) + eps) * (1 + w).
+    T r = inverseRms(xr, x.cols, eps);
     for (int64_t j = 0; j < x.cols; ++j)
       orow[j] = (xr[j] * r) * (off + w[j * ws]);
   }

@@ -77,13 +77,7 @@ void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps,
   for (int64_t i = 0; i < x.rows; ++i) {
     const T *xr = x.row(i);
     T *orow = o.row(i);
-    // HF: variance = x.pow(2).mean(-1) in the compute dtype; the sum is
-    // accumulated in double (torch sums pairwise; both are within an ulp).
-    double sum = 0;
-    for (int64_t j = 0; j < x.cols; ++j)
-      sum += static_cast<double>(xr[j]) * static_cast<double>(xr[j]);
-    T var = static_cast<T>(sum / static_cast<double>(x.cols));
-    T r = T(1) / std::sqrt(var + static_cast<T>(eps));
+    T r = inverseRms(xr, x.cols, eps); // HF: x.pow(2).mean(-1)
     for (int64_t j = 0; j < x.cols; ++j)
       orow[j] = w[j * ws] * (xr[j] * r);
   }

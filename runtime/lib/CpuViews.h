@@ -96,6 +96,17 @@ template <typename T> void zero(const Mat<T> &m) {
     std::fill(m.row(i), m.row(i) + m.cols, T(0));
 }
 
+/// 1 / sqrt(mean(x^2) + eps) of a row, as HF's RMSNorms compute it: the
+/// mean in the compute dtype, the sum accumulated in double (torch sums
+/// pairwise; both are within an ulp).
+template <typename T> T inverseRms(const T *x, int64_t n, double eps) {
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j)
+    sum += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+  T var = static_cast<T>(sum / static_cast<double>(n));
+  return T(1) / std::sqrt(var + static_cast<T>(eps));
+}
+
 template <typename T>
 bool readPositions(MemRef<int64_t, 1> *positions, int64_t rows,
                    const char *kernel, std::vector<int64_t> &out) {
