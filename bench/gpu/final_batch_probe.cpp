@@ -6,7 +6,7 @@
 // pinned memory. Diagnostic for docs/PERFORMANCE.md
 // (session 6), where the segment "top-5 and its copy" measured 0.08 ms at
 // the end of a forward.
-//   g++ -O2 -I kernels/include -I /usr/local/cuda/include final_batch_probe.cpp
+//   g++ -O2 -I runtime/include -I /usr/local/cuda/include final_batch_probe.cpp
 //       -L build-dev/lib -lgreta_gpu_kernels -L /usr/local/cuda/lib64 -lcudart
 #include "greta/gpu/Kernels.h"
 

@@ -5,7 +5,7 @@
 // showed the traced forward's 45 RMSNorm launches ~0.07 ms slower in all.
 // Each figure is the mean over 200 back-to-back launches (events around the
 // loop), the median of 9 such loops.
-//   g++ -O2 -I kernels/include -I /usr/local/cuda/include norm_gather_probe.cpp
+//   g++ -O2 -I runtime/include -I /usr/local/cuda/include norm_gather_probe.cpp
 //       -L build-dev/lib -lgreta_gpu_kernels -L /usr/local/cuda/lib64 -lcudart
 #include "greta/gpu/Kernels.h"
 

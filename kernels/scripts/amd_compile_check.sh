@@ -62,7 +62,7 @@ done
 
 mkdir -p "$BUILD"
 COMMON=(-x hip -std=c++17 -O2 -fPIC -DGRETA_GPU_HIP=1 -Ikernels
-        -Ikernels/include -Ikernels/src $EXTRA)
+        -Iruntime/include -Ikernels/src $EXTRA)
 
 # gfx942 device-library dir: links to ROCm 5.2's bitcode plus the generated
 # ISA-version library (never committed; rebuilt when missing).

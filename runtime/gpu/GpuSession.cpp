@@ -2,7 +2,7 @@
 //
 // See GpuSession.h. The glue functions at the end translate MLIR memref
 // descriptors of device buffers into calls of the kernel library
-// (kernels/include/greta/gpu/Kernels.h) on the session's stream. Like the
+// (runtime/include/greta/gpu/Kernels.h) on the session's stream. Like the
 // CPU ABI they have no error channel: the first failure is recorded in the
 // session (GpuSession::error), every later glue call returns at once, and
 // the runner reports it after the call with the trace written so far kept.

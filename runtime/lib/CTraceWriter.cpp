@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "greta/trace_writer.h"
 
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/WeightsDigest.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Session.h"

@@ -1,6 +1,6 @@
 //===- Cache.cpp - A private cache directory --------------------*- C++ -*-===//
 #include "greta/rt/Cache.h"
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 
 #include <cerrno>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 //===- Session.cpp - Parameters, KV cache and tracing of a run --*- C++ -*-===//
 #include "greta/rt/Session.h"
 #include "greta/rt/Half.h"
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 
 #include <atomic>
 #include <cmath>

@@ -1,5 +1,5 @@
 //===- Sha256.cpp - SHA-256 through OpenSSL's EVP interface -----*- C++ -*-===//
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 
 #include <openssl/evp.h>
 

@@ -7,7 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Tokenizer.h"
 
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "TokenizerInternal.h"
 
 #include <nlohmann/json.hpp>

@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Trace.h"
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Half.h"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 //===- WeightsDigest.cpp - Weights identified by their values ---*- C++ -*-===//
 #include "greta/rt/WeightsDigest.h"
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Cache.h"
 #include "greta/rt/Weights.h"
 

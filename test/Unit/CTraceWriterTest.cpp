@@ -7,7 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "greta/trace_writer.h"
 
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "TestUtil.h"
 #include "greta/rt/Trace.h"
 

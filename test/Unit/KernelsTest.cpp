@@ -1,5 +1,5 @@
 //===- KernelsTest.cpp - CPU kernels and Session vs references --*- C++ -*-===//
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Session.h"

@@ -3,7 +3,7 @@
 #include "greta/rt/Cache.h"
 #include "greta/rt/Weights.h"
 
-#include "Sha256.h"
+#include "greta/rt/Sha256.h"
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
