@@ -333,6 +333,50 @@ TEST(DiffPolicy, MaeBoundCatchesAShiftThatAllcloseAllows) {
   EXPECT_FALSE(diffOk(b, build(s), o).diverged());
 }
 
+// A NaN shared by BASE, TEST (and REF) leaves the row's scale the RMS of its
+// finite elements: it once made the scale NaN, so the bounds fell to the unit
+// roundoff and a 1e-6 x RMS difference in the finite part diverged.
+TEST(DiffPolicy, SharedNaNLeavesTheScaleTheRmsOfTheFiniteElements) {
+  auto nanAt = [](double shift) {
+    return [shift](Stage st, int64_t l, int64_t p, std::vector<double> &v) {
+      if (st != Stage::MlpOut || l != 1 || p != 3)
+        return;
+      double sq = 0;
+      for (size_t i = 1; i < v.size(); ++i)
+        sq += v[i] * v[i];
+      double rms = std::sqrt(sq / (v.size() - 1));
+      for (double &x : v)
+        x += shift * rms;
+      v[0] = NAN;
+    };
+  };
+  TraceSpec s = spec();
+  s.perturb = nanAt(0);
+  auto b = build(s);
+  s.dtype = rt::DType::F64;
+  auto ref = build(s);
+  s.dtype = rt::DType::F32;
+  s.perturb = nanAt(1e-6);
+  auto t = build(s);
+  for (Policy p : {Policy::Tolerance, Policy::Reference}) {
+    DiffResult r =
+        diffOk(b, t, opts(p), p == Policy::Reference ? &ref : nullptr);
+    EXPECT_FALSE(r.diverged())
+        << policyName(p) << ": " << rt::stageName(r.first()->stage) << " scale "
+        << r.first()->scale;
+  }
+  // The finite part is still judged: a 1e-2 x RMS shift diverges there.
+  s.perturb = nanAt(1e-2);
+  auto bad = build(s);
+  for (Policy p : {Policy::Tolerance, Policy::Reference}) {
+    DiffResult r =
+        diffOk(b, bad, opts(p), p == Policy::Reference ? &ref : nullptr);
+    ASSERT_TRUE(r.diverged()) << policyName(p);
+    EXPECT_EQ(r.first()->stage, Stage::MlpOut);
+    EXPECT_EQ(r.first()->position, 3);
+  }
+}
+
 TEST(DiffPolicy, ToleranceFallsBackToFingerprintWithoutValues) {
   TraceSpec s = spec();
   s.payload = rt::Payload::Stats;

@@ -249,15 +249,26 @@ double greta::diff::rmseRounded(DType dx, const uint8_t *x, DType dref,
   return used ? std::sqrt(sumSq / static_cast<double>(used)) : std::nan("");
 }
 
-double greta::diff::rowRms(DType d, const uint8_t *x, int64_t n) {
+double greta::diff::rowRms(DType d, const uint8_t *x, int64_t n,
+                           int64_t *nonFinite) {
+  if (nonFinite)
+    *nonFinite = 0;
   if (n == 0)
     return 0;
   double sumSq = 0;
+  int64_t finite = 0; // a NaN or inf must not make the whole row's scale NaN
   dispatch(d, x, d, x, n, [&](const auto *px, const auto *, int64_t m) {
-    for (int64_t i = 0; i < m; ++i)
-      sumSq += static_cast<double>(px[i]) * static_cast<double>(px[i]);
+    for (int64_t i = 0; i < m; ++i) {
+      double v = static_cast<double>(px[i]);
+      if (std::isfinite(v)) {
+        sumSq += v * v;
+        ++finite;
+      }
+    }
   });
-  return std::sqrt(sumSq / static_cast<double>(n));
+  if (nonFinite)
+    *nonFinite = n - finite;
+  return finite ? std::sqrt(sumSq / static_cast<double>(finite)) : 0;
 }
 
 Metrics greta::diff::metricsOf(const RowAccum &acc) {

@@ -112,8 +112,10 @@ double rmseRounded(rt::DType dx, const uint8_t *x, rt::DType dref,
                    const uint8_t *ref, int64_t n, Precision roundTo,
                    int64_t *refOnly = nullptr);
 
-/// Root-mean-square of a row's values (the scale rows are judged against).
-double rowRms(rt::DType d, const uint8_t *x, int64_t n);
+/// Root-mean-square of a row's finite values (the scale rows are judged
+/// against); 0 when none is finite. `nonFinite` (optional) counts the others.
+double rowRms(rt::DType d, const uint8_t *x, int64_t n,
+              int64_t *nonFinite = nullptr);
 
 /// Metrics derived from a RowAccum, over the elements finite on both sides.
 /// Undefined ones are NaN (null in JSON, n/a in text), never 0: MAE, max-abs
