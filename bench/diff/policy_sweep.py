@@ -3,7 +3,7 @@
 stops seeing a fault, and whether it ever names a wrong stage.
 
     bench/diff/policy_sweep.py [--build build] [--work /tmp/greta-sweep]
-                               [--quick] [--json out.json]
+                               [--clear] [--quick] [--json out.json]
 
 On the CPU, llama-tiny with random weights (seed 0) and a 48-token prompt
 (test/tools/greta-bisect/Inputs/edit-prompt.json), every stage of every
@@ -20,14 +20,21 @@ layer traced with values:
    FIRST_FAIL is scored: right (the planted stage, layer and position),
    miss (no divergence) or WRONG (anything else).
 
+Every run is made by this sweep, with this build: a WORK that is not empty
+is refused (its runs may come from another build or from a sweep that was
+killed), or deleted first with --clear; a WORK another sweep is using
+(WORK.lock held) is refused.
+
 Prints both tables in the Markdown of docs/DIFF.md ("Detection floors").
 Exit 1 when a clean pair diverges under tolerance or reference, when exact
-misses a fault, or when any policy names a wrong stage.
+misses a fault, or when any policy names a wrong stage; 2 on an error.
 """
 import argparse
+import fcntl
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,12 +48,18 @@ STAGES = ["residual_pre_attn", "q_pre_rope", "attn_out", "residual_post_attn",
 MAGNITUDES = [1e-2, 1e-3, 1e-4, 1e-5]
 
 
+def die(message):
+    """Exit 2, an error (1 is a policy's wrong verdict)."""
+    print("policy_sweep: " + message, file=sys.stderr)
+    sys.exit(2)
+
+
 def sh(argv, ok=(0,)):
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True)
     if r.returncode not in ok:
-        sys.exit("failed (%d): %s\n%s" % (r.returncode, " ".join(argv),
-                                          r.stderr[-2000:]))
+        die("failed (%d): %s\n%s" % (r.returncode, " ".join(argv),
+                                     r.stderr[-2000:]))
     return r
 
 
@@ -58,22 +71,22 @@ class Runner:
         self.prompt = os.path.join(
             ROOT, "test/tools/greta-bisect/Inputs/edit-prompt.json")
         self.weights = os.path.join(work, "w.safetensors")
-        os.makedirs(work, exist_ok=True)
-        if not os.path.exists(self.weights):
-            sh([self.tool("greta-translate"), "--gen-random-weights",
-                os.path.join(ROOT, "models/llama-tiny/config.json"),
-                "--seed", "0", "-o", self.weights])
+        self.runs = {}  # name -> trace dir, each made once by this sweep
+        sh([self.tool("greta-translate"), "--gen-random-weights",
+            os.path.join(ROOT, "models/llama-tiny/config.json"),
+            "--seed", "0", "-o", self.weights])
 
     def tool(self, name):
         return os.path.join(self.bin, name)
 
     def run(self, name, *flags):
+        if name in self.runs:
+            return self.runs[name]
         d = os.path.join(self.work, name)
-        if not os.path.exists(os.path.join(d, "manifest.json")):
-            sh([self.tool("greta-run"), self.model, "--weights", self.weights,
-                "--prompt", self.prompt, "--trace-dir", d, "--overwrite",
-                "--payload", "full", "--cache-dir",
-                os.path.join(self.work, "cache")] + list(flags))
+        sh([self.tool("greta-run"), self.model, "--weights", self.weights,
+            "--prompt", self.prompt, "--trace-dir", d, "--payload", "full",
+            "--cache-dir", os.path.join(self.work, "cache")] + list(flags))
+        self.runs[name] = d
         return d
 
     def first_fail(self, base, test, policy, ref=None):
@@ -107,10 +120,33 @@ def noise(base, test):
     return worst
 
 
+def claim_work(work, clear):
+    """Locks WORK.lock for this sweep and returns WORK empty; refuses a WORK
+    in use or holding runs this sweep did not make (reusing them once scored
+    a stale run as a missed fault)."""
+    work = os.path.abspath(work)
+    os.makedirs(os.path.dirname(work), exist_ok=True)
+    lock = open(work + ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        die("%s is in use by another sweep (%s.lock is held)" % (work, work))
+    if os.path.isdir(work) and os.listdir(work):
+        if not clear:
+            die("%s is not empty (%d entries from an earlier sweep, maybe "
+                "of another build): pass --clear to delete them, or another "
+                "--work" % (work, len(os.listdir(work))))
+        shutil.rmtree(work)
+    os.makedirs(work, exist_ok=True)
+    return lock
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--work", default="/tmp/greta-sweep")
+    ap.add_argument("--clear", action="store_true",
+                    help="delete what WORK holds first (else refused)")
     ap.add_argument("--quick", action="store_true",
                     help="2 stages, 1 layer, 1 position (a smoke run)")
     ap.add_argument("--json", help="write every result here")
@@ -118,7 +154,8 @@ def main():
     ap.add_argument("--positions", default="0,30",
                     help="first faulted positions (early, late)")
     args = ap.parse_args()
-    R = Runner(args.build, args.work)
+    lock = claim_work(args.work, args.clear)  # noqa: F841 (held to exit)
+    R = Runner(args.build, os.path.abspath(args.work))
     bad = []
     base = R.run("f32")
     ref = R.run("f64", "--precision=f64")
