@@ -26,6 +26,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Common.h"
+#include "greta/gpu/FamilyKernels.h"
 
 #include <string>
 #include <type_traits>
@@ -52,6 +53,9 @@ struct AttnArgs {
   int numHeads, numKvHeads;
   float scaleLog2; // softmax scale * log2(e): exp2 instead of exp
   int partialTileBug;
+  // Sliding window (Mistral, Qwen2, Phi-3): a query at position p sees keys
+  // (p - window, p]; 0 = none. Only the scalar kernel takes one.
+  int64_t window;
 };
 
 // Key tiles block `qTile` must visit. Its last query is at position
@@ -98,7 +102,14 @@ __global__ void __launch_bounds__(kBQ)
   }
   float m = -INFINITY, l = 0.f;
   const int64_t tiles = keyTilesFor(a, q0);
-  for (int64_t tile = 0; tile < tiles; ++tile) {
+  // With a window, keys before the block's first query's window are seen by
+  // no row of the block: their tiles are skipped.
+  const int64_t firstKey =
+      a.window > 0 && a.qStart + q0 - a.window + 1 > 0
+          ? a.qStart + q0 - a.window + 1
+          : 0;
+  const int64_t lowest = a.window > 0 ? pos - a.window : -1; // keys > lowest
+  for (int64_t tile = firstKey / kBK; tile < tiles; ++tile) {
     const int64_t k0 = tile * kBK;
     __syncthreads();
     for (int e = t; e < kBK * D; e += kBQ) {
@@ -119,7 +130,8 @@ __global__ void __launch_bounds__(kBQ)
 #pragma unroll 8
       for (int d = 0; d < D; ++d)
         acc = fmaf(Qs[t * (D + 1) + d], toF<T>(Ks[j * D + d]), acc);
-      s[j] = (k0 + j <= pos) ? acc * a.scaleLog2 : -INFINITY;
+      s[j] = (k0 + j <= pos && k0 + j > lowest) ? acc * a.scaleLog2
+                                                : -INFINITY;
       tileMax = fmaxf(tileMax, s[j]);
     }
     float mNew = fmaxf(m, tileMax);
@@ -136,8 +148,10 @@ __global__ void __launch_bounds__(kBQ)
     for (int d = 0; d < D; ++d) {
       float o = Os[t * (D + 1) + d] * alpha;
 #pragma unroll
-      for (int j = 0; j < kBK; ++j) // a later key is skipped, not * 0
-        o = k0 + j <= pos ? fmaf(s[j], toF<T>(Vs[j * D + d]), o) : o;
+      for (int j = 0; j < kBK; ++j) // an unseen key is skipped, not * 0
+        o = k0 + j <= pos && k0 + j > lowest
+                ? fmaf(s[j], toF<T>(Vs[j * D + d]), o)
+                : o;
       Os[t * (D + 1) + d] = o;
     }
   }
@@ -256,11 +270,16 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
                            int64_t kvLd, int64_t nQ, int64_t qStart,
                            int64_t numHeads, int64_t numKvHeads,
                            int64_t headDim, float scale, T *out, int64_t outLd,
-                           void *stream) {
-  if (headDim != 32 && headDim != 64 && headDim != 128)
+                           void *stream, int64_t window = 0) {
+  if (window < 0)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "attention: sliding window " + std::to_string(window) +
+                    " < 0");
+  if (headDim != 8 && headDim != 16 && headDim != 32 && headDim != 64 &&
+      headDim != 128)
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
                 "attention: head_dim " + std::to_string(headDim) +
-                    " not supported (32, 64 or 128)");
+                    " not supported (8, 16, 32, 64 or 128)");
   if (numHeads <= 0 || numKvHeads <= 0 || numHeads % numKvHeads ||
       numHeads > 65535)
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
@@ -285,7 +304,8 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
   int var = selectedVariant(Op::Attention);
   AttnArgs a{q, kc, vc, out, qLd, kvLd, outLd, nQ, qStart,
              static_cast<int>(numHeads), static_cast<int>(numKvHeads),
-             scale * kLog2e, var == variant::kAttnPartialTileBug ? 1 : 0};
+             scale * kLog2e, var == variant::kAttnPartialTileBug ? 1 : 0,
+             window};
   // The tensor-core kernel loads 16-byte vectors: every row start must be
   // 16-byte aligned; otherwise the scalar kernel runs.
   auto aligned = [](const void *p, int64_t ld) {
@@ -293,13 +313,20 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
   };
   bool vec = aligned(q, qLd) && aligned(kc, kvLd) && aligned(vc, kvLd) &&
              aligned(out, outLd);
-  Kernel kern = !vec || var == variant::kAttnScalar ? Kernel::Scalar
+  // A sliding window runs the scalar kernel whatever the variant (the
+  // tensor-core kernels take no window yet: docs/KERNELS.md).
+  Kernel kern = !vec || window > 0 || var == variant::kAttnScalar
+                    ? Kernel::Scalar
                 : var == variant::kAttnWmma         ? Kernel::Wmma
                 : var == kAttnMmaFa2                ? Kernel::Mma
                 : var == kAttnLazyRescale           ? Kernel::GqaLazy
                                                     : Kernel::Gqa;
   hipStream_t s = asStream(stream);
   switch (headDim) {
+  // The small head_dims of test-sized models (the HF references): the
+  // scalar kernel only.
+  case 8: return launchScalar<T, 8>(a, s);
+  case 16: return launchScalar<T, 16>(a, s);
   case 32: return launch<T, 32>(a, s, kern);
   case 64: return launch<T, 64>(a, s, kern);
   default: return launch<T, 128>(a, s, kern);
@@ -321,6 +348,17 @@ using namespace greta::gpu;
                         reinterpret_cast<const T *>(vc), kvLd, nQ, qStart,     \
                         numHeads, numKvHeads, headDim, scale,                  \
                         reinterpret_cast<T *>(out), outLd, stream);            \
+  }                                                                            \
+  extern "C" greta_gpu_status greta_gpu_attention_window_##SUFFIX(             \
+      const CT *q, int64_t qLd, const CT *kc, const CT *vc, int64_t kvLd,      \
+      int64_t nQ, int64_t qStart, int64_t numHeads, int64_t numKvHeads,        \
+      int64_t headDim, float scale, int64_t window, CT *out, int64_t outLd,    \
+      void *stream) {                                                          \
+    return attention<T>(reinterpret_cast<const T *>(q), qLd,                   \
+                        reinterpret_cast<const T *>(kc),                       \
+                        reinterpret_cast<const T *>(vc), kvLd, nQ, qStart,     \
+                        numHeads, numKvHeads, headDim, scale,                  \
+                        reinterpret_cast<T *>(out), outLd, stream, window);    \
   }
 GRETA_DEFINE_ATTENTION(greta_gpu_f16, greta_half, f16)
 GRETA_DEFINE_ATTENTION(greta_gpu_bf16, greta_bf16, bf16)

@@ -195,17 +195,20 @@ void testSwigluAdd(DT dt, int64_t rows, int64_t cols) {
          err < dtThreshold(dt));
 }
 
-// Attention reference for the listed query rows.
+// Attention reference for the listed query rows; with a window, the query
+// at position p sees keys (p - window, p].
 void attnRef(const HostT &q, const HostT &k, const HostT &v, int64_t qStart,
              int64_t H, int64_t KVH, int64_t D, double scale,
-             const std::vector<int64_t> &rows, std::vector<double> &ref) {
+             const std::vector<int64_t> &rows, std::vector<double> &ref,
+             int64_t window) {
   const int64_t qCols = H * D, kvCols = KVH * D, group = H / KVH;
   parallelFor(rows.size() * H, [&](size_t job) {
     int64_t i = rows[job / H], h = job % H, kvh = h / group;
     int64_t pos = qStart + i;
-    std::vector<double> s(pos + 1);
+    int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    std::vector<double> s(pos + 1, -INFINITY);
     double mx = -INFINITY;
-    for (int64_t j = 0; j <= pos; ++j) {
+    for (int64_t j = first; j <= pos; ++j) {
       double acc = 0;
       for (int64_t d = 0; d < D; ++d)
         acc += q.val[i * qCols + h * D + d] * k.val[j * kvCols + kvh * D + d];
@@ -217,7 +220,7 @@ void attnRef(const HostT &q, const HostT &k, const HostT &v, int64_t qStart,
       sum += (x = std::exp(x - mx));
     for (int64_t d = 0; d < D; ++d) {
       double acc = 0;
-      for (int64_t j = 0; j <= pos; ++j)
+      for (int64_t j = first; j <= pos; ++j)
         acc += s[j] * v.val[j * kvCols + kvh * D + d];
       ref[i * qCols + h * D + d] = acc / sum;
     }
@@ -274,7 +277,7 @@ void testAttention(DT dt, AttnCase c, const char *variant, bool bugChecks) {
   }
   std::vector<double> ref(c.n * qCols, 0.0);
   attnRef(q, k, v, c.qStart, c.H, c.KVH, c.D, 1.0 / std::sqrt((double)c.D),
-          rows, ref);
+          rows, ref, /*window=*/0);
   std::vector<size_t> idx;
   for (int64_t i : rows)
     for (int64_t j = 0; j < qCols; ++j)

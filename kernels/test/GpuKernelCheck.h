@@ -276,6 +276,13 @@ void testSwigluAdd(DT dt, int64_t rows, int64_t cols);
 void testAttention(DT dt, AttnCase c, const char *variant, bool bugChecks);
 void testAttentionNonFinite(DT dt, AttnCase c, int64_t from,
                             const char *variant);
+// Double-precision attention of the listed rows (window 0: none).
+void attnRef(const HostT &q, const HostT &k, const HostT &v, int64_t qStart,
+             int64_t H, int64_t KVH, int64_t D, double scale,
+             const std::vector<int64_t> &rows, std::vector<double> &ref,
+             int64_t window);
+// The families' kernels (FamilyChecks.hip): every one on f32, f16, bf16.
+void testFamilyKernels(DT dt);
 void testTrace(DT dt, const char *variant);
 void testGather(DT dt);
 void testTop5(DT dt);
