@@ -110,7 +110,8 @@ int64_t sequenceLength(const std::vector<int64_t> &pos) {
   return end;
 }
 
-/// inv_freq arrays on the device, one per distinct table, for the process.
+/// inv_freq arrays on the device, one per distinct table, for the process
+/// (a later session's stream sees the copy: every call ends synchronized).
 const float *deviceInvFreq(GpuSession *s, const char *op,
                            const std::vector<float> &invFreq) {
   static std::mutex mu;
@@ -123,8 +124,12 @@ const float *deviceInvFreq(GpuSession *s, const char *op,
   size_t bytes = invFreq.size() * sizeof(float);
   if (!check(s, op, greta_gpu_malloc(&d, bytes)))
     return nullptr;
-  // Synchronous, from pageable memory: done before the kernel is queued.
-  cudaError_t e = cudaMemcpy(d, invFreq.data(), bytes, cudaMemcpyHostToDevice);
+  // On the session's stream, before the kernel that reads it (a plain
+  // cudaMemcpy from pageable memory may return before its DMA is done); the
+  // pageable source is staged before the call returns.
+  cudaError_t e =
+      cudaMemcpyAsync(d, invFreq.data(), bytes, cudaMemcpyHostToDevice,
+                      static_cast<cudaStream_t>(s->stream()));
   if (e != cudaSuccess) {
     s->setError(std::string(op) +
                 ": inv_freq upload: " + cudaGetErrorString(e));
