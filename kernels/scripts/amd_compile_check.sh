@@ -19,7 +19,7 @@
 #   kernels/scripts/amd_compile_check.sh [build-dir]      (default build-amd)
 # Environment:
 #   GRETA_AMD_SOURCES   space-separated files to check (default: every
-#                       kernels/src/*.hip and kernels/test/KernelTest.hip)
+#                       kernels/src/*.hip and kernels/test/*.hip)
 #   GRETA_AMD_ARCHS     default "gfx90a gfx942"
 #   GRETA_AMD_CXXFLAGS  extra flags for both compilers (e.g. -I<hipBLAS>)
 # Exit 0: all checked (or skipped, with "amd_compile_check: skipped: ..."
@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-amd}
 ARCHS=${GRETA_AMD_ARCHS:-gfx90a gfx942}
-SOURCES=${GRETA_AMD_SOURCES:-"kernels/src/Runtime.hip kernels/src/Elementwise.hip kernels/src/Gemm.hip kernels/src/Trace.hip kernels/src/Attention.hip kernels/test/KernelTest.hip"}
+SOURCES=${GRETA_AMD_SOURCES:-"kernels/src/Runtime.hip kernels/src/Elementwise.hip kernels/src/Gemm.hip kernels/src/Trace.hip kernels/src/Top5.hip kernels/src/Family.hip kernels/src/Attention.hip kernels/test/GpuKernelCheck.hip kernels/test/ComputeChecks.hip kernels/test/TraceChecks.hip kernels/test/FamilyChecks.hip"}
 EXTRA=${GRETA_AMD_CXXFLAGS:-}
 BITCODE=/usr/lib/x86_64-linux-gnu/amdgcn/bitcode
 LLVM22=/usr/lib/llvm-22/bin

@@ -58,6 +58,22 @@ template <typename T> __device__ inline float roundT(float x) {
   return toF<T>(fromF<T>(x));
 }
 
+// Sum over the block; every thread gets the result. blockDim.x is a multiple
+// of the warp width and at most 1024.
+__device__ inline float blockSum(float v, float *scratch) {
+  for (int m = GRETA_WARP / 2; m > 0; m /= 2)
+    v += GRETA_SHFL_XOR(v, m);
+  int warp = threadIdx.x / GRETA_WARP, lane = threadIdx.x % GRETA_WARP;
+  if (lane == 0)
+    scratch[warp] = v;
+  __syncthreads();
+  int nWarps = blockDim.x / GRETA_WARP;
+  v = lane < nWarps ? scratch[lane] : 0.f;
+  for (int m = GRETA_WARP / 2; m > 0; m /= 2)
+    v += GRETA_SHFL_XOR(v, m);
+  return v;
+}
+
 // Validation shared by the entry points.
 greta_gpu_status checkMatrix(const char *what, const void *p, int64_t rows,
                              int64_t cols, int64_t ld);

@@ -19,22 +19,6 @@ namespace {
 
 inline constexpr unsigned kErrBadKvPosition = 2u;
 
-// Sum over the block; every thread gets the result. blockDim.x is a multiple
-// of the warp width and at most 1024.
-__device__ float blockSum(float v, float *scratch) {
-  for (int m = GRETA_WARP / 2; m > 0; m /= 2)
-    v += GRETA_SHFL_XOR(v, m);
-  int warp = threadIdx.x / GRETA_WARP, lane = threadIdx.x % GRETA_WARP;
-  if (lane == 0)
-    scratch[warp] = v;
-  __syncthreads();
-  int nWarps = blockDim.x / GRETA_WARP;
-  v = lane < nWarps ? scratch[lane] : 0.f;
-  for (int m = GRETA_WARP / 2; m > 0; m /= 2)
-    v += GRETA_SHFL_XOR(v, m);
-  return v;
-}
-
 // 16 bytes of T, the unit of the packed kernels: one 128-bit load or store
 // per thread instead of one 2-byte access per element (the scalar kernels
 // reached ~1.2 TB/s of the H200's ~4.8). The arithmetic per element is the

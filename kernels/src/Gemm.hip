@@ -11,6 +11,7 @@
 // hipBLAS / cuBLAS declarations from hip_compat.h (only this file needs them).
 #define GRETA_KERNELS_NEED_BLAS 1
 #include "Common.h"
+#include "greta/gpu/FamilyKernels.h"
 
 #include <climits>
 #include <string>
@@ -41,10 +42,22 @@ template <> struct BlasType<float> { static constexpr auto v = GRETA_R_32F; };
 template <> struct BlasType<greta_half> { static constexpr auto v = GRETA_R_16F; };
 template <> struct BlasType<greta_bf16> { static constexpr auto v = GRETA_R_16BF; };
 
+// out[r, :] = bias: the C operand of a GEMM with beta = 1 (linear_bias).
+template <typename T>
+__global__ void broadcastRowKernel(const T *bias, int64_t rows, int64_t cols,
+                                   T *out, int64_t outLd) {
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < cols;
+         c += (int64_t)gridDim.x * blockDim.x)
+      out[r * outLd + c] = bias[c];
+}
+
+// With `bias`: out = in . W^T + bias, the bias added inside the GEMM (beta =
+// 1 on out filled with it), so the sum is rounded once, as torch's addmm.
 template <typename T>
 greta_gpu_status linear(const T *in, int64_t inLd, const T *w, int64_t wLd,
                         int64_t rows, int64_t k, int64_t n, T *out,
-                        int64_t outLd, void *stream) {
+                        int64_t outLd, void *stream, const T *bias = nullptr) {
   if (auto s = checkMatrix("linear in", in, rows, k, inLd))
     return s;
   if (auto s = checkMatrix("linear weight", w, n, k, wLd))
@@ -66,7 +79,16 @@ greta_gpu_status linear(const T *in, int64_t inLd, const T *w, int64_t wLd,
   if (st != HIPBLAS_STATUS_SUCCESS)
     return fail(GRETA_GPU_ERR_BLAS, "hipblasSetStream failed with status " +
                                         std::to_string(static_cast<int>(st)));
-  const float alpha = 1.f, beta = 0.f;
+  if (bias) {
+    int64_t gx = (n + 255) / 256, gy = rows < 65535 ? rows : 65535;
+    hipLaunchKernelGGL(broadcastRowKernel<T>,
+                       dim3(static_cast<unsigned>(gx > 64 ? 64 : gx),
+                            static_cast<unsigned>(gy)),
+                       dim3(256), 0, asStream(stream), bias, rows, n, out,
+                       outLd);
+    GRETA_HIP_LAUNCH_CHECK();
+  }
+  const float alpha = 1.f, beta = bias ? 1.f : 0.f;
   st = hipblasGemmEx(h, HIPBLAS_OP_T, HIPBLAS_OP_N, static_cast<int>(n),
                      static_cast<int>(rows), static_cast<int>(k), &alpha, w,
                      BlasType<T>::v, static_cast<int>(wLd), in, BlasType<T>::v,
@@ -94,6 +116,17 @@ using namespace greta::gpu;
     return linear<T>(reinterpret_cast<const T *>(in), inLd,                    \
                      reinterpret_cast<const T *>(w), wLd, rows, k, n,          \
                      reinterpret_cast<T *>(out), outLd, stream);               \
+  }                                                                            \
+  extern "C" greta_gpu_status greta_gpu_linear_bias_##SUFFIX(                  \
+      const CT *in, int64_t inLd, const CT *w, int64_t wLd, const CT *bias,    \
+      int64_t rows, int64_t k, int64_t n, CT *out, int64_t outLd,              \
+      void *stream) {                                                          \
+    if (n > 0 && rows > 0 && !bias)                                            \
+      return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "linear_bias: null bias");   \
+    return linear<T>(reinterpret_cast<const T *>(in), inLd,                    \
+                     reinterpret_cast<const T *>(w), wLd, rows, k, n,          \
+                     reinterpret_cast<T *>(out), outLd, stream,                \
+                     reinterpret_cast<const T *>(bias));                       \
   }
 GRETA_DEFINE_LINEAR(greta_gpu_f16, greta_half, f16)
 GRETA_DEFINE_LINEAR(greta_gpu_bf16, greta_bf16, bf16)

@@ -1826,10 +1826,6 @@ void unsupported(const char *what) {
       MemRef<T, 2> *i, MemRef<T, 2> *w, MemRef<T, 2> *o) {                     \
     linear(i, w, o);                                                           \
   }                                                                            \
-  GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_linear_bias_##SUF(               \
-      MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 1> *, MemRef<T, 2> *) {        \
-    unsupported("linear_bias");                                                \
-  }                                                                            \
   GRETA_RT_EXPORT void _mlir_ciface_greta_gpu_rope_##SUF(                      \
       MemRef<T, 2> *i, MemRef<int64_t, 1> *p, double theta, int64_t hd,        \
       MemRef<T, 2> *o) {                                                       \

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "ConfigReader.h"
+#include "greta/Dialect/Greta/RopeLlama3.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -263,25 +264,11 @@ RopeTables greta::hf::computeRopeTables(const LlamaConfig &c) {
     t.dynamicFactor = rs.factor;
     t.dynamicMaxPosition = c.maxPositionEmbeddings;
     break;
-  case Kind::Llama3: {
-    double old = double(rs.originalMaxPositionEmbeddings);
-    double lowWavelen = old / rs.lowFreqFactor;
-    double highWavelen = old / rs.highFreqFactor;
-    for (int64_t i = 0; i < half; ++i) {
-      double inv = 1.0 / posFreq(i);
-      double wavelen = 2 * M_PI / inv;
-      if (wavelen > lowWavelen) {
-        inv /= rs.factor; // low frequencies: interpolated
-      } else if (!(wavelen < highWavelen)) {
-        // The band between: a linear blend (HF's smooth_factor).
-        double smooth = (old / wavelen - rs.lowFreqFactor) /
-                        (rs.highFreqFactor - rs.lowFreqFactor);
-        inv = (1 - smooth) * inv / rs.factor + smooth * inv;
-      }
-      t.invFreq.push_back(inv);
-    }
+  case Kind::Llama3:
+    t.invFreq = greta::llama3InvFreq(base, dim, rs.factor, rs.lowFreqFactor,
+                                     rs.highFreqFactor,
+                                     double(rs.originalMaxPositionEmbeddings));
     break;
-  }
   case Kind::Yarn: {
     auto mscale = [](double scale, double m) {
       return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;

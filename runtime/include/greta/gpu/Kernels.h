@@ -129,7 +129,8 @@ GRETA_GPU_EXPORT void greta_gpu_reset_variants(void);
      position q_start + i and attends to cached keys/values [0, q_start+i]   \
      (caches [>= q_start+n_q, num_kv_heads*head_dim], filled by kv_append).  \
      Query head h reads kv head h / (num_heads/num_kv_heads). out has the    \
-     layout of q. head_dim: 32, 64 or 128. */                                 \
+     layout of q. head_dim: 32, 64 or 128; 8 and 16 (test-sized models)      \
+     run the scalar kernel whatever the variant. */                          \
   GRETA_GPU_EXPORT greta_gpu_status greta_gpu_attention_##SUFFIX(              \
       const T *d_q, int64_t q_ld, const T *d_k_cache, const T *d_v_cache,      \
       int64_t kv_ld, int64_t n_q, int64_t q_start, int64_t num_heads,          \

@@ -79,6 +79,37 @@ def InjectFault : Pass<"greta-inject-fault", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def RopeLlama3Fault : Pass<"greta-rope-llama3-fault", "::mlir::ModuleOp"> {
+  let summary = "Plant a wrong llama3 RoPE table (a smoothing-band bug) at one layer";
+  let description = [{
+    A planted bug for validating GRETA on RoPE scaling (docs/MODELS.md):
+    the `greta.rope` ops tagged q_post_rope and k_post_rope at `layer` get
+    the llama3 frequencies computed with the options instead of the model's
+    (HF's _compute_llama3_parameters; `theta` and `head_dim` are the op's).
+    Give the model's own factor, high-freq-factor and
+    original-max-position and a wrong low-freq-factor to move the smoothing
+    band's low edge, as a kernel that read the wrong config field would.
+
+    Errors: a missing or out-of-range layer, a non-positive option,
+    high-freq-factor not above low-freq-factor, no RoPE op tagged at that
+    layer, a RoPE op without a frequency table (not RoPE-scaled: the fault
+    would replace plain RoPE, not plant a bug in the scaling), and a table
+    that comes out unchanged (the options are the model's own: the fault
+    would be a silent no-op).
+  }];
+  let options = [
+    Option<"layer", "layer", "int64_t", "-1", "Layer whose q/k RoPE is faulty">,
+    Option<"factor", "factor", "double", "0", "llama3 factor">,
+    Option<"lowFreqFactor", "low-freq-factor", "double", "0",
+           "llama3 low_freq_factor (the planted, wrong value)">,
+    Option<"highFreqFactor", "high-freq-factor", "double", "0",
+           "llama3 high_freq_factor">,
+    Option<"originalMaxPosition", "original-max-position", "int64_t", "0",
+           "llama3 original_max_position_embeddings">,
+  ];
+  let dependentDialects = ["::mlir::greta::GretaDialect"];
+}
+
 def ConvertPrecision : Pass<"greta-convert-precision", "::mlir::ModuleOp"> {
   let summary = "Run the graph in f64 (reference) or emulate f16/bf16";
   let description = [{
