@@ -1,7 +1,7 @@
 //===- GpuSession.h - The state a GPU run shares with its glue --*- C++ -*-===//
 //
 // A program lowered by greta-lower-to-gpu calls the glue layer
-// (_mlir_ciface_greta_gpu_<op>_<dt>, GpuSession.cpp) with descriptors of
+// (_mlir_ciface_greta_gpu_<op>_<dt>, GpuEntryPoints.cpp) with descriptors of
 // device buffers and no context argument: the glue reaches the current
 // GpuSession, one per process at a time. The session holds the parameters
 // on the device in the storage dtype (uploaded once), the KV cache, the
@@ -339,7 +339,7 @@ private:
   std::map<int64_t, std::vector<double>> patchRows_;
   std::vector<std::vector<uint8_t>> patchStaging_;
   int64_t rowsPatched_ = 0;
-  // GRETA_GPU_TRACE_PROFILE (see GpuSession.cpp).
+  // GRETA_GPU_TRACE_PROFILE (see GpuTrace.cpp).
   int64_t profBatches_ = 0;
   double profTraceMs_ = 0, profFlushMs_ = 0;
   long long profCaughtUp_ = 0;
