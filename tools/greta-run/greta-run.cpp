@@ -10,7 +10,7 @@
 // Exit codes: 0 ok, 2 error (every error names its culprit).
 //
 //===----------------------------------------------------------------------===//
-#include "greta/Conversion/Passes.h"
+#include "greta/Compile/CompileModel.h"
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
@@ -223,10 +223,6 @@ double secondsSince(Clock::time_point t) {
 /// an error is printed.
 ::greta::ProgressLine *activeProgress = nullptr;
 
-/// Larger cache entries are not read (an object of the largest models
-/// supported is a few MB).
-constexpr size_t kMaxObjectBytes = size_t(1) << 30;
-
 /// Prints `greta-run: error: <message>` and returns the error exit code.
 int fail(const llvm::Twine &message) {
   if (activeProgress)
@@ -237,17 +233,6 @@ int fail(const llvm::Twine &message) {
 
 std::string sha256Hex(llvm::StringRef text) {
   return rt::sha256Hex(text.data(), text.size());
-}
-
-/// Digest of this executable: a rebuilt greta-run (new lowering) never reuses
-/// objects compiled by an older one, whatever its version string says.
-std::string toolDigest(const char *argv0) {
-  std::string exe = llvm::sys::fs::getMainExecutable(
-      argv0, reinterpret_cast<void *>(&toolDigest));
-  auto buffer = llvm::MemoryBuffer::getFile(exe);
-  if (!buffer)
-    return "unknown";
-  return sha256Hex((*buffer)->getBuffer());
 }
 
 /// The run flags greta-run shares with greta-run-aot.
@@ -288,39 +273,6 @@ std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
   return std::nullopt;
 }
 
-struct Compiled {
-  // One of the two owns the code.
-  std::unique_ptr<ExecutionEngine> engine;
-  std::unique_ptr<llvm::orc::LLJIT> jit;
-  void *forward = nullptr;
-  bool cacheHit = false;
-  std::string cachePath;
-};
-
-/// Loads a cached object into an ORC JIT (the same RTDyld linking layer the
-/// ExecutionEngine uses); process symbols (the runtime) resolve by default.
-llvm::Expected<std::unique_ptr<llvm::orc::LLJIT>>
-loadObject(std::unique_ptr<llvm::MemoryBuffer> object) {
-  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!jtmb)
-    return jtmb.takeError();
-  auto jit =
-      llvm::orc::LLJITBuilder()
-          .setJITTargetMachineBuilder(std::move(*jtmb))
-          .setObjectLinkingLayerCreator([](llvm::orc::ExecutionSession &es) {
-            return std::make_unique<llvm::orc::RTDyldObjectLinkingLayer>(
-                es, [](const llvm::MemoryBuffer &) {
-                  return std::make_unique<llvm::SectionMemoryManager>();
-                });
-          })
-          .create();
-  if (!jit)
-    return jit.takeError();
-  if (llvm::Error err = (*jit)->addObjectFile(std::move(object)))
-    return std::move(err);
-  return std::move(*jit);
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -334,136 +286,15 @@ public:
   int run();
 
 private:
-  int compile(ModuleOp module, const std::string &irAfterUser);
-  bool storeObject(ExecutionEngine &engine, const std::string &entryName,
-                   std::string &error);
 
   const char *argv0;
   rt::RunOptions o;
   std::string cacheDir; // "" for none
-  MLIRContext *context = nullptr;
-  Compiled compiled;
+  std::unique_ptr<::greta::JitModel> compiled;
   rt::RunResult result;
   std::unique_ptr<::greta::ProgressLine> progress;
 };
 } // namespace
-
-int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
-  auto start = Clock::now();
-  // Key: the IR after the user's pipeline, the precision, this tool (and the
-  // host CPU the O2 code is tuned for).
-  std::string keyText = irAfterUser;
-  keyText += "\nprecision=" + precisionOpt;
-  keyText += "\ntool=" GRETA_VERSION " " + toolDigest(argv0);
-  keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
-  std::string key = sha256Hex(keyText);
-
-  // A sealed entry (rt::sealCacheEntry): the object's digest is checked
-  // before it is loaded, so a damaged or edited object is never run.
-  bool useCache = !cacheDir.empty();
-  std::string entryName = "cpu-" + key + ".entry";
-  if (useCache)
-    compiled.cachePath = cacheDir + "/" + entryName;
-  if (std::optional<std::string> entry =
-          useCache ? rt::readCacheFile(cacheDir, entryName, kMaxObjectBytes)
-                   : std::nullopt) {
-    std::string object;
-    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
-    std::string problem = check == rt::SealCheck::Damaged
-                              ? "does not match its digest (damaged or edited)"
-                              : "is not a sealed cache entry";
-    if (check == rt::SealCheck::Ok) {
-      auto jit = loadObject(
-          llvm::MemoryBuffer::getMemBufferCopy(object, compiled.cachePath));
-      if (jit) {
-        auto sym = (*jit)->lookup("_mlir_ciface_forward");
-        if (sym) {
-          compiled.jit = std::move(*jit);
-          compiled.forward = sym->toPtr<void *>();
-          compiled.cacheHit = true;
-          result.compileSeconds = secondsSince(start);
-          return 0;
-        }
-        problem = "cannot be linked: " + llvm::toString(sym.takeError());
-      } else {
-        problem = "cannot be loaded: " + llvm::toString(jit.takeError());
-      }
-    }
-    // Recompiled and replaced, never fatal.
-    llvm::errs() << "greta-run: warning: cached object " << compiled.cachePath
-                 << " " << problem << "; compiling the model again\n";
-  }
-
-  PassManager pm(context);
-  mlir::greta::buildLowerToCPUPipeline(pm);
-  if (failed(pm.run(module)))
-    return fail("lowering " + modelPath + " to LLVM failed (see the "
-                "diagnostics above)");
-  if (!dumpLLVM.empty()) {
-    std::string error;
-    auto out = openOutputFile(dumpLLVM, &error);
-    if (!out)
-      return fail("cannot write --dump-llvm-ir file: " + error);
-    module.print(out->os());
-    out->keep();
-  }
-
-  ExecutionEngineOptions options;
-  auto transformer = makeOptimizingTransformer(/*optLevel=*/2,
-                                               /*sizeLevel=*/0,
-                                               /*targetMachine=*/nullptr);
-  options.transformer = transformer;
-  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default; // O2
-  options.enableObjectDump = useCache;
-  options.enableGDBNotificationListener = false;
-  options.enablePerfNotificationListener = false;
-  auto engine = ExecutionEngine::create(module, options);
-  if (!engine)
-    return fail("JIT compilation failed: " +
-                llvm::toString(engine.takeError()));
-  auto sym = (*engine)->lookup("_mlir_ciface_forward");
-  if (!sym)
-    return fail("the compiled model has no _mlir_ciface_forward (is @forward "
-                "public?): " +
-                llvm::toString(sym.takeError()));
-  compiled.engine = std::move(*engine);
-  compiled.forward = *sym;
-
-  if (useCache) {
-    std::string error;
-    if (!storeObject(*compiled.engine, entryName, error))
-      llvm::errs() << "greta-run: warning: cannot write the compiled-object "
-                      "cache in "
-                   << cacheDir << ": " << error << " (the run goes on)\n";
-  }
-  result.compileSeconds = secondsSince(start);
-  return 0;
-}
-
-/// Seals the engine's object into the cache as `entryName`. The engine can
-/// only dump to a file: a fresh one (O_EXCL) in the private cache dir, read
-/// back and removed.
-bool Runner::storeObject(ExecutionEngine &engine, const std::string &entryName,
-                         std::string &error) {
-  int fd = -1;
-  llvm::SmallString<256> dump;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
-          cacheDir + "/dump-%%%%%%%%%%%%.o", fd, dump)) {
-    error = ec.message();
-    return false;
-  }
-  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
-  engine.dumpToObjectFile(dump);
-  auto object = llvm::MemoryBuffer::getFile(dump);
-  llvm::sys::fs::remove(dump);
-  if (!object || (*object)->getBufferSize() == 0) {
-    error = "the compiled object could not be written";
-    return false;
-  }
-  return rt::writeCacheFile(cacheDir, entryName,
-                            rt::sealCacheEntry((*object)->getBuffer().str()),
-                            error);
-}
 
 int Runner::run() {
   progress = std::make_unique<::greta::ProgressLine>("greta-run");
@@ -489,7 +320,6 @@ int Runner::run() {
   // Diagnostics carry locations; a note dumping the whole module would bury
   // them.
   ctx.printOpOnDiagnostic(false);
-  context = &ctx;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
   if (o.weights.empty()) {
@@ -557,19 +387,25 @@ int Runner::run() {
     return 0;
   }
 
-  // Precision, then every stage of every layer instrumented.
-  {
-    PassManager pm(&ctx);
-    mlir::greta::ConvertPrecisionOptions precision;
-    precision.precision = precisionOpt;
-    pm.addPass(mlir::greta::createConvertPrecision(precision));
-    pm.addPass(mlir::greta::createInsertTrace());
-    if (failed(pm.run(*module)))
-      return fail("instrumenting " + modelPath + " failed (see above)");
-  }
+  // Precision, every stage of every layer instrumented, then the JIT (or
+  // the cached object).
+  ::greta::CompileTarget target{/*gpu=*/false, precisionOpt};
+  if (failed(::greta::instrumentModel(*module, target)))
+    return fail("instrumenting " + modelPath + " failed (see above)");
   progress->phase("compiling");
-  if (int rc = compile(*module, irAfterUser))
-    return rc;
+  auto compileStart = Clock::now();
+  compiled = ::greta::compileForJit(
+      *module, target,
+      {modelPath, irAfterUser,
+       GRETA_VERSION " " + ::greta::executableDigest(argv0), cacheDir,
+       dumpLLVM},
+      [](const std::string &warning) {
+        llvm::errs() << "greta-run: warning: " << warning << "\n";
+      },
+      error);
+  if (!compiled)
+    return fail(error);
+  result.compileSeconds = secondsSince(compileStart);
 
   // The trace, if asked for.
   std::unique_ptr<rt::TraceWriter> writer;
@@ -596,7 +432,7 @@ int Runner::run() {
   session->setLayerObserver([this](int64_t l) { progress->layer(l); });
   auto start = Clock::now();
   bool ok = rt::forwardCpu(
-      compiled.forward, *session, prompt->ids, o.chunk, traceDir,
+      compiled->forward, *session, prompt->ids, o.chunk, traceDir,
       [&](int64_t call, int64_t calls) {
         progress->forward(call, calls, numLayers);
       },
@@ -612,9 +448,9 @@ int Runner::run() {
   result.model = model->name;
   result.precision = precisionOpt;
   result.backend = "cpu";
-  result.cache = compiled.cachePath.empty()
+  result.cache = compiled->cachePath.empty()
                      ? "off"
-                     : (compiled.cacheHit ? "hit" : "miss");
+                     : (compiled->cacheHit ? "hit" : "miss");
   result.compileNote = "cache " + result.cache;
   result.records = writer ? writer->recordsWritten() : 0;
   result.rowsPatched = session->rowsPatched();
@@ -689,7 +525,7 @@ static int runOnGpu(const char *argv0) {
   auto compileStart = Clock::now();
   bool hit = false;
   if (std::optional<std::string> entry =
-          useCache ? rt::readCacheFile(cacheDir, entryName, kMaxObjectBytes)
+          useCache ? rt::readCacheFile(cacheDir, entryName, ::greta::kMaxCachedObjectBytes)
                    : std::nullopt) {
     std::string object;
     rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
