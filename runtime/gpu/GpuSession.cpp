@@ -203,8 +203,7 @@ void GpuSession::setError(std::string message) {
 
 void GpuSession::setPatch(int64_t recordId,
                           std::map<int64_t, std::vector<double>> rows) {
-  patchRecord_ = recordId;
-  patchRows_ = std::move(rows);
+  front_.setPatch(recordId, std::move(rows));
 }
 
 bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
@@ -221,7 +220,7 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
     cudaEventRecord(static_cast<cudaEvent_t>(profEvents_[0]),
                     static_cast<cudaStream_t>(stream_));
   }
-  positions_.assign(positions, positions + n);
+  front_.setPositions(std::vector<int64_t>(positions, positions + n));
   lastTrace_.reset();
   for (int64_t i = 1; i < n; ++i)
     if (positions[i] != positions[0] + i) {
@@ -233,10 +232,7 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
              " is beyond the KV cache capacity " + std::to_string(capacity_));
     return false;
   }
-  selRows_.clear();
-  for (int64_t i = 0; i < n; ++i)
-    if (filter_.selectsPosition(positions[i], tokenCount_))
-      selRows_.push_back(i);
+  const std::vector<int64_t> &selRows = front_.selectedRows();
   if (n > callCapacity_) {
     greta_gpu_free(dTokens_);
     greta_gpu_free(dPositions_);
@@ -263,7 +259,7 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
   // endCall synchronized the stream, so it is free again.
   std::memcpy(hStaging_, tokens, n * sizeof(int64_t));
   std::memcpy(hStaging_ + n, positions, n * sizeof(int64_t));
-  std::copy(selRows_.begin(), selRows_.end(), hStaging_ + 2 * n);
+  std::copy(selRows.begin(), selRows.end(), hStaging_ + 2 * n);
   auto st = static_cast<cudaStream_t>(stream_);
   size_t bytes = static_cast<size_t>(n) * sizeof(int64_t);
   cudaError_t e = cudaMemcpyAsync(dTokens_, hStaging_, bytes,
@@ -271,9 +267,9 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
   if (!e)
     e = cudaMemcpyAsync(dPositions_, hStaging_ + n, bytes,
                         cudaMemcpyHostToDevice, st);
-  if (!e && !selRows_.empty())
+  if (!e && !selRows.empty())
     e = cudaMemcpyAsync(dSelRows_, hStaging_ + 2 * n,
-                        selRows_.size() * sizeof(int64_t),
+                        selRows.size() * sizeof(int64_t),
                         cudaMemcpyHostToDevice, st);
   if (e) {
     setError(cudaMessage("uploading token ids and positions", e));
@@ -427,45 +423,26 @@ bool GpuSession::copyToHost(void *host, const void *device, int64_t rows,
 
 int64_t GpuSession::applyPatch(int64_t recordId, rt::DType dtype, void *data,
                                int64_t rows, int64_t cols, int64_t ld) {
-  if (recordId != patchRecord_ || patchRows_.empty() || !error_.empty())
+  if (!error_.empty())
     return 0;
-  int64_t patched = 0;
   size_t es = rt::dtypeSize(dtype);
-  for (int64_t i = 0; i < rows && i < static_cast<int64_t>(positions_.size());
-       ++i) {
-    auto it = patchRows_.find(positions_[i]);
-    if (it == patchRows_.end())
-      continue;
-    if (static_cast<int64_t>(it->second.size()) != cols) {
-      setError("patch of record " + std::to_string(recordId) +
-               " at position " + std::to_string(positions_[i]) + " has " +
-               std::to_string(it->second.size()) + " values, the tensor row " +
-               std::to_string(cols));
-      return patched;
-    }
-    // Converted to the storage type; kept until the end of the call (the
-    // copy is asynchronous).
-    std::vector<uint8_t> &bytes = patchStaging_.emplace_back(cols * es);
-    for (int64_t c = 0; c < cols; ++c) {
-      double v = it->second[c];
-      if (dtype == rt::DType::F32) {
-        float f = static_cast<float>(v);
-        std::memcpy(bytes.data() + c * 4, &f, 4);
-      } else {
-        uint16_t h = dtype == rt::DType::F16 ? rt::doubleToHalfBits(v)
-                                             : rt::doubleToBF16Bits(v);
-        std::memcpy(bytes.data() + c * 2, &h, 2);
-      }
-    }
-    if (cudaError_t e = cudaMemcpyAsync(
-            static_cast<uint8_t *>(data) + i * ld * es, bytes.data(),
-            bytes.size(), cudaMemcpyHostToDevice,
-            static_cast<cudaStream_t>(stream_))) {
-      setError(cudaMessage("patching the tensor", e));
-      return patched;
-    }
-    ++rowsPatched_;
-    ++patched;
-  }
+  std::string err;
+  int64_t patched = front_.patch(
+      recordId, dtype, rows, cols,
+      [&](int64_t i, std::vector<uint8_t> row) {
+        // Kept until the end of the call (the copy is asynchronous).
+        std::vector<uint8_t> &bytes = patchStaging_.emplace_back(std::move(row));
+        if (cudaError_t e = cudaMemcpyAsync(
+                static_cast<uint8_t *>(data) + i * ld * es, bytes.data(),
+                bytes.size(), cudaMemcpyHostToDevice,
+                static_cast<cudaStream_t>(stream_))) {
+          err = cudaMessage("patching the tensor", e);
+          return false;
+        }
+        return true;
+      },
+      err);
+  if (!err.empty())
+    setError(err);
   return patched;
 }

@@ -74,8 +74,7 @@ void GpuSession::setTrace(rt::TraceWriter *writer, rt::Filter filter,
                           int64_t tokenCount, bool dryRun) {
   drainWriter(); // the writer thread reads writer_ and the batches' chunks
   writer_ = writer;
-  filter_ = std::move(filter);
-  tokenCount_ = tokenCount;
+  front_.setFilter(std::move(filter), tokenCount);
   dryRun_ = dryRun;
   traceFailed_ = false;
   lastTrace_.reset();
@@ -112,38 +111,28 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
     Clock::time_point t0;
     ~Account() { ms += msSince(t0); }
   } account{profTraceMs_, t0};
-  int64_t stageIdx = recordId % 16, layer = recordId / 16;
-  if (recordId < 0 || stageIdx >= rt::kNumStages) {
-    setError("trace: invalid record id " + std::to_string(recordId));
+  std::string err;
+  std::optional<rt::TraceFront::Call> call =
+      front_.admit(recordId, compiledPayload, rows, err);
+  if (!call) {
+    if (!err.empty())
+      setError(err);
     return;
   }
-  auto stage = static_cast<rt::Stage>(stageIdx);
-  if (!filter_.selects(stage, layer))
-    return;
-  if (rows != static_cast<int64_t>(positions_.size())) {
-    setError("trace of " + std::string(rt::stageName(stage)) + " layer " +
-             std::to_string(layer) + ": " + std::to_string(rows) +
-             " rows but the session has " + std::to_string(positions_.size()) +
-             " positions for this call");
-    return;
-  }
-  int64_t n = static_cast<int64_t>(selRows_.size());
+  const std::vector<int64_t> &selRows = front_.selectedRows();
+  int64_t n = static_cast<int64_t>(selRows.size());
   if (n == 0)
     return;
-  int64_t p = filter_.payload ? static_cast<int64_t>(*filter_.payload)
-                              : compiledPayload;
-  if (p < 0 || p > static_cast<int64_t>(rt::Payload::Full)) {
-    setError("trace: invalid payload " + std::to_string(p));
-    return;
-  }
-  auto payload = static_cast<rt::Payload>(p);
+  rt::Stage stage = call->stage;
+  int64_t layer = call->layer;
+  rt::Payload payload = call->payload;
+  rt::TraceFront::Tensor tensor{data, dtype, rows, cols, ld, payload};
   // The previous call's bytes under another stage tag (residual_post_mlp of
   // L is residual_pre_attn of L+1): the same records, ~10 % of an every-row
   // trace's SHA-256. It joins its source's batch, before any flush below.
-  if (repeat && previous && stage != rt::Stage::Logits &&
-      previous->data == data && previous->dtype == dtype &&
-      previous->rows == rows && previous->cols == cols && previous->ld == ld &&
-      previous->payload == payload &&
+  if (rt::TraceFront::repeats(
+          repeat, stage,
+          previous ? std::optional(previous->tensor) : std::nullopt, tensor) &&
       previous->pending < open_.pending.size()) {
     Pending alias = open_.pending[previous->pending];
     alias.stage = stage;
@@ -275,8 +264,8 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // only, so the allocator reuses it as soon as without tracing (kernels
   // then find their buffers in L2 as they would untraced).
   hold(data, /*untilFlush=*/gather && hostHash && stage != rt::Stage::Logits);
-  for (int64_t r : selRows_)
-    pend.positions.push_back(positions_[r]);
+  for (int64_t r : selRows)
+    pend.positions.push_back(front_.positions()[r]);
   // Values (Full payload, host hashing): copied to pinned memory after the
   // hashes; selected rows through the gather staging, all rows directly.
   if (gather) {
@@ -315,8 +304,7 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   }
   open_.pending.push_back(std::move(pend));
   if (stage != rt::Stage::Logits)
-    lastTrace_ = LastTrace{
-        data, dtype, rows, cols, ld, payload, open_.pending.size() - 1};
+    lastTrace_ = LastTrace{tensor, open_.pending.size() - 1};
 }
 
 void GpuSession::flushBatch(bool final) {
