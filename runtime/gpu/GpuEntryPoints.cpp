@@ -307,15 +307,8 @@ void param(MemRef<T, N> *result, const char *name) {
                 "' of rank " + std::to_string(N));
     return;
   }
-  T *data = static_cast<T *>(const_cast<void *>(p));
-  result->basePtr = result->data = data;
-  result->offset = 0;
-  int64_t stride = 1;
-  for (int i = N - 1; i >= 0; --i) {
-    result->sizes[i] = shape[i];
-    result->strides[i] = stride;
-    stride *= shape[i];
-  }
+  rt::setDenseDescriptor(result, static_cast<T *>(const_cast<void *>(p)),
+                         shape);
 }
 template <typename T>
 void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload,

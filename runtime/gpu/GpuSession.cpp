@@ -280,15 +280,12 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
 
 const void *GpuSession::param(const char *name, int64_t rank,
                               const int64_t **shape) const {
-  auto it = params_.find(name ? name : "");
-  if (it == params_.end())
-    return nullptr;
-  const std::vector<int64_t> &sh = paramShapes_.at(it->first);
-  if (static_cast<int64_t>(sh.size()) != rank)
+  const std::vector<int64_t> *sh = rt::paramShape(paramShapes_, name, rank);
+  if (!sh)
     return nullptr;
   if (shape)
-    *shape = sh.data();
-  return it->second;
+    *shape = sh->data();
+  return params_.at(name ? name : "");
 }
 
 GpuSession::KVSlot *GpuSession::kvSlot(int64_t slot, int64_t kvDim) {

@@ -51,14 +51,8 @@ void param(MemRef<T, N> *result, const char *name) {
       result->sizes[i] = 0, result->strides[i] = 1;
     return;
   }
-  result->basePtr = result->data = const_cast<T *>(static_cast<const T *>(p));
-  result->offset = 0;
-  int64_t stride = 1;
-  for (int i = N - 1; i >= 0; --i) {
-    result->sizes[i] = shape[i];
-    result->strides[i] = stride;
-    stride *= shape[i];
-  }
+  setDenseDescriptor(result, const_cast<T *>(static_cast<const T *>(p)),
+                     shape);
 }
 
 template <typename T>

@@ -116,15 +116,12 @@ void Session::setPositions(std::vector<int64_t> positions) {
 
 const void *Session::param(const char *name, int64_t rank,
                            const int64_t **shape) const {
-  auto it = params_.find(name ? name : "");
-  if (it == params_.end())
-    return nullptr;
-  const std::vector<int64_t> &sh = paramShapes_.at(it->first);
-  if (static_cast<int64_t>(sh.size()) != rank)
+  const std::vector<int64_t> *sh = paramShape(paramShapes_, name, rank);
+  if (!sh)
     return nullptr;
   if (shape)
-    *shape = sh.data();
-  return it->second.data();
+    *shape = sh->data();
+  return params_.at(name ? name : "").data();
 }
 
 void Session::setPatch(int64_t recordId,

@@ -89,7 +89,7 @@ TEST(TraceFront, PatchConvertsToTheBuffersType) {
   EXPECT_EQ(h[1], doubleToBF16Bits(-2.0));
   EXPECT_EQ(front.rowsPatched(), 1);
   EXPECT_EQ(front.patch(id, DType::F32, 2, 3, write, err), 0);
-  EXPECT_EQ(err, "patch of record 34 at position 6 has 2 values, the tensor "
+  EXPECT_EQ(err, "patch of record 42 at position 6 has 2 values, the tensor "
                  "row 3");
 }
 

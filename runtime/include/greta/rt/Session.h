@@ -139,6 +139,17 @@ private:
   std::function<void(int64_t)> layerObserver_;
 };
 
+/// The C ABI's parameter lookup, CPU and GPU alike: the shape of `name` in
+/// `shapes` when it has rank `rank`, else nullptr.
+inline const std::vector<int64_t> *
+paramShape(const std::map<std::string, std::vector<int64_t>> &shapes,
+           const char *name, int64_t rank) {
+  auto it = shapes.find(name ? name : "");
+  if (it == shapes.end() || static_cast<int64_t>(it->second.size()) != rank)
+    return nullptr;
+  return &it->second;
+}
+
 /// The digest fields of a record for one row of `n` elements stored as
 /// `dtype`: SHA-256 of the bytes, non-zero count, and with `stats` the
 /// nan/inf counts and fingerprint (min/max skip NaN; mean and L2 propagate
