@@ -91,13 +91,13 @@ bool GpuRun::run(const rt::RunOptions &o, void *fn,
     gpu.setTrace(writer, filter, static_cast<int64_t>(tokens.size()),
                  /*dryRun=*/r + 1 < o.repeat);
     auto start = std::chrono::steady_clock::now();
-    ok = gpu.storage() == rt::DType::F32
-             ? forward<float>(fn, tokens, o.chunk, o.traceDir, result, error)
-             : forward<uint16_t>(fn, tokens, o.chunk, o.traceDir, result,
-                                 error);
-    result.forwardSeconds = std::chrono::duration<double>(
-                                std::chrono::steady_clock::now() - start)
-                                .count();
+    ok =
+        gpu.storage() == rt::DType::F32
+            ? forward<float>(fn, tokens, o.chunk, o.traceDir, result, error)
+            : forward<uint16_t>(fn, tokens, o.chunk, o.traceDir, result, error);
+    result.forwardSeconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     result.repeatSeconds.push_back(result.forwardSeconds);
   }
   result.rowsPatched = gpu.rowsPatched();

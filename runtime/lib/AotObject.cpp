@@ -29,8 +29,7 @@ std::optional<int64_t> intField(const json &meta, const char *name) {
 } // namespace
 
 bool AotObject::load(const std::string &model, const std::string &so,
-                     const RunOptions &o, bool gpuRuntime,
-                     std::string &error) {
+                     const RunOptions &o, bool gpuRuntime, std::string &error) {
   auto fail = [&](const std::string &message) {
     error = message;
     return false;
@@ -39,13 +38,15 @@ bool AotObject::load(const std::string &model, const std::string &so,
   path = so.empty() ? model : so;
   if (so.empty() && !endsWith(model, ".so"))
     return fail("MODEL must be a shared object written by greta-compile, or "
-                "give it with --so (got " + model + ")");
+                "give it with --so (got " +
+                model + ")");
   // Lazy binding first, to read the metadata even when this runner lacks
   // the object's C ABI (a GPU object in a CPU-only build): the checks below
   // then say what is wrong. The object is bound fully afterwards.
   // dlopen looks a name without '/' up in the loader's search path, not in
   // the current directory: `greta-run-aot m.so` means ./m.so.
-  std::string loadPath = path.find('/') == std::string::npos ? "./" + path : path;
+  std::string loadPath =
+      path.find('/') == std::string::npos ? "./" + path : path;
   void *handle = dlopen(loadPath.c_str(), RTLD_LAZY | RTLD_LOCAL);
   if (!handle)
     return fail("cannot load " + path + ": " + dlerror());
@@ -54,7 +55,7 @@ bool AotObject::load(const std::string &model, const std::string &so,
   forward = dlsym(handle, "_mlir_ciface_forward");
   if (!metaText || !forward)
     return fail(path + " was not written by greta-compile (no "
-                "greta_aot_metadata or _mlir_ciface_forward)");
+                       "greta_aot_metadata or _mlir_ciface_forward)");
   json meta;
   try {
     meta = json::parse(metaText);
@@ -92,8 +93,8 @@ bool AotObject::load(const std::string &model, const std::string &so,
                 " was compiled for the CPU");
   if (isGpu && !gpuRuntime)
     return fail(path + " was compiled for the GPU, but this greta-run-aot "
-                "was built without GPU support (configure with "
-                "-DGRETA_GPU=cuda)");
+                       "was built without GPU support (configure with "
+                       "-DGRETA_GPU=cuda)");
   dlclose(handle);
   handle = dlopen(loadPath.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle || !(forward = dlsym(handle, "_mlir_ciface_forward")))

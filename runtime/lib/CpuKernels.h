@@ -15,8 +15,7 @@
 namespace greta::rt::cpu {
 
 template <typename T>
-void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
-               MemRef<T, 2> *out);
+void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids, MemRef<T, 2> *out);
 template <typename T>
 void rmsNorm(MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps,
              MemRef<T, 2> *out);

@@ -225,7 +225,8 @@ std::string greta::rt::runStoppedError(int64_t begin, int64_t end,
          std::to_string(end) + "): " + error +
          (traceDir.empty() ? ""
                            : " (the records written before this error are "
-                             "kept in " + traceDir + ")");
+                             "kept in " +
+                                 traceDir + ")");
 }
 
 namespace {
@@ -253,8 +254,8 @@ bool forwardCpuAs(void *forward, Session &session,
       beforeCall(begin / chunk + 1, (n + chunk - 1) / chunk);
     IdsRef ids{ids0, ids0 + begin, 0, {len}, {1}};
     IdsRef pos{positions.data(), positions.data() + begin, 0, {len}, {1}};
-    session.setPositions(std::vector<int64_t>(
-        positions.begin() + begin, positions.begin() + begin + len));
+    session.setPositions(std::vector<int64_t>(positions.begin() + begin,
+                                              positions.begin() + begin + len));
     Logits<T> out{};
     fn(&out, &ids, &pos);
     ++calls;
@@ -283,8 +284,8 @@ bool forwardCpuAs(void *forward, Session &session,
 bool greta::rt::forwardCpu(
     void *forward, Session &session, const std::vector<int64_t> &tokens,
     int64_t chunk, const std::string &traceDir,
-    const std::function<void(int64_t, int64_t)> &beforeCall,
-    LastLogits &logits, int64_t &calls, std::string &error) {
+    const std::function<void(int64_t, int64_t)> &beforeCall, LastLogits &logits,
+    int64_t &calls, std::string &error) {
   return session.computeDType() == DType::F64
              ? forwardCpuAs<double>(forward, session, tokens, chunk, traceDir,
                                     beforeCall, logits, calls, error)
@@ -295,9 +296,8 @@ bool greta::rt::forwardCpu(
 std::vector<std::pair<int64_t, double>>
 greta::rt::topFive(const LastLogits &logits) {
   std::vector<std::pair<int64_t, double>> out;
-  for (int32_t id :
-       topFiveIds(logits.bytes.data(), logits.dtype,
-                  static_cast<int64_t>(logits.values.size())))
+  for (int32_t id : topFiveIds(logits.bytes.data(), logits.dtype,
+                               static_cast<int64_t>(logits.values.size())))
     out.push_back({id, logits.values[id]});
   return out;
 }
@@ -331,18 +331,18 @@ bool greta::rt::printResult(std::ostream &os, const RunResult &r,
       if (r.tokenizer)
         top.back()["text"] = quoteToken(r.tokenizer->tokenBytes(id));
     }
-    json result{{"model", r.model},
-                {"tokens", r.tokens},
-                {"position", last},
-                {"precision", r.precision},
-                {"backend", r.backend},
-                {"calls", r.calls},
-                {"cache", r.cache},
-                {"top5", top},
-                {"last_logits_sha256", digest},
-                {"records", r.records},
-                {"trace_dir",
-                 o.traceDir.empty() ? json(nullptr) : json(o.traceDir)}};
+    json result{
+        {"model", r.model},
+        {"tokens", r.tokens},
+        {"position", last},
+        {"precision", r.precision},
+        {"backend", r.backend},
+        {"calls", r.calls},
+        {"cache", r.cache},
+        {"top5", top},
+        {"last_logits_sha256", digest},
+        {"records", r.records},
+        {"trace_dir", o.traceDir.empty() ? json(nullptr) : json(o.traceDir)}};
     if (!r.device.empty())
       result["device"] = r.device;
     if (o.timing) {

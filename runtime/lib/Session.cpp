@@ -181,10 +181,10 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   LastBlock block{{data, dtype, rows, cols, rowStride, payload}, {}, {}, {}};
   std::vector<int32_t> topIds;
   const uint8_t *base = static_cast<const uint8_t *>(data);
-  if (TraceFront::repeats(
-          repeat, stage,
-          previous ? std::optional(previous->tensor) : std::nullopt,
-          block.tensor)) {
+  if (TraceFront::repeats(repeat, stage,
+                          previous ? std::optional(previous->tensor)
+                                   : std::nullopt,
+                          block.tensor)) {
     block = std::move(*previous);
   } else {
     const std::vector<int64_t> &selected = front_.selectedRows();

@@ -24,9 +24,10 @@ void TraceFront::select() {
       selected_.push_back(i);
 }
 
-std::optional<TraceFront::Call>
-TraceFront::admit(int64_t recordId, int64_t compiledPayload, int64_t rows,
-                  std::string &error) const {
+std::optional<TraceFront::Call> TraceFront::admit(int64_t recordId,
+                                                  int64_t compiledPayload,
+                                                  int64_t rows,
+                                                  std::string &error) const {
   error.clear();
   std::optional<RecordKey> key = decodeRecordId(recordId);
   if (!key) {
@@ -97,8 +98,8 @@ int64_t TraceFront::patch(
       } else if (dtype == DType::F64) {
         std::memcpy(to, &v, 8);
       } else {
-        uint16_t h = dtype == DType::F16 ? doubleToHalfBits(v)
-                                         : doubleToBF16Bits(v);
+        uint16_t h =
+            dtype == DType::F16 ? doubleToHalfBits(v) : doubleToBF16Bits(v);
         std::memcpy(to, &h, 2);
       }
     }

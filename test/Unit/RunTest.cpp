@@ -37,18 +37,28 @@ TEST(Run, ToArgvGivesEveryFlagThatDiffersFromItsDefault) {
   o.kernels = {"attention=a", "trace=b"};
   o.device = 1;
   o.repeat = 3;
-  std::vector<std::string> want{
-      "--weights",   "w.safetensors", "--backend",     "gpu",
-      "--precision", "f16",           "--prompt",      "p.json",
-      "--prompt-text", "hello",       "--tokenizer",   "tok",
-      "--trace-dir", "t",             "--layers",      "0,2",
-      "--stages",    "attn_out",      "--positions",   "last",
-      "--payload",   "full",          "--patch-from",  "other",
-      "--patch",     "mlp_out:1",     "--chunk",       "4",
-      "--device",    "1",             "--repeat",      "3",
-      "--kernel",    "attention=a",   "--kernel",      "trace=b",
-      "--cache-dir", "c",             "--no-cache",    "--overwrite",
-      "--timing",    "--json",        "--print-logits", "--dry-run"};
+  std::vector<std::string> want{"--weights",      "w.safetensors",
+                                "--backend",      "gpu",
+                                "--precision",    "f16",
+                                "--prompt",       "p.json",
+                                "--prompt-text",  "hello",
+                                "--tokenizer",    "tok",
+                                "--trace-dir",    "t",
+                                "--layers",       "0,2",
+                                "--stages",       "attn_out",
+                                "--positions",    "last",
+                                "--payload",      "full",
+                                "--patch-from",   "other",
+                                "--patch",        "mlp_out:1",
+                                "--chunk",        "4",
+                                "--device",       "1",
+                                "--repeat",       "3",
+                                "--kernel",       "attention=a",
+                                "--kernel",       "trace=b",
+                                "--cache-dir",    "c",
+                                "--no-cache",     "--overwrite",
+                                "--timing",       "--json",
+                                "--print-logits", "--dry-run"};
   EXPECT_EQ(toArgv(o), want);
 }
 
@@ -154,10 +164,9 @@ TEST(Run, ResultJsonHasTheFieldsOfBothRunners) {
   std::string err;
   ASSERT_TRUE(printResult(os, r, o, err)) << err;
   auto j = nlohmann::json::parse(os.str());
-  for (const char *key :
-       {"model", "tokens", "position", "precision", "backend", "calls", "cache",
-        "top5", "last_logits_sha256", "records", "trace_dir", "timing",
-        "rows_patched"})
+  for (const char *key : {"model", "tokens", "position", "precision", "backend",
+                          "calls", "cache", "top5", "last_logits_sha256",
+                          "records", "trace_dir", "timing", "rows_patched"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_FALSE(j.contains("device")); // the CPU has none
   EXPECT_EQ(j["position"], 2);

@@ -1,6 +1,7 @@
-//===- TraceFrontTest.cpp - What a trace call means, CPU and GPU -*- C++ -*-===//
-#include "greta/rt/Half.h"
+//===- TraceFrontTest.cpp - What a trace call means, CPU and GPU -*- C++
+//-*-===//
 #include "greta/rt/TraceFront.h"
+#include "greta/rt/Half.h"
 
 #include <gtest/gtest.h>
 
@@ -57,8 +58,8 @@ TEST(TraceFront, RepeatsOnlyTheSameTensorAndNeverLogits) {
   TraceFront::Tensor t{buf, DType::F32, 2, 2, 2, Payload::Hash};
   EXPECT_TRUE(TraceFront::repeats(true, Stage::ResidualPreAttn, t, t));
   EXPECT_FALSE(TraceFront::repeats(false, Stage::ResidualPreAttn, t, t));
-  EXPECT_FALSE(TraceFront::repeats(true, Stage::ResidualPreAttn,
-                                   std::nullopt, t));
+  EXPECT_FALSE(
+      TraceFront::repeats(true, Stage::ResidualPreAttn, std::nullopt, t));
   EXPECT_FALSE(TraceFront::repeats(true, Stage::Logits, t, t));
   TraceFront::Tensor other = t;
   other.payload = Payload::Full;

@@ -30,27 +30,29 @@ namespace greta::rt {
 
 /// The run flags greta-run and greta-run-aot share, by their flag names.
 struct RunOptions {
-  std::string weights;                   // --weights
-  std::string prompt;                    // --prompt
-  std::optional<std::string> promptText; // --prompt-text
-  std::string tokenizer;                 // --tokenizer
-  std::string traceDir;                  // --trace-dir
-  bool overwrite = false;                // --overwrite
+  std::string weights;                            // --weights
+  std::string prompt;                             // --prompt
+  std::optional<std::string> promptText;          // --prompt-text
+  std::string tokenizer;                          // --tokenizer
+  std::string traceDir;                           // --trace-dir
+  bool overwrite = false;                         // --overwrite
   std::string layers, stages, positions, payload; // the runtime filter
-  std::string precision;                 // --precision ("" = the default)
-  std::string backend;                   // --backend ("" = the default)
-  int64_t chunk = 0;                     // --chunk (0: the whole prompt)
-  std::string cacheDir;                  // --cache-dir
-  bool noCache = false;                  // --no-cache
+  std::string precision; // --precision ("" = the default)
+  std::string backend;   // --backend ("" = the default)
+  int64_t chunk = 0;     // --chunk (0: the whole prompt)
+  std::string cacheDir;  // --cache-dir
+  bool noCache = false;  // --no-cache
   bool timing = false, json = false, printLogits = false;
-  std::string patchFrom, patch;          // --patch-from, --patch
-  std::vector<std::string> kernels;      // --kernel (GPU)
-  std::optional<int> device;             // --device (GPU; default 0)
-  int64_t repeat = 1;                    // --repeat
-  bool dryRun = false;                   // --dry-run
+  std::string patchFrom, patch;     // --patch-from, --patch
+  std::vector<std::string> kernels; // --kernel (GPU)
+  std::optional<int> device;        // --device (GPU; default 0)
+  int64_t repeat = 1;               // --repeat
+  bool dryRun = false;              // --dry-run
 
   /// The prompt request of --prompt/--prompt-text/--tokenizer.
-  PromptRequest promptRequest() const { return {prompt, promptText, tokenizer}; }
+  PromptRequest promptRequest() const {
+    return {prompt, promptText, tokenizer};
+  }
   /// How errors name the prompt: its file, or --prompt-text.
   std::string promptWhere() const {
     return promptText ? "--prompt-text" : prompt;

@@ -1,4 +1,5 @@
-//===- TraceFront.h - What a trace call means, CPU and GPU alike -*- C++ -*-===//
+//===- TraceFront.h - What a trace call means, CPU and GPU alike -*- C++
+//-*-===//
 //
 // Everything the CPU Session and the GPU session decide about a trace call
 // of the compiled model before they hash anything: which record it is (the
@@ -61,8 +62,7 @@ public:
   /// recorded the same tensor with the same payload. Logits never repeat:
   /// their records also carry top-5 ids.
   static bool repeats(bool repeat, Stage stage,
-                      const std::optional<Tensor> &previous,
-                      const Tensor &now);
+                      const std::optional<Tensor> &previous, const Tensor &now);
 
   /// greta-bisect --confirm: at every trace of `recordId`, the rows of these
   /// positions are replaced by these values before anything reads them.
@@ -71,10 +71,10 @@ public:
   /// `write(row, bytes)` gets each replaced row converted to `dtype`.
   /// Returns how many rows it replaced; a patch row of another width sets
   /// `error` and stops.
-  int64_t patch(int64_t recordId, DType dtype, int64_t rows, int64_t cols,
-                const std::function<bool(int64_t row,
-                                         std::vector<uint8_t> bytes)> &write,
-                std::string &error);
+  int64_t patch(
+      int64_t recordId, DType dtype, int64_t rows, int64_t cols,
+      const std::function<bool(int64_t row, std::vector<uint8_t> bytes)> &write,
+      std::string &error);
   int64_t rowsPatched() const { return rowsPatched_; }
 
 private:
