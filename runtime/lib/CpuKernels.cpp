@@ -1,4 +1,4 @@
-//===- CpuKernels.cpp - CPU kernels and runtime entry points ----*- C++ -*-===//
+//===- CpuKernels.cpp - The CPU kernels of the Llama ops --------*- C++ -*-===//
 //
 // Hand-written because these are the reference semantics GRETA compares
 // against (HF transformers' Llama, op by op, in the same order of rounding),
@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 #include "CpuAttention.h"
 #include "CpuGemm.h"
+#include "CpuKernels.h"
 #include "CpuMath.h"
 #include "CpuViews.h"
 #include "greta/rt/CInterface.h"
@@ -29,7 +30,7 @@
 using namespace greta::rt;
 using namespace greta::rt::cpu;
 
-namespace {
+namespace greta::rt::cpu {
 
 template <typename T>
 void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
@@ -210,6 +211,7 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
                           o.ld, window);
 }
 
+namespace {
 /// out = silu(g) * u, silu(g) = g / (1 + exp(-g)) as torch computes it.
 /// In vectors of 16 (the compiler's loop vectorizer left fastExp scalar),
 /// the tail one by one: the same operations per element either way.
@@ -231,6 +233,7 @@ void swigluRow(const double *g, const double *u, double *out, int64_t n) {
   for (int64_t j = 0; j < n; ++j)
     out[j] = (g[j] / (1.0 + std::exp(-g[j]))) * u[j];
 }
+} // namespace
 
 template <typename T>
 void swiglu(MemRef<T, 2> *gm, MemRef<T, 2> *um, MemRef<T, 2> *outm) {
@@ -317,163 +320,27 @@ void injectFault(MemRef<T, 2> *in, MemRef<int64_t, 1> *positions,
   }
 }
 
-// A zero-size buffer for unknown parameters: compiled code gets a valid
-// descriptor it will not read through, and the session holds the error.
-alignas(64) double emptyParam[1] = {0};
+} // namespace greta::rt::cpu
 
-template <typename T, int N>
-void param(MemRef<T, N> *result, const char *name) {
-  if (!result)
-    return;
-  Session *s = Session::current();
-  const int64_t *shape = nullptr;
-  const void *p = nullptr;
-  if (!s) {
-    report(std::string("param '") + (name ? name : "") + "': no session");
-  } else if (s->computeDType() !=
-             (std::is_same_v<T, float> ? DType::F32 : DType::F64)) {
-    report(std::string("param '") + (name ? name : "") + "' requested as " +
-           suffix<T>() + " but the session computes in " +
-           std::string(dtypeName(s->computeDType())));
-  } else if (!(p = s->param(name, N, &shape))) {
-    report(std::string("param: the weights have no rank-") + std::to_string(N) +
-           " parameter '" + (name ? name : "(null)") +
-           "' (not declared to the session)");
-  }
-  if (!p) {
-    result->basePtr = result->data = reinterpret_cast<T *>(emptyParam);
-    result->offset = 0;
-    for (int i = 0; i < N; ++i)
-      result->sizes[i] = 0, result->strides[i] = 1;
-    return;
-  }
-  result->basePtr = result->data = const_cast<T *>(static_cast<const T *>(p));
-  result->offset = 0;
-  int64_t stride = 1;
-  for (int i = N - 1; i >= 0; --i) {
-    result->sizes[i] = shape[i];
-    result->strides[i] = stride;
-    stride *= shape[i];
-  }
-}
-
-template <typename T>
-void trace(MemRef<T, 2> *value, int64_t recordId, int64_t payload,
-           bool repeat) {
-  Session *s = Session::current();
-  if (!s)
-    return; // Nothing to trace into: tracing is off.
-  Mat<T> x;
-  if (!value) {
-    report("trace: null memref");
-    return;
-  }
-  x.rows = value->sizes[0];
-  x.cols = value->sizes[1];
-  x.p = value->data + value->offset;
-  x.ld = value->strides[0];
-  // A patched buffer is no longer the previous trace's bytes.
-  if (value->strides[1] == 1 || x.cols <= 1) {
-    if (s->applyPatch(recordId,
-                      std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p,
-                      x.rows, x.cols, x.rows > 1 ? x.ld : x.cols) > 0)
-      repeat = false;
-    s->trace(recordId, payload,
-             std::is_same_v<T, float> ? DType::F32 : DType::F64, x.p, x.rows,
-             x.cols, x.rows > 1 ? x.ld : x.cols, repeat);
-    return;
-  }
-  // Hash the row's values as a contiguous row, whatever the layout.
-  std::vector<T> tmp(static_cast<size_t>(x.rows * x.cols));
-  for (int64_t i = 0; i < x.rows; ++i)
-    for (int64_t j = 0; j < x.cols; ++j)
-      tmp[i * x.cols + j] = x.p[i * x.ld + j * value->strides[1]];
-  s->trace(recordId, payload,
-           std::is_same_v<T, float> ? DType::F32 : DType::F64, tmp.data(),
-           x.rows, x.cols, x.cols, /*repeat=*/false);
-}
-
-} // namespace
-
-#define GRETA_DEFINE_KERNELS(T, SUFFIX)                                        \
-  void _mlir_ciface_greta_cpu_embedding_##SUFFIX(                              \
-      MemRef<T, 2> *table, MemRef<int64_t, 1> *ids, MemRef<T, 2> *out) {       \
-    embedding<T>(table, ids, out);                                             \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_rms_norm_##SUFFIX(                               \
-      MemRef<T, 2> *in, MemRef<T, 1> *weight, double eps, MemRef<T, 2> *out) { \
-    rmsNorm<T>(in, weight, eps, out);                                          \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_linear_##SUFFIX(                                 \
-      MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 2> *out) {             \
-    linear<T>(in, weight, nullptr, out);                                       \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_linear_bias_##SUFFIX(                            \
-      MemRef<T, 2> *in, MemRef<T, 2> *weight, MemRef<T, 1> *bias,              \
-      MemRef<T, 2> *out) {                                                     \
-    if (!bias) {                                                               \
-      report("linear_bias: null bias");                                        \
-      return;                                                                  \
-    }                                                                          \
-    linear<T>(in, weight, bias, out);                                          \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_rope_##SUFFIX(                                   \
-      MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, double theta,           \
-      int64_t headDim, MemRef<T, 2> *out) {                                    \
-    rope<T>(in, positions, theta, headDim, out);                               \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_attention_##SUFFIX(                              \
-      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
-      MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
-      int64_t headDim, double scale, int64_t cacheSlot, MemRef<T, 2> *out) {   \
-    attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,     \
-                 cacheSlot, /*window=*/0, out);                                \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_attention_window_##SUFFIX(                       \
-      MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,                       \
-      MemRef<int64_t, 1> *positions, int64_t numHeads, int64_t numKvHeads,     \
-      int64_t headDim, double scale, int64_t cacheSlot, int64_t window,        \
-      MemRef<T, 2> *out) {                                                     \
-    if (window <= 0)                                                           \
-      report("attention_window: window " + std::to_string(window) +           \
-             " must be positive");                                             \
-    else                                                                       \
-      attention<T>(q, k, v, positions, numHeads, numKvHeads, headDim, scale,   \
-                   cacheSlot, window, out);                                    \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_swiglu_##SUFFIX(                                 \
-      MemRef<T, 2> *gate, MemRef<T, 2> *up, MemRef<T, 2> *out) {               \
-    swiglu<T>(gate, up, out);                                                  \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_add_##SUFFIX(                                    \
-      MemRef<T, 2> *lhs, MemRef<T, 2> *rhs, MemRef<T, 2> *out) {               \
-    add<T>(lhs, rhs, out);                                                     \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_round_##SUFFIX(MemRef<T, 2> *in, int64_t kind,   \
-                                             MemRef<T, 2> *out) {              \
-    roundKernel<T>(in, kind, out);                                             \
-  }                                                                            \
-  void _mlir_ciface_greta_cpu_inject_fault_##SUFFIX(                           \
-      MemRef<T, 2> *in, MemRef<int64_t, 1> *positions, int64_t fromPosition,   \
-      int64_t kind, double magnitude, MemRef<T, 2> *out) {                     \
-    injectFault<T>(in, positions, fromPosition, kind, magnitude, out);         \
-  }                                                                            \
-  void _mlir_ciface_greta_rt_param_r1_##SUFFIX(MemRef<T, 1> *result,           \
-                                               const char *name) {             \
-    param<T, 1>(result, name);                                                 \
-  }                                                                            \
-  void _mlir_ciface_greta_rt_param_r2_##SUFFIX(MemRef<T, 2> *result,           \
-                                               const char *name) {             \
-    param<T, 2>(result, name);                                                 \
-  }                                                                            \
-  void _mlir_ciface_greta_rt_trace_##SUFFIX(                                   \
-      MemRef<T, 2> *value, int64_t recordId, int64_t payload) {                \
-    trace<T>(value, recordId, payload, /*repeat=*/false);                      \
-  }                                                                            \
-  void _mlir_ciface_greta_rt_trace_repeat_##SUFFIX(                            \
-      MemRef<T, 2> *value, int64_t recordId, int64_t payload) {                \
-    trace<T>(value, recordId, payload, /*repeat=*/true);                       \
-  }
-
-GRETA_DEFINE_KERNELS(float, f32)
-GRETA_DEFINE_KERNELS(double, f64)
+// The entry points (CpuEntryPoints.cpp) call these for f32 and f64.
+#define GRETA_INSTANTIATE_KERNELS(T)                                           \
+  template void embedding<T>(MemRef<T, 2> *, MemRef<int64_t, 1> *,             \
+                             MemRef<T, 2> *);                                  \
+  template void rmsNorm<T>(MemRef<T, 2> *, MemRef<T, 1> *, double,             \
+                           MemRef<T, 2> *);                                    \
+  template void linear<T>(MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 1> *,      \
+                          MemRef<T, 2> *);                                     \
+  template void rope<T>(MemRef<T, 2> *, MemRef<int64_t, 1> *, double, int64_t, \
+                        MemRef<T, 2> *);                                       \
+  template void attention<T>(MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 2> *,  \
+                             MemRef<int64_t, 1> *, int64_t, int64_t, int64_t,  \
+                             double, int64_t, int64_t, MemRef<T, 2> *);        \
+  template void swiglu<T>(MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 2> *);     \
+  template void add<T>(MemRef<T, 2> *, MemRef<T, 2> *, MemRef<T, 2> *);        \
+  template void roundKernel<T>(MemRef<T, 2> *, int64_t, MemRef<T, 2> *);       \
+  template void injectFault<T>(MemRef<T, 2> *, MemRef<int64_t, 1> *, int64_t,  \
+                               int64_t, double, MemRef<T, 2> *);
+namespace greta::rt::cpu {
+GRETA_INSTANTIATE_KERNELS(float)
+GRETA_INSTANTIATE_KERNELS(double)
+} // namespace greta::rt::cpu

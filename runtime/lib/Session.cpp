@@ -104,63 +104,45 @@ Session *Session::current() { return currentSession.load(); }
 
 void Session::setTrace(TraceWriter *writer, Filter filter, int64_t tokenCount) {
   writer_ = writer;
-  filter_ = std::move(filter);
-  tokenCount_ = tokenCount;
+  front_.setFilter(std::move(filter), tokenCount);
   traceFailed_ = false;
   lastBlock_.reset();
 }
 
 void Session::setPositions(std::vector<int64_t> positions) {
-  positions_ = std::move(positions);
+  front_.setPositions(std::move(positions));
   lastBlock_.reset();
 }
 
 const void *Session::param(const char *name, int64_t rank,
                            const int64_t **shape) const {
-  auto it = params_.find(name ? name : "");
-  if (it == params_.end())
-    return nullptr;
-  const std::vector<int64_t> &sh = paramShapes_.at(it->first);
-  if (static_cast<int64_t>(sh.size()) != rank)
+  const std::vector<int64_t> *sh = paramShape(paramShapes_, name, rank);
+  if (!sh)
     return nullptr;
   if (shape)
-    *shape = sh.data();
-  return it->second.data();
+    *shape = sh->data();
+  return params_.at(name ? name : "").data();
 }
 
 void Session::setPatch(int64_t recordId,
                        std::map<int64_t, std::vector<double>> rows) {
-  patchRecord_ = recordId;
-  patchRows_ = std::move(rows);
+  front_.setPatch(recordId, std::move(rows));
 }
 
 int64_t Session::applyPatch(int64_t recordId, DType dtype, void *data,
                             int64_t rows, int64_t cols, int64_t rowStride) {
-  if (recordId != patchRecord_ || patchRows_.empty())
-    return 0;
-  int64_t done = 0;
-  for (int64_t i = 0; i < rows && i < static_cast<int64_t>(positions_.size());
-       ++i) {
-    auto it = patchRows_.find(positions_[i]);
-    if (it == patchRows_.end())
-      continue;
-    if (static_cast<int64_t>(it->second.size()) != cols) {
-      setError("patch of record " + std::to_string(recordId) + " at position " +
-               std::to_string(positions_[i]) + " has " +
-               std::to_string(it->second.size()) + " values, the tensor row " +
-               std::to_string(cols));
-      return done;
-    }
-    for (int64_t c = 0; c < cols; ++c) {
-      if (dtype == DType::F32)
-        static_cast<float *>(data)[i * rowStride + c] =
-            static_cast<float>(it->second[c]);
-      else
-        static_cast<double *>(data)[i * rowStride + c] = it->second[c];
-    }
-    ++done;
-  }
-  rowsPatched_ += done;
+  std::string err;
+  size_t rowBytes = static_cast<size_t>(rowStride) * dtypeSize(dtype);
+  int64_t done = front_.patch(
+      recordId, dtype, rows, cols,
+      [&](int64_t i, std::vector<uint8_t> bytes) {
+        std::memcpy(static_cast<uint8_t *>(data) + i * rowBytes, bytes.data(),
+                    bytes.size());
+        return true;
+      },
+      err);
+  if (!err.empty())
+    setError(err);
   return done;
 }
 
@@ -168,37 +150,25 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
                     const void *data, int64_t rows, int64_t cols,
                     int64_t rowStride, bool repeat) {
   if (layerObserver_)
-    layerObserver_(recordId / 16);
+    layerObserver_(recordId / kRecordIdStride);
   std::optional<LastBlock> previous = std::move(lastBlock_);
   lastBlock_.reset();
   if (!writer_ || traceFailed_)
     return;
-  int64_t stageIdx = recordId % 16, layer = recordId / 16;
-  if (recordId < 0 || stageIdx >= kNumStages) {
-    setError("trace: invalid record id " + std::to_string(recordId));
+  std::string err;
+  std::optional<TraceFront::Call> call =
+      front_.admit(recordId, compiledPayload, rows, err);
+  if (!call) {
+    if (!err.empty())
+      setError(err);
     return;
   }
-  Stage stage = static_cast<Stage>(stageIdx);
-  if (!filter_.selects(stage, layer))
-    return;
   if (dtype != DType::F32 && dtype != DType::F64) {
     setError("trace: rows must be f32 or f64 on the CPU");
     return;
   }
-  if (rows != static_cast<int64_t>(positions_.size())) {
-    setError("trace of " + std::string(stageName(stage)) + " layer " +
-             std::to_string(layer) + ": " + std::to_string(rows) +
-             " rows but the session has " + std::to_string(positions_.size()) +
-             " positions for this call");
-    return;
-  }
-  int64_t p = filter_.payload ? static_cast<int64_t>(*filter_.payload)
-                              : compiledPayload;
-  if (p < 0 || p > static_cast<int64_t>(Payload::Full)) {
-    setError("trace: invalid payload " + std::to_string(p));
-    return;
-  }
-  Payload payload = static_cast<Payload>(p);
+  Stage stage = call->stage;
+  Payload payload = call->payload;
   bool stats = payload != Payload::Hash;
   bool isLogits = stage == Stage::Logits;
   size_t es = dtypeSize(dtype);
@@ -208,19 +178,16 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   // repeat of the previous block (the same bytes; the positions filter
   // selects the same rows within a call) takes its entries instead. The
   // logits' block also carries top-5 ids and is never one of a pair.
-  LastBlock block{data, dtype, rows, cols, rowStride, payload, {}, {}, {}};
+  LastBlock block{{data, dtype, rows, cols, rowStride, payload}, {}, {}, {}};
   std::vector<int32_t> topIds;
   const uint8_t *base = static_cast<const uint8_t *>(data);
-  if (repeat && previous && !isLogits && previous->data == data &&
-      previous->dtype == dtype && previous->rows == rows &&
-      previous->cols == cols && previous->rowStride == rowStride &&
-      previous->payload == payload) {
+  if (TraceFront::repeats(repeat, stage,
+                          previous ? std::optional(previous->tensor)
+                                   : std::nullopt,
+                          block.tensor)) {
     block = std::move(*previous);
   } else {
-    std::vector<int64_t> selected;
-    for (int64_t i = 0; i < rows; ++i)
-      if (filter_.selectsPosition(positions_[i], tokenCount_))
-        selected.push_back(i);
+    const std::vector<int64_t> &selected = front_.selectedRows();
     if (selected.empty())
       return;
     bool copyValues =
@@ -242,7 +209,7 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
       else
         fillRecord(r, reinterpret_cast<const double *>(row), cols, stats,
                    isLogits);
-      block.positions.push_back(positions_[i]);
+      block.positions.push_back(front_.positions()[i]);
       block.entries.push_back(toBlockRow(r));
       if (isLogits) {
         r.top5.resize(5, -1); // fewer than 5 columns: padded
@@ -254,7 +221,7 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   }
   RecordBlock b;
   b.stage = stage;
-  b.layer = layer;
+  b.layer = call->layer;
   b.dtype = dtype;
   b.payload = payload;
   b.rowShape = {cols};
@@ -267,7 +234,6 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   // Every row, densely stored (no copied values): the tensor as it is.
   if (payload == Payload::Full)
     b.values = block.values.empty() ? base : block.values.data();
-  std::string err;
   if (!writer_->appendBlock(b, err)) {
     traceFailed_ = true;
     setError(err);

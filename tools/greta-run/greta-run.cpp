@@ -10,7 +10,7 @@
 // Exit codes: 0 ok, 2 error (every error names its culprit).
 //
 //===----------------------------------------------------------------------===//
-#include "greta/Conversion/Passes.h"
+#include "greta/Compile/CompileModel.h"
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
 #include "greta/InitAll.h"
@@ -21,6 +21,8 @@
 #include "greta/rt/Cache.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Prompt.h"
+#include "greta/rt/Run.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Tokenizer.h"
@@ -66,6 +68,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <numeric>
+#include <sstream>
 
 #ifndef GRETA_VERSION
 #define GRETA_VERSION "unknown"
@@ -210,8 +213,6 @@ static cl::opt<std::string>
 // Helpers
 //===----------------------------------------------------------------------===//
 
-static int loadPatch(rt::Session &session, rt::DType dtype);
-
 namespace {
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t) {
@@ -222,10 +223,6 @@ double secondsSince(Clock::time_point t) {
 /// an error is printed.
 ::greta::ProgressLine *activeProgress = nullptr;
 
-/// Larger cache entries are not read (an object of the largest models
-/// supported is a few MB).
-constexpr size_t kMaxObjectBytes = size_t(1) << 30;
-
 /// Prints `greta-run: error: <message>` and returns the error exit code.
 int fail(const llvm::Twine &message) {
   if (activeProgress)
@@ -234,37 +231,40 @@ int fail(const llvm::Twine &message) {
   return 2;
 }
 
-std::string sha256Hex(llvm::ArrayRef<uint8_t> bytes) {
-  std::array<uint8_t, 32> digest = llvm::SHA256::hash(bytes);
-  return llvm::toHex(digest, /*LowerCase=*/true);
-}
 std::string sha256Hex(llvm::StringRef text) {
-  return sha256Hex(llvm::ArrayRef<uint8_t>(
-      reinterpret_cast<const uint8_t *>(text.data()), text.size()));
+  return rt::sha256Hex(text.data(), text.size());
 }
 
-/// Digest of this executable: a rebuilt greta-run (new lowering) never reuses
-/// objects compiled by an older one, whatever its version string says.
-std::string toolDigest(const char *argv0) {
-  std::string exe = llvm::sys::fs::getMainExecutable(
-      argv0, reinterpret_cast<void *>(&toolDigest));
-  auto buffer = llvm::MemoryBuffer::getFile(exe);
-  if (!buffer)
-    return "unknown";
-  return sha256Hex((*buffer)->getBuffer());
-}
-
-/// The cache directory this run uses ("" for none: --no-cache), checked
-/// (rt::openCacheDir: private to this user) before anything is read from it.
-std::optional<std::string> resolveCacheDir(std::string &error) {
-  if (noCache)
-    return std::string();
-  std::string dir = cacheDirOpt.empty() ? rt::defaultCacheDir() : cacheDirOpt;
-  if (dir.empty())
-    return dir;
-  if (!rt::openCacheDir(dir, error))
-    return std::nullopt;
-  return dir;
+/// The run flags greta-run shares with greta-run-aot.
+rt::RunOptions runOptions() {
+  rt::RunOptions o;
+  o.weights = weightsPath;
+  o.prompt = promptPath;
+  if (promptText.getNumOccurrences())
+    o.promptText = promptText.getValue();
+  o.tokenizer = tokenizerPath;
+  o.traceDir = traceDir;
+  o.overwrite = overwrite;
+  o.layers = layersOpt;
+  o.stages = stagesOpt;
+  o.positions = positionsOpt;
+  o.payload = payloadOpt;
+  o.precision = precisionOpt;
+  o.backend = backendOpt;
+  o.chunk = chunkOpt;
+  o.cacheDir = cacheDirOpt;
+  o.noCache = noCache;
+  o.timing = timing;
+  o.json = jsonOut;
+  o.printLogits = printLogits;
+  o.patchFrom = patchFrom;
+  o.patch = patchRecord;
+  o.kernels = kernelOpt;
+  if (deviceOpt.getNumOccurrences())
+    o.device = deviceOpt;
+  o.repeat = repeatOpt;
+  o.dryRun = dryRun;
+  return o;
 }
 
 std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
@@ -273,62 +273,6 @@ std::optional<int64_t> intAttr(ModuleOp module, llvm::StringRef name) {
   return std::nullopt;
 }
 
-/// The result of @forward: a 2-D memref descriptor (MLIR's
-/// StridedMemRefType<T, 2>, redeclared by the runtime).
-template <typename T> using Logits = GRETA_MEMREF(T, 2);
-using IdsRef = GRETA_MEMREF(int64_t, 1);
-
-template <typename T>
-using ForwardFn = void (*)(Logits<T> *, IdsRef *, IdsRef *);
-
-struct Compiled {
-  // One of the two owns the code.
-  std::unique_ptr<ExecutionEngine> engine;
-  std::unique_ptr<llvm::orc::LLJIT> jit;
-  void *forward = nullptr;
-  bool cacheHit = false;
-  std::string cachePath;
-};
-
-/// Loads a cached object into an ORC JIT (the same RTDyld linking layer the
-/// ExecutionEngine uses); process symbols (the runtime) resolve by default.
-llvm::Expected<std::unique_ptr<llvm::orc::LLJIT>>
-loadObject(std::unique_ptr<llvm::MemoryBuffer> object) {
-  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!jtmb)
-    return jtmb.takeError();
-  auto jit =
-      llvm::orc::LLJITBuilder()
-          .setJITTargetMachineBuilder(std::move(*jtmb))
-          .setObjectLinkingLayerCreator([](llvm::orc::ExecutionSession &es) {
-            return std::make_unique<llvm::orc::RTDyldObjectLinkingLayer>(
-                es, [](const llvm::MemoryBuffer &) {
-                  return std::make_unique<llvm::SectionMemoryManager>();
-                });
-          })
-          .create();
-  if (!jit)
-    return jit.takeError();
-  if (llvm::Error err = (*jit)->addObjectFile(std::move(object)))
-    return std::move(err);
-  return std::move(*jit);
-}
-
-/// The top-5 (token, logit) of one row, highest first; ties by lower id.
-template <typename T>
-std::vector<std::pair<int64_t, double>> top5(const T *row, int64_t n) {
-  std::vector<int64_t> ids(n);
-  std::iota(ids.begin(), ids.end(), 0);
-  int64_t k = std::min<int64_t>(5, n);
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                    [&](int64_t a, int64_t b) {
-                      return row[a] > row[b] || (row[a] == row[b] && a < b);
-                    });
-  std::vector<std::pair<int64_t, double>> out;
-  for (int64_t i = 0; i < k; ++i)
-    out.push_back({ids[i], static_cast<double>(row[ids[i]])});
-  return out;
-}
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -338,207 +282,19 @@ std::vector<std::pair<int64_t, double>> top5(const T *row, int64_t n) {
 namespace {
 class Runner {
 public:
-  explicit Runner(const char *argv0) : argv0(argv0) {}
+  explicit Runner(const char *argv0) : argv0(argv0), o(runOptions()) {}
   int run();
 
 private:
-  int compile(ModuleOp module, const std::string &irAfterUser);
-  bool storeObject(ExecutionEngine &engine, const std::string &entryName,
-                   std::string &error);
-  template <typename T> int execute();
 
   const char *argv0;
+  rt::RunOptions o;
   std::string cacheDir; // "" for none
-  MLIRContext *context = nullptr;
-  Compiled compiled;
-  std::vector<int64_t> tokens;
-  std::optional<rt::Prompt> prompt;
-  std::unique_ptr<rt::Session> session;
-  std::unique_ptr<rt::TraceWriter> writer;
-  rt::Filter filter;
-  std::string modelName;
-  double compileSeconds = 0, loadSeconds = 0, forwardSeconds = 0;
-  int64_t calls = 0;
-  std::vector<std::pair<int64_t, double>> best;
-  std::string logitsDigest;
-  std::vector<std::string> logitsHex;
-  int64_t vocab = 0;
-  int64_t numLayers = 0; // for the progress line
+  std::unique_ptr<::greta::JitModel> compiled;
+  rt::RunResult result;
   std::unique_ptr<::greta::ProgressLine> progress;
 };
 } // namespace
-
-int Runner::compile(ModuleOp module, const std::string &irAfterUser) {
-  auto start = Clock::now();
-  // Key: the IR after the user's pipeline, the precision, this tool (and the
-  // host CPU the O2 code is tuned for).
-  std::string keyText = irAfterUser;
-  keyText += "\nprecision=" + precisionOpt;
-  keyText += "\ntool=" GRETA_VERSION " " + toolDigest(argv0);
-  keyText += "\ncpu=" + llvm::sys::getHostCPUName().str();
-  std::string key = sha256Hex(keyText);
-
-  // A sealed entry (rt::sealCacheEntry): the object's digest is checked
-  // before it is loaded, so a damaged or edited object is never run.
-  bool useCache = !cacheDir.empty();
-  std::string entryName = "cpu-" + key + ".entry";
-  if (useCache)
-    compiled.cachePath = cacheDir + "/" + entryName;
-  if (std::optional<std::string> entry =
-          useCache ? rt::readCacheFile(cacheDir, entryName, kMaxObjectBytes)
-                   : std::nullopt) {
-    std::string object;
-    rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
-    std::string problem = check == rt::SealCheck::Damaged
-                              ? "does not match its digest (damaged or edited)"
-                              : "is not a sealed cache entry";
-    if (check == rt::SealCheck::Ok) {
-      auto jit = loadObject(
-          llvm::MemoryBuffer::getMemBufferCopy(object, compiled.cachePath));
-      if (jit) {
-        auto sym = (*jit)->lookup("_mlir_ciface_forward");
-        if (sym) {
-          compiled.jit = std::move(*jit);
-          compiled.forward = sym->toPtr<void *>();
-          compiled.cacheHit = true;
-          compileSeconds = secondsSince(start);
-          return 0;
-        }
-        problem = "cannot be linked: " + llvm::toString(sym.takeError());
-      } else {
-        problem = "cannot be loaded: " + llvm::toString(jit.takeError());
-      }
-    }
-    // Recompiled and replaced, never fatal.
-    llvm::errs() << "greta-run: warning: cached object " << compiled.cachePath
-                 << " " << problem << "; compiling the model again\n";
-  }
-
-  PassManager pm(context);
-  mlir::greta::buildLowerToCPUPipeline(pm);
-  if (failed(pm.run(module)))
-    return fail("lowering " + modelPath + " to LLVM failed (see the "
-                "diagnostics above)");
-  if (!dumpLLVM.empty()) {
-    std::string error;
-    auto out = openOutputFile(dumpLLVM, &error);
-    if (!out)
-      return fail("cannot write --dump-llvm-ir file: " + error);
-    module.print(out->os());
-    out->keep();
-  }
-
-  ExecutionEngineOptions options;
-  auto transformer = makeOptimizingTransformer(/*optLevel=*/2,
-                                               /*sizeLevel=*/0,
-                                               /*targetMachine=*/nullptr);
-  options.transformer = transformer;
-  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default; // O2
-  options.enableObjectDump = useCache;
-  options.enableGDBNotificationListener = false;
-  options.enablePerfNotificationListener = false;
-  auto engine = ExecutionEngine::create(module, options);
-  if (!engine)
-    return fail("JIT compilation failed: " +
-                llvm::toString(engine.takeError()));
-  auto sym = (*engine)->lookup("_mlir_ciface_forward");
-  if (!sym)
-    return fail("the compiled model has no _mlir_ciface_forward (is @forward "
-                "public?): " +
-                llvm::toString(sym.takeError()));
-  compiled.engine = std::move(*engine);
-  compiled.forward = *sym;
-
-  if (useCache) {
-    std::string error;
-    if (!storeObject(*compiled.engine, entryName, error))
-      llvm::errs() << "greta-run: warning: cannot write the compiled-object "
-                      "cache in "
-                   << cacheDir << ": " << error << " (the run goes on)\n";
-  }
-  compileSeconds = secondsSince(start);
-  return 0;
-}
-
-/// Seals the engine's object into the cache as `entryName`. The engine can
-/// only dump to a file: a fresh one (O_EXCL) in the private cache dir, read
-/// back and removed.
-bool Runner::storeObject(ExecutionEngine &engine, const std::string &entryName,
-                         std::string &error) {
-  int fd = -1;
-  llvm::SmallString<256> dump;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
-          cacheDir + "/dump-%%%%%%%%%%%%.o", fd, dump)) {
-    error = ec.message();
-    return false;
-  }
-  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
-  engine.dumpToObjectFile(dump);
-  auto object = llvm::MemoryBuffer::getFile(dump);
-  llvm::sys::fs::remove(dump);
-  if (!object || (*object)->getBufferSize() == 0) {
-    error = "the compiled object could not be written";
-    return false;
-  }
-  return rt::writeCacheFile(cacheDir, entryName,
-                            rt::sealCacheEntry((*object)->getBuffer().str()),
-                            error);
-}
-
-template <typename T> int Runner::execute() {
-  auto forward = reinterpret_cast<ForwardFn<T>>(compiled.forward);
-  int64_t n = static_cast<int64_t>(tokens.size());
-  int64_t chunk = chunkOpt > 0 ? chunkOpt.getValue() : n;
-  std::vector<int64_t> positions(n);
-  std::iota(positions.begin(), positions.end(), 0);
-
-  auto start = Clock::now();
-  std::vector<T> lastRow;
-  session->setLayerObserver([this](int64_t l) { progress->layer(l); });
-  for (int64_t begin = 0; begin < n; begin += chunk) {
-    int64_t len = std::min(chunk, n - begin);
-    progress->forward(begin / chunk + 1, (n + chunk - 1) / chunk, numLayers);
-    IdsRef ids{tokens.data(), tokens.data() + begin, 0, {len}, {1}};
-    IdsRef pos{positions.data(), positions.data() + begin, 0, {len}, {1}};
-    session->setPositions(
-        std::vector<int64_t>(positions.begin() + begin,
-                             positions.begin() + begin + len));
-    Logits<T> out{};
-    forward(&out, &ids, &pos);
-    ++calls;
-    bool flushed = session->endCall();
-    // The model returns its logits buffer to the caller (ownership-based
-    // deallocation ABI): free it once the last row is copied.
-    if (out.sizes[0] == len && out.sizes[1] > 0) {
-      vocab = out.sizes[1];
-      const T *row = out.data + out.offset + (len - 1) * out.strides[0];
-      lastRow.assign(vocab, T());
-      for (int64_t j = 0; j < vocab; ++j)
-        lastRow[j] = row[j * out.strides[1]];
-    }
-    free(out.basePtr);
-    if (!session->error().empty() || !flushed)
-      return fail("run stopped at positions [" + llvm::Twine(begin) + ", " +
-                  llvm::Twine(begin + len) + "): " + session->error() +
-                  (writer ? " (the records written before this error are "
-                            "kept in " +
-                                traceDir + ")"
-                          : ""));
-  }
-  forwardSeconds = secondsSince(start);
-  if (lastRow.empty())
-    return fail("the model returned no logits for the last position");
-  best = top5(lastRow.data(), vocab);
-  logitsDigest = sha256Hex(llvm::ArrayRef<uint8_t>(
-      reinterpret_cast<const uint8_t *>(lastRow.data()),
-      lastRow.size() * sizeof(T)));
-  if (printLogits)
-    for (T v : lastRow)
-      logitsHex.push_back(llvm::formatv("{0}", llvm::format("%a",
-                                                static_cast<double>(v)))
-                              .str());
-  return 0;
-}
 
 int Runner::run() {
   progress = std::make_unique<::greta::ProgressLine>("greta-run");
@@ -549,24 +305,11 @@ int Runner::run() {
       precisionOpt != "bf16")
     return fail("--precision must be f32, f64, f16 or bf16, got '" +
                 precisionOpt + "'");
-  if (chunkOpt < 0)
-    return fail("--chunk must be a positive number of tokens, got " +
-                llvm::Twine(chunkOpt.getValue()));
   std::string error;
-  if (!layersOpt.empty() && !rt::Filter::parseLayers(layersOpt, filter, error))
-    return fail("--layers: " + error);
-  if (std::optional<std::string> dir = resolveCacheDir(error))
-    cacheDir = *dir;
-  else
+  rt::Filter filter;
+  if (!rt::parseRunFlags(o, filter, error) ||
+      !rt::resolveCacheDir(o, cacheDir, error))
     return fail(error);
-  if (!stagesOpt.empty() && !rt::Filter::parseStages(stagesOpt, filter, error))
-    return fail("--stages: " + error);
-  if (!positionsOpt.empty() &&
-      !rt::Filter::parsePositions(positionsOpt, filter, error))
-    return fail("--positions: " + error);
-  if (!payloadOpt.empty() &&
-      !rt::Filter::parsePayload(payloadOpt, filter, error))
-    return fail("--payload: " + error);
 
   // The model.
   DialectRegistry registry;
@@ -577,23 +320,20 @@ int Runner::run() {
   // Diagnostics carry locations; a note dumping the whole module would bury
   // them.
   ctx.printOpOnDiagnostic(false);
-  context = &ctx;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  if (weightsPath.empty()) {
+  if (o.weights.empty()) {
     if (!::greta::hf::isCheckpointDir(modelPath))
       return fail("--weights is required (unless the model is an HF "
                   "checkpoint directory)");
-    weightsPath = modelPath;
+    o.weights = modelPath;
   }
-  std::string irCache = cacheDirOpt.empty() ? rt::defaultCacheDir() : cacheDirOpt;
+  std::string irCache = o.cacheDir.empty() ? rt::defaultCacheDir() : o.cacheDir;
   std::optional<::greta::LoadedModel> model = ::greta::loadModel(
-      modelPath, pipelineOpt, sourceMgr, ctx, error, noCache ? "" : irCache);
+      modelPath, pipelineOpt, sourceMgr, ctx, error, o.noCache ? "" : irCache);
   if (!model)
     return fail(error);
   OwningOpRef<ModuleOp> module = std::move(model->module);
-  std::string modelText = std::move(model->text);
-  modelName = model->name;
   std::string irAfterUser;
   {
     llvm::raw_string_ostream os(irAfterUser);
@@ -615,103 +355,68 @@ int Runner::run() {
     params.push_back({name, dims});
 
   // The prompt, checked against the model's limits.
-  rt::PromptRequest request{promptPath, std::nullopt, tokenizerPath};
-  if (promptText.getNumOccurrences())
-    request.text = promptText.getValue();
-  prompt = rt::loadPrompt(request, error);
-  if (!prompt)
+  std::optional<rt::Prompt> prompt = rt::loadPrompt(o.promptRequest(), error);
+  rt::ModelLimits limits{intAttr(*module, "greta.vocab_size"),
+                         intAttr(*module, "greta.max_position_embeddings"),
+                         intAttr(*module, "greta.num_layers"),
+                         model->faultFromPositions};
+  if (!prompt || !rt::checkAgainstModel(o, *prompt, limits, filter, error))
     return fail(error);
-  tokens = prompt->ids;
-  std::string where = request.text ? "--prompt-text" : request.path;
-  if (auto v = intAttr(*module, "greta.vocab_size"))
-    for (size_t i = 0; i < tokens.size(); ++i)
-      if (tokens[i] < 0 || tokens[i] >= *v)
-        return fail("prompt " + where + ": token id " + llvm::Twine(tokens[i]) +
-                    " at position " + llvm::Twine(i) +
-                    " is outside the vocabulary (greta.vocab_size = " +
-                    llvm::Twine(*v) + ")");
-  if (auto maxPos = intAttr(*module, "greta.max_position_embeddings"))
-    if (static_cast<int64_t>(tokens.size()) > *maxPos)
-      return fail("prompt " + where + " has " + llvm::Twine(tokens.size()) +
-                  " tokens, more than the model's "
-                  "greta.max_position_embeddings (" +
-                  llvm::Twine(*maxPos) + "): position " + llvm::Twine(*maxPos) +
-                  " is out of range");
-  for (int64_t from : model->faultFromPositions)
-    if (from >= static_cast<int64_t>(tokens.size()))
-      return fail("--pass-pipeline plants a fault from position " +
-                  llvm::Twine(from) + ", but prompt " + promptPath + " has " +
-                  llvm::Twine(tokens.size()) +
-                  " tokens: the fault would perturb nothing");
-  if (filter.layers)
-    if (auto numLayers = intAttr(*module, "greta.num_layers"))
-      for (int64_t l : *filter.layers)
-        if (l >= *numLayers)
-          return fail("--layers: layer " + llvm::Twine(l) +
-                      " is out of range: the model has " +
-                      llvm::Twine(*numLayers) + " layers");
 
   // Weights: validated against every parameter of the IR before compiling.
-  numLayers = intAttr(*module, "greta.num_layers").value_or(0);
   progress->phase("loading weights");
   auto loadStart = Clock::now();
-  auto weights = rt::SafeTensors::open(weightsPath, error);
+  auto weights = rt::SafeTensors::open(o.weights, error);
   if (!weights)
     return fail(error);
   rt::DType dtype = precisionOpt == "f64" ? rt::DType::F64 : rt::DType::F32;
-  session = rt::Session::create(*weights, params, dtype, error);
+  std::unique_ptr<rt::Session> session =
+      rt::Session::create(*weights, params, dtype, error);
   if (!session)
     return fail(error);
-  loadSeconds = secondsSince(loadStart);
-  if (int rc = loadPatch(*session, dtype))
-    return rc;
+  result.loadSeconds = secondsSince(loadStart);
+  // --patch-from/--patch: the rows of one record of another trace
+  // (greta-bisect --confirm).
+  std::optional<rt::Patch> patch;
+  if (!rt::readRunPatch(o, dtype, patch, error))
+    return fail(error);
+  if (patch)
+    session->setPatch(patch->recordId, std::move(patch->rows));
   if (dryRun) {
-    llvm::outs() << "greta-run: dry run: " << modelPath << ", " << weightsPath
-                 << " and " << promptPath
-                 << " are valid with these options; the run would start\n";
+    llvm::outs() << rt::dryRunLine("greta-run", modelPath, o);
     return 0;
   }
 
-  // Precision, then every stage of every layer instrumented.
-  {
-    PassManager pm(&ctx);
-    mlir::greta::ConvertPrecisionOptions precision;
-    precision.precision = precisionOpt;
-    pm.addPass(mlir::greta::createConvertPrecision(precision));
-    pm.addPass(mlir::greta::createInsertTrace());
-    if (failed(pm.run(*module)))
-      return fail("instrumenting " + modelPath + " failed (see above)");
-  }
+  // Precision, every stage of every layer instrumented, then the JIT (or
+  // the cached object).
+  ::greta::CompileTarget target{/*gpu=*/false, precisionOpt};
+  if (failed(::greta::instrumentModel(*module, target)))
+    return fail("instrumenting " + modelPath + " failed (see above)");
   progress->phase("compiling");
-  if (int rc = compile(*module, irAfterUser))
-    return rc;
+  auto compileStart = Clock::now();
+  compiled = ::greta::compileForJit(
+      *module, target,
+      {modelPath, irAfterUser,
+       GRETA_VERSION " " + ::greta::executableDigest(argv0), cacheDir,
+       dumpLLVM},
+      [](const std::string &warning) {
+        llvm::errs() << "greta-run: warning: " << warning << "\n";
+      },
+      error);
+  if (!compiled)
+    return fail(error);
+  result.compileSeconds = secondsSince(compileStart);
 
   // The trace, if asked for.
+  std::unique_ptr<rt::TraceWriter> writer;
   if (!traceDir.empty()) {
-    rt::Manifest manifest;
-    manifest.model = modelName;
-    manifest.modelDigest = sha256Hex(modelText);
     std::string warning;
-    rt::WeightsDigest digest =
-        rt::digestWeightsCached(*weights, cacheDir, warning);
+    rt::Manifest manifest = rt::buildManifest(
+        {model->name, sha256Hex(model->text), "cpu", precisionOpt, pipelineOpt,
+         ::greta::versionLine("greta-run")},
+        *weights, cacheDir, *prompt, filter, warning);
     if (!warning.empty())
       llvm::errs() << "greta-run: warning: " << warning << "\n";
-    manifest.weightsDigest = digest.whole;
-    manifest.weightsTensorDigests = std::move(digest.tensors);
-    manifest.weightsDType = weights->storedDTypes();
-    std::vector<uint8_t> le;
-    for (int64_t t : tokens)
-      for (int b = 0; b < 8; ++b)
-        le.push_back(static_cast<uint8_t>(static_cast<uint64_t>(t) >> (8 * b)));
-    manifest.promptDigest = sha256Hex(le);
-    manifest.promptName = prompt->name;
-    rt::recordPrompt(*prompt, manifest);
-    manifest.tokenCount = static_cast<int64_t>(tokens.size());
-    manifest.backend = "cpu";
-    manifest.precision = precisionOpt;
-    manifest.pipeline = pipelineOpt;
-    manifest.toolVersion = ::greta::versionLine("greta-run");
-    manifest.filter = filter.str();
     writer = rt::TraceWriter::create(traceDir, manifest, overwrite, error);
     if (!writer)
       return fail("--trace-dir " + traceDir + ": " + error);
@@ -720,108 +425,40 @@ int Runner::run() {
   // is the run's own (greta-bisect's evidence rule, RunStarted.h).
   if (!rt::reportForwardStarted(error))
     return fail(error);
-  session->setTrace(writer.get(), filter,
-                    static_cast<int64_t>(tokens.size()));
+  result.tokens = static_cast<int64_t>(prompt->ids.size());
+  session->setTrace(writer.get(), filter, result.tokens);
   rt::Session::setCurrent(session.get());
-  int rc = precisionOpt == "f64" ? execute<double>() : execute<float>();
+  int64_t numLayers = limits.numLayers.value_or(0); // for the progress line
+  session->setLayerObserver([this](int64_t l) { progress->layer(l); });
+  auto start = Clock::now();
+  bool ok = rt::forwardCpu(
+      compiled->forward, *session, prompt->ids, o.chunk, traceDir,
+      [&](int64_t call, int64_t calls) {
+        progress->forward(call, calls, numLayers);
+      },
+      result.logits, result.calls, error);
+  result.forwardSeconds = secondsSince(start);
   rt::Session::setCurrent(nullptr);
-  if (rc)
-    return rc;
+  if (!ok)
+    return fail(error);
   if (writer && !writer->finish(error))
     return fail("--trace-dir " + traceDir + ": " + error);
 
   progress->finish();
-  // Report.
-  int64_t last = static_cast<int64_t>(tokens.size()) - 1;
-  uint64_t records = writer ? writer->recordsWritten() : 0;
-  if (jsonOut) {
-    llvm::json::Array top;
-    for (auto [id, logit] : best) {
-      llvm::json::Object entry{{"token", id}, {"logit", logit}};
-      if (prompt->tokenizer)
-        entry["text"] = rt::quoteToken(prompt->tokenizer->tokenBytes(id));
-      top.push_back(std::move(entry));
-    }
-    llvm::json::Object result{
-        {"model", modelName},
-        {"tokens", static_cast<int64_t>(tokens.size())},
-        {"position", last},
-        {"precision", precisionOpt},
-        {"calls", calls},
-        {"cache", compiled.cachePath.empty()
-                      ? "off"
-                      : (compiled.cacheHit ? "hit" : "miss")},
-        {"top5", std::move(top)},
-        {"last_logits_sha256", logitsDigest},
-        {"records", static_cast<int64_t>(records)},
-        {"trace_dir", traceDir.empty() ? llvm::json::Value(nullptr)
-                                       : llvm::json::Value(traceDir)},
-    };
-    if (timing)
-      result["timing"] = llvm::json::Object{{"compile_s", compileSeconds},
-                                            {"weight_load_s", loadSeconds},
-                                            {"forward_s", forwardSeconds}};
-    if (printLogits) {
-      llvm::json::Array hex;
-      for (auto &h : logitsHex)
-        hex.push_back(h);
-      result["last_logits_hex"] = std::move(hex);
-    }
-    llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(result)))
-                 << "\n";
-  } else {
-    llvm::outs() << "greta-run: " << modelName << ", " << tokens.size()
-                 << " tokens, precision " << precisionOpt << ", " << calls
-                 << (calls == 1 ? " call" : " calls") << "\n";
-    llvm::outs() << "top-5 next tokens at position " << last << ":\n";
-    for (auto [i, entry] : llvm::enumerate(best)) {
-      llvm::outs() << llvm::format("  %zu. token %-8lld logit %.6f", i + 1,
-                                   static_cast<long long>(entry.first),
-                                   entry.second);
-      if (prompt->tokenizer)
-        llvm::outs() << "  "
-                     << rt::quoteToken(
-                            prompt->tokenizer->tokenBytes(entry.first));
-      llvm::outs() << "\n";
-    }
-    llvm::outs() << "last logits sha256 " << logitsDigest << "\n";
-    if (writer)
-      llvm::outs() << "trace: " << records << " records in " << traceDir
-                   << "\n";
-    if (!patchFrom.empty())
-      llvm::outs() << "patched " << session->rowsPatched() << " rows of "
-                   << patchRecord << " from " << patchFrom << "\n";
-    if (timing)
-      llvm::outs() << llvm::format(
-          "timing: compile %.3f s (cache %s), weight-load %.3f s, forward "
-          "%.3f s\n",
-          compileSeconds,
-          compiled.cachePath.empty() ? "off"
-                                     : (compiled.cacheHit ? "hit" : "miss"),
-          loadSeconds, forwardSeconds);
-    if (printLogits)
-      for (auto &h : logitsHex)
-        llvm::outs() << h << "\n";
-  }
-  return 0;
-}
-
-/// --patch-from/--patch: loads the rows of one record from another trace
-/// into the session (greta-bisect --confirm).
-static int loadPatch(rt::Session &session, rt::DType dtype) {
-  if (patchFrom.empty() != patchRecord.empty())
-    return fail("--patch-from and --patch go together");
-  if (patchFrom.empty())
-    return 0;
-  std::string error;
-  std::optional<rt::Patch> patch = rt::readPatch(patchFrom, patchRecord, error);
-  if (!patch)
+  result.model = model->name;
+  result.precision = precisionOpt;
+  result.backend = "cpu";
+  result.cache = compiled->cachePath.empty()
+                     ? "off"
+                     : (compiled->cacheHit ? "hit" : "miss");
+  result.compileNote = "cache " + result.cache;
+  result.records = writer ? writer->recordsWritten() : 0;
+  result.rowsPatched = session->rowsPatched();
+  result.tokenizer = prompt->tokenizer.get();
+  std::ostringstream os;
+  if (!rt::printResult(os, result, o, error))
     return fail(error);
-  if (patch->dtype != dtype)
-    return fail("--patch-from " + patchFrom + ": record " + patchRecord +
-                " is " + std::string(rt::dtypeName(patch->dtype)) +
-                ", this run computes in " + std::string(rt::dtypeName(dtype)));
-  session.setPatch(patch->recordId, std::move(patch->rows));
+  llvm::outs() << os.str();
   return 0;
 }
 
@@ -869,8 +506,8 @@ static int runOnGpu(const char *argv0) {
       (compilerBytes ? sha256Hex((*compilerBytes)->getBuffer()) : "?"));
 
   std::string error;
-  std::optional<std::string> cacheDir = resolveCacheDir(error);
-  if (!cacheDir)
+  std::string cacheDir;
+  if (!rt::resolveCacheDir(runOptions(), cacheDir, error))
     return fail(error);
   // greta-run-aot loads a private copy of the object: the bytes whose digest
   // was checked (a sealed cache entry, rt::sealCacheEntry) or that were just
@@ -883,12 +520,12 @@ static int runOnGpu(const char *argv0) {
     llvm::SmallString<256> &path;
     ~RemoveOnExit() { llvm::sys::fs::remove(path); }
   } removeSo{so};
-  bool useCache = !cacheDir->empty();
+  bool useCache = !cacheDir.empty();
   std::string entryName = "gpu-" + key.substr(0, 32) + ".entry";
   auto compileStart = Clock::now();
   bool hit = false;
   if (std::optional<std::string> entry =
-          useCache ? rt::readCacheFile(*cacheDir, entryName, kMaxObjectBytes)
+          useCache ? rt::readCacheFile(cacheDir, entryName, ::greta::kMaxCachedObjectBytes)
                    : std::nullopt) {
     std::string object;
     rt::SealCheck check = rt::unsealCacheEntry(*entry, object);
@@ -903,7 +540,7 @@ static int runOnGpu(const char *argv0) {
                     (ec ? ec : out.error()).message());
       hit = true;
     } else {
-      llvm::errs() << "greta-run: warning: cached GPU object " << *cacheDir
+      llvm::errs() << "greta-run: warning: cached GPU object " << cacheDir
                    << "/" << entryName << " "
                    << (check == rt::SealCheck::Damaged
                            ? "does not match its digest (damaged or edited)"
@@ -928,64 +565,34 @@ static int runOnGpu(const char *argv0) {
     std::string error;
     if (useCache &&
         (!object ||
-         !rt::writeCacheFile(*cacheDir, entryName,
+         !rt::writeCacheFile(cacheDir, entryName,
                              rt::sealCacheEntry((*object)->getBuffer().str()),
                              error)))
       llvm::errs()
           << "greta-run: warning: cannot write the GPU object cache in "
-          << *cacheDir << ": " << (object ? error : object.getError().message())
+          << cacheDir << ": " << (object ? error : object.getError().message())
           << " (the run goes on)\n";
   }
   double compileSeconds = secondsSince(compileStart);
 
-  std::vector<std::string> args{
-      runner,      modelPath,     "--so=" + std::string(so),
-      "--weights", weightsPath,   "--backend",
-      "gpu",       "--precision", precision};
-  auto add = [&](llvm::StringRef flag, const std::string &value) {
-    if (!value.empty()) {
-      args.push_back(flag.str());
-      args.push_back(value);
-    }
-  };
-  add("--prompt", promptPath);
-  if (promptText.getNumOccurrences())
-    args.insert(args.end(), {"--prompt-text", promptText});
-  add("--tokenizer", tokenizerPath);
-  add("--trace-dir", traceDir);
-  add("--layers", layersOpt);
-  add("--stages", stagesOpt);
-  add("--positions", positionsOpt);
-  add("--payload", payloadOpt);
-  add("--patch-from", patchFrom);
-  add("--patch", patchRecord);
-  if (chunkOpt > 0)
-    add("--chunk", std::to_string(chunkOpt));
-  if (deviceOpt.getNumOccurrences())
-    add("--device", std::to_string(deviceOpt));
-  if (repeatOpt > 1)
-    add("--repeat", std::to_string(repeatOpt));
-  for (const std::string &k : kernelOpt)
-    add("--kernel", k);
-  // The weights digest is cached in the same place (greta-run-aot computes
-  // it).
-  if (useCache)
-    add("--cache-dir", *cacheDir);
-  else
-    args.push_back("--no-cache");
-  if (overwrite)
-    args.push_back("--overwrite");
-  if (timing)
-    args.push_back("--timing");
-  if (jsonOut)
-    args.push_back("--json");
-  if (printLogits)
-    args.push_back("--print-logits");
+  // The run flags go on to greta-run-aot, with the GPU's precision and the
+  // cache (the weights digest is cached in the same place) resolved here.
+  rt::RunOptions forwarded = runOptions();
+  forwarded.backend = "gpu";
+  forwarded.precision = precision;
+  forwarded.dryRun = false;
+  forwarded.cacheDir = cacheDir;
+  if (forwarded.weights.empty() && ::greta::hf::isCheckpointDir(modelPath))
+    forwarded.weights = modelPath;
+  forwarded.noCache = !useCache;
+  std::vector<std::string> args{runner, modelPath, "--so=" + std::string(so)};
+  for (std::string &arg : rt::toArgv(forwarded))
+    args.push_back(std::move(arg));
   if (timing && !jsonOut)
     llvm::outs() << llvm::format(
         "timing: GPU object %s in %.3f s (%s)\n",
         hit ? "from the cache" : "compiled", compileSeconds,
-        useCache ? (*cacheDir + "/" + entryName).c_str() : "not cached");
+        useCache ? (cacheDir + "/" + entryName).c_str() : "not cached");
   llvm::outs().flush();
   llvm::SmallVector<llvm::StringRef> refs(args.begin(), args.end());
   std::string message;

@@ -1,7 +1,7 @@
 //===- GpuSession.h - The state a GPU run shares with its glue --*- C++ -*-===//
 //
 // A program lowered by greta-lower-to-gpu calls the glue layer
-// (_mlir_ciface_greta_gpu_<op>_<dt>, GpuSession.cpp) with descriptors of
+// (_mlir_ciface_greta_gpu_<op>_<dt>, GpuEntryPoints.cpp) with descriptors of
 // device buffers and no context argument: the glue reaches the current
 // GpuSession, one per process at a time. The session holds the parameters
 // on the device in the storage dtype (uploaded once), the KV cache, the
@@ -30,6 +30,7 @@
 #include "greta/rt/Filter.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
+#include "greta/rt/TraceFront.h"
 #include "greta/rt/Weights.h"
 
 #include <chrono>
@@ -77,13 +78,13 @@ public:
   /// are replaced by these values (converted to the storage type) before
   /// the program reads them.
   void setPatch(int64_t recordId, std::map<int64_t, std::vector<double>> rows);
-  int64_t rowsPatched() const { return rowsPatched_; }
+  int64_t rowsPatched() const { return front_.rowsPatched(); }
   /// Uploads this call's token ids and positions (device copies returned
   /// through dTokens()/dPositions()), selects the rows to trace.
   bool beginCall(const int64_t *tokens, const int64_t *positions, int64_t n);
   const int64_t *dTokens() const { return dTokens_; }
   const int64_t *dPositions() const { return dPositions_; }
-  const std::vector<int64_t> &positions() const { return positions_; }
+  const std::vector<int64_t> &positions() const { return front_.positions(); }
   /// Launches the last trace batch, synchronizes once, checks the device
   /// error word and hands the call's last batch to the writer thread, which
   /// writes it after the earlier ones (also after an error: what was
@@ -203,13 +204,10 @@ private:
   int64_t *dTokens_ = nullptr, *dPositions_ = nullptr, *dSelRows_ = nullptr;
   int64_t *hStaging_ = nullptr; // pinned: tokens, positions, selected rows
   int64_t callCapacity_ = 0;
-  std::vector<int64_t> positions_;
-  std::vector<int64_t> selRows_;
   // Trace.
   rt::TraceWriter *writer_ = nullptr;
   bool dryRun_ = false;
-  rt::Filter filter_;
-  int64_t tokenCount_ = 0;
+  rt::TraceFront front_; // filter, positions, payload, repeats, patch
   struct Chunk {
     void *dRecords = nullptr, *hRecords = nullptr; // greta_gpu_row_record
     // 5 ids per record slot, in mapped pinned memory: the top-5 kernel
@@ -276,10 +274,7 @@ private:
   // repeat of it may reuse its records); cleared by every other trace call
   // and by every flush.
   struct LastTrace {
-    const void *data;
-    rt::DType dtype;
-    int64_t rows, cols, ld;
-    rt::Payload payload;
+    rt::TraceFront::Tensor tensor;
     size_t pending; // index in open_.pending
   };
   std::optional<LastTrace> lastTrace_;
@@ -335,11 +330,8 @@ private:
   std::string writerError_;
   uint64_t recordsAppended_ = 0;
   // Patch.
-  int64_t patchRecord_ = -1;
-  std::map<int64_t, std::vector<double>> patchRows_;
   std::vector<std::vector<uint8_t>> patchStaging_;
-  int64_t rowsPatched_ = 0;
-  // GRETA_GPU_TRACE_PROFILE (see GpuSession.cpp).
+  // GRETA_GPU_TRACE_PROFILE (see GpuTrace.cpp).
   int64_t profBatches_ = 0;
   double profTraceMs_ = 0, profFlushMs_ = 0;
   long long profCaughtUp_ = 0;

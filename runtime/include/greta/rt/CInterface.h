@@ -26,6 +26,19 @@ template <typename T, int N> struct MemRef {
   int64_t sizes[N];
   int64_t strides[N];
 };
+/// Points `d` at a dense row-major tensor of `shape` (a parameter the
+/// runtime holds, for the CPU and the GPU glue alike).
+template <typename T, int N>
+void setDenseDescriptor(MemRef<T, N> *d, T *data, const int64_t *shape) {
+  d->basePtr = d->data = data;
+  d->offset = 0;
+  int64_t stride = 1;
+  for (int i = N - 1; i >= 0; --i) {
+    d->sizes[i] = shape[i];
+    d->strides[i] = stride;
+    stride *= shape[i];
+  }
+}
 } // namespace greta::rt
 
 #define GRETA_MEMREF(T, N) ::greta::rt::MemRef<T, N>

@@ -10,6 +10,7 @@
 
 #include "greta/rt/Filter.h"
 #include "greta/rt/Trace.h"
+#include "greta/rt/TraceFront.h"
 #include "greta/rt/Weights.h"
 
 #include <functional>
@@ -48,7 +49,7 @@ public:
   void setTrace(TraceWriter *writer, Filter filter, int64_t tokenCount);
   /// Positions of the rows of the next forward call (one chunk).
   void setPositions(std::vector<int64_t> positions);
-  const std::vector<int64_t> &positions() const { return positions_; }
+  const std::vector<int64_t> &positions() const { return front_.positions(); }
 
   /// Called from the C ABI.
   const void *param(const char *name, int64_t rank,
@@ -106,7 +107,7 @@ public:
   /// call) of the buffer; returns how many rows it replaced.
   int64_t applyPatch(int64_t recordId, DType dtype, void *data, int64_t rows,
                      int64_t cols, int64_t rowStride);
-  int64_t rowsPatched() const { return rowsPatched_; }
+  int64_t rowsPatched() const { return front_.rowsPatched(); }
   DType computeDType() const { return computeDType_; }
 
   /// Called with the layer of every trace call of the model, traced or not
@@ -121,23 +122,15 @@ private:
   std::map<std::string, std::vector<uint8_t>> params_;
   std::map<std::string, std::vector<int64_t>> paramShapes_;
   TraceWriter *writer_ = nullptr;
-  Filter filter_;
-  int64_t tokenCount_ = 0;
-  std::vector<int64_t> positions_;
+  TraceFront front_; // filter, positions, payload, repeats, patch
   std::map<int64_t, KVSlot> kv_;
   std::string error_;
-  int64_t patchRecord_ = -1;
-  std::map<int64_t, std::vector<double>> patchRows_;
-  int64_t rowsPatched_ = 0;
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing
   /// The block the previous trace call wrote, for a repeat of it; cleared
   /// by every trace call that writes nothing and by every new call.
   struct LastBlock {
-    const void *data = nullptr;
-    DType dtype = DType::F32;
-    int64_t rows = 0, cols = 0, rowStride = 0;
-    Payload payload = Payload::Hash;
+    TraceFront::Tensor tensor;
     std::vector<BlockRow> entries;
     std::vector<int64_t> positions;
     std::vector<uint8_t> values; // Full payload of strided or selected rows
@@ -145,6 +138,17 @@ private:
   std::optional<LastBlock> lastBlock_;
   std::function<void(int64_t)> layerObserver_;
 };
+
+/// The C ABI's parameter lookup, CPU and GPU alike: the shape of `name` in
+/// `shapes` when it has rank `rank`, else nullptr.
+inline const std::vector<int64_t> *
+paramShape(const std::map<std::string, std::vector<int64_t>> &shapes,
+           const char *name, int64_t rank) {
+  auto it = shapes.find(name ? name : "");
+  if (it == shapes.end() || static_cast<int64_t>(it->second.size()) != rank)
+    return nullptr;
+  return &it->second;
+}
 
 /// The digest fields of a record for one row of `n` elements stored as
 /// `dtype`: SHA-256 of the bytes, non-zero count, and with `stats` the

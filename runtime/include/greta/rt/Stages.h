@@ -121,6 +121,19 @@ inline constexpr int64_t recordId(Stage s, int64_t layer) {
   return layer * 16 + static_cast<int64_t>(s);
 }
 
+/// recordId's inverse: the stage and layer of a record id the compiled model
+/// passes to the runtime; nullopt for an id no stage has.
+struct RecordKey {
+  Stage stage;
+  int64_t layer;
+};
+inline constexpr std::optional<RecordKey> decodeRecordId(int64_t id) {
+  if (id < 0 || id % kRecordIdStride >= kNumStages)
+    return std::nullopt;
+  return RecordKey{static_cast<Stage>(id % kRecordIdStride),
+                   id / kRecordIdStride};
+}
+
 /// Execution-order key of a record group: embed_out first, then layer by layer
 /// in execution order (kExecutionOrder), then logits.
 inline constexpr int64_t executionOrderKey(Stage s, int64_t layer) {
