@@ -319,9 +319,9 @@ void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   {
     OpScope kvScope(s, "kv_append");
     if (!check(s, "kv_append",
-               Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v), pos->data + pos->offset,
-                                 rows, kvDim, s->capacity(),
-                                 static_cast<C *>(kv->k),
+               Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v),
+                                 pos->data + pos->offset, rows, kvDim,
+                                 s->capacity(), static_cast<C *>(kv->k),
                                  static_cast<C *>(kv->v), kvDim, s->stream())))
       return;
   }
