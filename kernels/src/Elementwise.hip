@@ -213,7 +213,7 @@ __global__ void ropeKernel(const T *in, int64_t inLd, const int64_t *positions,
 }
 
 template <typename T>
-__global__ void kvAppendKernel(const T *k, const T *v, int64_t inLd,
+__global__ void kvAppendKernel(const T *k, int64_t kLd, const T *v, int64_t vLd,
                                const int64_t *positions, int64_t kvDim,
                                int64_t capacity, T *kc, T *vc, int64_t cacheLd,
                                unsigned *err) {
@@ -225,13 +225,14 @@ __global__ void kvAppendKernel(const T *k, const T *v, int64_t inLd,
     return;
   }
   for (int64_t c = threadIdx.x; c < kvDim; c += blockDim.x) {
-    kc[pos * cacheLd + c] = k[row * inLd + c];
-    vc[pos * cacheLd + c] = v[row * inLd + c];
+    kc[pos * cacheLd + c] = k[row * kLd + c];
+    vc[pos * cacheLd + c] = v[row * vLd + c];
   }
 }
 
 template <typename T>
-__global__ void kvAppendPackedKernel(const T *k, const T *v, int64_t inLd,
+__global__ void kvAppendPackedKernel(const T *k, int64_t kLd, const T *v,
+                                     int64_t vLd,
                                      const int64_t *positions, int64_t packs,
                                      int64_t capacity, T *kc, T *vc,
                                      int64_t cacheLd, unsigned *err) {
@@ -244,8 +245,8 @@ __global__ void kvAppendPackedKernel(const T *k, const T *v, int64_t inLd,
     return;
   }
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    storePack(kc + pos * cacheLd + p * N, loadPack(k + row * inLd + p * N));
-    storePack(vc + pos * cacheLd + p * N, loadPack(v + row * inLd + p * N));
+    storePack(kc + pos * cacheLd + p * N, loadPack(k + row * kLd + p * N));
+    storePack(vc + pos * cacheLd + p * N, loadPack(v + row * vLd + p * N));
   }
 }
 
@@ -447,13 +448,13 @@ greta_gpu_status rope(const T *in, int64_t inLd, const int64_t *positions,
 }
 
 template <typename T>
-greta_gpu_status kvAppend(const T *k, const T *v, int64_t inLd,
+greta_gpu_status kvAppend(const T *k, int64_t kLd, const T *v, int64_t vLd,
                           const int64_t *positions, int64_t rows,
                           int64_t kvDim, int64_t capacity, T *kc, T *vc,
                           int64_t cacheLd, void *stream) {
-  if (auto s = checkMatrix("kv_append k", k, rows, kvDim, inLd))
+  if (auto s = checkMatrix("kv_append k", k, rows, kvDim, kLd))
     return s;
-  if (auto s = checkMatrix("kv_append v", v, rows, kvDim, inLd))
+  if (auto s = checkMatrix("kv_append v", v, rows, kvDim, vLd))
     return s;
   if (auto s = checkMatrix("kv_append k cache", kc, capacity, kvDim, cacheLd))
     return s;
@@ -463,17 +464,17 @@ greta_gpu_status kvAppend(const T *k, const T *v, int64_t inLd,
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "kv_append: null positions");
   if (rows == 0 || kvDim == 0)
     return GRETA_GPU_OK;
-  if (packable<T>(kvDim, {{k, inLd}, {v, inLd}, {kc, cacheLd}, {vc, cacheLd}})) {
+  if (packable<T>(kvDim, {{k, kLd}, {v, vLd}, {kc, cacheLd}, {vc, cacheLd}})) {
     int64_t packs = kvDim / Pack<T>::N;
     hipLaunchKernelGGL(kvAppendPackedKernel<T>, dim3(rows),
-                       dim3(threadsFor(packs, 256)), 0, asStream(stream), k, v,
-                       inLd, positions, packs, capacity, kc, vc, cacheLd,
+                       dim3(threadsFor(packs, 256)), 0, asStream(stream), k, kLd,
+                       v, vLd, positions, packs, capacity, kc, vc, cacheLd,
                        deviceErrorWord());
     GRETA_HIP_LAUNCH_CHECK();
     return GRETA_GPU_OK;
   }
   hipLaunchKernelGGL(kvAppendKernel<T>, dim3(rows), dim3(256), 0,
-                     asStream(stream), k, v, inLd, positions, kvDim, capacity,
+                     asStream(stream), k, kLd, v, vLd, positions, kvDim, capacity,
                      kc, vc, cacheLd, deviceErrorWord());
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
@@ -574,11 +575,11 @@ using namespace greta::gpu;
                    outLd, stream);                                             \
   }                                                                            \
   extern "C" greta_gpu_status greta_gpu_kv_append_##SUFFIX(                    \
-      const CT *k, const CT *v, int64_t inLd, const int64_t *positions,        \
-      int64_t rows, int64_t kvDim, int64_t capacity, CT *kc, CT *vc,           \
-      int64_t cacheLd, void *stream) {                                         \
-    return kvAppend<T>(reinterpret_cast<const T *>(k),                         \
-                       reinterpret_cast<const T *>(v), inLd, positions, rows,  \
+      const CT *k, int64_t kLd, const CT *v, int64_t vLd,                      \
+      const int64_t *positions, int64_t rows, int64_t kvDim, int64_t capacity, \
+      CT *kc, CT *vc, int64_t cacheLd, void *stream) {                         \
+    return kvAppend<T>(reinterpret_cast<const T *>(k), kLd,                    \
+                       reinterpret_cast<const T *>(v), vLd, positions, rows,   \
                        kvDim, capacity, reinterpret_cast<T *>(kc),             \
                        reinterpret_cast<T *>(vc), cacheLd, stream);            \
   }                                                                            \

@@ -255,7 +255,7 @@ void testAttention(DT dt, AttnCase c, const char *variant, bool bugChecks) {
   for (int64_t i = 0; i < kvLen; ++i)
     pos[i] = i;
   dPos.upload(pos.data(), kvLen * 8);
-  LIB_CHECK(GPU_CALL(dt, kv_append, P(dKin), P(dVin), kvCols,
+  LIB_CHECK(GPU_CALL(dt, kv_append, P(dKin), kvCols, P(dVin), kvCols,
                      dPos.as<int64_t>(), kvLen, kvCols, cap, P(dKc), P(dVc),
                      kvCols, gStream));
   // Which rows to check against the double reference: all up to 2048 rows,

@@ -188,7 +188,7 @@ void testAttentionWindow(DT dt, AttnCase c, int64_t window,
   for (int64_t i = 0; i < kvLen; ++i)
     pos[i] = i;
   dPos.upload(pos.data(), kvLen * 8);
-  LIB_CHECK(GPU_CALL(dt, kv_append, P(dKin), P(dVin), kvCols,
+  LIB_CHECK(GPU_CALL(dt, kv_append, P(dKin), kvCols, P(dVin), kvCols,
                      dPos.as<int64_t>(), kvLen, kvCols, cap, P(dKc), P(dVc),
                      kvCols, gStream));
   std::vector<int64_t> rows(c.n);
@@ -221,6 +221,39 @@ void testAttentionWindow(DT dt, AttnCase c, int64_t window,
   }
 }
 
+// kv_append with k and v of different row strides, as Phi-3 gives them: v a
+// column slice of the fused qkv_proj output (stride q + 2 kv), k a rotated
+// copy (stride kv). The cache must hold each row exactly.
+void testKvAppendStrides(DT dt, int64_t rows, int64_t kvCols) {
+  const int64_t vLd = 3 * kvCols + 8, cap = rows + 3;
+  HostT k = randomT(dt, rows * kvCols), fused = randomT(dt, rows * vLd);
+  Dev dK(k), dFused(fused), dPos(rows * 8);
+  Dev dKc(cap * kvCols * dtSize(dt)), dVc(cap * kvCols * dtSize(dt));
+  std::vector<int64_t> pos(rows);
+  for (int64_t i = 0; i < rows; ++i)
+    pos[i] = rows - 1 - i; // any order
+  dPos.upload(pos.data(), rows * 8);
+  const int64_t vCol = 2 * kvCols + 8; // v's first column in the fused row
+  LIB_CHECK(GPU_CALL(dt, kv_append, P(dK), kvCols,
+                     AnyPtr{static_cast<char *>(dFused.p) + vCol * dtSize(dt)},
+                     vLd, dPos.as<int64_t>(), rows, kvCols, cap, P(dKc),
+                     P(dVc), kvCols, gStream));
+  HostT kc = fetch(dKc, dt, cap * kvCols), vc = fetch(dVc, dt, cap * kvCols);
+  size_t es = dtSize(dt), bad = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const char *kr = (const char *)k.bytes.data() + i * kvCols * es;
+    const char *vr = (const char *)fused.bytes.data() + (i * vLd + vCol) * es;
+    bad += std::memcmp((const char *)kc.bytes.data() + pos[i] * kvCols * es, kr,
+                       kvCols * es) != 0;
+    bad += std::memcmp((const char *)vc.bytes.data() + pos[i] * kvCols * es, vr,
+                       kvCols * es) != 0;
+  }
+  char name[96];
+  std::snprintf(name, sizeof name, "kv_append k ld %lld, v ld %lld",
+                (long long)kvCols, (long long)vLd);
+  report(name, dtName(dt), (double)bad, 0.5, bad == 0, "(rows differing)");
+}
+
 void testErrorsFamily(DT dt) {
   Dev d(64);
   greta_gpu_status st = GPU_CALL(dt, attention_window, P(d), 64, P(d), P(d), 64,
@@ -233,6 +266,8 @@ void testErrorsFamily(DT dt) {
 } // namespace
 
 void testFamilyKernels(DT dt) {
+  testKvAppendStrides(dt, 48, 64);  // packed path
+  testKvAppendStrides(dt, 7, 24);   // not packable: scalar path
   testRmsNormOffset(dt, 33, 2048);
   testRmsNormOffset(dt, 5, 640);
   testRmsNormOffset(dt, 48 * 4, 64); // per head

@@ -107,12 +107,12 @@ struct BF16 { uint16_t bits; };
       return greta_gpu_rope_##SUF((const uint16_t *)i, il, p, r, nh, hd, th,   \
                                   (uint16_t *)o, ol, s);                       \
     }                                                                          \
-    static greta_gpu_status kv_append(const CT *k, const CT *v, int64_t il,    \
-                                      const int64_t *p, int64_t r,             \
+    static greta_gpu_status kv_append(const CT *k, int64_t kl, const CT *v,    \
+                                      int64_t vl, const int64_t *p, int64_t r, \
                                       int64_t kd, int64_t cap, CT *kc,         \
                                       CT *vc, int64_t cl, void *s) {           \
-      return greta_gpu_kv_append_##SUF((const uint16_t *)k,                    \
-                                       (const uint16_t *)v, il, p, r, kd,      \
+      return greta_gpu_kv_append_##SUF((const uint16_t *)k, kl,                \
+                                       (const uint16_t *)v, vl, p, r, kd,      \
                                        cap, (uint16_t *)kc, (uint16_t *)vc,    \
                                        cl, s);                                 \
     }                                                                          \
@@ -245,10 +245,6 @@ void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   GpuSession *s = live("attention");
   if (!s || !rowMajor(s, "attention", {q, k, v, out}))
     return;
-  if (ld(k) != ld(v)) {
-    s->setError("attention: k and v rows must have the same stride");
-    return;
-  }
   int64_t rows = q->sizes[0], kvDim = k->sizes[1];
   if (rows != static_cast<int64_t>(s->positions().size()) || rows == 0) {
     s->setError("attention: " + std::to_string(rows) +
@@ -261,7 +257,7 @@ void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
     return;
   OpScope kvScope(s, "kv_append");
   if (!check(s, "kv_append",
-             Kern<T>::kv_append(ptr(k), ptr(v), ld(k), ptr(pos), rows, kvDim,
+             Kern<T>::kv_append(ptr(k), ld(k), ptr(v), ld(v), ptr(pos), rows, kvDim,
                                 s->capacity(), static_cast<T *>(kv->k),
                                 static_cast<T *>(kv->v), kvDim, s->stream())))
     return;

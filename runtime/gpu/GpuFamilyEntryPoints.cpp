@@ -300,10 +300,6 @@ void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   GpuSession *s = live(op);
   if (!s || !rowMajor(s, op, {q, k, v, out}))
     return;
-  if (ld(k) != ld(v)) {
-    s->setError("attention_window: k and v rows must have the same stride");
-    return;
-  }
   if (window <= 0) {
     s->setError("attention_window: window " + std::to_string(window) +
                 " must be positive");
@@ -323,9 +319,9 @@ void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   {
     OpScope kvScope(s, "kv_append");
     if (!check(s, "kv_append",
-               Fam<T>::kv_append(dev(k), dev(v), ld(k), pos->data + pos->offset,
-                                 rows, kvDim, s->capacity(),
-                                 static_cast<C *>(kv->k),
+               Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v),
+                                 pos->data + pos->offset, rows, kvDim,
+                                 s->capacity(), static_cast<C *>(kv->k),
                                  static_cast<C *>(kv->v), kvDim, s->stream())))
       return;
   }

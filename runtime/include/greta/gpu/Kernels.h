@@ -120,9 +120,12 @@ GRETA_GPU_EXPORT void greta_gpu_reset_variants(void);
       int64_t num_heads, int64_t head_dim, float theta, T *d_out,              \
       int64_t out_ld, void *stream);                                           \
   /* Copies this call's k/v rows into the KV cache at their positions:       \
-     cache[d_positions[i], :] = k[i, :]. Caches are [capacity, kv_dim]. */    \
+     cache[d_positions[i], :] = k[i, :]. Caches are [capacity, kv_dim]. k    \
+     and v have their own row strides (Phi-3's v is a column slice of the    \
+     fused qkv_proj output, k a rotated copy). */                            \
   GRETA_GPU_EXPORT greta_gpu_status greta_gpu_kv_append_##SUFFIX(              \
-      const T *d_k, const T *d_v, int64_t in_ld, const int64_t *d_positions,   \
+      const T *d_k, int64_t k_ld, const T *d_v, int64_t v_ld,                  \
+      const int64_t *d_positions,                                              \
       int64_t rows, int64_t kv_dim, int64_t capacity, T *d_k_cache,            \
       T *d_v_cache, int64_t cache_ld, void *stream);                           \
   /* Causal GQA attention. Query row i (q [n_q, num_heads*head_dim]) is at   \
