@@ -1,7 +1,7 @@
 //===- Bisect.cpp - Coarse-to-fine search for FIRST_FAIL --------*- C++ -*-===//
-#include "Bisect.h"
+#include "greta/bisect/Bisect.h"
 #include "InputDigests.h"
-#include "Process.h"
+#include "greta/bisect/Process.h"
 #include "RunEvidence.h"
 
 #include "greta/rt/Prompt.h"

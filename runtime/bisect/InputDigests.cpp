@@ -1,6 +1,6 @@
 //===- InputDigests.cpp - What a step's result depends on -----------------===//
 #include "InputDigests.h"
-#include "Bisect.h"
+#include "greta/bisect/Bisect.h"
 
 #include "greta/rt/Cache.h"
 #include "greta/rt/Weights.h"
