@@ -1,5 +1,7 @@
-//===- Diff.cpp - Alignment, policies, FIRST_FAIL --------------------------===//
+//===- Diff.cpp - Policies, manifests, FIRST_FAIL ---------------*- C++ -*-===//
 #include "greta/diff/Diff.h"
+#include "Align.h"
+#include "Judge.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +13,7 @@
 
 using namespace greta;
 using namespace greta::diff;
+using namespace greta::diff::detail;
 using rt::Record;
 using rt::Stage;
 using rt::TraceContents;
@@ -146,9 +149,9 @@ bool isCompactible(const RowResult &r) {
   const Metrics &m = r.metrics, d;
   const Tolerance &t = r.tolerance;
   return r.basis == Basis::HashEqual && r.hashMatch && !r.diverges &&
-         !r.hasMetrics && !r.hasReference && r.note.empty() &&
-         m.mae == d.mae && m.maxAbs == d.maxAbs && m.relL2 == d.relL2 &&
-         m.cosine == d.cosine && m.rmse == d.rmse && m.notClose == d.notClose &&
+         !r.hasMetrics && !r.hasReference && r.note.empty() && m.mae == d.mae &&
+         m.maxAbs == d.maxAbs && m.relL2 == d.relL2 && m.cosine == d.cosine &&
+         m.rmse == d.rmse && m.notClose == d.notClose &&
          m.nanBase == d.nanBase && m.nanTest == d.nanTest &&
          m.infBase == d.infBase && m.infTest == d.infTest && r.errTest == 0 &&
          r.errBase == 0 && r.k == 0 && r.allowance == 0 && t.atol == t.atol &&
@@ -195,7 +198,8 @@ void RowResults::push_back(const RowResult &r) {
 }
 
 RowResult &RowResults::pushStored(const RowResult &r) {
-  slots_.push_back({r.position, kStored, static_cast<uint32_t>(stored_.size())});
+  slots_.push_back(
+      {r.position, kStored, static_cast<uint32_t>(stored_.size())});
   storedAt_.push_back(slots_.size() - 1);
   stored_.push_back(r);
   return stored_.back();
@@ -321,261 +325,7 @@ static void settleVerdict(const TraceContents &base, const TraceContents &test,
         "--shared-rows-only limits the verdict to the records both wrote");
 }
 
-//===----------------------------------------------------------------------===//
-// Alignment
-//===----------------------------------------------------------------------===//
-
 namespace {
-
-struct Key {
-  int64_t order, position;
-  Stage stage;
-  int64_t layer;
-  bool operator<(const Key &o) const {
-    return std::tie(order, position) < std::tie(o.order, o.position);
-  }
-  bool operator==(const Key &o) const {
-    return order == o.order && position == o.position;
-  }
-};
-
-std::string describe(const Key &k) {
-  std::ostringstream os;
-  os << rt::stageName(k.stage) << " layer " << k.layer << " position "
-     << k.position;
-  return os.str();
-}
-
-/// Where one row of a trace lies: segment `seg` < blocks.size() is block
-/// `seg` (row j of it); segment blocks.size() is TraceContents::records (j is
-/// the index). A row never needs a Record until it is judged.
-struct RowRef {
-  uint32_t seg = 0, j = 0;
-};
-
-int64_t elementsOf(const Record &r);
-
-/// A trace's rows through RowRefs: block rows stay in the file's mapping.
-class TraceRows {
-public:
-  explicit TraceRows(const TraceContents &t)
-      : t_(t), nb_(static_cast<uint32_t>(t.blocks.size())) {}
-  uint32_t segments() const { return nb_ + 1; }
-  size_t segRows(uint32_t s) const {
-    return s < nb_ ? t_.blocks[s].n : t_.records.size();
-  }
-  Stage stage(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].stage : t_.records[r.j].stage;
-  }
-  int64_t layer(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].layer : t_.records[r.j].layer;
-  }
-  int64_t position(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].position(r.j)
-                       : t_.records[r.j].position;
-  }
-  Key key(RowRef r) const {
-    Stage s = stage(r);
-    int64_t l = layer(r);
-    return {rt::executionOrderKey(s, l), position(r), s, l};
-  }
-  const uint8_t *sha256(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].sha256(r.j)
-                       : t_.records[r.j].sha256.data();
-  }
-  rt::DType dtype(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].dtype : t_.records[r.j].dtype;
-  }
-  int64_t elements(RowRef r) const {
-    return r.seg < nb_ ? t_.blocks[r.seg].elements
-                       : elementsOf(t_.records[r.j]);
-  }
-  /// The row's Record: the trace's own, or built into `scratch`.
-  const Record &record(RowRef r, Record &scratch) const {
-    if (r.seg < nb_) {
-      t_.blocks[r.seg].recordTo(r.j, scratch);
-      return scratch;
-    }
-    return t_.records[r.j];
-  }
-
-private:
-  const TraceContents &t_;
-  uint32_t nb_;
-};
-
-/// The rows of a trace below `maxPosition`, visited in execution order:
-/// either segment by segment (when every segment is in order and they do not
-/// overlap, the usual case: no index at all) or through a sorted index.
-class RowCursor {
-public:
-  /// Fails on unknown stages and duplicate rows; counts rows at or past
-  /// `maxPosition` in `beyond` (they are skipped).
-  bool init(const TraceRows &rows, const char *role, int64_t maxPosition,
-            int64_t &beyond, std::string &error) {
-    rows_ = &rows;
-    maxPos_ = maxPosition;
-    int64_t skipped = 0;
-    // Segment order by first key; each must be strictly ascending inside,
-    // and end before the next begins.
-    for (uint32_t s = 0; s < rows.segments(); ++s) {
-      size_t n = rows.segRows(s);
-      for (size_t j = 0; j < n; ++j) {
-        RowRef r{s, static_cast<uint32_t>(j)};
-        if (static_cast<unsigned>(rows.stage(r)) >= rt::kNumStages) {
-          error = std::string(role) +
-                  " trace has a record with unknown stage id " +
-                  std::to_string(static_cast<unsigned>(rows.stage(r)));
-          return false;
-        }
-        if (maxPos_ != INT64_MAX && rows.position(r) >= maxPos_)
-          ++skipped;
-      }
-      if (n)
-        segs_.push_back(s);
-    }
-    beyond += skipped;
-    std::stable_sort(segs_.begin(), segs_.end(), [&](uint32_t a, uint32_t b) {
-      return rows.key({a, 0}) < rows.key({b, 0});
-    });
-    bool ordered = true;
-    Key prev{};
-    bool first = true;
-    for (size_t x = 0; x < segs_.size() && ordered; ++x) {
-      uint32_t s = segs_[x];
-      size_t n = rows.segRows(s);
-      for (size_t j = 0; j < n; ++j) {
-        Key k = rows.key({s, static_cast<uint32_t>(j)});
-        if (!first && !(prev < k)) {
-          ordered = false;
-          break;
-        }
-        prev = k;
-        first = false;
-      }
-    }
-    if (!ordered) {
-      // Out of order (or a duplicate): the index, sorted like the rows.
-      segs_.clear();
-      index_.reserve(static_cast<size_t>(
-          std::max<int64_t>(0, static_cast<int64_t>(total(rows)) - skipped)));
-      for (uint32_t s = 0; s < rows.segments(); ++s)
-        for (size_t j = 0, n = rows.segRows(s); j < n; ++j) {
-          RowRef r{s, static_cast<uint32_t>(j)};
-          Key k = rows.key(r);
-          if (k.position >= maxPos_)
-            continue;
-          index_.push_back({k, r});
-        }
-      std::stable_sort(index_.begin(), index_.end(),
-                       [](const auto &x, const auto &y) {
-                         return x.first < y.first;
-                       });
-      for (size_t i = 1; i < index_.size(); ++i)
-        if (index_[i].first == index_[i - 1].first) {
-          error = std::string(role) + " trace holds two records for " +
-                  describe(index_[i].first) +
-                  " (a trace must record each once)";
-          return false;
-        }
-      indexed_ = true;
-    }
-    size_ = total(rows) - static_cast<size_t>(skipped);
-    settle();
-    return true;
-  }
-
-  bool done() const { return done_; }
-  const Key &key() const { return key_; }
-  RowRef ref() const { return ref_; }
-  /// Rows visited in all (those below maxPosition).
-  size_t size() const { return size_; }
-  void next() {
-    if (indexed_)
-      ++i_;
-    else
-      ++j_;
-    settle();
-  }
-
-private:
-  static size_t total(const TraceRows &rows) {
-    size_t n = 0;
-    for (uint32_t s = 0; s < rows.segments(); ++s)
-      n += rows.segRows(s);
-    return n;
-  }
-  /// Moves to the current row, or past rows at or beyond maxPos_.
-  void settle() {
-    if (indexed_) {
-      done_ = i_ >= index_.size();
-      if (!done_) {
-        key_ = index_[i_].first;
-        ref_ = index_[i_].second;
-      }
-      return;
-    }
-    for (; si_ < segs_.size(); ++si_, j_ = 0) {
-      uint32_t s = segs_[si_];
-      for (size_t n = rows_->segRows(s); j_ < n; ++j_) {
-        RowRef r{s, j_};
-        int64_t pos = rows_->position(r);
-        if (pos >= maxPos_)
-          continue;
-        ref_ = r;
-        key_ = rows_->key(r);
-        done_ = false;
-        return;
-      }
-    }
-    done_ = true;
-  }
-
-  const TraceRows *rows_ = nullptr;
-  int64_t maxPos_ = INT64_MAX;
-  bool indexed_ = false, done_ = true;
-  std::vector<std::pair<Key, RowRef>> index_;
-  size_t i_ = 0;
-  std::vector<uint32_t> segs_;
-  size_t si_ = 0;
-  uint32_t j_ = 0;
-  size_t size_ = 0;
-  Key key_{};
-  RowRef ref_{};
-};
-
-int64_t elementsOf(const Record &r) {
-  int64_t n = 1;
-  for (int64_t d : r.shape)
-    n *= d;
-  return n;
-}
-
-bool hasValues(const Record &r) {
-  return r.payload == rt::Payload::Full &&
-         r.values.size() ==
-             static_cast<size_t>(elementsOf(r)) * rt::dtypeSize(r.dtype);
-}
-
-bool hasFingerprint(const Record &r) {
-  return r.payload == rt::Payload::Stats || r.payload == rt::Payload::Full;
-}
-
-Precision coarser(Precision a, Precision b) { return a > b ? a : b; }
-
-Precision manifestPrecision(const rt::Manifest &m) {
-  return parsePrecision(m.precision).value_or(Precision::F64);
-}
-
-bool fingerprintClose(const rt::Fingerprint &a, const rt::Fingerprint &b,
-                      const Tolerance &t) {
-  auto close = [&](double x, double y) {
-    return std::fabs(y - x) <= t.atol + t.rtol * std::fabs(x);
-  };
-  return close(a.min, b.min) && close(a.max, b.max) && close(a.mean, b.mean) &&
-         close(a.l2, b.l2);
-}
-
 /// The work of one aligned row whose hashes differ; judge() fills in its
 /// stored RowResult (row index `row`).
 struct Pending {
@@ -583,204 +333,6 @@ struct Pending {
   bool hasRef;
   size_t row;
 };
-
-/// Unit roundoff (half an ulp at 1) of each precision.
-double unitRoundoff(Precision p) {
-  switch (p) {
-  case Precision::F64:
-    return 0x1p-53;
-  case Precision::F32:
-    return 0x1p-24;
-  case Precision::F16:
-    return 0x1p-11;
-  case Precision::BF16:
-    return 0x1p-8;
-  }
-  return 0;
-}
-
-class Judge {
-public:
-  Judge(const Options &o, const rt::Manifest &mb, const rt::Manifest &mt)
-      : opts(o), basePrec(manifestPrecision(mb)),
-        testPrec(manifestPrecision(mt)) {}
-
-  /// Precision and tolerance from the row's dtypes; a hash-equal row is
-  /// then judged.
-  void prepare(RowResult &row) const {
-    row.precision =
-        coarser(coarser(precisionOf(row.baseDType), precisionOf(row.testDType)),
-                coarser(basePrec, testPrec));
-    row.tolerance = tolerance(row.precision);
-    if (row.hashMatch)
-      row.basis = Basis::HashEqual;
-  }
-
-  /// A row whose hashes differ (prepare() was called).
-  void judge(const Record &b, const Record &t, const Record *ref,
-             RowResult &row, uint64_t &bytes) const {
-    if (elementsOf(b) != elementsOf(t)) {
-      row.basis = Basis::Shape;
-      row.diverges = true;
-      row.note = "element counts differ: BASE " +
-                 std::to_string(elementsOf(b)) + ", TEST " +
-                 std::to_string(elementsOf(t));
-      return;
-    }
-    bool values = hasValues(b) && hasValues(t);
-    if (values) {
-      // Bounds relative to the BASE row's scale: elements near zero are
-      // judged against the row's RMS, not against themselves.
-      row.scale = scaleOf(rowRms(b.dtype, b.values.data(), row.elements),
-                          row.precision);
-      RowAccum acc = accumulateRow(
-          b.dtype, b.values.data(), t.dtype, t.values.data(), row.elements,
-          row.tolerance.atol * row.scale, row.tolerance.rtol);
-      bytes += b.values.size() + t.values.size();
-      row.hasMetrics = true;
-      row.metrics = metricsOf(acc);
-    }
-    switch (opts.policy) {
-    case Policy::Exact:
-      row.basis = Basis::Hash;
-      row.diverges = true;
-      return;
-    case Policy::Tolerance:
-      judgeTolerance(b, t, values, row);
-      return;
-    case Policy::Reference:
-      if (values && ref && hasValues(*ref) &&
-          elementsOf(*ref) == row.elements && judgeReference(b, t, *ref, row))
-        return;
-      if (row.note.empty())
-        row.note = !values ? "no values in BASE/TEST: judged by tolerance"
-                   : !ref  ? "record absent from REF: judged by tolerance"
-                           : "REF record has no values: judged by tolerance";
-      judgeTolerance(b, t, values, row);
-      return;
-    }
-  }
-
-private:
-  Tolerance tolerance(Precision p) const {
-    Tolerance t = defaultTolerance(p);
-    if (opts.atol)
-      t.atol = *opts.atol;
-    if (opts.rtol)
-      t.rtol = *opts.rtol;
-    if (opts.mae)
-      t.mae = *opts.mae;
-    return t;
-  }
-
-  /// A row's scale: its RMS, at least the precision's unit roundoff (so an
-  /// all-zero row still tolerates nothing but rounding). A NaN RMS (a NaN in
-  /// the row) falls back to the floor too.
-  static double scaleOf(double rms, Precision p) {
-    double floor = unitRoundoff(p);
-    return rms > floor && std::isfinite(rms) ? rms : floor;
-  }
-
-  void judgeTolerance(const Record &b, const Record &t, bool values,
-                      RowResult &row) const {
-    if (values) {
-      row.basis = Basis::Values;
-      // notClose counts non-finite elements that differ; the MAE covers the
-      // finite ones (undefined, NaN, when there are none: no bound to pass).
-      row.diverges = row.metrics.notClose > 0 ||
-                     row.metrics.mae > row.tolerance.mae * row.scale;
-      if (row.metrics.nonFiniteDiffer > 0 && row.note.empty())
-        row.note = nonFiniteNote(row.metrics);
-      return;
-    }
-    if (hasFingerprint(b) && hasFingerprint(t)) {
-      row.basis = Basis::Fingerprint;
-      // The fingerprint's own scale: RMS = l2 / sqrt(n).
-      double n = row.elements > 0 ? static_cast<double>(row.elements) : 1.0;
-      row.scale = scaleOf(b.fingerprint.l2 / std::sqrt(n), row.precision);
-      Tolerance tol = row.tolerance;
-      tol.atol *= row.scale;
-      row.diverges = b.nanCount != t.nanCount || b.infCount != t.infCount ||
-                     !fingerprintClose(b.fingerprint, t.fingerprint, tol);
-      return;
-    }
-    row.basis = Basis::Hash;
-    row.diverges = true;
-    if (row.note.empty())
-      row.note = "hash-only payload: judged bit-exactly";
-  }
-
-  static std::string nonFiniteNote(const Metrics &m) {
-    return std::to_string(m.nonFiniteDiffer) +
-           " non-finite elements differ between BASE and TEST (NaN or inf "
-           "on one side only, or of another kind)";
-  }
-
-  /// The three-way rule on the elements finite in all three rows (a shared
-  /// NaN or inf never makes TEST pass). False, with a note, when REF cannot
-  /// judge the row: it is non-finite where BASE and TEST are finite.
-  bool judgeReference(const Record &b, const Record &t, const Record &r,
-                      RowResult &row) const {
-    row.basis = Basis::Reference;
-    row.hasReference = true;
-    Precision testP = coarser(precisionOf(t.dtype), testPrec);
-    Precision baseP = coarser(precisionOf(b.dtype), basePrec);
-    // Like PyTorch's `ref.to(res.dtype)`: a baseline finer than TEST is
-    // rounded to TEST's precision, so f16 rounding alone is never blamed.
-    Precision roundBase = coarser(testP, baseP);
-    row.k = opts.k ? *opts.k
-                   : (testP >= Precision::F16 || row.elements < 1000 ? 3.0
-                                                                     : 2.0);
-    if (row.metrics.nonFiniteDiffer > 0) { // NaN/inf moved: no error bound
-      row.diverges = true;
-      row.note = nonFiniteNote(row.metrics);
-      return true;
-    }
-    // PyTorch's rule made relative: every term is a multiple of the REF
-    // row's RMS, so the floor means the same before and after a norm.
-    double refRms = rowRms(r.dtype, r.values.data(), row.elements);
-    row.scale = scaleOf(refRms, testP);
-    double slack = opts.floor * row.scale;
-    // TEST within the slack of BASE passes: by the triangle inequality the
-    // rule below would pass it too (err(TEST) <= err(BASE) + RMSE(TEST,
-    // BASE)), so this only skips work. Not when REF has a NaN or inf: the
-    // rule below then decides whether REF can judge the row at all.
-    if (std::isfinite(refRms) && row.metrics.rmse <= slack) {
-      row.note = "within floor x RMS(REF) of BASE";
-      return true;
-    }
-    int64_t refOnly = 0;
-    row.errTest =
-        rmseRounded(t.dtype, t.values.data(), r.dtype, r.values.data(),
-                    row.elements, Precision::F64, &refOnly);
-    if (refOnly > 0) {
-      row.hasReference = false;
-      row.errTest = 0;
-      row.note = "REF has " + std::to_string(refOnly) +
-                 " non-finite elements where BASE and TEST are finite: "
-                 "judged by tolerance";
-      return false;
-    }
-    row.errBase = rmseRounded(b.dtype, b.values.data(), r.dtype,
-                              r.values.data(), row.elements, roundBase);
-    if (testP > baseP) { // BASE finer than TEST: allow accumulated rounding.
-      // Independent roundings add up like a random walk (the error of n
-      // of them grows as sqrt(n)): past the first kAccumulationLayers
-      // layers the allowance grows with the square root of the depth.
-      double depth = std::max(1.0, (row.layer + 1.0) / kAccumulationLayers);
-      row.allowance = opts.accumulation * unitRoundoff(testP) * row.scale *
-                      std::sqrt(depth);
-    }
-    // NaN (nothing finite to measure) fails the comparison: a divergence.
-    row.diverges = !(row.errTest <=
-                     std::max(row.k * row.errBase, row.allowance) + slack);
-    return true;
-  }
-
-  const Options &opts;
-  Precision basePrec, testPrec;
-};
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -838,10 +390,10 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
 
   int64_t shared = std::min(base.manifest.tokenCount, test.manifest.tokenCount);
   // A manifest without a token count must not drop every record.
-  int64_t maxPos = shared > 0 && base.manifest.tokenCount !=
-                                     test.manifest.tokenCount
-                       ? shared
-                       : INT64_MAX;
+  int64_t maxPos =
+      shared > 0 && base.manifest.tokenCount != test.manifest.tokenCount
+          ? shared
+          : INT64_MAX;
   TraceRows baseRows(base), testRows(test);
   std::optional<TraceRows> refRows;
   if (ref)
@@ -911,8 +463,8 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
       res.rows.push_back(row);
     } else {
       res.rows.pushStored(row);
-      work.push_back({br, tr, hasRef ? ri.ref() : RowRef{}, hasRef,
-                      res.rows.size() - 1});
+      work.push_back(
+          {br, tr, hasRef ? ri.ref() : RowRef{}, hasRef, res.rows.size() - 1});
     }
     bi.next(), ti.next();
   }
@@ -936,8 +488,8 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
                          std::pair{ref, "REF"}}) {
     if (!t || !isTruncated(*t))
       continue;
-    std::string why = t->stopReason.empty() ? "the run did not finish"
-                                            : t->stopReason;
+    std::string why =
+        t->stopReason.empty() ? "the run did not finish" : t->stopReason;
     res.notes.push_back(std::string(role) + " trace is truncated (" + why +
                         "): compared up to where it stops (" +
                         std::to_string(t->rowCount()) + " records read)");
@@ -1067,264 +619,4 @@ std::vector<CellSummary> greta::diff::summarizeCells(const RowResults &rows) {
       cell.maxMae = std::max(cell.maxMae, mae);
   }
   return cells;
-}
-
-//===----------------------------------------------------------------------===//
-// Hypotheses
-//===----------------------------------------------------------------------===//
-
-namespace {
-std::string fmt(double v) {
-  std::ostringstream os;
-  os.precision(3);
-  os << v;
-  return os.str();
-}
-} // namespace
-
-Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
-  Hypothesis h;
-  const RowResult *ff = res.first();
-  if (!ff)
-    return h;
-  // Rows are read through their cheap fields: only diverging rows (always
-  // stored in full) are looked at as RowResults.
-  const RowResults &rows = res.rows;
-  size_t nRows = rows.size();
-  auto keyAt = [&](size_t i) {
-    return std::pair{rt::executionOrderKey(rows.stage(i), rows.layer(i)),
-                     rows.position(i)};
-  };
-  bool sortedRows = true; // strictly ascending: diffTraces' order
-  for (size_t i = 1; i < nRows && sortedRows; ++i)
-    sortedRows = keyAt(i - 1) < keyAt(i);
-  std::vector<int64_t> allPos, divPos;
-  int64_t lo = INT64_MAX, hi = INT64_MIN;
-  for (size_t i = 0; i < nRows; ++i) {
-    lo = std::min(lo, rows.position(i));
-    hi = std::max(hi, rows.position(i));
-  }
-  if (nRows && static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) <
-                   4 * static_cast<uint64_t>(nRows) + 1024) {
-    // Distinct positions through a bitmap: no sort of every row.
-    std::vector<bool> seen(static_cast<size_t>(hi - lo) + 1);
-    for (size_t i = 0; i < nRows; ++i)
-      seen[static_cast<size_t>(rows.position(i) - lo)] = true;
-    for (size_t p = 0; p < seen.size(); ++p)
-      if (seen[p])
-        allPos.push_back(lo + static_cast<int64_t>(p));
-  } else {
-    for (size_t i = 0; i < nRows; ++i)
-      allPos.push_back(rows.position(i));
-  }
-  for (const RowResult &r : rows.storedRows())
-    if (r.diverges)
-      divPos.push_back(r.position);
-  auto uniq = [](std::vector<int64_t> &v) {
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-  };
-  uniq(allPos);
-  uniq(divPos);
-  // The row of (stage, layer, position), built on demand; the last one
-  // when rows repeat a key.
-  std::vector<RowResult> found; // keeps the rows find() returns alive
-  found.reserve(4);
-  auto find = [&](Stage s, int64_t layer, int64_t pos) -> const RowResult * {
-    std::pair<int64_t, int64_t> k{rt::executionOrderKey(s, layer), pos};
-    size_t at = nRows;
-    if (sortedRows) {
-      size_t a = 0, b = nRows;
-      while (a < b) {
-        size_t m = a + (b - a) / 2;
-        if (keyAt(m) < k)
-          a = m + 1;
-        else
-          b = m;
-      }
-      if (a < nRows && keyAt(a) == k)
-        at = a;
-    } else {
-      for (size_t i = nRows; i-- > 0;)
-        if (keyAt(i) == k) {
-          at = i;
-          break;
-        }
-    }
-    if (at == nRows)
-      return nullptr;
-    if (const RowResult *r = rows.stored(at))
-      return r;
-    found.push_back(rows[at]);
-    return &found.back();
-  };
-  int64_t p0 = divPos.front();
-  bool cleanBefore = allPos.front() < p0;
-  std::vector<int64_t> tail(std::lower_bound(allPos.begin(), allPos.end(), p0),
-                            allPos.end());
-  bool suffix = tail == divPos; // every compared position from p0 on diverges
-  bool onset = cleanBefore && suffix;
-  bool everywhere = divPos == allPos && allPos.size() > 1;
-  bool isolated = !suffix;
-
-  // Size of the error over diverging rows with values.
-  double maxRel = 0;
-  bool anyMetrics = false, nanInf = false;
-  for (const RowResult &r : rows.storedRows()) {
-    if (!r.diverges || !r.hasMetrics)
-      continue;
-    anyMetrics = true;
-    maxRel = std::max(maxRel, r.metrics.relL2);
-    if (r.metrics.nanTest != r.metrics.nanBase ||
-        r.metrics.infTest != r.metrics.infBase || r.metrics.nonFiniteDiffer)
-      nanInf = true;
-  }
-  bool small = anyMetrics && maxRel < 1e-2 && !nanInf;
-  // MAE of FIRST_FAIL's stage at its position, layer by layer.
-  std::vector<double> maeByLayer;
-  for (const RowResult &r : rows.storedRows())
-    if (r.stage == ff->stage && r.position == ff->position && r.diverges &&
-        r.hasMetrics)
-      maeByLayer.push_back(r.metrics.mae);
-  bool grows = maeByLayer.size() >= 2 &&
-               std::is_sorted(maeByLayer.begin(), maeByLayer.end()) &&
-               maeByLayer.back() > maeByLayer.front();
-  bool sparse = ff->hasMetrics && ff->elements > 0 &&
-                ff->metrics.notClose * 20 < ff->elements &&
-                ff->metrics.maxAbs > 10 * ff->metrics.mae;
-  bool precisionsDiffer = res.base.precision != res.test.precision;
-
-  auto say = [&](std::string s) { h.evidence.push_back(std::move(s)); };
-  std::string at = "layer " + std::to_string(ff->layer) + ", position " +
-                   std::to_string(ff->position);
-  if (onset)
-    say("divergence starts at position " + std::to_string(p0) +
-        " and every compared position from there on diverges, while the " +
-        std::to_string(std::lower_bound(allPos.begin(), allPos.end(), p0) -
-                       allPos.begin()) +
-        " earlier compared positions match: a position-dependent cause");
-  else if (everywhere)
-    say("every compared position (" + std::to_string(allPos.size()) +
-        ") diverges: no position threshold");
-  else if (isolated)
-    say("diverging positions are not a contiguous tail: " +
-        std::to_string(divPos.size()) + " of " +
-        std::to_string(allPos.size()) + " compared positions diverge, with "
-        "matching positions after the first divergent one");
-  else
-    say("only position " + std::to_string(p0) +
-        " was compared: the position pattern cannot be judged (trace more "
-        "positions, e.g. a range ending at " + std::to_string(p0) + ")");
-
-  // 1. RoPE: post-RoPE diverges while its pre-RoPE input matches.
-  if (ff->stage == Stage::QPostRope || ff->stage == Stage::KPostRope) {
-    Stage pre = ff->stage == Stage::QPostRope ? Stage::QPreRope
-                                              : Stage::KPreRope;
-    const RowResult *p = find(pre, ff->layer, ff->position);
-    h.kind = HypothesisKind::PositionEncoding;
-    if (p)
-      say(std::string(rt::stageName(ff->stage)) + " diverges at " + at +
-          " while its input " + std::string(rt::stageName(pre)) +
-          " matches: RoPE itself changes the values");
-    else
-      say(std::string(rt::stageName(ff->stage)) + " is the first divergent "
-          "record; " + std::string(rt::stageName(pre)) +
-          " was not traced: trace it to confirm that RoPE is the cause");
-    if (small)
-      h.alternatives.push_back(HypothesisKind::NumericPrecision);
-    return h;
-  }
-  // 2. Attention output wrong while the token's own Q/K are right: the other
-  // positions it reads (the KV cache) or the softmax over them.
-  if (ff->stage == Stage::AttnOut) {
-    const RowResult *q = find(Stage::QPostRope, ff->layer, ff->position);
-    const RowResult *k = find(Stage::KPostRope, ff->layer, ff->position);
-    if (q || k)
-      say(std::string("attn_out diverges at ") + at + " while " +
-          (q && k ? "q_post_rope and k_post_rope match"
-                  : q ? "q_post_rope matches" : "k_post_rope matches") +
-          ": the inputs of this token are right, the keys/values it reads "
-          "from other positions or the softmax over them are not");
-    else
-      say("attn_out is the first divergent record; q_post_rope/k_post_rope "
-          "were not traced at that layer and position");
-    if (small && everywhere && !onset) {
-      h.kind = HypothesisKind::NumericPrecision;
-      say("small relative error (max relative L2 " + fmt(maxRel) +
-          ") at every position: softmax/accumulation precision");
-      h.alternatives.push_back(HypothesisKind::KVCache);
-    } else {
-      h.kind = HypothesisKind::KVCache;
-      h.alternatives.push_back(HypothesisKind::NumericPrecision);
-    }
-    return h;
-  }
-  // 3. A few wild elements or NaN/Inf: something wrote where it should not.
-  if (sparse || nanInf) {
-    h.kind = HypothesisKind::MemoryLayout;
-    if (sparse)
-      say(std::to_string(ff->metrics.notClose) + " of " +
-          std::to_string(ff->elements) + " elements of " +
-          std::string(rt::stageName(ff->stage)) + " (" + at + ")" +
-          " are off, by up to " + fmt(ff->metrics.maxAbs) + " (MAE " +
-          fmt(ff->metrics.mae) + "): localized corruption, not noise");
-    if (nanInf)
-      say("NaN/Inf counts differ between BASE and TEST on divergent rows");
-    return h;
-  }
-  // 4. Small errors everywhere, or growing with length in a lower precision.
-  if (small && (everywhere || (onset && precisionsDiffer))) {
-    h.kind = HypothesisKind::NumericPrecision;
-    say("errors are small (max relative L2 " + fmt(maxRel) +
-        "), typical of rounding, not of a wrong computation");
-    if (grows)
-      say("MAE of " + std::string(rt::stageName(ff->stage)) +
-          " grows across layers (" + fmt(maeByLayer.front()) + " to " +
-          fmt(maeByLayer.back()) + "): accumulation");
-    if (precisionsDiffer)
-      say("the runs use different precisions (BASE " + res.base.precision +
-          ", TEST " + res.test.precision + ")");
-    return h;
-  }
-  if (isolated) {
-    h.kind = HypothesisKind::MemoryLayout;
-    say("isolated divergent positions point at specific offsets (strided "
-        "access, buffer aliasing), not at a threshold");
-    return h;
-  }
-  if (onset) {
-    // A per-token stage cannot see the position; going wrong from p on
-    // means the row's place in memory matters, unless it is the embedding
-    // (then read as position encoding).
-    uint64_t offset = static_cast<uint64_t>(p0) * ff->elements *
-                      rt::dtypeSize(ff->testDType);
-    if ((ff->stage == Stage::EmbedOut || ff->stage == Stage::ResidualPreAttn) &&
-        ff->layer == 0) {
-      h.kind = HypothesisKind::PositionEncoding;
-      say("the first divergent record is the layer-0 input, before any "
-          "attention: the first suspect is the position encoding of the "
-          "embedding in extended contexts");
-      h.alternatives.push_back(HypothesisKind::MemoryLayout);
-    } else {
-      h.kind = HypothesisKind::MemoryLayout;
-      h.alternatives.push_back(HypothesisKind::KVCache);
-    }
-    say(std::string(rt::stageName(ff->stage)) +
-        " is computed per token, without reading the position; the row of "
-        "position " + std::to_string(p0) + " starts at byte offset " +
-        std::to_string(offset) + " of a [tokens, " +
-        std::to_string(ff->elements) + "] buffer: check strides and buffer "
-        "sizes around it");
-    if (small)
-      h.alternatives.push_back(HypothesisKind::NumericPrecision);
-    return h;
-  }
-  h.kind = HypothesisKind::Inconclusive;
-  if (!anyMetrics)
-    say("no values on the divergent rows (hash payload): record with "
-        "--payload full to judge error sizes");
-  else
-    say("max relative L2 " + fmt(maxRel) +
-        " on divergent rows: too large for rounding, no position pattern");
-  return h;
 }
