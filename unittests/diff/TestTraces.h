@@ -6,6 +6,7 @@
 #include "greta/rt/Half.h"
 #include "greta/rt/Trace.h"
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 
 #include <cmath>
@@ -171,6 +172,25 @@ inline diff::Options opts(diff::Policy p) {
   diff::Options o;
   o.policy = p;
   return o;
+}
+
+/// diffTraces that must succeed (its result) or fail (its error).
+inline diff::DiffResult diffOk(const rt::TraceContents &b,
+                               const rt::TraceContents &t, diff::Options o = {},
+                               const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diff::diffTraces(b, t, ref, o, err);
+  EXPECT_TRUE(r.has_value()) << err;
+  return r ? *r : diff::DiffResult{};
+}
+
+inline std::string diffErr(const rt::TraceContents &b,
+                           const rt::TraceContents &t, diff::Options o = {},
+                           const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diff::diffTraces(b, t, ref, o, err);
+  EXPECT_FALSE(r.has_value());
+  return err;
 }
 
 } // namespace greta::difftest
