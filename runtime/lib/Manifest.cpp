@@ -87,12 +87,6 @@ std::string describeJson(const json &v) {
   return std::string("a JSON ") + v.type_name();
 }
 
-bool isHex(const std::string &s, size_t digits) {
-  return s.size() == digits && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
                       std::string &error) {
   try {
@@ -134,7 +128,7 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
     str("filter", m.filter);
     str("created_at", m.createdAt);
     str("run_id", m.runId);
-    if (!m.runId.empty() && !isHex(m.runId, 2 * kRunIdBytes))
+    if (!m.runId.empty() && !isHexDigest(m.runId, 2 * kRunIdBytes))
       return error = "'run_id' must be 32 lowercase hex digits, got " +
                      describeJson(j["run_id"]),
              false;
@@ -180,7 +174,7 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
     }
     if (seal.complete && j.contains("records_digest")) {
       const json &d = j["records_digest"];
-      if (!d.is_string() || !isHex(d.get<std::string>(), 64))
+      if (!d.is_string() || !isHexDigest(d.get<std::string>(), 64))
         return error = "'records_digest' must be 64 lowercase hex digits, "
                        "got " +
                        describeJson(d),

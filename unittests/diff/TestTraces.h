@@ -4,10 +4,10 @@
 
 #include "greta/diff/Diff.h"
 #include "greta/rt/Half.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Trace.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cmath>
 #include <cstring>
@@ -91,9 +91,7 @@ inline rt::Record makeRecord(rt::Stage s, int64_t layer, int64_t pos,
     sum += v;
     sq += v * v;
   }
-  unsigned len = 32;
-  EVP_Digest(bytes.data(), bytes.size(), r.sha256.data(), &len, EVP_sha256(),
-             nullptr);
+  r.sha256 = rt::sha256(bytes.data(), bytes.size());
   if (payload != rt::Payload::Hash)
     r.fingerprint = {mn, mx, sum / values.size(), std::sqrt(sq)};
   else

@@ -2,13 +2,13 @@
 #ifndef GRETA_UNITTESTS_RUNTIME_TRACETESTUTIL_H
 #define GRETA_UNITTESTS_RUNTIME_TRACETESTUTIL_H
 
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Trace.h"
 
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -93,13 +93,6 @@ struct TestBlock {
   TestBlock(const TestBlock &) = delete; // `block` points into the vectors
 };
 
-std::array<uint8_t, 32> sha256Of(const uint8_t *p, size_t n) {
-  std::array<uint8_t, 32> md{};
-  unsigned len = 0;
-  EVP_Digest(p, n, md.data(), &len, EVP_sha256(), nullptr);
-  return md;
-}
-
 /// Rows at `positions` of a (stage, layer) tensor. Row j of a top-k block
 /// has j % (topK + 1) real ids (the rest -1 padding). Entries are BlockRow
 /// (stride 88) unless `stride` says otherwise; a hash block's entries carry
@@ -149,7 +142,7 @@ makeBlock(Stage stage, int64_t layer, DType dtype, Payload payload,
     const uint8_t *v = t->values.data() + j * rowBytes;
     BlockRow e{};
     if (realDigests) {
-      auto md = sha256Of(v, rowBytes);
+      auto md = sha256(v, rowBytes);
       std::memcpy(e.sha256, md.data(), 32);
       for (int64_t i = 0; i < elements; ++i) {
         float f;
