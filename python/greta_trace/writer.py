@@ -1,5 +1,5 @@
 """Writes a GRETA trace from numpy rows: the bytes GRETA's C++ writer
-(runtime/lib/Trace.cpp) writes for the same rows, manifest, filter and block
+(runtime/lib/Writer.cpp) writes for the same rows, manifest, filter and block
 limits, so an engine outside GRETA can be compared and bisected by greta-diff
 and greta-bisect (docs/PYTHON.md).
 

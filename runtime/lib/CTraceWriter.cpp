@@ -45,11 +45,6 @@ template <typename T> T fail(std::string message, T result) {
 
 std::string str(const char *s) { return s ? s : ""; }
 
-bool isHexDigest(const std::string &s) {
-  return s.size() == 64 &&
-         s.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
 bool validDType(int d) { return d >= GRETA_TRACE_F32 && d <= GRETA_TRACE_BF16; }
 
 std::string nowIso8601() {

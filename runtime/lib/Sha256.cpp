@@ -98,3 +98,8 @@ std::string greta::rt::sha256Hex(const void *data, size_t size) {
   auto d = sha256(data, size);
   return toHex(d.data(), d.size());
 }
+
+bool greta::rt::isHexDigest(const std::string &s, size_t digits) {
+  return s.size() == digits &&
+         s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}

@@ -47,11 +47,6 @@ std::array<uint8_t, 32> digestTensor(const TensorInfo &t) {
   }
   return sha.finish();
 }
-
-bool isHexDigest(const std::string &s) {
-  return s.size() == 64 &&
-         s.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 } // namespace
 
 std::string greta::rt::digestTensorHex(const TensorInfo &t) {

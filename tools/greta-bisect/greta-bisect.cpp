@@ -5,8 +5,8 @@
 // for the FIRST_FAIL record. Needs no LLVM: it runs on a GPU host too.
 //
 //===----------------------------------------------------------------------===//
-#include "Bisect.h"
-#include "Process.h"
+#include "greta/bisect/Bisect.h"
+#include "greta/bisect/Process.h"
 #include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>

@@ -107,14 +107,17 @@ magic = re.search(r"kTraceFileMagic\[8\]\s*=\s*\{(.*?)\};", trace_h, re.S)
 expect("file magic", "".join(re.findall(r"'(.)'", magic.group(1))).encode(),
        fmt.FILE_MAGIC)
 
-# The writer's limits that decide how a block is cut into frames (Trace.cpp).
-trace_cpp = read("runtime", "lib", "Trace.cpp")
+# The writer's limits that decide how a block is cut into frames (Writer.cpp,
+# TraceInternal.h).
+trace_cpp = (read("runtime", "lib", "Writer.cpp") +
+             read("runtime", "lib", "TraceInternal.h"))
 for name, value in (("kBufferBytes", fmt.WRITE_BUFFER_BYTES),
                     ("kMaxBodyBytes", fmt.MAX_BODY_BYTES),
                     ("kFlushEveryRecords", None)):
     m = re.search(r"constexpr \w+ " + name + r"\s*=\s*([^;]+);", trace_cpp)
     if not m:
-        sys.exit(f"{name} not found in runtime/lib/Trace.cpp")
+        sys.exit(f"{name} not found in runtime/lib/Writer.cpp or "
+                 "TraceInternal.h")
     if value is not None:
         expect(name, eval(m.group(1).replace("1u", "1")), value)
 

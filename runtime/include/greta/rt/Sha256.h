@@ -16,6 +16,9 @@ namespace greta::rt {
 std::array<uint8_t, 32> sha256(const void *data, size_t size);
 std::string toHex(const uint8_t *bytes, size_t size);
 std::string sha256Hex(const void *data, size_t size);
+/// `s` is exactly `digits` lowercase hex digits (by default a SHA-256 digest
+/// as toHex writes it).
+bool isHexDigest(const std::string &s, size_t digits = 64);
 
 /// Incremental SHA-256 (the trace writer and reader digest records.bin's
 /// framing as they go). Aborts only if OpenSSL itself cannot allocate.

@@ -11,12 +11,12 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/Half.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
 #include "greta/tools/CLI.h"
 
 #include <CLI/CLI.hpp>
-#include <openssl/evp.h>
 
 #include <cmath>
 #include <cstring>
@@ -387,9 +387,7 @@ int main(int argc, char **argv) {
         sum += v;
         sq += v * v;
       }
-      unsigned int len = 32;
-      EVP_Digest(bytes.data(), bytes.size(), r.sha256.data(), &len,
-                 EVP_sha256(), nullptr);
+      r.sha256 = rt::sha256(bytes.data(), bytes.size());
       if (payload == rt::Payload::Hash)
         r.nanCount = r.infCount = 0;
       else

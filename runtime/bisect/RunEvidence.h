@@ -22,7 +22,7 @@
 #ifndef GRETA_BISECT_RUNEVIDENCE_H
 #define GRETA_BISECT_RUNEVIDENCE_H
 
-#include "Process.h"
+#include "greta/bisect/Process.h"
 
 #include <string>
 

@@ -1,5 +1,5 @@
 //===- Process.cpp - Run a tool with a time limit, keep its output -*- C++ -*-===//
-#include "Process.h"
+#include "greta/bisect/Process.h"
 
 #include <cerrno>
 #include <chrono>

@@ -5,7 +5,7 @@
 // its report step (compared here, with the engine greta-diff runs).
 //
 //===----------------------------------------------------------------------===//
-#include "Bisect.h"
+#include "greta/bisect/Bisect.h"
 
 #include "greta/diff/Diff.h"
 #include "greta/diff/HtmlReport.h"

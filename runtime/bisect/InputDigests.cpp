@@ -1,12 +1,12 @@
 //===- InputDigests.cpp - What a step's result depends on -----------------===//
 #include "InputDigests.h"
-#include "Bisect.h"
+#include "greta/bisect/Bisect.h"
 
 #include "greta/rt/Cache.h"
 #include "greta/rt/Weights.h"
 #include "greta/rt/WeightsDigest.h"
 
-#include <openssl/evp.h>
+#include "greta/rt/Sha256.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -26,19 +26,8 @@ namespace rt = ::greta::rt;
 namespace greta::bisect {
 
 namespace {
-std::string hex(const unsigned char *d, unsigned n) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i)
-    s += std::string{digits[d[i] >> 4], digits[d[i] & 15]};
-  return s;
-}
-
 std::string sha256Text(const std::string &text) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  return hex(md, len);
+  return rt::sha256Hex(text.data(), text.size());
 }
 
 /// The paths the dynamic loader resolves for `exe` ("" entries dropped): the
@@ -105,8 +94,7 @@ std::string fileDigest(const std::string &path, std::string &error) {
     error = "cannot read " + path + ": " + std::strerror(errno);
     return "";
   }
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex2(ctx, EVP_sha256(), nullptr);
+  rt::Sha256Stream sha;
   std::vector<char> buf(1 << 20);
   bool ok = true;
   for (ssize_t n; (n = read(fd, buf.data(), buf.size())) != 0;) {
@@ -117,14 +105,11 @@ std::string fileDigest(const std::string &path, std::string &error) {
       ok = false;
       break;
     }
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    sha.update(buf.data(), static_cast<size_t>(n));
   }
   close(fd);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return ok ? hex(md, len) : "";
+  std::string digest = sha.finalHex();
+  return ok ? digest : "";
 }
 
 std::string executableDigest(const std::string &path, std::string &error) {

@@ -4,9 +4,10 @@
 
 #include "greta/diff/Diff.h"
 #include "greta/rt/Half.h"
+#include "greta/rt/Sha256.h"
 #include "greta/rt/Trace.h"
 
-#include <openssl/evp.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
@@ -90,9 +91,7 @@ inline rt::Record makeRecord(rt::Stage s, int64_t layer, int64_t pos,
     sum += v;
     sq += v * v;
   }
-  unsigned len = 32;
-  EVP_Digest(bytes.data(), bytes.size(), r.sha256.data(), &len, EVP_sha256(),
-             nullptr);
+  r.sha256 = rt::sha256(bytes.data(), bytes.size());
   if (payload != rt::Payload::Hash)
     r.fingerprint = {mn, mx, sum / values.size(), std::sqrt(sq)};
   else
@@ -171,6 +170,25 @@ inline diff::Options opts(diff::Policy p) {
   diff::Options o;
   o.policy = p;
   return o;
+}
+
+/// diffTraces that must succeed (its result) or fail (its error).
+inline diff::DiffResult diffOk(const rt::TraceContents &b,
+                               const rt::TraceContents &t, diff::Options o = {},
+                               const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diff::diffTraces(b, t, ref, o, err);
+  EXPECT_TRUE(r.has_value()) << err;
+  return r ? *r : diff::DiffResult{};
+}
+
+inline std::string diffErr(const rt::TraceContents &b,
+                           const rt::TraceContents &t, diff::Options o = {},
+                           const rt::TraceContents *ref = nullptr) {
+  std::string err;
+  auto r = diff::diffTraces(b, t, ref, o, err);
+  EXPECT_FALSE(r.has_value());
+  return err;
 }
 
 } // namespace greta::difftest

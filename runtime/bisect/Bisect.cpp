@@ -1,7 +1,8 @@
 //===- Bisect.cpp - Coarse-to-fine search for FIRST_FAIL --------*- C++ -*-===//
-#include "Bisect.h"
+#include "greta/bisect/Bisect.h"
+#include "BisectInternal.h"
 #include "InputDigests.h"
-#include "Process.h"
+#include "greta/bisect/Process.h"
 #include "RunEvidence.h"
 
 #include "greta/rt/Prompt.h"
@@ -29,136 +30,7 @@ using nlohmann::json;
 
 namespace greta::bisect {
 
-const std::string &modelOf(const Options &o, const Config &c) {
-  return c.model.empty() ? o.model : c.model;
-}
-
 namespace {
-/// The value of greta-run flag `name` in `flags` ("--name=V" or "--name V"),
-/// or `dflt`.
-std::string flagValue(const std::vector<std::string> &flags,
-                      const std::string &name, const std::string &dflt) {
-  std::string value = dflt;
-  for (size_t i = 0; i < flags.size(); ++i) {
-    if (flags[i].rfind(name + "=", 0) == 0)
-      value = flags[i].substr(name.size() + 1);
-    else if (flags[i] == name && i + 1 < flags.size())
-      value = flags[i + 1];
-  }
-  return value;
-}
-} // namespace
-
-std::string precisionOrBackendDifference(const Config &base,
-                                         const Config &test) {
-  std::string why;
-  for (auto [flag, dflt, what] :
-       {std::tuple{"--precision", "f32", "precision"},
-        std::tuple{"--backend", "cpu", "backend"},
-        std::tuple{"--so", "", "compiled model (--so)"}}) {
-    std::string b = flagValue(base.flags, flag, dflt),
-                t = flagValue(test.flags, flag, dflt);
-    if (b != t)
-      why += (why.empty() ? "" : ", ") + std::string(what) + " " +
-             (b.empty() ? "none" : b) + " vs " + (t.empty() ? "none" : t);
-  }
-  return why;
-}
-
-Config autoReference(const Config &base) {
-  Config ref;
-  ref.name = "ref";
-  for (size_t i = 0; i < base.flags.size(); ++i) {
-    const std::string &f = base.flags[i];
-    std::string key = f.substr(0, f.find('='));
-    bool dropped = false;
-    for (const char *d :
-         {"--precision", "--backend", "--device", "--kernel", "--repeat"})
-      if (key == d) {
-        dropped = true;
-        // "--flag VALUE": the value goes too.
-        if (f.find('=') == std::string::npos && i + 1 < base.flags.size())
-          ++i;
-      }
-    if (!dropped)
-      ref.flags.push_back(f);
-  }
-  ref.flags.push_back("--precision=f64");
-  for (const std::string &f : ref.flags)
-    ref.flagsText += (ref.flagsText.empty() ? "" : " ") + shellQuote(f);
-  return ref;
-}
-
-std::vector<int64_t> coarseLayers(int64_t numLayers) {
-  std::set<int64_t> layers;
-  for (int64_t l : {0, 1, 2, 4, 8})
-    if (l < numLayers)
-      layers.insert(l);
-  layers.insert(numLayers - 1);
-  return {layers.begin(), layers.end()};
-}
-
-static const char *const kPlaceholders[] = {"{prompt}", "{prompt_name}",
-                                            "{trace_dir}"};
-
-std::vector<std::string> expandCommand(const std::vector<std::string> &command,
-                                       const std::string &promptPath,
-                                       const std::string &promptName,
-                                       const std::string &traceDir) {
-  const std::string values[] = {promptPath, promptName, traceDir};
-  std::vector<std::string> argv;
-  for (std::string arg : command) {
-    std::string out;
-    for (size_t i = 0; i < arg.size();) {
-      bool replaced = false;
-      for (size_t k = 0; k < 3 && !replaced; ++k)
-        if (arg.compare(i, std::string(kPlaceholders[k]).size(),
-                        kPlaceholders[k]) == 0) {
-          out += values[k];
-          i += std::string(kPlaceholders[k]).size();
-          replaced = true;
-        }
-      if (!replaced)
-        out += arg[i++];
-    }
-    argv.push_back(out);
-  }
-  return argv;
-}
-
-bool checkCommand(const std::vector<std::string> &command, std::string &error) {
-  if (command.empty())
-    return error = "the command is empty", false;
-  std::string all;
-  for (const std::string &a : command)
-    all += a + " ";
-  for (const char *needed : {"{prompt}", "{trace_dir}"})
-    if (all.find(needed) == std::string::npos)
-      return error = std::string("the command has no ") + needed +
-                     " (the engine must be told the prompt and where to "
-                     "write its trace)",
-             false;
-  for (size_t open = all.find('{'); open != std::string::npos;
-       open = all.find('{', open + 1)) {
-    size_t close = all.find('}', open);
-    std::string name =
-        all.substr(open, close == std::string::npos ? std::string::npos
-                                                    : close - open + 1);
-    if (std::find(std::begin(kPlaceholders), std::end(kPlaceholders), name) ==
-        std::end(kPlaceholders))
-      return error = "unknown placeholder '" + name +
-                     "' (known: {prompt}, {prompt_name}, {trace_dir})",
-             false;
-  }
-  return true;
-}
-
-namespace {
-
-std::string interruptedMessage(const std::string &where) {
-  return "interrupted by signal " + std::to_string(interruptSignal()) + " " +
-         where;
-}
 
 /// An engine's trace is evidence only when its manifest says it is
 /// complete; an exit code of 0 alone is not enough.
@@ -179,13 +51,6 @@ bool checkEngineTrace(const fs::path &traceDir, std::string &error) {
   return true;
 }
 
-std::string joinInts(const std::vector<int64_t> &v) {
-  std::string s;
-  for (int64_t x : v)
-    s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s;
-}
-
 std::optional<FirstFail> parseFirstFail(const json &j) {
   if (!j.contains("first_fail") || j["first_fail"].is_null())
     return std::nullopt;
@@ -200,18 +65,6 @@ std::optional<FirstFail> parseFirstFail(const json &j) {
     ff.mae = f["mae"].get<double>();
   ff.token = f.value("token", "");
   return ff;
-}
-
-json firstFailJson(const std::optional<FirstFail> &ff) {
-  if (!ff)
-    return nullptr;
-  json j = {{"stage", ff->stage},         {"layer", ff->layer},
-            {"position", ff->position},   {"category", ff->category},
-            {"hash_match", ff->hashMatch}};
-  j["mae"] = ff->mae ? json(*ff->mae) : json(nullptr);
-  if (!ff->token.empty())
-    j["token"] = ff->token;
-  return j;
 }
 
 uint64_t dirBytes(const fs::path &dir) {
@@ -877,74 +730,6 @@ bool Driver::report(const std::string &name, const std::string &promptPath,
 
 } // namespace
 
-std::string reportPositions(int64_t tokens, int64_t firstFailPosition,
-                            const std::string &checkpoints) {
-  std::set<int64_t> p;
-  for (int64_t i = 0; i < 64; ++i)
-    p.insert(i * (tokens - 1) / 63);
-  for (int64_t d = -2; d <= 2; ++d)
-    if (firstFailPosition + d >= 0 && firstFailPosition + d < tokens)
-      p.insert(firstFailPosition + d);
-  std::stringstream ss(checkpoints);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (item == "last")
-      p.insert(tokens - 1);
-    else if (!item.empty() &&
-             item.find_first_not_of("0123456789") == std::string::npos &&
-             std::stoll(item) < tokens)
-      p.insert(std::stoll(item));
-  }
-  return joinInts({p.begin(), p.end()});
-}
-
-bool checkConfigs(const Options &o, std::string &error) {
-  std::vector<const Config *> configs = {&o.base, &o.test};
-  if (o.ref)
-    configs.push_back(&*o.ref);
-  // The output goes to a private temporary file: nothing is written in the
-  // work dir before the flags are known to be good.
-  const char *tmpdir = std::getenv("TMPDIR");
-  std::string log = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
-                    "/greta-bisect-check-XXXXXX";
-  int fd = mkstemp(log.data());
-  if (fd < 0) {
-    error = "cannot create a temporary file for the flag checks (" + log +
-            "): " + std::strerror(errno);
-    return false;
-  }
-  close(fd);
-  bool ok = true;
-  for (const auto &[name, path] : o.prompts) {
-    for (const Config *c : configs) {
-      if (!c->command.empty())
-        continue; // an outside engine: its run is checked when it ends
-      std::vector<std::string> argv = {
-          o.gretaRun, c->model.empty() ? o.model : c->model,
-          "--weights", o.weights, "--prompt", path, "--dry-run"};
-      if (!o.tokenizer.empty())
-        argv.insert(argv.end(), {"--tokenizer", o.tokenizer});
-      argv.insert(argv.end(), c->flags.begin(), c->flags.end());
-      ProcessResult r = runProcess(argv, log, 0);
-      if (r.interrupted) {
-        error = interruptedMessage("while checking the flags");
-        ok = false;
-      } else if (r.timedOut || r.signaled || r.exitCode != 0) {
-        error = "--" + c->name + " \"" + c->flagsText +
-                "\": greta-run refuses it for prompt " + name + " (" +
-                r.describe() + "), before any run: " + commandLine(argv) +
-                "\n" + r.outputTail;
-        ok = false;
-      }
-      if (!ok)
-        break;
-    }
-    if (!ok)
-      break;
-  }
-  std::remove(log.c_str());
-  return ok;
-}
-
 bool runBisection(const Options &options, std::vector<PromptResult> &results,
                   std::string &error, StopReason &stop) {
   stop = StopReason::None;
@@ -987,133 +772,6 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
     results.push_back(std::move(r));
   }
   return true;
-}
-
-std::string testFailureSentence(const std::string &testFailure) {
-  std::string sentence = testFailure + ".";
-  sentence[0] = static_cast<char>(std::toupper(sentence[0]));
-  return sentence;
-}
-
-std::string renderMarkdown(const Options &options,
-                           const std::vector<PromptResult> &results) {
-  std::ostringstream os;
-  os << "# GRETA bisection\n\n";
-  if (!options.test.model.empty() && options.test.model != options.model)
-    os << "- different graphs: base `" << options.model << "` vs test `"
-       << options.test.model << "` (" << options.numLayers
-       << " layers), weights: `" << options.weights << "`\n";
-  else
-    os << "- model: `" << options.model << "` (" << options.numLayers
-       << " layers), weights: `" << options.weights << "`\n";
-  os << "- base: `" << options.base.flagsText << "`\n"
-     << "- test: `" << options.test.flagsText << "`\n";
-  if (options.ref) {
-    os << "- reference: `" << options.ref->flagsText << "`";
-    if (!options.ref->model.empty())
-      os << " on `" << options.ref->model << "`";
-    os << "\n";
-  }
-  if (!options.autoRefReason.empty())
-    os << "- the reference was added by greta-bisect: base and test differ "
-          "in "
-       << options.autoRefReason
-       << ", so their digests always differ; the verdicts use greta-diff's "
-          "reference policy against it\n";
-  os << "\n## FIRST_FAIL\n\n"
-     << "| Prompt | Position | Layer | Tensor | Category | Hash match | MAE | "
-        "Runs/config | Bytes written |\n"
-     << "|---|---|---|---|---|---|---|---|---|\n";
-  for (const PromptResult &r : results) {
-    os << "| " << r.prompt << " (" << r.tokenCount << " tokens) | ";
-    if (r.firstFail) {
-      char mae[32] = "n/a";
-      if (r.firstFail->mae)
-        snprintf(mae, sizeof mae, "%.6g", *r.firstFail->mae);
-      os << r.firstFail->position
-         << (r.firstFail->token.empty() ? "" : " (" + r.firstFail->token + ")")
-         << " | " << r.firstFail->layer << " | " << r.firstFail->stage << " | "
-         << r.firstFail->category << " | "
-         << (r.firstFail->hashMatch ? "YES" : "NO") << " | " << mae << " | ";
-    } else if (!r.testFailure.empty()) {
-      os << "- | - | none before the test run stopped | - | - | - | ";
-    } else {
-      os << "- | - | no divergence | - | - | - | ";
-    }
-    os << r.runsPerConfig << " | " << r.bytesWritten << " |\n";
-  }
-  for (const PromptResult &r : results) {
-    os << "\n## " << r.prompt << "\n\nSteps:\n\n";
-    for (const StepLog &s : r.steps) {
-      os << "- `" << s.id << "` layers " << s.layers << ", stages " << s.stages
-         << ", positions " << s.positions << ", payload " << s.payload
-         << ": ";
-      if (s.firstFail)
-        os << "first divergence " << s.firstFail->stage << " layer "
-           << s.firstFail->layer << " position " << s.firstFail->position;
-      else
-        os << "no divergence";
-      if (!s.note.empty())
-        os << " (" << s.note << ")";
-      os << "\n";
-    }
-    if (!r.confirmation.empty())
-      os << "\nCausal confirmation: " << r.confirmation << ".\n";
-    if (!r.testFailure.empty())
-      os << "\n" << testFailureSentence(r.testFailure) << "\n";
-    if (!r.diffMarkdown.empty())
-      os << "\n" << r.diffMarkdown << "\n";
-  }
-  return os.str();
-}
-
-nlohmann::json renderJson(const Options &options,
-                          const std::vector<PromptResult> &results) {
-  json j;
-  j["model"] = options.model;
-  j["test_model"] = modelOf(options, options.test);
-  j["ref_model"] =
-      options.ref ? json(modelOf(options, *options.ref)) : json(nullptr);
-  j["auto_ref"] = options.autoRefReason.empty() ? json(nullptr)
-                                                : json(options.autoRefReason);
-  j["weights"] = options.weights;
-  j["base"] = options.base.flagsText;
-  j["test"] = options.test.flagsText;
-  j["ref"] = options.ref ? json(options.ref->flagsText) : json(nullptr);
-  int64_t runs = 0;
-  uint64_t bytes = 0;
-  j["prompts"] = json::array();
-  for (const PromptResult &r : results) {
-    json p = {{"prompt", r.prompt},
-              {"token_count", r.tokenCount},
-              {"first_fail", firstFailJson(r.firstFail)},
-              {"runs", r.runsPerConfig},
-              {"bytes_written", r.bytesWritten},
-              {"test_failure", r.testFailure.empty() ? json(nullptr)
-                                                     : json(r.testFailure)},
-              {"confirmation", r.confirmation.empty() ? json(nullptr)
-                                                      : json(r.confirmation)}};
-    for (const StepLog &s : r.steps)
-      p["steps"].push_back({{"id", s.id},
-                            {"layers", s.layers},
-                            {"stages", s.stages},
-                            {"positions", s.positions},
-                            {"payload", s.payload},
-                            {"first_fail", firstFailJson(s.firstFail)}});
-    p["diff"] = r.diffJson;
-    j["prompts"].push_back(p);
-    runs += r.runsPerConfig;
-    bytes += r.bytesWritten;
-  }
-  j["first_fail"] = nullptr;
-  for (const PromptResult &r : results)
-    if (r.firstFail) {
-      j["first_fail"] = firstFailJson(r.firstFail);
-      break;
-    }
-  j["runs"] = runs;
-  j["bytes_written"] = bytes;
-  return j;
 }
 
 } // namespace greta::bisect

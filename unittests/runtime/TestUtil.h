@@ -2,8 +2,6 @@
 #ifndef GRETA_TEST_UNIT_TESTUTIL_H
 #define GRETA_TEST_UNIT_TESTUTIL_H
 
-#include <openssl/evp.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -47,20 +45,6 @@ inline std::string writeFile(const std::string &path, const std::string &data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << data;
   return path;
-}
-
-inline std::string sha256OfFile(const std::string &path) {
-  std::string data = readFile(path);
-  unsigned char md[32];
-  unsigned len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char *digits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += digits[md[i] >> 4];
-    hex += digits[md[i] & 15];
-  }
-  return hex;
 }
 
 /// Deterministic generator (splitmix64): tests never depend on libc's rand.
