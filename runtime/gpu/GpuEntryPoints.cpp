@@ -10,8 +10,8 @@
 // written so far kept.
 //
 //===----------------------------------------------------------------------===//
+#include "GpuGlue.h"
 #include "greta/gpu/GpuSession.h"
-
 #include "greta/gpu/Kernels.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
@@ -22,53 +22,14 @@
 
 using namespace greta;
 using namespace greta::gpu;
+using namespace greta::gpu::glue;
 
 namespace {
-template <typename T, int N> using MemRef = ::greta::rt::MemRef<T, N>;
-
 template <typename T, int N> T *ptr(MemRef<T, N> *m) {
   return m->data + m->offset;
 }
-template <typename T> int64_t ld(MemRef<T, 2> *m) { return m->strides[0]; }
-template <typename T, int N> bool unitInner(MemRef<T, N> *m) {
-  return m->strides[N - 1] == 1 || m->sizes[N - 1] <= 1;
-}
-
-/// The session, or nullptr when there is none or it already failed.
-GpuSession *live(const char *fn) {
-  GpuSession *s = GpuSession::current();
-  if (!s) {
-    fprintf(stderr, "greta: %s called without a GPU session\n", fn);
-    return nullptr;
-  }
-  return s->error().empty() ? s : nullptr;
-}
-/// GRETA_GPU_OP_PROFILE: times the launches made in its lifetime.
-struct OpScope {
-  GpuSession *s;
-  int index;
-  OpScope(GpuSession *s, const char *op)
-      : s(s), index(s ? s->opBegin(op) : -1) {}
-  void end() {
-    if (index >= 0)
-      s->opEnd(index);
-    index = -1;
-  }
-  ~OpScope() { end(); }
-};
-bool check(GpuSession *s, const char *op, greta_gpu_status st) {
-  if (st == GRETA_GPU_OK)
-    return true;
-  s->setError(std::string(op) + ": " + greta_gpu_status_name(st) + ": " +
-              greta_gpu_last_error());
-  return false;
-}
 
 template <typename T> struct Kern;
-// f16 and bf16 are both 16-bit words in C: distinct tag types pick the
-// kernels.
-struct F16 { uint16_t bits; };
-struct BF16 { uint16_t bits; };
 } // namespace
 #define GRETA_KERN_CAST(SUF, CT)                                               \
   namespace {                                                                  \
@@ -162,17 +123,6 @@ template <> constexpr rt::DType dtypeOf<BF16>() { return rt::DType::BF16; }
 template <> constexpr rt::DType dtypeOf<float>() { return rt::DType::F32; }
 
 template <typename T>
-bool rowMajor(GpuSession *s, const char *op,
-              std::initializer_list<MemRef<T, 2> *> ms) {
-  for (MemRef<T, 2> *m : ms)
-    if (!unitInner(m)) {
-      s->setError(std::string(op) + ": the innermost stride must be 1");
-      return false;
-    }
-  return true;
-}
-
-template <typename T>
 void embedding(MemRef<T, 2> *table, MemRef<int64_t, 1> *ids,
                MemRef<T, 2> *out) {
   GpuSession *s = live("embedding");
@@ -246,22 +196,14 @@ void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   if (!s || !rowMajor(s, "attention", {q, k, v, out}))
     return;
   int64_t rows = q->sizes[0], kvDim = k->sizes[1];
-  if (rows != static_cast<int64_t>(s->positions().size()) || rows == 0) {
-    s->setError("attention: " + std::to_string(rows) +
-                " query rows but the call has " +
-                std::to_string(s->positions().size()) + " positions");
-    return;
-  }
-  GpuSession::KVSlot *kv = s->kvSlot(slot, kvDim);
+  GpuSession::KVSlot *kv =
+      appendToCache(s, "attention", rows, kvDim, slot, [&](auto &kv) {
+        return Kern<T>::kv_append(ptr(k), ld(k), ptr(v), ld(v), ptr(pos), rows,
+                                  kvDim, s->capacity(), static_cast<T *>(kv.k),
+                                  static_cast<T *>(kv.v), kvDim, s->stream());
+      });
   if (!kv)
     return;
-  OpScope kvScope(s, "kv_append");
-  if (!check(s, "kv_append",
-             Kern<T>::kv_append(ptr(k), ld(k), ptr(v), ld(v), ptr(pos), rows, kvDim,
-                                s->capacity(), static_cast<T *>(kv->k),
-                                static_cast<T *>(kv->v), kvDim, s->stream())))
-    return;
-  kvScope.end();
   OpScope scope(s, "attention");
   check(s, "attention",
         Kern<T>::attention(ptr(q), ld(q), static_cast<const T *>(kv->k),

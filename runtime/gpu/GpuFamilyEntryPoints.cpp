@@ -13,6 +13,7 @@
 // use and kept for the process (a few hundred bytes each).
 //
 //===----------------------------------------------------------------------===//
+#include "GpuGlue.h"
 #include "greta/gpu/FamilyKernels.h"
 #include "greta/gpu/GpuSession.h"
 #include "greta/rt/CInterface.h"
@@ -28,17 +29,9 @@
 
 using namespace greta;
 using namespace greta::gpu;
+using namespace greta::gpu::glue;
 
 namespace {
-template <typename T, int N> using MemRef = ::greta::rt::MemRef<T, N>;
-// f16 and bf16 are both 16-bit words in C: tag types pick the kernels.
-struct F16 {
-  uint16_t bits;
-};
-struct BF16 {
-  uint16_t bits;
-};
-
 template <typename T> struct Fam;
 #define GRETA_FAMILY_KERNELS(TAG, CT, SUF)                                     \
   template <> struct Fam<TAG> {                                                \
@@ -60,47 +53,6 @@ GRETA_FAMILY_KERNELS(float, float, f32)
 template <typename T, int N> typename Fam<T>::C *dev(MemRef<T, N> *m) {
   return reinterpret_cast<typename Fam<T>::C *>(m->data + m->offset);
 }
-template <typename T> int64_t ld(MemRef<T, 2> *m) { return m->strides[0]; }
-
-/// The session, or nullptr when there is none or it already failed.
-GpuSession *live(const char *fn) {
-  GpuSession *s = GpuSession::current();
-  if (!s) {
-    fprintf(stderr, "greta: %s called without a GPU session\n", fn);
-    return nullptr;
-  }
-  return s->error().empty() ? s : nullptr;
-}
-bool check(GpuSession *s, const char *op, greta_gpu_status st) {
-  if (st == GRETA_GPU_OK)
-    return true;
-  s->setError(std::string(op) + ": " + greta_gpu_status_name(st) + ": " +
-              greta_gpu_last_error());
-  return false;
-}
-/// Every 2-D operand must have unit inner stride (rows may be strided: a
-/// slice of a fused projection).
-template <typename T>
-bool rowMajor(GpuSession *s, const char *op,
-              std::initializer_list<MemRef<T, 2> *> ms) {
-  for (MemRef<T, 2> *m : ms)
-    if (m->strides[1] != 1 && m->sizes[1] > 1) {
-      s->setError(std::string(op) + ": the innermost stride must be 1");
-      return false;
-    }
-  return true;
-}
-/// GRETA_GPU_OP_PROFILE: times the launches made in its lifetime.
-struct OpScope {
-  GpuSession *s;
-  int index;
-  OpScope(GpuSession *s, const char *op) : s(s), index(s->opBegin(op)) {}
-  ~OpScope() {
-    if (index >= 0)
-      s->opEnd(index);
-  }
-};
-
 /// The largest position of the call plus one (HF's seq_len for dynamic NTK
 /// and longrope).
 int64_t sequenceLength(const std::vector<int64_t> &pos) {
@@ -289,8 +241,8 @@ void scale(MemRef<T, 2> *in, double factor, MemRef<T, 2> *out) {
                       dev(out), ld(out), s->stream()));
 }
 
-// As GpuSession.cpp's attention: this call's k/v rows into the session's KV
-// cache slot, then attention over the cache, here with the window.
+// As GpuEntryPoints.cpp's attention: this call's k/v rows into the session's
+// KV cache slot, then attention over the cache, here with the window.
 template <typename T>
 void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
                      MemRef<int64_t, 1> *pos, int64_t numHeads,
@@ -306,25 +258,16 @@ void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
     return;
   }
   int64_t rows = q->sizes[0], kvDim = k->sizes[1];
-  if (rows != static_cast<int64_t>(s->positions().size()) || rows == 0) {
-    s->setError("attention_window: " + std::to_string(rows) +
-                " query rows but the call has " +
-                std::to_string(s->positions().size()) + " positions");
-    return;
-  }
-  GpuSession::KVSlot *kv = s->kvSlot(slot, kvDim);
+  using C = typename Fam<T>::C;
+  GpuSession::KVSlot *kv =
+      appendToCache(s, op, rows, kvDim, slot, [&](auto &kv) {
+        return Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v),
+                                 pos->data + pos->offset, rows, kvDim,
+                                 s->capacity(), static_cast<C *>(kv.k),
+                                 static_cast<C *>(kv.v), kvDim, s->stream());
+      });
   if (!kv)
     return;
-  using C = typename Fam<T>::C;
-  {
-    OpScope kvScope(s, "kv_append");
-    if (!check(s, "kv_append",
-               Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v),
-                                 pos->data + pos->offset, rows, kvDim,
-                                 s->capacity(), static_cast<C *>(kv->k),
-                                 static_cast<C *>(kv->v), kvDim, s->stream())))
-      return;
-  }
   OpScope scope(s, op);
   check(s, op,
         Fam<T>::attention_window(dev(q), ld(q), static_cast<const C *>(kv->k),
