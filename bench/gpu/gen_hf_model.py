@@ -14,7 +14,9 @@ HF itself loads the very same model for the comparison.
         [--dtype float16] [--seed 0] [--prompts 64,827,16384]
 
 Writes DIR/config.json, DIR/model.safetensors, DIR/prompt_<N>.json (uniform
-random token ids, numpy seed SEED).
+random token ids, numpy seed SEED). With --max-shard-size (e.g. 5GB) the
+weights are written by HF's save_pretrained instead: shards plus
+model.safetensors.index.json, as checkpoints of 7B and up ship.
 """
 import argparse
 import json
@@ -34,6 +36,8 @@ def main():
                     choices=["float16", "bfloat16", "float32"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prompts", default="")
+    ap.add_argument("--max-shard-size", default="",
+                    help="write HF shards + index (save_pretrained) of at most this size")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     with open(a.config) as f:
@@ -43,14 +47,19 @@ def main():
     with torch.device(device):
         model = LlamaForCausalLM(cfg)
     model = model.to(getattr(torch, a.dtype)).eval()
-    state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
-    for name, t in state.items():
-        if not torch.isfinite(t.float()).all():
+    state = model.state_dict()
+    for name, t in state.items():  # on the device: fast for 8B parameters
+        if not torch.isfinite(t).all():
             raise SystemExit(f"{name}: non-finite initial weights")
     std = state["model.layers.0.self_attn.q_proj.weight"].float().std().item()
-    save_file(state, os.path.join(a.out, "model.safetensors"))
     cfg.torch_dtype = a.dtype
-    cfg.save_pretrained(a.out)
+    if a.max_shard_size:
+        model.config.torch_dtype = a.dtype
+        model.save_pretrained(a.out, max_shard_size=a.max_shard_size)
+    else:
+        save_file({k: v.contiguous().cpu() for k, v in state.items()},
+                  os.path.join(a.out, "model.safetensors"))
+        cfg.save_pretrained(a.out)
     n = sum(t.numel() for t in state.values())
     print(f"{a.out}: {len(state)} tensors, {n / 1e9:.3f} B parameters, "
           f"{a.dtype}, q_proj std {std:.4f}")

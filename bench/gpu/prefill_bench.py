@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Model-level GPU prefill: GRETA (greta-run-aot on an object compiled ahead
-of time) against HF transformers (sdpa, fp16) on the same card, same weights,
+of time) against HF transformers (sdpa, fp16 or --hf-dtype) on the same card, same weights,
 same prompts, in one call; plus GRETA's tracing overhead.
 
     prefill_bench.py --runner build/bin/greta-run-aot --so gpu_f16.so \
         --model-dir DIR --lengths 827,1653,4096,16384 [--json out.json]
 
-DIR is what gen_hf_model.py wrote (config.json, model.safetensors,
-prompt_<N>.json). Per length:
+DIR is what gen_hf_model.py wrote (config.json, model.safetensors or HF
+shards with their index, prompt_<N>.json). Per length:
   * HF: LlamaForCausalLM.from_pretrained(DIR, fp16, attn_implementation=
     "sdpa") on cuda, forward(input_ids) under inference_mode (all logits, as
     GRETA computes them), 2 warm-ups, median of 5, CUDA-synchronized wall
@@ -21,6 +21,10 @@ prompt_<N>.json). Per length:
     cache, no fsync), so it is the cost a user sees. --trace-samples K
     processes per configuration, the median is reported (one sample is
     too noisy for a 5 % bound at 5 ms).
+  * peak GPU memory of each side: GRETA's as the card's used memory
+    (nvidia-smi, sampled every 20 ms) above what was used before its
+    untraced process started; HF's as torch.cuda.max_memory_reserved()
+    during its runs at that length (weights included on both sides).
   * --profile: where the time goes, at each length: GRETA's kernels per
     kind (GRETA_GPU_OP_PROFILE=1, events around each launch) and HF's CUDA
     kernels from torch.profiler, grouped (GEMM, attention, other).
@@ -32,12 +36,49 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+
+HF_DTYPE = "float16"
+
+
+def weights_arg(model_dir):
+    one = os.path.join(model_dir, "model.safetensors")
+    return one if os.path.exists(one) else model_dir
+
+
+def card_used_mib():
+    p = subprocess.run(["nvidia-smi", "--query-gpu=memory.used",
+                        "--format=csv,noheader,nounits", "-i", "0"],
+                       capture_output=True, text=True)
+    return int(p.stdout.split()[0]) if p.returncode == 0 and p.stdout.strip() else -1
+
+
+class PeakCardMemory:
+    """The card's used memory sampled while a child process runs (MiB)."""
+
+    def __enter__(self):
+        self.base, self.peak, self.done = card_used_mib(), 0, False
+        self.t = threading.Thread(target=self.poll, daemon=True)
+        self.t.start()
+        return self
+
+    def poll(self):
+        while not self.done:
+            self.peak = max(self.peak, card_used_mib())
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.done = True
+        self.t.join()
+
+    def above_base_gib(self):
+        return (self.peak - self.base) / 1024 if self.base >= 0 else float("nan")
 
 
 def greta(runner, so, model_dir, length, extra, repeat):
     prompt = os.path.join(model_dir, f"prompt_{length}.json")
-    cmd = [runner, so, "--weights", os.path.join(model_dir, "model.safetensors"),
+    cmd = [runner, so, "--weights", weights_arg(model_dir),
            "--prompt", prompt, "--json", "--timing", "--repeat", str(repeat)]
     cmd += extra
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -50,7 +91,7 @@ def greta(runner, so, model_dir, length, extra, repeat):
 
 def greta_profile(runner, so, model_dir, length, extra):
     prompt = os.path.join(model_dir, f"prompt_{length}.json")
-    cmd = [runner, so, "--weights", os.path.join(model_dir, "model.safetensors"),
+    cmd = [runner, so, "--weights", weights_arg(model_dir),
            "--prompt", prompt, "--repeat", "3"] + extra
     p = subprocess.run(cmd, capture_output=True, text=True,
                        env=dict(os.environ, GRETA_GPU_OP_PROFILE="1"))
@@ -63,7 +104,8 @@ def hf_profile(model_dir, lengths):
     from torch.profiler import profile, ProfilerActivity
     from transformers import LlamaForCausalLM
     model = LlamaForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float16, attn_implementation="sdpa").cuda().eval()
+        model_dir, dtype=getattr(torch, HF_DTYPE),
+        attn_implementation="sdpa").cuda().eval()
     for length in lengths:
         with open(os.path.join(model_dir, f"prompt_{length}.json")) as f:
             ids = torch.tensor([json.load(f)], device="cuda")
@@ -102,11 +144,13 @@ def hf_times(model_dir, lengths, warmup=2, repeat=5):
     import torch
     from transformers import LlamaForCausalLM
     model = LlamaForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float16, attn_implementation="sdpa").cuda().eval()
-    out = {}
+        model_dir, dtype=getattr(torch, HF_DTYPE),
+        attn_implementation="sdpa").cuda().eval()
+    out, peak = {}, {}
     for length in lengths:
         with open(os.path.join(model_dir, f"prompt_{length}.json")) as f:
             ids = torch.tensor([json.load(f)], device="cuda")
+        torch.cuda.reset_peak_memory_stats()
         times = []
         with torch.inference_mode():
             for i in range(warmup + repeat):
@@ -118,10 +162,11 @@ def hf_times(model_dir, lengths, warmup=2, repeat=5):
                     times.append(time.perf_counter() - t0)
                 del logits
         out[length] = times
+        peak[length] = torch.cuda.max_memory_reserved() / 2**30
         torch.cuda.empty_cache()
     del model
     torch.cuda.empty_cache()
-    return out
+    return out, peak
 
 
 def main():
@@ -142,8 +187,12 @@ def main():
                     help="processes per traced configuration (median)")
     ap.add_argument("--profile", action="store_true",
                     help="print GRETA's and HF's kernel time by kind, then exit")
+    ap.add_argument("--hf-dtype", default="float16",
+                    choices=["float16", "bfloat16"])
     ap.add_argument("--json")
     a = ap.parse_args()
+    global HF_DTYPE
+    HF_DTYPE = a.hf_dtype
     lengths = [int(x) for x in a.lengths.split(",")]
     kern = [f"--kernel={k}" for k in a.kernel]
     if a.profile:
@@ -157,9 +206,11 @@ def main():
     rows = []
     tmp = tempfile.mkdtemp(prefix="greta-bench-")
     for length in lengths:
-        reps, d = greta(a.runner, a.so, a.model_dir, length, kern, a.repeat)
+        with PeakCardMemory() as mem:
+            reps, d = greta(a.runner, a.so, a.model_dir, length, kern, a.repeat)
         row = {"tokens": length, "untraced_s": statistics.median(reps[1:]),
-               "untraced_reps_s": reps, "device": d.get("device", "")}
+               "untraced_reps_s": reps, "device": d.get("device", ""),
+               "peak_gib": mem.above_base_gib()}
         if not a.no_trace:
             mid = length // 2
             configs = {"3": ("trace3", f"0,{mid},last"),
@@ -182,13 +233,19 @@ def main():
                 subprocess.run(["rm", "-rf", tdir])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    hf = {} if a.no_hf else hf_times(a.model_dir, lengths)
+    hf, hf_peak = ({}, {}) if a.no_hf else hf_times(a.model_dir, lengths)
     for row in rows:
         if row["tokens"] in hf:
             row["hf_s"] = statistics.median(hf[row["tokens"]])
             row["hf_reps_s"] = hf[row["tokens"]]
+            row["hf_peak_gib"] = hf_peak[row["tokens"]]
     print(f"\ndevice: {rows[0]['device']}")
-    print("| tokens | HF sdpa fp16 ms | GRETA f16 ms | HF/GRETA | "
+    print("peak GPU memory (GiB, weights included): " + ", ".join(
+        f"{r['tokens']}: GRETA {r['peak_gib']:.1f}"
+        + (f", HF {r['hf_peak_gib']:.1f}" if "hf_peak_gib" in r else "")
+        for r in rows))
+    hd = {"float16": "fp16", "bfloat16": "bf16"}[a.hf_dtype]
+    print(f"| tokens | HF sdpa {hd} ms | GRETA ms | HF/GRETA | "
           "traced 3 pos ms | overhead | traced all rows ms | x untraced | "
           "records (all rows) |")
     print("|---|---|---|---|---|---|---|---|---|")
