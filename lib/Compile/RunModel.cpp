@@ -12,7 +12,6 @@
 #include "greta/Compile/RunModel.h"
 #include "greta/Compile/CompileModel.h"
 #include "greta/Dialect/Greta/IR/GretaDialect.h"
-#include "greta/InitAll.h"
 #include "greta/LoadModel.h"
 #include "greta/Target/HF/ImportCheckpoint.h"
 #include "greta/rt/Cache.h"
@@ -23,17 +22,12 @@
 #include "greta/tools/Version.h"
 
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/DialectRegistry.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
@@ -108,16 +102,7 @@ int Runner::run() {
     return fail(error);
 
   // The model.
-  DialectRegistry registry;
-  ::greta::registerAllDialects(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  MLIRContext ctx(registry);
-  // Diagnostics carry locations; a note dumping the whole module would bury
-  // them.
-  ctx.printOpOnDiagnostic(false);
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
+  ::greta::ModelContext mc;
   if (o.weights.empty()) {
     if (!::greta::hf::isCheckpointDir(modelPath))
       return fail("--weights is required (unless the model is an HF "
@@ -125,8 +110,9 @@ int Runner::run() {
     o.weights = modelPath;
   }
   std::string irCache = o.cacheDir.empty() ? rt::defaultCacheDir() : o.cacheDir;
-  std::optional<::greta::LoadedModel> model = ::greta::loadModel(
-      modelPath, pipeline, sourceMgr, ctx, error, o.noCache ? "" : irCache);
+  std::optional<::greta::LoadedModel> model =
+      ::greta::loadModel(modelPath, pipeline, mc.sourceMgr(), mc.context(),
+                         error, o.noCache ? "" : irCache);
   if (!model)
     return fail(error);
   OwningOpRef<ModuleOp> module = std::move(model->module);
