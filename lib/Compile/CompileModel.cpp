@@ -2,6 +2,7 @@
 #include "greta/Compile/CompileModel.h"
 #include "greta/Conversion/Passes.h"
 #include "greta/Dialect/Greta/Transforms/Passes.h"
+#include "greta/InitAll.h"
 #include "greta/rt/Cache.h"
 #include "greta/rt/Sha256.h"
 
@@ -9,6 +10,8 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
@@ -133,7 +136,49 @@ std::unique_ptr<::greta::JitModel> loadCached(const std::string &cacheDir,
 }
 } // namespace
 
+namespace {
+mlir::DialectRegistry modelRegistry() {
+  DialectRegistry registry;
+  ::greta::registerAllDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  return registry;
+}
+} // namespace
+
 namespace greta {
+
+ModelContext::ModelContext()
+    : ctx(modelRegistry()), diagnostics(sources, &ctx) {
+  ctx.printOpOnDiagnostic(false);
+}
+
+bool compileSharedObject(const AotCompileRequest &request, std::string &error) {
+  ModelContext mc;
+  std::optional<LoadedModel> model = loadModel(
+      request.model, request.pipeline, mc.sourceMgr(), mc.context(), error);
+  if (!model)
+    return false;
+  OwningOpRef<ModuleOp> module = std::move(model->module);
+  std::string metadata = aotMetadata(*model, *module, request.target,
+                                     request.pipeline, request.tool);
+  if (failed(instrumentModel(*module, request.target)) ||
+      failed(lowerModel(*module, request.target))) {
+    error = "lowering " + request.model + " failed (see above)";
+    return false;
+  }
+  embedAotMetadata(*module, metadata);
+  if (!request.dumpLLVM.empty()) {
+    auto out = openOutputFile(request.dumpLLVM, &error);
+    if (!out) {
+      error = "cannot write " + request.dumpLLVM + ": " + error;
+      return false;
+    }
+    module->print(out->os());
+    out->keep();
+  }
+  return emitSharedObject(*module, request.object, error);
+}
 
 LogicalResult instrumentModel(ModuleOp module,
                                      const CompileTarget &target) {

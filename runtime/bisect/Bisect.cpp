@@ -159,7 +159,7 @@ private:
 
 struct StepSpec {
   std::string id, layers, stages = "all", positions, payload = "hash";
-  std::vector<std::string> testExtraFlags; // e.g. --confirm's patch
+  std::vector<std::string> testExtraFlags = {}; // e.g. --confirm's patch
 };
 
 struct StepOutcome {

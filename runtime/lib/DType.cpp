@@ -1,5 +1,5 @@
 //===- DType.cpp - Element types of weights and traces ----------*- C++ -*-===//
-#include "greta/rt/Trace.h"
+#include "greta/rt/DType.h"
 
 using namespace greta::rt;
 

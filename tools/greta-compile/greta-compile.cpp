@@ -16,27 +16,16 @@
 //===----------------------------------------------------------------------===//
 #include "greta/Compile/CompileModel.h"
 #include "greta/InitAll.h"
-#include "greta/LoadModel.h"
 #include "greta/tools/LLVMVersion.h"
-
-#include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/DialectRegistry.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/Support/FileUtilities.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/ToolOutputFile.h"
 
 #ifndef GRETA_VERSION
 #define GRETA_VERSION "unknown"
 #endif
 
-using namespace mlir;
 namespace cl = llvm::cl;
 
 static cl::OptionCategory cat("greta-compile options");
@@ -93,37 +82,15 @@ static int run() {
     return fail("--precision for the CPU must be f32, f64, f16 or bf16, got '" +
                 precision + "'");
 
-  DialectRegistry registry;
-  ::greta::registerAllDialects(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  MLIRContext ctx(registry);
-  ctx.printOpOnDiagnostic(false);
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
+  ::greta::AotCompileRequest request;
+  request.model = modelPath;
+  request.pipeline = pipelineOpt;
+  request.target = {gpu, precision};
+  request.tool = "greta-compile " GRETA_VERSION;
+  request.dumpLLVM = dumpLLVM;
+  request.object = {cpuOpt, outPath, ccOpt, keepObject};
   std::string error;
-  std::optional<::greta::LoadedModel> model =
-      ::greta::loadModel(modelPath, pipelineOpt, sourceMgr, ctx, error);
-  if (!model)
-    return fail(error);
-  OwningOpRef<ModuleOp> module = std::move(model->module);
-
-  ::greta::CompileTarget target{gpu, precision};
-  std::string metadata = ::greta::aotMetadata(
-      *model, *module, target, pipelineOpt, "greta-compile " GRETA_VERSION);
-  if (failed(::greta::instrumentModel(*module, target)) ||
-      failed(::greta::lowerModel(*module, target)))
-    return fail("lowering " + modelPath + " failed (see above)");
-  ::greta::embedAotMetadata(*module, metadata);
-  if (!dumpLLVM.empty()) {
-    auto out = openOutputFile(dumpLLVM, &error);
-    if (!out)
-      return fail("cannot write " + dumpLLVM + ": " + error);
-    module->print(out->os());
-    out->keep();
-  }
-  if (!::greta::emitSharedObject(*module,
-                                 {cpuOpt, outPath, ccOpt, keepObject}, error))
+  if (!::greta::compileSharedObject(request, error))
     return fail(error);
   return 0;
 }

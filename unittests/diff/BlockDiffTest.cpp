@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "TestTraces.h"
+#include "common/ExpectSameRecord.h"
 #include "greta/diff/Diff.h"
 #include "greta/diff/Report.h"
 
@@ -133,22 +134,7 @@ std::string report(const rt::TraceContents &b, const rt::TraceContents &t,
   return text;
 }
 
-void expectSameRecord(const rt::Record &a, const rt::Record &b) {
-  EXPECT_EQ(a.stage, b.stage);
-  EXPECT_EQ(a.layer, b.layer);
-  EXPECT_EQ(a.position, b.position);
-  EXPECT_EQ(a.dtype, b.dtype);
-  EXPECT_EQ(a.payload, b.payload);
-  EXPECT_EQ(a.shape, b.shape);
-  EXPECT_EQ(a.sha256, b.sha256);
-  EXPECT_EQ(a.nzCount, b.nzCount);
-  EXPECT_EQ(a.nanCount, b.nanCount);
-  EXPECT_EQ(a.infCount, b.infCount);
-  EXPECT_EQ(a.fingerprint.min, b.fingerprint.min);
-  EXPECT_EQ(a.fingerprint.l2, b.fingerprint.l2);
-  EXPECT_EQ(a.top5, b.top5);
-  EXPECT_TRUE(a.values == b.values);
-}
+using greta::test::expectSameRecord;
 
 TraceSpec withLogits(TraceSpec s) {
   s.stages = allLayerStages();

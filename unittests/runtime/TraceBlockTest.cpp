@@ -44,7 +44,7 @@ TEST(TraceBlock, RoundTripMixedWithRecordFrames) {
   ASSERT_EQ(tc->records.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     SCOPED_TRACE(i);
-    expectSame(tc->records[i], want[i]);
+    expectSameRecord(tc->records[i], want[i]);
     EXPECT_EQ(tc->records[i].values.isView(), !want[i].values.empty());
   }
   EXPECT_EQ(tc->validBytes, file.size());
@@ -101,7 +101,7 @@ TEST(TraceBlock, SplitAcrossFrames) {
   ASSERT_EQ(tc->records.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     SCOPED_TRACE(i);
-    expectSame(tc->records[i], want[i]);
+    expectSameRecord(tc->records[i], want[i]);
   }
 }
 
@@ -243,7 +243,7 @@ TEST(TraceBlock, VersionOneTraceIsStillRead) {
   EXPECT_EQ(tc->manifest.formatVersion, 1u);
   ASSERT_EQ(tc->records.size(), 7u);
   for (int i = 0; i < 7; ++i)
-    expectSame(tc->records[i], sampleRecord(i));
+    expectSameRecord(tc->records[i], sampleRecord(i));
   // No run id, no digest: unknown, never verified; the count still is.
   EXPECT_FALSE(tc->integrity.runIdTied);
   EXPECT_FALSE(tc->integrity.digestVerified);
@@ -316,7 +316,7 @@ TEST(TraceBlock, InvalidBlocksAreRefusedAndTheWriterGoesOn) {
   ASSERT_TRUE(tc) << err;
   ASSERT_EQ(tc->records.size(), 3u);
   for (size_t i = 0; i < 3; ++i)
-    expectSame(tc->records[i], good->expected[i]);
+    expectSameRecord(tc->records[i], good->expected[i]);
 }
 
 // decodeBlockBody is all or nothing: any shorter or longer body is refused
@@ -337,7 +337,7 @@ TEST(TraceBlock, DecodeIsAllOrNothing) {
     ASSERT_TRUE(decodeBlockBody(body.data(), body.size(), out, err)) << err;
     ASSERT_EQ(out.size(), 1 + t->expected.size());
     for (size_t i = 0; i < t->expected.size(); ++i) {
-      expectSame(out[1 + i], t->expected[i]);
+      expectSameRecord(out[1 + i], t->expected[i]);
       EXPECT_FALSE(out[1 + i].values.isView());
     }
   }
@@ -372,7 +372,7 @@ TEST(TraceBlock, FileSizeLimitKeepsWholeFrames) {
   EXPECT_GE(tc->records.size(), 8u);
   EXPECT_EQ(tc->records.size() % 8, 0u); // whole blocks (one frame each)
   for (size_t i = 0; i < tc->records.size(); ++i)
-    expectSame(tc->records[i], b->expected[i % 8]);
+    expectSameRecord(tc->records[i], b->expected[i % 8]);
 }
 
 } // namespace

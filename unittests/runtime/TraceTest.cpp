@@ -17,7 +17,7 @@ TEST(Trace, RoundTrip) {
   EXPECT_TRUE(tc->stopReason.empty()) << tc->stopReason;
   ASSERT_EQ(tc->records.size(), 20u);
   for (int i = 0; i < 20; ++i)
-    expectSame(tc->records[i], sampleRecord(i));
+    expectSameRecord(tc->records[i], sampleRecord(i));
   EXPECT_EQ(tc->manifest.model, "llama-tiny");
   EXPECT_EQ(tc->manifest.tokenCount, 5);
   EXPECT_EQ(tc->manifest.formatVersion, kTraceFormatVersion);
@@ -113,7 +113,7 @@ TEST(Trace, TruncationAtEveryByteKeepsAPrefix) {
       EXPECT_TRUE(tc->stopReason.empty()) << tc->stopReason;
     }
     for (size_t i = 0; i < tc->records.size(); ++i)
-      expectSame(tc->records[i], whole->records[i]);
+      expectSameRecord(tc->records[i], whole->records[i]);
   }
 }
 
@@ -464,7 +464,7 @@ TEST(Trace, FileSizeLimitIsAnErrorAndKeepsThePrefix) {
   EXPECT_GT(tc->records.size(), 10u);
   EXPECT_LE(tc->validBytes, 4096u);
   for (size_t i = 0; i < tc->records.size(); ++i)
-    expectSame(tc->records[i], sampleRecord(static_cast<int>(i)));
+    expectSameRecord(tc->records[i], sampleRecord(static_cast<int>(i)));
 }
 
 // The reader's CRC (folded with PCLMULQDQ/VPCLMULQDQ where the CPU has
@@ -534,8 +534,8 @@ TEST(Trace, DecodeCopiesUnlessGivenAnOwner) {
       << err;
   ASSERT_TRUE(viewed.values.isView());
   EXPECT_EQ(viewed.values.data(), keep->data() + keep->size() - 16);
-  expectSame(copied, r);
-  expectSame(viewed, r);
+  expectSameRecord(copied, r);
+  expectSameRecord(viewed, r);
 }
 
 // readTrace maps records.bin: values are views that outlive the
@@ -560,11 +560,11 @@ TEST(Trace, ReadValuesAreViewsThatSurviveAnOverwrite) {
   ASSERT_TRUE(w->finish(err)) << err;
   ASSERT_EQ(kept.size(), 6u);
   for (int i = 0; i < 6; ++i)
-    expectSame(kept[i], sampleRecord(i));
+    expectSameRecord(kept[i], sampleRecord(i));
   auto now = readTrace(dir, err);
   ASSERT_TRUE(now) << err;
   ASSERT_EQ(now->records.size(), 6u);
-  expectSame(now->records[1], sampleRecord(11));
+  expectSameRecord(now->records[1], sampleRecord(11));
 }
 
 TEST(Trace, DTypeNames) {
@@ -604,7 +604,7 @@ TEST(Trace, RandomCorruptionYieldsAPrefix) {
     }
     ASSERT_LE(tc->records.size(), whole->records.size());
     for (size_t i = 0; i < tc->records.size(); ++i)
-      expectSame(tc->records[i], whole->records[i]);
+      expectSameRecord(tc->records[i], whole->records[i]);
     // A clean end (a cut on a record boundary) is one that used every byte.
     EXPECT_EQ(tc->stopReason.empty(), tc->validBytes == bad.size())
         << tc->stopReason;

@@ -6,6 +6,7 @@
 #include "greta/rt/Trace.h"
 
 #include "TestUtil.h"
+#include "common/ExpectSameRecord.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -62,24 +63,7 @@ Record sampleRecord(int i) {
   return r;
 }
 
-void expectSame(const Record &a, const Record &b) {
-  EXPECT_EQ(a.stage, b.stage);
-  EXPECT_EQ(a.layer, b.layer);
-  EXPECT_EQ(a.position, b.position);
-  EXPECT_EQ(a.dtype, b.dtype);
-  EXPECT_EQ(a.shape, b.shape);
-  EXPECT_EQ(a.sha256, b.sha256);
-  EXPECT_EQ(a.nzCount, b.nzCount);
-  EXPECT_EQ(a.nanCount, b.nanCount);
-  EXPECT_EQ(a.infCount, b.infCount);
-  EXPECT_EQ(a.fingerprint.min, b.fingerprint.min);
-  EXPECT_EQ(a.fingerprint.max, b.fingerprint.max);
-  EXPECT_EQ(a.fingerprint.mean, b.fingerprint.mean);
-  EXPECT_EQ(a.fingerprint.l2, b.fingerprint.l2);
-  EXPECT_EQ(a.top5, b.top5);
-  EXPECT_EQ(a.payload, b.payload);
-  EXPECT_EQ(a.values, b.values);
-}
+using greta::test::expectSameRecord;
 
 /// A record block with its storage, and the records it must read back as.
 struct TestBlock {

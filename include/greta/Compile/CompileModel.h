@@ -14,8 +14,11 @@
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
 
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/Support/SourceMgr.h"
 
 #include <functional>
 #include <memory>
@@ -26,6 +29,21 @@ namespace greta {
 /// Larger cache entries are not read (an object of the largest models
 /// supported is a few MB).
 constexpr size_t kMaxCachedObjectBytes = size_t(1) << 30;
+
+/// The context a tool reads a model into: GRETA's dialects and the LLVM
+/// translations; diagnostics carry their source locations, without a note
+/// dumping the whole module (it would bury them).
+class ModelContext {
+public:
+  ModelContext();
+  mlir::MLIRContext &context() { return ctx; }
+  llvm::SourceMgr &sourceMgr() { return sources; }
+
+private:
+  mlir::MLIRContext ctx;
+  llvm::SourceMgr sources;
+  mlir::SourceMgrDiagnosticHandler diagnostics;
+};
 
 /// What a model is compiled for.
 struct CompileTarget {
@@ -94,6 +112,20 @@ void embedAotMetadata(mlir::ModuleOp module, const std::string &metadata);
 /// `cc -shared` (greta-compile).
 bool emitSharedObject(mlir::ModuleOp module, const SharedObjectRequest &request,
                       std::string &error);
+
+/// greta-compile's run.
+struct AotCompileRequest {
+  std::string model;    // MODEL.mlir or an HF checkpoint directory
+  std::string pipeline; // --pass-pipeline
+  CompileTarget target;
+  std::string tool;     // the compiler's version, in the metadata
+  std::string dumpLLVM; // write the LLVM-dialect module here ("" for none)
+  SharedObjectRequest object;
+};
+/// The model read with the user's passes, its metadata (aotMetadata),
+/// instrumented, lowered, the metadata embedded, then emitSharedObject.
+/// False with `error` naming the culprit.
+bool compileSharedObject(const AotCompileRequest &request, std::string &error);
 
 /// SHA-256 of this executable: a rebuilt tool (new lowering) never reuses
 /// objects an older one compiled, whatever its version string says.

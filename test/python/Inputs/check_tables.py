@@ -1,7 +1,7 @@
 """The package's tables against the C++ headers they mirror, so the two
 cannot drift: the stage table (names, order, categories), the category
 names, the record id stride (runtime/include/greta/rt/Stages.h), the DType
-and Payload enums and the format constants (Trace.h), and the version
+and Payload enums (DType.h), the format constants (Trace.h), and the version
 (CMakeLists.txt GRETA_VERSION, python/pyproject.toml).
 
   check_tables.py GRETA_SRC
@@ -80,11 +80,12 @@ expect("execution order", [camel_to_snake(s) for s in
 stride = int(re.search(r"return layer \* (\d+) \+", stages_h).group(1))
 expect("record id stride", stride, fmt.RECORD_ID_STRIDE)
 
-trace_h = read("runtime", "include", "greta", "rt", "Trace.h")
-expect("dtypes", [s.lower() for s in enum_names(trace_h, "DType")],
+dtype_h = read("runtime", "include", "greta", "rt", "DType.h")
+expect("dtypes", [s.lower() for s in enum_names(dtype_h, "DType")],
        greta_trace.DTYPES)
-expect("payloads", [s.lower() for s in enum_names(trace_h, "Payload")],
+expect("payloads", [s.lower() for s in enum_names(dtype_h, "Payload")],
        greta_trace.PAYLOADS)
+trace_h = read("runtime", "include", "greta", "rt", "Trace.h")
 
 
 def constant(name):

@@ -8,8 +8,8 @@
 #ifndef GRETA_RT_FILTER_H
 #define GRETA_RT_FILTER_H
 
+#include "greta/rt/DType.h"
 #include "greta/rt/Stages.h"
-#include "greta/rt/Trace.h"
 
 #include <optional>
 #include <set>

@@ -10,6 +10,7 @@
 #ifndef GRETA_RT_TRACE_H
 #define GRETA_RT_TRACE_H
 
+#include "greta/rt/DType.h"
 #include "greta/rt/Stages.h"
 
 #include <array>
@@ -26,12 +27,6 @@ namespace greta::rt {
 /// Version 3 adds the run id (manifest and records.bin's header).
 inline constexpr uint32_t kTraceFormatVersion = 3;
 inline constexpr uint32_t kOldestTraceFormatVersion = 1;
-
-enum class DType : uint8_t { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
-std::string_view dtypeName(DType d);
-size_t dtypeSize(DType d);
-
-enum class Payload : uint8_t { Hash = 0, Stats = 1, Full = 2 };
 
 /// Cheap numeric fingerprint of one row, computed in f64.
 struct Fingerprint {

@@ -2,7 +2,7 @@
 #ifndef GRETA_RT_WEIGHTS_H
 #define GRETA_RT_WEIGHTS_H
 
-#include "greta/rt/Trace.h"
+#include "greta/rt/DType.h"
 
 #include <cstdint>
 #include <map>
