@@ -42,7 +42,7 @@ namespace {
 constexpr int kBQ = 64, kBK = 64;
 // Indices of attention=mma_fa2 and attention=lazy_rescale in Runtime.hip's
 // registry (after the variants of Common.h's variant::kAttn*).
-constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5;
+constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5, kAttnHopper = 6;
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct AttnArgs {
@@ -165,6 +165,7 @@ __global__ void __launch_bounds__(kBQ)
 
 #include "AttentionTensorCore.h"
 #include "AttentionGqa.h"
+#include "AttentionHopper.h"
 
 template <typename T, int D>
 greta_gpu_status launchScalar(const AttnArgs &a, hipStream_t s) {
@@ -232,6 +233,44 @@ greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
   return GRETA_GPU_OK;
 }
 
+// The sm_90a wgmma kernel: NWG warpgroups, BN-key tiles, ST stages.
+template <typename T, int D, int NWG, int BN, int ST>
+greta_gpu_status launchHopper(const AttnArgs &a, hipStream_t s) {
+  constexpr size_t smem = HopperLayout<D, NWG, BN, ST>::bytes();
+  auto kern = &attnHopperKernel<T, D, NWG, BN, ST>;
+  GRETA_HIP_TRY(hipFuncSetAttribute(reinterpret_cast<const void *>(kern),
+                                    hipFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smem)));
+  GqaGeom gm;
+  gm.group = a.numHeads / a.numKvHeads;
+  gm.gb = gcdInt(gm.group, 4 * NWG);
+  gm.bqPos = 64 * NWG / gm.gb;
+  gm.headGroups = a.numKvHeads * (gm.group / gm.gb);
+  const int64_t posTiles = (a.nQ + gm.bqPos - 1) / gm.bqPos;
+  const int64_t blocks = posTiles * gm.headGroups;
+  if (blocks > 0x7fffffff)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "attention: too many rows");
+  gm.posTiles = static_cast<int>(posTiles);
+  gm.lazy = 0.f;
+  hipLaunchKernelGGL((attnHopperKernel<T, D, NWG, BN, ST>),
+                     dim3(static_cast<unsigned>(blocks)), dim3(NWG * 128),
+                     smem, s, a, gm);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+
+// Whether the current device runs sm_90a code (compute capability 9.0).
+bool deviceIsSm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (hipGetDevice(&dev) != hipSuccess ||
+      hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor,
+                            dev) != hipSuccess ||
+      hipDeviceGetAttribute(&minor, hipDeviceAttributeComputeCapabilityMinor,
+                            dev) != hipSuccess)
+    return false;
+  return major == 9 && minor == 0;
+}
+
 // The measured best shape (H100): 4 warps, 32 rows per warp (16 at
 // D = 128, where 32 would not fit the registers), 3 stages; two blocks per SM.
 // The default is the TUNED kernel; lazy_rescale (lazy > 0) keeps the code it
@@ -247,12 +286,20 @@ greta_gpu_status launchGqaDefault(const AttnArgs &a, hipStream_t s, float lazy) 
 
 template <typename T>
 constexpr bool kIs16Bit = sizeof(T) == 2;
-enum class Kernel { Scalar, Wmma, Mma, Gqa, GqaLazy };
+enum class Kernel { Scalar, Wmma, Mma, Gqa, GqaLazy, Hopper };
 
 template <typename T, int D>
 greta_gpu_status launch(const AttnArgs &a, hipStream_t s, Kernel kern) {
 #ifdef GRETA_HAVE_WMMA
   if constexpr (kIs16Bit<T>) {
+    // head_dim 64 and 128 on sm_90; the GQA kernel elsewhere.
+    if (kern == Kernel::Hopper) {
+      if constexpr (D == 64 || D == 128) {
+        if (deviceIsSm90())
+          return launchHopper<T, D, 2, 128, D == 128 ? 2 : 3>(a, s);
+      }
+      kern = Kernel::Gqa;
+    }
     if (kern == Kernel::Gqa || kern == Kernel::GqaLazy)
       return launchGqaDefault<T, D>(a, s, kern == Kernel::GqaLazy ? 8.f : 0.f);
     if (kern == Kernel::Mma)
@@ -320,6 +367,7 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
                 : var == variant::kAttnWmma         ? Kernel::Wmma
                 : var == kAttnMmaFa2                ? Kernel::Mma
                 : var == kAttnLazyRescale           ? Kernel::GqaLazy
+                : var == kAttnHopper                ? Kernel::Hopper
                                                     : Kernel::Gqa;
   hipStream_t s = asStream(stream);
   switch (headDim) {

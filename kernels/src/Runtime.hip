@@ -55,6 +55,12 @@ const VariantDesc kVariants[] = {
      "the default with lazy online-softmax rescaling (reference max moves "
      "only when a row max grows by > 2^8): faster, as accurate against an "
      "exact reference, but rounds P differently from PyTorch"},
+    {Op::Attention, "attention", "hopper", 0,
+     "sm_90a: the GQA-packed FlashAttention-2 structure on wgmma (S = QK^T "
+     "from shared memory, P V with P from registers), Q/K/V in 128-byte "
+     "swizzled shared memory by cp.async, 2 warpgroups, 128-key tiles; "
+     "head_dim 64/128 f16/bf16 on compute capability 9.0, the default "
+     "kernel otherwise"},
     {Op::Swiglu, "swiglu", "default", 0, "silu(gate) rounded to T, times up"},
     {Op::Add, "add", "default", 0, "elementwise"},
     {Op::Trace, "trace", "default", 0,

@@ -1,0 +1,382 @@
+//===- AttentionHopper.h - sm_90a wgmma attention kernel --------------------===//
+//
+// A part of Attention.hip, included there inside namespace greta::gpu's
+// anonymous namespace after AttentionGqa.h (one translation unit: the
+// launchers instantiate these templates).
+//
+//===----------------------------------------------------------------------===//
+#ifdef GRETA_HAVE_WMMA
+// ------------------------------------------ Hopper wgmma kernel (`hopper`)
+// The GQA-packed FlashAttention-2 structure of attnGqaKernel, with the
+// warpgroup MMA of sm_90a instead of mma.sync:
+//  - NWG warpgroups of 4 warps; each warp owns 16 query rows (one head at
+//    16 consecutive positions, the packing of attnGqaKernel: the block serves
+//    gb = gcd(H/KVH, 4*NWG) heads of one KV head), so a warpgroup's 64 rows
+//    are the M of one wgmma m64nNk16.
+//  - S = Q K^T: wgmma with both operands in shared memory (Q staged once,
+//    K per tile), S (64 x BN, fp32) in registers.
+//  - O += P V: wgmma with P as the register A operand (the accumulator layout
+//    of S is the A-fragment layout, as with mma.sync) and V read transposed
+//    (MN-major) from shared memory; one n64 wgmma per 64 columns of D.
+//  - Q, K and V live in shared memory in wgmma's 128-byte-swizzled K-major
+//    layout: a [rows][64] block of T per 64 columns of D (128-byte rows), the
+//    16-byte chunk c of row r stored at chunk c ^ (r % 8). K/V tiles are
+//    brought in by cp.async, ST stages, one __syncthreads per key tile, and a
+//    fence.proxy.async so that the tensor cores see what cp.async wrote.
+//  - The softmax, causal mask, rescale vote (per warp) and non-finite
+//    handling are attnGqaKernel's (TUNED), on BN-key tiles.
+// Not yet: TMA loads and producer/consumer warp specialisation (FA3).
+namespace hopper {
+__device__ __forceinline__ uint32_t smemAddr(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// wgmma shared-memory descriptor, 128-byte swizzle; lbo/sbo in bytes.
+__device__ __forceinline__ uint64_t desc(const void *p, uint32_t lbo,
+                                         uint32_t sbo) {
+  return uint64_t((smemAddr(p) & 0x3FFFF) >> 4) |
+         (uint64_t((lbo >> 4) & 0x3FFF) << 16) |
+         (uint64_t((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wait0() {
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+// Generic-proxy writes (cp.async, stores) visible to the async proxy.
+__device__ __forceinline__ void fenceProxyAsync() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Keeps the compiler from moving accumulator accesses across wgmma's
+// fence/wait (the asm's register operands are the only link it sees).
+template <int N> __device__ __forceinline__ void fenceRegs(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+    asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define GRETA_F4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define GRETA_F16(i) GRETA_F4(i), GRETA_F4(i + 4), GRETA_F4(i + 8), GRETA_F4(i + 12)
+#define GRETA_R32                                                              \
+  "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20," \
+  "%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
+#define GRETA_R64                                                              \
+  GRETA_R32 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,"    \
+            "%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62," \
+            "%63"
+// d (64 x 128, fp32) = (acc ? d : 0) + A B, A and B in shared memory.
+template <typename T>
+__device__ __forceinline__ void mmaN128SS(float (&d)[64], uint64_t da,
+                                          uint64_t db, int acc) {
+#define GRETA_WGMMA(TY)                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                    \
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY        \
+               " {" GRETA_R64 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"               \
+               : GRETA_F16(0), GRETA_F16(16), GRETA_F16(32), GRETA_F16(48)     \
+               : "l"(da), "l"(db), "r"(acc))
+  if constexpr (std::is_same_v<T, greta_half>)
+    GRETA_WGMMA("f16");
+  else
+    GRETA_WGMMA("bf16");
+#undef GRETA_WGMMA
+}
+// d (64 x 64) = (acc ? d : 0) + A B, A and B in shared memory.
+template <typename T>
+__device__ __forceinline__ void mmaN64SS(float (&d)[32], uint64_t da,
+                                         uint64_t db, int acc) {
+#define GRETA_WGMMA(TY)                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                    \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY         \
+               " {" GRETA_R32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"               \
+               : GRETA_F16(0), GRETA_F16(16)                                   \
+               : "l"(da), "l"(db), "r"(acc))
+  if constexpr (std::is_same_v<T, greta_half>)
+    GRETA_WGMMA("f16");
+  else
+    GRETA_WGMMA("bf16");
+#undef GRETA_WGMMA
+}
+// d (64 x 64) += A B, A in registers (m16n8k16 A-fragment layout per warp),
+// B MN-major (transposed) in shared memory.
+template <typename T>
+__device__ __forceinline__ void mmaN64RS(float (&d)[32], const uint32_t (&a)[4],
+                                         uint64_t db) {
+#define GRETA_WGMMA(TY)                                                        \
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY         \
+               " {" GRETA_R32 "}, {%32,%33,%34,%35}, %36, 1, 1, 1, 1;\n"       \
+               : GRETA_F16(0), GRETA_F16(16)                                   \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db))
+  if constexpr (std::is_same_v<T, greta_half>)
+    GRETA_WGMMA("f16");
+  else
+    GRETA_WGMMA("bf16");
+#undef GRETA_WGMMA
+}
+#undef GRETA_F4
+#undef GRETA_F16
+#undef GRETA_R32
+#undef GRETA_R64
+
+// Byte offset of 16-byte chunk c (of D/8) of row r in a swizzled [rows][D]
+// tile: [D/64][rows][128 B], chunk c%8 of a row at (c%8) ^ (r%8).
+__device__ __forceinline__ uint32_t swz(int r, int c, int rows) {
+  return (c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+}
+} // namespace hopper
+
+template <int D, int NWG, int BN, int ST> struct HopperLayout {
+  static constexpr int kBM = NWG * 64;
+  static constexpr uint32_t kQBytes = uint32_t(kBM) * D * 2;
+  static constexpr uint32_t kTileBytes = uint32_t(BN) * D * 2; // K or V
+  // +1024: the swizzle atoms must be 1024-byte aligned.
+  static constexpr size_t bytes() {
+    return 1024 + kQBytes + size_t(ST) * 2 * kTileBytes;
+  }
+};
+
+template <typename T, int D, int NWG, int BN, int ST>
+__global__ void __launch_bounds__(NWG * 128, 1)
+    attnHopperKernel(AttnArgs a, GqaGeom gm) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = HopperLayout<D, NWG, BN, ST>;
+  constexpr int NT = NWG * 128, BM = L::kBM, kVec = D / 8;
+  static_assert(BN == 64 || BN == 128, "S is one wgmma n64 or n128");
+  static_assert((BN * kVec) % NT == 0, "tile loader: whole passes");
+  extern __shared__ __align__(16) unsigned char smemRaw[];
+  unsigned char *Qs = reinterpret_cast<unsigned char *>(
+      (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+  unsigned char *KVs = Qs + L::kQBytes; // stage s: K, then V
+  __shared__ int sBad;                  // a diagonal tile had a non-finite V
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wg = warp / 4;
+  if (tid == 0)
+    sBad = 0;
+  const int g = lane / 4, t = lane % 4;
+
+  const int hg = blockIdx.x % gm.headGroups;
+  const int64_t pt = gm.posTiles - 1 - blockIdx.x / gm.headGroups;
+  const int kvh = hg / (gm.group / gm.gb);
+  const int head0 = hg * gm.gb;
+  const int64_t q0 = pt * gm.bqPos;
+  const int64_t kvLen = a.qStart + a.nQ;
+  // Warp u's 16 rows: head head0 + u % gb, queries q0 + (u / gb)*16 + [0,16).
+  const int headW = head0 + warp % gm.gb;
+  const int64_t rowW = q0 + (warp / gm.gb) * 16;
+  const int64_t warpMinPos = a.qStart + rowW;
+  const int64_t wgMaxPos = a.qStart + q0 + ((wg * 4 + 3) / gm.gb) * 16 + 15;
+
+  // Q tile, staged once (rows past n_q zero-filled); cp.async group 0.
+  {
+    const T *q = static_cast<const T *>(a.q);
+    for (int e = tid; e < BM * kVec; e += NT) {
+      const int r = e / kVec, c = e % kVec, u = r / 16;
+      const int64_t row = q0 + (u / gm.gb) * 16 + r % 16;
+      const bool in = row < a.nQ;
+      const T *src = in ? q + row * a.qLd + (head0 + u % gm.gb) * D + c * 8 : q;
+      mma::cpAsync16(Qs + hopper::swz(r, c, BM), src, in ? 16 : 0);
+    }
+  }
+  const T *kBase = static_cast<const T *>(a.k) + kvh * D;
+  const T *vBase = static_cast<const T *>(a.v) + kvh * D;
+  auto loadTile = [&](int stage, int64_t tile) {
+    unsigned char *Ks = KVs + stage * 2 * L::kTileBytes;
+    unsigned char *Vs = Ks + L::kTileBytes;
+#pragma unroll
+    for (int i = 0; i < BN * kVec / NT; ++i) {
+      const int e = tid + i * NT, r = e / kVec, c = e % kVec;
+      const int64_t key = tile * BN + r;
+      const bool in = key < kvLen;
+      const int64_t off = in ? key * a.kvLd + c * 8 : 0;
+      const uint32_t so = hopper::swz(r, c, BN);
+      mma::cpAsync16(Ks + so, kBase + off, in ? 16 : 0);
+      mma::cpAsync16(Vs + so, vBase + off, in ? 16 : 0);
+    }
+  };
+
+  const int64_t lastQ = (q0 + gm.bqPos < a.nQ ? q0 + gm.bqPos : a.nQ) - 1;
+  const int64_t tiles = (a.qStart + lastQ + 1 + BN - 1) / BN;
+  constexpr int kAhead = ST - 1;
+  static_assert(kAhead >= 1, "need at least one tile in flight");
+#pragma unroll
+  for (int s = 0; s < kAhead; ++s) {
+    if (s < tiles)
+      loadTile(s, s);
+    mma::cpAsyncCommit();
+  }
+
+  float o[D / 64][32];
+#pragma unroll
+  for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+    for (int i = 0; i < 32; ++i)
+      o[h][i] = 0.f;
+  float mRef[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.f, 0.f};
+  const float sl2 = a.scaleLog2;
+  const int64_t firstPos = a.qStart + q0;
+
+  int stage = 0;
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    mma::cpAsyncWait<kAhead - 1>();
+    hopper::fenceProxyAsync();
+    __syncthreads(); // tile landed for all; the stage refilled next is free
+    {
+      const int64_t nt = tile + kAhead;
+      if (nt < tiles) {
+        int ns = stage + kAhead;
+        ns = ns >= ST ? ns - ST : ns;
+        loadTile(ns, nt);
+      }
+      mma::cpAsyncCommit();
+    }
+    const int64_t k0 = tile * BN;
+    unsigned char *Ks = KVs + stage * 2 * L::kTileBytes;
+    unsigned char *Vs = Ks + L::kTileBytes;
+    if (k0 + BN - 1 > firstPos) {
+      // A tile with masked keys: non-finite V zeroed (0 * inf would reach
+      // rows that never see the key), the outputs poisoned after the store.
+      constexpr uint32_t ex = std::is_same_v<T, greta_half> ? 0x7C00u : 0x7F80u;
+      uint32_t *w = reinterpret_cast<uint32_t *>(Vs);
+      for (int i = tid; i < BN * D / 2; i += NT) {
+        const uint32_t x = w[i];
+        const bool lo = (x & ex) == ex, hi = ((x >> 16) & ex) == ex;
+        if (lo || hi) {
+          w[i] = x & ((lo ? 0u : 0xFFFFu) | (hi ? 0u : 0xFFFF0000u));
+          *static_cast<volatile int *>(&sBad) = 1;
+        }
+      }
+      hopper::fenceProxyAsync();
+      __syncthreads();
+    }
+    if (k0 <= wgMaxPos) { // warpgroup-uniform: wgmma needs all 128 threads
+      float s[BN / 2];
+      hopper::fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t ko = (kk % 4) * 32u; // k16 step inside the atom
+        const uint64_t da = hopper::desc(
+            Qs + (kk / 4) * BM * 128 + wg * 64 * 128 + ko, 16, 1024);
+        const uint64_t db =
+            hopper::desc(Ks + (kk / 4) * BN * 128 + ko, 16, 1024);
+        if constexpr (BN == 128)
+          hopper::mmaN128SS<T>(s, da, db, kk > 0);
+        else
+          hopper::mmaN64SS<T>(s, da, db, kk > 0);
+      }
+      hopper::commit();
+      hopper::wait0();
+      hopper::fenceRegs(s);
+      // s[4j + 2r + c]: row g + 8r, key k0 + 8j + 2t + c.
+      if (k0 + BN - 1 > warpMinPos) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t d64 = warpMinPos + g + 8 * r - k0 - 2 * t;
+          const int lim = d64 < -1 ? -1 : (d64 > BN ? BN : int(d64));
+#pragma unroll
+          for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+              if (j * 8 + c > lim)
+                s[4 * j + 2 * r + c] = -INFINITY;
+        }
+      }
+      float mx[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float x = s[2 * r];
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+          x = fmaxf(x, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        mx[r] = x * sl2;
+      }
+      if (__any_sync(0xffffffffu, mx[0] > mRef[0] || mx[1] > mRef[1])) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const float mNew = fmaxf(mRef[r], mx[r]);
+          const float mOldUse = mRef[r] == -INFINITY ? 0.f : mRef[r];
+          const float mNewUse = mNew == -INFINITY ? 0.f : mNew;
+          const float alpha =
+              mRef[r] == -INFINITY ? 0.f : mma::ex2(mOldUse - mNewUse);
+          mRef[r] = mNew;
+          lsum[r] *= alpha;
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+              o[h][4 * j + 2 * r] *= alpha;
+              o[h][4 * j + 2 * r + 1] *= alpha;
+            }
+        }
+      }
+      uint32_t pa[BN / 16][4];
+      {
+        const float ref0 = mRef[0] == -INFINITY ? 0.f : mRef[0];
+        const float ref1 = mRef[1] == -INFINITY ? 0.f : mRef[1];
+        float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+          const float p0 = mma::ex2(fmaf(s[4 * j + 0], sl2, -ref0));
+          const float p1 = mma::ex2(fmaf(s[4 * j + 1], sl2, -ref0));
+          const float p2 = mma::ex2(fmaf(s[4 * j + 2], sl2, -ref1));
+          const float p3 = mma::ex2(fmaf(s[4 * j + 3], sl2, -ref1));
+          s0 += p0 + p1;
+          s1 += p2 + p3;
+          pa[j / 2][(j & 1) * 2 + 0] = mma::cvtPack<T>(p0, p1);
+          pa[j / 2][(j & 1) * 2 + 1] = mma::cvtPack<T>(p2, p3);
+        }
+        lsum[0] += s0;
+        lsum[1] += s1;
+      }
+#pragma unroll
+      for (int h = 0; h < D / 64; ++h)
+        hopper::fenceRegs(o[h]);
+      hopper::fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+        for (int h = 0; h < D / 64; ++h)
+          hopper::mmaN64RS<T>(
+              o[h], pa[kk],
+              hopper::desc(Vs + h * BN * 128 + kk * 16 * 128, BN * 128, 1024));
+      hopper::commit();
+      hopper::wait0();
+#pragma unroll
+      for (int h = 0; h < D / 64; ++h)
+        hopper::fenceRegs(o[h]);
+    }
+    stage = stage + 1 == ST ? 0 : stage + 1;
+  }
+  mma::cpAsyncWait<0>(); // no copy may outlive the block (empty groups only)
+  T *out = static_cast<T *>(a.out);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = lsum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = 1.f / l;
+    const int64_t row = rowW + g + 8 * r;
+    if (row >= a.nQ)
+      continue;
+    T *dst = out + row * a.outLd + headW * D + 2 * t;
+#pragma unroll
+    for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        *reinterpret_cast<uint32_t *>(dst + h * 64 + j * 8) =
+            mma::cvtPack<T>(o[h][4 * j + 2 * r] * inv,
+                            o[h][4 * j + 2 * r + 1] * inv);
+    if (sBad) // the zeroed values this row sees
+      for (int e = 0; e < D / 4; ++e) {
+        const int col = e / 2 * 8 + e % 2; // from dst's 2t
+        nonfinite::poison<T>(
+            dst + col, static_cast<const T *>(a.v) + kvh * D + 2 * t + col,
+            a.kvLd, (firstPos + 1) / BN * BN, a.qStart + row);
+      }
+  }
+#endif
+}
+#endif // GRETA_HAVE_WMMA
