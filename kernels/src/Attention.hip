@@ -233,11 +233,13 @@ greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
   return GRETA_GPU_OK;
 }
 
-// The sm_90a wgmma kernel: NWG warpgroups, BN-key tiles, ST stages.
-template <typename T, int D, int NWG, int BN, int ST>
+// The sm_90a wgmma kernel: a producer and two consumer warpgroups, BN-key
+// tiles, ST stages.
+template <typename T, int D, int BN, int ST>
 greta_gpu_status launchHopper(const AttnArgs &a, hipStream_t s) {
-  constexpr size_t smem = HopperLayout<D, NWG, BN, ST>::bytes();
-  auto kern = &attnHopperKernel<T, D, NWG, BN, ST>;
+  constexpr int NWG = 2; // consumer warpgroups
+  constexpr size_t smem = HopperLayout<D, BN, ST>::bytes();
+  auto kern = &attnHopperKernel<T, D, BN, ST>;
   GRETA_HIP_TRY(hipFuncSetAttribute(reinterpret_cast<const void *>(kern),
                                     hipFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem)));
@@ -252,8 +254,8 @@ greta_gpu_status launchHopper(const AttnArgs &a, hipStream_t s) {
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "attention: too many rows");
   gm.posTiles = static_cast<int>(posTiles);
   gm.lazy = 0.f;
-  hipLaunchKernelGGL((attnHopperKernel<T, D, NWG, BN, ST>),
-                     dim3(static_cast<unsigned>(blocks)), dim3(NWG * 128),
+  hipLaunchKernelGGL((attnHopperKernel<T, D, BN, ST>),
+                     dim3(static_cast<unsigned>(blocks)), dim3(128 + NWG * 128),
                      smem, s, a, gm);
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
@@ -296,7 +298,7 @@ greta_gpu_status launch(const AttnArgs &a, hipStream_t s, Kernel kern) {
     if (kern == Kernel::Hopper) {
       if constexpr (D == 64 || D == 128) {
         if (deviceIsSm90())
-          return launchHopper<T, D, 2, 128, D == 128 ? 2 : 3>(a, s);
+          return launchHopper<T, D, 128, D == 128 ? 3 : 4>(a, s);
       }
       kern = Kernel::Gqa;
     }

@@ -127,8 +127,36 @@ __device__ __forceinline__ uint32_t swz(int r, int c, int rows) {
 }
 } // namespace hopper
 
-template <int D, int NWG, int BN, int ST> struct HopperLayout {
-  static constexpr int kBM = NWG * 64;
+namespace hopper {
+__device__ __forceinline__ void mbarInit(uint64_t *b, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smemAddr(b)),
+               "r"(count)
+               : "memory");
+}
+__device__ __forceinline__ void mbarArrive(uint64_t *b) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(
+                   smemAddr(b))
+               : "memory");
+}
+// Waits for the completion of the phase of parity `parity`.
+__device__ __forceinline__ void mbarWait(uint64_t *b, uint32_t parity) {
+  asm volatile("{\n.reg .pred p;\nWAIT:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+               "@!p bra WAIT;\n}\n" ::"r"(smemAddr(b)),
+               "r"(parity)
+               : "memory");
+}
+// A barrier among `n` threads (named barrier id; 0 is __syncthreads').
+__device__ __forceinline__ void namedBar(int id, int n) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+} // namespace hopper
+
+// Block: warpgroup 0 loads (the producer), warpgroups 1 and 2 compute (the
+// consumers, 64 query rows each). Registers move from the producer (40) to
+// the consumers (232) with setmaxnreg.
+template <int D, int BN, int ST> struct HopperLayout {
+  static constexpr int kBM = 128;
   static constexpr uint32_t kQBytes = uint32_t(kBM) * D * 2;
   static constexpr uint32_t kTileBytes = uint32_t(BN) * D * 2; // K or V
   // +1024: the swizzle atoms must be 1024-byte aligned.
@@ -137,74 +165,38 @@ template <int D, int NWG, int BN, int ST> struct HopperLayout {
   }
 };
 
-template <typename T, int D, int NWG, int BN, int ST>
-__global__ void __launch_bounds__(NWG * 128, 1)
-    attnHopperKernel(AttnArgs a, GqaGeom gm) {
+// The consumer warpgroups' part of attnHopperKernel (ctid: 0-255).
+template <typename T, int D, int BN, int ST>
+__device__ __forceinline__ void
+attnHopperConsume(const AttnArgs &a, const GqaGeom &gm, unsigned char *Qs,
+                  unsigned char *KVs, uint64_t *fullB, uint64_t *emptyB,
+                  const int *sBadP, int ctid, int head0, int kvh, int64_t q0,
+                  int64_t firstPos, int64_t tiles) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using L = HopperLayout<D, NWG, BN, ST>;
-  constexpr int NT = NWG * 128, BM = L::kBM, kVec = D / 8;
-  static_assert(BN == 64 || BN == 128, "S is one wgmma n64 or n128");
-  static_assert((BN * kVec) % NT == 0, "tile loader: whole passes");
-  extern __shared__ __align__(16) unsigned char smemRaw[];
-  unsigned char *Qs = reinterpret_cast<unsigned char *>(
-      (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
-  unsigned char *KVs = Qs + L::kQBytes; // stage s: K, then V
-  __shared__ int sBad;                  // a diagonal tile had a non-finite V
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  using L = HopperLayout<D, BN, ST>;
+  constexpr int BM = L::kBM, kVec = D / 8;
+  const int warp = ctid / 32, lane = ctid % 32;
   const int wg = warp / 4;
-  if (tid == 0)
-    sBad = 0;
-  const int g = lane / 4, t = lane % 4;
-
-  const int hg = blockIdx.x % gm.headGroups;
-  const int64_t pt = gm.posTiles - 1 - blockIdx.x / gm.headGroups;
-  const int kvh = hg / (gm.group / gm.gb);
-  const int head0 = hg * gm.gb;
-  const int64_t q0 = pt * gm.bqPos;
-  const int64_t kvLen = a.qStart + a.nQ;
+  const int g = lane / 4, t4 = lane % 4;
   // Warp u's 16 rows: head head0 + u % gb, queries q0 + (u / gb)*16 + [0,16).
   const int headW = head0 + warp % gm.gb;
   const int64_t rowW = q0 + (warp / gm.gb) * 16;
   const int64_t warpMinPos = a.qStart + rowW;
   const int64_t wgMaxPos = a.qStart + q0 + ((wg * 4 + 3) / gm.gb) * 16 + 15;
-
-  // Q tile, staged once (rows past n_q zero-filled); cp.async group 0.
   {
+    // This warpgroup's 64 Q rows (rows past n_q zero-filled).
     const T *q = static_cast<const T *>(a.q);
-    for (int e = tid; e < BM * kVec; e += NT) {
-      const int r = e / kVec, c = e % kVec, u = r / 16;
+    for (int e = ctid % 128; e < 64 * kVec; e += 128) {
+      const int r = wg * 64 + e / kVec, c = e % kVec, u = r / 16;
       const int64_t row = q0 + (u / gm.gb) * 16 + r % 16;
       const bool in = row < a.nQ;
       const T *src = in ? q + row * a.qLd + (head0 + u % gm.gb) * D + c * 8 : q;
       mma::cpAsync16(Qs + hopper::swz(r, c, BM), src, in ? 16 : 0);
     }
-  }
-  const T *kBase = static_cast<const T *>(a.k) + kvh * D;
-  const T *vBase = static_cast<const T *>(a.v) + kvh * D;
-  auto loadTile = [&](int stage, int64_t tile) {
-    unsigned char *Ks = KVs + stage * 2 * L::kTileBytes;
-    unsigned char *Vs = Ks + L::kTileBytes;
-#pragma unroll
-    for (int i = 0; i < BN * kVec / NT; ++i) {
-      const int e = tid + i * NT, r = e / kVec, c = e % kVec;
-      const int64_t key = tile * BN + r;
-      const bool in = key < kvLen;
-      const int64_t off = in ? key * a.kvLd + c * 8 : 0;
-      const uint32_t so = hopper::swz(r, c, BN);
-      mma::cpAsync16(Ks + so, kBase + off, in ? 16 : 0);
-      mma::cpAsync16(Vs + so, vBase + off, in ? 16 : 0);
-    }
-  };
-
-  const int64_t lastQ = (q0 + gm.bqPos < a.nQ ? q0 + gm.bqPos : a.nQ) - 1;
-  const int64_t tiles = (a.qStart + lastQ + 1 + BN - 1) / BN;
-  constexpr int kAhead = ST - 1;
-  static_assert(kAhead >= 1, "need at least one tile in flight");
-#pragma unroll
-  for (int s = 0; s < kAhead; ++s) {
-    if (s < tiles)
-      loadTile(s, s);
     mma::cpAsyncCommit();
+    mma::cpAsyncWait<0>();
+    hopper::fenceProxyAsync();
+    hopper::namedBar(2 + wg, 128);
   }
 
   float o[D / 64][32];
@@ -215,41 +207,13 @@ __global__ void __launch_bounds__(NWG * 128, 1)
       o[h][i] = 0.f;
   float mRef[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.f, 0.f};
   const float sl2 = a.scaleLog2;
-  const int64_t firstPos = a.qStart + q0;
 
-  int stage = 0;
   for (int64_t tile = 0; tile < tiles; ++tile) {
-    mma::cpAsyncWait<kAhead - 1>();
-    hopper::fenceProxyAsync();
-    __syncthreads(); // tile landed for all; the stage refilled next is free
-    {
-      const int64_t nt = tile + kAhead;
-      if (nt < tiles) {
-        int ns = stage + kAhead;
-        ns = ns >= ST ? ns - ST : ns;
-        loadTile(ns, nt);
-      }
-      mma::cpAsyncCommit();
-    }
+    const int stage = int(tile % ST);
+    hopper::mbarWait(&fullB[stage], uint32_t((tile / ST) & 1));
     const int64_t k0 = tile * BN;
     unsigned char *Ks = KVs + stage * 2 * L::kTileBytes;
     unsigned char *Vs = Ks + L::kTileBytes;
-    if (k0 + BN - 1 > firstPos) {
-      // A tile with masked keys: non-finite V zeroed (0 * inf would reach
-      // rows that never see the key), the outputs poisoned after the store.
-      constexpr uint32_t ex = std::is_same_v<T, greta_half> ? 0x7C00u : 0x7F80u;
-      uint32_t *w = reinterpret_cast<uint32_t *>(Vs);
-      for (int i = tid; i < BN * D / 2; i += NT) {
-        const uint32_t x = w[i];
-        const bool lo = (x & ex) == ex, hi = ((x >> 16) & ex) == ex;
-        if (lo || hi) {
-          w[i] = x & ((lo ? 0u : 0xFFFFu) | (hi ? 0u : 0xFFFF0000u));
-          *static_cast<volatile int *>(&sBad) = 1;
-        }
-      }
-      hopper::fenceProxyAsync();
-      __syncthreads();
-    }
     if (k0 <= wgMaxPos) { // warpgroup-uniform: wgmma needs all 128 threads
       float s[BN / 2];
       hopper::fence();
@@ -272,7 +236,7 @@ __global__ void __launch_bounds__(NWG * 128, 1)
       if (k0 + BN - 1 > warpMinPos) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const int64_t d64 = warpMinPos + g + 8 * r - k0 - 2 * t;
+          const int64_t d64 = warpMinPos + g + 8 * r - k0 - 2 * t4;
           const int lim = d64 < -1 ? -1 : (d64 > BN ? BN : int(d64));
 #pragma unroll
           for (int j = 0; j < BN / 8; ++j)
@@ -348,9 +312,10 @@ __global__ void __launch_bounds__(NWG * 128, 1)
       for (int h = 0; h < D / 64; ++h)
         hopper::fenceRegs(o[h]);
     }
-    stage = stage + 1 == ST ? 0 : stage + 1;
+    __syncwarp();
+    if (lane == 0)
+      hopper::mbarArrive(&emptyB[stage]);
   }
-  mma::cpAsyncWait<0>(); // no copy may outlive the block (empty groups only)
   T *out = static_cast<T *>(a.out);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -361,7 +326,7 @@ __global__ void __launch_bounds__(NWG * 128, 1)
     const int64_t row = rowW + g + 8 * r;
     if (row >= a.nQ)
       continue;
-    T *dst = out + row * a.outLd + headW * D + 2 * t;
+    T *dst = out + row * a.outLd + headW * D + 2 * t4;
 #pragma unroll
     for (int h = 0; h < D / 64; ++h)
 #pragma unroll
@@ -369,13 +334,116 @@ __global__ void __launch_bounds__(NWG * 128, 1)
         *reinterpret_cast<uint32_t *>(dst + h * 64 + j * 8) =
             mma::cvtPack<T>(o[h][4 * j + 2 * r] * inv,
                             o[h][4 * j + 2 * r + 1] * inv);
-    if (sBad) // the zeroed values this row sees
+    // sBad: written by the producer before its full[] arrivals, which this
+    // thread has waited for.
+    if (*static_cast<const volatile int *>(sBadP)) // zeroed values seen
       for (int e = 0; e < D / 4; ++e) {
         const int col = e / 2 * 8 + e % 2; // from dst's 2t
         nonfinite::poison<T>(
-            dst + col, static_cast<const T *>(a.v) + kvh * D + 2 * t + col,
+            dst + col, static_cast<const T *>(a.v) + kvh * D + 2 * t4 + col,
             a.kvLd, (firstPos + 1) / BN * BN, a.qStart + row);
       }
+  }
+#endif
+}
+
+// Pipeline: stage s = tile % ST; full[s] completes when the producer's 128
+// threads have landed (and, on tiles with masked keys, scanned) the tile,
+// empty[s] when the 8 consumer warps are done with it. Use k = tile / ST of
+// a stage waits for phase parity k & 1.
+template <typename T, int D, int BN, int ST>
+__global__ void __launch_bounds__(384, 1)
+    attnHopperKernel(AttnArgs a, GqaGeom gm) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using L = HopperLayout<D, BN, ST>;
+  constexpr int kVec = D / 8;
+  static_assert(BN == 64 || BN == 128, "S is one wgmma n64 or n128");
+  static_assert((BN * kVec) % 128 == 0, "tile loader: whole passes");
+  extern __shared__ __align__(16) unsigned char smemRaw[];
+  unsigned char *Qs = reinterpret_cast<unsigned char *>(
+      (reinterpret_cast<uintptr_t>(smemRaw) + 1023) & ~uintptr_t(1023));
+  unsigned char *KVs = Qs + L::kQBytes; // stage s: K, then V
+  __shared__ uint64_t fullB[ST], emptyB[ST];
+  __shared__ int sBad; // a tile with masked keys had a non-finite V
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    sBad = 0;
+    for (int s = 0; s < ST; ++s) {
+      hopper::mbarInit(&fullB[s], 128);
+      hopper::mbarInit(&emptyB[s], 8);
+    }
+  }
+  __syncthreads();
+
+  const int hg = blockIdx.x % gm.headGroups;
+  const int64_t pt = gm.posTiles - 1 - blockIdx.x / gm.headGroups;
+  const int kvh = hg / (gm.group / gm.gb);
+  const int head0 = hg * gm.gb;
+  const int64_t q0 = pt * gm.bqPos;
+  const int64_t kvLen = a.qStart + a.nQ;
+  const int64_t firstPos = a.qStart + q0;
+  const int64_t lastQ = (q0 + gm.bqPos < a.nQ ? q0 + gm.bqPos : a.nQ) - 1;
+  const int64_t tiles = (a.qStart + lastQ + 1 + BN - 1) / BN;
+
+  if (tid < 128) {
+    // ------------------------------------------------------------ producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    const T *kBase = static_cast<const T *>(a.k) + kvh * D;
+    const T *vBase = static_cast<const T *>(a.v) + kvh * D;
+    // Once the thread's copies of tile u landed: on a tile with masked keys,
+    // non-finite V zeroed (0 * inf would reach rows that never see the key;
+    // the outputs are poisoned after the store); then full[u % ST].
+    auto publish = [&](int64_t u) {
+      const int s = int(u % ST);
+      if (u * BN + BN - 1 > firstPos) { // block-uniform
+        hopper::namedBar(1, 128);         // every copy of the tile landed
+        constexpr uint32_t ex =
+            std::is_same_v<T, greta_half> ? 0x7C00u : 0x7F80u;
+        uint32_t *w = reinterpret_cast<uint32_t *>(KVs + s * 2 * L::kTileBytes +
+                                                   L::kTileBytes);
+        for (int i = tid; i < BN * D / 2; i += 128) {
+          const uint32_t x = w[i];
+          const bool lo = (x & ex) == ex, hi = ((x >> 16) & ex) == ex;
+          if (lo || hi) {
+            w[i] = x & ((lo ? 0u : 0xFFFFu) | (hi ? 0u : 0xFFFF0000u));
+            sBad = 1;
+          }
+        }
+      }
+      hopper::fenceProxyAsync();
+      hopper::mbarArrive(&fullB[s]);
+    };
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int s = int(t % ST);
+      if (t >= ST)
+        hopper::mbarWait(&emptyB[s], uint32_t((t / ST - 1) & 1));
+      unsigned char *Ks = KVs + s * 2 * L::kTileBytes;
+      unsigned char *Vs = Ks + L::kTileBytes;
+#pragma unroll 1 // the producer's 40 registers; it has time to spare
+      for (int i = 0; i < BN * kVec / 128; ++i) {
+        const int e = tid + i * 128, r = e / kVec, c = e % kVec;
+        const int64_t key = t * BN + r;
+        const bool in = key < kvLen;
+        const int64_t off = in ? key * a.kvLd + c * 8 : 0;
+        const uint32_t so = hopper::swz(r, c, BN);
+        mma::cpAsync16(Ks + so, kBase + off, in ? 16 : 0);
+        mma::cpAsync16(Vs + so, vBase + off, in ? 16 : 0);
+      }
+      mma::cpAsyncCommit();
+      if (t >= 1) {
+        mma::cpAsyncWait<1>();
+        publish(t - 1);
+      }
+    }
+    mma::cpAsyncWait<0>();
+    if (tiles >= 1)
+      publish(tiles - 1);
+  } else {
+    // ------------------------------------------------------------ consumers
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    attnHopperConsume<T, D, BN, ST>(a, gm, Qs, KVs, fullB, emptyB, &sBad,
+                                    tid - 128, head0, kvh, q0, firstPos,
+                                    tiles);
   }
 #endif
 }
