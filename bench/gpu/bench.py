@@ -290,17 +290,18 @@ def main():
         lengths = [int(x) for x in args.lengths.split(",")]
     if args.only in (None, "attention"):
         # TinyLlama-1.1B (D=64, 32/4 heads), then Llama-3.1-8B (D=128, 32/8)
-        # at 4K-32K; the sm_90a kernel (hopper) beside the default, and
-        # (without --quick) the older variants.
-        variants = ("default", "hopper")
+        # at 4K-32K; the sm_90a kernel (hopper, the default on sm_90) beside
+        # the mma.sync GQA kernel (gqa, the default elsewhere), and (without
+        # --quick) the older variants.
+        variants = ("hopper", "gqa")
         if not args.quick:
             variants += ("mma_fa2", "lazy_rescale")
-        long = [4096, 16384] if args.quick else [4096, 16384, 32768]
+        long = [4096, 16384, 32768]
         bench_attention(lib, rows, stream, lengths, 32, 4, 64, variants)
         bench_attention(lib, rows, stream, args.lengths and lengths or long,
                         32, 8, 128, variants)
         bench_attention(lib, rows, stream, [16384], 32, 8, 128,
-                        ("default", "hopper"), dtype=torch.bfloat16)
+                        ("hopper", "gqa"), dtype=torch.bfloat16)
         if not args.quick:
             bench_attention(lib, rows, stream, [4096], 32, 8, 128, ("wmma",))
             bench_attention(lib, rows, stream, [1653], 32, 4, 64, ("scalar",))

@@ -7,10 +7,14 @@
 // m_new)), so any context length runs in constant shared memory, and
 // lengths that are not multiples of 64 are masked, not padded.
 //
-// Four kernels, chosen by the attention variant (Runtime.hip's registry):
-//  - attnGqaKernel<T, D> (`default`, and `lazy_rescale`): NVIDIA only
-//    (mma.sync, sm_80+), f16/bf16; one block serves the query heads of a KV
-//    head; FlashAttention-2's structure, packed for grouped-query attention.
+// Five kernels, chosen by the attention variant (Runtime.hip's registry):
+//  - attnHopperKernel<T, D> (`default` and `hopper` on compute capability
+//    9.0 at head_dim 64/128, f16/bf16): sm_90a wgmma, a producer warpgroup
+//    and two consumer warpgroups (AttentionHopper.h).
+//  - attnGqaKernel<T, D> (`gqa`, `lazy_rescale`, and `default` on other
+//    NVIDIA GPUs and head_dims): mma.sync (sm_80+), f16/bf16; one block serves
+//    the query heads of a KV head; FlashAttention-2's structure, packed for
+//    grouped-query attention.
 //  - attnMmaKernel<T, D> (`mma_fa2`): the previous default, one query head
 //    per block, kept for comparison.
 //  - attnWmmaKernel<T, D> (`wmma`): NVIDIA only (CUDA WMMA), f16/bf16; QK^T
@@ -19,8 +23,8 @@
 //    and every variant on AMD): portable (HIP and CUDA, every dtype), fp32
 //    FMA, one thread per query row.
 // The scalar kernel and the launchers are here; the WMMA and mma_fa2 kernels
-// in AttentionTensorCore.h, the GQA kernel in AttentionGqa.h (fragments of
-// this translation unit).
+// in AttentionTensorCore.h, the GQA kernel in AttentionGqa.h, the Hopper
+// kernel in AttentionHopper.h (fragments of this translation unit).
 // Planted bug (variant attention=partial_tile_bug): the number of key tiles
 // is computed as kv_len / 64 instead of ceil, dropping the partial last tile.
 //
@@ -42,7 +46,8 @@ namespace {
 constexpr int kBQ = 64, kBK = 64;
 // Indices of attention=mma_fa2 and attention=lazy_rescale in Runtime.hip's
 // registry (after the variants of Common.h's variant::kAttn*).
-constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5, kAttnHopper = 6;
+constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5, kAttnHopper = 6,
+              kAttnGqa = 7;
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct AttnArgs {
@@ -369,8 +374,9 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
                 : var == variant::kAttnWmma         ? Kernel::Wmma
                 : var == kAttnMmaFa2                ? Kernel::Mma
                 : var == kAttnLazyRescale           ? Kernel::GqaLazy
+                : var == kAttnGqa                   ? Kernel::Gqa
                 : var == kAttnHopper                ? Kernel::Hopper
-                                                    : Kernel::Gqa;
+                                                    : Kernel::Hopper;
   hipStream_t s = asStream(stream);
   switch (headDim) {
   // The small head_dims of test-sized models (the HF references): the

@@ -212,6 +212,12 @@ int main(int argc, char **argv) {
       testAttention(dt, {200, 0, 8, 4, 32}, "attention=hopper", false);
       if (!quick)
         testAttention(dt, {100, 32700, 8, 2, 128}, "attention=hopper", false);
+      // The mma.sync GQA kernel (the default off sm_90) stays selectable.
+      if (!small)
+        testAttention(dt, {1653, 0, 32, 8, 128}, "attention=gqa", false);
+      testAttention(dt, {827, 0, 32, 4, 64}, "attention=gqa", false);
+      testAttention(dt, {37, 1000, 8, 2, 128}, "attention=gqa", false);
+      testAttention(dt, {200, 0, 8, 4, 32}, "attention=gqa", false);
     }
   }
   // Later non-finite values never reach earlier rows, on every variant (f32
@@ -219,7 +225,8 @@ int main(int argc, char **argv) {
   for (DT dt : {DT::F32, DT::F16, DT::BF16})
     for (const char *v : {(const char *)nullptr, "attention=scalar",
                           "attention=wmma", "attention=mma_fa2",
-                          "attention=lazy_rescale", "attention=hopper"}) {
+                          "attention=lazy_rescale", "attention=hopper",
+                          "attention=gqa"}) {
       if (dt == DT::F32 && v)
         continue;
       testAttentionNonFinite(dt, {300, 0, 8, 4, 32}, 150, v);
