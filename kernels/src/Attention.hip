@@ -266,6 +266,7 @@ greta_gpu_status launchHopper(const AttnArgs &a, hipStream_t s) {
   return GRETA_GPU_OK;
 }
 
+#ifdef GRETA_HAVE_SM90A
 // Whether the current device runs sm_90a code (compute capability 9.0).
 bool deviceIsSm90() {
   int dev = 0, major = 0, minor = 0;
@@ -277,6 +278,7 @@ bool deviceIsSm90() {
     return false;
   return major == 9 && minor == 0;
 }
+#endif
 
 // The measured best shape (H100): 4 warps, 32 rows per warp (16 at
 // D = 128, where 32 would not fit the registers), 3 stages; two blocks per SM.
@@ -301,10 +303,12 @@ greta_gpu_status launch(const AttnArgs &a, hipStream_t s, Kernel kern) {
   if constexpr (kIs16Bit<T>) {
     // head_dim 64 and 128 on sm_90; the GQA kernel elsewhere.
     if (kern == Kernel::Hopper) {
+#ifdef GRETA_HAVE_SM90A // else the kernel's body is empty (CMakeLists.txt)
       if constexpr (D == 64 || D == 128) {
         if (deviceIsSm90())
           return launchHopper<T, D, 128, D == 128 ? 3 : 4>(a, s);
       }
+#endif
       kern = Kernel::Gqa;
     }
     if (kern == Kernel::Gqa || kern == Kernel::GqaLazy)
