@@ -96,22 +96,6 @@ __device__ __forceinline__ void mmaN128SS(float (&d)[64], uint64_t da,
     GRETA_WGMMA("bf16");
 #undef GRETA_WGMMA
 }
-// d (64 x 64) = (acc ? d : 0) + A B, A and B in shared memory.
-template <typename T>
-__device__ __forceinline__ void mmaN64SS(float (&d)[32], uint64_t da,
-                                         uint64_t db, int acc) {
-#define GRETA_WGMMA(TY)                                                        \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                    \
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY         \
-               " {" GRETA_R32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"               \
-               : GRETA_F16(0), GRETA_F16(16)                                   \
-               : "l"(da), "l"(db), "r"(acc))
-  if constexpr (std::is_same_v<T, greta_half>)
-    GRETA_WGMMA("f16");
-  else
-    GRETA_WGMMA("bf16");
-#undef GRETA_WGMMA
-}
 // d (64 x 64) += A B, A in registers (m16n8k16 A-fragment layout per warp),
 // B MN-major (transposed) in shared memory.
 template <typename T>
@@ -255,10 +239,7 @@ attnHopperConsume(const AttnArgs &a, const GqaGeom &gm, unsigned char *Qs,
     hopper::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      if constexpr (BN == 128)
-        hopper::mmaN128SS<T>(s, da[kk], db[kk], kk > 0);
-      else
-        hopper::mmaN64SS<T>(s, da[kk], db[kk], kk > 0);
+      hopper::mmaN128SS<T>(s, da[kk], db[kk], kk > 0);
     }
     hopper::commit();
   };
@@ -453,7 +434,7 @@ __global__ void __launch_bounds__(384, 1)
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = HopperLayout<D, BN, ST>;
   constexpr int kVec = D / 8;
-  static_assert(BN == 64 || BN == 128, "S is one wgmma n64 or n128");
+  static_assert(BN == 128, "S is one wgmma m64n128k16 per k16 step");
   static_assert((BN * kVec) % 128 == 0, "tile loader: whole passes");
   extern __shared__ __align__(16) unsigned char smemRaw[];
   unsigned char *Qs = reinterpret_cast<unsigned char *>(
