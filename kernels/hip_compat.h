@@ -153,6 +153,10 @@ __host__ __device__ inline greta_bf16 greta_float_to_bf16_rn(float f) {
 #define hipDeviceProp_t cudaDeviceProp
 #define hipGetDeviceProperties cudaGetDeviceProperties
 #define hipDeviceGetAttribute cudaDeviceGetAttribute
+#define hipDeviceAttributeComputeCapabilityMajor                               \
+  cudaDevAttrComputeCapabilityMajor
+#define hipDeviceAttributeComputeCapabilityMinor                               \
+  cudaDevAttrComputeCapabilityMinor
 #define hipMemGetInfo cudaMemGetInfo
 #define hipMalloc cudaMalloc
 #define hipFree cudaFree

@@ -7,8 +7,12 @@ same card, in the same process.
 The library is called through ctypes on torch-allocated device buffers and
 torch's current stream, timed with CUDA events (warm-up, then the median of
 repeats). Baselines:
-  attention: torch.nn.functional.scaled_dot_product_attention, fp16, causal,
-             K/V repeated to all heads beforehand (what HF's sdpa path does).
+  attention: torch.nn.functional.scaled_dot_product_attention, causal, K/V
+             repeated to all heads beforehand (what HF's sdpa path does), three
+             peers: torch's own choice of backend, the cuDNN backend forced and
+             the flash backend forced (torch.nn.attention.sdpa_kernel); the
+             ratio is against the fastest peer. TFLOP/s count 4*H*D*L(L+1)/2
+             (QK^T and PV over the causal half).
   trace:     copy the rows to the host (tensor.cpu()) and hash each row with
              hashlib.sha256, the per-row hashing a forward hook would do.
 """
@@ -42,9 +46,9 @@ def load(path):
     lib.greta_gpu_last_error.restype = ctypes.c_char_p
     lib.greta_gpu_init.argtypes = [c_int, ctypes.c_char_p, ctypes.c_size_t]
     lib.greta_gpu_set_variant.argtypes = [ctypes.c_char_p]
-    lib.greta_gpu_attention_f16.argtypes = [c_vp, c_i64, c_vp, c_vp, c_i64,
-                                            c_i64, c_i64, c_i64, c_i64, c_i64,
-                                            c_f, c_vp, c_i64, c_vp]
+    for fn in (lib.greta_gpu_attention_f16, lib.greta_gpu_attention_bf16):
+        fn.argtypes = [c_vp, c_i64, c_vp, c_vp, c_i64, c_i64, c_i64, c_i64,
+                       c_i64, c_i64, c_f, c_vp, c_i64, c_vp]
     lib.greta_gpu_trace_rows.argtypes = [c_vp, c_int, c_i64, c_i64, c_i64,
                                          c_vp, c_i64, c_u32, c_vp, c_vp, c_vp]
     lib.greta_gpu_trace_batch.argtypes = [ctypes.POINTER(Job), c_int, c_vp,
@@ -87,19 +91,39 @@ def wall_median_ms(fn, warmup=1, reps=5):
     return statistics.median(times), (max(times) - min(times))
 
 
+def sdpa_peers():
+    """(name, context factory) of each torch peer: the default dispatch and
+    the cuDNN and flash backends forced."""
+    from contextlib import nullcontext
+    peers = [("sdpa", nullcontext)]
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        peers.append(("sdpa_cudnn",
+                      lambda: sdpa_kernel(SDPBackend.CUDNN_ATTENTION)))
+        peers.append(("sdpa_flash",
+                      lambda: sdpa_kernel(SDPBackend.FLASH_ATTENTION)))
+    except ImportError:
+        pass
+    return peers
+
+
 def bench_attention(lib, rows, stream, lengths, H, KVH, D,
-                    variants=("default",)):
-    """Per length: torch once, then each GRETA variant on the same inputs,
-    back to back (so clock drift over the run does not bias the ratios)."""
+                    variants=("default",), dtype=torch.float16):
+    """Per length: each torch peer once, then each GRETA variant on the same
+    inputs, back to back (so clock drift over the run does not bias the
+    ratios)."""
+    dname = "f16" if dtype == torch.float16 else "bf16"
+    attn = (lib.greta_gpu_attention_f16 if dtype == torch.float16 else
+            lib.greta_gpu_attention_bf16)
     for L in lengths:
-        q = torch.randn(L, H * D, device="cuda", dtype=torch.float16)
-        k = torch.randn(L, KVH * D, device="cuda", dtype=torch.float16)
-        v = torch.randn(L, KVH * D, device="cuda", dtype=torch.float16)
+        q = torch.randn(L, H * D, device="cuda", dtype=dtype)
+        k = torch.randn(L, KVH * D, device="cuda", dtype=dtype)
+        v = torch.randn(L, KVH * D, device="cuda", dtype=dtype)
         out = torch.empty_like(q)
         scale = D ** -0.5
 
         def ours():
-            check(lib, lib.greta_gpu_attention_f16(
+            check(lib, attn(
                 q.data_ptr(), H * D, k.data_ptr(), v.data_ptr(), KVH * D, L, 0,
                 H, KVH, D, scale, out.data_ptr(), H * D, stream), "attention")
 
@@ -115,8 +139,20 @@ def bench_attention(lib, rows, stream, lengths, H, KVH, D,
                                                   scale=scale)
 
         reps = 10 if L >= 16384 else 20
-        ref = sdpa()
-        torch_ms, torch_sp = cuda_median_ms(sdpa, reps=reps)
+        ref = None
+        peer_ms = {}
+        for name, ctx in sdpa_peers():
+            try:
+                with ctx():
+                    r = sdpa()
+                    peer_ms[name] = cuda_median_ms(sdpa, reps=reps)[0]
+                if ref is None:
+                    ref = r
+            except RuntimeError as e:  # backend not available for the shape
+                print(f"# {name} skipped: {str(e).splitlines()[0]}",
+                      flush=True)
+        best = min(peer_ms, key=peer_ms.get)
+        torch_ms = peer_ms[best]
         flops = 4.0 * H * D * L * (L + 1) / 2  # QK^T and PV, causal half
         for variant in variants:
             check(lib, lib.greta_gpu_set_variant(
@@ -128,10 +164,10 @@ def bench_attention(lib, rows, stream, lengths, H, KVH, D,
             err = ((got - ref[0].float()).norm() /
                    ref[0].float().norm()).item()
             rows.append(dict(bench="attention", variant=variant,
-                             shape=f"L={L} H={H} KVH={KVH} D={D} f16",
+                             shape=f"L={L} H={H} KVH={KVH} D={D} {dname}",
                              ours_ms=ours_ms, ours_spread=ours_sp,
-                             torch_ms=torch_ms, torch_spread=torch_sp,
-                             torch_what="sdpa(causal, repeat_kv)",
+                             torch_ms=torch_ms, torch_what=best,
+                             peers_ms=peer_ms,
                              ours_tflops=flops / ours_ms / 1e9,
                              torch_tflops=flops / torch_ms / 1e9,
                              rel_l2_vs_torch=err))
@@ -249,17 +285,26 @@ def main():
           "|", torch.cuda.get_device_name(0), flush=True)
     stream = torch.cuda.current_stream().cuda_stream
     rows = []
-    lengths = [827, 1653, 4096] if args.quick else [827, 1653, 4096, 16384]
+    lengths = [827, 4096, 16384] if args.quick else [827, 1653, 4096, 16384]
     if args.lengths:
         lengths = [int(x) for x in args.lengths.split(",")]
     if args.only in (None, "attention"):
-        # TinyLlama-1.1B, then Llama-3-8B-like; the previous default
-        # (mma_fa2) and the lazy-rescaling variant on the same shapes.
-        variants = ("default", "mma_fa2", "lazy_rescale")
+        # TinyLlama-1.1B (D=64, 32/4 heads), then Llama-3.1-8B (D=128, 32/8)
+        # at 4K-32K; the sm_90a kernel (hopper, the default on sm_90) beside
+        # the mma.sync GQA kernel (gqa, the default elsewhere), and (without
+        # --quick) the older variants.
+        variants = ("hopper", "gqa")
+        if not args.quick:
+            variants += ("mma_fa2", "lazy_rescale")
+        long = [4096, 16384, 32768]
         bench_attention(lib, rows, stream, lengths, 32, 4, 64, variants)
-        bench_attention(lib, rows, stream, lengths, 32, 8, 128, variants)
-        bench_attention(lib, rows, stream, [4096], 32, 8, 128, ("wmma",))
-        bench_attention(lib, rows, stream, [1653], 32, 4, 64, ("scalar",))
+        bench_attention(lib, rows, stream, args.lengths and lengths or long,
+                        32, 8, 128, variants)
+        bench_attention(lib, rows, stream, [16384], 32, 8, 128,
+                        ("hopper", "gqa"), dtype=torch.bfloat16)
+        if not args.quick:
+            bench_attention(lib, rows, stream, [4096], 32, 8, 128, ("wmma",))
+            bench_attention(lib, rows, stream, [1653], 32, 4, 64, ("scalar",))
     if args.only in (None, "trace"):
         # Hidden rows (2048 f16) up to a launch that fills the GPU, then
         # logits rows (vocab 32000 f16): the chains after the last GEMM.
@@ -272,13 +317,14 @@ def main():
 
     print()
     print(f"{'bench':<30} {'shape':<38} {'GRETA ms':>9} {'torch ms':>9} "
-          f"{'torch/GRETA':>11}  notes")
+          f"{'torch/GRETA':>11}  notes (attention: torch = fastest peer)")
     for r in rows:
         ratio = r["torch_ms"] / r["ours_ms"]
         note = ""
         if r["bench"] == "attention":
             note = (f"{r['ours_tflops']:.0f} vs {r['torch_tflops']:.0f} "
-                    f"TFLOP/s, err {r['rel_l2_vs_torch']:.1e}")
+                    f"TFLOP/s ({r['torch_what']}), err "
+                    f"{r['rel_l2_vs_torch']:.1e}")
             name = f"attention[{r['variant']}]"
         elif r["bench"] == "trace_sha256_all_rows":
             vm = r["variants_ms"]

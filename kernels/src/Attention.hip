@@ -7,10 +7,14 @@
 // m_new)), so any context length runs in constant shared memory, and
 // lengths that are not multiples of 64 are masked, not padded.
 //
-// Four kernels, chosen by the attention variant (Runtime.hip's registry):
-//  - attnGqaKernel<T, D> (`default`, and `lazy_rescale`): NVIDIA only
-//    (mma.sync, sm_80+), f16/bf16; one block serves the query heads of a KV
-//    head; FlashAttention-2's structure, packed for grouped-query attention.
+// Five kernels, chosen by the attention variant (Runtime.hip's registry):
+//  - attnHopperKernel<T, D> (`default` and `hopper` on compute capability
+//    9.0 at head_dim 64/128, f16/bf16): sm_90a wgmma, a producer warpgroup
+//    and two consumer warpgroups (AttentionHopper.h).
+//  - attnGqaKernel<T, D> (`gqa`, `lazy_rescale`, and `default` on other
+//    NVIDIA GPUs and head_dims): mma.sync (sm_80+), f16/bf16; one block serves
+//    the query heads of a KV head; FlashAttention-2's structure, packed for
+//    grouped-query attention.
 //  - attnMmaKernel<T, D> (`mma_fa2`): the previous default, one query head
 //    per block, kept for comparison.
 //  - attnWmmaKernel<T, D> (`wmma`): NVIDIA only (CUDA WMMA), f16/bf16; QK^T
@@ -19,8 +23,8 @@
 //    and every variant on AMD): portable (HIP and CUDA, every dtype), fp32
 //    FMA, one thread per query row.
 // The scalar kernel and the launchers are here; the WMMA and mma_fa2 kernels
-// in AttentionTensorCore.h, the GQA kernel in AttentionGqa.h (fragments of
-// this translation unit).
+// in AttentionTensorCore.h, the GQA kernel in AttentionGqa.h, the Hopper
+// kernel in AttentionHopper.h (fragments of this translation unit).
 // Planted bug (variant attention=partial_tile_bug): the number of key tiles
 // is computed as kv_len / 64 instead of ceil, dropping the partial last tile.
 //
@@ -42,7 +46,8 @@ namespace {
 constexpr int kBQ = 64, kBK = 64;
 // Indices of attention=mma_fa2 and attention=lazy_rescale in Runtime.hip's
 // registry (after the variants of Common.h's variant::kAttn*).
-constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5;
+constexpr int kAttnMmaFa2 = 4, kAttnLazyRescale = 5, kAttnHopper = 6,
+              kAttnGqa = 7;
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct AttnArgs {
@@ -165,6 +170,7 @@ __global__ void __launch_bounds__(kBQ)
 
 #include "AttentionTensorCore.h"
 #include "AttentionGqa.h"
+#include "AttentionHopper.h"
 
 template <typename T, int D>
 greta_gpu_status launchScalar(const AttnArgs &a, hipStream_t s) {
@@ -232,6 +238,48 @@ greta_gpu_status launchGqa(const AttnArgs &a, hipStream_t s, float lazy) {
   return GRETA_GPU_OK;
 }
 
+// The sm_90a wgmma kernel: a producer and two consumer warpgroups, BN-key
+// tiles, ST stages.
+template <typename T, int D, int BN, int ST>
+greta_gpu_status launchHopper(const AttnArgs &a, hipStream_t s) {
+  constexpr int NWG = 2; // consumer warpgroups
+  constexpr size_t smem = HopperLayout<D, BN, ST>::bytes();
+  auto kern = &attnHopperKernel<T, D, BN, ST>;
+  GRETA_HIP_TRY(hipFuncSetAttribute(reinterpret_cast<const void *>(kern),
+                                    hipFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smem)));
+  GqaGeom gm;
+  gm.group = a.numHeads / a.numKvHeads;
+  gm.gb = gcdInt(gm.group, 4 * NWG);
+  gm.bqPos = 64 * NWG / gm.gb;
+  gm.headGroups = a.numKvHeads * (gm.group / gm.gb);
+  const int64_t posTiles = (a.nQ + gm.bqPos - 1) / gm.bqPos;
+  const int64_t blocks = posTiles * gm.headGroups;
+  if (blocks > 0x7fffffff)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "attention: too many rows");
+  gm.posTiles = static_cast<int>(posTiles);
+  gm.lazy = 0.f;
+  hipLaunchKernelGGL((attnHopperKernel<T, D, BN, ST>),
+                     dim3(static_cast<unsigned>(blocks)), dim3(128 + NWG * 128),
+                     smem, s, a, gm);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+
+#ifdef GRETA_HAVE_SM90A
+// Whether the current device runs sm_90a code (compute capability 9.0).
+bool deviceIsSm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (hipGetDevice(&dev) != hipSuccess ||
+      hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor,
+                            dev) != hipSuccess ||
+      hipDeviceGetAttribute(&minor, hipDeviceAttributeComputeCapabilityMinor,
+                            dev) != hipSuccess)
+    return false;
+  return major == 9 && minor == 0;
+}
+#endif
+
 // The measured best shape (H100): 4 warps, 32 rows per warp (16 at
 // D = 128, where 32 would not fit the registers), 3 stages; two blocks per SM.
 // The default is the TUNED kernel; lazy_rescale (lazy > 0) keeps the code it
@@ -247,12 +295,22 @@ greta_gpu_status launchGqaDefault(const AttnArgs &a, hipStream_t s, float lazy) 
 
 template <typename T>
 constexpr bool kIs16Bit = sizeof(T) == 2;
-enum class Kernel { Scalar, Wmma, Mma, Gqa, GqaLazy };
+enum class Kernel { Scalar, Wmma, Mma, Gqa, GqaLazy, Hopper };
 
 template <typename T, int D>
 greta_gpu_status launch(const AttnArgs &a, hipStream_t s, Kernel kern) {
 #ifdef GRETA_HAVE_WMMA
   if constexpr (kIs16Bit<T>) {
+    // head_dim 64 and 128 on sm_90; the GQA kernel elsewhere.
+    if (kern == Kernel::Hopper) {
+#ifdef GRETA_HAVE_SM90A // else the kernel's body is empty (CMakeLists.txt)
+      if constexpr (D == 64 || D == 128) {
+        if (deviceIsSm90())
+          return launchHopper<T, D, 128, D == 128 ? 3 : 4>(a, s);
+      }
+#endif
+      kern = Kernel::Gqa;
+    }
     if (kern == Kernel::Gqa || kern == Kernel::GqaLazy)
       return launchGqaDefault<T, D>(a, s, kern == Kernel::GqaLazy ? 8.f : 0.f);
     if (kern == Kernel::Mma)
@@ -320,7 +378,9 @@ greta_gpu_status attention(const T *q, int64_t qLd, const T *kc, const T *vc,
                 : var == variant::kAttnWmma         ? Kernel::Wmma
                 : var == kAttnMmaFa2                ? Kernel::Mma
                 : var == kAttnLazyRescale           ? Kernel::GqaLazy
-                                                    : Kernel::Gqa;
+                : var == kAttnGqa                   ? Kernel::Gqa
+                : var == kAttnHopper                ? Kernel::Hopper
+                                                    : Kernel::Hopper;
   hipStream_t s = asStream(stream);
   switch (headDim) {
   // The small head_dims of test-sized models (the HF references): the

@@ -33,10 +33,9 @@ const VariantDesc kVariants[] = {
      "fp16; angles lose precision as positions grow (inf past 65504)"},
     {Op::KvAppend, "kv_append", "default", 0, "row scatter into the KV cache"},
     {Op::Attention, "attention", "default", 0,
-     "flash-style (FlashAttention-2 structure): mma.sync m16n8k16 with S, P "
-     "and O in registers; GQA-packed blocks (the query heads of one KV head "
-     "share each K/V tile), 32 rows per warp at head_dim <= 64, 3-stage "
-     "cp.async, for f16/bf16 on NVIDIA; the scalar kernel otherwise"},
+     "flash-style: the hopper kernel on compute capability 9.0 (f16/bf16, "
+     "head_dim 64/128), else the gqa kernel (f16/bf16 on NVIDIA), else the "
+     "scalar kernel"},
     {Op::Attention, "attention", "wmma", 0,
      "flash-style on the portable WMMA API: S and PV through shared memory "
      "(f16/bf16 on NVIDIA; scalar otherwise)"},
@@ -55,6 +54,17 @@ const VariantDesc kVariants[] = {
      "the default with lazy online-softmax rescaling (reference max moves "
      "only when a row max grows by > 2^8): faster, as accurate against an "
      "exact reference, but rounds P differently from PyTorch"},
+    {Op::Attention, "attention", "hopper", 0,
+     "sm_90a, FlashAttention-3's structure: wgmma (S = QK^T from shared "
+     "memory, P V with P from registers), a producer warpgroup (cp.async "
+     "into 128-byte-swizzled shared memory, mbarrier pipeline) and two "
+     "consumer warpgroups taking turns, GQA-packed, 128-key tiles; head_dim "
+     "64/128 f16/bf16 on compute capability 9.0, the gqa kernel otherwise"},
+    {Op::Attention, "attention", "gqa", 0,
+     "FlashAttention-2 structure on mma.sync m16n8k16 with S, P and O in "
+     "registers; GQA-packed blocks (the query heads of one KV head share "
+     "each K/V tile), 32 rows per warp at head_dim <= 64, 3-stage cp.async, "
+     "f16/bf16 on NVIDIA (the default before hopper, and its fallback)"},
     {Op::Swiglu, "swiglu", "default", 0, "silu(gate) rounded to T, times up"},
     {Op::Add, "add", "default", 0, "elementwise"},
     {Op::Trace, "trace", "default", 0,

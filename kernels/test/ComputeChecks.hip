@@ -283,16 +283,23 @@ void testAttention(DT dt, AttnCase c, const char *variant, bool bugChecks) {
     for (int64_t j = 0; j < qCols; ++j)
       idx.push_back(i * qCols + j);
 
+  char name[160];
   if (variant)
     LIB_CHECK(greta_gpu_set_variant(variant));
   HostT out = runAttention(dt, c, q, dQ, dKc, dVc);
+  HostT again = runAttention(dt, c, q, dQ, dKc, dVc);
   greta_gpu_reset_variants();
+  // Run to run, bit for bit (no reduction ordered by atomics or timing).
+  const bool same = out.bytes == again.bytes;
+  std::snprintf(name, sizeof name, "attention%s%s n=%lld D=%lld run twice",
+                variant ? " " : "", variant ? strchr(variant, '=') + 1 : "",
+                (long long)c.n, (long long)c.D);
+  report(name, dtName(dt), same ? 0 : 1, 0, same, "byte-equal outputs");
   // Every element written (poisoned buffer) and finite.
   size_t bad = 0;
   for (size_t i = 0; i < out.n; ++i)
     bad += !std::isfinite(out.get(i));
   double err = bad ? INFINITY : relL2(out, ref, &idx);
-  char name[160];
   std::snprintf(name, sizeof name, "attention%s%s n=%lld start=%lld D=%lld",
                 variant ? " " : "", variant ? strchr(variant, '=') + 1 : "",
                 (long long)c.n, (long long)c.qStart, (long long)c.D);

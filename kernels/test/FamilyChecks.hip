@@ -283,7 +283,8 @@ void testFamilyKernels(DT dt) {
   testRopeFreqs(dt, 32, 1.f);
   for (const char *v :
        {(const char *)nullptr, "attention=scalar", "attention=wmma",
-        "attention=mma_fa2", "attention=lazy_rescale"}) {
+        "attention=mma_fa2", "attention=lazy_rescale", "attention=hopper",
+        "attention=gqa"}) {
     testAttentionWindow(dt, {300, 0, 8, 2, 64}, 64, v);     // window < prompt
     testAttentionWindow(dt, {37, 1000, 8, 2, 128}, 256, v); // KV cache
     testAttentionWindow(dt, {1, 1652, 4, 1, 32}, 500, v);   // decode

@@ -192,6 +192,32 @@ int main(int argc, char **argv) {
         testAttention(dt, {827, 0, 32, 4, 64}, "attention=lazy_rescale", false);
       testAttention(dt, {37, 1000, 8, 2, 128}, "attention=lazy_rescale", false);
       testAttention(dt, {200, 0, 8, 4, 32}, "attention=lazy_rescale", false);
+      // The sm_90a wgmma kernel (the GQA kernel on other GPUs): Llama-3.1-8B
+      // and TinyLlama head packings, MHA, 3 and 6 heads per KV head, lengths
+      // off the 128-key tile, chunks at unaligned starts, decode, head_dim 32
+      // (the fallback).
+      for (int64_t n : {1, 63, 64, 65, 127, 129, 1653, 4099}) {
+        if ((quick && n > 1653) || (small && n > 129))
+          continue;
+        testAttention(dt, {n, 0, 32, 8, 128}, "attention=hopper", false);
+        testAttention(dt, {n, 0, 32, 4, 64}, "attention=hopper", false);
+      }
+      testAttention(dt, {300, 0, 4, 4, 64}, "attention=hopper", false);
+      testAttention(dt, {99, 0, 6, 2, 128}, "attention=hopper", false);
+      testAttention(dt, {130, 0, 12, 2, 64}, "attention=hopper", false);
+      testAttention(dt, {37, 1000, 32, 8, 128}, "attention=hopper", false);
+      testAttention(dt, {37, 1000, 32, 4, 64}, "attention=hopper", false);
+      testAttention(dt, {1, 1652, 32, 8, 128}, "attention=hopper", false);
+      testAttention(dt, {1, 1652, 32, 4, 64}, "attention=hopper", false);
+      testAttention(dt, {200, 0, 8, 4, 32}, "attention=hopper", false);
+      if (!quick)
+        testAttention(dt, {100, 32700, 8, 2, 128}, "attention=hopper", false);
+      // The mma.sync GQA kernel (the default off sm_90) stays selectable.
+      if (!small)
+        testAttention(dt, {1653, 0, 32, 8, 128}, "attention=gqa", false);
+      testAttention(dt, {827, 0, 32, 4, 64}, "attention=gqa", false);
+      testAttention(dt, {37, 1000, 8, 2, 128}, "attention=gqa", false);
+      testAttention(dt, {200, 0, 8, 4, 32}, "attention=gqa", false);
     }
   }
   // Later non-finite values never reach earlier rows, on every variant (f32
@@ -199,7 +225,8 @@ int main(int argc, char **argv) {
   for (DT dt : {DT::F32, DT::F16, DT::BF16})
     for (const char *v : {(const char *)nullptr, "attention=scalar",
                           "attention=wmma", "attention=mma_fa2",
-                          "attention=lazy_rescale"}) {
+                          "attention=lazy_rescale", "attention=hopper",
+                          "attention=gqa"}) {
       if (dt == DT::F32 && v)
         continue;
       testAttentionNonFinite(dt, {300, 0, 8, 4, 32}, 150, v);
