@@ -63,3 +63,4 @@ func.func @gate_width(%x: tensor<?x8xf32>, %g: tensor<?x2xf32>) -> tensor<?x8xf3
   %a = greta.sigmoid_gate_add %x, %x, %g : (tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x2xf32>) -> tensor<?x8xf32>
   return %a : tensor<?x8xf32>
 }
+
