@@ -56,6 +56,19 @@ struct GpuStorage : mlir::greta::impl::GpuStorageBase<GpuStorage> {
       return signalPassFailure();
     }
 
+    // Mixture of experts: no GPU kernels yet (issue #25). Refused here, by
+    // name, rather than left to an unresolved symbol at load time.
+    WalkResult moe = module.walk([&](Operation *op) {
+      if (!isa<MoERouterOp, MoEAccumulateOp, SigmoidGateAddOp>(op))
+        return WalkResult::advance();
+      op->emitOpError() << "greta-lower-to-gpu: the GPU backend has no "
+                           "mixture-of-experts kernels yet (issue #25); run "
+                           "this model on the CPU (greta-run --backend cpu)";
+      return WalkResult::interrupt();
+    });
+    if (moe.wasInterrupted())
+      return signalPassFailure();
+
     // f64 tensors: the GPU library has no f64 kernels.
     WalkResult f64 = module.walk([&](Operation *op) {
       for (Type t : op->getResultTypes())

@@ -314,6 +314,46 @@ LogicalResult lower(RewriterBase &rewriter, Operation *op) {
                    {{s.getInput(), 0}, {s.getInput(), 1}});
         return success();
       })
+      .Case([&](MoERouterOp r) {
+        int64_t experts =
+            cast<RankedTensorType>(r.getLogits().getType()).getDimSize(1);
+        DimSource rows{r.getLogits(), 0};
+        // The columns are static (2k): no DimSource is read for them.
+        if (Value pos = r.getPositions()) { // the planted off-by-one variant
+          if (failed(expectI64(op, "positions", pos)))
+            return failure();
+          kb.replace("moe_router_fault",
+                     {r.getLogits(), pos, kb.i64(r.getTopK()),
+                      kb.i64(r.getNormalize()), kb.i64(experts),
+                      kb.i64(r.getFaultFromPositionAttr().getInt())},
+                     {rows, rows});
+          return success();
+        }
+        kb.replace(
+            "moe_router",
+            {r.getLogits(), kb.i64(r.getTopK()), kb.i64(r.getNormalize())},
+            {rows, rows});
+        return success();
+      })
+      .Case([&](MoEAccumulateOp a) {
+        DimSource rows{a.getExpertOut(), 0}, cols{a.getExpertOut(), 1};
+        if (Value acc = a.getAcc()) {
+          kb.replace(
+              "moe_accumulate",
+              {a.getExpertOut(), a.getSelection(), acc, kb.i64(a.getExpert())},
+              {rows, cols});
+          return success();
+        }
+        kb.replace("moe_accumulate_first",
+                   {a.getExpertOut(), a.getSelection(), kb.i64(a.getExpert())},
+                   {rows, cols});
+        return success();
+      })
+      .Case([&](SigmoidGateAddOp g) {
+        kb.replace("sigmoid_gate_add", {g.getX(), g.getY(), g.getGate()},
+                   {{g.getX(), 0}, {g.getX(), 1}});
+        return success();
+      })
       .Case([&](AddOp a) {
         kb.replace("add", {a.getLhs(), a.getRhs()},
                    {{a.getLhs(), 0}, {a.getLhs(), 1}});
@@ -357,7 +397,8 @@ struct LowerToKernels
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<EmbeddingOp, RMSNormOp, LinearOp, RoPEOp, AttentionOp, SwiGLUOp,
-              GeGLUOp, ScaleOp, AddOp, RoundOp, PerturbOp>(op))
+              GeGLUOp, ScaleOp, AddOp, RoundOp, PerturbOp, MoERouterOp,
+              MoEAccumulateOp, SigmoidGateAddOp>(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());

@@ -40,20 +40,28 @@ STAGE_TABLE = [
     ("residual_post_mlp", "RESIDUAL_ADD"),
     ("logits", "UNKNOWN"),
     ("v_proj", "ATTN_KERNEL_INPUTS"),
+    ("router_logits", "ROUTING/SELECTION"),
+    ("expert_selection", "ROUTING/SELECTION"),
+    ("moe_out", "MLP_OUTPUT"),
 ]
 STAGES = [name for name, _ in STAGE_TABLE]
 # Stages.h kExecutionOrder: the order inside a layer (v_proj after
 # k_pre_rope, as HF computes q, k, v, then RoPE).
 EXECUTION_ORDER = ["embed_out", "residual_pre_attn", "attn_in", "q_pre_rope",
                    "k_pre_rope", "v_proj", "q_post_rope", "k_post_rope",
-                   "attn_out", "residual_post_attn", "ffn_norm_in", "mlp_out",
+                   "attn_out", "residual_post_attn", "ffn_norm_in",
+                   "router_logits", "expert_selection", "moe_out", "mlp_out",
                    "residual_post_mlp", "logits"]
 CATEGORIES = ["ROUTING/SELECTION", "ATTN_KERNEL_INPUTS", "ATTENTION_MECHANISM",
               "RESIDUAL_ADD", "FFN_NORM_PATH", "MLP_OUTPUT", "UNKNOWN"]
-# A record id is layer * RECORD_ID_STRIDE + stage index (Stages.h recordId).
-# The execution-order key of a (stage, layer) is layer * RECORD_ID_STRIDE +
-# the stage's rank in EXECUTION_ORDER (Stages.h executionOrderKey).
+# A record id is layer * RECORD_ID_STRIDE + stage index % RECORD_ID_STRIDE,
+# plus (stage index // RECORD_ID_STRIDE) << RECORD_ID_PAGE_SHIFT (Stages.h
+# recordId). The execution-order key of a (stage, layer) is layer *
+# EXECUTION_ORDER_STRIDE + the stage's rank in EXECUTION_ORDER (Stages.h
+# executionOrderKey).
 RECORD_ID_STRIDE = 16
+RECORD_ID_PAGE_SHIFT = 40
+EXECUTION_ORDER_STRIDE = 32
 
 DTYPES = ["f32", "f64", "f16", "bf16"]    # Trace.h DType
 PAYLOADS = ["hash", "stats", "full"]      # Trace.h Payload
@@ -92,10 +100,12 @@ def stage_category(stage):
 
 def execution_order_key(stage, layer):
     """Stages.h executionOrderKey: sorts (stage, layer) in execution order."""
-    return layer * RECORD_ID_STRIDE + EXECUTION_ORDER.index(
+    return layer * EXECUTION_ORDER_STRIDE + EXECUTION_ORDER.index(
         STAGES[stage_index(stage)])
 
 
 def record_id(stage, layer):
     """Stages.h recordId: the same (stage, layer) key in every run."""
-    return layer * RECORD_ID_STRIDE + stage_index(stage)
+    s = stage_index(stage)
+    return (layer * RECORD_ID_STRIDE + s % RECORD_ID_STRIDE +
+            (s // RECORD_ID_STRIDE << RECORD_ID_PAGE_SHIFT))

@@ -19,7 +19,7 @@ taken in HF's forward pass and which GRETA stage it is, with GRETA's meaning
   ffn_norm_in        post_attention_layernorm's output (the MLP's input)
   router_logits      the router's scores (MoE)
   expert_selection   the k expert ids in rank order, then their k weights,
-                     as floats (MoE; provisional until GRETA has the stage)
+                     as floats (MoE)
   moe_out            the routed experts' weighted sum (before any shared
                      expert is added)
   mlp_out            the layer's MLP (or MoE block) output
@@ -205,7 +205,8 @@ def is_moe_layer(config, layer):
     if mt in ("qwen2_moe", "qwen3_moe"):
         step = int(config.get("decoder_sparse_step") or 1)
         return (layer not in (config.get("mlp_only_layers") or [])
-                and int(config.get("num_experts") or 0) > 0
+                and int(config.get("num_experts")
+                        or config.get("num_local_experts") or 0) > 0
                 and (layer + 1) % step == 0)
     return False
 

@@ -88,6 +88,16 @@ def _stats(out, v, cols):
     out["max"][all_nan] = np.nan
 
 
+def selection_ids(stored, dtype):
+    """An expert_selection block's top ids (n x k int32): the k expert ids
+    each row starts with ([k ids, k weights]), -1 where one is not a whole
+    number, as the C++ writer records them (Session.cpp)."""
+    v = as_float64(stored.reshape(stored.shape[0], -1), dtype)
+    ids = v[:, :v.shape[1] // 2]
+    ok = (ids >= 0) & (ids < 2147483647.0) & (ids == np.floor(ids))
+    return np.where(ok, ids, -1).astype(np.int32)
+
+
 def top_ids(stored, dtype, k=5):
     """The runtime's top-k of each row (n x k int32): ids of the largest
     values, best first, ties to the lower id, NaN below everything, -1

@@ -380,6 +380,8 @@ class Writer:
         stored = rowdigest.as_stored(rows, dtype)
         entries = rowdigest.entries(stored, dtype, payload != "hash")
         top = (rowdigest.top_ids(stored, dtype) if STAGES[s] == "logits"
+               else rowdigest.selection_ids(stored, dtype)
+               if STAGES[s] == "expert_selection" and stored.shape[1] % 2 == 0
                else None)
         self._append_block(s, int(layer), dtype, payload, stored, positions,
                            entries, top)
@@ -406,6 +408,10 @@ class Writer:
         if STAGES[s] == "logits":
             top = [t for t in rowdigest.top_ids(stored, dtype)[0].tolist()
                    if t != -1]
+        elif STAGES[s] == "expert_selection" and stored.shape[1] % 2 == 0:
+            top = rowdigest.selection_ids(stored, dtype)[0].tolist()
+            while top and top[-1] == -1:
+                top.pop()
         values = stored.tobytes() if payload == "full" else b""
         stats = (e["nan"], e["inf"], e["min"], e["max"], e["mean"], e["l2"]) \
             if payload != "hash" else (0, 0, 0.0, 0.0, 0.0, 0.0)

@@ -624,13 +624,36 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   std::set<int64_t> finalPositions = {0, found->position};
   if (found->position > 0)
     finalPositions.insert(found->position - 1);
+  // The checkpoints are a runtime filter's positions (826,700-826,last or
+  // all): a range contributes its ends, all and last the last token.
   std::stringstream ps(positions);
-  for (std::string item; std::getline(ps, item, ',');)
-    if (std::stoll(item) > found->position)
-      finalPositions.insert(std::stoll(item));
+  for (std::string item; std::getline(ps, item, ',');) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    std::vector<int64_t> ends;
+    if (item == "all" || item == "last") {
+      ends.push_back(result.tokenCount - 1);
+    } else {
+      std::stringstream rs(item);
+      for (std::string end; std::getline(rs, end, '-');) {
+        char *stop = nullptr;
+        long long v = std::strtoll(end.c_str(), &stop, 10);
+        if (!end.empty() && stop && *stop == '\0')
+          ends.push_back(v);
+      }
+    }
+    for (int64_t v : ends)
+      if (v > found->position && v < result.tokenCount)
+        finalPositions.insert(v);
+  }
   StepOutcome last;
+  // A routing flip is explained by the router scores of both runs
+  // (docs/DIFF.md, "Routing"): their values come along.
+  std::string valueStages = found->stage == "expert_selection"
+                                ? "router_logits,expert_selection"
+                                : found->stage;
   if (!doStep({std::to_string(stepNo++) + "-values",
-               std::to_string(found->layer), found->stage,
+               std::to_string(found->layer), valueStages,
                joinInts({finalPositions.begin(), finalPositions.end()}),
                "full"},
               true, last))

@@ -162,6 +162,14 @@ Hypothesis greta::diff::selectHypothesis(const DiffResult &res) {
         "positions, e.g. a range ending at " +
         std::to_string(p0) + ")");
 
+  // 0. A router chose other experts: everything after it follows.
+  if (res.routing) {
+    h.kind = HypothesisKind::Routing;
+    say("the router chose other experts at " + routingFlipLine(*res.routing));
+    if (res.routing->cause == RoutingFlip::Cause::Fragile)
+      h.alternatives.push_back(HypothesisKind::NumericPrecision);
+    return h;
+  }
   // 1. RoPE: post-RoPE diverges while its pre-RoPE input matches.
   if (ff->stage == Stage::QPostRope || ff->stage == Stage::KPostRope) {
     Stage pre =

@@ -2,6 +2,7 @@
 #include "greta/diff/Diff.h"
 #include "Align.h"
 #include "Judge.h"
+#include "Routing.h"
 
 #include <algorithm>
 #include <atomic>
@@ -117,6 +118,8 @@ std::string_view greta::diff::basisName(Basis b) {
     return "reference";
   case Basis::Shape:
     return "shape";
+  case Basis::Selection:
+    return "expert ids";
   }
   return "?";
 }
@@ -135,6 +138,8 @@ std::string_view greta::diff::hypothesisName(HypothesisKind h) {
     return "memory layout";
   case HypothesisKind::Inconclusive:
     return "inconclusive";
+  case HypothesisKind::Routing:
+    return "routing";
   }
   return "?";
 }
@@ -553,6 +558,7 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
       break;
     case Basis::Hash:
     case Basis::Shape:
+    case Basis::Selection:
       if (row.hasMetrics)
         ++c.comparedValues;
       else
@@ -583,6 +589,8 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
                         " rows lacked a REF (or BASE/TEST) payload: judged by "
                         "the tolerance policy instead");
   settleVerdict(base, test, onlyB, onlyT, opts, res);
+  if (const RowResult *ff = res.first())
+    res.routing = findRoutingFlip(baseRows, testRows, *ff);
   res.cells = summarizeCells(res.rows);
   res.hypothesis = selectHypothesis(res);
   return res;

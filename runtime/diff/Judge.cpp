@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "Judge.h"
 #include "Align.h"
+#include "Routing.h"
 
 #include <algorithm>
 #include <cmath>
@@ -91,6 +92,9 @@ void Judge::judge(const Record &b, const Record &t, const Record *ref,
     row.hasMetrics = true;
     row.metrics = metricsOf(acc);
   }
+  // The experts a token went to are discrete: never within a tolerance.
+  if (row.stage == rt::Stage::ExpertSelection && judgeSelection(b, t, row))
+    return;
   switch (opts.policy) {
   case Policy::Exact:
     row.basis = Basis::Hash;

@@ -95,6 +95,18 @@ std::string greta::diff::recommendation(const RowResult &ff) {
            ": gate/up/down GEMMs (tile edges at the hidden and intermediate "
            "sizes), SwiGLU activation precision and f16 overflow of the "
            "intermediate product.";
+  case Stage::RouterLogits:
+    return "Audit the mixture-of-experts router" + where +
+           ": the gate GEMM (its weight, dtype and accumulation) and its "
+           "input, post_attention_layernorm's output.";
+  case Stage::ExpertSelection:
+    return "Audit the router's softmax, top-k and renormalisation" + where +
+           ": the weights differ while the experts are the same (the "
+           "renormalisation, norm_topk_prob, the dtype of the weights).";
+  case Stage::MoeOut:
+    return "Audit the experts and their combination" + where +
+           ": each expert's gate/up/down GEMMs, the token-to-expert gather "
+           "and scatter, and the weighted sum (its order and dtype).";
   case Stage::ResidualPostMlp:
     return "Debug the residual-add kernel after the MLP for position-specific "
            "problems and verify dtype consistency between layers" +
@@ -310,8 +322,33 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
                    {"beyond_shared_length", c.beyondSharedLength},
                    {"after_truncation", c.afterTruncation}}},
                  {"bytes_compared", c.bytesCompared}};
+  if (const RoutingFlip *f = r.routing ? &*r.routing : nullptr) {
+    nlohmann::json ranks = nlohmann::json::array();
+    for (size_t i = 0;
+         i < std::max(f->baseExperts.size(), f->testExperts.size()); ++i) {
+      int32_t b = i < f->baseExperts.size() ? f->baseExperts[i] : -1;
+      int32_t t = i < f->testExperts.size() ? f->testExperts[i] : -1;
+      if (b != t)
+        ranks.push_back({{"rank", i}, {"base", b}, {"test", t}});
+    }
+    auto number = [](double v) {
+      return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+    };
+    j["routing"] = {{"layer", f->layer},
+                    {"position", f->position},
+                    {"base_experts", f->baseExperts},
+                    {"test_experts", f->testExperts},
+                    {"rank_changes", ranks},
+                    {"base_margin", number(f->baseMargin)},
+                    {"test_margin", number(f->testMargin)},
+                    {"router_logit_change", number(f->logitChange)},
+                    {"cause", std::string(routingCauseName(f->cause))}};
+  } else {
+    j["routing"] = nullptr;
+  }
   if (const RowResult *ff = r.first()) {
-    j["recommendation"] = recommendation(*ff);
+    j["recommendation"] =
+        r.routing ? routingAdvice(*r.routing) : recommendation(*ff);
     nlohmann::json alts = nlohmann::json::array();
     for (HypothesisKind k : r.hypothesis.alternatives)
       alts.push_back(std::string(hypothesisName(k)));
@@ -447,7 +484,10 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
                  ? "accumulation allowance " + fmtNum(ff->allowance)
                  : fmtNum(ff->k) + " * err(BASE,REF) " + fmtNum(ff->errBase))
          << " + floor";
-    os << " (judged by " << basisName(ff->basis) << ")\n\n";
+    os << " (judged by " << basisName(ff->basis) << ")\n";
+    if (r.routing)
+      os << "Routing flip: " << routingFlipLine(*r.routing) << "\n";
+    os << "\n";
   } else {
     os << noDivergenceLine(r) << "\n";
     for (const std::string &u : r.undecided)
@@ -508,7 +548,7 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
 
   if (ff) {
     heading("Recommendation");
-    os << recommendation(*ff) << "\n";
+    os << (r.routing ? routingAdvice(*r.routing) : recommendation(*ff)) << "\n";
     heading("Hypotheses");
     os << "Points to: " << hypothesisName(r.hypothesis.kind) << "\n";
     for (const std::string &e : r.hypothesis.evidence)

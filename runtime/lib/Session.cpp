@@ -21,6 +21,17 @@ std::string shapeStr(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
+/// Expert id j of an expert_selection row (a float holding a whole number);
+/// -1 when it is not one, so a corrupt selection never reads as expert 0.
+int32_t selectionId(const uint8_t *row, DType dtype, int j) {
+  double v = dtype == DType::F32
+                 ? static_cast<double>(reinterpret_cast<const float *>(row)[j])
+                 : reinterpret_cast<const double *>(row)[j];
+  return v >= 0 && v < 2147483647.0 && v == std::floor(v)
+             ? static_cast<int32_t>(v)
+             : -1;
+}
+
 /// Top-5 ids by value, ties to the lower id; NaN ranks below everything.
 template <typename T> std::vector<int32_t> topFive(const T *row, int64_t n) {
   auto better = [&](int64_t a, int64_t b) {
@@ -150,7 +161,8 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
                     const void *data, int64_t rows, int64_t cols,
                     int64_t rowStride, bool repeat) {
   if (layerObserver_)
-    layerObserver_(recordId / kRecordIdStride);
+    if (std::optional<RecordKey> key = decodeRecordId(recordId))
+      layerObserver_(key->layer);
   std::optional<LastBlock> previous = std::move(lastBlock_);
   lastBlock_.reset();
   if (!writer_ || traceFailed_)
@@ -171,6 +183,15 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   Payload payload = call->payload;
   bool stats = payload != Payload::Hash;
   bool isLogits = stage == Stage::Logits;
+  // An expert selection row is [k ids, k weights]: its ids go in the
+  // record's top ids too, so they are read at every payload.
+  bool isSelection = stage == Stage::ExpertSelection && cols % 2 == 0;
+  int topK = isLogits ? 5 : isSelection ? static_cast<int>(cols / 2) : 0;
+  if (topK > 64) { // the format's limit of top ids a record
+    setError("trace: expert_selection of " + std::to_string(topK) +
+             " experts a token exceeds the 64 top ids a record holds");
+    return;
+  }
   size_t es = dtypeSize(dtype);
   size_t rowBytes = static_cast<size_t>(cols) * es;
   // The selected rows of the tensor become one record block (one frame, or a
@@ -215,6 +236,9 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
         r.top5.resize(5, -1); // fewer than 5 columns: padded
         topIds.insert(topIds.end(), r.top5.begin(), r.top5.end());
       }
+      if (isSelection)
+        for (int j = 0; j < topK; ++j)
+          topIds.push_back(selectionId(row, dtype, j));
       if (copyValues)
         block.values.insert(block.values.end(), row, row + rowBytes);
     }
@@ -229,8 +253,8 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
   b.positions = block.positions.data();
   b.rows = reinterpret_cast<const uint8_t *>(block.entries.data());
   b.rowStride = sizeof(BlockRow);
-  b.topIds = isLogits ? topIds.data() : nullptr;
-  b.topK = isLogits ? 5 : 0;
+  b.topIds = topK ? topIds.data() : nullptr;
+  b.topK = topK;
   // Every row, densely stored (no copied values): the tensor as it is.
   if (payload == Payload::Full)
     b.values = block.values.empty() ? base : block.values.data();
@@ -240,7 +264,7 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
     return;
   }
   records_ += block.positions.size();
-  if (!isLogits)
+  if (!topK)
     lastBlock_ = std::move(block);
 }
 

@@ -545,7 +545,7 @@ func.func @f(%a: tensor<?x8xf32>, %b: tensor<?x8xf16>) {
 // -----
 
 func.func @f(%x: tensor<?x8xf32>) {
-  // expected-error @+1 {{'greta.trace' op unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
+  // expected-error @+1 {{'greta.trace' op unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, router_logits, expert_selection, moe_out, mlp_out, residual_post_mlp, logits)}}
   greta.trace %x {layer = 0 : i64, payload = #greta<payload hash>, record_id = 0 : i64, stage = "attn_output"} : tensor<?x8xf32>
   return
 }
@@ -789,7 +789,7 @@ func.func @f(%m: memref<?x8xf32>) {
 // -----
 
 func.func @f(%x: tensor<?x8xf32>) {
-  // expected-error @+1 {{unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)}}
+  // expected-error @+1 {{unknown stage 'attn_output' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, router_logits, expert_selection, moe_out, mlp_out, residual_post_mlp, logits)}}
   %y = greta.add %x, %x {greta.stages = [#greta.stage<"attn_output", 0>]} : tensor<?x8xf32>
   return
 }

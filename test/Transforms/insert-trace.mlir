@@ -18,7 +18,7 @@
 // A two-layer model reduced to its tagged values: the embedding is also
 // layer 0's input, layer 0's output is also layer 1's input.
 
-// BAD-STAGE: insert-trace.mlir:[[@LINE+5]]:1: error: greta-insert-trace: unknown stage 'attn_output' in option 'stages' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, mlp_out, residual_post_mlp, logits)
+// BAD-STAGE: insert-trace.mlir:[[@LINE+5]]:1: error: greta-insert-trace: unknown stage 'attn_output' in option 'stages' (expected one of embed_out, residual_pre_attn, attn_in, q_pre_rope, k_pre_rope, v_proj, q_post_rope, k_post_rope, attn_out, residual_post_attn, ffn_norm_in, router_logits, expert_selection, moe_out, mlp_out, residual_post_mlp, logits)
 // BAD-PAYLOAD: insert-trace.mlir:[[@LINE+4]]:1: error: greta-insert-trace: unknown payload 'sha1' in option 'payload' (expected hash, stats or full)
 // BAD-RANGE: insert-trace.mlir:[[@LINE+3]]:1: error: greta-insert-trace: layer 2 in option 'layers' is out of range: the model has 2 layers (greta.num_layers)
 // BAD-NEGATIVE: insert-trace.mlir:[[@LINE+2]]:1: error: greta-insert-trace: negative layer -1 in option 'layers'

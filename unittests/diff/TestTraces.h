@@ -117,9 +117,13 @@ struct TraceSpec {
 
 inline std::vector<rt::Stage> allLayerStages() {
   std::vector<rt::Stage> v;
-  // Every stage of a layer, in execution order (not embed_out, logits).
+  // Every stage of a dense layer, in execution order (not embed_out,
+  // logits, nor the mixture-of-experts stages: RoutingTest.cpp has those).
   for (unsigned s = 1; s + 1 < rt::kNumStages; ++s)
-    v.push_back(rt::kExecutionOrder[s]);
+    if (rt::kExecutionOrder[s] != rt::Stage::RouterLogits &&
+        rt::kExecutionOrder[s] != rt::Stage::ExpertSelection &&
+        rt::kExecutionOrder[s] != rt::Stage::MoeOut)
+      v.push_back(rt::kExecutionOrder[s]);
   return v;
 }
 

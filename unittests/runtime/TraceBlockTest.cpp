@@ -201,7 +201,7 @@ TEST(TraceBlock, CorruptOrMalformedBlockStopsBeforeIt) {
     fixCrc(bad, at);
     return bad;
   };
-  expectStop(patched(0, 14), "malformed block body: unknown stage 14");
+  expectStop(patched(0, 60), "malformed block body: unknown stage 60");
   expectStop(patched(1, 4), "malformed block body: unknown dtype 4");
   expectStop(patched(2, 3), "malformed block body: unknown payload 3");
   expectStop(patched(3, 3), "malformed block body: unknown block flags 3");
@@ -274,8 +274,8 @@ TEST(TraceBlock, InvalidBlocksAreRefusedAndTheWriterGoesOn) {
     EXPECT_FALSE(encodeBlockBody(b, body, e)) << why;
     EXPECT_TRUE(body.empty());
   };
-  refused([](RecordBlock &b) { b.stage = static_cast<Stage>(14); },
-          "unknown stage 14");
+  refused([](RecordBlock &b) { b.stage = static_cast<Stage>(60); },
+          "unknown stage 60");
   refused([](RecordBlock &b) { b.dtype = static_cast<DType>(9); },
           "unknown dtype 9");
   refused([](RecordBlock &b) { b.payload = static_cast<Payload>(3); },

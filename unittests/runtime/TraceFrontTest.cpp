@@ -20,8 +20,15 @@ TEST(TraceFront, DecodeRecordIdInvertsRecordId) {
       EXPECT_EQ(key->layer, layer);
     }
   EXPECT_FALSE(decodeRecordId(-1));
-  EXPECT_FALSE(decodeRecordId(kNumStages)); // no stage 14 or 15
-  EXPECT_FALSE(decodeRecordId(kRecordIdStride + kRecordIdStride - 1));
+  // Stages from 16 on live on page 1 (above 2^40); the ids of the first 16
+  // are layer * 16 + stage, as they always were.
+  EXPECT_EQ(recordId(Stage::VProj, 2), 2 * 16 + 13);
+  EXPECT_EQ(recordId(Stage::MoeOut, 2),
+            (int64_t(1) << kRecordIdPageShift) + 2 * 16 + 0);
+  static_assert(kNumStages < 2 * kRecordIdStride);
+  EXPECT_FALSE(decodeRecordId((int64_t(1) << kRecordIdPageShift) +
+                              kNumStages - kRecordIdStride)); // no such stage
+  EXPECT_FALSE(decodeRecordId(int64_t(2) << kRecordIdPageShift));
 }
 
 TEST(TraceFront, AdmitFiltersChecksRowsAndResolvesThePayload) {
@@ -36,8 +43,9 @@ TEST(TraceFront, AdmitFiltersChecksRowsAndResolvesThePayload) {
   // Another layer: not recorded, no error.
   EXPECT_FALSE(front.admit(recordId(Stage::AttnOut, 0), 0, 2, err));
   EXPECT_TRUE(err.empty());
-  EXPECT_FALSE(front.admit(15, 0, 2, err));
-  EXPECT_EQ(err, "trace: invalid record id 15");
+  const int64_t noStage = (int64_t(1) << kRecordIdPageShift) + 15;
+  EXPECT_FALSE(front.admit(noStage, 0, 2, err));
+  EXPECT_EQ(err, "trace: invalid record id " + std::to_string(noStage));
   EXPECT_FALSE(front.admit(recordId(Stage::AttnOut, 1), 0, 3, err));
   EXPECT_EQ(err, "trace of attn_out layer 1: 3 rows but the session has 2 "
                  "positions for this call");

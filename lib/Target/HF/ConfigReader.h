@@ -286,6 +286,10 @@ private:
 /// c.maxPositionEmbeddings.
 mlir::LogicalResult parseRope(const ConfigReader &r, LlamaConfig &c);
 
+/// The mixture-of-experts keys of Mixtral, Qwen2-MoE and Qwen3-MoE into
+/// c.moe (MoEConfig.cpp); nothing for the dense families.
+mlir::LogicalResult parseMoE(const ConfigReader &r, LlamaConfig &c);
+
 } // namespace greta::hf::detail
 
 #endif // GRETA_LIB_TARGET_HF_CONFIGREADER_H

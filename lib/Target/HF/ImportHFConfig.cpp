@@ -127,6 +127,7 @@ private:
   }
 
   Value layer(Value x, int64_t l, Value positions);
+  Value mixtureOfExperts(Value x, int64_t l, const std::string &p);
 
   const LlamaConfig &c;
   const RopeTables rt = computeRopeTables(c);
@@ -186,6 +187,14 @@ Value LlamaModuleBuilder::layer(Value x, int64_t l, Value positions) {
 
   Value f = rmsNorm(r1, p + "post_attention_layernorm");
   tag(f.getDefiningOp(), "ffn_norm_in", l);
+  if (c.moe.isSparse(l)) {
+    Value m = mixtureOfExperts(f, l, p);
+    Value r2 = mlir::greta::AddOp::create(b, loc(p + "residual_mlp"), r1, m);
+    tag(r2.getDefiningOp(), "residual_post_mlp", l);
+    if (l + 1 < c.numLayers)
+      tag(r2.getDefiningOp(), "residual_pre_attn", l + 1);
+    return r2;
+  }
   Value g, u;
   int64_t ffn = c.intermediateSize;
   if (c.fusedProjections) {
@@ -210,6 +219,53 @@ Value LlamaModuleBuilder::layer(Value x, int64_t l, Value positions) {
   if (l + 1 < c.numLayers)
     tag(r2.getDefiningOp(), "residual_pre_attn", l + 1);
   return r2;
+}
+
+/// HF's sparse MoE block: router logits, softmax then top-k (renormalised
+/// when the config says so), each expert's SwiGLU MLP added in expert-id
+/// order with its routing weight on the rows routed to it (the experts run
+/// on every row; the rows not routed to an expert are not added), then
+/// Qwen2-MoE's shared expert times sigmoid(its gate).
+Value LlamaModuleBuilder::mixtureOfExperts(Value f, int64_t l,
+                                           const std::string &p) {
+  const MoEConfig &m = c.moe;
+  std::string block = p + (m.mixtralNames ? "block_sparse_moe." : "mlp.");
+  Value logits = linear(f, block + "gate", false);
+  tag(logits.getDefiningOp(), "router_logits", l);
+  Value selection = mlir::greta::MoERouterOp::create(
+      b, loc(block + "router"), act(2 * m.expertsPerToken), logits,
+      b.getI64IntegerAttr(m.expertsPerToken), b.getBoolAttr(m.normalize),
+      Value(), IntegerAttr());
+  tag(selection.getDefiningOp(), "expert_selection", l);
+  auto swigluMlp = [&](const std::string &mod, StringRef gate, StringRef up,
+                       StringRef down) {
+    Value g = linear(f, mod + gate.str(), false);
+    Value u = linear(f, mod + up.str(), false);
+    Value s = mlir::greta::SwiGLUOp::create(b, loc(mod + "act_fn"), g, u);
+    return linear(s, mod + down.str(), false);
+  };
+  Value acc;
+  for (int64_t e = 0; e < m.numExperts; ++e) {
+    std::string ex = block + "experts." + std::to_string(e) + ".";
+    Value y = m.mixtralNames
+                  ? swigluMlp(ex, "w1", "w3", "w2")
+                  : swigluMlp(ex, "gate_proj", "up_proj", "down_proj");
+    acc = mlir::greta::MoEAccumulateOp::create(
+        b, loc(block + "experts." + std::to_string(e)), act(c.hiddenSize), y,
+        selection, acc, b.getI64IntegerAttr(e));
+  }
+  tag(acc.getDefiningOp(), "moe_out", l);
+  if (!m.sharedExpertSize) {
+    tag(acc.getDefiningOp(), "mlp_out", l);
+    return acc;
+  }
+  std::string shared = p + "mlp.shared_expert.";
+  Value s = swigluMlp(shared, "gate_proj", "up_proj", "down_proj");
+  Value gate = linear(f, p + "mlp.shared_expert_gate", false);
+  Value out = mlir::greta::SigmoidGateAddOp::create(
+      b, loc(p + "mlp.shared_expert_add"), act(c.hiddenSize), acc, s, gate);
+  tag(out.getDefiningOp(), "mlp_out", l);
+  return out;
 }
 
 OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
@@ -238,6 +294,10 @@ OwningOpRef<ModuleOp> LlamaModuleBuilder::build() {
   m->setAttr("greta.tie_word_embeddings", b.getBoolAttr(c.tieWordEmbeddings));
   if (c.rope.kind != RopeScaling::Kind::None)
     m->setAttr("greta.rope_type", b.getStringAttr(c.rope.type));
+  if (c.moe.numExperts) {
+    m->setAttr("greta.num_experts", i64(c.moe.numExperts));
+    m->setAttr("greta.num_experts_per_tok", i64(c.moe.expertsPerToken));
+  }
 
   auto ids = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
   auto logitsType = act(c.vocabSize);

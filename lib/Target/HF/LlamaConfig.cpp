@@ -37,14 +37,17 @@ std::optional<Family> familyOf(StringRef modelType) {
       .Case("qwen3", Family::Qwen3)
       .Case("gemma", Family::Gemma)
       .Case("phi3", Family::Phi3)
+      .Case("mixtral", Family::Mixtral)
+      .Case("qwen2_moe", Family::Qwen2Moe)
+      .Case("qwen3_moe", Family::Qwen3Moe)
       .Default(std::nullopt);
 }
 
-/// Model types whose MLP is a mixture of experts: refused with a reason.
+/// Model types whose MLP is a mixture of experts GRETA does not import yet:
+/// refused with a reason.
 bool isMixtureOfExperts(StringRef modelType) {
-  return llvm::is_contained({"mixtral", "qwen2_moe", "qwen3_moe",
-                             "deepseek_v2", "deepseek_v3", "phimoe",
-                             "dbrx", "olmoe", "granitemoe", "jamba"},
+  return llvm::is_contained({"deepseek_v2", "deepseek_v3", "phimoe", "dbrx",
+                             "olmoe", "granitemoe", "jamba"},
                             modelType);
 }
 
@@ -57,9 +60,17 @@ mlir::LogicalResult parseSlidingWindow(const ConfigReader &r, LlamaConfig &c,
                                        bool qwen) {
   if (c.family == Family::Llama || c.family == Family::Gemma)
     return mlir::success();
+  if (qwen) { // without use_sliding_window the window key is not read
+    auto use = r.getBool("use_sliding_window", false);
+    if (mlir::failed(use))
+      return mlir::failure();
+    if (!*use)
+      return mlir::success();
+  }
   int64_t window = 0;
   const json::Value *raw = r.raw("sliding_window");
   if (!raw) {
+    // Mixtral's HF default is no window.
     if (c.family == Family::Mistral || qwen)
       window = 4096;
   } else if (raw->kind() != json::Value::Null) {
@@ -212,12 +223,15 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
     auto diag = r.error("model_type");
     diag << "unsupported model_type '" << c.modelType << "'";
     if (isMixtureOfExperts(c.modelType))
-      diag << ": a mixture-of-experts model (not supported yet, issue #25)";
+      diag << ": a mixture-of-experts model GRETA does not import yet (its "
+              "router and experts differ from Mixtral's and Qwen-MoE's)";
     diag << " (supported: " << kSupportedModelTypes << ")";
     return mlir::failure();
   }
   c.family = *family;
-  const bool qwen = c.family == Family::Qwen2 || c.family == Family::Qwen3;
+  const bool qwen = c.family == Family::Qwen2 || c.family == Family::Qwen3 ||
+                    c.family == Family::Qwen2Moe ||
+                    c.family == Family::Qwen3Moe;
 
 #define READ(field, expr)                                                      \
   {                                                                            \
@@ -246,6 +260,7 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   switch (c.family) {
   case Family::Llama:
   case Family::Qwen3:
+  case Family::Qwen3Moe:
   case Family::Gemma:
     READ(attentionBias, r.getBool("attention_bias", false));
     c.oProjBias = c.attentionBias;
@@ -253,13 +268,17 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   case Family::Qwen2:
     c.attentionBias = true;
     break;
+  case Family::Qwen2Moe:
+    READ(attentionBias, r.getBool("qkv_bias", true));
+    break;
   case Family::Mistral:
   case Family::Phi3:
+  case Family::Mixtral:
     break;
   }
   if (c.family == Family::Llama)
     READ(mlpBias, r.getBool("mlp_bias", false));
-  c.qkNorm = c.family == Family::Qwen3;
+  c.qkNorm = c.family == Family::Qwen3 || c.family == Family::Qwen3Moe;
   c.normAddsOne = c.scaleEmbedding = c.geluTanh = c.family == Family::Gemma;
   c.fusedProjections = c.family == Family::Phi3;
 
@@ -268,8 +287,8 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   bool explicitHeadDim = r.get("head_dim") != nullptr;
   if (explicitHeadDim) {
     READ(headDim, r.getInt("head_dim"));
-  } else if (c.family == Family::Qwen3 || c.family == Family::Gemma) {
-    c.headDim = c.family == Family::Qwen3 ? 128 : 256;
+  } else if (c.qkNorm || c.family == Family::Gemma) {
+    c.headDim = c.qkNorm ? 128 : 256;
   } else {
     if (c.hiddenSize % c.numHeads) {
       r.error("num_attention_heads")
@@ -335,6 +354,8 @@ mlir::FailureOr<LlamaConfig> greta::hf::parseLlamaConfig(StringRef text,
   if (mlir::failed(parseRope(r, c)))
     return mlir::failure();
   if (mlir::failed(parseSlidingWindow(r, c, qwen)))
+    return mlir::failure();
+  if (mlir::failed(parseMoE(r, c)))
     return mlir::failure();
 #undef READ
 
@@ -414,6 +435,29 @@ std::vector<ParamSpec> greta::hf::getParamSpecs(const LlamaConfig &c) {
     }
     linear("self_attn.o_proj", h, qDim, c.oProjBias);
     add(p + "post_attention_layernorm.weight", {h}, norm);
+    if (c.moe.isSparse(l)) {
+      // The router, then each expert's gate, up and down projections, then
+      // Qwen2-MoE's shared expert and its gate: HF's order of first use.
+      const MoEConfig &m = c.moe;
+      std::string block = m.mixtralNames ? "block_sparse_moe." : "mlp.";
+      linear(block + "gate", m.numExperts, h, false);
+      for (int64_t e = 0; e < m.numExperts; ++e) {
+        std::string ex = block + "experts." + std::to_string(e) + ".";
+        linear(ex + (m.mixtralNames ? "w1" : "gate_proj"), m.expertSize, h,
+               false);
+        linear(ex + (m.mixtralNames ? "w3" : "up_proj"), m.expertSize, h,
+               false);
+        linear(ex + (m.mixtralNames ? "w2" : "down_proj"), h, m.expertSize,
+               false);
+      }
+      if (m.sharedExpertSize) {
+        linear("mlp.shared_expert.gate_proj", m.sharedExpertSize, h, false);
+        linear("mlp.shared_expert.up_proj", m.sharedExpertSize, h, false);
+        linear("mlp.shared_expert.down_proj", h, m.sharedExpertSize, false);
+        linear("mlp.shared_expert_gate", 1, h, false);
+      }
+      continue;
+    }
     if (c.fusedProjections) {
       linear("mlp.gate_up_proj", 2 * ffn, h, c.mlpBias);
     } else {

@@ -79,6 +79,10 @@ expect("execution order", [camel_to_snake(s) for s in
        fmt.EXECUTION_ORDER)
 stride = int(re.search(r"return layer \* (\d+) \+", stages_h).group(1))
 expect("record id stride", stride, fmt.RECORD_ID_STRIDE)
+for name, value in (("kRecordIdPageShift", fmt.RECORD_ID_PAGE_SHIFT),
+                    ("kExecutionOrderStride", fmt.EXECUTION_ORDER_STRIDE)):
+    expect(name, int(re.search(name + r"\s*=\s*(\d+)", stages_h).group(1)),
+           value)
 
 dtype_h = read("runtime", "include", "greta", "rt", "DType.h")
 expect("dtypes", [s.lower() for s in enum_names(dtype_h, "DType")],

@@ -239,8 +239,11 @@ int main(int argc, char **argv) {
   }
   std::vector<Stage> stages;
   if (stagesSpec == "all") {
+    // A dense model's stages: synthetic rows are no expert selection.
     for (Stage s : rt::kExecutionOrder)
-      stages.push_back(s);
+      if (s != Stage::RouterLogits && s != Stage::ExpertSelection &&
+          s != Stage::MoeOut)
+        stages.push_back(s);
   } else {
     std::stringstream ss(stagesSpec);
     std::string name;

@@ -26,13 +26,41 @@ namespace greta::hf {
 
 /// The model types the importer accepts (printed in errors).
 inline constexpr llvm::StringLiteral kSupportedModelTypes =
-    "llama, mistral, qwen2, qwen3, gemma, phi3";
+    "llama, mistral, qwen2, qwen3, gemma, phi3, mixtral, qwen2_moe, "
+    "qwen3_moe";
 
-/// The dense decoder families. They share one graph (docs/MODELS.md); a
-/// family only decides which keys config.json may hold, their defaults and
-/// which variant of a block the importer builds. A mixture-of-experts family
-/// would add its MLP block here (issue #25).
-enum class Family { Llama, Mistral, Qwen2, Qwen3, Gemma, Phi3 };
+/// The decoder families. They share one graph (docs/MODELS.md); a family
+/// only decides which keys config.json may hold, their defaults and which
+/// variant of a block the importer builds. Mixtral, Qwen2-MoE and Qwen3-MoE
+/// are Mistral, Qwen2 and Qwen3 with a mixture of experts as the MLP.
+enum class Family {
+  Llama,
+  Mistral,
+  Qwen2,
+  Qwen3,
+  Gemma,
+  Phi3,
+  Mixtral,
+  Qwen2Moe,
+  Qwen3Moe
+};
+
+/// A mixture-of-experts MLP (MoEConfig.cpp): the router's softmax, top-k
+/// and renormalisation, the experts and Qwen2-MoE's gated shared expert.
+struct MoEConfig {
+  int64_t numExperts = 0;       // 0: no layer has experts
+  int64_t expertsPerToken = 0;  // num_experts_per_tok
+  int64_t expertSize = 0;       // an expert's intermediate size
+  int64_t sharedExpertSize = 0; // 0: no shared expert
+  bool normalize = true;        // renormalise the top-k weights
+  bool mixtralNames = false;    // block_sparse_moe.experts.e.w1/w3/w2
+  /// Per layer: true where the MLP is the mixture (decoder_sparse_step,
+  /// mlp_only_layers); the others are dense with intermediate_size.
+  std::vector<bool> sparseLayers;
+  bool isSparse(int64_t layer) const {
+    return numExperts > 0 && sparseLayers[layer];
+  }
+};
 
 /// RoPE scaling as HF's modeling_rope_utils defines it (`rope_scaling`, or
 /// `rope_parameters` as transformers 5 writes it).
@@ -95,6 +123,7 @@ struct LlamaConfig {
   bool geluTanh = false;        // Gemma: GeGLU with tanh-GELU, not SwiGLU
   bool scaleEmbedding = false;  // Gemma: embedding times sqrt(hidden_size)
   bool fusedProjections = false; // Phi-3: qkv_proj and gate_up_proj
+  MoEConfig moe;
 
   int64_t windowOf(int64_t layer) const {
     return slidingWindow.empty() ? 0 : slidingWindow[layer];

@@ -412,3 +412,86 @@ MutableOperandRange KernelOp::getDpsInitsMutable() { return getOutsMutable(); }
 
 #define GET_OP_CLASSES
 #include "greta/Dialect/Greta/IR/GretaOps.cpp.inc"
+
+LogicalResult MoERouterOp::verify() {
+  auto in = getLogits().getType(), result = getResult().getType();
+  if (failed(expectRank(*this, "logits", in, 2)) ||
+      failed(expectRank(*this, "result", result, 2)) ||
+      failed(expectSameElementType(*this, "result", result, in)))
+    return failure();
+  int64_t experts = in.getDimSize(1), k = getTopKAttr().getInt();
+  if (ShapedType::isDynamic(experts))
+    return emitOpError() << "logits must have a static number of experts "
+                            "(dim 1), got "
+                         << in;
+  if (k < 1 || k > experts)
+    return emitOpError() << "top_k must be in [1, " << experts
+                         << "] (the number of experts), got " << k;
+  if (failed(expectDim(*this, "result dim 0", result.getDimSize(0),
+                       in.getDimSize(0), "one row per token")) ||
+      failed(expectDim(*this, "result dim 1", result.getDimSize(1), 2 * k,
+                       "the top_k ids, then their top_k weights")))
+    return failure();
+  if (bool(getPositions()) != bool(getFaultFromPositionAttr()))
+    return emitOpError() << "'positions' and 'fault_from_position' go "
+                            "together (the planted off-by-one fault)";
+  if (Value pos = getPositions()) {
+    auto p = cast<RankedTensorType>(pos.getType());
+    if (failed(expectRank(*this, "positions", p, 1)) ||
+        failed(expectDim(*this, "positions dim 0", p.getDimSize(0),
+                         in.getDimSize(0), "one position per token")))
+      return failure();
+    if (getFaultFromPositionAttr().getInt() < 0)
+      return emitOpError() << "fault_from_position must be >= 0, got "
+                           << getFaultFromPositionAttr().getInt();
+  }
+  return success();
+}
+
+LogicalResult MoEAccumulateOp::verify() {
+  auto y = getExpertOut().getType(), sel = getSelection().getType(),
+       result = getResult().getType();
+  if (failed(expectRank(*this, "expert_out", y, 2)) ||
+      failed(expectRank(*this, "selection", sel, 2)) ||
+      failed(expectSameElementType(*this, "selection", sel, y)) ||
+      failed(expectSameElementType(*this, "result", result, y)))
+    return failure();
+  if (getExpertAttr().getInt() < 0)
+    return emitOpError() << "expert must be >= 0, got "
+                         << getExpertAttr().getInt();
+  if (!ShapedType::isDynamic(sel.getDimSize(1)) && sel.getDimSize(1) % 2)
+    return emitOpError() << "selection dim 1 must be even (k ids, then k "
+                            "weights), got "
+                         << sel.getDimSize(1);
+  if (failed(expectDim(*this, "selection dim 0", sel.getDimSize(0),
+                       y.getDimSize(0), "one row per token")))
+    return failure();
+  if (result != y &&
+      (failed(expectRank(*this, "result", result, 2)) ||
+       failed(expectDim(*this, "result dim 1", result.getDimSize(1),
+                        y.getDimSize(1), "expert_out's width"))))
+    return failure();
+  if (Value acc = getAcc())
+    if (acc.getType() != y)
+      return emitOpError() << "acc type " << acc.getType()
+                           << " differs from expert_out's " << y;
+  return success();
+}
+
+LogicalResult SigmoidGateAddOp::verify() {
+  auto x = getX().getType(), y = getY().getType(), g = getGate().getType(),
+       result = getResult().getType();
+  if (failed(expectRank(*this, "x", x, 2)) ||
+      failed(expectRank(*this, "gate", g, 2)) ||
+      failed(expectSameElementType(*this, "gate", g, x)))
+    return failure();
+  if (y != x || result != x)
+    return emitOpError() << "x, y and the result must have one type, got " << x
+                         << ", " << y << " and " << result;
+  if (failed(expectDim(*this, "gate dim 1", g.getDimSize(1), 1,
+                       "one gate per token")) ||
+      failed(expectDim(*this, "gate dim 0", g.getDimSize(0), x.getDimSize(0),
+                       "one row per token")))
+    return failure();
+  return success();
+}

@@ -92,7 +92,8 @@ struct ConvertPrecision
       return;
     if (precision == "f64")
       return convertToF64(module);
-    emulateHalf(module);
+    if (failed(emulateHalf(module)))
+      return signalPassFailure();
     module->setAttr(GretaDialect::getEmulatedPrecisionAttrName(), StringAttr::get(&getContext(), precision));
     if (!keepF32.empty()) {
       SmallVector<Attribute> kept;
@@ -200,7 +201,24 @@ struct ConvertPrecision
            !getStageTags(op).empty();
   }
 
-  void emulateHalf(ModuleOp module) {
+  LogicalResult emulateHalf(ModuleOp module) {
+    // An expert selection holds its ids as floats: rounded to the half type
+    // they must stay whole numbers of their own (bf16: up to 256 experts).
+    int64_t exact = precision == "f16" ? 2048 : 256;
+    WalkResult ids = module.walk([&](MoERouterOp r) {
+      int64_t experts =
+          cast<RankedTensorType>(r.getLogits().getType()).getDimSize(1);
+      if (experts <= exact)
+        return WalkResult::advance();
+      r.emitOpError() << "greta-convert-precision: " << experts
+                      << " experts: expert ids above " << exact
+                      << " are not exact in " << precision
+                      << ", so the emulated selection would name other "
+                         "experts";
+      return WalkResult::interrupt();
+    });
+    if (ids.wasInterrupted())
+      return failure();
     SmallVector<Operation *> producers;
     module.walk([&](Operation *op) {
       if (producesRoundedValue(op) && !isKept(op))
@@ -230,6 +248,7 @@ struct ConvertPrecision
       mergeStageTags(op, round);
       op->removeAttr(GretaDialect::getStagesAttrName());
     }
+    return success();
   }
 };
 } // namespace

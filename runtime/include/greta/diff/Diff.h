@@ -136,6 +136,7 @@ enum class Basis {
   Fingerprint, // tolerance policy without values: min/max/mean/l2, nan/inf
   Reference,   // reference policy, three-way on values
   Shape,       // element counts differ: always a divergence
+  Selection,   // expert_selection: the chosen expert ids differ (any policy)
 };
 std::string_view basisName(Basis b);
 
@@ -242,7 +243,8 @@ enum class HypothesisKind {
   KVCache,
   NumericPrecision,
   MemoryLayout,
-  Inconclusive
+  Inconclusive,
+  Routing, // a mixture-of-experts router chose other experts
 };
 std::string_view hypothesisName(HypothesisKind h);
 
@@ -253,6 +255,25 @@ struct Hypothesis {
   std::vector<std::string> evidence;     // facts behind the choice
   std::vector<HypothesisKind> alternatives; // also compatible, weaker
 };
+
+/// FIRST_FAIL is an expert_selection whose expert ids differ: the tokens
+/// went to other experts (runtime/diff/Routing.cpp, docs/DIFF.md
+/// "Routing"). Margins are the gap between the k-th and (k+1)-th router
+/// logit of each run (NaN when router_logits has no values there).
+struct RoutingFlip {
+  enum class Cause { Fragile, RouterBug, Unknown };
+  int64_t layer = 0, position = 0;
+  std::vector<int32_t> baseExperts, testExperts; // rank order
+  double baseMargin = 0, testMargin = 0;
+  /// Largest change of one router logit between the runs (NaN: unknown).
+  double logitChange = 0;
+  Cause cause = Cause::Unknown;
+};
+std::string_view routingCauseName(RoutingFlip::Cause c);
+/// "layer 7, position 913: experts [2, 6] -> [5, 6]".
+std::string routingFlipLine(const RoutingFlip &f);
+/// What to audit for this flip (the recommendation).
+std::string routingAdvice(const RoutingFlip &f);
 
 struct Counts {
   int64_t baseRecords = 0, testRecords = 0, refRecords = 0;
@@ -301,6 +322,8 @@ struct DiffResult {
   /// stages, layers and row shapes); empty when they ran the same graph.
   std::string differentGraphs;
   std::vector<CellSummary> cells;   // one per (stage, layer), execution order
+  /// FIRST_FAIL is a change of the chosen experts (Routing.cpp).
+  std::optional<RoutingFlip> routing;
   /// Why no divergence among the compared rows says nothing about the
   /// traces (a run stopped early, rows only one trace recorded). Only
   /// filled when no row diverges.

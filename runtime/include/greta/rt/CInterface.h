@@ -158,4 +158,33 @@ GRETA_RT_EXPORT void greta_rt_free(void *p);
 GRETA_DECLARE_FAMILY_KERNELS(float, f32)
 GRETA_DECLARE_FAMILY_KERNELS(double, f64)
 
+/* Mixture of experts (runtime/lib/CpuMoEKernels.cpp, docs/MODELS.md). */
+#define GRETA_DECLARE_MOE_KERNELS(T, SUFFIX)                                   \
+  /* Per row: softmax, the topK largest in rank order (ties to the lower       \
+     id), renormalised when normalize != 0; out [rows, 2*topK] = ids as T,     \
+     then weights. The _fault variant shifts every id by one (mod experts)     \
+     on rows at a position >= fromPosition (a planted bug). */                 \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_moe_router_##SUFFIX(             \
+      GRETA_MEMREF(T, 2) * logits, int64_t topK, int64_t normalize,            \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_moe_router_fault_##SUFFIX(       \
+      GRETA_MEMREF(T, 2) * logits, GRETA_MEMREF(int64_t, 1) * positions,       \
+      int64_t topK, int64_t normalize, int64_t experts, int64_t fromPosition,  \
+      GRETA_MEMREF(T, 2) * out);                                               \
+  /* out = acc (zeros for _first) + expertOut * w on the rows whose            \
+     selection lists `expert` with weight w, acc elsewhere. */                 \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_moe_accumulate_##SUFFIX(         \
+      GRETA_MEMREF(T, 2) * expertOut, GRETA_MEMREF(T, 2) * selection,          \
+      GRETA_MEMREF(T, 2) * acc, int64_t expert, GRETA_MEMREF(T, 2) * out);     \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_moe_accumulate_first_##SUFFIX(   \
+      GRETA_MEMREF(T, 2) * expertOut, GRETA_MEMREF(T, 2) * selection,          \
+      int64_t expert, GRETA_MEMREF(T, 2) * out);                               \
+  /* out = x + sigmoid(gate[row]) * y; gate is [rows, 1]. */                   \
+  GRETA_RT_EXPORT void _mlir_ciface_greta_cpu_sigmoid_gate_add_##SUFFIX(       \
+      GRETA_MEMREF(T, 2) * x, GRETA_MEMREF(T, 2) * y,                          \
+      GRETA_MEMREF(T, 2) * gate, GRETA_MEMREF(T, 2) * out);
+
+GRETA_DECLARE_MOE_KERNELS(float, f32)
+GRETA_DECLARE_MOE_KERNELS(double, f64)
+
 #endif // GRETA_RT_CINTERFACE_H

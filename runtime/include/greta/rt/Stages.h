@@ -35,12 +35,20 @@ enum class Stage : uint8_t {
   ResidualPostMlp,
   Logits,
   VProj,
+  RouterLogits,    // mixture of experts: the router's scores
+  ExpertSelection, // the k expert ids in rank order and their k weights
+  MoeOut,          // the routed experts' weighted sum
 };
-inline constexpr unsigned kNumStages = 14;
-/// Record ids are layer * kRecordIdStride + stage: the room for stages.
+inline constexpr unsigned kNumStages = 17;
+/// Record ids are layer * kRecordIdStride + stage for the first 16 stages;
+/// the later ones go on pages above 2^40 (recordId): every id compiled
+/// before a stage was added stays what it was.
 inline constexpr unsigned kRecordIdStride = 16;
-static_assert(kNumStages <= kRecordIdStride,
-              "a new stage needs room in the record id (layer * 16 + stage)");
+inline constexpr unsigned kRecordIdPageShift = 40;
+/// Order keys (executionOrderKey) leave room for every stage of a layer.
+inline constexpr unsigned kExecutionOrderStride = 32;
+static_assert(kNumStages <= kExecutionOrderStride,
+              "a new stage needs room in the execution order key");
 
 enum class Category : uint8_t {
   RoutingSelection = 0,
@@ -73,15 +81,21 @@ inline constexpr StageInfo kStageTable[kNumStages] = {
     {"residual_post_mlp", Category::ResidualAdd},
     {"logits", Category::Unknown},
     {"v_proj", Category::AttnKernelInputs},
+    {"router_logits", Category::RoutingSelection},
+    {"expert_selection", Category::RoutingSelection},
+    {"moe_out", Category::MlpOutput},
 };
 
 /// The stages in execution order inside a layer (embed_out first, logits
-/// last): v_proj follows k_pre_rope, as HF computes q, k, v, then RoPE.
+/// last): v_proj follows k_pre_rope, as HF computes q, k, v, then RoPE; a
+/// mixture of experts routes (router_logits, expert_selection), combines the
+/// experts (moe_out), then adds any shared expert (mlp_out).
 inline constexpr Stage kExecutionOrder[kNumStages] = {
     Stage::EmbedOut,         Stage::ResidualPreAttn, Stage::AttnIn,
     Stage::QPreRope,         Stage::KPreRope,        Stage::VProj,
     Stage::QPostRope,        Stage::KPostRope,       Stage::AttnOut,
-    Stage::ResidualPostAttn, Stage::FfnNormIn,       Stage::MlpOut,
+    Stage::ResidualPostAttn, Stage::FfnNormIn,       Stage::RouterLogits,
+    Stage::ExpertSelection,  Stage::MoeOut,          Stage::MlpOut,
     Stage::ResidualPostMlp,  Stage::Logits,
 };
 
@@ -118,7 +132,9 @@ inline std::optional<Stage> parseStage(std::string_view name) {
 /// so traces of different pipelines line up. It is not an order: v_proj's
 /// id is above logits'.
 inline constexpr int64_t recordId(Stage s, int64_t layer) {
-  return layer * 16 + static_cast<int64_t>(s);
+  int64_t v = static_cast<int64_t>(s);
+  return layer * 16 + v % kRecordIdStride +
+         (v / kRecordIdStride << kRecordIdPageShift);
 }
 
 /// recordId's inverse: the stage and layer of a record id the compiled model
@@ -128,16 +144,20 @@ struct RecordKey {
   int64_t layer;
 };
 inline constexpr std::optional<RecordKey> decodeRecordId(int64_t id) {
-  if (id < 0 || id % kRecordIdStride >= kNumStages)
+  if (id < 0)
     return std::nullopt;
-  return RecordKey{static_cast<Stage>(id % kRecordIdStride),
-                   id / kRecordIdStride};
+  int64_t page = id >> kRecordIdPageShift;
+  int64_t rest = id & ((int64_t(1) << kRecordIdPageShift) - 1);
+  int64_t stage = page * kRecordIdStride + rest % kRecordIdStride;
+  if (stage >= kNumStages)
+    return std::nullopt;
+  return RecordKey{static_cast<Stage>(stage), rest / kRecordIdStride};
 }
 
 /// Execution-order key of a record group: embed_out first, then layer by layer
 /// in execution order (kExecutionOrder), then logits.
 inline constexpr int64_t executionOrderKey(Stage s, int64_t layer) {
-  return layer * kRecordIdStride + executionRank(s);
+  return layer * kExecutionOrderStride + executionRank(s);
 }
 
 } // namespace greta::rt

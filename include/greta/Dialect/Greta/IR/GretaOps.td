@@ -165,6 +165,57 @@ def Greta_ScaleOp : Greta_Op<"scale", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
+def Greta_MoERouterOp : Greta_Op<"moe_router", [Pure]> {
+  let summary = "Mixture-of-experts routing: softmax, top-k, renormalised";
+  let description = [{
+    Per row of router logits [seq, E]: p = softmax(logits) (computed in the
+    element type), the `top_k` largest p in rank order (ties to the lower
+    expert id), their weights p (divided by their sum when `normalize`: Mixtral
+    always, Qwen's norm_topk_prob). The result is [seq, 2*top_k]: the k expert
+    ids as floats, then their k weights (the `expert_selection` stage).
+    1 <= top_k <= E; E static; the result has the logits' element type.
+
+    A planted bug (`greta-moe-router-fault`): with `positions` and
+    `fault_from_position`, rows at a position >= it report every chosen id
+    shifted by one (id + 1 mod E), an off-by-one expert index.
+  }];
+  let arguments = (ins Greta_FloatTensor:$logits, I64Attr:$top_k, BoolAttr:$normalize,
+                       Optional<Greta_IndexTensor>:$positions,
+                       OptionalAttr<I64Attr>:$fault_from_position);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$logits (`positions` $positions^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_MoEAccumulateOp : Greta_Op<"moe_accumulate", [Pure]> {
+  let summary = "acc + w * expert_out on the rows routed to `expert`";
+  let description = [{
+    One expert's share of a mixture-of-experts output, as HF adds it
+    (index_add of expert_out * w, experts in id order): on each row whose
+    selection [seq, 2k] (greta.moe_router) lists `expert` with weight w,
+    result = acc + expert_out * w; on the other rows result = acc. Without
+    `acc` the sum starts from zeros. expert_out, acc and the result are
+    [seq, hidden] of one type; 0 <= expert.
+  }];
+  let arguments = (ins Greta_FloatTensor:$expert_out, Greta_FloatTensor:$selection,
+                       Optional<Greta_FloatTensor>:$acc, I64Attr:$expert);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$expert_out `,` $selection (`into` $acc^)? attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Greta_SigmoidGateAddOp : Greta_Op<"sigmoid_gate_add", [Pure]> {
+  let summary = "x + sigmoid(gate) * y (Qwen2-MoE's gated shared expert)";
+  let description = [{
+    x and y are [seq, hidden] of one type, gate [seq, 1] of that element
+    type; every element of row i is x + sigmoid(gate[i]) * y.
+  }];
+  let arguments = (ins Greta_FloatTensor:$x, Greta_FloatTensor:$y, Greta_FloatTensor:$gate);
+  let results = (outs Greta_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $y `,` $gate attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Greta_AddOp : Greta_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
   let summary = "Elementwise add (the residual connection)";
   let description = [{

@@ -110,6 +110,27 @@ def RopeLlama3Fault : Pass<"greta-rope-llama3-fault", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::greta::GretaDialect"];
 }
 
+def MoERouterFault : Pass<"greta-moe-router-fault", "::mlir::ModuleOp"> {
+  let summary = "Plant an off-by-one expert index in one layer's router";
+  let description = [{
+    A planted bug for validating GRETA on mixture-of-experts models
+    (docs/MODELS.md): the `greta.moe_router` tagged expert_selection at
+    `layer` reports, on rows at a position >= `from-position`, every chosen
+    expert id one too high (id + 1 mod the number of experts), as a router
+    kernel with an off-by-one index would. The weights are unchanged, so
+    the tokens are sent to the wrong experts with the right weights.
+
+    Errors: a missing or out-of-range layer, a negative from-position, and
+    no router tagged expert_selection at that layer (a dense layer).
+  }];
+  let options = [
+    Option<"layer", "layer", "int64_t", "-1", "Layer whose router is faulty">,
+    Option<"fromPosition", "from-position", "int64_t", "0",
+           "First token position whose expert ids are shifted">,
+  ];
+  let dependentDialects = ["::mlir::greta::GretaDialect"];
+}
+
 def ConvertPrecision : Pass<"greta-convert-precision", "::mlir::ModuleOp"> {
   let summary = "Run the graph in f64 (reference) or emulate f16/bf16";
   let description = [{
