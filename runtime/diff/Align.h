@@ -81,13 +81,14 @@ public:
     return r.seg < nb_ ? t_.blocks[r.seg].elements
                        : elementsOf(t_.records[r.j]);
   }
-  /// The row's Record: the trace's own, or built into `scratch`.
-  const Record &record(RowRef r, Record &scratch) const {
-    if (r.seg < nb_) {
-      t_.blocks[r.seg].recordTo(r.j, scratch);
-      return scratch;
-    }
-    return t_.records[r.j];
+  /// The row's Record: the trace's own, or built into `scratch` (its
+  /// values read back from the file); nullptr and `error` when that read
+  /// fails.
+  const Record *record(RowRef r, Record &scratch, std::string &error) const {
+    if (r.seg < nb_)
+      return t_.blocks[r.seg].readRecord(r.j, scratch, error) ? &scratch
+                                                              : nullptr;
+    return &t_.records[r.j];
   }
 
 private:

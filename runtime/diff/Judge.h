@@ -7,11 +7,14 @@
 #ifndef GRETA_RUNTIME_DIFF_JUDGE_H
 #define GRETA_RUNTIME_DIFF_JUDGE_H
 
+#include "Align.h"
 #include "greta/diff/Diff.h"
 #include "greta/rt/Trace.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 namespace greta::diff::detail {
 
@@ -56,6 +59,34 @@ private:
   const Options &opts;
   Precision basePrec, testPrec;
 };
+
+/// Rows judged while the traces were read (rt::readTracePair, Stream.cpp),
+/// by BASE block and row: diffTracesWith takes their results instead of
+/// reading the values again. Each was judged exactly as diffTraces judges an
+/// aligned row (prepare, then judge, with no REF).
+struct Prejudged {
+  struct Row {
+    uint32_t testSeg = 0, j = 0;
+    RowResult row;
+    uint64_t bytes = 0;
+  };
+  std::unordered_map<uint64_t, Row> byBase; // key: BASE segment << 32 | row
+  const Row *find(RowRef b, RowRef t) const {
+    auto it = byBase.find(uint64_t(b.seg) << 32 | b.j);
+    if (it == byBase.end() || it->second.testSeg != t.seg ||
+        it->second.j != t.j || b.j != t.j)
+      return nullptr;
+    return &it->second;
+  }
+};
+
+/// diffTraces, taking the rows in `pre` (may be null) as judged.
+std::optional<DiffResult> diffTracesWith(const TraceContents &base,
+                                         const TraceContents &test,
+                                         const TraceContents *ref,
+                                         const Options &opts,
+                                         std::string &error,
+                                         const Prejudged *pre);
 
 } // namespace greta::diff::detail
 
