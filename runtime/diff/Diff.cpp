@@ -425,6 +425,11 @@ std::optional<DiffResult> greta::diff::detail::diffTracesWith(
   // (and stored compactly); the others are judged below.
   Judge judge(opts, base.manifest, test.manifest);
   std::vector<Pending> work;
+  // Reserved, not touched: pages only for the rows that differ.
+  size_t most = std::min(bi.size(), ti.size());
+  res.rows.reserve(most);
+  res.rows.reserveStored(most);
+  work.reserve(most);
   int64_t onlyB = 0, onlyT = 0;
   std::optional<std::pair<Key, const char *>> firstOnly;
   while (!bi.done() || !ti.done()) {

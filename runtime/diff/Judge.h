@@ -11,10 +11,12 @@
 #include "greta/diff/Diff.h"
 #include "greta/rt/Trace.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 namespace greta::diff::detail {
 
@@ -66,17 +68,33 @@ private:
 /// aligned row (prepare, then judge, with no REF).
 struct Prejudged {
   struct Row {
+    uint64_t key = 0; // BASE segment << 32 | row
     uint32_t testSeg = 0, j = 0;
     RowResult row;
     uint64_t bytes = 0;
   };
-  std::unordered_map<uint64_t, Row> byBase; // key: BASE segment << 32 | row
+  /// Filled in chunks (no reallocation: its pages are touched once).
+  std::deque<Row> rows[2];
+  /// (key, row), sorted by key: built by index().
+  std::vector<std::pair<uint64_t, const Row *>> byBase;
+  void index() {
+    byBase.clear();
+    byBase.reserve(rows[0].size() + rows[1].size());
+    for (const std::deque<Row> &d : rows)
+      for (const Row &r : d)
+        byBase.emplace_back(r.key, &r);
+    std::sort(byBase.begin(), byBase.end(),
+              [](const auto &a, const auto &b) { return a.first < b.first; });
+  }
   const Row *find(RowRef b, RowRef t) const {
-    auto it = byBase.find(uint64_t(b.seg) << 32 | b.j);
-    if (it == byBase.end() || it->second.testSeg != t.seg ||
-        it->second.j != t.j || b.j != t.j)
+    uint64_t key = uint64_t(b.seg) << 32 | b.j;
+    auto it = std::lower_bound(
+        byBase.begin(), byBase.end(), key,
+        [](const auto &e, uint64_t k) { return e.first < k; });
+    if (it == byBase.end() || it->first != key ||
+        it->second->testSeg != t.seg || it->second->j != t.j)
       return nullptr;
-    return &it->second;
+    return it->second;
   }
 };
 

@@ -38,8 +38,8 @@ public:
     // Views of the read buffers, valid during this call.
     s.base.values = rt::ValueBytes::view(va, a.rowBytes, borrowed(va));
     s.test.values = rt::ValueBytes::view(vb, b.rowBytes, borrowed(vb));
-    Prejudged::Row &out = s.rows.emplace_back();
-    s.keys.push_back(uint64_t(sa) << 32 | j);
+    Prejudged::Row &out = pre_.rows[w].emplace_back();
+    out.key = uint64_t(sa) << 32 | j;
     out.testSeg = sb;
     out.j = j;
     RowResult &row = out.row;
@@ -54,10 +54,9 @@ public:
     judge_->judge(s.base, s.test, nullptr, row, out.bytes);
   }
   /// Every row judged, by BASE block and row.
-  void collect(Prejudged &pre) {
-    for (Scratch &s : scratch_)
-      for (size_t i = 0; i < s.rows.size(); ++i)
-        pre.byBase.emplace(s.keys[i], std::move(s.rows[i]));
+  Prejudged &judged() {
+    pre_.index();
+    return pre_;
   }
 
 private:
@@ -66,12 +65,11 @@ private:
   }
   struct Scratch {
     rt::Record base, test;
-    std::vector<uint64_t> keys;
-    std::vector<Prejudged::Row> rows;
   };
   const Options &opts_;
   std::optional<Judge> judge_;
   Scratch scratch_[2];
+  Prejudged pre_;
 };
 
 /// The error for a trace path that is not a directory, or "".
@@ -132,10 +130,8 @@ greta::diff::diffTraceDirs(const std::string &basePath,
     if (!e->empty())
       return error = *e, std::nullopt;
   auto t1 = Clock::now();
-  Prejudged pre;
-  sink.collect(pre);
   auto result = diffTracesWith(*base, *test, ref ? &*ref : nullptr, opts,
-                               error, &pre);
+                               error, &sink.judged());
   if (timing) {
     auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
     timing->readSeconds = secs(t1 - t0);

@@ -205,6 +205,8 @@ private:
                  const uint8_t *&values, std::string &why);
   void keepBlock(BlockRows &b, const uint8_t *body, uint32_t len);
   void keepRecord(const Record &r, const uint8_t *body);
+  uint8_t *keepBytes(size_t n, std::shared_ptr<const void> &owner);
+  void keep(BlockRows &&b);
 
   ReadOptions options_;
   std::string dir_, recordsPath_;
@@ -213,6 +215,7 @@ private:
   size_t fileSize_ = 0;
   uint32_t version_ = 0;
   size_t off_ = 0;  // the next frame
+  size_t firstFrame_ = 0;
   size_t rows_ = 0; // records read so far, block rows included
   size_t frames_ = 0;
   FramingDigest digest_;
@@ -220,6 +223,9 @@ private:
   std::unique_ptr<uint8_t[]> buf_;
   size_t cap_ = 0;               // usable buffer bytes (64 more allocated)
   const uint8_t *win_ = nullptr; // the buffered bytes: file offsets
+  std::shared_ptr<uint8_t[]> arena_; // kept heads (keepBytes)
+  size_t arenaUsed_ = 0;
+  bool reserved_ = false;
   size_t winStart_ = 0, winEnd_ = 0; // [winStart_, winEnd_)
 };
 
@@ -300,7 +306,7 @@ bool TraceStream::open(const std::string &dir, std::string &error) {
   if (!file_->readAt(0, header.data(), headerSize, error))
     return false;
   digest_.header(header.data(), headerSize);
-  off_ = headerSize;
+  off_ = firstFrame_ = headerSize;
   cap_ = std::max<size_t>(options_.bufferBytes, 64);
   done_ = off_ >= fileSize_;
   return true;
@@ -336,6 +342,16 @@ bool TraceStream::fill(size_t want) {
 void TraceStream::readBatch() {
   batch.clear();
   batchFirst = frames_;
+  // After the first batch tc.blocks is reserved for the whole file at that
+  // batch's frames per byte (reserved, not touched): a vector grown by
+  // doubling would touch about twice its pages.
+  if (options_.keepBlocks && !reserved_ && frames_ && off_ < fileSize_) {
+    reserved_ = true;
+    double perByte = double(frames_) / double(off_ - firstFrame_);
+    size_t rest = std::min<size_t>(perByte * double(fileSize_ - off_) * 1.02,
+                                   size_t(1) << 22);
+    tc.blocks.reserve(tc.blocks.size() + rest + 16);
+  }
   if (done_ || !fill(std::min(cap_, fileSize_ - off_)))
     return;
   while (off_ < fileSize_) {
@@ -385,6 +401,26 @@ void TraceStream::readBatch() {
   done_ = true;
 }
 
+/// Kept frame heads are carved from shared 1 MiB chunks: a block (or a
+/// record frame) costs no allocation of its own, and the chunks' pages are
+/// touched once (a new page is dear on some hosts: docs/PERFORMANCE.md).
+uint8_t *TraceStream::keepBytes(size_t n, std::shared_ptr<const void> &owner) {
+  constexpr size_t kChunk = size_t(1) << 20;
+  if (n > kChunk / 4) {
+    std::shared_ptr<uint8_t[]> own(new uint8_t[n]);
+    owner = own;
+    return own.get();
+  }
+  if (!arena_ || arenaUsed_ + n > kChunk) {
+    arena_.reset(new uint8_t[kChunk]);
+    arenaUsed_ = 0;
+  }
+  uint8_t *p = arena_.get() + arenaUsed_;
+  arenaUsed_ += (n + 7) & ~size_t(7);
+  owner = arena_;
+  return p;
+}
+
 /// Decodes one frame into tc; false and `why` when its body is malformed.
 bool TraceStream::takeFrame(bool block, const uint8_t *body, uint32_t len,
                             const uint8_t *&values, std::string &why) {
@@ -422,9 +458,11 @@ bool TraceStream::takeFrame(bool block, const uint8_t *body, uint32_t len,
 /// file.
 void TraceStream::keepBlock(BlockRows &b, const uint8_t *body, uint32_t len) {
   size_t headBytes = b.values ? size_t(b.values - body) : len;
-  auto head = std::make_shared<std::vector<uint8_t>>(body, body + headBytes);
+  std::shared_ptr<const void> owner;
+  uint8_t *head = keepBytes(headBytes, owner);
+  std::memcpy(head, body, headBytes);
   auto rebase = [&](const uint8_t *p) {
-    return p ? head->data() + (p - body) : nullptr;
+    return p ? head + (p - body) : nullptr;
   };
   b.positions = rebase(b.positions);
   b.entries = rebase(b.entries);
@@ -434,8 +472,8 @@ void TraceStream::keepBlock(BlockRows &b, const uint8_t *body, uint32_t len) {
     b.valuesOffset = off_ + 8 + headBytes;
     b.values = nullptr;
   }
-  b.owner = std::move(head);
-  tc.blocks.push_back(std::move(b));
+  b.owner = std::move(owner);
+  keep(std::move(b));
 }
 
 /// A record frame as kept: a block of one row (entry, top ids; the values
@@ -452,25 +490,26 @@ void TraceStream::keepRecord(const Record &r, const uint8_t *body) {
     b.elements *= d;
   b.n = 1;
   b.firstPosition = r.position;
-  auto head = std::make_shared<std::vector<uint8_t>>(sizeof(BlockRow) +
-                                                     4 * r.top5.size());
+  std::shared_ptr<const void> owner;
+  uint8_t *head = keepBytes(sizeof(BlockRow) + 4 * r.top5.size(), owner);
   BlockRow e = toBlockRow(r);
-  std::memcpy(head->data(), &e, sizeof e);
+  std::memcpy(head, &e, sizeof e);
   for (size_t i = 0; i < r.top5.size(); ++i)
-    writeU32(head->data() + sizeof e + 4 * i,
-             static_cast<uint32_t>(r.top5[i]));
-  b.entries = head->data();
+    writeU32(head + sizeof e + 4 * i, static_cast<uint32_t>(r.top5[i]));
+  b.entries = head;
   b.entryBytes = sizeof(BlockRow);
   b.topK = static_cast<uint32_t>(r.top5.size());
-  b.topIds = head->data() + sizeof e;
+  b.topIds = head + sizeof e;
   b.rowBytes = r.values.size();
   if (b.rowBytes) {
     b.file = file_;
     b.valuesOffset = off_ + 8 + size_t(r.values.data() - body);
   }
-  b.owner = std::move(head);
-  tc.blocks.push_back(std::move(b));
+  b.owner = std::move(owner);
+  keep(std::move(b));
 }
+
+void TraceStream::keep(BlockRows &&b) { tc.blocks.push_back(std::move(b)); }
 
 std::optional<TraceContents> TraceStream::finish(std::string &error) {
   tc.validBytes = off_;

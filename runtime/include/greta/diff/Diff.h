@@ -186,6 +186,11 @@ public:
   RowResult &pushStored(const RowResult &r);
   void resize(size_t n);
   void reserve(size_t n) { slots_.reserve(n); }
+  /// Room for n rows stored in full (reserved, not touched).
+  void reserveStored(size_t n) {
+    stored_.reserve(n);
+    storedAt_.reserve(n);
+  }
   void clear();
   const RowResult *stored(size_t i) const;
   RowResult *stored(size_t i);
