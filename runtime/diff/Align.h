@@ -46,7 +46,7 @@ struct RowRef {
 /// The element count of a record's shape.
 int64_t elementsOf(const Record &r);
 
-/// A trace's rows through RowRefs: block rows stay in the file's mapping.
+/// A trace's rows through RowRefs: block rows stay as read (BlockRows).
 class TraceRows {
 public:
   explicit TraceRows(const TraceContents &t)

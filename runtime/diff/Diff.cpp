@@ -529,17 +529,16 @@ std::optional<DiffResult> greta::diff::detail::diffTracesWith(
     for (size_t n; (n = next.fetch_add(64)) < work.size();)
       for (size_t x = n; x < std::min(n + 64, work.size()); ++x) {
         const Pending &p = work[x];
-        if (const Prejudged::Row *done = pre ? pre->find(p.base, p.test)
-                                             : nullptr) {
+        if (const Prejudged::Row *done =
+                pre ? pre->find(p.base, p.test) : nullptr) {
           *res.rows.stored(p.row) = done->row;
           bytes[w] += done->bytes;
           continue;
         }
         const Record *b = baseRows.record(p.base, sb, errors[w]);
         const Record *t = b ? testRows.record(p.test, st, errors[w]) : nullptr;
-        const Record *r = t && p.hasRef
-                              ? refRows->record(p.ref, sr, errors[w])
-                              : nullptr;
+        const Record *r =
+            t && p.hasRef ? refRows->record(p.ref, sr, errors[w]) : nullptr;
         if (!t || (p.hasRef && !r)) {
           next = work.size(); // a read failed: no verdict from the rest
           return;

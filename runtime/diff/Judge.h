@@ -88,9 +88,9 @@ struct Prejudged {
   }
   const Row *find(RowRef b, RowRef t) const {
     uint64_t key = uint64_t(b.seg) << 32 | b.j;
-    auto it = std::lower_bound(
-        byBase.begin(), byBase.end(), key,
-        [](const auto &e, uint64_t k) { return e.first < k; });
+    auto it =
+        std::lower_bound(byBase.begin(), byBase.end(), key,
+                         [](const auto &e, uint64_t k) { return e.first < k; });
     if (it == byBase.end() || it->first != key ||
         it->second->testSeg != t.seg || it->second->j != t.j)
       return nullptr;
@@ -99,12 +99,10 @@ struct Prejudged {
 };
 
 /// diffTraces, taking the rows in `pre` (may be null) as judged.
-std::optional<DiffResult> diffTracesWith(const TraceContents &base,
-                                         const TraceContents &test,
-                                         const TraceContents *ref,
-                                         const Options &opts,
-                                         std::string &error,
-                                         const Prejudged *pre);
+std::optional<DiffResult>
+diffTracesWith(const TraceContents &base, const TraceContents &test,
+               const TraceContents *ref, const Options &opts,
+               std::string &error, const Prejudged *pre);
 
 } // namespace greta::diff::detail
 

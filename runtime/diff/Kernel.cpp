@@ -162,8 +162,9 @@ void widen(DType d, const uint8_t *p, int64_t off, int64_t n, float *out) {
 
 bool isHalfLike(DType d) { return d == DType::F16 || d == DType::BF16; }
 
-/// Whether `p` may be read as an array of `d` in place. Rows viewed in a
-/// mapped records.bin need not be: an f64 row's values start 4 bytes off an
+/// Whether `p` may be read as an array of `d` in place. Rows viewed where
+/// records.bin's bytes lie (read buffer, file offsets kept mod 64) need not
+/// be: an f64 row's values start 4 bytes off an
 /// 8-byte boundary (body offset 124 + 8r + 4k), and reading them through a
 /// `const double *` is undefined behaviour (UBSan: misaligned load).
 bool inPlace(DType d, const uint8_t *p) {

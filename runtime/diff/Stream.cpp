@@ -30,8 +30,8 @@ public:
     return true;
   }
   void pair(unsigned w, const rt::BlockRows &a, uint32_t sa,
-            const rt::BlockRows &b, uint32_t sb, uint32_t j,
-            const uint8_t *va, const uint8_t *vb) override {
+            const rt::BlockRows &b, uint32_t sb, uint32_t j, const uint8_t *va,
+            const uint8_t *vb) override {
     Scratch &s = scratch_[w];
     a.headTo(j, s.base);
     b.headTo(j, s.test);
@@ -130,8 +130,8 @@ greta::diff::diffTraceDirs(const std::string &basePath,
     if (!e->empty())
       return error = *e, std::nullopt;
   auto t1 = Clock::now();
-  auto result = diffTracesWith(*base, *test, ref ? &*ref : nullptr, opts,
-                               error, &sink.judged());
+  auto result = diffTracesWith(*base, *test, ref ? &*ref : nullptr, opts, error,
+                               &sink.judged());
   if (timing) {
     auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
     timing->readSeconds = secs(t1 - t0);

@@ -6,10 +6,10 @@
 //===----------------------------------------------------------------------===//
 #include "TraceInternal.h"
 
-#include <stdexcept>
 #include "greta/rt/Half.h"
 
 #include <cstring>
+#include <stdexcept>
 
 using namespace greta::rt;
 using namespace greta::rt::detail;

@@ -10,12 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <fcntl.h>
 #include <functional>
 #include <mutex>
-#include <thread>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace greta::rt;
@@ -214,15 +214,15 @@ private:
   std::shared_ptr<TraceFile> file_;
   size_t fileSize_ = 0;
   uint32_t version_ = 0;
-  size_t off_ = 0;  // the next frame
+  size_t off_ = 0; // the next frame
   size_t firstFrame_ = 0;
   size_t rows_ = 0; // records read so far, block rows included
   size_t frames_ = 0;
   FramingDigest digest_;
   bool done_ = false;
   std::unique_ptr<uint8_t[]> buf_;
-  size_t cap_ = 0;               // usable buffer bytes (64 more allocated)
-  const uint8_t *win_ = nullptr; // the buffered bytes: file offsets
+  size_t cap_ = 0;                   // usable buffer bytes (64 more allocated)
+  const uint8_t *win_ = nullptr;     // the buffered bytes: file offsets
   std::shared_ptr<uint8_t[]> arena_; // kept heads (keepBytes)
   size_t arenaUsed_ = 0;
   bool reserved_ = false;
@@ -260,8 +260,7 @@ bool TraceStream::open(const std::string &dir, std::string &error) {
   file_ = std::make_shared<TraceFile>(fd, recordsPath_);
   fileSize_ = static_cast<size_t>(st.st_size);
   uint8_t head[kTraceFileHeaderSize] = {};
-  if (!file_->readAt(0, head, std::min<size_t>(fileSize_, sizeof head),
-                     error))
+  if (!file_->readAt(0, head, std::min<size_t>(fileSize_, sizeof head), error))
     return false;
   if (fileSize_ < kTraceFileHeaderSizeV2 ||
       std::memcmp(head, kTraceFileMagic, 8) != 0)
@@ -280,8 +279,7 @@ bool TraceStream::open(const std::string &dir, std::string &error) {
            false;
   if (version_ != tc.manifest.formatVersion || version_ == 0)
     return error = "'" + recordsPath_ + "': format version " +
-                   std::to_string(version_) +
-                   " disagrees with the manifest (" +
+                   std::to_string(version_) + " disagrees with the manifest (" +
                    std::to_string(tc.manifest.formatVersion) + ")",
            false;
   uint32_t minHeader =
@@ -295,9 +293,8 @@ bool TraceStream::open(const std::string &dir, std::string &error) {
   if (version_ >= 3 && !tc.manifest.runId.empty()) {
     std::string fileRunId = toHex(head + kTraceRunIdOffset, kRunIdBytes);
     if (fileRunId != tc.manifest.runId)
-      return error = "'" + manifestPath + "' names run " +
-                     tc.manifest.runId + " but '" + recordsPath_ +
-                     "' holds run " + fileRunId +
+      return error = "'" + manifestPath + "' names run " + tc.manifest.runId +
+                     " but '" + recordsPath_ + "' holds run " + fileRunId +
                      ": the two files come from different runs",
              false;
     tc.integrity.runIdTied = true;
@@ -357,8 +354,7 @@ void TraceStream::readBatch() {
   while (off_ < fileSize_) {
     size_t left = fileSize_ - off_;
     if (left < 12)
-      return stop("truncated frame (" + std::to_string(left) +
-                  " bytes left)");
+      return stop("truncated frame (" + std::to_string(left) + " bytes left)");
     if (off_ + 12 > winEnd_)
       return; // the next batch starts here
     const uint8_t *frame = ptr(off_);
@@ -372,8 +368,8 @@ void TraceStream::readBatch() {
     if (len > kMaxBodyBytes)
       return stop("implausible length " + std::to_string(len));
     if (left - 12 < len)
-      return stop("truncated: needs " + std::to_string(len + 12) +
-                  " bytes, " + std::to_string(left) + " present");
+      return stop("truncated: needs " + std::to_string(len + 12) + " bytes, " +
+                  std::to_string(left) + " present");
     if (off_ + 12 + len > winEnd_) {
       if (!batch.empty())
         return; // the next batch starts with it
@@ -515,13 +511,12 @@ std::optional<TraceContents> TraceStream::finish(std::string &error) {
   tc.validBytes = off_;
   if (!tc.stopReason.empty()) {
     // Only the torn tail of a run that did not finish may stop the reader.
-    std::string corrupt =
-        "'" + recordsPath_ + "' is corrupt: " + tc.stopReason;
+    std::string corrupt = "'" + recordsPath_ + "' is corrupt: " + tc.stopReason;
     if (tc.complete)
-      return error = corrupt + ", in a run that finished (its manifest says " +
-                     (seal_.records
-                          ? std::to_string(*seal_.records) + " records)"
-                          : std::string("complete)")),
+      return error =
+                 corrupt + ", in a run that finished (its manifest says " +
+                 (seal_.records ? std::to_string(*seal_.records) + " records)"
+                                : std::string("complete)")),
              std::nullopt;
     // The rare path: the rest of the file searched for a valid frame.
     FileMapping map;
@@ -563,8 +558,7 @@ std::optional<TraceContents> TraceStream::finish(std::string &error) {
     tc.integrity.digestVerified = true;
   }
   if (rows_ == 0)
-    return error = "trace '" + dir_ +
-                   "' holds no readable record" +
+    return error = "trace '" + dir_ + "' holds no readable record" +
                    (tc.stopReason.empty() ? std::string()
                                           : " (" + tc.stopReason + ")"),
            std::nullopt;
@@ -681,8 +675,15 @@ void greta::rt::readTracePair(const std::string &dirA, const std::string &dirB,
   // judged by both threads, each half of them, while the bytes are in the
   // buffers.
   while ((okA && !sa.done()) || (okB && !sb.done())) {
-    two.run([&] { if (okA) sa.readBatch(); },
-            [&] { if (okB) sb.readBatch(); });
+    two.run(
+        [&] {
+          if (okA)
+            sa.readBatch();
+        },
+        [&] {
+          if (okB)
+            sb.readBatch();
+        });
     if (!pairing)
       continue;
     pairRows(sa, sb, rows);

@@ -212,8 +212,8 @@ int main(int argc, char **argv) {
   // compared as they are read (diff::diffTraceDirs).
   std::string error;
   diff::DiffTiming t;
-  auto result = diff::diffTraceDirs(basePath, testPath, refPath, opts, error,
-                                    &t);
+  auto result =
+      diff::diffTraceDirs(basePath, testPath, refPath, opts, error, &t);
   if (!result)
     return fail(error);
   if (timing)

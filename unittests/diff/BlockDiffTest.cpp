@@ -1,9 +1,10 @@
 //===- BlockDiffTest.cpp - greta-diff on block frames kept compact --------===//
 //
-// readTrace(keepBlocks) leaves block frames' rows in the file's mapping
-// (rt::BlockRows) and greta-diff builds a Record only for the rows it judges;
-// every result must equal the one of the expanded read (a Record per row),
-// and the report's RowResults, stored compactly, must read back as pushed.
+// readTrace(keepBlocks) keeps block frames compact (rt::BlockRows: the row
+// entries, the values left in the file) and greta-diff builds a Record only
+// for the rows it judges; every result must equal the one of the expanded
+// read (a Record per row), and the report's RowResults, stored compactly,
+// must read back as pushed.
 //
 //===----------------------------------------------------------------------===//
 #include "DiskTraces.h"
@@ -87,7 +88,7 @@ TEST(BlockRows, KeptBlocksReadAsTheExpandedRecords) {
     ASSERT_EQ(full.records.size(), t.records.size());
     size_t i = 0;
     for (const rt::BlockRows &b : kept.blocks) {
-      EXPECT_TRUE(b.owner) << "kept rows hold the mapping";
+      EXPECT_TRUE(b.owner) << "kept rows hold their entries";
       for (size_t j = 0; j < b.n; ++j, ++i) {
         expectSameRecord(b.record(j), full.records[i]);
         EXPECT_EQ(b.position(j), t.records[i].position);

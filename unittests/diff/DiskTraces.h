@@ -1,4 +1,5 @@
-//===- DiskTraces.h - Traces on disk for the greta-diff unit tests -*- C++ -*-===//
+//===- DiskTraces.h - Traces on disk for the greta-diff unit tests -*- C++
+//-*-===//
 //
 // Writes in-memory traces (TestTraces.h) to trace directories as record or
 // block frames, in order or not, and reads them back.
@@ -34,9 +35,9 @@ struct TempDir {
 /// block (appendBlock), or one record frame each; blocks may be written in
 /// reverse tensor order, with their rows in reverse position order, or with
 /// the first tensor again at the end.
-void writeTrace(const rt::TraceContents &t, const std::string &dir,
-                bool blocks, bool reverseTensors = false,
-                bool duplicateFirst = false, bool reverseRows = false) {
+void writeTrace(const rt::TraceContents &t, const std::string &dir, bool blocks,
+                bool reverseTensors = false, bool duplicateFirst = false,
+                bool reverseRows = false) {
   std::string err;
   auto w = rt::TraceWriter::create(dir, t.manifest, true, err);
   ASSERT_TRUE(w) << err;

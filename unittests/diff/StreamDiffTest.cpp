@@ -45,8 +45,8 @@ std::string render(const DiffResult &r) {
 std::string general(const std::string &base, const std::string &test,
                     const Options &o) {
   std::string err;
-  auto b = rt::readTrace(base, err), t = b ? rt::readTrace(test, err)
-                                             : std::nullopt;
+  auto b = rt::readTrace(base, err),
+       t = b ? rt::readTrace(test, err) : std::nullopt;
   if (!b || !t)
     return "error: " + err;
   auto r = diffTraces(*b, *t, nullptr, o, err);
@@ -130,8 +130,7 @@ TEST(StreamDiff, EveryLayoutGivesTheReportOfTheGeneralPath) {
       TempDir d;
       std::string b = d.path + "/base", t = d.path + "/test";
       writeTrace(base, b, c.baseBlocks);
-      writeTrace(test, t, c.testBlocks, c.reverseTensors, false,
-                 c.reverseRows);
+      writeTrace(test, t, c.testBlocks, c.reverseTensors, false, c.reverseRows);
       size_t paired = pairedRows(b, t);
       if (c.paired == 1)
         EXPECT_EQ(paired, differing);

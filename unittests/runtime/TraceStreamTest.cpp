@@ -112,9 +112,9 @@ TEST(TraceStream, DamageIsNamedTheSameWithEveryBuffer) {
   EXPECT_NE(e.find("error: '" + path + "' is corrupt: record "),
             std::string::npos)
       << e;
-  EXPECT_NE(e.find(" at byte " + std::to_string(mid.offset) +
-                   ": checksum mismatch"),
-            std::string::npos)
+  EXPECT_NE(
+      e.find(" at byte " + std::to_string(mid.offset) + ": checksum mismatch"),
+      std::string::npos)
       << e;
   // A length past the end of the file.
   bad = good;

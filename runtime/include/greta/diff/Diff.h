@@ -346,8 +346,7 @@ struct DiffTiming {
 std::optional<DiffResult> diffTraceDirs(const std::string &basePath,
                                         const std::string &testPath,
                                         const std::string &refPath,
-                                        const Options &opts,
-                                        std::string &error,
+                                        const Options &opts, std::string &error,
                                         DiffTiming *timing = nullptr);
 
 /// The per-(stage, layer) summary of finished rows (diffTraces calls it).

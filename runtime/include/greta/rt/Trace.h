@@ -38,11 +38,11 @@ struct Fingerprint {
   double min = 0, max = 0, mean = 0, l2 = 0;
 };
 
-/// The bytes of a row's values. Either owned (records built in memory: the
-/// runtime, tests, generators) or a read-only view into the mapping of a
-/// `records.bin` that `readTrace` returned; a view holds a reference to the
-/// mapping, so a Record stays valid after its TraceContents is gone.
-/// Copying a view copies the reference, not the bytes.
+/// The bytes of a row's values. Either owned (records built in memory, and
+/// those readTrace returns) or a read-only view into bytes that `owner`
+/// keeps alive (decodeRecordBody / BlockRows given an owner); a view holds
+/// a reference to its owner, so a Record stays valid after whatever it was
+/// decoded from is gone. Copying a view copies the reference, not the bytes.
 class ValueBytes {
 public:
   using value_type = uint8_t;
