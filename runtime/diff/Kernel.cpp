@@ -128,6 +128,17 @@ __attribute__((always_inline)) inline void
 sumSquaresTyped(const T *__restrict x, int64_t n, double &sumSq,
                 int64_t &finite) {
   double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    double v = static_cast<double>(x[i]);
+    s += v * v;
+  }
+  if (std::isfinite(s)) { // no NaN or infinity in the row: the common case
+    sumSq += s;
+    finite += n;
+    return;
+  }
+  s = 0;
   int64_t f = 0;
   const double inf = HUGE_VAL;
 #pragma omp simd reduction(+ : s, f)

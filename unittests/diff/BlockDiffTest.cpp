@@ -28,6 +28,15 @@ using rt::Stage;
 
 namespace {
 
+rt::TraceContents readT(const std::string &dir, bool keepBlocks) {
+  std::string err;
+  rt::ReadOptions o;
+  o.keepBlocks = keepBlocks;
+  auto t = rt::readTrace(dir, err, o);
+  EXPECT_TRUE(t.has_value()) << err;
+  return t ? std::move(*t) : rt::TraceContents{};
+}
+
 std::string report(const rt::TraceContents &b, const rt::TraceContents &t,
                    const Options &o, const rt::TraceContents *ref = nullptr) {
   std::string err;

@@ -101,14 +101,6 @@ void markUnfinished(const std::string &dir) {
   std::ofstream(path, std::ios::trunc) << m.dump(2);
 }
 
-rt::TraceContents readT(const std::string &dir, bool keepBlocks) {
-  std::string err;
-  rt::ReadOptions o;
-  o.keepBlocks = keepBlocks;
-  auto t = rt::readTrace(dir, err, o);
-  EXPECT_TRUE(t.has_value()) << err;
-  return t ? std::move(*t) : rt::TraceContents{};
-}
 
 } // namespace
 } // namespace greta::difftest
