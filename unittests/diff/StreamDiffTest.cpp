@@ -96,6 +96,23 @@ auto noise(double rel) {
   };
 }
 
+/// BASE (`s`) and TEST (`s` with `perturb`) written to `d` as record or
+/// block frames; `rows` records each.
+struct Pair {
+  std::string base, test;
+  size_t rows;
+};
+Pair writePair(const TempDir &d, TraceSpec s, decltype(s.perturb) perturb,
+               bool blocks) {
+  auto base = build(s);
+  s.perturb = std::move(perturb);
+  auto test = build(s);
+  Pair p{d.path + "/base", d.path + "/test", test.records.size()};
+  writeTrace(base, p.base, blocks);
+  writeTrace(test, p.test, blocks);
+  return p;
+}
+
 struct Case {
   const char *name;
   bool baseBlocks, testBlocks, reverseTensors, reverseRows;
@@ -154,17 +171,12 @@ TEST(StreamDiff, PairingDoesNotDependOnTheBufferSize) {
   TraceSpec s = spec();
   s.stages = {Stage::AttnOut, Stage::MlpOut};
   s.hidden = 24;
-  auto base = build(s);
-  s.perturb = noise(1e-5);
-  auto test = build(s);
   TempDir d;
-  std::string b = d.path + "/base", t = d.path + "/test";
-  writeTrace(base, b, false);
-  writeTrace(test, t, false);
-  size_t all = pairedRows(b, t);
-  EXPECT_EQ(all, test.records.size());
+  Pair p = writePair(d, s, noise(1e-5), false);
+  size_t all = pairedRows(p.base, p.test);
+  EXPECT_EQ(all, p.rows);
   for (size_t buffer : {64, 100, 333, 1000, 4096, 10007})
-    EXPECT_EQ(pairedRows(b, t, buffer), all) << buffer;
+    EXPECT_EQ(pairedRows(p.base, p.test, buffer), all) << buffer;
 }
 
 // A truncated TEST (a run that did not finish) and a corrupt one (a run that
@@ -173,13 +185,9 @@ TEST(StreamDiff, PairingDoesNotDependOnTheBufferSize) {
 TEST(StreamDiff, TruncationAndCorruptionAsTheGeneralPath) {
   TraceSpec s = spec();
   s.hidden = 32;
-  auto base = build(s);
-  s.perturb = noise(1e-6);
-  auto test = build(s);
   TempDir d;
-  std::string b = d.path + "/base", t = d.path + "/test";
-  writeTrace(base, b, true);
-  writeTrace(test, t, true);
+  Pair p = writePair(d, s, noise(1e-6), true);
+  const std::string &b = p.base, &t = p.test;
   std::string records = t + "/records.bin";
   off_t size = 0;
   {
@@ -194,7 +202,7 @@ TEST(StreamDiff, TruncationAndCorruptionAsTheGeneralPath) {
   EXPECT_EQ(streamed(b, t, opts(Policy::Tolerance)), want);
 
   // A byte flipped in the middle of a finished run: corruption, exit 2.
-  writeTrace(test, t, true);
+  writePair(d, s, noise(1e-6), true);
   {
     std::fstream f(records, std::ios::binary | std::ios::in | std::ios::out);
     f.seekp(size / 2);
@@ -223,13 +231,9 @@ TEST(StreamDiff, TruncationAndCorruptionAsTheGeneralPath) {
 TEST(StreamDiff, ValuesCutAfterTheReadAreAnError) {
   TraceSpec s = spec();
   s.hidden = 16;
-  auto base = build(s);
-  s.perturb = plant(Stage::MlpOut, 0, 0, 1.5);
-  auto test = build(s);
   TempDir d;
-  std::string b = d.path + "/base", t = d.path + "/test";
-  writeTrace(base, b, true);
-  writeTrace(test, t, true);
+  Pair p = writePair(d, s, plant(Stage::MlpOut, 0, 0, 1.5), true);
+  const std::string &b = p.base, &t = p.test;
   rt::ReadOptions ro;
   ro.keepBlocks = true;
   std::string err;
