@@ -46,7 +46,7 @@ struct RowRef {
 /// The element count of a record's shape.
 int64_t elementsOf(const Record &r);
 
-/// A trace's rows through RowRefs: block rows stay in the file's mapping.
+/// A trace's rows through RowRefs: block rows stay as read (BlockRows).
 class TraceRows {
 public:
   explicit TraceRows(const TraceContents &t)
@@ -81,13 +81,14 @@ public:
     return r.seg < nb_ ? t_.blocks[r.seg].elements
                        : elementsOf(t_.records[r.j]);
   }
-  /// The row's Record: the trace's own, or built into `scratch`.
-  const Record &record(RowRef r, Record &scratch) const {
-    if (r.seg < nb_) {
-      t_.blocks[r.seg].recordTo(r.j, scratch);
-      return scratch;
-    }
-    return t_.records[r.j];
+  /// The row's Record: the trace's own, or built into `scratch` (its
+  /// values read back from the file); nullptr and `error` when that read
+  /// fails.
+  const Record *record(RowRef r, Record &scratch, std::string &error) const {
+    if (r.seg < nb_)
+      return t_.blocks[r.seg].readRecord(r.j, scratch, error) ? &scratch
+                                                              : nullptr;
+    return &t_.records[r.j];
   }
 
 private:

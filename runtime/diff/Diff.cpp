@@ -349,6 +349,13 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
                                                   const TraceContents *ref,
                                                   const Options &opts,
                                                   std::string &error) {
+  return diffTracesWith(base, test, ref, opts, error, nullptr);
+}
+
+std::optional<DiffResult> greta::diff::detail::diffTracesWith(
+    const TraceContents &base, const TraceContents &test,
+    const TraceContents *ref, const Options &opts, std::string &error,
+    const Prejudged *pre) {
   if (opts.policy == Policy::Reference && !ref) {
     error = "the reference policy needs a third trace: --ref REF";
     return std::nullopt;
@@ -423,6 +430,11 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
   // (and stored compactly); the others are judged below.
   Judge judge(opts, base.manifest, test.manifest);
   std::vector<Pending> work;
+  // Reserved, not touched: pages only for the rows that differ.
+  size_t most = std::min(bi.size(), ti.size());
+  res.rows.reserve(most);
+  res.rows.reserveStored(most);
+  work.reserve(most);
   int64_t onlyB = 0, onlyT = 0;
   std::optional<std::pair<Key, const char *>> firstOnly;
   while (!bi.done() || !ti.done()) {
@@ -509,20 +521,34 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
 
   // Judge the rows whose hashes differ; only they cost anything, and they
   // are spread over worker threads (each writes its own row). A block row's
-  // Record is built here, for these rows only.
+  // Record is built here, for these rows only, its values read back from
+  // the file; rows judged while the traces were read (`pre`) are taken as
+  // they were judged.
   unsigned jobs = opts.jobs ? opts.jobs : std::thread::hardware_concurrency();
   jobs = std::max(1u, std::min(jobs, 64u));
   std::atomic<size_t> next{0};
   std::vector<uint64_t> bytes(jobs, 0);
+  std::vector<std::string> errors(jobs);
   auto worker = [&](unsigned w) {
     Record sb, st, sr;
     for (size_t n; (n = next.fetch_add(64)) < work.size();)
       for (size_t x = n; x < std::min(n + 64, work.size()); ++x) {
         const Pending &p = work[x];
-        const Record &b = baseRows.record(p.base, sb);
-        const Record &t = testRows.record(p.test, st);
-        const Record *r = p.hasRef ? &refRows->record(p.ref, sr) : nullptr;
-        judge.judge(b, t, r, *res.rows.stored(p.row), bytes[w]);
+        if (const Prejudged::Row *done =
+                pre ? pre->find(p.base, p.test) : nullptr) {
+          *res.rows.stored(p.row) = done->row;
+          bytes[w] += done->bytes;
+          continue;
+        }
+        const Record *b = baseRows.record(p.base, sb, errors[w]);
+        const Record *t = b ? testRows.record(p.test, st, errors[w]) : nullptr;
+        const Record *r =
+            t && p.hasRef ? refRows->record(p.ref, sr, errors[w]) : nullptr;
+        if (!t || (p.hasRef && !r)) {
+          next = work.size(); // a read failed: no verdict from the rest
+          return;
+        }
+        judge.judge(*b, *t, r, *res.rows.stored(p.row), bytes[w]);
       }
   };
   if (jobs == 1 || work.size() < 256) {
@@ -535,6 +561,9 @@ std::optional<DiffResult> greta::diff::diffTraces(const TraceContents &base,
     for (auto &t : threads)
       t.join();
   }
+  for (const std::string &e : errors)
+    if (!e.empty())
+      return error = e, std::nullopt;
   for (uint64_t b : bytes)
     c.bytesCompared += b;
 

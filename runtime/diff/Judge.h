@@ -7,11 +7,16 @@
 #ifndef GRETA_RUNTIME_DIFF_JUDGE_H
 #define GRETA_RUNTIME_DIFF_JUDGE_H
 
+#include "Align.h"
 #include "greta/diff/Diff.h"
 #include "greta/rt/Trace.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace greta::diff::detail {
 
@@ -56,6 +61,48 @@ private:
   const Options &opts;
   Precision basePrec, testPrec;
 };
+
+/// Rows judged while the traces were read (rt::readTracePair, Stream.cpp),
+/// by BASE block and row: diffTracesWith takes their results instead of
+/// reading the values again. Each was judged exactly as diffTraces judges an
+/// aligned row (prepare, then judge, with no REF).
+struct Prejudged {
+  struct Row {
+    uint64_t key = 0; // BASE segment << 32 | row
+    uint32_t testSeg = 0, j = 0;
+    RowResult row;
+    uint64_t bytes = 0;
+  };
+  /// Filled in chunks (no reallocation: its pages are touched once).
+  std::deque<Row> rows[2];
+  /// (key, row), sorted by key: built by index().
+  std::vector<std::pair<uint64_t, const Row *>> byBase;
+  void index() {
+    byBase.clear();
+    byBase.reserve(rows[0].size() + rows[1].size());
+    for (const std::deque<Row> &d : rows)
+      for (const Row &r : d)
+        byBase.emplace_back(r.key, &r);
+    std::sort(byBase.begin(), byBase.end(),
+              [](const auto &a, const auto &b) { return a.first < b.first; });
+  }
+  const Row *find(RowRef b, RowRef t) const {
+    uint64_t key = uint64_t(b.seg) << 32 | b.j;
+    auto it =
+        std::lower_bound(byBase.begin(), byBase.end(), key,
+                         [](const auto &e, uint64_t k) { return e.first < k; });
+    if (it == byBase.end() || it->first != key ||
+        it->second->testSeg != t.seg || it->second->j != t.j)
+      return nullptr;
+    return it->second;
+  }
+};
+
+/// diffTraces, taking the rows in `pre` (may be null) as judged.
+std::optional<DiffResult>
+diffTracesWith(const TraceContents &base, const TraceContents &test,
+               const TraceContents *ref, const Options &opts,
+               std::string &error, const Prejudged *pre);
 
 } // namespace greta::diff::detail
 

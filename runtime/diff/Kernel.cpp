@@ -121,6 +121,45 @@ void accAny(const A *a, const B *b, int64_t n, double atol, double rtol,
   accumulateTyped(a, b, n, atol, rtol, acc);
 }
 
+/// Sum of squares of the finite elements, and their count: one vectorized
+/// pass (the scale of every row judged on values).
+template <typename T>
+__attribute__((always_inline)) inline void
+sumSquaresTyped(const T *__restrict x, int64_t n, double &sumSq,
+                int64_t &finite) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    double v = static_cast<double>(x[i]);
+    s += v * v;
+  }
+  if (std::isfinite(s)) { // no NaN or infinity in the row: the common case
+    sumSq += s;
+    finite += n;
+    return;
+  }
+  s = 0;
+  int64_t f = 0;
+  const double inf = HUGE_VAL;
+#pragma omp simd reduction(+ : s, f)
+  for (int64_t i = 0; i < n; ++i) {
+    double v = static_cast<double>(x[i]);
+    bool ok = std::fabs(v) < inf; // false for NaN and infinities
+    s += ok ? v * v : 0.0;
+    f += ok;
+  }
+  sumSq += s;
+  finite += f;
+}
+GRETA_DIFF_CLONES void sumSquares(const float *x, int64_t n, double &sumSq,
+                                  int64_t &finite) {
+  sumSquaresTyped(x, n, sumSq, finite);
+}
+GRETA_DIFF_CLONES void sumSquares(const double *x, int64_t n, double &sumSq,
+                                  int64_t &finite) {
+  sumSquaresTyped(x, n, sumSq, finite);
+}
+
 constexpr int64_t kChunk = 1024;
 
 /// Widens `n` elements of a 2-byte type starting at element `off`.
@@ -134,8 +173,9 @@ void widen(DType d, const uint8_t *p, int64_t off, int64_t n, float *out) {
 
 bool isHalfLike(DType d) { return d == DType::F16 || d == DType::BF16; }
 
-/// Whether `p` may be read as an array of `d` in place. Rows viewed in a
-/// mapped records.bin need not be: an f64 row's values start 4 bytes off an
+/// Whether `p` may be read as an array of `d` in place. Rows viewed where
+/// records.bin's bytes lie (read buffer, file offsets kept mod 64) need not
+/// be: an f64 row's values start 4 bytes off an
 /// 8-byte boundary (body offset 124 + 8r + 4k), and reading them through a
 /// `const double *` is undefined behaviour (UBSan: misaligned load).
 bool inPlace(DType d, const uint8_t *p) {
@@ -258,13 +298,7 @@ double greta::diff::rowRms(DType d, const uint8_t *x, int64_t n,
   double sumSq = 0;
   int64_t finite = 0; // a NaN or inf must not make the whole row's scale NaN
   dispatch(d, x, d, x, n, [&](const auto *px, const auto *, int64_t m) {
-    for (int64_t i = 0; i < m; ++i) {
-      double v = static_cast<double>(px[i]);
-      if (std::isfinite(v)) {
-        sumSq += v * v;
-        ++finite;
-      }
-    }
+    sumSquares(px, m, sumSq, finite);
   });
   if (nonFinite)
     *nonFinite = n - finite;

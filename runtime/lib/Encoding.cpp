@@ -5,9 +5,11 @@
 //
 //===----------------------------------------------------------------------===//
 #include "TraceInternal.h"
+
 #include "greta/rt/Half.h"
 
 #include <cstring>
+#include <stdexcept>
 
 using namespace greta::rt;
 using namespace greta::rt::detail;
@@ -502,6 +504,12 @@ int64_t BlockRows::position(size_t j) const {
 }
 
 void BlockRows::recordTo(size_t j, Record &r) const {
+  std::string error;
+  if (!readRecord(j, r, error))
+    throw std::runtime_error(error);
+}
+
+void BlockRows::headTo(size_t j, Record &r) const {
   r.stage = stage;
   r.layer = layer;
   r.dtype = dtype;
@@ -530,7 +538,25 @@ void BlockRows::recordTo(size_t j, Record &r) const {
     for (size_t i = 0; i < cnt; ++i)
       r.top5[i] = loadLE<int32_t>(t + 4 * i);
   }
-  if (rowBytes) {
+}
+
+bool BlockRows::readRecord(size_t j, Record &r, std::string &error) const {
+  headTo(j, r);
+  if (rowBytes && !values) {
+    // In the file: read back into owned storage (its capacity reused).
+    std::vector<uint8_t> bytes = r.values.isView()
+                                     ? std::vector<uint8_t>()
+                                     : std::move(r.values).takeOwned();
+    bytes.resize(rowBytes);
+    if (!file)
+      return error = "values of a block row are neither in memory nor in a "
+                     "file",
+             false;
+    if (!file->readAt(valuesOffset + j * rowBytes, bytes.data(), rowBytes,
+                      error))
+      return false;
+    r.values = std::move(bytes);
+  } else if (rowBytes) {
     const uint8_t *v = values + j * rowBytes;
     if (owner)
       r.values = ValueBytes::view(v, rowBytes, owner);
@@ -539,6 +565,7 @@ void BlockRows::recordTo(size_t j, Record &r) const {
   } else {
     r.values.clear();
   }
+  return true;
 }
 
 bool greta::rt::decodeBlockBody(const uint8_t *data, size_t size,

@@ -11,13 +11,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 
 #include <iostream>
-#include <thread>
-#include <sys/stat.h>
 
 using namespace greta;
 
@@ -27,31 +24,6 @@ constexpr int kExitError = 2;
 int fail(const std::string &msg) {
   std::cerr << "greta-diff: error: " << msg << "\n";
   return kExitError;
-}
-
-/// Reads one trace; every error names the argument (BASE/TEST/REF) and path.
-std::optional<rt::TraceContents> load(const char *role, const std::string &path,
-                                      std::string &error) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    error = std::string(role) + " trace '" + path + "' does not exist";
-    return std::nullopt;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    error = std::string(role) + " trace '" + path +
-            "' is not a directory (a trace is a directory holding "
-            "manifest.json and records.bin)";
-    return std::nullopt;
-  }
-  std::string why;
-  // Block frames stay as they are in the mapping (a few bytes a row, not a
-  // Record each): a 16K-token every-row trace is millions of rows.
-  rt::ReadOptions ro;
-  ro.keepBlocks = true;
-  auto t = rt::readTrace(path, why, ro);
-  if (!t)
-    error = std::string(role) + " trace '" + path + "': " + why;
-  return t;
 }
 
 const char *kFooter = R"(
@@ -236,45 +208,22 @@ int main(int argc, char **argv) {
   opts.sharedRowsOnly = sharedRowsOnly;
   opts.jobs = jobs;
 
-  using Clock = std::chrono::steady_clock;
-  auto t0 = Clock::now();
-  // The traces are independent: read them concurrently (the reader maps
-  // records.bin and is bound by its checksum pass and page faults).
-  std::string baseErr, testErr, refErr;
-  std::optional<rt::TraceContents> base, test, ref;
-  {
-    std::thread testReader([&] { test = load("TEST", testPath, testErr); });
-    std::thread refReader;
-    if (opts.policy == diff::Policy::Reference)
-      refReader = std::thread([&] { ref = load("REF", refPath, refErr); });
-    base = load("BASE", basePath, baseErr);
-    testReader.join();
-    if (refReader.joinable())
-      refReader.join();
-  }
-  if (!base)
-    return fail(baseErr);
-  if (!test)
-    return fail(testErr);
-  if (opts.policy == diff::Policy::Reference && !ref)
-    return fail(refErr);
+  // BASE and TEST are read together, the rows of traces in the same order
+  // compared as they are read (diff::diffTraceDirs).
   std::string error;
-  auto t1 = Clock::now();
-  auto result = diff::diffTraces(*base, *test, ref ? &*ref : nullptr, opts,
-                                 error);
+  diff::DiffTiming t;
+  auto result =
+      diff::diffTraceDirs(basePath, testPath, refPath, opts, error, &t);
   if (!result)
     return fail(error);
-  auto t2 = Clock::now();
-  if (timing) {
-    auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  if (timing)
     std::fprintf(stderr,
                  "timing: read_s=%.3f compare_s=%.3f bytes_compared=%llu "
                  "rows_compared=%lld rows_hash_equal=%lld\n",
-                 secs(t1 - t0), secs(t2 - t1),
+                 t.readSeconds, t.compareSeconds,
                  static_cast<unsigned long long>(result->counts.bytesCompared),
                  static_cast<long long>(result->counts.comparedValues),
                  static_cast<long long>(result->counts.hashEqual));
-  }
 
   diff::ReportOptions ro;
   ro.format = *format;
@@ -282,7 +231,7 @@ int main(int argc, char **argv) {
   ro.basePath = basePath;
   ro.testPath = testPath;
   ro.refPath = refPath;
-  if (!diff::loadPromptTokens(test->manifest, tokenizerPath, ro.tokens, error))
+  if (!diff::loadPromptTokens(result->test, tokenizerPath, ro.tokens, error))
     return fail(error);
   if (outPath.empty()) {
     diff::printReport(std::cout, *result, ro);

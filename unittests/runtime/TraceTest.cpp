@@ -538,19 +538,24 @@ TEST(Trace, DecodeCopiesUnlessGivenAnOwner) {
   expectSameRecord(viewed, r);
 }
 
-// readTrace maps records.bin: values are views that outlive the
-// TraceContents, and the writer overwriting the trace (unlink + new file)
-// does not change what an earlier reader sees.
-TEST(Trace, ReadValuesAreViewsThatSurviveAnOverwrite) {
+// readTrace's records own their values; kept blocks read theirs back from
+// the file they were read from, which the writer overwriting the trace
+// (unlink + new file) leaves as it was: an earlier reader sees the old run.
+TEST(Trace, ReadValuesSurviveAnOverwrite) {
   TempDir tmp;
   std::string dir = writeTrace(tmp.path() + "/t", 6);
   std::string err;
   std::vector<Record> kept;
+  ReadOptions ro;
+  ro.keepBlocks = true;
+  auto blocks = readTrace(dir, err, ro);
+  ASSERT_TRUE(blocks) << err;
+  ASSERT_EQ(blocks->blocks.size(), 6u);
   {
     auto tc = readTrace(dir, err);
     ASSERT_TRUE(tc) << err;
     for (const Record &r : tc->records)
-      EXPECT_EQ(r.values.isView(), r.payload == Payload::Full) << r.position;
+      EXPECT_FALSE(r.values.isView()) << r.position;
     kept = tc->records;
   }
   auto w = TraceWriter::create(dir, sampleManifest(), /*overwrite=*/true, err);
@@ -559,8 +564,12 @@ TEST(Trace, ReadValuesAreViewsThatSurviveAnOverwrite) {
     ASSERT_TRUE(w->append(sampleRecord(i), err)) << err;
   ASSERT_TRUE(w->finish(err)) << err;
   ASSERT_EQ(kept.size(), 6u);
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < 6; ++i) {
     expectSameRecord(kept[i], sampleRecord(i));
+    Record r;
+    ASSERT_TRUE(blocks->blocks[i].readRecord(0, r, err)) << err;
+    expectSameRecord(r, sampleRecord(i));
+  }
   auto now = readTrace(dir, err);
   ASSERT_TRUE(now) << err;
   ASSERT_EQ(now->records.size(), 6u);

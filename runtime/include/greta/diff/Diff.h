@@ -187,6 +187,11 @@ public:
   RowResult &pushStored(const RowResult &r);
   void resize(size_t n);
   void reserve(size_t n) { slots_.reserve(n); }
+  /// Room for n rows stored in full (reserved, not touched).
+  void reserveStored(size_t n) {
+    stored_.reserve(n);
+    storedAt_.reserve(n);
+  }
   void clear();
   const RowResult *stored(size_t i) const;
   RowResult *stored(size_t i);
@@ -349,6 +354,23 @@ std::optional<DiffResult> diffTraces(const rt::TraceContents &base,
                                      const rt::TraceContents &test,
                                      const rt::TraceContents *ref,
                                      const Options &opts, std::string &error);
+
+/// Where diffTraceDirs spent its time: reading the traces (with the rows of
+/// traces in the same order compared as they are read), then diffTraces.
+struct DiffTiming {
+  double readSeconds = 0, compareSeconds = 0;
+};
+
+/// Reads BASE and TEST (and REF, for Policy::Reference) and compares them:
+/// the result of readTrace (keepBlocks) and diffTraces, with the rows of
+/// two traces written in the same order judged while both files are read
+/// (rt::readTracePair), so their values are read once. Errors name the role
+/// and path ("TEST trace 'D': ..."); BASE's is given first.
+std::optional<DiffResult> diffTraceDirs(const std::string &basePath,
+                                        const std::string &testPath,
+                                        const std::string &refPath,
+                                        const Options &opts, std::string &error,
+                                        DiffTiming *timing = nullptr);
 
 /// The per-(stage, layer) summary of finished rows (diffTraces calls it).
 std::vector<CellSummary> summarizeCells(const RowResults &rows);

@@ -33,11 +33,11 @@ struct Fingerprint {
   double min = 0, max = 0, mean = 0, l2 = 0;
 };
 
-/// The bytes of a row's values. Either owned (records built in memory: the
-/// runtime, tests, generators) or a read-only view into the mapping of a
-/// `records.bin` that `readTrace` returned; a view holds a reference to the
-/// mapping, so a Record stays valid after its TraceContents is gone.
-/// Copying a view copies the reference, not the bytes.
+/// The bytes of a row's values. Either owned (records built in memory, and
+/// those readTrace returns) or a read-only view into bytes that `owner`
+/// keeps alive (decodeRecordBody / BlockRows given an owner); a view holds
+/// a reference to its owner, so a Record stays valid after whatever it was
+/// decoded from is gone. Copying a view copies the reference, not the bytes.
 class ValueBytes {
 public:
   using value_type = uint8_t;
@@ -74,6 +74,12 @@ public:
     owned_.clear();
   }
   std::vector<uint8_t> toVector() const { return {begin(), end()}; }
+  /// The owned bytes, moved out (their capacity kept for reuse); empty for
+  /// a view.
+  std::vector<uint8_t> takeOwned() && {
+    owner_.reset();
+    return std::move(owned_);
+  }
 
   friend bool operator==(const ValueBytes &a, const ValueBytes &b);
   friend bool operator!=(const ValueBytes &a, const ValueBytes &b) {
@@ -224,10 +230,33 @@ public:
   virtual uint64_t recordsWritten() const = 0;
 };
 
+/// An open records.bin that rows' values are read back from, by offset
+/// (pread), after readTrace streamed the file once. Held by the BlockRows
+/// that readTrace returns; closed with the last of them.
+class TraceFile {
+public:
+  TraceFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  TraceFile(const TraceFile &) = delete;
+  TraceFile &operator=(const TraceFile &) = delete;
+  ~TraceFile();
+  /// Reads exactly `size` bytes at `offset`; false (and `error` naming the
+  /// file and offset) on a read error or a file cut since it was read.
+  bool readAt(uint64_t offset, uint8_t *out, size_t size,
+              std::string &error) const;
+  const std::string &path() const { return path_; }
+  int fd() const { return fd_; }
+
+private:
+  int fd_;
+  std::string path_;
+};
+
 /// The rows of one block frame as read, not expanded into Records: the
-/// frame's header once, and pointers to its row entries, top-k ids and values
-/// where they lie in the file's mapping (kept alive by `owner`). A row costs
-/// no memory beyond the file's; record(j) builds row j's Record on demand.
+/// frame's header once, and pointers to its row entries and top-k ids
+/// (kept alive by `owner`). The values are either in memory (`values`) or,
+/// as readTrace leaves them, in `file` at `valuesOffset` (row j at
+/// valuesOffset + j * rowBytes), read back when a row is built. A row costs
+/// no memory beyond its entry; record(j) builds row j's Record on demand.
 /// readTrace returns these when ReadOptions::keepBlocks is set.
 struct BlockRows {
   Stage stage = Stage::EmbedOut;
@@ -244,17 +273,26 @@ struct BlockRows {
   uint32_t entryBytes = 0;             // 40 (payload hash) or 88
   uint32_t topK = 0;                   // ids per row (padded with -1)
   const uint8_t *topIds = nullptr;     // n * topK i32 LE
-  const uint8_t *values = nullptr;     // payload full: n rows, rowBytes each
+  const uint8_t *values = nullptr;     // payload full, in memory: n rows,
+                                       // rowBytes each (else nullptr)
   size_t rowBytes = 0;
   std::shared_ptr<const void> owner;   // keeps the bytes above alive (null:
                                        // the caller does)
+  std::shared_ptr<const TraceFile> file; // payload full, values not in
+  uint64_t valuesOffset = 0;             // memory: where they are
 
   int64_t position(size_t j) const;
   /// Row j's SHA-256 (32 bytes).
   const uint8_t *sha256(size_t j) const { return entries + j * entryBytes; }
-  /// Row j exactly as an expanding read gives it (values: a view into the
-  /// mapping when `owner` is set, else a copy), into `r` (whose vectors'
-  /// capacity is reused).
+  /// Row j exactly as an expanding read gives it, into `r` (whose vectors'
+  /// capacity is reused). Values in memory: a view when `owner` is set, else
+  /// a copy; in `file`: read from it (pread), false (and `error`) when that
+  /// read fails.
+  bool readRecord(size_t j, Record &r, std::string &error) const;
+  /// Row j's fields but its values (`r.values` left as it is).
+  void headTo(size_t j, Record &r) const;
+  /// readRecord for blocks whose values are in memory (or absent); a failed
+  /// read of `file` throws std::runtime_error.
   void recordTo(size_t j, Record &r) const;
   Record record(size_t j) const {
     Record r;
@@ -278,11 +316,15 @@ struct TraceIntegrity {
 };
 
 struct ReadOptions {
-  /// Keep block frames as BlockRows (TraceContents::blocks) instead of
-  /// expanding each row into a Record: `records` then holds only the rows of
-  /// record frames. For tools that hold whole traces of millions of rows
+  /// Keep every frame as BlockRows (TraceContents::blocks; a record frame is
+  /// a block of one row) instead of expanding each row into a Record:
+  /// `records` is then empty, and values stay in the file (BlockRows::file),
+  /// read back per row. For tools that hold whole traces of millions of rows
   /// (greta-diff).
   bool keepBlocks = false;
+  /// Bytes read at a time (the reused buffer; it grows to hold a frame
+  /// larger than this). For tests.
+  size_t bufferBytes = size_t(4) << 20;
 };
 
 /// Reads a whole trace. The truncated tail of a run that did not finish is
@@ -295,12 +337,14 @@ struct ReadOptions {
 /// manifest names; a run id that differs between manifest.json and
 /// records.bin.
 ///
-/// records.bin is memory-mapped (read-only, private) and every frame's CRC is
-/// checked up front; records of payload `full` keep their values as views
-/// into the mapping (ValueBytes::isView()), which is unmapped when the last
-/// such record is destroyed. The GRETA writer never truncates a file in
-/// place (it unlinks and recreates), so rewriting a trace while it is read is
-/// safe; truncating a mapped records.bin by other means is not (SIGBUS).
+/// records.bin is read once, front to back, through one reused buffer
+/// (pread; no mapping: docs/PERFORMANCE.md says why), each frame's CRC
+/// checked as its bytes pass. Without keepBlocks, records own their values;
+/// with it, the values stay in the file and are read back by offset
+/// (BlockRows::readRecord) through the descriptor the blocks hold. The GRETA
+/// writer never truncates a file in place (it unlinks and recreates), so the
+/// bytes read back are the bytes checked; a file cut by other means since is
+/// a read error, never short values.
 struct TraceContents {
   Manifest manifest;
   bool complete = false;        // finish() was reached
@@ -322,6 +366,33 @@ struct TraceContents {
 std::optional<TraceContents> readTrace(const std::string &dir,
                                        std::string &error,
                                        const ReadOptions &options = {});
+
+/// What readTracePair hands its caller: rows of two traces at the same place
+/// in both files, while their bytes are in the read buffers.
+class RowPairSink {
+public:
+  virtual ~RowPairSink();
+  /// Both manifests read; false: read the two traces without pairing.
+  virtual bool start(const Manifest &a, const Manifest &b) = 0;
+  /// Row j of block a (TraceContents::blocks[sa] of the first trace) and row
+  /// j of block b (blocks[sb] of the second): same stage, layer and
+  /// position, different SHA-256, payload full on both sides; `va`, `vb`
+  /// their values, valid during the call only; both frames passed their
+  /// CRC. Called from two threads at once (`worker` 0 or 1).
+  virtual void pair(unsigned worker, const BlockRows &a, uint32_t sa,
+                    const BlockRows &b, uint32_t sb, uint32_t j,
+                    const uint8_t *va, const uint8_t *vb) = 0;
+};
+
+/// readTrace (keepBlocks) of two traces at once, one thread each; when
+/// `sink` accepts, frames at the same index in both files holding the same
+/// (stage, layer, positions) have their differing rows handed to it as they
+/// are read (traces of the same run shape: the values are read once).
+/// Each result (or its error) is as readTrace would give it.
+void readTracePair(const std::string &dirA, const std::string &dirB,
+                   const ReadOptions &options, RowPairSink *sink,
+                   std::optional<TraceContents> &a, std::string &errorA,
+                   std::optional<TraceContents> &b, std::string &errorB);
 
 /// records.bin framing (docs/TRACE_FORMAT.md). Exposed for tests and tools.
 inline constexpr char kTraceFileMagic[8] = {'G', 'R', 'E', 'T',
