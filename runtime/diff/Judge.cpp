@@ -15,12 +15,13 @@ using namespace greta;
 using namespace greta::diff;
 using namespace greta::diff::detail;
 
-namespace {
-bool hasValues(const Record &r) {
+bool greta::diff::detail::hasValues(const Record &r) {
   return r.payload == rt::Payload::Full &&
          r.values.size() ==
              static_cast<size_t>(elementsOf(r)) * rt::dtypeSize(r.dtype);
 }
+
+namespace {
 
 bool hasFingerprint(const Record &r) {
   return r.payload == rt::Payload::Stats || r.payload == rt::Payload::Full;

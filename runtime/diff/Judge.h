@@ -22,6 +22,9 @@ namespace greta::diff::detail {
 
 using rt::Record;
 
+/// The row carries all its values (payload full, the right byte count).
+bool hasValues(const Record &r);
+
 /// The precision a manifest declares (f64 when it declares none).
 Precision manifestPrecision(const rt::Manifest &m);
 

@@ -26,12 +26,6 @@ using namespace greta::diff;
 using namespace greta::diff::detail;
 
 namespace {
-bool hasValues(const Record &r) {
-  return r.payload == rt::Payload::Full &&
-         r.values.size() ==
-             static_cast<size_t>(elementsOf(r)) * rt::dtypeSize(r.dtype);
-}
-
 /// Element i of a row with values, widened to double.
 double valueAt(const Record &r, int64_t i) {
   const uint8_t *p = r.values.data();
@@ -96,7 +90,9 @@ std::string num(double v) {
   return os.str();
 }
 
-/// The row of (stage, layer, position) in `rows`, copied into `out`.
+/// The row of (stage, layer, position) in `rows`, copied into `out`. A row
+/// whose values cannot be read back counts as absent: the flip's explanation
+/// then lacks it, the verdict (already judged) does not change.
 bool findRow(const TraceRows &rows, rt::Stage stage, int64_t layer,
              int64_t position, Record &out) {
   for (uint32_t s = 0; s < rows.segments(); ++s)
@@ -105,7 +101,11 @@ bool findRow(const TraceRows &rows, rt::Stage stage, int64_t layer,
       if (rows.stage(r) == stage && rows.layer(r) == layer &&
           rows.position(r) == position) {
         Record scratch;
-        out = rows.record(r, scratch);
+        std::string error;
+        const Record *got = rows.record(r, scratch, error);
+        if (!got)
+          return false;
+        out = *got;
         return true;
       }
     }
