@@ -53,8 +53,7 @@ def main():
             raise SystemExit(f"{name}: non-finite initial weights")
     std = state["model.layers.0.self_attn.q_proj.weight"].float().std().item()
     cfg.torch_dtype = a.dtype
-    if a.max_shard_size:
-        model.config.torch_dtype = a.dtype
+    if a.max_shard_size:  # model.config is cfg: it carries torch_dtype
         model.save_pretrained(a.out, max_shard_size=a.max_shard_size)
     else:
         save_file({k: v.contiguous().cpu() for k, v in state.items()},
