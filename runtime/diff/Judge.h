@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,14 +75,14 @@ struct Prejudged {
     RowResult row;
     uint64_t bytes = 0;
   };
-  /// Filled in chunks (no reallocation: its pages are touched once).
-  std::deque<Row> rows[2];
+  /// One per reading thread; read through byBase once filled.
+  rt::HugePageVector<Row> rows[2];
   /// (key, row), sorted by key: built by index().
   std::vector<std::pair<uint64_t, const Row *>> byBase;
   void index() {
     byBase.clear();
     byBase.reserve(rows[0].size() + rows[1].size());
-    for (const std::deque<Row> &d : rows)
+    for (const auto &d : rows)
       for (const Row &r : d)
         byBase.emplace_back(r.key, &r);
     std::sort(byBase.begin(), byBase.end(),

@@ -9,6 +9,7 @@
 #ifndef GRETA_DIFF_DIFF_H
 #define GRETA_DIFF_DIFF_H
 
+#include "greta/rt/HugePageAllocator.h"
 #include "greta/rt/Identity.h"
 #include "greta/rt/Stages.h"
 #include "greta/rt/Trace.h"
@@ -196,7 +197,7 @@ public:
   const RowResult *stored(size_t i) const;
   RowResult *stored(size_t i);
   /// The stored (non-compact) rows, in row order, and their row indices.
-  const std::vector<RowResult> &storedRows() const { return stored_; }
+  const rt::HugePageVector<RowResult> &storedRows() const { return stored_; }
   size_t storedIndex(size_t s) const { return storedAt_[s]; }
   /// Cheap fields of row i (no RowResult built).
   rt::Stage stage(size_t i) const;
@@ -237,7 +238,7 @@ private:
   uint32_t kindOf(const RowResult &r);
   std::vector<Slot> slots_;
   std::vector<RowResult> kinds_;  // prototypes of compact rows (position 0)
-  std::vector<RowResult> stored_; // rows stored in full, row order
+  rt::HugePageVector<RowResult> stored_; // rows stored in full, row order
   std::vector<size_t> storedAt_;  // their row indices
   uint32_t lastKind_ = kStored;
 };
