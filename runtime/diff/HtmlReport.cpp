@@ -138,6 +138,9 @@ void printFirstFail(std::ostream &os, const DiffResult &r,
   headerRow(os, names);
   row(os, values, "first-fail");
   os << "</table>\n";
+  if (r.routing)
+    os << "<p class=\"routing\">Routing flip: "
+       << htmlEscape(routingFlipLine(*r.routing)) << "</p>\n";
 }
 
 void printRowTable(std::ostream &os, const DiffResult &r,
@@ -205,7 +208,8 @@ void printAdvice(std::ostream &os, const DiffResult &r) {
   if (!ff)
     return;
   os << "<h2>Recommendation</h2>\n<p class=\"recommendation\">"
-     << htmlEscape(recommendation(*ff)) << "</p>\n<h2>Hypotheses</h2>\n"
+     << htmlEscape(r.routing ? routingAdvice(*r.routing) : recommendation(*ff))
+     << "</p>\n<h2>Hypotheses</h2>\n"
      << "<p>Points to: <strong>"
      << htmlEscape(hypothesisName(r.hypothesis.kind)) << "</strong></p>\n";
   if (r.hypothesis.evidence.empty() && r.hypothesis.alternatives.empty())
