@@ -82,6 +82,18 @@ std::string greta::diff::recommendation(const RowResult &ff) {
            ": numerical stability of the scores (scaling, max-subtracted "
            "softmax, accumulation precision), the causal mask, and KV-cache "
            "reads and writes for every position up to this one.";
+  case Stage::KCache:
+  case Stage::VCache:
+    return "Audit the KV-cache write" + where +
+           ": the row stored for this position (its slot or page, the "
+           "offset past a chunk or block boundary, k after RoPE) against "
+           "k_post_rope and v_proj of the same position.";
+  case Stage::KCacheRead:
+  case Stage::VCacheRead:
+    return "Audit the KV-cache read" + where +
+           ": a row read here differs from the row written earlier (stale, "
+           "overwritten or mis-paged entry); compare each row of the read "
+           "with the k_cache/v_cache record of its position.";
   case Stage::ResidualPostAttn:
     return "Debug the residual-add kernel for position-specific problems and "
            "verify dtype consistency between layers" +

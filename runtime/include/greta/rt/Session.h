@@ -84,6 +84,28 @@ public:
   KVSlot &kvSlot(int64_t slot);
   void resetKVCache();
 
+  /// --trace-cache-reads: attention also records the rows each query reads.
+  void setTraceCacheReads(bool on) { traceCacheReads_ = on; }
+  /// Called by attention once this call's rows [first, first + rows) are in
+  /// KV slot `layer` (`k`, `v`: the slot's rows from 0, `kvDim` wide):
+  /// records them as stored (k_cache, v_cache) and, with
+  /// setTraceCacheReads, the rows [0, p] each query of this call at a
+  /// selected position p reads, as one [p + 1, kvDim] record at p
+  /// (k_cache_read, v_cache_read). The filter selects as for any stage.
+  void traceKVCache(int64_t layer, DType dtype, const void *k, const void *v,
+                    int64_t kvDim, int64_t first, int64_t rows);
+
+  /// A planted KV-cache bug (a CPU kernel variant, for testing the
+  /// detectors): in KV slot `layer`, a call that continues the cache at
+  /// position p0 >= fromPosition stores row p0 - 1's k in row p0 (the
+  /// first key after a chunk boundary is stale).
+  struct KVFault {
+    int64_t layer = -1; // -1: none
+    int64_t fromPosition = 1;
+  };
+  void setKVFault(KVFault fault) { kvFault_ = fault; }
+  const KVFault &kvFault() const { return kvFault_; }
+
   /// First error raised inside a kernel or the trace writer (the C ABI has no
   /// error channel: kernels record it here and greta-run checks after each
   /// call). Tracing stops at the first write error; what was written stays.
@@ -124,6 +146,8 @@ private:
   TraceWriter *writer_ = nullptr;
   TraceFront front_; // filter, positions, payload, repeats, patch
   std::map<int64_t, KVSlot> kv_;
+  bool traceCacheReads_ = false;
+  KVFault kvFault_;
   std::string error_;
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing
