@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -38,6 +39,115 @@ bool greta::rt::parseChunkSchedule(const std::string &spec,
       return true;
     i = j + 1;
   }
+}
+
+void greta::rt::appendArgv(const DecodeFlags &f,
+                           std::vector<std::string> &args) {
+  auto add = [&](const char *flag, const std::string &value) {
+    args.insert(args.end(), {flag, value});
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return std::string(buf);
+  };
+  if (!f.chunk.empty())
+    add("--chunk", f.chunk);
+  if (f.generate)
+    add("--generate", std::to_string(f.generate));
+  if (f.generateFrom >= 0)
+    add("--generate-from", std::to_string(f.generateFrom));
+  if (f.ignoreEos)
+    args.push_back("--ignore-eos");
+  if (f.sample)
+    args.push_back("--sample");
+  if (f.seed)
+    add("--seed", std::to_string(f.seed));
+  if (f.temperature != 1.0)
+    add("--temperature", num(f.temperature));
+  if (f.topP != 1.0)
+    add("--top-p", num(f.topP));
+  if (f.traceCacheReads)
+    args.push_back("--trace-cache-reads");
+  if (!f.kvFault.empty())
+    add("--kv-fault", f.kvFault);
+}
+
+bool greta::rt::parseDecodeFlags(const DecodeFlags &f,
+                                 std::vector<int64_t> &schedule, Generation &g,
+                                 Session::KVFault &kvFault,
+                                 std::string &error) {
+  if (!parseChunkSchedule(f.chunk, schedule, error))
+    return false;
+  auto fail = [&](const std::string &message) {
+    error = message;
+    return false;
+  };
+  if (f.generate < 0)
+    return fail("--generate must be a number of tokens (0 or more), got " +
+                std::to_string(f.generate));
+  if (f.generateFrom < -1)
+    return fail("--generate-from must be a position (0 or more), got " +
+                std::to_string(f.generateFrom));
+  if (!(f.temperature > 0) || !std::isfinite(f.temperature))
+    return fail("--temperature must be positive, got " +
+                std::to_string(f.temperature));
+  if (!(f.topP > 0 && f.topP <= 1))
+    return fail("--top-p must be in (0, 1], got " + std::to_string(f.topP));
+  if (!f.sample && (f.seed || f.temperature != 1.0 || f.topP != 1.0))
+    return fail("--seed, --temperature and --top-p choose how --sample "
+                "draws: add --sample (generation is greedy without it)");
+  if ((f.sample || f.ignoreEos) && f.generate == 0)
+    return fail(std::string(f.sample ? "--sample" : "--ignore-eos") +
+                " applies to --generate N");
+  g = Generation();
+  g.maxNewTokens = f.generate;
+  g.decodeFrom = f.generateFrom;
+  g.ignoreEos = f.ignoreEos;
+  g.sampling = {f.sample, f.seed, f.temperature, f.topP};
+  kvFault = Session::KVFault();
+  if (!f.kvFault.empty()) {
+    long long layer = -1, from = -1;
+    char tail = 0;
+    if (std::sscanf(f.kvFault.c_str(), "%lld:%lld%c", &layer, &from, &tail) !=
+            2 ||
+        layer < 0 || from < 1)
+      return fail("--kv-fault: expected LAYER:FROM (a layer and a position "
+                  ">= 1), got '" +
+                  f.kvFault + "'");
+    kvFault = {layer, from};
+  }
+  return true;
+}
+
+bool greta::rt::gpuChunk(const DecodeFlags &f, int64_t &chunk,
+                         std::string &error) {
+  std::vector<int64_t> schedule;
+  if (!parseChunkSchedule(f.chunk, schedule, error))
+    return false;
+  const char *flag = schedule.size() > 1   ? "--chunk with a schedule"
+                     : f.generate          ? "--generate"
+                     : f.generateFrom >= 0 ? "--generate-from"
+                     : f.traceCacheReads   ? "--trace-cache-reads"
+                     : !f.kvFault.empty()  ? "--kv-fault"
+                                           : nullptr;
+  if (flag) {
+    error = std::string(flag) +
+            " runs on the CPU only: the GPU runner has no decode path yet "
+            "(one chunk size, prefill only; issue #24.5)";
+    return false;
+  }
+  chunk = schedule.empty() ? 0 : schedule[0];
+  return true;
+}
+
+std::string greta::rt::generationText(const Sampling &s) {
+  if (!s.sample)
+    return "greedy";
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "sample seed=%llu temperature=%g top_p=%g",
+                static_cast<unsigned long long>(s.seed), s.temperature, s.topP);
+  return buf;
 }
 
 std::vector<std::pair<int64_t, int64_t>>

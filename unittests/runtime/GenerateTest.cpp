@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <map>
 
@@ -43,6 +44,79 @@ TEST(Generate, ChunkCallsRepeatTheLastSizeAndDecodeFrom) {
   EXPECT_EQ(chunkCalls({}, 5, 3), (Calls{{0, 3}, {3, 4}, {4, 5}}));
   EXPECT_EQ(chunkCalls({2}, 5, 3), (Calls{{0, 2}, {2, 3}, {3, 4}, {4, 5}}));
   EXPECT_EQ(chunkCalls({}, 3, 0), (Calls{{0, 1}, {1, 2}, {2, 3}}));
+}
+
+TEST(Generate, DecodeFlagsAreCheckedNamingTheFlag) {
+  std::vector<int64_t> schedule;
+  Generation g;
+  Session::KVFault fault;
+  std::string err;
+  auto parse = [&](DecodeFlags f) {
+    err.clear();
+    return parseDecodeFlags(f, schedule, g, fault, err);
+  };
+  DecodeFlags f;
+  f.chunk = "60,1";
+  f.generate = 8;
+  f.sample = true;
+  f.seed = 3;
+  f.topP = 0.9;
+  f.kvFault = "3:41";
+  ASSERT_TRUE(parse(f)) << err;
+  EXPECT_EQ(schedule, (std::vector<int64_t>{60, 1}));
+  EXPECT_EQ(g.maxNewTokens, 8);
+  EXPECT_TRUE(g.sampling.sample);
+  EXPECT_EQ(fault.layer, 3);
+  EXPECT_EQ(fault.fromPosition, 41);
+  EXPECT_EQ(generationText(g.sampling),
+            "sample seed=3 temperature=1 top_p=0.9");
+  std::vector<std::string> args;
+  appendArgv(f, args);
+  EXPECT_EQ(args, (std::vector<std::string>{"--chunk", "60,1", "--generate",
+                                            "8", "--sample", "--seed", "3",
+                                            "--top-p", "0.90000000000000002",
+                                            "--kv-fault", "3:41"}));
+  struct Bad {
+    std::function<void(DecodeFlags &)> set;
+    const char *flag;
+  } bad[] = {{[](DecodeFlags &d) { d.chunk = "60,x"; }, "--chunk"},
+             {[](DecodeFlags &d) { d.generate = -1; }, "--generate must"},
+             {[](DecodeFlags &d) { d.generateFrom = -2; }, "--generate-from"},
+             {[](DecodeFlags &d) { d.temperature = 0; }, "--temperature"},
+             {[](DecodeFlags &d) { d.topP = 1.5; }, "--top-p"},
+             {[](DecodeFlags &d) { d.sample = false; }, "add --sample"},
+             {[](DecodeFlags &d) { d.kvFault = "3"; }, "--kv-fault"},
+             {[](DecodeFlags &d) { d.kvFault = "3:0"; }, "--kv-fault"}};
+  for (const Bad &b : bad) {
+    DecodeFlags d = f;
+    b.set(d);
+    EXPECT_FALSE(parse(d)) << b.flag;
+    EXPECT_NE(err.find(b.flag), std::string::npos) << err;
+  }
+  DecodeFlags noGen;
+  noGen.sample = true;
+  EXPECT_FALSE(parse(noGen));
+  EXPECT_EQ(err, "--sample applies to --generate N");
+}
+
+TEST(Generate, TheGpuRefusesWhatItCannotDecode) {
+  int64_t chunk = -1;
+  std::string err;
+  DecodeFlags f;
+  ASSERT_TRUE(gpuChunk(f, chunk, err));
+  EXPECT_EQ(chunk, 0);
+  f.chunk = "128";
+  ASSERT_TRUE(gpuChunk(f, chunk, err));
+  EXPECT_EQ(chunk, 128);
+  f.chunk = "60,1";
+  EXPECT_FALSE(gpuChunk(f, chunk, err));
+  EXPECT_NE(err.find("--chunk with a schedule runs on the CPU only"),
+            std::string::npos)
+      << err;
+  f.chunk = "";
+  f.generate = 4;
+  EXPECT_FALSE(gpuChunk(f, chunk, err));
+  EXPECT_EQ(err.rfind("--generate runs on the CPU only", 0), 0u) << err;
 }
 
 TEST(Generate, GreedyIsTheBestLogitTiesToTheLowerIdNeverNaN) {

@@ -68,6 +68,39 @@ struct Generated {
   bool stoppedAtEos = false;
 };
 
+/// The run flags of prefill schedules, decoding and the KV cache, by their
+/// flag names (a part of RunOptions).
+struct DecodeFlags {
+  std::string chunk;            // --chunk: all, N or N,M,... ("": all)
+  int64_t generate = 0;         // --generate N
+  int64_t generateFrom = -1;    // --generate-from P
+  bool ignoreEos = false;       // --ignore-eos
+  bool sample = false;          // --sample
+  uint64_t seed = 0;            // --seed
+  double temperature = 1.0;     // --temperature
+  double topP = 1.0;            // --top-p
+  bool traceCacheReads = false; // --trace-cache-reads
+  std::string kvFault;          // --kv-fault LAYER:FROM (a planted bug)
+};
+
+/// The flags that differ from their defaults, as greta-run-aot spells them.
+void appendArgv(const DecodeFlags &flags, std::vector<std::string> &args);
+
+/// Checks the flags and resolves them: the --chunk schedule, the generation
+/// (without its EOS ids, which come from the tokenizer) and the planted
+/// --kv-fault. The error names the flag.
+bool parseDecodeFlags(const DecodeFlags &flags, std::vector<int64_t> &schedule,
+                      Generation &generation, Session::KVFault &kvFault,
+                      std::string &error);
+
+/// What the GPU runner supports today: one chunk size (`chunk`, 0 for the
+/// whole prompt) and no decoding; any other flag is an error naming it.
+bool gpuChunk(const DecodeFlags &flags, int64_t &chunk, std::string &error);
+
+/// "greedy" or "sample seed=S temperature=T top_p=P" (the manifest's
+/// `generation`).
+std::string generationText(const Sampling &sampling);
+
 /// The CPU run of `prompt` through `session` (current, holding the trace):
 /// the prompt in `schedule`'s calls (chunkCalls), then each new token in a
 /// call of its own at its true position (prompt length + step), its ids
