@@ -1,6 +1,7 @@
 //===- Generate.cpp - Chunk schedules, decode steps and token choice -----===//
 #include "greta/rt/Generate.h"
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Tokenizer.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -108,14 +109,20 @@ bool greta::rt::parseDecodeFlags(const DecodeFlags &f,
   kvFault = Session::KVFault();
   if (!f.kvFault.empty()) {
     long long layer = -1, from = -1;
-    char tail = 0;
-    if (std::sscanf(f.kvFault.c_str(), "%lld:%lld%c", &layer, &from, &tail) !=
-            2 ||
-        layer < 0 || from < 1)
-      return fail("--kv-fault: expected LAYER:FROM (a layer and a position "
-                  ">= 1), got '" +
+    int used = 0;
+    std::string kind;
+    bool ok = std::sscanf(f.kvFault.c_str(), "%lld:%lld%n", &layer, &from,
+                          &used) == 2 &&
+              layer >= 0 && from >= 1;
+    if (ok)
+      kind = f.kvFault.substr(used);
+    if (!ok || (kind != "" && kind != ":stale" && kind != ":overwrite"))
+      return fail("--kv-fault: expected LAYER:FROM[:stale|:overwrite] (a "
+                  "layer and a position >= 1), got '" +
                   f.kvFault + "'");
-    kvFault = {layer, from};
+    kvFault = {layer, from,
+               kind == ":overwrite" ? Session::KVFault::Overwrite
+                                    : Session::KVFault::Stale};
   }
   return true;
 }
@@ -309,4 +316,60 @@ bool greta::rt::runCpu(void *forward, Session &session,
              : runAs<float>(forward, session, prompt, schedule, generation,
                             traceDir, beforeCall, logits, calls, generated,
                             error);
+}
+
+bool greta::rt::planDecode(const RunOptions &o, const Prompt &prompt,
+                           std::optional<int64_t> maxPositions,
+                           DecodePlan &plan, std::string &error) {
+  if (!parseDecodeFlags(o.decode, plan.schedule, plan.generation, plan.kvFault,
+                        error))
+    return false;
+  int64_t n = static_cast<int64_t>(prompt.ids.size());
+  if (plan.generation.decodeFrom >= n) {
+    error = "--generate-from " + std::to_string(plan.generation.decodeFrom) +
+            " is past the prompt's last position (" + std::to_string(n - 1) +
+            ", prompt " + o.promptWhere() + ")";
+    return false;
+  }
+  // The last generated token is chosen, not fed: n + N - 1 positions.
+  int64_t end = n + std::max<int64_t>(plan.generation.maxNewTokens - 1, 0);
+  if (maxPositions && end > *maxPositions) {
+    error = "--generate " + std::to_string(plan.generation.maxNewTokens) +
+            " after the " + std::to_string(n) + " tokens of prompt " +
+            o.promptWhere() + " reaches position " + std::to_string(end - 1) +
+            ", past the model's greta.max_position_embeddings (" +
+            std::to_string(*maxPositions) + ")";
+    return false;
+  }
+  if (prompt.tokenizer)
+    plan.generation.eos = prompt.tokenizer->eosIds();
+  return true;
+}
+
+void greta::rt::recordGeneration(const DecodePlan &plan, Manifest &m) {
+  if (plan.generation.maxNewTokens == 0)
+    return;
+  m.generatedIds.emplace();
+  m.generation = generationText(plan.generation.sampling);
+}
+
+bool greta::rt::runCpuPlan(
+    void *forward, Session &session, const RunOptions &o,
+    const std::vector<int64_t> &prompt, const DecodePlan &plan,
+    const std::function<void(int64_t, int64_t)> &beforeCall, RunResult &result,
+    TraceWriter *writer, std::string &error) {
+  session.setTraceCacheReads(o.decode.traceCacheReads);
+  session.setKVFault(plan.kvFault);
+  Generated generated;
+  bool ok = runCpu(forward, session, prompt, plan.schedule, plan.generation,
+                   o.traceDir, beforeCall, result.logits, result.calls,
+                   generated, error);
+  if (plan.generation.maxNewTokens > 0) {
+    result.generated = generated.ids;
+    result.stoppedAtEos = generated.stoppedAtEos;
+    result.generation = generationText(plan.generation.sampling);
+    if (writer)
+      writer->setGeneratedIds(generated.ids);
+  }
+  return ok;
 }

@@ -271,9 +271,9 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
 Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }
 void Session::resetKVCache() { kv_.clear(); }
 
-void Session::traceKVCache(int64_t layer, DType dtype, const void *k,
-                           const void *v, int64_t kvDim, int64_t first,
-                           int64_t rows) {
+void Session::traceCacheWrites(int64_t layer, DType dtype, const void *k,
+                               const void *v, int64_t kvDim, int64_t first,
+                               int64_t rows) {
   size_t es = dtypeSize(dtype);
   auto row = [&](const void *base, int64_t i) {
     return static_cast<const uint8_t *>(base) + i * kvDim * es;
@@ -283,6 +283,10 @@ void Session::traceKVCache(int64_t layer, DType dtype, const void *k,
   trace(recordId(Stage::VCache, layer), 0, dtype, row(v, first), rows, kvDim,
         kvDim);
   lastBlock_.reset();
+}
+
+void Session::traceCacheReads(int64_t layer, DType dtype, const void *k,
+                              const void *v, int64_t kvDim) {
   if (!traceCacheReads_ || !writer_ || traceFailed_)
     return;
   Payload payload = front_.filter().payload.value_or(Payload::Hash);

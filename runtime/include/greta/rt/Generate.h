@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -68,21 +69,6 @@ struct Generated {
   bool stoppedAtEos = false;
 };
 
-/// The run flags of prefill schedules, decoding and the KV cache, by their
-/// flag names (a part of RunOptions).
-struct DecodeFlags {
-  std::string chunk;            // --chunk: all, N or N,M,... ("": all)
-  int64_t generate = 0;         // --generate N
-  int64_t generateFrom = -1;    // --generate-from P
-  bool ignoreEos = false;       // --ignore-eos
-  bool sample = false;          // --sample
-  uint64_t seed = 0;            // --seed
-  double temperature = 1.0;     // --temperature
-  double topP = 1.0;            // --top-p
-  bool traceCacheReads = false; // --trace-cache-reads
-  std::string kvFault;          // --kv-fault LAYER:FROM (a planted bug)
-};
-
 /// The flags that differ from their defaults, as greta-run-aot spells them.
 void appendArgv(const DecodeFlags &flags, std::vector<std::string> &args);
 
@@ -115,6 +101,30 @@ bool runCpu(void *forward, Session &session, const std::vector<int64_t> &prompt,
             const std::function<void(int64_t, int64_t)> &beforeCall,
             LastLogits &logits, int64_t &calls, Generated &generated,
             std::string &error);
+
+/// A run's decoding, resolved from its flags and prompt.
+struct DecodePlan {
+  std::vector<int64_t> schedule;
+  Generation generation;
+  Session::KVFault kvFault;
+};
+/// parseDecodeFlags, the EOS ids of the prompt's tokenizer, and the
+/// checks against the prompt: --generate-from within it, the prompt plus
+/// the generated tokens within `maxPositions` (the model's limit, if
+/// known). The error names the flag.
+bool planDecode(const RunOptions &options, const Prompt &prompt,
+                std::optional<int64_t> maxPositions, DecodePlan &plan,
+                std::string &error);
+/// The manifest of a generating run says so before the run (generated_ids
+/// [] until the writer's finish, and how tokens are chosen).
+void recordGeneration(const DecodePlan &plan, Manifest &manifest);
+/// runCpu with the plan, the session set up for it (--trace-cache-reads,
+/// --kv-fault), the result's logits, calls and generated tokens filled and
+/// the tokens handed to `writer` (if any) for its manifest.
+bool runCpuPlan(void *forward, Session &session, const RunOptions &options,
+                const std::vector<int64_t> &prompt, const DecodePlan &plan,
+                const std::function<void(int64_t, int64_t)> &beforeCall,
+                RunResult &result, TraceWriter *writer, std::string &error);
 
 } // namespace greta::rt
 

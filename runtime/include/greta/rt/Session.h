@@ -88,20 +88,27 @@ public:
   void setTraceCacheReads(bool on) { traceCacheReads_ = on; }
   /// Called by attention once this call's rows [first, first + rows) are in
   /// KV slot `layer` (`k`, `v`: the slot's rows from 0, `kvDim` wide):
-  /// records them as stored (k_cache, v_cache) and, with
-  /// setTraceCacheReads, the rows [0, p] each query of this call at a
-  /// selected position p reads, as one [p + 1, kvDim] record at p
-  /// (k_cache_read, v_cache_read). The filter selects as for any stage.
-  void traceKVCache(int64_t layer, DType dtype, const void *k, const void *v,
-                    int64_t kvDim, int64_t first, int64_t rows);
+  /// records them as stored (k_cache, v_cache).
+  void traceCacheWrites(int64_t layer, DType dtype, const void *k,
+                        const void *v, int64_t kvDim, int64_t first,
+                        int64_t rows);
+  /// Then, with setTraceCacheReads, before attention reads them: the rows
+  /// [0, p] each query of this call at a selected position p reads, as one
+  /// [p + 1, kvDim] record at p (k_cache_read, v_cache_read).
+  void traceCacheReads(int64_t layer, DType dtype, const void *k, const void *v,
+                       int64_t kvDim);
 
   /// A planted KV-cache bug (a CPU kernel variant, for testing the
-  /// detectors): in KV slot `layer`, a call that continues the cache at
-  /// position p0 >= fromPosition stores row p0 - 1's k in row p0 (the
-  /// first key after a chunk boundary is stale).
+  /// detectors), in KV slot `layer`, at every call that continues the cache
+  /// at a position p0 >= fromPosition. Stale: row p0 - 1's key is stored in
+  /// row p0 (the first key after a chunk boundary is stale). Overwrite:
+  /// once row p0 is stored, its key overwrites row p0 - 1 (a write past its
+  /// slot corrupts a row written earlier).
   struct KVFault {
+    enum Kind { Stale, Overwrite };
     int64_t layer = -1; // -1: none
     int64_t fromPosition = 1;
+    Kind kind = Stale;
   };
   void setKVFault(KVFault fault) { kvFault_ = fault; }
   const KVFault &kvFault() const { return kvFault_; }

@@ -2,11 +2,15 @@
 row of every k_cache_read / v_cache_read record (the cache rows [0, p] a
 query at p read) equals the k_cache / v_cache record of that row (what was
 written there). Prints what it checked; exit 1 naming the first mismatch."""
+import os
 import sys
 
 import numpy as np
 
-import greta_trace
+# The greta_trace package of this checkout.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "..", "..", "python"))
+import greta_trace  # noqa: E402
 
 trace = greta_trace.read(sys.argv[1])
 writes = {}
