@@ -15,6 +15,7 @@
 #include "greta/LoadModel.h"
 #include "greta/Target/HF/ImportCheckpoint.h"
 #include "greta/rt/Cache.h"
+#include "greta/rt/Generate.h"
 #include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Sha256.h"
@@ -142,7 +143,9 @@ int Runner::run() {
                          intAttr(*module, "greta.max_position_embeddings"),
                          intAttr(*module, "greta.num_layers"),
                          model->faultFromPositions};
-  if (!prompt || !rt::checkAgainstModel(o, *prompt, limits, filter, error))
+  rt::DecodePlan decode;
+  if (!prompt || !rt::checkAgainstModel(o, *prompt, limits, filter, error) ||
+      !rt::planDecode(o, *prompt, limits.maxPositions, decode, error))
     return fail(error);
 
   // Weights: validated against every parameter of the IR before compiling.
@@ -199,6 +202,7 @@ int Runner::run() {
         *weights, cacheDir, *prompt, filter, warning);
     if (!warning.empty())
       llvm::errs() << "greta-run: warning: " << warning << "\n";
+    rt::recordGeneration(decode, manifest);
     writer = rt::TraceWriter::create(o.traceDir, manifest, o.overwrite, error);
     if (!writer)
       return fail("--trace-dir " + o.traceDir + ": " + error);
@@ -213,12 +217,12 @@ int Runner::run() {
   int64_t numLayers = limits.numLayers.value_or(0); // for the progress line
   session->setLayerObserver([this](int64_t l) { progress->layer(l); });
   auto start = Clock::now();
-  bool ok = rt::forwardCpu(
-      compiled->forward, *session, prompt->ids, o.chunk, o.traceDir,
+  bool ok = rt::runCpuPlan(
+      compiled->forward, *session, o, prompt->ids, decode,
       [&](int64_t call, int64_t calls) {
         progress->forward(call, calls, numLayers);
       },
-      result.logits, result.calls, error);
+      result, writer.get(), error);
   result.forwardSeconds = secondsSince(start);
   rt::Session::setCurrent(nullptr);
   if (!ok)
@@ -255,6 +259,10 @@ int Runner::run() {
 int runOnGpu(const ::greta::ModelRunRequest &request) {
   const rt::RunOptions &o = request.options;
   const std::string &modelPath = request.model, &pipeline = request.pipeline;
+  std::string decodeError;
+  int64_t gpuChunkSize = 0;
+  if (!rt::gpuChunk(o.decode, gpuChunkSize, decodeError))
+    return fail(decodeError);
   std::string precision = request.precisionGiven ? o.precision : "f16";
   if (precision != "f16" && precision != "bf16" && precision != "f32")
     return fail("--precision for --backend gpu must be f16 (default), bf16 or "

@@ -10,7 +10,7 @@ and greta_trace.Writer consults the filter before it hashes a row.
 import os
 import re
 
-from .format import INT64_MAX, PAYLOADS, STAGES
+from .format import CACHE_STAGES, INT64_MAX, PAYLOADS, STAGES
 
 ENV_VARS = {"layers": "GRETA_TRACE_LAYERS", "stages": "GRETA_TRACE_STAGES",
             "positions": "GRETA_TRACE_POSITIONS",
@@ -49,15 +49,22 @@ def _range(item, spec, what):
     return lo, hi
 
 
-def _set_unless_all(spec, add):
-    """The set that add(item, set) builds from the items of `spec`, or None
-    when one of them is `all` (every item is still checked)."""
+def _named_and_all(spec, add):
+    """The set that add(item, set) builds from the items of `spec` other
+    than `all`, and whether `all` is one of them."""
     chosen, every = set(), False
     for item in _items(spec):
         if item == "all":
             every = True
         else:
             add(item, chosen)
+    return chosen, every
+
+
+def _set_unless_all(spec, add):
+    """The set that add(item, set) builds from the items of `spec`, or None
+    when one of them is `all` (every item is still checked)."""
+    chosen, every = _named_and_all(spec, add)
     return None if every else chosen
 
 
@@ -114,7 +121,14 @@ class Filter:
                 raise FilterError(f"unknown stage '{item}' in '{spec}'; stages "
                                   f"are: {' '.join(STAGES)}, all")
             stages.add(STAGES.index(item))
-        self.stages = _set_unless_all(spec, add)
+        named, every = _named_and_all(spec, add)
+        cache = {s for s in named if STAGES[s] in CACHE_STAGES}
+        if every and cache:
+            # `all,k_cache`: every stage a model traces and the named cache
+            # stages (`all` alone leaves the cache stages out).
+            named = cache | {i for i, name in enumerate(STAGES)
+                             if name not in CACHE_STAGES}
+        self.stages = None if every and not cache else named
 
     def parse_positions(self, spec):
         ranges, every, last = [], False, False
@@ -141,7 +155,10 @@ class Filter:
         """Whether (stage index, layer) is written at all."""
         if self.layers is not None and layer not in self.layers:
             return False
-        return self.stages is None or stage in self.stages
+        if self.stages is None:
+            # The KV-cache stages are written only when named.
+            return STAGES[stage] not in CACHE_STAGES
+        return stage in self.stages
 
     def selects_position(self, position, token_count):
         """Whether `position` is written; `token_count` resolves `last`."""

@@ -43,12 +43,21 @@ STAGE_TABLE = [
     ("router_logits", "ROUTING/SELECTION"),
     ("expert_selection", "ROUTING/SELECTION"),
     ("moe_out", "MLP_OUTPUT"),
+    ("k_cache", "ATTENTION_MECHANISM"),
+    ("v_cache", "ATTENTION_MECHANISM"),
+    ("k_cache_read", "ATTENTION_MECHANISM"),
+    ("v_cache_read", "ATTENTION_MECHANISM"),
 ]
 STAGES = [name for name, _ in STAGE_TABLE]
+# Stages.h isCacheStage: only a runtime's KV cache writes them, so `--stages
+# all` leaves them out (engines without a cache never write them).
+CACHE_STAGES = ("k_cache", "v_cache", "k_cache_read", "v_cache_read")
 # Stages.h kExecutionOrder: the order inside a layer (v_proj after
-# k_pre_rope, as HF computes q, k, v, then RoPE).
+# k_pre_rope, as HF computes q, k, v, then RoPE; attention writes the KV
+# cache rows, then reads them).
 EXECUTION_ORDER = ["embed_out", "residual_pre_attn", "attn_in", "q_pre_rope",
                    "k_pre_rope", "v_proj", "q_post_rope", "k_post_rope",
+                   "k_cache", "v_cache", "k_cache_read", "v_cache_read",
                    "attn_out", "residual_post_attn", "ffn_norm_in",
                    "router_logits", "expert_selection", "moe_out", "mlp_out",
                    "residual_post_mlp", "logits"]

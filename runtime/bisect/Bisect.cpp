@@ -518,6 +518,9 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
     positions = joinInts({p.begin(), p.end()});
   }
   std::string payload = o_.ref ? "full" : "hash";
+  // Runs through the KV cache in several calls also trace its rows, where
+  // only greta-run (which records them) runs every side.
+  std::string all = tracesKVCache(o_) ? "all,k_cache,v_cache" : "all";
   int64_t runs = 0;
   double lastSeconds = 0; // of the step doStep ran last
   bool lastCached = false;
@@ -553,10 +556,29 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
     return true;
   };
 
+  // 0. Generating runs: the logits of every position, prompt and decode
+  // steps, in one run per side. Their first divergence is the first step
+  // whose logits differ: the search below looks there (and before it).
+  // Every run decodes every step, so this one run replaces a binary search
+  // over the steps (ceil(log2 steps) runs, at least 1 from 2 steps on); one
+  // generated token has no decode step: its logits are at the checkpoint
+  // `last`.
+  if (generatedTokens(o_) > 1) {
+    StepOutcome gen;
+    if (!doStep({"0-logits", std::to_string(o_.numLayers - 1), "logits", "all",
+                 payload},
+                false, gen))
+      return false;
+    if (gen.diff.contains("generation") && !gen.diff["generation"].is_null())
+      result.generation = gen.diff["generation"].value("text", "");
+    if (gen.firstFail)
+      positions = std::to_string(gen.firstFail->position);
+    done("0-logits", 1);
+  }
   // 1. Coarse layers, every stage, the checkpoint positions.
   std::vector<int64_t> coarse = coarseLayers(o_.numLayers);
   StepOutcome out;
-  if (!doStep({"1-coarse", joinInts(coarse), "all", positions, payload}, true,
+  if (!doStep({"1-coarse", joinInts(coarse), all, positions, payload}, true,
               out))
     return false;
   result.runsPerConfig = runs;
@@ -578,7 +600,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
     int64_t mid = good + (bad - good) / 2;
     StepOutcome o;
     if (!doStep({std::to_string(stepNo++) + "-layer" + std::to_string(mid),
-                 std::to_string(mid), "all", positions, payload},
+                 std::to_string(mid), all, positions, payload},
                 false, o))
       return false;
     if (o.firstFail)
@@ -597,9 +619,10 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   int64_t layer = bad;
   while (true) {
     StepOutcome o;
-    if (!doStep({std::to_string(stepNo++) + "-scan-layer" + std::to_string(layer),
-                 std::to_string(layer), "all", "all", payload},
-                false, o))
+    if (!doStep(
+            {std::to_string(stepNo++) + "-scan-layer" + std::to_string(layer),
+             std::to_string(layer), all, "all", payload},
+            false, o))
       return false;
     int64_t tail = 1 + (o_.confirm ? 2 : 0); // values, confirm
     if (!o.firstFail) {

@@ -8,6 +8,7 @@
 #include "BisectInternal.h"
 #include "greta/bisect/Process.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -38,6 +39,33 @@ std::string flagValue(const std::vector<std::string> &flags,
   return value;
 }
 } // namespace
+
+int64_t generatedTokens(const Options &o) {
+  int64_t most = 0;
+  for (const Config *c : {&o.base, &o.test})
+    most = std::max<int64_t>(
+        most, std::strtoll(flagValue(c->flags, "--generate", "0").c_str(),
+                           nullptr, 10));
+  return most;
+}
+
+bool tracesKVCache(const Options &o) {
+  std::vector<const Config *> sides = {&o.base, &o.test};
+  if (o.ref)
+    sides.push_back(&*o.ref);
+  bool several = false;
+  for (const Config *c : sides) {
+    if (!c->command.empty() ||
+        flagValue(c->flags, "--backend", "cpu") != "cpu" ||
+        !flagValue(c->flags, "--so", "").empty())
+      return false;
+    std::string chunk = flagValue(c->flags, "--chunk", "all");
+    several |= (chunk != "all" && chunk != "0") ||
+               !flagValue(c->flags, "--generate", "").empty() ||
+               !flagValue(c->flags, "--generate-from", "").empty();
+  }
+  return several;
+}
 
 std::string precisionOrBackendDifference(const Config &base,
                                          const Config &test) {

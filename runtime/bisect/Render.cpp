@@ -98,6 +98,9 @@ std::string renderMarkdown(const Options &options,
          << " | " << r.firstFail->layer << " | " << r.firstFail->stage << " | "
          << r.firstFail->category << " | "
          << (r.firstFail->hashMatch ? "YES" : "NO") << " | " << mae << " | ";
+    } else if (!r.generation.empty()) {
+      os << "- | - | " << r.generation
+         << "; no tensor diverges at or before it | - | - | - | ";
     } else if (!r.testFailure.empty()) {
       os << "- | - | none before the test run stopped | - | - | - | ";
     } else {
@@ -106,7 +109,14 @@ std::string renderMarkdown(const Options &options,
     os << r.runsPerConfig << " | " << r.bytesWritten << " |\n";
   }
   for (const PromptResult &r : results) {
-    os << "\n## " << r.prompt << "\n\nSteps:\n\n";
+    os << "\n## " << r.prompt << "\n\n";
+    if (!r.generation.empty())
+      os << "FIRST_FAIL: " << r.generation
+         << (r.firstFail ? "; the first tensor divergence at or before it is "
+                           "in the table above"
+                         : "")
+         << ".\n\n";
+    os << "Steps:\n\n";
     for (const StepLog &s : r.steps) {
       os << "- `" << s.id << "` layers " << s.layers << ", stages " << s.stages
          << ", positions " << s.positions << ", payload " << s.payload
@@ -150,12 +160,14 @@ nlohmann::json renderJson(const Options &options,
     json p = {{"prompt", r.prompt},
               {"token_count", r.tokenCount},
               {"first_fail", firstFailJson(r.firstFail)},
+              {"generation",
+               r.generation.empty() ? json(nullptr) : json(r.generation)},
               {"runs", r.runsPerConfig},
               {"bytes_written", r.bytesWritten},
-              {"test_failure", r.testFailure.empty() ? json(nullptr)
-                                                     : json(r.testFailure)},
-              {"confirmation", r.confirmation.empty() ? json(nullptr)
-                                                      : json(r.confirmation)}};
+              {"test_failure",
+               r.testFailure.empty() ? json(nullptr) : json(r.testFailure)},
+              {"confirmation",
+               r.confirmation.empty() ? json(nullptr) : json(r.confirmation)}};
     for (const StepLog &s : r.steps)
       p["steps"].push_back({{"id", s.id},
                             {"layers", s.layers},

@@ -287,7 +287,7 @@ static bool isTruncated(const TraceContents &t) {
 static void settleVerdict(const TraceContents &base, const TraceContents &test,
                           int64_t onlyB, int64_t onlyT, const Options &opts,
                           DiffResult &res) {
-  bool diverged = res.firstFail.has_value();
+  bool diverged = res.diverged();
   bool stopped = false;
   for (auto [t, role, other, unmatched] :
        {std::tuple{&base, "BASE", "TEST", onlyT},
@@ -406,6 +406,12 @@ std::optional<DiffResult> greta::diff::detail::diffTracesWith(
       shared > 0 && base.manifest.tokenCount != test.manifest.tokenCount
           ? shared
           : INT64_MAX;
+  // Different generated tokens: rows after the position whose logits chose
+  // them were fed different tokens, so they explain nothing.
+  res.generation = compareGeneration(base.manifest, test.manifest);
+  int64_t lengthMax = maxPos;
+  if (res.generation)
+    maxPos = std::min(maxPos, res.generation->position + 1);
   TraceRows baseRows(base), testRows(test);
   std::optional<TraceRows> refRows;
   if (ref)
@@ -417,7 +423,12 @@ std::optional<DiffResult> greta::diff::detail::diffTracesWith(
   int64_t ignored = 0;
   if (ref && !ri.init(*refRows, "REF", maxPos, ignored, error))
     return std::nullopt;
-  if (maxPos != INT64_MAX)
+  if (res.generation)
+    res.notes.push_back(describe(*res.generation) + ": compared positions 0.." +
+                        std::to_string(res.generation->position) + " (" +
+                        std::to_string(c.beyondSharedLength) +
+                        " records past them, fed different tokens, skipped)");
+  else if (lengthMax != INT64_MAX)
     res.notes.push_back(
         "lengths differ (BASE " + std::to_string(base.manifest.tokenCount) +
         " tokens, TEST " + std::to_string(test.manifest.tokenCount) +

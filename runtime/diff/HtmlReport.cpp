@@ -94,6 +94,11 @@ void printRuns(std::ostream &os, const DiffResult &r, const ReportOptions &o) {
 void printFirstFail(std::ostream &os, const DiffResult &r,
                     const ReportOptions &o) {
   const RowResult *ff = r.first();
+  if (r.generation)
+    os << "<p class=\"generation\">FIRST_FAIL: "
+       << htmlEscape(describe(*r.generation)) << "</p>\n";
+  if (!ff && r.generation)
+    return;
   if (!ff) {
     os << "<p>" << htmlEscape(noDivergenceLine(r)) << "</p>\n";
     if (!r.undecided.empty()) {
@@ -285,6 +290,8 @@ void greta::diff::printHtmlPageEnd(std::ostream &os) {
 
 std::string greta::diff::verdictLine(const DiffResult &r) {
   const RowResult *ff = r.first();
+  if (!ff && r.generation)
+    return describe(*r.generation);
   if (!ff)
     return r.undecided.empty() ? "no divergence" : "no verdict";
   return "FIRST_FAIL " + std::string(rt::stageName(ff->stage)) + ", layer " +
@@ -322,7 +329,7 @@ void greta::diff::printHtmlReport(std::ostream &os, const DiffResult &r,
   const RowResult *ff = r.first();
   os << "<header>\n<h1>greta-diff: " << htmlEscape(verdict) << "</h1>\n"
      << "<p class=\"sub\"><span class=\"badge "
-     << (ff                    ? "diverged\">divergence"
+     << (r.diverged()          ? "diverged\">divergence"
          : r.undecided.empty() ? "clean\">no divergence"
                                : "undecided\">no verdict")
      << "</span>policy " << policyName(r.policy) << " &middot; prompt "

@@ -82,6 +82,18 @@ std::string greta::diff::recommendation(const RowResult &ff) {
            ": numerical stability of the scores (scaling, max-subtracted "
            "softmax, accumulation precision), the causal mask, and KV-cache "
            "reads and writes for every position up to this one.";
+  case Stage::KCache:
+  case Stage::VCache:
+    return "Audit the KV-cache write" + where +
+           ": the row stored for this position (its slot or page, the "
+           "offset past a chunk or block boundary, k after RoPE) against "
+           "k_post_rope and v_proj of the same position.";
+  case Stage::KCacheRead:
+  case Stage::VCacheRead:
+    return "Audit the KV-cache read" + where +
+           ": a row read here differs from the row written earlier (stale, "
+           "overwritten or mis-paged entry); compare each row of the read "
+           "with the k_cache/v_cache record of its position.";
   case Stage::ResidualPostAttn:
     return "Debug the residual-add kernel for position-specific problems and "
            "verify dtype consistency between layers" +
@@ -289,6 +301,14 @@ nlohmann::json greta::diff::toJson(const DiffResult &r,
   j["verdict"] = std::string(verdictName(r.verdict()));
   j["undecided"] = r.undecided;
   j["first_fail"] = r.first() ? rowJson(r, *r.first(), opts) : nlohmann::json(nullptr);
+  if (r.generation)
+    j["generation"] = {{"step", r.generation->step},
+                       {"position", r.generation->position},
+                       {"base_token", r.generation->baseToken},
+                       {"test_token", r.generation->testToken},
+                       {"text", describe(*r.generation)}};
+  else
+    j["generation"] = nullptr;
   // One root cause (FIRST_FAIL's category); the records diverging after it
   // are its consequences, counted apart.
   Downstream down = downstream(r);
@@ -466,6 +486,17 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
 
   const RowResult *ff = r.first();
   heading("FIRST_FAIL");
+  if (r.generation) {
+    os << "FIRST_FAIL: " << describe(*r.generation) << "\n";
+    if (!ff)
+      os << "No compared record at or before position "
+         << r.generation->position
+         << " diverges: the logits that chose the tokens were not traced "
+            "there, or the choice itself differs (sampling: seed, "
+            "temperature, top-p).\n\n";
+    else
+      os << "first tensor divergence at or before it:\n";
+  }
   if (ff) {
     os << "FIRST_FAIL: " << rt::stageName(ff->stage) << " layer " << ff->layer
        << " position " << positionText(o, ff->position) << " ["
@@ -488,7 +519,7 @@ void greta::diff::printReport(std::ostream &os, const DiffResult &r,
     if (r.routing)
       os << "Routing flip: " << routingFlipLine(*r.routing) << "\n";
     os << "\n";
-  } else {
+  } else if (!r.generation) {
     os << noDivergenceLine(r) << "\n";
     for (const std::string &u : r.undecided)
       os << (md ? "- " : "  - ") << u << "\n";

@@ -2,6 +2,7 @@
 #include "greta/gpu/GpuRun.h"
 #include "greta/gpu/Kernels.h"
 #include "greta/rt/CInterface.h"
+#include "greta/rt/Generate.h"
 
 #include <chrono>
 #include <numeric>
@@ -85,16 +86,19 @@ bool GpuRun::run(const rt::RunOptions &o, void *fn,
   if (patch)
     gpu.setPatch(patch->recordId, patch->rows);
   GpuSession::setCurrent(&gpu);
+  // One chunk size, no decode yet: anything else is refused (gpuChunk).
+  int64_t chunk = 0;
+  if (!rt::gpuChunk(o.decode, chunk, error))
+    return false;
   bool ok = true;
   for (int64_t r = 0; r < o.repeat && ok; ++r) {
     result.calls = 0;
     gpu.setTrace(writer, filter, static_cast<int64_t>(tokens.size()),
                  /*dryRun=*/r + 1 < o.repeat);
     auto start = std::chrono::steady_clock::now();
-    ok =
-        gpu.storage() == rt::DType::F32
-            ? forward<float>(fn, tokens, o.chunk, o.traceDir, result, error)
-            : forward<uint16_t>(fn, tokens, o.chunk, o.traceDir, result, error);
+    ok = gpu.storage() == rt::DType::F32
+             ? forward<float>(fn, tokens, chunk, o.traceDir, result, error)
+             : forward<uint16_t>(fn, tokens, chunk, o.traceDir, result, error);
     result.forwardSeconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();

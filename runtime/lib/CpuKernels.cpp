@@ -204,7 +204,19 @@ void attention(MemRef<T, 2> *qm, MemRef<T, 2> *km, MemRef<T, 2> *vm,
     std::memcpy(kc + pos[i] * kvDim, k.row(i), sizeof(T) * kvDim);
     std::memcpy(vc + pos[i] * kvDim, v.row(i), sizeof(T) * kvDim);
   }
+  const Session::KVFault &fault = session->kvFault();
+  bool faulty =
+      fault.layer == cacheSlot && pos[0] > 0 && pos[0] >= fault.fromPosition;
+  if (faulty && fault.kind == Session::KVFault::Stale)
+    std::memcpy(kc + pos[0] * kvDim, kc + (pos[0] - 1) * kvDim,
+                sizeof(T) * kvDim);
   slot.filled = std::max(slot.filled, end);
+  DType dt = sizeof(T) == 8 ? DType::F64 : DType::F32;
+  session->traceCacheWrites(cacheSlot, dt, kc, vc, kvDim, pos[0], rows);
+  if (faulty && fault.kind == Session::KVFault::Overwrite)
+    std::memcpy(kc + (pos[0] - 1) * kvDim, kc + pos[0] * kvDim,
+                sizeof(T) * kvDim);
+  session->traceCacheReads(cacheSlot, dt, kc, vc, kvDim);
 
   cpu::causalAttention<T>(q.p, q.ld, kc, vc, kvDim, pos[0], rows, numHeads,
                           numKvHeads, headDim, static_cast<T>(scale), o.p,

@@ -1,6 +1,7 @@
 //===- Filter.cpp - Runtime record filter and its text forms ----*- C++ -*-===//
 #include "greta/rt/Filter.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -65,7 +66,8 @@ bool parseRange(const std::string &item, const std::string &spec,
 bool Filter::selects(Stage s, int64_t layer) const {
   if (layers && !layers->count(layer))
     return false;
-  return !stages || stages->count(s);
+  // The KV-cache stages are recorded only when named: see isCacheStage.
+  return stages ? stages->count(s) > 0 : !isCacheStage(s);
 }
 
 bool Filter::selectsPosition(int64_t position, int64_t tokenCount) const {
@@ -167,10 +169,18 @@ bool Filter::parseStages(const std::string &spec, Filter &f,
     }
     stages.insert(*s);
   }
-  if (all)
+  bool namesCacheStage =
+      std::any_of(stages.begin(), stages.end(), isCacheStage);
+  if (all && !namesCacheStage) {
     f.stages.reset();
-  else
-    f.stages = std::move(stages);
+    return true;
+  }
+  // `all,k_cache`: every stage a model traces, and the named cache stages.
+  if (all)
+    for (unsigned i = 0; i < kNumStages; ++i)
+      if (!isCacheStage(static_cast<Stage>(i)))
+        stages.insert(static_cast<Stage>(i));
+  f.stages = std::move(stages);
   return true;
 }
 

@@ -46,6 +46,10 @@ json manifestToJson(const Manifest &m, const ManifestSeal &seal) {
          {"records", seal.records.value_or(0)}};
   if (seal.complete)
     j["records_digest"] = seal.recordsDigest;
+  if (m.generatedIds) {
+    j["generated_ids"] = *m.generatedIds;
+    j["generation"] = m.generation;
+  }
   return j;
 }
 
@@ -163,6 +167,21 @@ bool manifestFromJson(const json &j, Manifest &m, ManifestSeal &seal,
                        describeJson(ids),
                false;
     }
+    if (j.contains("generated_ids")) {
+      const json &ids = j["generated_ids"];
+      bool valid = ids.is_array();
+      m.generatedIds.emplace();
+      for (size_t i = 0; valid && i < ids.size(); ++i) {
+        valid = ids[i].is_number_integer() && ids[i].get<int64_t>() >= 0;
+        if (valid)
+          m.generatedIds->push_back(ids[i].get<int64_t>());
+      }
+      if (!valid)
+        return error = "'generated_ids' must be an array of token ids, got " +
+                       describeJson(ids),
+               false;
+    }
+    str("generation", m.generation);
     seal.complete = j.value("complete", false);
     if (seal.complete && j.contains("records")) {
       const json &r = j["records"];

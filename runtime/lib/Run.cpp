@@ -2,6 +2,7 @@
 #include "greta/rt/Run.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Cache.h"
+#include "greta/rt/Generate.h"
 #include "greta/rt/Half.h"
 #include "greta/rt/Sha256.h"
 #include "greta/rt/Tokenizer.h"
@@ -41,8 +42,6 @@ std::vector<std::string> greta::rt::toArgv(const RunOptions &o) {
   add("--payload", o.payload);
   add("--patch-from", o.patchFrom);
   add("--patch", o.patch);
-  if (o.chunk > 0)
-    add("--chunk", std::to_string(o.chunk));
   if (o.device)
     add("--device", std::to_string(*o.device));
   if (o.repeat > 1)
@@ -56,6 +55,7 @@ std::vector<std::string> greta::rt::toArgv(const RunOptions &o) {
   flag("--json", o.json);
   flag("--print-logits", o.printLogits);
   flag("--dry-run", o.dryRun);
+  appendArgv(o.decode, args);
   return args;
 }
 
@@ -65,9 +65,13 @@ bool greta::rt::parseRunFlags(const RunOptions &o, Filter &filter,
     error = message;
     return false;
   };
-  if (o.chunk < 0)
-    return fail("--chunk must be a positive number of tokens, got " +
-                std::to_string(o.chunk));
+  std::vector<int64_t> schedule;
+  Generation generation;
+  Session::KVFault kvFault;
+  int64_t gpuChunkSize = 0;
+  if (!parseDecodeFlags(o.decode, schedule, generation, kvFault, error) ||
+      (o.backend == "gpu" && !gpuChunk(o.decode, gpuChunkSize, error)))
+    return false;
   if (o.repeat < 1)
     return fail("--repeat must be at least 1, got " + std::to_string(o.repeat));
   struct {
@@ -117,12 +121,20 @@ bool greta::rt::checkAgainstModel(const RunOptions &o, const Prompt &prompt,
             maxPos + "): position " + maxPos + " is out of range";
     return false;
   }
+  // Decode steps reach past the prompt: the last generated token is
+  // chosen, not fed.
+  int64_t reach = static_cast<int64_t>(tokens.size()) +
+                  std::max<int64_t>(o.decode.generate - 1, 0);
   for (int64_t from : limits.faultFromPositions)
-    if (from >= static_cast<int64_t>(tokens.size())) {
-      error = limits.faultSource + " plants a fault from position " +
-              std::to_string(from) + limits.faultNote + ", but prompt " +
-              o.prompt + " has " + n +
-              " tokens: the fault would perturb nothing";
+    if (from >= reach) {
+      error =
+          limits.faultSource + " plants a fault from position " +
+          std::to_string(from) + limits.faultNote + ", but prompt " + o.prompt +
+          " has " + n + " tokens" +
+          (reach > static_cast<int64_t>(tokens.size())
+               ? " and --generate reaches position " + std::to_string(reach - 1)
+               : "") +
+          ": the fault would perturb nothing";
       return false;
     }
   if (filter.layers && limits.numLayers)
@@ -229,70 +241,6 @@ std::string greta::rt::runStoppedError(int64_t begin, int64_t end,
                                  traceDir + ")");
 }
 
-namespace {
-using IdsRef = GRETA_MEMREF(int64_t, 1);
-template <typename T> using Logits = GRETA_MEMREF(T, 2);
-template <typename T>
-using ForwardFn = void (*)(Logits<T> *, IdsRef *, IdsRef *);
-
-template <typename T>
-bool forwardCpuAs(void *forward, Session &session,
-                  const std::vector<int64_t> &tokens, int64_t chunk,
-                  const std::string &traceDir,
-                  const std::function<void(int64_t, int64_t)> &beforeCall,
-                  LastLogits &logits, int64_t &calls, std::string &error) {
-  auto fn = reinterpret_cast<ForwardFn<T>>(forward);
-  int64_t n = static_cast<int64_t>(tokens.size());
-  if (chunk <= 0)
-    chunk = n;
-  std::vector<int64_t> positions(n);
-  std::iota(positions.begin(), positions.end(), 0);
-  auto *ids0 = const_cast<int64_t *>(tokens.data());
-  for (int64_t begin = 0; begin < n; begin += chunk) {
-    int64_t len = std::min(chunk, n - begin);
-    if (beforeCall)
-      beforeCall(begin / chunk + 1, (n + chunk - 1) / chunk);
-    IdsRef ids{ids0, ids0 + begin, 0, {len}, {1}};
-    IdsRef pos{positions.data(), positions.data() + begin, 0, {len}, {1}};
-    session.setPositions(std::vector<int64_t>(positions.begin() + begin,
-                                              positions.begin() + begin + len));
-    Logits<T> out{};
-    fn(&out, &ids, &pos);
-    ++calls;
-    bool flushed = session.endCall();
-    // The model returns its logits buffer to the caller (ownership-based
-    // deallocation ABI): free it once the last row is copied.
-    if (out.sizes[0] == len && out.sizes[1] > 0) {
-      int64_t vocab = out.sizes[1];
-      const T *row = out.data + out.offset + (len - 1) * out.strides[0];
-      std::vector<uint8_t> bytes(vocab * sizeof(T));
-      for (int64_t j = 0; j < vocab; ++j)
-        std::memcpy(bytes.data() + j * sizeof(T), &row[j * out.strides[1]],
-                    sizeof(T));
-      logits.set(sizeof(T) == 8 ? DType::F64 : DType::F32, std::move(bytes));
-    }
-    free(out.basePtr);
-    if (!session.error().empty() || !flushed) {
-      error = runStoppedError(begin, begin + len, session.error(), traceDir);
-      return false;
-    }
-  }
-  return true;
-}
-} // namespace
-
-bool greta::rt::forwardCpu(
-    void *forward, Session &session, const std::vector<int64_t> &tokens,
-    int64_t chunk, const std::string &traceDir,
-    const std::function<void(int64_t, int64_t)> &beforeCall, LastLogits &logits,
-    int64_t &calls, std::string &error) {
-  return session.computeDType() == DType::F64
-             ? forwardCpuAs<double>(forward, session, tokens, chunk, traceDir,
-                                    beforeCall, logits, calls, error)
-             : forwardCpuAs<float>(forward, session, tokens, chunk, traceDir,
-                                   beforeCall, logits, calls, error);
-}
-
 std::vector<std::pair<int64_t, double>>
 greta::rt::topFive(const LastLogits &logits) {
   std::vector<std::pair<int64_t, double>> out;
@@ -318,7 +266,18 @@ bool greta::rt::printResult(std::ostream &os, const RunResult &r,
   }
   auto best = topFive(r.logits);
   std::string digest = sha256Hex(r.logits.bytes.data(), r.logits.bytes.size());
-  int64_t last = r.tokens - 1;
+  // The last call's logits: with --generate, those that chose the last
+  // generated token.
+  int64_t last = r.tokens - 1 +
+                 (r.generated && !r.generated->empty()
+                      ? static_cast<int64_t>(r.generated->size()) - 1
+                      : 0);
+  std::string generatedText;
+  if (r.generated && r.tokenizer) {
+    std::string err;
+    if (!r.tokenizer->decode(*r.generated, generatedText, err))
+      generatedText.clear();
+  }
   std::vector<std::string> logitsHex;
   if (o.printLogits)
     for (double v : r.logits.values)
@@ -345,6 +304,13 @@ bool greta::rt::printResult(std::ostream &os, const RunResult &r,
         {"trace_dir", o.traceDir.empty() ? json(nullptr) : json(o.traceDir)}};
     if (!r.device.empty())
       result["device"] = r.device;
+    if (r.generated) {
+      result["generated"] = *r.generated;
+      result["generation"] = r.generation;
+      result["stopped_at_eos"] = r.stoppedAtEos;
+      if (r.tokenizer)
+        result["generated_text"] = generatedText;
+    }
     if (o.timing) {
       result["timing"] = {{"compile_s", r.compileSeconds},
                           {"weight_load_s", r.loadSeconds},
@@ -373,6 +339,15 @@ bool greta::rt::printResult(std::ostream &os, const RunResult &r,
     os << "\n";
   }
   os << "last logits sha256 " << digest << "\n";
+  if (r.generated) {
+    os << "generated " << r.generated->size() << " tokens (" << r.generation
+       << (r.stoppedAtEos ? ", stopped at EOS" : "") << "):";
+    for (int64_t id : *r.generated)
+      os << " " << id;
+    os << "\n";
+    if (r.tokenizer)
+      os << "generated text: " << quoteToken(generatedText) << "\n";
+  }
   if (!o.traceDir.empty())
     os << "trace: " << r.records << " records in " << o.traceDir << "\n";
   if (!o.patchFrom.empty())

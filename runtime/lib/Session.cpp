@@ -271,6 +271,62 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
 Session::KVSlot &Session::kvSlot(int64_t slot) { return kv_[slot]; }
 void Session::resetKVCache() { kv_.clear(); }
 
+void Session::traceCacheWrites(int64_t layer, DType dtype, const void *k,
+                               const void *v, int64_t kvDim, int64_t first,
+                               int64_t rows) {
+  size_t es = dtypeSize(dtype);
+  auto row = [&](const void *base, int64_t i) {
+    return static_cast<const uint8_t *>(base) + i * kvDim * es;
+  };
+  trace(recordId(Stage::KCache, layer), 0, dtype, row(k, first), rows, kvDim,
+        kvDim);
+  trace(recordId(Stage::VCache, layer), 0, dtype, row(v, first), rows, kvDim,
+        kvDim);
+  lastBlock_.reset();
+}
+
+void Session::traceCacheReads(int64_t layer, DType dtype, const void *k,
+                              const void *v, int64_t kvDim) {
+  if (!traceCacheReads_ || !writer_ || traceFailed_)
+    return;
+  Payload payload = front_.filter().payload.value_or(Payload::Hash);
+  for (auto [stage, base] :
+       {std::pair{Stage::KCacheRead, k}, std::pair{Stage::VCacheRead, v}}) {
+    if (!front_.filter().selects(stage, layer))
+      continue;
+    for (int64_t i : front_.selectedRows()) {
+      // The query at p reads keys and values [0, p]: one record of them.
+      int64_t p = front_.positions()[i], n = (p + 1) * kvDim;
+      Record r;
+      if (dtype == DType::F32)
+        fillRecord(r, static_cast<const float *>(base), n,
+                   payload != Payload::Hash, false);
+      else
+        fillRecord(r, static_cast<const double *>(base), n,
+                   payload != Payload::Hash, false);
+      BlockRow entry = toBlockRow(r);
+      RecordBlock b;
+      b.stage = stage;
+      b.layer = layer;
+      b.dtype = dtype;
+      b.payload = payload;
+      b.rowShape = {p + 1, kvDim};
+      b.n = 1;
+      b.positions = &p;
+      b.rows = reinterpret_cast<const uint8_t *>(&entry);
+      if (payload == Payload::Full)
+        b.values = static_cast<const uint8_t *>(base);
+      std::string err;
+      if (!writer_->appendBlock(b, err)) {
+        traceFailed_ = true;
+        setError(err);
+        return;
+      }
+      ++records_;
+    }
+  }
+}
+
 void Session::setError(std::string message) {
   if (error_.empty())
     error_ = std::move(message);

@@ -281,6 +281,10 @@ public:
     return true;
   }
 
+  void setGeneratedIds(std::vector<int64_t> ids) override {
+    manifest_.generatedIds = std::move(ids);
+  }
+
   bool finish(std::string &error) override {
     if (!flush(error))
       return false;

@@ -24,7 +24,25 @@ void greta::addRunOptions(CLI::App &app, rt::RunOptions &o) {
                  "must match the object's (it is compiled in)");
   app.add_option("--backend", o.backend,
                  "must match the object's (it is compiled in)");
-  app.add_option("--chunk", o.chunk, "prefill in chunks of N tokens");
+  app.add_option("--chunk", o.decode.chunk,
+                 "prefill in chunks: all, N or a schedule N,M,... whose last "
+                 "size repeats (the CPU only)");
+  app.add_option("--generate", o.decode.generate,
+                 "decode N new tokens after the prompt (the CPU only)");
+  app.add_option("--generate-from", o.decode.generateFrom,
+                 "decode the prompt's tokens one a call from P on (the CPU "
+                 "only)");
+  app.add_flag("--ignore-eos", o.decode.ignoreEos, "--generate past an EOS");
+  app.add_flag("--sample", o.decode.sample, "--generate draws each token");
+  app.add_option("--seed", o.decode.seed, "--sample's seed");
+  app.add_option("--temperature", o.decode.temperature,
+                 "--sample's temperature");
+  app.add_option("--top-p", o.decode.topP, "--sample's nucleus");
+  app.add_flag("--trace-cache-reads", o.decode.traceCacheReads,
+               "record the KV-cache rows each query reads (the CPU only)");
+  app.add_option("--kv-fault", o.decode.kvFault,
+                 "LAYER:FROM[:stale|:overwrite]: a planted KV-cache bug (the "
+                 "CPU only)");
   app.add_option("--kernel", o.kernels,
                  "GPU kernel variant op=name (repeatable), e.g. "
                  "attention=partial_tile_bug or trace=split_schedule; an "

@@ -552,6 +552,16 @@ func.func @f(%x: tensor<?x8xf32>) {
 
 // -----
 
+// The KV-cache stages are the runtime attention's records, never a compiled
+// value's.
+func.func @f(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'greta.trace' op stage 'k_cache' is recorded by the runtime's KV cache, not by a compiled value (expected one of embed_out}}
+  greta.trace %x {layer = 0 : i64, payload = #greta<payload hash>, record_id = 1099511627777 : i64, stage = "k_cache"} : tensor<?x8xf32>
+  return
+}
+
+// -----
+
 func.func @f(%x: tensor<?x8xf32>) {
   // expected-error @+1 {{'greta.trace' op stage 'attn_out' has negative layer -1}}
   greta.trace %x {layer = -1 : i64, payload = #greta<payload hash>, record_id = 7 : i64, stage = "attn_out"} : tensor<?x8xf32>

@@ -449,7 +449,7 @@ int main(int argc, char **argv) {
       return fail("cannot write " + outPath);
   }
   for (const PromptResult &r : results)
-    if (r.firstFail || !r.testFailure.empty())
+    if (r.firstFail || !r.testFailure.empty() || !r.generation.empty())
       return 1;
   return 0;
 }

@@ -16,8 +16,9 @@
 //
 //===----------------------------------------------------------------------===//
 #include "greta/rt/AotObject.h"
-#include "greta/rt/RunStarted.h"
+#include "greta/rt/Generate.h"
 #include "greta/rt/Run.h"
+#include "greta/rt/RunStarted.h"
 #include "greta/rt/Session.h"
 #include "greta/tools/CLI.h"
 #include "greta/tools/RunCLI.h"
@@ -63,7 +64,12 @@ int run(const std::string &model, const std::string &so, rt::RunOptions &o) {
   if (!object.load(model, so, o, kGpuRuntime, error))
     return fail(error);
   std::optional<rt::Prompt> prompt = rt::loadPrompt(o.promptRequest(), error);
-  if (!prompt || !rt::checkAgainstModel(o, *prompt, object.limits, filter, error))
+  rt::DecodePlan decode;
+  int64_t gpuChunkSize = 0; // GpuRun takes it again from the flags
+  if (!prompt ||
+      !rt::checkAgainstModel(o, *prompt, object.limits, filter, error) ||
+      !rt::planDecode(o, *prompt, object.limits.maxPositions, decode, error) ||
+      (object.backend == "gpu" && !rt::gpuChunk(o.decode, gpuChunkSize, error)))
     return fail(error);
   const std::vector<int64_t> &tokens = prompt->ids;
 
@@ -106,6 +112,7 @@ int run(const std::string &model, const std::string &so, rt::RunOptions &o) {
         *weights, cacheDir, *prompt, filter, warning);
     if (!warning.empty())
       std::cerr << GRETA_TOOL_NAME ": warning: " << warning << "\n";
+    rt::recordGeneration(decode, m);
     writer = rt::TraceWriter::create(o.traceDir, m, o.overwrite, error);
     if (!writer)
       return fail("--trace-dir " + o.traceDir + ": " + error);
@@ -139,8 +146,8 @@ int run(const std::string &model, const std::string &so, rt::RunOptions &o) {
       session->setTrace(r + 1 < o.repeat ? nullptr : writer.get(), filter,
                         result.tokens);
       auto start = std::chrono::steady_clock::now();
-      ok = rt::forwardCpu(object.forward, *session, tokens, o.chunk,
-                          o.traceDir, nullptr, result.logits, result.calls,
+      ok = rt::runCpuPlan(object.forward, *session, o, tokens, decode, nullptr,
+                          result, r + 1 < o.repeat ? nullptr : writer.get(),
                           error);
       result.forwardSeconds = secondsSince(start);
       result.repeatSeconds.push_back(result.forwardSeconds);

@@ -87,11 +87,54 @@ static cl::opt<std::string>
                           "precision=bf16 keep-f32=STAGE,...}' leaves some "
                           "unrounded)"),
                  cl::init("f32"), cl::cat(runCat));
-static cl::opt<int64_t>
-    chunkOpt("chunk",
-             cl::desc("Prefill in chunks of N tokens through the KV cache "
-                      "(default: the whole prompt in one call)"),
-             cl::value_desc("N"), cl::init(0), cl::cat(runCat));
+static cl::opt<std::string> chunkOpt(
+    "chunk",
+    cl::desc("Prefill through the KV cache in chunks of N tokens, or a "
+             "schedule whose last size repeats (512,512,1: two chunks, then "
+             "one token a call); all (default): the whole prompt in one "
+             "call"),
+    cl::value_desc("all|N|N,M,..."), cl::cat(runCat));
+static cl::opt<int64_t> generateOpt(
+    "generate",
+    cl::desc("After the prompt, decode N new tokens one at a time through "
+             "the KV cache (greedy unless --sample); stops at EOS unless "
+             "--ignore-eos"),
+    cl::value_desc("N"), cl::init(0), cl::cat(runCat));
+static cl::opt<int64_t> generateFromOpt(
+    "generate-from",
+    cl::desc("Decode the prompt's own tokens one a call from position P on "
+             "(teacher forcing), after a prefill of [0, P)"),
+    cl::value_desc("P"), cl::init(-1), cl::cat(runCat));
+static cl::opt<bool> ignoreEosOpt("ignore-eos",
+                                  cl::desc("--generate: go on past an EOS"),
+                                  cl::cat(runCat));
+static cl::opt<bool>
+    sampleOpt("sample",
+              cl::desc("--generate: draw each token (--seed, --temperature, "
+                       "--top-p) instead of taking the best"),
+              cl::cat(runCat));
+static cl::opt<uint64_t> seedOpt("seed", cl::desc("--sample's seed (0)"),
+                                 cl::init(0), cl::cat(runCat));
+static cl::opt<double> temperatureOpt("temperature",
+                                      cl::desc("--sample's temperature (1)"),
+                                      cl::init(1.0), cl::cat(runCat));
+static cl::opt<double>
+    topPOpt("top-p",
+            cl::desc("--sample's nucleus: the most likely tokens whose "
+                     "probability reaches P (1)"),
+            cl::init(1.0), cl::cat(runCat));
+static cl::opt<bool> traceCacheReadsOpt(
+    "trace-cache-reads",
+    cl::desc("Also record the KV-cache rows each query reads "
+             "(k_cache_read, v_cache_read at the query's position)"),
+    cl::cat(runCat));
+static cl::opt<std::string> kvFaultOpt(
+    "kv-fault",
+    cl::desc("Plant a KV-cache bug (tests of the detectors): in layer "
+             "LAYER's cache, from position FROM on, the first row of every "
+             "call holds the previous row's key (stale), or overwrites the "
+             "previous row once stored (overwrite)"),
+    cl::value_desc("LAYER:FROM[:stale|:overwrite]"), cl::cat(runCat));
 static cl::opt<std::string> pipelineOpt(
     "pass-pipeline",
     cl::desc("Extra passes applied to the model first, e.g. "
@@ -180,7 +223,16 @@ static ::greta::ModelRunRequest runRequest(const char *argv0) {
   o.payload = payloadOpt;
   o.precision = precisionOpt;
   o.backend = backendOpt;
-  o.chunk = chunkOpt;
+  o.decode.chunk = chunkOpt;
+  o.decode.generate = generateOpt;
+  o.decode.generateFrom = generateFromOpt;
+  o.decode.ignoreEos = ignoreEosOpt;
+  o.decode.sample = sampleOpt;
+  o.decode.seed = seedOpt;
+  o.decode.temperature = temperatureOpt;
+  o.decode.topP = topPOpt;
+  o.decode.traceCacheReads = traceCacheReadsOpt;
+  o.decode.kvFault = kvFaultOpt;
   o.cacheDir = cacheDirOpt;
   o.noCache = noCache;
   o.timing = timing;

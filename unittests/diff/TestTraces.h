@@ -118,9 +118,11 @@ struct TraceSpec {
 inline std::vector<rt::Stage> allLayerStages() {
   std::vector<rt::Stage> v;
   // Every stage of a dense layer, in execution order (not embed_out,
-  // logits, nor the mixture-of-experts stages: RoutingTest.cpp has those).
+  // logits, the KV-cache stages `--stages all` leaves out, nor the
+  // mixture-of-experts stages: RoutingTest.cpp has those).
   for (unsigned s = 1; s + 1 < rt::kNumStages; ++s)
-    if (rt::kExecutionOrder[s] != rt::Stage::RouterLogits &&
+    if (!rt::isCacheStage(rt::kExecutionOrder[s]) &&
+        rt::kExecutionOrder[s] != rt::Stage::RouterLogits &&
         rt::kExecutionOrder[s] != rt::Stage::ExpertSelection &&
         rt::kExecutionOrder[s] != rt::Stage::MoeOut)
       v.push_back(rt::kExecutionOrder[s]);

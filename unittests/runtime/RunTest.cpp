@@ -28,7 +28,7 @@ TEST(Run, ToArgvGivesEveryFlagThatDiffersFromItsDefault) {
   o.payload = "full";
   o.precision = "f16";
   o.backend = "gpu";
-  o.chunk = 4;
+  o.decode.chunk = "4";
   o.cacheDir = "c";
   o.noCache = true;
   o.timing = o.json = o.printLogits = o.dryRun = true;
@@ -50,7 +50,6 @@ TEST(Run, ToArgvGivesEveryFlagThatDiffersFromItsDefault) {
                                 "--payload",      "full",
                                 "--patch-from",   "other",
                                 "--patch",        "mlp_out:1",
-                                "--chunk",        "4",
                                 "--device",       "1",
                                 "--repeat",       "3",
                                 "--kernel",       "attention=a",
@@ -58,7 +57,8 @@ TEST(Run, ToArgvGivesEveryFlagThatDiffersFromItsDefault) {
                                 "--cache-dir",    "c",
                                 "--no-cache",     "--overwrite",
                                 "--timing",       "--json",
-                                "--print-logits", "--dry-run"};
+                                "--print-logits", "--dry-run",
+                                "--chunk",        "4"};
   EXPECT_EQ(toArgv(o), want);
 }
 
@@ -78,10 +78,17 @@ TEST(Run, ParseRunFlagsNamesTheFlag) {
   EXPECT_FALSE(parseRunFlags(o, f, err));
   EXPECT_EQ(err.rfind("--stages: ", 0), 0u) << err;
   o.stages = "logits";
-  o.chunk = -1;
+  o.decode.chunk = "-1";
   EXPECT_FALSE(parseRunFlags(o, f, err));
-  EXPECT_EQ(err, "--chunk must be a positive number of tokens, got -1");
-  o.chunk = 0;
+  EXPECT_EQ(err.rfind("--chunk: bad chunk size '-1'", 0), 0u) << err;
+  o.decode.chunk = "60,1";
+  o.backend = "gpu";
+  EXPECT_FALSE(parseRunFlags(o, f, err));
+  EXPECT_EQ(err.rfind("--chunk with a schedule runs on the CPU only", 0), 0u)
+      << err;
+  o.backend = "cpu";
+  ASSERT_TRUE(parseRunFlags(o, f, err)) << err;
+  o.decode.chunk = "";
   o.patchFrom = "t";
   EXPECT_FALSE(parseRunFlags(o, f, err));
   EXPECT_EQ(err, "--patch-from and --patch go together");

@@ -15,7 +15,8 @@ GEN, WORK = sys.argv[1], sys.argv[2]
 SPECS = [
     {"layers": "0,1,4-8"}, {"layers": "3, 1 ,2"}, {"layers": "all"},
     {"layers": "0,all"}, {"layers": "2-2"}, {"stages": "mlp_out,embed_out"},
-    {"stages": "logits, all"}, {"positions": "826,700-826,last"},
+    {"stages": "logits, all"}, {"stages": "all,k_cache"},
+    {"stages": "v_cache_read"}, {"positions": "826,700-826,last"},
     {"positions": "last"}, {"positions": "5,all,last"}, {"positions": "7,3"},
     {"payload": "full"}, {"payload": "stats"},
     {"layers": "0-1", "stages": "attn_out", "positions": "1-3,last",

@@ -26,7 +26,9 @@ for mt, extra in CONFIGS.items():
     stages = {p.stage for p, _ in points if t.recordable(p)}
     # The mixture-of-experts stages belong to MoE layers only.
     moe_stages = {"router_logits", "expert_selection", "moe_out"}
-    missing = set(STAGES) - stages - (
+    # The KV-cache stages are a runtime cache's records, which the HF
+    # recorder has none of (`--stages all` leaves them out).
+    missing = set(STAGES) - stages - set(fmt.CACHE_STAGES) - (
         moe_stages if not any(t.is_moe_layer(config, l) for l in range(3))
         else set())
     # Execution order: the recorded stages of each layer follow GRETA's.

@@ -239,10 +239,11 @@ int main(int argc, char **argv) {
   }
   std::vector<Stage> stages;
   if (stagesSpec == "all") {
-    // A dense model's stages: synthetic rows are no expert selection.
+    // A dense model's stages, as `--stages all` records them: synthetic
+    // rows are no expert selection, and the KV-cache stages are named.
     for (Stage s : rt::kExecutionOrder)
       if (s != Stage::RouterLogits && s != Stage::ExpertSelection &&
-          s != Stage::MoeOut)
+          s != Stage::MoeOut && !rt::isCacheStage(s))
         stages.push_back(s);
   } else {
     std::stringstream ss(stagesSpec);

@@ -41,10 +41,12 @@ void GretaDialect::initialize() {
 
 std::string mlir::greta::getStageNamesList() {
   std::string list;
-  for (unsigned i = 0; i < rt::kNumStages; ++i) {
-    if (i)
+  for (rt::Stage s : rt::kExecutionOrder) {
+    if (rt::isCacheStage(s))
+      continue; // recorded by the runtime's attention, never in the IR
+    if (!list.empty())
       list += ", ";
-    list += rt::stageName(rt::kExecutionOrder[i]);
+    list += rt::stageName(s);
   }
   return list;
 }
@@ -57,6 +59,11 @@ mlir::greta::verifyStageAndLayer(function_ref<InFlightDiagnostic()> emitError,
       rt::parseStage(std::string_view(stage.data(), stage.size()));
   if (!s)
     return emitError() << "unknown stage '" << stage << "' (expected one of "
+                       << getStageNamesList() << ")";
+  if (rt::isCacheStage(*s))
+    return emitError() << "stage '" << stage
+                       << "' is recorded by the runtime's KV cache, not by "
+                          "a compiled value (expected one of "
                        << getStageNamesList() << ")";
   if (layer < 0)
     return emitError() << "stage '" << stage << "' has negative layer "

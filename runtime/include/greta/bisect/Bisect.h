@@ -91,6 +91,9 @@ struct PromptResult {
   /// --confirm: "confirmed" when patching the base's FIRST_FAIL tensor into
   /// the test run removes every divergence downstream, else why not.
   std::string confirmation;
+  /// Generating runs (--generate) that chose different tokens: greta-diff's
+  /// "generation diverges at step s (position p): token A vs token B".
+  std::string generation;
   std::string diffMarkdown; // greta-diff's report of the final step
   nlohmann::json diffJson;
   /// The step directory whose base/test(/ref) traces the HTML page draws:

@@ -9,6 +9,7 @@
 #ifndef GRETA_DIFF_DIFF_H
 #define GRETA_DIFF_DIFF_H
 
+#include "greta/diff/Generation.h"
 #include "greta/rt/HugePageAllocator.h"
 #include "greta/rt/Identity.h"
 #include "greta/rt/Stages.h"
@@ -334,8 +335,12 @@ struct DiffResult {
   /// traces (a run stopped early, rows only one trace recorded). Only
   /// filled when no row diverges.
   std::vector<std::string> undecided;
+  /// The first generated token the runs disagree on (--generate): a
+  /// divergence even when no compared tensor explains it; tensors are then
+  /// compared up to its position.
+  std::optional<GenerationDivergence> generation;
 
-  bool diverged() const { return firstFail.has_value(); }
+  bool diverged() const { return firstFail.has_value() || generation; }
   Verdict verdict() const {
     return diverged()          ? Verdict::Divergence
            : undecided.empty() ? Verdict::NoDivergence

@@ -20,7 +20,8 @@ namespace greta::rt {
 
 struct Filter {
   std::optional<std::set<int64_t>> layers;   // nullopt: all
-  std::optional<std::set<Stage>> stages;     // nullopt: all
+  /// nullopt: all but the KV-cache stages (recorded only when named).
+  std::optional<std::set<Stage>> stages;
   /// Position spec items; nullopt: all. `last` resolves against the prompt.
   std::optional<std::vector<std::pair<int64_t, int64_t>>> positionRanges;
   bool lastPosition = false;                 // `last` was given

@@ -28,6 +28,21 @@
 
 namespace greta::rt {
 
+/// The run flags of prefill schedules, decoding and the KV cache, by their
+/// flag names (a part of RunOptions).
+struct DecodeFlags {
+  std::string chunk;            // --chunk: all, N or N,M,... ("": all)
+  int64_t generate = 0;         // --generate N
+  int64_t generateFrom = -1;    // --generate-from P
+  bool ignoreEos = false;       // --ignore-eos
+  bool sample = false;          // --sample
+  uint64_t seed = 0;            // --seed
+  double temperature = 1.0;     // --temperature
+  double topP = 1.0;            // --top-p
+  bool traceCacheReads = false; // --trace-cache-reads
+  std::string kvFault;          // --kv-fault LAYER:FROM (a planted bug)
+};
+
 /// The run flags greta-run and greta-run-aot share, by their flag names.
 struct RunOptions {
   std::string weights;                            // --weights
@@ -39,7 +54,6 @@ struct RunOptions {
   std::string layers, stages, positions, payload; // the runtime filter
   std::string precision; // --precision ("" = the default)
   std::string backend;   // --backend ("" = the default)
-  int64_t chunk = 0;     // --chunk (0: the whole prompt)
   std::string cacheDir;  // --cache-dir
   bool noCache = false;  // --no-cache
   bool timing = false, json = false, printLogits = false;
@@ -48,6 +62,7 @@ struct RunOptions {
   std::optional<int> device;        // --device (GPU; default 0)
   int64_t repeat = 1;               // --repeat
   bool dryRun = false;              // --dry-run
+  DecodeFlags decode; // --chunk, --generate, ... (greta/rt/Generate.h)
 
   /// The prompt request of --prompt/--prompt-text/--tokenizer.
   PromptRequest promptRequest() const {
@@ -65,8 +80,9 @@ struct RunOptions {
 std::vector<std::string> toArgv(const RunOptions &options);
 
 /// --layers/--stages/--positions/--payload into `filter`; the error names
-/// the flag. Checks --chunk, --repeat and that --patch-from and --patch go
-/// together.
+/// the flag. Checks the decode flags (parseDecodeFlags; with --backend gpu,
+/// what the GPU runs: gpuChunk), --repeat and that --patch-from and --patch
+/// go together.
 bool parseRunFlags(const RunOptions &options, Filter &filter,
                    std::string &error);
 
@@ -126,17 +142,6 @@ std::string runStoppedError(int64_t begin, int64_t end,
                             const std::string &error,
                             const std::string &traceDir);
 
-/// The CPU forward of `tokens` in chunks of `chunk` (0: one call) through
-/// `session`, which must be current and hold the trace. `forward` is
-/// `_mlir_ciface_forward` computing in the session's dtype. `beforeCall`
-/// (if set) gets the chunk's index and count. Fills the last position's
-/// logits and counts the calls; false with the error on a failed call.
-bool forwardCpu(void *forward, Session &session,
-                const std::vector<int64_t> &tokens, int64_t chunk,
-                const std::string &traceDir,
-                const std::function<void(int64_t, int64_t)> &beforeCall,
-                LastLogits &logits, int64_t &calls, std::string &error);
-
 /// The top-5 (token, logit) of a logits row, best first, ties to the lower
 /// id, NaN last (topFiveIds: the order the trace records).
 std::vector<std::pair<int64_t, double>> topFive(const LastLogits &logits);
@@ -148,6 +153,11 @@ struct RunResult {
   std::string cache;
   std::string device; // the GPU's name, "" on the CPU
   int64_t tokens = 0, calls = 0, rowsPatched = 0;
+  /// --generate: the new tokens, whether an EOS stopped them, and how they
+  /// were chosen (generationText). The logits are then the last call's.
+  std::optional<std::vector<int64_t>> generated;
+  bool stoppedAtEos = false;
+  std::string generation;
   uint64_t records = 0;
   LastLogits logits;
   double compileSeconds = 0, loadSeconds = 0, forwardSeconds = 0;

@@ -84,6 +84,35 @@ public:
   KVSlot &kvSlot(int64_t slot);
   void resetKVCache();
 
+  /// --trace-cache-reads: attention also records the rows each query reads.
+  void setTraceCacheReads(bool on) { traceCacheReads_ = on; }
+  /// Called by attention once this call's rows [first, first + rows) are in
+  /// KV slot `layer` (`k`, `v`: the slot's rows from 0, `kvDim` wide):
+  /// records them as stored (k_cache, v_cache).
+  void traceCacheWrites(int64_t layer, DType dtype, const void *k,
+                        const void *v, int64_t kvDim, int64_t first,
+                        int64_t rows);
+  /// Then, with setTraceCacheReads, before attention reads them: the rows
+  /// [0, p] each query of this call at a selected position p reads, as one
+  /// [p + 1, kvDim] record at p (k_cache_read, v_cache_read).
+  void traceCacheReads(int64_t layer, DType dtype, const void *k, const void *v,
+                       int64_t kvDim);
+
+  /// A planted KV-cache bug (a CPU kernel variant, for testing the
+  /// detectors), in KV slot `layer`, at every call that continues the cache
+  /// at a position p0 >= fromPosition. Stale: row p0 - 1's key is stored in
+  /// row p0 (the first key after a chunk boundary is stale). Overwrite:
+  /// once row p0 is stored, its key overwrites row p0 - 1 (a write past its
+  /// slot corrupts a row written earlier).
+  struct KVFault {
+    enum Kind { Stale, Overwrite };
+    int64_t layer = -1; // -1: none
+    int64_t fromPosition = 1;
+    Kind kind = Stale;
+  };
+  void setKVFault(KVFault fault) { kvFault_ = fault; }
+  const KVFault &kvFault() const { return kvFault_; }
+
   /// First error raised inside a kernel or the trace writer (the C ABI has no
   /// error channel: kernels record it here and greta-run checks after each
   /// call). Tracing stops at the first write error; what was written stays.
@@ -124,6 +153,8 @@ private:
   TraceWriter *writer_ = nullptr;
   TraceFront front_; // filter, positions, payload, repeats, patch
   std::map<int64_t, KVSlot> kv_;
+  bool traceCacheReads_ = false;
+  KVFault kvFault_;
   std::string error_;
   uint64_t records_ = 0;
   bool traceFailed_ = false; // the writer reported an error: stop tracing

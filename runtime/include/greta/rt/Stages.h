@@ -20,6 +20,10 @@ namespace greta::rt {
 /// after Logits), and executionOrderKey() gives the order inside a layer.
 /// `EmbedOut` happens once, before layer 0 (it is tagged with layer 0);
 /// `Logits` once, after the last layer (tagged with the last layer).
+/// The KV-cache stages are recorded by the runtime's attention, not by a
+/// traced IR value: `KCache`/`VCache` are the rows as stored (k after RoPE)
+/// when written, `KCacheRead`/`VCacheRead` (with --trace-cache-reads) the
+/// rows [0, p] a query at position p reads, as one record at p.
 enum class Stage : uint8_t {
   EmbedOut = 0,
   ResidualPreAttn,
@@ -38,8 +42,12 @@ enum class Stage : uint8_t {
   RouterLogits,    // mixture of experts: the router's scores
   ExpertSelection, // the k expert ids in rank order and their k weights
   MoeOut,          // the routed experts' weighted sum
+  KCache,          // the KV cache rows as written (k after RoPE)
+  VCache,          // (the runtime's attention records the cache stages)
+  KCacheRead,      // --trace-cache-reads: the rows a query reads
+  VCacheRead,
 };
-inline constexpr unsigned kNumStages = 17;
+inline constexpr unsigned kNumStages = 21;
 /// Record ids are layer * kRecordIdStride + stage for the first 16 stages;
 /// the later ones go on pages above 2^40 (recordId): every id compiled
 /// before a stage was added stays what it was.
@@ -49,6 +57,14 @@ inline constexpr unsigned kRecordIdPageShift = 40;
 inline constexpr unsigned kExecutionOrderStride = 32;
 static_assert(kNumStages <= kExecutionOrderStride,
               "a new stage needs room in the execution order key");
+
+/// Stages only the runtime's KV cache records (never a traced IR value):
+/// `--stages all` leaves them out, since engines without a cache trace
+/// (the GPU, the HF recorder) never write them.
+inline constexpr bool isCacheStage(Stage s) {
+  return s == Stage::KCache || s == Stage::VCache || s == Stage::KCacheRead ||
+         s == Stage::VCacheRead;
+}
 
 enum class Category : uint8_t {
   RoutingSelection = 0,
@@ -84,19 +100,25 @@ inline constexpr StageInfo kStageTable[kNumStages] = {
     {"router_logits", Category::RoutingSelection},
     {"expert_selection", Category::RoutingSelection},
     {"moe_out", Category::MlpOutput},
+    {"k_cache", Category::AttentionMechanism},
+    {"v_cache", Category::AttentionMechanism},
+    {"k_cache_read", Category::AttentionMechanism},
+    {"v_cache_read", Category::AttentionMechanism},
 };
 
 /// The stages in execution order inside a layer (embed_out first, logits
-/// last): v_proj follows k_pre_rope, as HF computes q, k, v, then RoPE; a
-/// mixture of experts routes (router_logits, expert_selection), combines the
-/// experts (moe_out), then adds any shared expert (mlp_out).
+/// last): v_proj follows k_pre_rope, as HF computes q, k, v, then RoPE;
+/// attention writes the cache rows, then reads them; a mixture of experts
+/// routes (router_logits, expert_selection), combines the experts
+/// (moe_out), then adds any shared expert (mlp_out).
 inline constexpr Stage kExecutionOrder[kNumStages] = {
-    Stage::EmbedOut,         Stage::ResidualPreAttn, Stage::AttnIn,
-    Stage::QPreRope,         Stage::KPreRope,        Stage::VProj,
-    Stage::QPostRope,        Stage::KPostRope,       Stage::AttnOut,
-    Stage::ResidualPostAttn, Stage::FfnNormIn,       Stage::RouterLogits,
-    Stage::ExpertSelection,  Stage::MoeOut,          Stage::MlpOut,
-    Stage::ResidualPostMlp,  Stage::Logits,
+    Stage::EmbedOut,     Stage::ResidualPreAttn,  Stage::AttnIn,
+    Stage::QPreRope,     Stage::KPreRope,         Stage::VProj,
+    Stage::QPostRope,    Stage::KPostRope,        Stage::KCache,
+    Stage::VCache,       Stage::KCacheRead,       Stage::VCacheRead,
+    Stage::AttnOut,      Stage::ResidualPostAttn, Stage::FfnNormIn,
+    Stage::RouterLogits, Stage::ExpertSelection,  Stage::MoeOut,
+    Stage::MlpOut,       Stage::ResidualPostMlp,  Stage::Logits,
 };
 
 /// The rank of `s` in kExecutionOrder.

@@ -146,6 +146,10 @@ struct Manifest {
   std::string toolVersion;
   std::string filter;         // the runtime filter, as text
   std::string createdAt;      // ISO 8601, informative only
+  /// --generate: the tokens generated after the prompt, in order (set at
+  /// finish); "generation" says how they were chosen. Absent otherwise.
+  std::optional<std::vector<int64_t>> generatedIds;
+  std::string generation; // "greedy", or "sample seed=S temperature=T top_p=P"
 };
 
 /// One row's entry in RecordBlock::rows: 88 bytes, no padding, host byte
@@ -225,6 +229,8 @@ public:
   /// Flushes, fsyncs and marks the trace complete: manifest `complete:
   /// true`, `records` (the count) and `records_digest`.
   virtual bool finish(std::string &error) = 0;
+  /// The manifest's generated ids, written by finish() (--generate).
+  virtual void setGeneratedIds(std::vector<int64_t> ids) = 0;
   virtual uint64_t bytesWritten() const = 0;
   /// Records (rows) appended, block rows included; not frames.
   virtual uint64_t recordsWritten() const = 0;
