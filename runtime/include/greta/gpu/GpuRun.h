@@ -19,18 +19,20 @@
 
 namespace greta::gpu {
 
-class GpuRun {
+class GpuRun : public rt::DeviceRunner {
 public:
   /// Selects the --kernel variants and creates the session for a prompt of
   /// `tokens` ids (the KV cache's capacity); the error names the culprit.
   bool open(const rt::RunOptions &options, const rt::AotObject &object,
-            const rt::SafeTensors &weights, int64_t tokens, std::string &error);
+            const rt::SafeTensors &weights, int64_t tokens,
+            std::string &error) override;
   /// Runs the prompt (--repeat times: the warm-ups compute and copy the
   /// trace like the last one, but do not write it) and fills `result`.
   bool run(const rt::RunOptions &options, void *forward,
            const std::vector<int64_t> &tokens,
            const std::optional<rt::Patch> &patch, const rt::Filter &filter,
-           rt::TraceWriter *writer, rt::RunResult &result, std::string &error);
+           rt::TraceWriter *writer, rt::RunResult &result,
+           std::string &error) override;
 
 private:
   template <typename T>

@@ -12,6 +12,7 @@
 #include "greta/rt/Run.h"
 #include "greta/rt/Session.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,32 @@ struct AotObject {
   bool load(const std::string &model, const std::string &so,
             const RunOptions &options, bool gpuRuntime, std::string &error);
 };
+
+/// The forward of a GPU object: runtime/gpu's GpuRun implements it; the
+/// runtime itself knows no GPU, so runAotObject takes one from the caller.
+class DeviceRunner {
+public:
+  virtual ~DeviceRunner() = default;
+  /// Prepares the device for a prompt of `tokens` ids (--device, --kernel).
+  virtual bool open(const RunOptions &options, const AotObject &object,
+                    const SafeTensors &weights, int64_t tokens,
+                    std::string &error) = 0;
+  /// Runs the prompt (--repeat times, the last traced) and fills `result`.
+  virtual bool run(const RunOptions &options, void *forward,
+                   const std::vector<int64_t> &tokens,
+                   const std::optional<Patch> &patch, const Filter &filter,
+                   TraceWriter *writer, RunResult &result,
+                   std::string &error) = 0;
+};
+
+/// greta-run-aot's whole run of `model` / `so` (AotObject::load): checks,
+/// manifest, the forward on the CPU session or on `gpu` (null where the
+/// tool was built without one), the result printed on stdout. Messages go
+/// to stderr, prefixed with `tool`; `version` is the manifest's producer.
+/// Returns the exit code: 0 ok, 2 error.
+int runAotObject(const std::string &model, const std::string &so,
+                 RunOptions &options, const std::string &tool,
+                 const std::string &version, DeviceRunner *gpu);
 
 } // namespace greta::rt
 
