@@ -32,25 +32,6 @@ namespace greta::bisect {
 
 namespace {
 
-/// An engine's trace is evidence only when its manifest says it is
-/// complete; an exit code of 0 alone is not enough.
-bool checkEngineTrace(const fs::path &traceDir, std::string &error) {
-  fs::path manifest = traceDir / "manifest.json";
-  std::ifstream in(manifest);
-  if (!in)
-    return error = "wrote no trace (no " + manifest.string() + ")", false;
-  json m = json::parse(in, nullptr, false);
-  if (m.is_discarded() || !m.is_object())
-    return error = manifest.string() + " is not valid JSON", false;
-  if (!m.value("complete", false))
-    return error = "wrote an incomplete trace (" + manifest.string() +
-                   " says complete: false; the writer was not finished)",
-           false;
-  if (!fs::exists(traceDir / "records.bin"))
-    return error = "wrote no " + (traceDir / "records.bin").string(), false;
-  return true;
-}
-
 std::optional<FirstFail> parseFirstFail(const json &j) {
   if (!j.contains("first_fail") || j["first_fail"].is_null())
     return std::nullopt;
@@ -195,7 +176,23 @@ private:
   bool runEngine(const Config &c, const std::string &prompt,
                  const std::string &promptPath, const StepSpec &spec,
                  const fs::path &traceDir, const fs::path &stepDir,
-                 std::string &error);
+                 std::string &error) {
+    EnvVars env = {{"GRETA_TRACE_LAYERS", spec.layers},
+                   {"GRETA_TRACE_STAGES", spec.stages},
+                   {"GRETA_TRACE_POSITIONS", spec.positions},
+                   {"GRETA_TRACE_PAYLOAD", spec.payload}};
+    int timeout = &c == &o_.test ? o_.timeoutSeconds : 0;
+    switch (runEngineCommand(c, prompt, promptPath, env, traceDir, stepDir,
+                             timeout, error)) {
+    case EngineRun::Ok:
+      return true;
+    case EngineRun::Interrupted:
+      return interrupted("during the " + c.name + " engine run", error);
+    case EngineRun::Failed:
+      break;
+    }
+    return false;
+  }
   bool step(const std::string &prompt, const std::string &promptPath,
             const StepSpec &spec, bool wantMarkdown, StepOutcome &out,
             std::string &error);
@@ -454,41 +451,6 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
                  {"markdown", out.markdown},
                  {"inputs", digests_.forStep(prompt)}};
   return state_.store(key, std::move(record), error);
-}
-
-bool Driver::runEngine(const Config &c, const std::string &prompt,
-                       const std::string &promptPath, const StepSpec &spec,
-                       const fs::path &traceDir, const fs::path &stepDir,
-                       std::string &error) {
-  std::vector<std::string> argv =
-      expandCommand(c.command, promptPath, prompt, traceDir.string());
-  // A resumed step re-runs into a clean directory: an engine need not
-  // know how to overwrite a trace.
-  std::error_code ec;
-  fs::remove_all(traceDir, ec);
-  fs::path log = stepDir / (c.name + ".log");
-  EnvVars env = {{"GRETA_TRACE_LAYERS", spec.layers},
-                 {"GRETA_TRACE_STAGES", spec.stages},
-                 {"GRETA_TRACE_POSITIONS", spec.positions},
-                 {"GRETA_TRACE_PAYLOAD", spec.payload}};
-  ProcessResult r = runProcess(argv, log.string(),
-                               &c == &o_.test ? o_.timeoutSeconds : 0, "", env);
-  if (r.interrupted) // nothing is recorded: the same command redoes it
-    return interrupted("during the " + c.name + " engine run", error);
-  std::string why;
-  if (r.exitCode == 0 && !r.signaled && !r.timedOut &&
-      checkEngineTrace(traceDir, why))
-    return true;
-  if (why.empty())
-    why = "failed (" + r.describe() + ")";
-  std::string cmd;
-  for (const std::string &a : argv)
-    cmd += (cmd.empty() ? "" : " ") + shellQuote(a);
-  // Never evidence, not even for the test engine: greta-bisect cannot tell
-  // a bug under study from a broken command.
-  error = "the " + c.name + " engine run " + why + ": " + cmd + "\n--- last " +
-          "output (" + log.string() + ") ---\n" + r.outputTail;
-  return false;
 }
 
 bool Driver::runPrompt(const std::string &name, const std::string &promptPath,

@@ -9,10 +9,12 @@
 #define GRETA_RUNTIME_BISECT_BISECTINTERNAL_H
 
 #include "greta/bisect/Bisect.h"
+#include "greta/bisect/Process.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +34,17 @@ int64_t generatedTokens(const Options &o);
 bool tracesKVCache(const Options &o);
 /// A FIRST_FAIL as the JSON result writes it (null when none).
 nlohmann::json firstFailJson(const std::optional<FirstFail> &ff);
+
+enum class EngineRun { Ok, Failed, Interrupted };
+/// One step's run of engine `c` (Engine.cpp): its command with {prompt},
+/// {prompt_path} and {trace} filled in, `env` (GRETA_TRACE_*) set, its
+/// output in STEP_DIR/NAME.log. Ok only when it exited 0 and wrote a
+/// complete trace; Failed sets `error` with the command and its output.
+EngineRun runEngineCommand(const Config &c, const std::string &prompt,
+                           const std::string &promptPath, const EnvVars &env,
+                           const std::filesystem::path &traceDir,
+                           const std::filesystem::path &stepDir,
+                           int timeoutSeconds, std::string &error);
 
 } // namespace greta::bisect
 
