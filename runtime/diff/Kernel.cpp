@@ -94,8 +94,8 @@ accumulateTyped(const A *__restrict a, const B *__restrict b, int64_t n,
 
 // The same loop built for AVX-512 (x86-64-v4: 8 doubles a vector), AVX2
 // (4) and the baseline ISA, picked at load time: the binary still runs on
-// any x86-64 host. AVX-512 reads and compares 10 % faster than AVX2 on the
-// 2-core build machine (docs/PERFORMANCE.md).
+// any x86-64 host; the AVX-512 clone is the faster one where it runs
+// (docs/PERFORMANCE.md, "greta-diff: read and compare").
 #if defined(__x86_64__) && defined(__GNUC__)
 #define GRETA_DIFF_CLONES                                                      \
   __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))

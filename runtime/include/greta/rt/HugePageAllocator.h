@@ -1,13 +1,14 @@
 //===- HugePageAllocator.h - Big containers on transparent huge pages -----===//
 //
 // A std allocator for the few containers that grow to tens of MB (greta-diff
-// keeps a RowResult per differing row: 65 536 rows are 20 MB). Fresh memory
-// is page-faulted 4 KiB at a time; in a VM each fault is a trip to the
-// hypervisor, and those faults were half of greta-diff's compare phase
-// on the build machine. Blocks of 2 MiB or more are 2 MiB-aligned and
-// advised as huge pages (one fault per 2 MiB where the kernel's THP mode is
-// `madvise`, as on Debian); smaller ones are plain malloc. The same idea as
-// the compiled model's buffers (runtime/lib/HostAlloc.cpp), for C++ code.
+// keeps a RowResult per differing row). Fresh memory is page-faulted 4 KiB
+// at a time; in a VM each fault is a trip to the hypervisor, and those
+// faults were much of greta-diff's compare phase on the build machine
+// (docs/PERFORMANCE.md, "greta-diff: read and compare"). Blocks of 2 MiB or
+// more are 2 MiB-aligned and advised as huge pages (one fault per 2 MiB
+// where the kernel's THP mode is `madvise`, as on Debian); smaller ones are
+// plain malloc. The same idea as the compiled model's buffers
+// (runtime/lib/HostAlloc.cpp), for C++ code.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_RT_HUGEPAGEALLOCATOR_H
