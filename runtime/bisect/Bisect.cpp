@@ -4,6 +4,7 @@
 #include "InputDigests.h"
 #include "greta/bisect/Process.h"
 #include "RunEvidence.h"
+#include "WorkDirState.h"
 
 #include "greta/rt/Prompt.h"
 #include "greta/rt/RunStarted.h"
@@ -11,18 +12,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 #include <tuple>
 
 namespace fs = std::filesystem;
@@ -60,84 +57,6 @@ uint64_t dirBytes(const fs::path &dir) {
   return total;
 }
 
-/// The persistent state of a bisection: the inputs it was started with and
-/// the result of every finished step, so a killed run resumes.
-class State {
-public:
-  State(fs::path path, json inputs) : path_(std::move(path)) {
-    state_ = {{"version", 1}, {"inputs", std::move(inputs)}, {"steps", json::object()}};
-  }
-  bool load(std::string &error) {
-    std::ifstream in(path_);
-    if (!in)
-      return true; // a fresh work dir
-    json old = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (old.is_discarded() || !old.contains("inputs") || !old.contains("steps")) {
-      error = "work dir state " + path_.string() +
-              " is unreadable; remove it or use another --work-dir";
-      return false;
-    }
-    if (old["inputs"] != state_["inputs"]) {
-      error = "work dir " + path_.parent_path().string() +
-              " holds a different bisection (other model, weights, prompts "
-              "or flags); use another --work-dir or --restart";
-      return false;
-    }
-    state_ = std::move(old);
-    return true;
-  }
-  const json *find(const std::string &key) const {
-    auto it = state_["steps"].find(key);
-    return it == state_["steps"].end() ? nullptr : &*it;
-  }
-  bool store(const std::string &key, json value, std::string &error) {
-    state_["steps"][key] = std::move(value);
-    fs::path tmp = path_;
-    tmp += ".tmp";
-    // Created anew with O_EXCL | O_NOFOLLOW: a symlink planted at the
-    // temporary's name is removed, never written through.
-    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
-      error = "cannot remove " + tmp.string() + ": " + std::strerror(errno);
-      return false;
-    }
-    int fd = ::open(tmp.c_str(),
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
-      return false;
-    }
-    std::string text = state_.dump(2) + "\n";
-    bool ok = true;
-    for (size_t done = 0; ok && done < text.size();) {
-      ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      ok = n > 0;
-      done += ok ? static_cast<size_t>(n) : 0;
-    }
-    int e = ok ? 0 : errno;
-    if (::close(fd) != 0 && ok) {
-      ok = false;
-      e = errno;
-    }
-    if (!ok) {
-      error = "cannot write " + tmp.string() + ": " + std::strerror(e);
-      return false;
-    }
-    std::error_code ec;
-    fs::rename(tmp, path_, ec);
-    if (ec) {
-      error = "cannot write " + path_.string() + ": " + ec.message();
-      return false;
-    }
-    return true;
-  }
-
-private:
-  fs::path path_;
-  json state_;
-};
-
 struct StepSpec {
   std::string id, layers, stages = "all", positions, payload = "hash";
   std::vector<std::string> testExtraFlags = {}; // e.g. --confirm's patch
@@ -154,7 +73,7 @@ struct StepOutcome {
 
 class Driver {
 public:
-  Driver(const Options &o, State &state, const InputDigests &digests)
+  Driver(const Options &o, WorkDirState &state, const InputDigests &digests)
       : o_(o), state_(state), digests_(digests) {}
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
@@ -249,7 +168,7 @@ private:
   int64_t stepsAfterCoarse(int64_t good, int64_t bad) const;
 
   const Options &o_;
-  State &state_;
+  WorkDirState &state_;
   const InputDigests &digests_;
   int64_t executed_ = 0; // steps run (not resumed) by this process
   StopReason stop_ = StopReason::None;
@@ -765,7 +684,7 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
     error = "cannot create work dir " + options.workDir + ": " + ec.message();
     return false;
   }
-  State state(fs::path(options.workDir) / "state.json", inputs);
+  WorkDirState state(fs::path(options.workDir) / "state.json", inputs);
   if (!state.load(error))
     return false;
   Driver driver(options, state, digests);
