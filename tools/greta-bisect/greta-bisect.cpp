@@ -212,6 +212,14 @@ int main(int argc, char **argv) {
                  "greta-bisect adds the f64 CPU reference itself (base's "
                  "flags with --precision=f64); with --so on a side it "
                  "refuses and asks for --ref");
+  app.add_option("--policy", o.policy,
+                 "how greta-diff judges each step: exact (digests), "
+                 "tolerance (greta-diff's per-precision tolerances, no "
+                 "reference) or reference (needs a reference: --ref, or the "
+                 "one added when precisions differ); default: reference "
+                 "with a reference, else exact. On a mixture-of-experts "
+                 "model other experts are a divergence under every policy")
+      ->check(CLI::IsMember({"exact", "tolerance", "reference"}));
   app.add_option("--work-dir", o.workDir,
                  "where traces, logs and the resumable state live (default: "
                  "greta-bisect.work)");
@@ -290,6 +298,10 @@ int main(int argc, char **argv) {
       !config("test", test, testCmd, o.test))
     return fail(error);
   o.test.model = testModel;
+  bool noReference = o.policy == "exact" || o.policy == "tolerance";
+  if (noReference && (!ref.empty() || !refCmd.empty()))
+    return fail("--ref is only used by --policy reference (got --policy " +
+                o.policy + ")");
   if (!ref.empty() || !refCmd.empty()) {
     Config r;
     if (!config("ref", ref, refCmd, r))
@@ -300,7 +312,7 @@ int main(int argc, char **argv) {
     return fail("--ref-model needs --ref (the reference's greta-run flags, "
                 "e.g. --ref \"--precision=f64\")");
   } else if (std::string why = precisionOrBackendDifference(o.base, o.test);
-             !why.empty()) {
+             !why.empty() && !noReference) {
     // Digests of runs at different precisions or on different backends
     // always differ: the exact policy would flag the first row.
     bool aot = why.find("--so") != std::string::npos;
@@ -315,6 +327,9 @@ int main(int argc, char **argv) {
       std::cerr << "greta-bisect: base and test differ in " << why
                 << ": adding the f64 CPU reference --ref \"" << o.ref->flagsText
                 << "\"\n";
+  } else if (o.policy == "reference") {
+    return fail("--policy reference needs a reference: --ref FLAGS (e.g. "
+                "--ref \"--precision=f64\") or --ref-cmd COMMAND");
   }
   if (o.confirm && !o.test.command.empty())
     return fail("--confirm patches greta-run's test run: not with --test-cmd");
