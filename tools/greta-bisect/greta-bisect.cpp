@@ -2,7 +2,8 @@
 //
 // Drives greta-run and greta-diff: coarse layers first, then a binary search,
 // then every stage and position of the first diverging layer, then values
-// for the FIRST_FAIL record. Needs no LLVM: it runs on a GPU host too.
+// for the FIRST_FAIL record; on a mixture-of-experts model a sweep of every
+// token's experts first. Needs no LLVM: it runs on a GPU host too.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/bisect/Bisect.h"
@@ -155,7 +156,10 @@ int main(int argc, char **argv) {
       "once), compares with greta-diff: coarse layers (0, 1, 2, "
       "4, 8, last) first, then a binary search between the last agreeing and "
       "the first diverging layer, then every stage and position of that "
-      "layer, then values (MAE) for the FIRST_FAIL record.\n"
+      "layer, then values (MAE) for the FIRST_FAIL record. On a "
+      "mixture-of-experts model every token's expert selection is compared "
+      "first (one run of base and test): a routing flip is a divergence "
+      "under every policy, and the search looks there.\n"
       "Exit codes: 0 no divergence, 1 divergence found, 2 error, 3 stopped "
       "by --max-steps (resumable), 130 interrupted (Ctrl-C, SIGTERM; "
       "resumable)."};
