@@ -1,5 +1,4 @@
-//===- RoutingSweep.cpp - Every token's experts, before the search -*- C++
-//-*-===//
+//===- RoutingSweep.cpp - Every token's experts, first ----------*- C++ -*-===//
 //
 // A mixture-of-experts router can flip its top-k on a near-tie at a token
 // the checkpoints never trace: from there on the runs differ by far more
@@ -14,6 +13,7 @@
 #include "BisectInternal.h"
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -38,7 +38,7 @@ void routedLayersOfIR(const std::string &text, std::set<int64_t> &layers) {
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
       ++i;
     if (i > digits)
-      layers.insert(std::stoll(text.substr(digits, i - digits)));
+      layers.insert(std::strtoll(text.c_str() + digits, nullptr, 10));
   }
 }
 
