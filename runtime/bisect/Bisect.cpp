@@ -4,6 +4,7 @@
 #include "InputDigests.h"
 #include "greta/bisect/Process.h"
 #include "RunEvidence.h"
+#include "WorkDirState.h"
 
 #include "greta/rt/Prompt.h"
 #include "greta/rt/RunStarted.h"
@@ -11,18 +12,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 #include <tuple>
 
 namespace fs = std::filesystem;
@@ -60,87 +57,11 @@ uint64_t dirBytes(const fs::path &dir) {
   return total;
 }
 
-/// The persistent state of a bisection: the inputs it was started with and
-/// the result of every finished step, so a killed run resumes.
-class State {
-public:
-  State(fs::path path, json inputs) : path_(std::move(path)) {
-    state_ = {{"version", 1}, {"inputs", std::move(inputs)}, {"steps", json::object()}};
-  }
-  bool load(std::string &error) {
-    std::ifstream in(path_);
-    if (!in)
-      return true; // a fresh work dir
-    json old = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (old.is_discarded() || !old.contains("inputs") || !old.contains("steps")) {
-      error = "work dir state " + path_.string() +
-              " is unreadable; remove it or use another --work-dir";
-      return false;
-    }
-    if (old["inputs"] != state_["inputs"]) {
-      error = "work dir " + path_.parent_path().string() +
-              " holds a different bisection (other model, weights, prompts "
-              "or flags); use another --work-dir or --restart";
-      return false;
-    }
-    state_ = std::move(old);
-    return true;
-  }
-  const json *find(const std::string &key) const {
-    auto it = state_["steps"].find(key);
-    return it == state_["steps"].end() ? nullptr : &*it;
-  }
-  bool store(const std::string &key, json value, std::string &error) {
-    state_["steps"][key] = std::move(value);
-    fs::path tmp = path_;
-    tmp += ".tmp";
-    // Created anew with O_EXCL | O_NOFOLLOW: a symlink planted at the
-    // temporary's name is removed, never written through.
-    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) {
-      error = "cannot remove " + tmp.string() + ": " + std::strerror(errno);
-      return false;
-    }
-    int fd = ::open(tmp.c_str(),
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
-      return false;
-    }
-    std::string text = state_.dump(2) + "\n";
-    bool ok = true;
-    for (size_t done = 0; ok && done < text.size();) {
-      ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      ok = n > 0;
-      done += ok ? static_cast<size_t>(n) : 0;
-    }
-    int e = ok ? 0 : errno;
-    if (::close(fd) != 0 && ok) {
-      ok = false;
-      e = errno;
-    }
-    if (!ok) {
-      error = "cannot write " + tmp.string() + ": " + std::strerror(e);
-      return false;
-    }
-    std::error_code ec;
-    fs::rename(tmp, path_, ec);
-    if (ec) {
-      error = "cannot write " + path_.string() + ": " + ec.message();
-      return false;
-    }
-    return true;
-  }
-
-private:
-  fs::path path_;
-  json state_;
-};
-
 struct StepSpec {
   std::string id, layers, stages = "all", positions, payload = "hash";
   std::vector<std::string> testExtraFlags = {}; // e.g. --confirm's patch
+  /// The routing sweep: BASE and TEST only, judged by routingSweepDiffFlags.
+  bool routingSweep = false;
 };
 
 struct StepOutcome {
@@ -154,8 +75,9 @@ struct StepOutcome {
 
 class Driver {
 public:
-  Driver(const Options &o, State &state, const InputDigests &digests)
-      : o_(o), state_(state), digests_(digests) {}
+  Driver(const Options &o, WorkDirState &state, const InputDigests &digests,
+         std::vector<int64_t> routed)
+      : o_(o), state_(state), digests_(digests), routed_(std::move(routed)) {}
 
   bool runPrompt(const std::string &name, const std::string &promptPath,
                  PromptResult &result, std::string &error);
@@ -249,8 +171,9 @@ private:
   int64_t stepsAfterCoarse(int64_t good, int64_t bad) const;
 
   const Options &o_;
-  State &state_;
+  WorkDirState &state_;
   const InputDigests &digests_;
+  std::vector<int64_t> routed_; // mixture-of-experts layers (routedLayers)
   int64_t executed_ = 0; // steps run (not resumed) by this process
   StopReason stop_ = StopReason::None;
   int64_t promptsAfter_ = 0;
@@ -290,7 +213,7 @@ void Driver::stepDone(const std::string &prompt, const std::string &id,
   int64_t widest = coarse.front() + 1;
   for (size_t i = 1; i < coarse.size(); ++i)
     widest = std::max(widest, coarse[i] - coarse[i - 1]);
-  left += promptsAfter_ * (1 + stepsAfterCoarse(0, widest));
+  left += promptsAfter_ * (1 + !routed_.empty() + stepsAfterCoarse(0, widest));
   char text[160];
   if (cached)
     snprintf(text, sizeof text, ": from the work dir");
@@ -331,7 +254,7 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
     return false;
   }
   std::vector<const Config *> configs = {&o_.base, &o_.test};
-  if (o_.ref)
+  if (o_.ref && !spec.routingSweep)
     configs.push_back(&*o_.ref);
   for (const Config *c : configs) {
     fs::path traceDir = stepDir / c->name;
@@ -382,11 +305,15 @@ bool Driver::step(const std::string &prompt, const std::string &promptPath,
 
   std::vector<std::string> diffArgv = {o_.gretaDiff, (stepDir / "base").string(),
                                        (stepDir / "test").string()};
-  if (o_.ref) {
+  std::string policy = diffPolicy(o_);
+  if (spec.routingSweep) {
+    std::vector<std::string> flags = routingSweepDiffFlags();
+    diffArgv.insert(diffArgv.end(), flags.begin(), flags.end());
+  } else if (policy == "reference") {
     diffArgv.insert(diffArgv.end(),
                     {"--ref", (stepDir / "ref").string(), "--policy", "reference"});
   } else {
-    diffArgv.insert(diffArgv.end(), {"--policy", "exact"});
+    diffArgv.insert(diffArgv.end(), {"--policy", policy});
   }
   std::vector<std::string> jsonArgv = diffArgv;
   jsonArgv.insert(jsonArgv.end(), {"--format", "json"});
@@ -479,7 +406,8 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
         p.insert(c);
     positions = joinInts({p.begin(), p.end()});
   }
-  std::string payload = o_.ref ? "full" : "hash";
+  // Digests suffice to compare bit for bit; the other policies judge values.
+  std::string payload = diffPolicy(o_) == "exact" ? "hash" : "full";
   // Runs through the KV cache in several calls also trace its rows, where
   // only greta-run (which records them) runs every side.
   std::string all = tracesKVCache(o_) ? "all,k_cache,v_cache" : "all";
@@ -537,13 +465,43 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
       positions = std::to_string(gen.firstFail->position);
     done("0-logits", 1);
   }
+  // 0. Mixture-of-experts models: every token's experts in every routed
+  // layer, one run of BASE and TEST (RoutingSweep.cpp). Other experts are a
+  // divergence under every policy, wherever the checkpoints are: the first
+  // flip (layer L, position p) joins the checkpoints, and the search below
+  // looks at L and the layers before it, so what it names is the flip or
+  // a divergence that came before it.
+  std::optional<FirstFail> flip;
+  if (!routed_.empty()) {
+    StepSpec sweep{"0-routing", joinInts(routed_),
+                   "router_logits,expert_selection", "all", "full"};
+    sweep.routingSweep = true;
+    StepOutcome s;
+    if (!doStep(sweep, false, s))
+      return false;
+    flip = s.firstFail;
+    if (flip)
+      positions = withPosition(positions, flip->position);
+    done("0-routing", 1);
+  }
   // 1. Coarse layers, every stage, the checkpoint positions.
   std::vector<int64_t> coarse = coarseLayers(o_.numLayers);
+  if (flip)
+    coarse = layersThrough(coarse, flip->layer);
   StepOutcome out;
   if (!doStep({"1-coarse", joinInts(coarse), all, positions, payload}, true,
               out))
     return false;
   result.runsPerConfig = runs;
+  if (!out.firstFail && flip) {
+    error = "the routing flip the sweep saw at layer " +
+            std::to_string(flip->layer) + " position " +
+            std::to_string(flip->position) +
+            " vanished in the coarse step: the runs are not deterministic "
+            "(see " +
+            o_.workDir + ")";
+    return false;
+  }
   if (!out.firstFail) {
     done("1-coarse", 0);
     result.diffJson = out.diff;
@@ -753,6 +711,8 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
       {"test", options.test.flagsText},
       {"ref", options.ref ? json(options.ref->flagsText) : json(nullptr)},
       {"positions", options.positions}};
+  if (!options.policy.empty())
+    inputs["policy"] = options.policy;
   for (const auto &[name, path] : options.prompts)
     inputs["prompts"].push_back({name, path});
   if (!options.tokenizer.empty())
@@ -765,10 +725,13 @@ bool runBisection(const Options &options, std::vector<PromptResult> &results,
     error = "cannot create work dir " + options.workDir + ": " + ec.message();
     return false;
   }
-  State state(fs::path(options.workDir) / "state.json", inputs);
+  WorkDirState state(fs::path(options.workDir) / "state.json", inputs);
   if (!state.load(error))
     return false;
-  Driver driver(options, state, digests);
+  std::vector<int64_t> routed;
+  if (!options.model.empty() && !routedLayers(options.model, routed, error))
+    return false;
+  Driver driver(options, state, digests, std::move(routed));
   int64_t promptsLeft = static_cast<int64_t>(options.prompts.size());
   for (const auto &[name, path] : options.prompts) {
     driver.setPromptsAfter(--promptsLeft);

@@ -174,7 +174,7 @@ void printDiff(std::ostream &os, const Options &o, const PromptResult &r,
   std::optional<diff::DiffResult> result;
   if (error.empty()) {
     diff::Options d;
-    d.policy = o.ref ? diff::Policy::Reference : diff::Policy::Exact;
+    d.policy = *diff::parsePolicy(diffPolicy(o));
     result = diff::diffTraces(*traces[0], *traces[1],
                               o.ref ? &*traces[2] : nullptr, d, error);
   }

@@ -83,6 +83,12 @@ std::string precisionOrBackendDifference(const Config &base,
   return why;
 }
 
+std::string diffPolicy(const Options &o) {
+  if (!o.policy.empty())
+    return o.policy;
+  return o.ref ? "reference" : "exact";
+}
+
 Config autoReference(const Config &base) {
   Config ref;
   ref.name = "ref";

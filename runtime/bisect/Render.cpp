@@ -77,6 +77,8 @@ std::string renderMarkdown(const Options &options,
       os << " on `" << options.ref->model << "`";
     os << "\n";
   }
+  if (!options.policy.empty())
+    os << "- policy: " << options.policy << " (greta-diff --policy)\n";
   if (!options.autoRefReason.empty())
     os << "- the reference was added by greta-bisect: base and test differ "
           "in "
@@ -153,6 +155,7 @@ nlohmann::json renderJson(const Options &options,
   j["base"] = options.base.flagsText;
   j["test"] = options.test.flagsText;
   j["ref"] = options.ref ? json(options.ref->flagsText) : json(nullptr);
+  j["policy"] = diffPolicy(options);
   int64_t runs = 0;
   uint64_t bytes = 0;
   j["prompts"] = json::array();

@@ -2,7 +2,8 @@
 //
 // Drives greta-run and greta-diff: coarse layers first, then a binary search,
 // then every stage and position of the first diverging layer, then values
-// for the FIRST_FAIL record. Needs no LLVM: it runs on a GPU host too.
+// for the FIRST_FAIL record; on a mixture-of-experts model a sweep of every
+// token's experts first. Needs no LLVM: it runs on a GPU host too.
 //
 //===----------------------------------------------------------------------===//
 #include "greta/bisect/Bisect.h"
@@ -155,7 +156,10 @@ int main(int argc, char **argv) {
       "once), compares with greta-diff: coarse layers (0, 1, 2, "
       "4, 8, last) first, then a binary search between the last agreeing and "
       "the first diverging layer, then every stage and position of that "
-      "layer, then values (MAE) for the FIRST_FAIL record.\n"
+      "layer, then values (MAE) for the FIRST_FAIL record. On a "
+      "mixture-of-experts model every token's expert selection is compared "
+      "first (one run of base and test): a routing flip is a divergence "
+      "under every policy, and the search looks there.\n"
       "Exit codes: 0 no divergence, 1 divergence found, 2 error, 3 stopped "
       "by --max-steps (resumable), 130 interrupted (Ctrl-C, SIGTERM; "
       "resumable)."};
@@ -212,6 +216,14 @@ int main(int argc, char **argv) {
                  "greta-bisect adds the f64 CPU reference itself (base's "
                  "flags with --precision=f64); with --so on a side it "
                  "refuses and asks for --ref");
+  app.add_option("--policy", o.policy,
+                 "how greta-diff judges each step: exact (digests), "
+                 "tolerance (greta-diff's per-precision tolerances, no "
+                 "reference) or reference (needs a reference: --ref, or the "
+                 "one added when precisions differ); default: reference "
+                 "with a reference, else exact. On a mixture-of-experts "
+                 "model other experts are a divergence under every policy")
+      ->check(CLI::IsMember({"exact", "tolerance", "reference"}));
   app.add_option("--work-dir", o.workDir,
                  "where traces, logs and the resumable state live (default: "
                  "greta-bisect.work)");
@@ -290,6 +302,10 @@ int main(int argc, char **argv) {
       !config("test", test, testCmd, o.test))
     return fail(error);
   o.test.model = testModel;
+  bool noReference = o.policy == "exact" || o.policy == "tolerance";
+  if (noReference && (!ref.empty() || !refCmd.empty()))
+    return fail("--ref is only used by --policy reference (got --policy " +
+                o.policy + ")");
   if (!ref.empty() || !refCmd.empty()) {
     Config r;
     if (!config("ref", ref, refCmd, r))
@@ -300,7 +316,7 @@ int main(int argc, char **argv) {
     return fail("--ref-model needs --ref (the reference's greta-run flags, "
                 "e.g. --ref \"--precision=f64\")");
   } else if (std::string why = precisionOrBackendDifference(o.base, o.test);
-             !why.empty()) {
+             !why.empty() && !noReference) {
     // Digests of runs at different precisions or on different backends
     // always differ: the exact policy would flag the first row.
     bool aot = why.find("--so") != std::string::npos;
@@ -315,6 +331,9 @@ int main(int argc, char **argv) {
       std::cerr << "greta-bisect: base and test differ in " << why
                 << ": adding the f64 CPU reference --ref \"" << o.ref->flagsText
                 << "\"\n";
+  } else if (o.policy == "reference") {
+    return fail("--policy reference needs a reference: --ref FLAGS (e.g. "
+                "--ref \"--precision=f64\") or --ref-cmd COMMAND");
   }
   if (o.confirm && !o.test.command.empty())
     return fail("--confirm patches greta-run's test run: not with --test-cmd");

@@ -6,7 +6,9 @@
 // binary search between the last agreeing and the first diverging layer,
 // every stage and position of that layer, then one run with values for the
 // FIRST_FAIL record. Each configuration is compiled once (greta-run's cache);
-// every step only changes the filter.
+// every step only changes the filter. On a mixture-of-experts model a sweep
+// of every token's expert selection comes first (RoutingSweep.cpp): a flip
+// is a divergence under every policy, and the search looks there.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_BISECT_BISECT_H
@@ -60,6 +62,9 @@ struct Options {
   int64_t maxSteps = 0;      // stop after this many new steps; 0: no limit
   bool quiet = false;
   bool confirm = false; // patch the base's FIRST_FAIL tensor into the test run
+  /// --policy as given: "exact", "tolerance", "reference", or "" (exact,
+  /// or reference when there is a reference). diffPolicy() resolves it.
+  std::string policy;
   /// --format html: after the search, one more run per configuration traces
   /// values at every layer and stage (reportPositions) for the page's charts.
   bool reportValues = false;
@@ -152,12 +157,32 @@ const std::string &modelOf(const Options &o, const Config &c);
 std::string precisionOrBackendDifference(const Config &base,
                                          const Config &test);
 
+/// The policy greta-diff judges the steps with: Options::policy, else
+/// "reference" with a reference and "exact" without.
+std::string diffPolicy(const Options &o);
+
 /// The f64 CPU reference greta-bisect runs itself: BASE's flags without
 /// precision, backend and device flags, plus --precision=f64.
 Config autoReference(const Config &base);
 
 /// Coarse layers of the seed: 0, 1, 2, 4, 8 and the last, within the model.
 std::vector<int64_t> coarseLayers(int64_t numLayers);
+
+/// The mixture-of-experts layers of `model` (RoutingSweep.cpp): those whose
+/// router greta IR tags expert_selection, or for an HF checkpoint directory
+/// those its config.json routes, as GRETA's importer reads it; empty for a
+/// dense model. False and `error` when the model cannot be read.
+bool routedLayers(const std::string &model, std::vector<int64_t> &layers,
+                  std::string &error);
+/// greta-diff's flags for the routing sweep: a change of expert ids (or of
+/// non-finite values) is the only divergence.
+std::vector<std::string> routingSweepDiffFlags();
+/// A runtime filter's positions with `position` added (unchanged when it
+/// already names it or "all").
+std::string withPosition(const std::string &positions, int64_t position);
+/// The layers of `layers` below `last`, and `last`.
+std::vector<int64_t> layersThrough(const std::vector<int64_t> &layers,
+                                   int64_t last);
 
 } // namespace greta::bisect
 
