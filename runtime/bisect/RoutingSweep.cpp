@@ -59,9 +59,20 @@ void routedLayersOfConfig(const json &config, std::set<int64_t> &layers) {
   std::string type = typeKey != config.end() && typeKey->is_string()
                          ? typeKey->get<std::string>()
                          : "";
-  if (type != "mixtral" && type != "qwen2_moe" && type != "qwen3_moe")
-    return;
   int64_t n = intKey(config, "num_hidden_layers", 0);
+  if (type != "mixtral" && type != "qwen2_moe" && type != "qwen3_moe") {
+    // A family with experts that this list does not know yet (the importer
+    // may learn it first): sweep every layer rather than none, so a flip is
+    // never missed for want of a rule here.
+    for (const char *key :
+         {"num_local_experts", "num_experts", "n_routed_experts"})
+      if (intKey(config, key, 0) > 1) {
+        for (int64_t l = 0; l < n; ++l)
+          layers.insert(l);
+        return;
+      }
+    return;
+  }
   int64_t step =
       type == "mixtral" ? 1 : intKey(config, "decoder_sparse_step", 1);
   for (int64_t l = 0; l < n; ++l)

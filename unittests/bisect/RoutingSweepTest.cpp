@@ -80,6 +80,19 @@ TEST(RoutingSweep, DenseConfigHasNone) {
       routedOf(R"({"model_type": 7, "num_hidden_layers": 2})", true).empty());
 }
 
+TEST(RoutingSweep, UnknownFamilyWithExpertsSweepsEveryLayer) {
+  // Better a sweep of every layer than none for a family the list above
+  // does not know (e.g. DeepSeek's n_routed_experts).
+  EXPECT_EQ(routedOf(R"({"model_type": "deepseek_v3", "num_hidden_layers": 3,
+                         "n_routed_experts": 8})",
+                     true),
+            (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_TRUE(routedOf(R"({"model_type": "phi3", "num_hidden_layers": 3,
+                           "num_experts": 1})",
+                       true)
+                  .empty());
+}
+
 TEST(RoutingSweep, UnreadableModelIsAnError) {
   TempDir dir;
   std::vector<int64_t> layers;
