@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
   Options o;
   std::string prompt, promptList, promptsDir, base, test, ref, format = "markdown";
   std::string outPath, testModel, refModel;
-  bool restart = false;
+  bool restart = false, listRouted = false;
   app.add_option("--model", o.model,
                  "greta IR of the model (model.mlir), or an HF checkpoint "
                  "directory; the base runs it, and the test and reference "
@@ -262,6 +262,9 @@ int main(int argc, char **argv) {
       ->excludes("--test");
   app.add_option("--ref-cmd", refCmd, std::string("the reference,") + cmdHelp)
       ->excludes("--ref");
+  app.add_flag("--list-routed-layers", listRouted,
+               "print the layers --model's routing sweep traces (its routed "
+               "layers; none for a dense model) and exit");
   app.add_flag("--restart", restart, "discard the state of an earlier bisection in --work-dir");
   app.add_flag("-q,--quiet", o.quiet, "no progress lines on stderr");
   app.add_option("--greta-run", o.gretaRun, "greta-run executable (default: next to greta-bisect)");
@@ -279,6 +282,18 @@ int main(int argc, char **argv) {
     return 2;
   };
   std::string error;
+  if (listRouted) {
+    if (o.model.empty())
+      return fail("--list-routed-layers needs --model");
+    std::vector<int64_t> layers;
+    if (!greta::bisect::routedLayers(o.model, layers, error))
+      return fail(error);
+    std::cout << "routed layers:";
+    for (int64_t l : layers)
+      std::cout << " " << l;
+    std::cout << (layers.empty() ? " none\n" : "\n");
+    return 0;
+  }
   bool ranByGreta = false; // a configuration runs greta-run
   auto config = [&](const char *name, const std::string &flags,
                     const std::string &cmd, Config &c) {
