@@ -492,7 +492,6 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   if (!doStep({"1-coarse", joinInts(coarse), all, positions, payload}, true,
               out))
     return false;
-  result.runsPerConfig = runs;
   if (!out.firstFail && flip) {
     error = "the routing flip the sweep saw at layer " +
             std::to_string(flip->layer) + " position " +
@@ -502,8 +501,39 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
             o_.workDir + ")";
     return false;
   }
+  // 1b. No divergence at the checkpoints is not yet none: a fault confined
+  // to other positions of the last layer, or outside a sliding window's
+  // reach, never shows there. The model's outputs at every position (the
+  // last layer's residual and the logits, one run per side) back the
+  // verdict, or name the position the coarse step looks at again. Skipped
+  // where the user chose --positions, and for generating runs, whose step
+  // 0 compared every position's logits already.
+  if (!out.firstFail && o_.positions.empty() && generatedTokens(o_) <= 1) {
+    done("1-coarse", 1);
+    StepOutcome every;
+    if (!doStep({"1-outputs", std::to_string(o_.numLayers - 1),
+                 "residual_post_mlp,logits", "all", payload},
+                false, every))
+      return false;
+    if (every.firstFail) {
+      positions = withPosition(positions, every.firstFail->position);
+      done("1-outputs", 1 + stepsAfterCoarse(-1, coarse.back()));
+      if (!doStep({"1-coarse-again", joinInts(coarse), all, positions,
+                   payload},
+                  true, out))
+        return false;
+      if (!out.firstFail) {
+        error = "the outputs diverged at position " +
+                std::to_string(every.firstFail->position) +
+                " but the coarse step saw no divergence there: the runs are "
+                "not deterministic (see " + o_.workDir + ")";
+        return false;
+      }
+    }
+  }
+  result.runsPerConfig = runs;
   if (!out.firstFail) {
-    done("1-coarse", 0);
+    done(result.steps.back().id, 0);
     result.diffJson = out.diff;
     result.diffMarkdown = out.markdown;
     result.reportDir = (fs::path(o_.workDir) / name / "1-coarse").string();
@@ -514,7 +544,7 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   for (int64_t l : coarse)
     if (l < bad)
       good = l;
-  done("1-coarse", stepsAfterCoarse(good, bad));
+  done(result.steps.back().id, stepsAfterCoarse(good, bad));
   int stepNo = 2;
   while (bad - good > 1) {
     int64_t mid = good + (bad - good) / 2;
