@@ -504,15 +504,18 @@ bool Driver::runPrompt(const std::string &name, const std::string &promptPath,
   // 1b. No divergence at the checkpoints is not yet none: a fault confined
   // to other positions of the last layer, or outside a sliding window's
   // reach, never shows there. The model's outputs at every position (the
-  // last layer's residual and the logits, one run per side) back the
+  // last layer's residual, and the logits where digests suffice: their
+  // values at every position of a long prompt would be gigabytes) back the
   // verdict, or name the position the coarse step looks at again. Skipped
   // where the user chose --positions, and for generating runs, whose step
   // 0 compared every position's logits already.
   if (!out.firstFail && o_.positions.empty() && generatedTokens(o_) <= 1) {
     done("1-coarse", 1);
     StepOutcome every;
-    if (!doStep({"1-outputs", std::to_string(o_.numLayers - 1),
-                 "residual_post_mlp,logits", "all", payload},
+    std::string outputs =
+        payload == "hash" ? "residual_post_mlp,logits" : "residual_post_mlp";
+    if (!doStep({"1-outputs", std::to_string(o_.numLayers - 1), outputs,
+                 "all", payload},
                 false, every))
       return false;
     if (every.firstFail) {
