@@ -21,7 +21,7 @@ N=${2:-7}
 PEER=${3:-0a99608^}
 T=$(mktemp -d)
 cleanup() {
-  if [ -d "$T/peer" ]; then git worktree remove --force "$T/peer" || true; fi
+  if [ -d "$T/peer-tree" ]; then git worktree remove --force "$T/peer-tree" || true; fi
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -37,8 +37,8 @@ if [ -n "${PEER_BUILD:-}" ]; then
   PB=$(realpath "$PEER_BUILD")/bin
   PSRC=$(dirname "$(realpath "$PEER_BUILD")")
 else
-  git worktree add --detach "$T/peer" "$PEER" >/dev/null 2>&1
-  PSRC=$T/peer
+  git worktree add --detach "$T/peer-tree" "$PEER" >/dev/null 2>&1
+  PSRC=$T/peer-tree
   # ccache's base_dir (/work here) must cover the tree for cache hits.
   (cd "$PSRC" && cmake --preset default >/dev/null &&
     CCACHE_BASEDIR=$PSRC ninja -C build greta-run greta-translate >/dev/null)
