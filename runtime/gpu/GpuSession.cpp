@@ -160,6 +160,12 @@ GpuSession::~GpuSession() {
     cudaStreamDestroy(static_cast<cudaStream_t>(t));
   for (auto &[name, p] : params_)
     greta_gpu_free(p);
+  for (auto &[slot, kv] : paged_) {
+    greta_gpu_free(kv.k);
+    greta_gpu_free(kv.v);
+    greta_gpu_free(kv.dTable);
+    greta_gpu_host_free(kv.hTable);
+  }
   for (auto &[slot, kv] : kv_) {
     greta_gpu_free(kv.k);
     greta_gpu_free(kv.v);
