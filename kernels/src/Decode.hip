@@ -92,24 +92,52 @@ __global__ void pagedAttentionSplit(const T *q, int64_t qLd, const T *kPool,
     acc[e] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
-  for (int64_t j = begin; j < end; ++j) {
-    int64_t r = pagedRow(table, j, bs, boundaryBug != 0);
-    const T *kRow = kPool + r * kvDim + static_cast<int64_t>(kvh) * headDim;
-    const T *vRow = vPool + r * kvDim + static_cast<int64_t>(kvh) * headDim;
-    float s = 0.f;
-    for (int e = 0; e < PER_LANE; ++e) {
-      int d = lane + e * GRETA_WARP;
-      if (d < headDim)
-        s += qv[e] * toF<T>(kRow[d]);
+  // KEYS keys at a time: their dot products, shuffles and exps are
+  // independent (a warp's chain of one key at a time is latency-bound).
+  constexpr int KEYS = 4;
+  for (int64_t j = begin; j < end; j += KEYS) {
+    int nk = end - j < KEYS ? static_cast<int>(end - j) : KEYS;
+    const T *vRow[KEYS];
+    float s[KEYS];
+#pragma unroll
+    for (int u = 0; u < KEYS; ++u) {
+      int64_t r = pagedRow(table, u < nk ? j + u : j, bs, boundaryBug != 0);
+      const T *kRow = kPool + r * kvDim + static_cast<int64_t>(kvh) * headDim;
+      vRow[u] = vPool + r * kvDim + static_cast<int64_t>(kvh) * headDim;
+      s[u] = 0.f;
+#pragma unroll
+      for (int e = 0; e < PER_LANE; ++e) {
+        int d = lane + e * GRETA_WARP;
+        if (d < headDim)
+          s[u] += qv[e] * toF<T>(kRow[d]);
+      }
     }
     for (int off = GRETA_WARP / 2; off > 0; off /= 2)
-      s += GRETA_SHFL_XOR(s, off);
-    float mNew = fmaxf(m, s);
-    float corr = expf(m - mNew), p = expf(s - mNew);
-    l = l * corr + p;
+#pragma unroll
+      for (int u = 0; u < KEYS; ++u)
+        s[u] += GRETA_SHFL_XOR(s[u], off);
+    float mNew = m;
+#pragma unroll
+    for (int u = 0; u < KEYS; ++u)
+      if (u < nk)
+        mNew = fmaxf(mNew, s[u]);
+    float corr = expf(m - mNew), p[KEYS];
+    l *= corr;
+#pragma unroll
+    for (int u = 0; u < KEYS; ++u) {
+      p[u] = u < nk ? expf(s[u] - mNew) : 0.f;
+      l += p[u];
+    }
+#pragma unroll
     for (int e = 0; e < PER_LANE; ++e) {
       int d = lane + e * GRETA_WARP;
-      acc[e] = acc[e] * corr + (d < headDim ? p * toF<T>(vRow[d]) : 0.f);
+      float a = acc[e] * corr;
+      if (d < headDim)
+#pragma unroll
+        for (int u = 0; u < KEYS; ++u)
+          if (u < nk)
+            a += p[u] * toF<T>(vRow[u][d]);
+      acc[e] = a;
     }
     m = mNew;
   }
@@ -156,9 +184,11 @@ __global__ void pagedAttentionMerge(const float *partial, int numHeads,
 
 int64_t keysPerSplitFor(int64_t nQ, int64_t numKvHeads, int64_t maxLen,
                         int *splits) {
-  // Enough blocks to fill ~132 SMs twice; at least 64 keys a split.
+  // Enough blocks for ~8 per SM on 132 SMs (a warp walks its keys one
+  // after another: latency-bound, so parallelism over keys is what pays);
+  // at least 64 keys a split.
   int64_t blocks = std::max<int64_t>(1, nQ * numKvHeads);
-  int64_t want = std::max<int64_t>(1, (264 + blocks - 1) / blocks);
+  int64_t want = std::max<int64_t>(1, (1056 + blocks - 1) / blocks);
   int64_t maxSplits = std::max<int64_t>(1, (maxLen + 63) / 64);
   int64_t n = std::min(want, maxSplits);
   int64_t per = (maxLen + n - 1) / n;
