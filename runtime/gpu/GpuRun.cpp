@@ -116,8 +116,6 @@ bool GpuRun::run(const rt::RunOptions &o, void *fn,
       result.generated = generated.ids;
       result.stoppedAtEos = generated.stoppedAtEos;
       result.generation = rt::generationText(plan.generation.sampling);
-      if (writer && r + 1 == o.repeat)
-        writer->setGeneratedIds(generated.ids);
     }
   }
   result.rowsPatched = gpu.rowsPatched();
@@ -129,5 +127,8 @@ bool GpuRun::run(const rt::RunOptions &o, void *fn,
             " (the records written before this error are kept)";
     return false;
   }
+  // For the manifest, once the writer thread is done with the file.
+  if (writer && result.generated)
+    writer->setGeneratedIds(*result.generated);
   return ok;
 }
