@@ -276,6 +276,10 @@ greta_gpu_status pagedAttention(const T *q, int64_t qLd, const T *kPool,
                     std::to_string(kMaxGroup) + " times it");
   if (qStart < 0)
     return fail(GRETA_GPU_ERR_INVALID_ARGUMENT, "paged_attention: q_start < 0");
+  if (nQ > 65535) // a grid dimension of its own
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "paged_attention: " + std::to_string(nQ) +
+                    " query rows in one call, at most 65535");
   if (auto st = checkMatrix("paged_attention q", q, nQ, numHeads * headDim,
                             qLd))
     return st;

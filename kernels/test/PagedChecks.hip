@@ -164,6 +164,29 @@ void testPagedStaleAppend(DT dt, int64_t len, int64_t bs) {
 }
 
 void runPagedChecks(bool quick) {
+  // Bad arguments: a clear error, nothing launched.
+  {
+    Dev a(4096), t(64);
+    greta_gpu_status st = greta_gpu_paged_kv_append_f16(
+        P(a), 8, P(a), 8, nullptr, 0, 8, t.as<int32_t>(), 0, P(a), P(a),
+        gStream);
+    report("paged_kv_append block_size 0 -> INVALID_ARGUMENT", "-", st, 0,
+           st == GRETA_GPU_ERR_INVALID_ARGUMENT &&
+               std::strstr(greta_gpu_last_error(), "block_size 0"),
+           greta_gpu_last_error());
+    st = greta_gpu_paged_attention_f16(P(a), 64, P(a), P(a), t.as<int32_t>(),
+                                       16, 1, 0, 3, 2, 32, 1.f, P(a), 64,
+                                       P(a), 4096, gStream);
+    report("paged_attention 3 heads / 2 kv -> INVALID_ARGUMENT", "-", st, 0,
+           st == GRETA_GPU_ERR_INVALID_ARGUMENT, greta_gpu_last_error());
+    st = greta_gpu_paged_attention_f16(P(a), 64, P(a), P(a), t.as<int32_t>(),
+                                       16, 1, 0, 2, 2, 32, 1.f, P(a), 64,
+                                       P(a), 4, gStream);
+    report("paged_attention small scratch -> INVALID_ARGUMENT", "-", st, 0,
+           st == GRETA_GPU_ERR_INVALID_ARGUMENT &&
+               std::strstr(greta_gpu_last_error(), "scratch"),
+           greta_gpu_last_error());
+  }
   for (DT dt : {DT::F32, DT::F16, DT::BF16})
     for (int64_t bs : {int64_t{16}, int64_t{7}, int64_t{1}}) {
       // Decode steps at and around page boundaries, a chunk, TinyLlama's
