@@ -7,8 +7,9 @@
 #            attention vs the host reference at block sizes 16/7/1, the
 #            planted variants detected);
 #   check:   llama-tiny and TinyLlama-1.1B: chunk-1 logits vs single-shot
-#            prefill at block sizes 16/7/1; both planted paged-cache bugs
-#            through greta-bisect (exact position, layer, stage; runs);
+#            prefill at block sizes 16/7/1; a clean --trace-cache-reads
+#            run (every read equals its write); both planted paged-cache
+#            bugs through greta-bisect (exact position, layer, stage; runs);
 #   bench:   decode_bench.py: 128 tokens after prompts of 827, 4K and 16K
 #            tokens, GRETA vs HF generate (sdpa, dynamic and static cache),
 #            and the cost of tracing 3 prompt positions + every step's row.
@@ -86,6 +87,10 @@ if has check; then
     done
     relL2 $T/${key}_prefill.json $T/${key}_c1_bs16.json $T/${key}_c1_bs7.json $T/${key}_c1_bs1.json
     python3 -c "import json,sys;l=lambda b:json.load(open('$T/${key}_c1_bs%d.json'%b))['last_logits_hex'];print('  block sizes 16/7/1 bit-identical:', l(16)==l(7)==l(1))"
+    $B/greta-run-aot $S --weights $W --prompt $P --generate 6 --chunk 20,1 --kv-block-size 7 \
+      --trace-cache-reads --stages k_cache,v_cache,k_cache_read,v_cache_read --payload full \
+      --trace-dir $T/${key}_reads > /dev/null || echo "FAIL trace-cache-reads"
+    echo "  clean --trace-cache-reads: $(PYTHONPATH=python python3 test/tools/greta-run/Inputs/cache_reads.py $T/${key}_reads 2>&1)"
     bisect_bugs $key models/$name/model.mlir $S $W $P $layers $n
   done
 fi

@@ -272,6 +272,7 @@ void pagedAttention(GpuSession *s, MemRef<T, 2> *q, MemRef<T, 2> *k,
       return;
   }
   traceCacheWrites<T>(s, *kv, slot, first, rows);
+  s->traceCacheReads(slot, *kv);
   if (!s->error().empty())
     return;
   if (first == 0 && ld(k) == ld(v)) {

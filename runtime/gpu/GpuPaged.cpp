@@ -75,3 +75,57 @@ GpuSession::PagedSlot *GpuSession::pagedSlot(int64_t slot, int64_t kvDim,
   }
   return &kv;
 }
+
+void GpuSession::traceCacheReads(int64_t layer, const PagedSlot &kv) {
+  if (!traceCacheReads_ || !writer_ || traceFailed_ || !error_.empty())
+    return;
+  const std::vector<int64_t> &selected = front_.selectedRows();
+  rt::Payload payload = front_.filter().payload.value_or(rt::Payload::Hash);
+  size_t es = rt::dtypeSize(storage_);
+  cudaStream_t s = static_cast<cudaStream_t>(stream_);
+  for (auto [stage, pool] : {std::pair{rt::Stage::KCacheRead, kv.k},
+                             std::pair{rt::Stage::VCacheRead, kv.v}}) {
+    if (!front_.filter().selects(stage, layer))
+      continue;
+    for (int64_t i : selected) {
+      // The query at p reads keys and values [0, p]: one record of them.
+      int64_t p = front_.positions()[i], n = p + 1;
+      size_t bytes = static_cast<size_t>(n * kv.kvDim) * es;
+      void *d = alloc(bytes);
+      if (!d)
+        return;
+      greta_gpu_status st =
+          storage_ == rt::DType::F32
+              ? greta_gpu_paged_gather_f32(
+                    static_cast<const float *>(pool), kv.dTable, blockSize_, 0,
+                    n, kv.kvDim, static_cast<float *>(d), kv.kvDim, s)
+          : storage_ == rt::DType::BF16
+              ? greta_gpu_paged_gather_bf16(
+                    static_cast<const uint16_t *>(pool), kv.dTable, blockSize_,
+                    0, n, kv.kvDim, static_cast<uint16_t *>(d), kv.kvDim, s)
+              : greta_gpu_paged_gather_f16(
+                    static_cast<const uint16_t *>(pool), kv.dTable, blockSize_,
+                    0, n, kv.kvDim, static_cast<uint16_t *>(d), kv.kvDim, s);
+      if (st != GRETA_GPU_OK) {
+        setError(std::string("trace cache reads: ") + greta_gpu_last_error());
+        return;
+      }
+      std::vector<uint8_t> &host = cacheReadValues_.emplace_back(bytes);
+      cudaError_t e =
+          cudaMemcpyAsync(host.data(), d, bytes, cudaMemcpyDeviceToHost, s);
+      if (e == cudaSuccess)
+        e = cudaStreamSynchronize(s);
+      release(d);
+      if (e != cudaSuccess) {
+        setError(cudaMessage("trace cache reads", e));
+        return;
+      }
+      // Hashed on the host by the writer, in order with the other records.
+      Pending pend{stage,   layer,       payload, storage_, n * kv.kvDim,
+                   {p},     nullptr,     host.data(), nullptr};
+      pend.rowShape = {n, kv.kvDim};
+      open_.pending.push_back(std::move(pend));
+      lastTrace_.reset();
+    }
+  }
+}

@@ -86,10 +86,12 @@ bool GpuRun::run(const rt::RunOptions &o, void *fn,
   // Single-shot prefill (one call, nothing to decode) keeps the contiguous
   // cache and today's kernels; a run of several calls uses the paged cache.
   int64_t n = static_cast<int64_t>(tokens.size());
+  // --trace-cache-reads reads the pages back: paged whatever the calls.
   bool paged =
       rt::chunkCalls(plan.schedule, n, plan.generation.decodeFrom).size() > 1 ||
-      plan.generation.maxNewTokens > 1;
+      plan.generation.maxNewTokens > 1 || o.decode.traceCacheReads;
   gpu.setPaging(paged ? o.decode.kvBlockSize : 0);
+  gpu.setTraceCacheReads(o.decode.traceCacheReads);
   bool f32 = gpu.storage() == rt::DType::F32;
   bool ok = true;
   for (int64_t r = 0; r < o.repeat && ok; ++r) {

@@ -218,6 +218,8 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
   // are in the pinned chunks this call reuses.
   if (!error_.empty() || !drainWriter())
     return false;
+  cacheReadValues_.clear(); // the writer is done with them
+
   if (traceProfile()) {
     profCallStart_ = Clock::now();
     for (void *&ev : profEvents_)

@@ -147,11 +147,6 @@ bool greta::rt::checkGpuDecodeFlags(const DecodeFlags &f,
             "paged_kv_append=stale_page_bug";
     return false;
   }
-  if (f.traceCacheReads) {
-    error = "--trace-cache-reads runs on the CPU only: the GPU runner does "
-            "not trace its cache reads yet (issue #24.5)";
-    return false;
-  }
   return true;
 }
 

@@ -38,7 +38,7 @@ void greta::addRunOptions(CLI::App &app, rt::RunOptions &o) {
                  "--sample's temperature");
   app.add_option("--top-p", o.decode.topP, "--sample's nucleus");
   app.add_flag("--trace-cache-reads", o.decode.traceCacheReads,
-               "record the KV-cache rows each query reads (the CPU only)");
+               "record the KV-cache rows each query reads");
   app.add_option("--kv-fault", o.decode.kvFault,
                  "LAYER:FROM[:stale|:overwrite]: a planted KV-cache bug (the "
                  "CPU only)");

@@ -106,6 +106,7 @@ TEST(Generate, TheGpuRefusesOnlyWhatItCannotDecode) {
   f.chunk = "60,1";
   f.generate = 4;
   f.generateFrom = 3;
+  f.traceCacheReads = true;
   EXPECT_TRUE(checkGpuDecodeFlags(f, err)) << err;
   f.chunk = "60,x";
   EXPECT_FALSE(checkGpuDecodeFlags(f, err));

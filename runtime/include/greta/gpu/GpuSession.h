@@ -129,6 +129,12 @@ public:
   /// entries copied on the stream; its pools are allocated (zeroed) on
   /// first use for capacity() positions. Null with the session's error.
   PagedSlot *pagedSlot(int64_t slot, int64_t kvDim, int64_t end);
+  /// --trace-cache-reads: the k_cache_read / v_cache_read records of the
+  /// paged cache (rows [0, p] of each selected query at p, one record of
+  /// shape [p + 1, kv_dim], read back through the block table after this
+  /// call's append), as the CPU's. Debugging: a synchronous copy per row.
+  void setTraceCacheReads(bool on) { traceCacheReads_ = on; }
+  void traceCacheReads(int64_t layer, const PagedSlot &kv);
   /// Whether this call's trace records `stage` of `layer` (a trace is on,
   /// the filter selects it and a row of the call is selected).
   bool traces(rt::Stage stage, int64_t layer) const {
@@ -218,6 +224,10 @@ private:
   int64_t capacity_ = 0;
   int64_t blockSize_ = 0;
   std::map<int64_t, PagedSlot> paged_;
+  bool traceCacheReads_ = false;
+  // The host rows of this call's cache reads (their Pending's hValues),
+  // kept until the writer has written them (cleared at the next beginCall).
+  std::deque<std::vector<uint8_t>> cacheReadValues_;
   // Caching allocator: the program allocates the same sizes every call;
   // cudaFree would synchronize the device.
   std::multimap<size_t, void *> freeBlocks_;
@@ -298,6 +308,9 @@ private:
     // A repeat of the batch's pending[sameAs] (the same buffer under a
     // second stage tag): its records, not hashed again; -1 otherwise.
     int64_t sameAs = -1;
+    // The record's row shape when it is not {cols} (a cache read's
+    // {p + 1, kv_dim}).
+    std::vector<int64_t> rowShape = {};
   };
   // The previous trace call's tensor while its Pending is in open_ (a
   // repeat of it may reuse its records); cleared by every other trace call

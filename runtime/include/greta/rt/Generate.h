@@ -80,8 +80,8 @@ bool parseDecodeFlags(const DecodeFlags &flags, std::vector<int64_t> &schedule,
                       std::string &error);
 
 /// What the GPU runner refuses: --kv-fault (the CPU cache's planted fault;
-/// the error names the GPU's two planted kernel variants instead) and
-/// --trace-cache-reads; a bad --chunk as parseChunkSchedule says.
+/// the error names the GPU's two planted kernel variants instead); a bad
+/// --chunk as parseChunkSchedule says.
 bool checkGpuDecodeFlags(const DecodeFlags &flags, std::string &error);
 
 /// "greedy" or "sample seed=S temperature=T top_p=P" (the manifest's
