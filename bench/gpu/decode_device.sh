@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call on the GPU host (no LLVM): issue #24.5, GPU decode.
-# Builds the runtime-only GPU configuration (greta-run-aot, greta-diff,
+# Builds the runtime-only GPU configuration (greta-run, greta-run-aot, greta-diff,
 # greta-bisect, greta-gpu-kernel-test), makes the random HF models there
 # (gen_hf_model.py), then
 #   kernels: greta-gpu-kernel-test --paged (paged append/gather/split-K
@@ -31,7 +31,7 @@ rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)
 { cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run-aot greta-diff greta-bisect \
+    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect \
     greta-gpu-kernel-test; } > $T/build.log 2>&1 || { tail -40 $T/build.log; exit 1; }
 echo "build $(( $(date +%s) - t0 )) s"
 B=build-dev/bin
