@@ -32,6 +32,7 @@ inline constexpr int kTraceDefault = 0, kTraceRowPerThread = 1,
 // The device word kernels set on bad data (Runtime.hip).
 unsigned *deviceErrorWord();
 inline constexpr unsigned kErrBadEmbeddingId = 1u;
+inline constexpr unsigned kErrBadExpertId = 2u; // MoE.hip
 
 // ----------------------------------------------- storage type <-> float
 template <typename T> struct Conv;
