@@ -25,7 +25,8 @@ import os
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (AutoConfig, AutoModelForCausalLM, LlamaConfig,
+                          LlamaForCausalLM)
 
 
 def main():
@@ -41,11 +42,17 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     with open(a.config) as f:
-        cfg = LlamaConfig.from_dict(json.load(f))
+        raw = json.load(f)
+    # Llama as before; another model_type (Mixtral: bench/gpu/moe_device.sh)
+    # through HF's auto classes, the same init under the same seed.
+    llama = raw.get("model_type", "llama") == "llama"
+    cfg = (LlamaConfig.from_dict(raw) if llama else
+           AutoConfig.for_model(**raw))
     torch.manual_seed(a.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
-        model = LlamaForCausalLM(cfg)
+        model = (LlamaForCausalLM(cfg) if llama else
+                 AutoModelForCausalLM.from_config(cfg))
     model = model.to(getattr(torch, a.dtype)).eval()
     state = model.state_dict()
     for name, t in state.items():  # on the device: fast for 8B parameters

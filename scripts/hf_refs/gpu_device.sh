@@ -4,7 +4,7 @@
 #  1. the runtime-only GPU build and the kernel test (--quick; the family
 #     kernels' lines: rms_norm_offset, per-head rms_norm, linear_bias, geglu,
 #     scale, rope_freqs, attention_window under every variant);
-#  2. scripts/hf_refs/gpu_families.py: every dense family in GRETA GPU f16
+#  2. scripts/hf_refs/gpu_families.py: every family (dense and MoE) in GRETA GPU f16
 #     and bf16 on the family's checkpoint, per stage GRETA's error against
 #     HF fp32, HF's own fp16/bf16 error measured again here on the same
 #     weights (--hf-rerun; the committed lowp_error.json when torch cannot),
@@ -35,7 +35,8 @@ echo "== 1. kernel test (--quick)"
 $B/greta-gpu-kernel-test --quick > "$OUT/kernel-test.log" 2>&1; echo "kernel test rc=$?"
 grep -E "^FAIL" "$OUT/kernel-test.log" | head -20
 echo "  $(grep -c '^ok' "$OUT/kernel-test.log") ok, $(grep -c '^FAIL' "$OUT/kernel-test.log") FAIL;" \
-  "family kernels: $(grep -cE '^ok +(rms_norm_offset|rms_norm per head|linear_bias|geglu|scale|rope_freqs|attention_window)' "$OUT/kernel-test.log") ok"
+  "family kernels: $(grep -cE '^ok +(rms_norm_offset|rms_norm per head|linear_bias|geglu|scale|rope_freqs|attention_window)' "$OUT/kernel-test.log") ok;" \
+  "MoE kernels: $(grep -cE '^ok +(moe_router|moe_accumulate|sigmoid_gate_add)' "$OUT/kernel-test.log") ok"
 
 echo "== 2. families: GRETA GPU vs HF fp32, against HF's own fp16/bf16 error"
 HFRERUN=--hf-rerun

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Before scripts/hf_refs/gpu_device.sh, on a machine with LLVM (the device
-# has none): the GPU objects of every dense HF reference family in f16 and
+# has none): the GPU objects of every HF reference family (dense and MoE) in f16 and
 # bf16, and the planted llama3 RoPE bug's objects (docs/MODELS.md).
 #   scripts/hf_refs/gpu_objects.sh TOOLS_DIR OUT_DIR
 # OUT_DIR/FAMILY-gpu_{f16,bf16}.so; for the planted bug, llama-rope-llama3.mlir
@@ -14,7 +14,7 @@ set -euo pipefail
 TOOLS=$1 OUT=$2
 cd "$(dirname "$0")/../.."
 REFS=models/hf-refs
-FAMILIES="llama llama-rope-linear llama-rope-dynamic llama-rope-llama3 llama-rope-yarn llama-rope-longrope mistral qwen2 qwen3 gemma phi3"
+FAMILIES="llama llama-rope-linear llama-rope-dynamic llama-rope-llama3 llama-rope-yarn llama-rope-longrope mistral qwen2 qwen3 gemma phi3 mixtral qwen2-moe qwen3-moe"
 BUG='greta-rope-llama3-fault{layer=1 factor=8 low-freq-factor=2 high-freq-factor=4 original-max-position=32}'
 mkdir -p "$OUT"
 for f in $FAMILIES; do

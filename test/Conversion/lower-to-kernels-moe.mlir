@@ -14,13 +14,13 @@ func.func @moe(%logits: tensor<?x4xf32>, %y0: tensor<?x8xf32>, %y1: tensor<?x8xf
   // CHECK: %[[NORM:.+]] = arith.constant 1 : i64
   // CHECK: %[[SEL:.+]] = greta.kernel "moe_router" ins(%{{.+}}, %[[K]], %[[NORM]] : tensor<?x4xf32>, i64, i64) outs(%{{.+}} : tensor<?x4xf32>) {greta.stages = [#greta.stage<"expert_selection", 0>]} -> tensor<?x4xf32>
   // GPU-LABEL: llvm.func @moe(
-  // GPU: llvm.call @_mlir_ciface_greta_gpu_moe_router_f16(
-  // GPU: llvm.call @_mlir_ciface_greta_gpu_moe_accumulate_first_f16(
-  // GPU: llvm.call @_mlir_ciface_greta_gpu_moe_accumulate_f16(
-  // GPU: llvm.call @_mlir_ciface_greta_gpu_sigmoid_gate_add_f16(
+  // GPU: llvm.call @greta_gpu_moe_router_f16(
+  // GPU: llvm.call @greta_gpu_moe_accumulate_first_f16(
+  // GPU: llvm.call @greta_gpu_moe_accumulate_f16(
+  // GPU: llvm.call @greta_gpu_sigmoid_gate_add_f16(
   // GPUBF-LABEL: llvm.func @moe(
-  // GPUBF: llvm.call @_mlir_ciface_greta_gpu_moe_router_bf16(
-  // GPUBF: llvm.call @_mlir_ciface_greta_gpu_sigmoid_gate_add_bf16(
+  // GPUBF: llvm.call @greta_gpu_moe_router_bf16(
+  // GPUBF: llvm.call @greta_gpu_sigmoid_gate_add_bf16(
   %sel = greta.moe_router %logits {top_k = 2 : i64, normalize = true, greta.stages = [#greta.stage<"expert_selection", 0>]} : (tensor<?x4xf32>) -> tensor<?x4xf32>
   // CHECK: %[[E0:.+]] = arith.constant 0 : i64
   // CHECK: %[[A:.+]] = greta.kernel "moe_accumulate_first" ins(%{{.+}}, %[[SEL]], %[[E0]] : tensor<?x8xf32>, tensor<?x4xf32>, i64)
@@ -39,7 +39,7 @@ func.func @moe(%logits: tensor<?x4xf32>, %y0: tensor<?x8xf32>, %y1: tensor<?x8xf
 func.func @planted(%logits: tensor<?x4xf32>, %pos: tensor<?xi64>) -> tensor<?x2xf32> {
   // CHECK: greta.kernel "moe_router_fault" ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<?x4xf32>, tensor<?xi64>, i64, i64, i64, i64)
   // GPU-LABEL: llvm.func @planted(
-  // GPU: llvm.call @_mlir_ciface_greta_gpu_moe_router_fault_f16(
+  // GPU: llvm.call @greta_gpu_moe_router_fault_f16(
   %sel = greta.moe_router %logits positions %pos {top_k = 1 : i64, normalize = false, fault_from_position = 5 : i64} : (tensor<?x4xf32>, tensor<?xi64>) -> tensor<?x2xf32>
   return %sel : tensor<?x2xf32>
 }
