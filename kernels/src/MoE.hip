@@ -129,6 +129,45 @@ __global__ void sigmoidGateAddKernel(const T *x, int64_t xLd, const T *y,
   }
 }
 
+template <typename T>
+__global__ void gatherRowsKernel(const T *in, int64_t inLd, const int32_t *rows,
+                                 int64_t n, int64_t cols, T *out,
+                                 int64_t outLd) {
+  for (int64_t j = blockIdx.y; j < n; j += gridDim.y) {
+    const T *src = in + rows[j] * inLd;
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < cols;
+         c += (int64_t)gridDim.x * blockDim.x)
+      out[j * outLd + c] = src[c];
+  }
+}
+
+template <typename T>
+__global__ void copyOrZeroKernel(const T *acc, int64_t accLd, int64_t rows,
+                                 int64_t cols, T *out, int64_t outLd) {
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < cols;
+         c += (int64_t)gridDim.x * blockDim.x)
+      out[r * outLd + c] = acc ? acc[r * accLd + c] : fromF<T>(0.f);
+}
+
+// accumulateKernel's rounding: out = T(out + T(y * w)). Each row is in the
+// list at most once, so no two threads write one element.
+template <typename T>
+__global__ void scatterAddKernel(const T *y, int64_t yLd, const int32_t *rows,
+                                 const int32_t *slots, int64_t n,
+                                 const T *sel, int64_t selLd, int64_t k,
+                                 int64_t cols, T *out, int64_t outLd) {
+  for (int64_t j = blockIdx.y; j < n; j += gridDim.y) {
+    int64_t r = rows[j];
+    float w = toF<T>(sel[r * selLd + k + slots[j]]);
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < cols;
+         c += (int64_t)gridDim.x * blockDim.x) {
+      float v = toF<T>(out[r * outLd + c]) + roundT<T>(toF<T>(y[j * yLd + c]) * w);
+      out[r * outLd + c] = fromF<T>(v);
+    }
+  }
+}
+
 dim3 moeRowsGrid(int64_t rows, int64_t cols, int threads) {
   int64_t gx = (cols + threads - 1) / threads;
   int64_t gy = rows < 65535 ? rows : 65535;
@@ -221,6 +260,58 @@ greta_gpu_status sigmoidGateAdd(const T *x, int64_t xLd, const T *y,
   GRETA_HIP_LAUNCH_CHECK();
   return GRETA_GPU_OK;
 }
+template <typename T>
+greta_gpu_status gatherRows(const T *in, int64_t inLd, const int32_t *rows,
+                            int64_t n, int64_t cols, T *out, int64_t outLd,
+                            void *stream) {
+  if (auto s = checkMatrix("moe_gather_rows out", out, n, cols, outLd))
+    return s;
+  if (n < 0 || cols < 0 || inLd < cols || (n > 0 && (!in || !rows)))
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "moe_gather_rows: " + std::to_string(n) + " rows of " +
+                    std::to_string(cols) + " (in ld " + std::to_string(inLd) +
+                    ")");
+  if (n == 0 || cols == 0)
+    return GRETA_GPU_OK;
+  hipLaunchKernelGGL(gatherRowsKernel<T>, moeRowsGrid(n, cols, 256), dim3(256),
+                     0, asStream(stream), in, inLd, rows, n, cols, out, outLd);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
+
+template <typename T>
+greta_gpu_status scatterAdd(const T *y, int64_t yLd, const int32_t *rows,
+                            const int32_t *slots, int64_t n, const T *sel,
+                            int64_t selLd, int64_t k, const T *acc,
+                            int64_t accLd, int64_t total, int64_t cols, T *out,
+                            int64_t outLd, void *stream) {
+  if (auto s = checkMatrix("moe_scatter_add out", out, total, cols, outLd))
+    return s;
+  if (acc)
+    if (auto s = checkMatrix("moe_scatter_add acc", acc, total, cols, accLd))
+      return s;
+  if (auto s = checkMatrix("moe_scatter_add selection", sel, total, 2 * k,
+                           selLd))
+    return s;
+  if (k < 1 || n < 0 || n > total || (n > 0 && (!y || !rows || !slots)) ||
+      yLd < cols)
+    return fail(GRETA_GPU_ERR_INVALID_ARGUMENT,
+                "moe_scatter_add: " + std::to_string(n) + " routed rows of " +
+                    std::to_string(total) + ", top_k " + std::to_string(k));
+  if (total == 0 || cols == 0)
+    return GRETA_GPU_OK;
+  hipLaunchKernelGGL(copyOrZeroKernel<T>, moeRowsGrid(total, cols, 256),
+                     dim3(256), 0, asStream(stream), acc, accLd, total, cols,
+                     out, outLd);
+  GRETA_HIP_LAUNCH_CHECK();
+  if (n == 0)
+    return GRETA_GPU_OK;
+  hipLaunchKernelGGL(scatterAddKernel<T>, moeRowsGrid(n, cols, 256), dim3(256),
+                     0, asStream(stream), y, yLd, rows, slots, n, sel, selLd, k,
+                     cols, out, outLd);
+  GRETA_HIP_LAUNCH_CHECK();
+  return GRETA_GPU_OK;
+}
 } // namespace
 } // namespace greta::gpu
 
@@ -253,6 +344,28 @@ using namespace greta::gpu;
         yLd, reinterpret_cast<const T *>(gate), gateLd, rows, cols,            \
         reinterpret_cast<T *>(out), outLd, stream);                            \
   }
+
+#define GRETA_DEFINE_MOE_GROUPED(CT, T, SUFFIX)                                \
+  extern "C" greta_gpu_status greta_gpu_moe_gather_rows_##SUFFIX(              \
+      const CT *in, int64_t inLd, const int32_t *rows, int64_t n,              \
+      int64_t cols, CT *out, int64_t outLd, void *stream) {                    \
+    return gatherRows<T>(reinterpret_cast<const T *>(in), inLd, rows, n, cols, \
+                         reinterpret_cast<T *>(out), outLd, stream);           \
+  }                                                                            \
+  extern "C" greta_gpu_status greta_gpu_moe_scatter_add_##SUFFIX(              \
+      const CT *y, int64_t yLd, const int32_t *rows, const int32_t *slots,     \
+      int64_t n, const CT *sel, int64_t selLd, int64_t topK, const CT *acc,    \
+      int64_t accLd, int64_t total, int64_t cols, CT *out, int64_t outLd,      \
+      void *stream) {                                                          \
+    return scatterAdd<T>(reinterpret_cast<const T *>(y), yLd, rows, slots, n,  \
+                         reinterpret_cast<const T *>(sel), selLd, topK,        \
+                         reinterpret_cast<const T *>(acc), accLd, total, cols, \
+                         reinterpret_cast<T *>(out), outLd, stream);           \
+  }
+
+GRETA_DEFINE_MOE_GROUPED(greta_gpu_f16, greta_half, f16)
+GRETA_DEFINE_MOE_GROUPED(greta_gpu_bf16, greta_bf16, bf16)
+GRETA_DEFINE_MOE_GROUPED(float, float, f32)
 
 GRETA_DEFINE_MOE(greta_gpu_f16, greta_half, f16)
 GRETA_DEFINE_MOE(greta_gpu_bf16, greta_bf16, bf16)

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "GpuKernelCheck.h"
 #include "greta/gpu/MoEKernels.h"
+#include "greta/rt/MoERouting.h"
 
 #include <algorithm>
 #include <numeric>
@@ -148,6 +149,59 @@ void testAccumulate(DT dt, int64_t rows, int64_t cols, int64_t E, int64_t k,
          0.5, s != GRETA_GPU_OK);
 }
 
+// The grouped experts' gather and weighted scatter against moe_accumulate:
+// gathering expert e's rows of y and scattering them back with their
+// weights gives moe_accumulate's result bit for bit, for an expert with
+// tokens and one without, with and without acc.
+void testGrouped(DT dt, int64_t rows, int64_t cols, int64_t E, int64_t k) {
+  const int64_t selLd = 2 * k, ld = cols + 3;
+  HostT sel(dt, rows * selLd);
+  std::vector<int32_t> ids(rows * k);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int32_t> all(E - 1); // expert E-1 gets no token
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), gRng);
+    for (int64_t j = 0; j < k; ++j) {
+      ids[r * k + j] = all[j];
+      sel.set(r * selLd + j, float(all[j]));
+      sel.set(r * selLd + k + j, 0.05f + 0.9f * float(j + 1) / float(k + 1));
+    }
+  }
+  greta::rt::ExpertRows g;
+  std::string err;
+  if (!greta::rt::groupRowsByExpert(ids, rows, k, g, err)) {
+    report("moe grouping " + err, dtName(dt), 1, 0.5, false);
+    return;
+  }
+  std::vector<int32_t> index = g.rows;
+  index.insert(index.end(), g.slots.begin(), g.slots.end());
+  HostT y = randomT(dt, rows * ld), acc = randomT(dt, rows * ld);
+  Dev dSel(sel), dY(y), dAcc(acc), dIdx(index.size() * 4 + 4),
+      dSmall(rows * cols * dtSize(dt)), dOut(rows * cols * dtSize(dt)),
+      dRef(rows * cols * dtSize(dt));
+  dIdx.upload(index.data(), index.size() * 4);
+  for (int64_t e : {int64_t(1), E - 1})
+    for (bool withAcc : {true, false}) {
+      int64_t n = g.count(e), first = n ? g.offsets[e] : 0;
+      const int32_t *rowsD = dIdx.as<int32_t>() + first;
+      const int32_t *slotsD = dIdx.as<int32_t>() + g.rows.size() + first;
+      AnyPtr accP = withAcc ? P(dAcc) : AnyPtr{nullptr};
+      LIB_CHECK(GPU_CALL(dt, moe_gather_rows, P(dY), ld, rowsD, n, cols,
+                         P(dSmall), cols, gStream));
+      LIB_CHECK(GPU_CALL(dt, moe_scatter_add, P(dSmall), cols, rowsD, slotsD,
+                         n, P(dSel), selLd, k, accP, ld, rows, cols, P(dOut),
+                         cols, gStream));
+      LIB_CHECK(GPU_CALL(dt, moe_accumulate, P(dY), ld, P(dSel), selLd, k,
+                         accP, ld, rows, cols, e, P(dRef), cols, gStream));
+      HostT out = fetch(dOut, dt, rows * cols), ref = fetch(dRef, dt, rows * cols);
+      bool same = sameBytes(out, ref);
+      report("moe gather+scatter = accumulate, expert " + std::to_string(e) +
+                 " (" + std::to_string(n) + " rows)" +
+                 (withAcc ? "" : " first"),
+             dtName(dt), same ? 0 : 1, 0.5, same);
+    }
+}
+
 void testSigmoidGateAdd(DT dt, int64_t rows, int64_t cols) {
   const int64_t ld = cols + 3, gLd = 2;
   HostT x = randomT(dt, rows * ld), y = randomT(dt, rows * ld),
@@ -180,6 +234,8 @@ void testMoEKernels(DT dt) {
   testAccumulate(dt, 17, 4096, 60, 4, false);
   testAccumulate(dt, 9, 64, 128, 8, true);
   testSigmoidGateAdd(dt, 65, 1030);
+  testGrouped(dt, 300, 1000, 8, 2);
+  testGrouped(dt, 50, 64, 60, 4);
 }
 
 } // namespace gpucheck

@@ -1,6 +1,7 @@
 //===- LowerToGPU.cpp - The greta-lower-to-gpu pipeline ---------*- C++ -*-===//
 //
-// greta on f32 tensors -> storage retyping (f16/bf16/f32) -> greta.kernel on
+// greta on f32 tensors -> storage retyping (f16/bf16/f32) -> one grouped
+// kernel per mixture-of-experts expert -> greta.kernel on
 // tensors -> One-Shot Bufferize -> ownership-based deallocation -> calls to
 // the GPU glue layer (greta_gpu_<op>_<dt>, runtime/gpu) -> LLVM dialect with
 // every allocation routed to the device allocator. The host program only
@@ -207,6 +208,7 @@ void mlir::greta::buildLowerToGPUPipeline(OpPassManager &pm,
   GpuStorageOptions storage;
   storage.dtype = options.storage;
   pm.addPass(createGpuStorage(storage));
+  pm.addPass(createGpuFuseMoEExperts());
   KernelsToCallsOptions calls;
   calls.backend = "gpu";
   calls.device = true;

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "GpuGlue.h"
+#include "GpuMoE.h"
 #include "greta/gpu/GpuSession.h"
 #include "greta/gpu/MoEKernels.h"
 #include "greta/rt/CInterface.h"
@@ -61,6 +62,7 @@ void router(MemRef<T, 2> *logits, MemRef<int64_t, 1> *pos, int64_t topK,
                      : ""));
     return;
   }
+  moe::routingChanged(); // the grouped experts read this selection anew
   OpScope scope(s, op);
   check(s, op,
         Moe<T>::router(dev(logits), ld(logits), rows, logits->sizes[1], topK,

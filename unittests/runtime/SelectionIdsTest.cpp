@@ -83,3 +83,51 @@ TEST(SelectionIds, TopOneAndEmpty) {
 }
 
 } // namespace
+
+// greta/rt/MoERouting.h: the rows of a call grouped by expert for the
+// GPU's grouped experts.
+#include "greta/rt/MoERouting.h"
+
+namespace {
+
+TEST(MoERouting, RowsAscendingPerExpertWithTheirSlots) {
+  // 4 rows, top-2; expert 2 gets no token, expert 4 only row 3.
+  std::vector<int32_t> ids = {1, 0, //
+                              0, 3, //
+                              3, 1, //
+                              4, 0};
+  ExpertRows g;
+  std::string err;
+  ASSERT_TRUE(groupRowsByExpert(ids, 4, 2, g, err)) << err;
+  EXPECT_EQ(g.experts(), 5);
+  EXPECT_EQ(g.offsets, (std::vector<int32_t>{0, 3, 5, 5, 7, 8}));
+  EXPECT_EQ(g.rows, (std::vector<int32_t>{0, 1, 3, 0, 2, 1, 2, 3}));
+  EXPECT_EQ(g.slots, (std::vector<int32_t>{1, 0, 1, 0, 1, 1, 0, 0}));
+  EXPECT_EQ(g.count(2), 0);
+  EXPECT_EQ(g.count(9), 0);
+}
+
+TEST(MoERouting, TopOneAndATwiceListedExpertTakesTheLaterColumn) {
+  ExpertRows g;
+  std::string err;
+  ASSERT_TRUE(groupRowsByExpert({2, 2, 0}, 3, 1, g, err)) << err;
+  EXPECT_EQ(g.rows, (std::vector<int32_t>{2, 0, 1}));
+  // moe_accumulate's weightOf: the later of two equal ids.
+  ASSERT_TRUE(groupRowsByExpert({1, 1}, 1, 2, g, err)) << err;
+  EXPECT_EQ(g.rows, (std::vector<int32_t>{0}));
+  EXPECT_EQ(g.slots, (std::vector<int32_t>{1}));
+}
+
+TEST(MoERouting, ABadIdIsNamed) {
+  ExpertRows g;
+  std::string err;
+  EXPECT_FALSE(groupRowsByExpert({0, 1, -1, 2}, 2, 2, g, err));
+  EXPECT_EQ(err, "moe routing: selection row 1 column 0 is not an expert id "
+                 "(not a whole number >= 0)");
+  EXPECT_FALSE(groupRowsByExpert({0, 1, 2}, 2, 2, g, err));
+  EXPECT_FALSE(groupRowsByExpert({}, 0, 0, g, err));
+  ASSERT_TRUE(groupRowsByExpert({}, 0, 2, g, err));
+  EXPECT_EQ(g.experts(), 0);
+}
+
+} // namespace

@@ -45,7 +45,21 @@ extern "C" {
   GRETA_GPU_EXPORT greta_gpu_status greta_gpu_sigmoid_gate_add_##SUFFIX(       \
       const T *d_x, int64_t x_ld, const T *d_y, int64_t y_ld,                  \
       const T *d_gate, int64_t gate_ld, int64_t rows, int64_t cols, T *d_out,  \
-      int64_t out_ld, void *stream);
+      int64_t out_ld, void *stream);                                           \
+  /* The grouped experts (runtime/gpu/GpuMoEExperts.cpp). out row j = in     \
+     row d_rows[j], for j < n. */                                             \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_moe_gather_rows_##SUFFIX(        \
+      const T *d_in, int64_t in_ld, const int32_t *d_rows, int64_t n,          \
+      int64_t cols, T *d_out, int64_t out_ld, void *stream);                   \
+  /* out = acc (zeros when d_acc is NULL) on every row, then on row          \
+     d_rows[j] (j < n, each row at most once): out += T(y row j * w), w the  \
+     selection's column top_k + d_slots[j] of that row: moe_accumulate's     \
+     rounding, on the routed rows only. */                                    \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_moe_scatter_add_##SUFFIX(        \
+      const T *d_y, int64_t y_ld, const int32_t *d_rows,                       \
+      const int32_t *d_slots, int64_t n, const T *d_selection, int64_t sel_ld, \
+      int64_t top_k, const T *d_acc, int64_t acc_ld, int64_t rows,             \
+      int64_t cols, T *d_out, int64_t out_ld, void *stream);
 
 GRETA_GPU_DECLARE_MOE_KERNELS(greta_gpu_f16, f16)
 GRETA_GPU_DECLARE_MOE_KERNELS(greta_gpu_bf16, bf16)
