@@ -3,7 +3,7 @@
 # has none): the GPU objects of every HF reference family (dense and MoE) in f16 and
 # bf16, and the planted llama3 RoPE bug's objects (docs/MODELS.md).
 #   scripts/hf_refs/gpu_objects.sh TOOLS_DIR OUT_DIR
-# OUT_DIR/FAMILY-gpu_{f16,bf16}.so; for the planted bug, llama-rope-llama3.mlir
+# OUT_DIR/FAMILY-gpu_{f16,bf16}.so (MoE families also -cpu_f32, -gpu_f32); for the planted bug, llama-rope-llama3.mlir
 # and llama-rope-llama3-rope_bug.mlir (layer 1's q/k RoPE with
 # low_freq_factor 2 instead of 1), their objects
 # llama-rope-llama3-mlir-gpu_{f16,bf16}.so and
@@ -21,6 +21,12 @@ for f in $FAMILIES; do
   for p in f16 bf16; do
     "$TOOLS/greta-compile" "$REFS/$f/checkpoint" --backend gpu --precision $p -o "$OUT/$f-gpu_$p.so"
   done
+done
+# The MoE families' f32 objects, CPU and GPU: gpu_device.sh step 4 checks
+# that both choose the same experts.
+for f in mixtral qwen2-moe qwen3-moe; do
+  "$TOOLS/greta-compile" "$REFS/$f/checkpoint" --backend cpu --precision f32 -o "$OUT/$f-cpu_f32.so"
+  "$TOOLS/greta-compile" "$REFS/$f/checkpoint" --backend gpu --precision f32 -o "$OUT/$f-gpu_f32.so"
 done
 # The bug as a graph of its own (greta-bisect --test-model): the runtime-only
 # greta-run on the device checks each object against its model's digest.
