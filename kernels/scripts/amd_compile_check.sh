@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-amd}
 ARCHS=${GRETA_AMD_ARCHS:-gfx90a gfx942}
-SOURCES=${GRETA_AMD_SOURCES:-"kernels/src/Runtime.hip kernels/src/Elementwise.hip kernels/src/Gemm.hip kernels/src/Trace.hip kernels/src/Top5.hip kernels/src/Family.hip kernels/src/Attention.hip kernels/test/GpuKernelCheck.hip kernels/test/ComputeChecks.hip kernels/test/TraceChecks.hip kernels/test/FamilyChecks.hip"}
+SOURCES=${GRETA_AMD_SOURCES:-"kernels/src/Runtime.hip kernels/src/Elementwise.hip kernels/src/Gemm.hip kernels/src/Trace.hip kernels/src/Top5.hip kernels/src/Family.hip kernels/src/Attention.hip kernels/src/Decode.hip kernels/test/GpuKernelCheck.hip kernels/test/ComputeChecks.hip kernels/test/TraceChecks.hip kernels/test/FamilyChecks.hip kernels/test/PagedChecks.hip"}
 EXTRA=${GRETA_AMD_CXXFLAGS:-}
 BITCODE=/usr/lib/x86_64-linux-gnu/amdgcn/bitcode
 LLVM22=/usr/lib/llvm-22/bin

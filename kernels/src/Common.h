@@ -18,7 +18,7 @@ inline hipStream_t asStream(void *s) { return static_cast<hipStream_t>(s); }
 
 // Variants (Runtime.hip). Index of the selected variant of an op.
 enum class Op { Embedding, RmsNorm, Linear, Rope, KvAppend, Attention, Swiglu,
-                Add, Trace, Count };
+                Add, Trace, PagedKvAppend, PagedAttention, Count };
 // Names per op, in the registry's order; variant 0 is the default.
 int selectedVariant(Op op);
 namespace variant {
@@ -27,6 +27,8 @@ inline constexpr int kAttnDefault = 0, kAttnWmma = 1, kAttnScalar = 2,
                      kAttnPartialTileBug = 3;
 inline constexpr int kTraceDefault = 0, kTraceRowPerThread = 1,
                      kTraceSplit = 2;
+inline constexpr int kPagedStalePageBug = 1; // paged_kv_append
+inline constexpr int kPagedBoundaryBug = 1;  // paged_attention
 } // namespace variant
 
 // The device word kernels set on bad data (Runtime.hip).

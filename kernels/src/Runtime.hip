@@ -77,6 +77,21 @@ const VariantDesc kVariants[] = {
      "SHA-256 with two warps per 32 rows: one computes the message "
      "schedule of block t into shared memory while the other runs the "
      "rounds of block t-1 (about half the latency of a row's chain)"},
+    {Op::PagedKvAppend, "paged_kv_append", "default", 0,
+     "row scatter into the paged KV cache through the block table"},
+    {Op::PagedKvAppend, "paged_kv_append", "stale_page_bug", 1,
+     "PLANTED BUG: a row that opens a new page (position a multiple of "
+     "--kv-block-size, > 0) goes through the page pointer held from before "
+     "the sequence grew and is dropped: that slot of the new page keeps "
+     "what its previous use left there"},
+    {Op::PagedAttention, "paged_attention", "default", 0,
+     "split-K flash-decoding over the paged KV cache: one block per (kv "
+     "head, key range, query row), a warp per query head of the group, "
+     "online softmax in fp32, the ranges merged in a fixed order"},
+    {Op::PagedAttention, "paged_attention", "page_boundary_bug", 1,
+     "PLANTED BUG: off by one at page boundaries: the page of a key that "
+     "opens a page is taken as (position - 1) / block_size, so it is read "
+     "from the previous page's first slot"},
 };
 constexpr size_t kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 

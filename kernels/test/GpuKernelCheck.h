@@ -266,6 +266,8 @@ inline hipStream_t gStream;
 struct AttnCase {
   int64_t n, qStart, H, KVH, D;
 };
+// The paged KV cache's kernels (PagedChecks.hip).
+void runPagedChecks(bool quick);
 
 // The checks (ComputeChecks.hip, TraceChecks.hip, GpuKernelCheck.hip).
 void testEmbedding(DT dt);

@@ -260,8 +260,7 @@ int runOnGpu(const ::greta::ModelRunRequest &request) {
   const rt::RunOptions &o = request.options;
   const std::string &modelPath = request.model, &pipeline = request.pipeline;
   std::string decodeError;
-  int64_t gpuChunkSize = 0;
-  if (!rt::gpuChunk(o.decode, gpuChunkSize, decodeError))
+  if (!rt::checkGpuDecodeFlags(o.decode, decodeError))
     return fail(decodeError);
   std::string precision = request.precisionGiven ? o.precision : "f16";
   if (precision != "f16" && precision != "bf16" && precision != "f32")

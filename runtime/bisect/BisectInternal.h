@@ -28,8 +28,9 @@ std::string joinInts(const std::vector<int64_t> &v);
 /// The most tokens BASE or TEST generates (greta-run --generate N); 0 when
 /// neither does.
 int64_t generatedTokens(const Options &o);
-/// Every side is greta-run on the CPU (which records the KV-cache stages)
-/// and one goes through the cache in several calls (--chunk, --generate,
+/// Every side is greta-run on the CPU, or on the GPU or an --so object in
+/// several calls (the GPU's paged cache records the KV-cache stages), and
+/// one goes through the cache in several calls (--chunk, --generate,
 /// --generate-from): the steps then trace k_cache and v_cache too.
 bool tracesKVCache(const Options &o);
 /// A FIRST_FAIL as the JSON result writes it (null when none).

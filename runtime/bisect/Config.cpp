@@ -55,14 +55,21 @@ bool tracesKVCache(const Options &o) {
     sides.push_back(&*o.ref);
   bool several = false;
   for (const Config *c : sides) {
-    if (!c->command.empty() ||
-        flagValue(c->flags, "--backend", "cpu") != "cpu" ||
-        !flagValue(c->flags, "--so", "").empty())
+    std::string backend = flagValue(c->flags, "--backend", "cpu");
+    bool object = !flagValue(c->flags, "--so", "").empty();
+    if (!c->command.empty() || (backend != "cpu" && backend != "gpu"))
       return false;
     std::string chunk = flagValue(c->flags, "--chunk", "all");
-    several |= (chunk != "all" && chunk != "0") ||
-               !flagValue(c->flags, "--generate", "").empty() ||
-               !flagValue(c->flags, "--generate-from", "").empty();
+    bool calls = (chunk != "all" && chunk != "0") ||
+                 !flagValue(c->flags, "--generate-from", "").empty();
+    std::string generate = flagValue(c->flags, "--generate", "");
+    // The GPU writes k_cache/v_cache only on its paged path, a run of
+    // several calls (GpuRun::run); a single-call side (or an object that
+    // may be a GPU one) has none to compare.
+    if ((backend == "gpu" || object) && !calls &&
+        std::strtoll(generate.c_str(), nullptr, 10) < 2)
+      return false;
+    several |= calls || !generate.empty();
   }
   return several;
 }

@@ -15,6 +15,7 @@
 #include "greta/gpu/Kernels.h"
 #include "greta/rt/CInterface.h"
 #include "greta/rt/Half.h"
+#include "greta/rt/Stages.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -87,6 +88,30 @@ template <typename T> struct Kern;
                                        (const uint16_t *)vc, kl, nq, qs, nh,   \
                                        nkv, hd, sc, (uint16_t *)o, ol, s);     \
     }                                                                          \
+    static greta_gpu_status paged_kv_append(                                   \
+        const CT *k, int64_t kl, const CT *v, int64_t vl, const int64_t *p,    \
+        int64_t r, int64_t kd, const int32_t *t, int64_t bs, CT *kp, CT *vp,   \
+        void *s) {                                                             \
+      return greta_gpu_paged_kv_append_##SUF(                                  \
+          (const uint16_t *)k, kl, (const uint16_t *)v, vl, p, r, kd, t, bs,   \
+          (uint16_t *)kp, (uint16_t *)vp, s);                                  \
+    }                                                                          \
+    static greta_gpu_status paged_gather(const CT *pl, const int32_t *t,       \
+                                         int64_t bs, int64_t f, int64_t r,     \
+                                         int64_t kd, CT *o, int64_t ol,        \
+                                         void *s) {                            \
+      return greta_gpu_paged_gather_##SUF((const uint16_t *)pl, t, bs, f, r,   \
+                                          kd, (uint16_t *)o, ol, s);           \
+    }                                                                          \
+    static greta_gpu_status paged_attention(                                   \
+        const CT *q, int64_t ql, const CT *kp, const CT *vp, const int32_t *t, \
+        int64_t bs, int64_t nq, int64_t qs, int64_t nh, int64_t nkv,           \
+        int64_t hd, float sc, CT *o, int64_t ol, void *w, int64_t wb,          \
+        void *s) {                                                             \
+      return greta_gpu_paged_attention_##SUF(                                  \
+          (const uint16_t *)q, ql, (const uint16_t *)kp, (const uint16_t *)vp, \
+          t, bs, nq, qs, nh, nkv, hd, sc, (uint16_t *)o, ol, w, wb, s);        \
+    }                                                                          \
     static greta_gpu_status swiglu(const CT *g, int64_t gl, const CT *u,       \
                                    int64_t ul, int64_t r, int64_t c, CT *o,    \
                                    int64_t ol, void *s) {                      \
@@ -114,6 +139,9 @@ template <> struct Kern<float> {
   static constexpr auto rope = greta_gpu_rope_f32;
   static constexpr auto kv_append = greta_gpu_kv_append_f32;
   static constexpr auto attention = greta_gpu_attention_f32;
+  static constexpr auto paged_kv_append = greta_gpu_paged_kv_append_f32;
+  static constexpr auto paged_gather = greta_gpu_paged_gather_f32;
+  static constexpr auto paged_attention = greta_gpu_paged_attention_f32;
   static constexpr auto swiglu = greta_gpu_swiglu_f32;
   static constexpr auto add = greta_gpu_add_f32;
 };
@@ -187,6 +215,90 @@ void rope(MemRef<T, 2> *in, MemRef<int64_t, 1> *pos, double theta,
                       static_cast<float>(theta), ptr(out), ld(out),
                       s->stream()));
 }
+/// The k_cache / v_cache records of this call's rows, read back from the
+/// pages through the block table (what later calls will read).
+template <typename T>
+void traceCacheWrites(GpuSession *s, GpuSession::PagedSlot &kv, int64_t layer,
+                      int64_t first, int64_t rows) {
+  for (auto [stage, pool] : {std::pair{rt::Stage::KCache, kv.k},
+                             std::pair{rt::Stage::VCache, kv.v}}) {
+    if (!s->traces(stage, layer))
+      continue;
+    size_t bytes = static_cast<size_t>(rows * kv.kvDim) * sizeof(T);
+    T *buf = static_cast<T *>(s->alloc(bytes));
+    if (!buf)
+      return;
+    {
+      OpScope scope(s, "paged_gather");
+      if (!check(s, "paged_gather",
+                 Kern<T>::paged_gather(static_cast<const T *>(pool), kv.dTable,
+                                       s->blockSize(), first, rows, kv.kvDim,
+                                       buf, kv.kvDim, s->stream())))
+        return;
+    }
+    s->trace(rt::recordId(stage, layer), 0, dtypeOf<T>(), buf, rows,
+             kv.kvDim, kv.kvDim);
+    s->release(buf); // held by the trace until its batch has run
+  }
+}
+
+/// A call of a paged run: its rows appended to the pages, then a call
+/// starting at position 0 (the prefill) attends over its own k/v with the
+/// prefill kernels, any later call (a chunk, a decode step) over the pages
+/// with the split-K kernel.
+template <typename T>
+void pagedAttention(GpuSession *s, MemRef<T, 2> *q, MemRef<T, 2> *k,
+                    MemRef<T, 2> *v, MemRef<int64_t, 1> *pos, int64_t numHeads,
+                    int64_t numKvHeads, int64_t headDim, double scale,
+                    int64_t slot, MemRef<T, 2> *out) {
+  int64_t rows = q->sizes[0], kvDim = k->sizes[1];
+  if (rows != static_cast<int64_t>(s->positions().size()) || rows == 0) {
+    s->setError("attention: " + std::to_string(rows) +
+                " query rows but the call has " +
+                std::to_string(s->positions().size()) + " positions");
+    return;
+  }
+  int64_t first = s->positions().front();
+  GpuSession::PagedSlot *kv = s->pagedSlot(slot, kvDim, first + rows);
+  if (!kv)
+    return;
+  {
+    OpScope scope(s, "paged_kv_append");
+    if (!check(s, "paged_kv_append",
+               Kern<T>::paged_kv_append(
+                   ptr(k), ld(k), ptr(v), ld(v), ptr(pos), rows, kvDim,
+                   kv->dTable, s->blockSize(), static_cast<T *>(kv->k),
+                   static_cast<T *>(kv->v), s->stream())))
+      return;
+  }
+  traceCacheWrites<T>(s, *kv, slot, first, rows);
+  s->traceCacheReads(slot, *kv);
+  if (!s->error().empty())
+    return;
+  if (first == 0 && ld(k) == ld(v)) {
+    OpScope scope(s, "attention");
+    check(s, "attention",
+          Kern<T>::attention(ptr(q), ld(q), ptr(k), ptr(v), ld(k), rows, 0,
+                             numHeads, numKvHeads, headDim,
+                             static_cast<float>(scale), ptr(out), ld(out),
+                             s->stream()));
+    return;
+  }
+  int64_t bytes = greta_gpu_paged_attention_scratch_bytes(
+      rows, first, numHeads, numKvHeads, headDim);
+  void *scratch = s->alloc(static_cast<size_t>(bytes));
+  if (!scratch)
+    return;
+  OpScope scope(s, "paged_attention");
+  check(s, "paged_attention",
+        Kern<T>::paged_attention(
+            ptr(q), ld(q), static_cast<const T *>(kv->k),
+            static_cast<const T *>(kv->v), kv->dTable, s->blockSize(), rows,
+            first, numHeads, numKvHeads, headDim, static_cast<float>(scale),
+            ptr(out), ld(out), scratch, bytes, s->stream()));
+  s->release(scratch); // stream-ordered: the next user runs after it
+}
+
 template <typename T>
 void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
                MemRef<int64_t, 1> *pos, int64_t numHeads, int64_t numKvHeads,
@@ -195,6 +307,9 @@ void attention(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
   GpuSession *s = live("attention");
   if (!s || !rowMajor(s, "attention", {q, k, v, out}))
     return;
+  if (s->blockSize() > 0)
+    return pagedAttention(s, q, k, v, pos, numHeads, numKvHeads, headDim,
+                          scale, slot, out);
   int64_t rows = q->sizes[0], kvDim = k->sizes[1];
   GpuSession::KVSlot *kv =
       appendToCache(s, "attention", rows, kvDim, slot, [&](auto &kv) {

@@ -160,6 +160,12 @@ GpuSession::~GpuSession() {
     cudaStreamDestroy(static_cast<cudaStream_t>(t));
   for (auto &[name, p] : params_)
     greta_gpu_free(p);
+  for (auto &[slot, kv] : paged_) {
+    greta_gpu_free(kv.k);
+    greta_gpu_free(kv.v);
+    greta_gpu_free(kv.dTable);
+    greta_gpu_host_free(kv.hTable);
+  }
   for (auto &[slot, kv] : kv_) {
     greta_gpu_free(kv.k);
     greta_gpu_free(kv.v);
@@ -212,6 +218,8 @@ bool GpuSession::beginCall(const int64_t *tokens, const int64_t *positions,
   // are in the pinned chunks this call reuses.
   if (!error_.empty() || !drainWriter())
     return false;
+  cacheReadValues_.clear(); // the writer is done with them
+
   if (traceProfile()) {
     profCallStart_ = Clock::now();
     for (void *&ev : profEvents_)

@@ -148,7 +148,8 @@ void GpuSession::appendBatch(Batch &b, std::string &err) {
     blk.layer = p.layer;
     blk.dtype = p.dtype;
     blk.payload = p.payload;
-    blk.rowShape = {p.cols};
+    blk.rowShape = p.rowShape.empty() ? std::vector<int64_t>{p.cols}
+                                      : p.rowShape;
     blk.n = n;
     blk.positions = p.positions.data();
     if (p.sameAs >= 0) {

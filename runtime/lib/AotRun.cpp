@@ -44,10 +44,9 @@ int greta::rt::runAotObject(const std::string &model, const std::string &so,
     return fail(error);
   std::optional<Prompt> prompt = loadPrompt(o.promptRequest(), error);
   DecodePlan decode;
-  int64_t gpuChunkSize = 0; // GpuRun takes it again from the flags
   if (!prompt || !checkAgainstModel(o, *prompt, object.limits, filter, error) ||
       !planDecode(o, *prompt, object.limits.maxPositions, decode, error) ||
-      (object.backend == "gpu" && !gpuChunk(o.decode, gpuChunkSize, error)))
+      (object.backend == "gpu" && !checkGpuDecodeFlags(o.decode, error)))
     return fail(error);
   const std::vector<int64_t> &tokens = prompt->ids;
 
@@ -64,7 +63,11 @@ int greta::rt::runAotObject(const std::string &model, const std::string &so,
     return fail(error);
   bool isGpu = object.backend == "gpu";
   std::unique_ptr<Session> session;
-  if (isGpu && !gpu->open(o, object, *weights, result.tokens, error))
+  if (isGpu &&
+      !gpu->open(o, object, *weights,
+                 decodePositions(result.tokens,
+                                 decode.generation.maxNewTokens),
+                 error))
     return fail(error);
   DType compute = object.precision == "f64" ? DType::F64 : DType::F32;
   if (!isGpu &&
@@ -97,8 +100,8 @@ int greta::rt::runAotObject(const std::string &model, const std::string &so,
     return fail(error);
   bool ok = true;
   if (isGpu) {
-    ok = gpu->run(o, object.forward, tokens, patch, filter, writer.get(),
-                  result, error);
+    ok = gpu->run(o, object.forward, tokens, decode, patch, filter,
+                  writer.get(), result, error);
   } else {
     if (patch) {
       if (patch->dtype != compute)

@@ -72,6 +72,8 @@ void greta::rt::appendArgv(const DecodeFlags &f,
     args.push_back("--trace-cache-reads");
   if (!f.kvFault.empty())
     add("--kv-fault", f.kvFault);
+  if (f.kvBlockSize != 16)
+    add("--kv-block-size", std::to_string(f.kvBlockSize));
 }
 
 bool greta::rt::parseDecodeFlags(const DecodeFlags &f,
@@ -87,6 +89,10 @@ bool greta::rt::parseDecodeFlags(const DecodeFlags &f,
   if (f.generate < 0)
     return fail("--generate must be a number of tokens (0 or more), got " +
                 std::to_string(f.generate));
+  if (f.kvBlockSize <= 0)
+    return fail("--kv-block-size must be a positive number of positions per "
+                "KV cache page, got " +
+                std::to_string(f.kvBlockSize));
   if (f.generateFrom < -1)
     return fail("--generate-from must be a position (0 or more), got " +
                 std::to_string(f.generateFrom));
@@ -127,24 +133,20 @@ bool greta::rt::parseDecodeFlags(const DecodeFlags &f,
   return true;
 }
 
-bool greta::rt::gpuChunk(const DecodeFlags &f, int64_t &chunk,
-                         std::string &error) {
+bool greta::rt::checkGpuDecodeFlags(const DecodeFlags &f,
+                                    std::string &error) {
   std::vector<int64_t> schedule;
   if (!parseChunkSchedule(f.chunk, schedule, error))
     return false;
-  const char *flag = schedule.size() > 1   ? "--chunk with a schedule"
-                     : f.generate          ? "--generate"
-                     : f.generateFrom >= 0 ? "--generate-from"
-                     : f.traceCacheReads   ? "--trace-cache-reads"
-                     : !f.kvFault.empty()  ? "--kv-fault"
-                                           : nullptr;
-  if (flag) {
-    error = std::string(flag) +
-            " runs on the CPU only: the GPU runner has no decode path yet "
-            "(one chunk size, prefill only; issue #24.5)";
+  // --kv-fault plants the CPU's stale-row fault in the CPU cache; the GPU's
+  // planted cache faults are kernel variants.
+  if (!f.kvFault.empty()) {
+    error = "--kv-fault plants a fault in the CPU's KV cache and runs on the "
+            "CPU only; on the GPU plant --kernel "
+            "paged_attention=page_boundary_bug or --kernel "
+            "paged_kv_append=stale_page_bug";
     return false;
   }
-  chunk = schedule.empty() ? 0 : schedule[0];
   return true;
 }
 
@@ -254,23 +256,21 @@ bool callOnce(void *forward, Session &session, std::vector<int64_t> ids,
   return true;
 }
 
-template <typename T>
-bool runAs(void *forward, Session &session, const std::vector<int64_t> &prompt,
-           const std::vector<int64_t> &schedule, const Generation &g,
-           const std::string &traceDir,
-           const std::function<void(int64_t, int64_t)> &beforeCall,
-           LastLogits &logits, int64_t &calls, Generated &generated,
-           std::string &error) {
+} // namespace
+
+bool greta::rt::runDecode(
+    const std::vector<int64_t> &prompt, const std::vector<int64_t> &schedule,
+    const Generation &g, const std::function<void(int64_t, int64_t)> &beforeCall,
+    const ForwardCall &call, LastLogits &logits, Generated &generated,
+    std::string &error) {
   auto prefill =
       chunkCalls(schedule, static_cast<int64_t>(prompt.size()), g.decodeFrom);
   int64_t k = 0;
   for (auto [b, e] : prefill) {
     if (beforeCall)
       beforeCall(++k, static_cast<int64_t>(prefill.size()));
-    if (!callOnce<T>(
-            forward, session,
-            std::vector<int64_t>(prompt.begin() + b, prompt.begin() + e), b,
-            traceDir, logits, calls, error))
+    if (!call(std::vector<int64_t>(prompt.begin() + b, prompt.begin() + e), b,
+              logits, error))
       return false;
   }
   std::mt19937_64 rng(g.sampling.seed);
@@ -293,13 +293,11 @@ bool runAs(void *forward, Session &session, const std::vector<int64_t> &prompt,
       break;
     if (beforeCall)
       beforeCall(++k, static_cast<int64_t>(prefill.size()));
-    if (!callOnce<T>(forward, session, {id}, position++, traceDir, logits,
-                     calls, error))
+    if (!call({id}, position++, logits, error))
       return false;
   }
   return true;
 }
-} // namespace
 
 bool greta::rt::runCpu(void *forward, Session &session,
                        const std::vector<int64_t> &prompt,
@@ -309,13 +307,16 @@ bool greta::rt::runCpu(void *forward, Session &session,
                        const std::function<void(int64_t, int64_t)> &beforeCall,
                        LastLogits &logits, int64_t &calls, Generated &generated,
                        std::string &error) {
-  return session.computeDType() == DType::F64
-             ? runAs<double>(forward, session, prompt, schedule, generation,
-                             traceDir, beforeCall, logits, calls, generated,
-                             error)
-             : runAs<float>(forward, session, prompt, schedule, generation,
-                            traceDir, beforeCall, logits, calls, generated,
-                            error);
+  bool f64 = session.computeDType() == DType::F64;
+  ForwardCall call = [&](const std::vector<int64_t> &ids, int64_t begin,
+                         LastLogits &out, std::string &err) {
+    return f64 ? callOnce<double>(forward, session, ids, begin, traceDir, out,
+                                  calls, err)
+               : callOnce<float>(forward, session, ids, begin, traceDir, out,
+                                 calls, err);
+  };
+  return runDecode(prompt, schedule, generation, beforeCall, call, logits,
+                   generated, error);
 }
 
 bool greta::rt::planDecode(const RunOptions &o, const Prompt &prompt,

@@ -68,9 +68,8 @@ bool greta::rt::parseRunFlags(const RunOptions &o, Filter &filter,
   std::vector<int64_t> schedule;
   Generation generation;
   Session::KVFault kvFault;
-  int64_t gpuChunkSize = 0;
   if (!parseDecodeFlags(o.decode, schedule, generation, kvFault, error) ||
-      (o.backend == "gpu" && !gpuChunk(o.decode, gpuChunkSize, error)))
+      (o.backend == "gpu" && !checkGpuDecodeFlags(o.decode, error)))
     return false;
   if (o.repeat < 1)
     return fail("--repeat must be at least 1, got " + std::to_string(o.repeat));

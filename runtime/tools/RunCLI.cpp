@@ -26,12 +26,11 @@ void greta::addRunOptions(CLI::App &app, rt::RunOptions &o) {
                  "must match the object's (it is compiled in)");
   app.add_option("--chunk", o.decode.chunk,
                  "prefill in chunks: all, N or a schedule N,M,... whose last "
-                 "size repeats (the CPU only)");
+                 "size repeats");
   app.add_option("--generate", o.decode.generate,
-                 "decode N new tokens after the prompt (the CPU only)");
+                 "decode N new tokens after the prompt");
   app.add_option("--generate-from", o.decode.generateFrom,
-                 "decode the prompt's tokens one a call from P on (the CPU "
-                 "only)");
+                 "decode the prompt's tokens one a call from P on");
   app.add_flag("--ignore-eos", o.decode.ignoreEos, "--generate past an EOS");
   app.add_flag("--sample", o.decode.sample, "--generate draws each token");
   app.add_option("--seed", o.decode.seed, "--sample's seed");
@@ -39,10 +38,13 @@ void greta::addRunOptions(CLI::App &app, rt::RunOptions &o) {
                  "--sample's temperature");
   app.add_option("--top-p", o.decode.topP, "--sample's nucleus");
   app.add_flag("--trace-cache-reads", o.decode.traceCacheReads,
-               "record the KV-cache rows each query reads (the CPU only)");
+               "record the KV-cache rows each query reads");
   app.add_option("--kv-fault", o.decode.kvFault,
                  "LAYER:FROM[:stale|:overwrite]: a planted KV-cache bug (the "
                  "CPU only)");
+  app.add_option("--kv-block-size", o.decode.kvBlockSize,
+                 "positions per page of the GPU's paged KV cache (16), used "
+                 "by chunked prefill and decode steps");
   app.add_option("--kernel", o.kernels,
                  "GPU kernel variant op=name (repeatable), e.g. "
                  "attention=partial_tile_bug or trace=split_schedule; an "

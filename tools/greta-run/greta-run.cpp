@@ -135,6 +135,11 @@ static cl::opt<std::string> kvFaultOpt(
              "call holds the previous row's key (stale), or overwrites the "
              "previous row once stored (overwrite)"),
     cl::value_desc("LAYER:FROM[:stale|:overwrite]"), cl::cat(runCat));
+static cl::opt<int64_t> kvBlockSizeOpt(
+    "kv-block-size",
+    cl::desc("--backend gpu: positions per page of the paged KV cache that "
+             "chunked prefill and decode steps use (16)"),
+    cl::init(16), cl::cat(runCat));
 static cl::opt<std::string> pipelineOpt(
     "pass-pipeline",
     cl::desc("Extra passes applied to the model first, e.g. "
@@ -233,6 +238,7 @@ static ::greta::ModelRunRequest runRequest(const char *argv0) {
   o.decode.topP = topPOpt;
   o.decode.traceCacheReads = traceCacheReadsOpt;
   o.decode.kvFault = kvFaultOpt;
+  o.decode.kvBlockSize = kvBlockSizeOpt;
   o.cacheDir = cacheDirOpt;
   o.noCache = noCache;
   o.timing = timing;

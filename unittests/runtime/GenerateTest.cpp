@@ -99,24 +99,75 @@ TEST(Generate, DecodeFlagsAreCheckedNamingTheFlag) {
   EXPECT_EQ(err, "--sample applies to --generate N");
 }
 
-TEST(Generate, TheGpuRefusesWhatItCannotDecode) {
-  int64_t chunk = -1;
+TEST(Generate, TheGpuRefusesOnlyWhatItCannotDecode) {
   std::string err;
   DecodeFlags f;
-  ASSERT_TRUE(gpuChunk(f, chunk, err));
-  EXPECT_EQ(chunk, 0);
-  f.chunk = "128";
-  ASSERT_TRUE(gpuChunk(f, chunk, err));
-  EXPECT_EQ(chunk, 128);
+  EXPECT_TRUE(checkGpuDecodeFlags(f, err)) << err;
   f.chunk = "60,1";
-  EXPECT_FALSE(gpuChunk(f, chunk, err));
-  EXPECT_NE(err.find("--chunk with a schedule runs on the CPU only"),
-            std::string::npos)
-      << err;
-  f.chunk = "";
   f.generate = 4;
-  EXPECT_FALSE(gpuChunk(f, chunk, err));
-  EXPECT_EQ(err.rfind("--generate runs on the CPU only", 0), 0u) << err;
+  f.generateFrom = 3;
+  f.traceCacheReads = true;
+  EXPECT_TRUE(checkGpuDecodeFlags(f, err)) << err;
+  f.chunk = "60,x";
+  EXPECT_FALSE(checkGpuDecodeFlags(f, err));
+  EXPECT_EQ(err.rfind("--chunk: bad chunk size 'x'", 0), 0u) << err;
+  f.chunk = "";
+  f.kvFault = "1:3";
+  EXPECT_FALSE(checkGpuDecodeFlags(f, err));
+  // The error names the flag and the GPU's two planted variants.
+  EXPECT_EQ(err.rfind("--kv-fault ", 0), 0u) << err;
+  EXPECT_NE(err.find("paged_attention=page_boundary_bug"), std::string::npos);
+  EXPECT_NE(err.find("paged_kv_append=stale_page_bug"), std::string::npos);
+}
+
+TEST(Generate, KvBlockSizeMustBePositive) {
+  std::vector<int64_t> schedule;
+  Generation g;
+  Session::KVFault fault;
+  std::string err;
+  DecodeFlags f;
+  EXPECT_EQ(f.kvBlockSize, 16);
+  for (int64_t bad : {0, -3}) {
+    f.kvBlockSize = bad;
+    EXPECT_FALSE(parseDecodeFlags(f, schedule, g, fault, err));
+    EXPECT_EQ(err, "--kv-block-size must be a positive number of positions "
+                   "per KV cache page, got " +
+                       std::to_string(bad));
+  }
+  f.kvBlockSize = 7;
+  EXPECT_TRUE(parseDecodeFlags(f, schedule, g, fault, err)) << err;
+  std::vector<std::string> argv;
+  appendArgv(f, argv);
+  EXPECT_EQ(argv, (std::vector<std::string>{"--kv-block-size", "7"}));
+}
+
+TEST(Generate, OneDecodeLoopForEveryForwardCall) {
+  // A fake forward: logits favour token (begin + len) % 4, so greedy
+  // decoding feeds back the position it is at.
+  std::vector<std::pair<int64_t, int64_t>> calls;
+  ForwardCall call = [&](const std::vector<int64_t> &ids, int64_t begin,
+                         LastLogits &logits, std::string &) {
+    calls.push_back({begin, static_cast<int64_t>(ids.size())});
+    logits.values.assign(4, 0.0);
+    logits.values[(begin + ids.size()) % 4] = 1.0;
+    return true;
+  };
+  Generation g;
+  g.maxNewTokens = 3;
+  g.eos = {2};
+  LastLogits logits;
+  Generated out;
+  std::string err;
+  ASSERT_TRUE(runDecode({5, 6, 7, 8, 9}, {2, 1}, g, nullptr, call, logits,
+                        out, err))
+      << err;
+  // Prefill 2,1,1,1 then decode at 5 (chose 1), 6 chose 2 = EOS: stop.
+  EXPECT_EQ(calls, (std::vector<std::pair<int64_t, int64_t>>{
+                       {0, 2}, {2, 1}, {3, 1}, {4, 1}, {5, 1}}));
+  EXPECT_EQ(out.ids, (std::vector<int64_t>{1, 2}));
+  EXPECT_TRUE(out.stoppedAtEos);
+  EXPECT_EQ(decodePositions(5, 3), 7);
+  EXPECT_EQ(decodePositions(5, 0), 5);
 }
 
 TEST(Generate, GreedyIsTheBestLogitTiesToTheLowerIdNeverNaN) {

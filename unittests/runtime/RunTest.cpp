@@ -81,13 +81,18 @@ TEST(Run, ParseRunFlagsNamesTheFlag) {
   o.decode.chunk = "-1";
   EXPECT_FALSE(parseRunFlags(o, f, err));
   EXPECT_EQ(err.rfind("--chunk: bad chunk size '-1'", 0), 0u) << err;
+  // The GPU decodes a schedule too; it refuses only the CPU's --kv-fault.
   o.decode.chunk = "60,1";
   o.backend = "gpu";
+  ASSERT_TRUE(parseRunFlags(o, f, err)) << err;
+  o.decode.kvFault = "1:3";
   EXPECT_FALSE(parseRunFlags(o, f, err));
-  EXPECT_EQ(err.rfind("--chunk with a schedule runs on the CPU only", 0), 0u)
+  EXPECT_EQ(err.rfind("--kv-fault plants a fault in the CPU's KV cache", 0),
+            0u)
       << err;
   o.backend = "cpu";
   ASSERT_TRUE(parseRunFlags(o, f, err)) << err;
+  o.decode.kvFault = "";
   o.decode.chunk = "";
   o.patchFrom = "t";
   EXPECT_FALSE(parseRunFlags(o, f, err));

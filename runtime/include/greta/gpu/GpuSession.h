@@ -27,6 +27,7 @@
 #define GRETA_GPU_GPUSESSION_H
 
 #include "greta/gpu/Kernels.h"
+#include "greta/rt/BlockTable.h"
 #include "greta/rt/Filter.h"
 #include "greta/rt/Session.h"
 #include "greta/rt/Trace.h"
@@ -108,6 +109,38 @@ public:
   };
   KVSlot *kvSlot(int64_t slot, int64_t kvDim);
   int64_t capacity() const { return capacity_; }
+
+  // --- the paged KV cache (GpuPaged.cpp) --------------------------------------
+  /// 0: the contiguous cache of kvSlot (single-shot prefill, as before);
+  /// N > 0: the paged cache, N positions a page (a run of several calls).
+  void setPaging(int64_t blockSize) { blockSize_ = blockSize; }
+  int64_t blockSize() const { return blockSize_; }
+  /// A new run: every slot's pages return to its free list (kept
+  /// allocated, not cleared).
+  void resetCache();
+  struct PagedSlot {
+    void *k = nullptr, *v = nullptr; // pools [pages * blockSize, kvDim]
+    int64_t kvDim = 0;
+    rt::BlockTable table;
+    int32_t *dTable = nullptr, *hTable = nullptr; // device, pinned twin
+    int64_t uploaded = 0; // entries of dTable written this run
+  };
+  /// Slot `slot`'s pages grown to cover positions [0, end), new table
+  /// entries copied on the stream; its pools are allocated (zeroed) on
+  /// first use for capacity() positions. Null with the session's error.
+  PagedSlot *pagedSlot(int64_t slot, int64_t kvDim, int64_t end);
+  /// --trace-cache-reads: the k_cache_read / v_cache_read records of the
+  /// paged cache (rows [0, p] of each selected query at p, one record of
+  /// shape [p + 1, kv_dim], read back through the block table after this
+  /// call's append), as the CPU's. Debugging: a synchronous copy per row.
+  void setTraceCacheReads(bool on) { traceCacheReads_ = on; }
+  void traceCacheReads(int64_t layer, const PagedSlot &kv);
+  /// Whether this call's trace records `stage` of `layer` (a trace is on,
+  /// the filter selects it and a row of the call is selected).
+  bool traces(rt::Stage stage, int64_t layer) const {
+    return writer_ && !traceFailed_ && front_.filter().selects(stage, layer) &&
+           !front_.selectedRows().empty();
+  }
   void *alloc(size_t bytes);
   void release(void *ptr);
   /// `repeat`: the compiler knows `data` is the previous trace call's
@@ -189,6 +222,12 @@ private:
   std::map<std::string, std::vector<int64_t>> paramShapes_;
   std::map<int64_t, KVSlot> kv_;
   int64_t capacity_ = 0;
+  int64_t blockSize_ = 0;
+  std::map<int64_t, PagedSlot> paged_;
+  bool traceCacheReads_ = false;
+  // The host rows of this call's cache reads (their Pending's hValues),
+  // kept until the writer has written them (cleared at the next beginCall).
+  std::deque<std::vector<uint8_t>> cacheReadValues_;
   // Caching allocator: the program allocates the same sizes every call;
   // cudaFree would synchronize the device.
   std::multimap<size_t, void *> freeBlocks_;
@@ -269,6 +308,9 @@ private:
     // A repeat of the batch's pending[sameAs] (the same buffer under a
     // second stage tag): its records, not hashed again; -1 otherwise.
     int64_t sameAs = -1;
+    // The record's row shape when it is not {cols} (a cache read's
+    // {p + 1, kv_dim}).
+    std::vector<int64_t> rowShape = {};
   };
   // The previous trace call's tensor while its Pending is in open_ (a
   // repeat of it may reuse its records); cleared by every other trace call

@@ -159,6 +159,38 @@ typedef uint16_t greta_gpu_bf16;
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* The paged KV cache (kernels/src/Decode.hip) of chunked prefill and decode
+   steps. A slot's pools are [pages * block_size, kv_dim]; position p lives
+   in row table[p / block_size] * block_size + p % block_size. */
+#define GRETA_GPU_DECLARE_PAGED_KERNELS(T, SUFFIX)                             \
+  /* pool[row of d_positions[i]] = k[i, :] (and v), through the table. */    \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_paged_kv_append_##SUFFIX(        \
+      const T *d_k, int64_t k_ld, const T *d_v, int64_t v_ld,                  \
+      const int64_t *d_positions, int64_t rows, int64_t kv_dim,                \
+      const int32_t *d_block_table, int64_t block_size, T *d_k_pool,           \
+      T *d_v_pool, void *stream);                                              \
+  /* out[i, :] = pool[row of position first + i] (the rows read back through \
+     the table: the k_cache / v_cache trace records). */                     \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_paged_gather_##SUFFIX(           \
+      const T *d_pool, const int32_t *d_block_table, int64_t block_size,       \
+      int64_t first, int64_t rows, int64_t kv_dim, T *d_out, int64_t out_ld,   \
+      void *stream);                                                           \
+  /* Causal GQA attention of n_q query rows (row i at position q_start + i)  \
+     over the paged cache, split-K (flash-decoding); any head_dim up to 256. \
+     d_scratch: greta_gpu_paged_attention_scratch_bytes of device memory. */ \
+  GRETA_GPU_EXPORT greta_gpu_status greta_gpu_paged_attention_##SUFFIX(        \
+      const T *d_q, int64_t q_ld, const T *d_k_pool, const T *d_v_pool,        \
+      const int32_t *d_block_table, int64_t block_size, int64_t n_q,           \
+      int64_t q_start, int64_t num_heads, int64_t num_kv_heads,                \
+      int64_t head_dim, float scale, T *d_out, int64_t out_ld,                 \
+      void *d_scratch, int64_t scratch_bytes, void *stream);
+GRETA_GPU_EXPORT int64_t greta_gpu_paged_attention_scratch_bytes(
+    int64_t n_q, int64_t q_start, int64_t num_heads, int64_t num_kv_heads,
+    int64_t head_dim);
+GRETA_GPU_DECLARE_PAGED_KERNELS(greta_gpu_f16, f16)
+GRETA_GPU_DECLARE_PAGED_KERNELS(greta_gpu_bf16, bf16)
+GRETA_GPU_DECLARE_PAGED_KERNELS(float, f32)
+
 GRETA_GPU_DECLARE_KERNELS(greta_gpu_f16, f16)
 GRETA_GPU_DECLARE_KERNELS(greta_gpu_bf16, bf16)
 GRETA_GPU_DECLARE_KERNELS(float, f32)

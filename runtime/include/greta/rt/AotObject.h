@@ -9,6 +9,7 @@
 #ifndef GRETA_RT_AOTOBJECT_H
 #define GRETA_RT_AOTOBJECT_H
 
+#include "greta/rt/Generate.h"
 #include "greta/rt/Run.h"
 #include "greta/rt/Session.h"
 
@@ -38,13 +39,16 @@ struct AotObject {
 class DeviceRunner {
 public:
   virtual ~DeviceRunner() = default;
-  /// Prepares the device for a prompt of `tokens` ids (--device, --kernel).
+  /// Prepares the device for a run that fills `positions` KV cache
+  /// positions (decodePositions: the prompt and the fed generated tokens;
+  /// --device, --kernel, --kv-block-size).
   virtual bool open(const RunOptions &options, const AotObject &object,
-                    const SafeTensors &weights, int64_t tokens,
+                    const SafeTensors &weights, int64_t positions,
                     std::string &error) = 0;
-  /// Runs the prompt (--repeat times, the last traced) and fills `result`.
+  /// Runs the prompt and its decode plan (--repeat times, the last traced)
+  /// and fills `result`.
   virtual bool run(const RunOptions &options, void *forward,
-                   const std::vector<int64_t> &tokens,
+                   const std::vector<int64_t> &tokens, const DecodePlan &plan,
                    const std::optional<Patch> &patch, const Filter &filter,
                    TraceWriter *writer, RunResult &result,
                    std::string &error) = 0;

@@ -79,18 +79,41 @@ bool parseDecodeFlags(const DecodeFlags &flags, std::vector<int64_t> &schedule,
                       Generation &generation, Session::KVFault &kvFault,
                       std::string &error);
 
-/// What the GPU runner supports today: one chunk size (`chunk`, 0 for the
-/// whole prompt) and no decoding; any other flag is an error naming it.
-bool gpuChunk(const DecodeFlags &flags, int64_t &chunk, std::string &error);
+/// What the GPU runner refuses: --kv-fault (the CPU cache's planted fault;
+/// the error names the GPU's two planted kernel variants instead); a bad
+/// --chunk as parseChunkSchedule says.
+bool checkGpuDecodeFlags(const DecodeFlags &flags, std::string &error);
 
 /// "greedy" or "sample seed=S temperature=T top_p=P" (the manifest's
 /// `generation`).
 std::string generationText(const Sampling &sampling);
 
+/// One forward call of `ids` at positions [begin, begin + ids.size()):
+/// `logits` gets the last row's logits; false with the error.
+using ForwardCall =
+    std::function<bool(const std::vector<int64_t> &ids, int64_t begin,
+                       LastLogits &logits, std::string &error)>;
+
+/// The one decode loop of every runner: the prompt in `schedule`'s calls
+/// (chunkCalls), then each new token in a call of its own at its true
+/// position (prompt length + step), chosen from the previous call's last
+/// logits, stopping at EOS unless generation.ignoreEos. `beforeCall` (if
+/// set) gets the call's index and the prefill's call count.
+bool runDecode(const std::vector<int64_t> &prompt,
+               const std::vector<int64_t> &schedule,
+               const Generation &generation,
+               const std::function<void(int64_t, int64_t)> &beforeCall,
+               const ForwardCall &call, LastLogits &logits,
+               Generated &generated, std::string &error);
+
+/// The positions a run fills in the KV cache: the prompt's and those of
+/// the fed generated tokens (the last one is chosen, not fed).
+inline int64_t decodePositions(int64_t promptTokens, int64_t generate) {
+  return promptTokens + (generate > 1 ? generate - 1 : 0);
+}
+
 /// The CPU run of `prompt` through `session` (current, holding the trace):
-/// the prompt in `schedule`'s calls (chunkCalls), then each new token in a
-/// call of its own at its true position (prompt length + step), its ids
-/// chosen from the previous call's last logits. `forward` is
+/// runDecode with the CPU's forward call. `forward` is
 /// `_mlir_ciface_forward` computing in the session's dtype; `beforeCall`
 /// (if set) gets the call's index and the prefill's call count. Fills the
 /// last call's last logits, the calls and the generated ids; false with

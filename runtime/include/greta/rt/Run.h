@@ -41,6 +41,7 @@ struct DecodeFlags {
   double topP = 1.0;            // --top-p
   bool traceCacheReads = false; // --trace-cache-reads
   std::string kvFault;          // --kv-fault LAYER:FROM (a planted bug)
+  int64_t kvBlockSize = 16;     // --kv-block-size: GPU paged cache positions
 };
 
 /// The run flags greta-run and greta-run-aot share, by their flag names.
@@ -81,7 +82,7 @@ std::vector<std::string> toArgv(const RunOptions &options);
 
 /// --layers/--stages/--positions/--payload into `filter`; the error names
 /// the flag. Checks the decode flags (parseDecodeFlags; with --backend gpu,
-/// what the GPU runs: gpuChunk), --repeat and that --patch-from and --patch
+/// what the GPU runs: checkGpuDecodeFlags), --repeat and that --patch-from and --patch
 /// go together.
 bool parseRunFlags(const RunOptions &options, Filter &filter,
                    std::string &error);
