@@ -60,8 +60,11 @@ def main():
             raise SystemExit(f"{name}: non-finite initial weights")
     std = state["model.layers.0.self_attn.q_proj.weight"].float().std().item()
     cfg.torch_dtype = a.dtype
-    if a.max_shard_size:  # model.config is cfg: it carries torch_dtype
-        model.save_pretrained(a.out, max_shard_size=a.max_shard_size)
+    # Not Llama: always save_pretrained, which writes MoE experts under the
+    # per-expert names of published checkpoints (transformers 5 holds them
+    # fused in the state dict; docs/MODELS.md, the HF references).
+    if a.max_shard_size or not llama:  # model.config is cfg: torch_dtype
+        model.save_pretrained(a.out, max_shard_size=a.max_shard_size or "50GB")
     else:
         save_file({k: v.contiguous().cpu() for k, v in state.items()},
                   os.path.join(a.out, "model.safetensors"))
