@@ -25,7 +25,8 @@ import os
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (AutoConfig, AutoModelForCausalLM, LlamaConfig,
+                          LlamaForCausalLM)
 
 
 def main():
@@ -41,11 +42,17 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     with open(a.config) as f:
-        cfg = LlamaConfig.from_dict(json.load(f))
+        raw = json.load(f)
+    # Llama as before; another model_type (Mixtral: bench/gpu/moe_device.sh)
+    # through HF's auto classes, the same init under the same seed.
+    llama = raw.get("model_type", "llama") == "llama"
+    cfg = (LlamaConfig.from_dict(raw) if llama else
+           AutoConfig.for_model(**raw))
     torch.manual_seed(a.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
-        model = LlamaForCausalLM(cfg)
+        model = (LlamaForCausalLM(cfg) if llama else
+                 AutoModelForCausalLM.from_config(cfg))
     model = model.to(getattr(torch, a.dtype)).eval()
     state = model.state_dict()
     for name, t in state.items():  # on the device: fast for 8B parameters
@@ -53,8 +60,11 @@ def main():
             raise SystemExit(f"{name}: non-finite initial weights")
     std = state["model.layers.0.self_attn.q_proj.weight"].float().std().item()
     cfg.torch_dtype = a.dtype
-    if a.max_shard_size:  # model.config is cfg: it carries torch_dtype
-        model.save_pretrained(a.out, max_shard_size=a.max_shard_size)
+    # Not Llama: always save_pretrained, which writes MoE experts under the
+    # per-expert names of published checkpoints (transformers 5 holds them
+    # fused in the state dict; docs/MODELS.md, the HF references).
+    if a.max_shard_size or not llama:  # model.config is cfg: torch_dtype
+        model.save_pretrained(a.out, max_shard_size=a.max_shard_size or "50GB")
     else:
         save_file({k: v.contiguous().cpu() for k, v in state.items()},
                   os.path.join(a.out, "model.safetensors"))

@@ -99,11 +99,23 @@ def greta_profile(runner, so, model_dir, length, extra):
     return lines[-1] if lines else p.stderr[-2000:]
 
 
+def hf_class(model_dir):
+    """LlamaForCausalLM for a Llama config (as the numbers in
+    docs/PERFORMANCE.md were measured), HF's auto class for any other
+    (Mixtral: bench/gpu/moe_device.sh)."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        llama = json.load(f).get("model_type", "llama") == "llama"
+    if llama:
+        from transformers import LlamaForCausalLM
+        return LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM
+
+
 def hf_profile(model_dir, lengths):
     import torch
     from torch.profiler import profile, ProfilerActivity
-    from transformers import LlamaForCausalLM
-    model = LlamaForCausalLM.from_pretrained(
+    model = hf_class(model_dir).from_pretrained(
         model_dir, dtype=getattr(torch, HF_DTYPE),
         attn_implementation="sdpa").cuda().eval()
     for length in lengths:
@@ -142,8 +154,7 @@ def hf_profile(model_dir, lengths):
 
 def hf_times(model_dir, lengths, warmup=2, repeat=5):
     import torch
-    from transformers import LlamaForCausalLM
-    model = LlamaForCausalLM.from_pretrained(
+    model = hf_class(model_dir).from_pretrained(
         model_dir, dtype=getattr(torch, HF_DTYPE),
         attn_implementation="sdpa").cuda().eval()
     out, peak = {}, {}

@@ -34,6 +34,7 @@ inline constexpr int kPagedBoundaryBug = 1;  // paged_attention
 // The device word kernels set on bad data (Runtime.hip).
 unsigned *deviceErrorWord();
 inline constexpr unsigned kErrBadEmbeddingId = 1u;
+inline constexpr unsigned kErrBadExpertId = 2u; // MoE.hip
 
 // ----------------------------------------------- storage type <-> float
 template <typename T> struct Conv;

@@ -310,6 +310,10 @@ greta_gpu_status greta_gpu_check_device_errors(void *stream) {
   std::string what;
   if (word & kErrBadEmbeddingId)
     what += "an embedding id outside [0, vocab) (its row was set to NaN)";
+  if (word & kErrBadExpertId)
+    what += std::string(what.empty() ? "" : "; ") +
+            "an expert_selection id that is not a whole number in [0, 2^24) "
+            "(moe_accumulate counted it as not chosen)";
   return fail(GRETA_GPU_ERR_DEVICE_ASSERT, "kernel flagged bad data: " + what);
 }
 

@@ -285,6 +285,8 @@ void attnRef(const HostT &q, const HostT &k, const HostT &v, int64_t qStart,
              int64_t window);
 // The families' kernels (FamilyChecks.hip): every one on f32, f16, bf16.
 void testFamilyKernels(DT dt);
+// The mixture-of-experts kernels (MoEChecks.hip): f32, f16, bf16.
+void testMoEKernels(DT dt);
 void testTrace(DT dt, const char *variant);
 void testGather(DT dt);
 void testTop5(DT dt);

@@ -148,6 +148,7 @@ int main(int argc, char **argv) {
     testGather(dt);
     testTop5(dt);
     testFamilyKernels(dt);
+    testMoEKernels(dt);
   }
   for (DT dt : {DT::F32, DT::F16, DT::BF16}) {
     for (int64_t n : {1, 63, 64, 65, 827, 1653, 4096}) {

@@ -1,6 +1,7 @@
 //===- LowerToGPU.cpp - The greta-lower-to-gpu pipeline ---------*- C++ -*-===//
 //
-// greta on f32 tensors -> storage retyping (f16/bf16/f32) -> greta.kernel on
+// greta on f32 tensors -> storage retyping (f16/bf16/f32) -> one grouped
+// kernel per mixture-of-experts expert -> greta.kernel on
 // tensors -> One-Shot Bufferize -> ownership-based deallocation -> calls to
 // the GPU glue layer (greta_gpu_<op>_<dt>, runtime/gpu) -> LLVM dialect with
 // every allocation routed to the device allocator. The host program only
@@ -56,14 +57,20 @@ struct GpuStorage : mlir::greta::impl::GpuStorageBase<GpuStorage> {
       return signalPassFailure();
     }
 
-    // Mixture of experts: no GPU kernels yet (issue #25). Refused here, by
-    // name, rather than left to an unresolved symbol at load time.
-    WalkResult moe = module.walk([&](Operation *op) {
-      if (!isa<MoERouterOp, MoEAccumulateOp, SigmoidGateAddOp>(op))
+    // Mixture of experts: a selection row holds its expert ids as values of
+    // the storage type (greta/gpu/MoEKernels.h), exact only up to 2^(p+1)
+    // for p mantissa bits: 256 experts in bf16, 2048 in f16.
+    int64_t exactIds = dtype == "bf16" ? 256 : dtype == "f16" ? 2048 : 1 << 24;
+    WalkResult moe = module.walk([&](MoERouterOp r) {
+      int64_t experts =
+          cast<RankedTensorType>(r.getLogits().getType()).getDimSize(1);
+      if (experts <= exactIds)
         return WalkResult::advance();
-      op->emitOpError() << "greta-lower-to-gpu: the GPU backend has no "
-                           "mixture-of-experts kernels yet (issue #25); run "
-                           "this model on the CPU (greta-run --backend cpu)";
+      r.emitOpError() << "greta-gpu-storage: " << experts
+                      << " experts, but expert ids above " << exactIds
+                      << " are not exact in " << dtype
+                      << " (the selection stores ids in the storage type); "
+                         "use a wider storage type";
       return WalkResult::interrupt();
     });
     if (moe.wasInterrupted())
@@ -201,6 +208,7 @@ void mlir::greta::buildLowerToGPUPipeline(OpPassManager &pm,
   GpuStorageOptions storage;
   storage.dtype = options.storage;
   pm.addPass(createGpuStorage(storage));
+  pm.addPass(createGpuFuseMoEExperts());
   KernelsToCallsOptions calls;
   calls.backend = "gpu";
   calls.device = true;

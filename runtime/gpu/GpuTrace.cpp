@@ -208,8 +208,18 @@ void GpuSession::trace(int64_t recordId, int64_t compiledPayload,
   // device (a plain copy), copied to the host and hashed there (OpenSSL, SHA
   // extensions) by the writer thread; every-row traces hash on the device.
   size_t rowBytes = static_cast<size_t>(cols) * rt::dtypeSize(dtype);
-  bool hostHash = n <= kHostHashRows &&
-                  static_cast<size_t>(n) * rowBytes <= kHostHashBytes;
+  // An expert selection row is [k ids, k weights]: its ids go in the
+  // record's top ids, as on the CPU (Session::trace), so its rows (2k values
+  // each, a few bytes) always come to the host, hashed there.
+  bool isSelection = stage == rt::Stage::ExpertSelection && cols % 2 == 0;
+  if (isSelection && cols / 2 > 64) { // the format's limit of top ids a record
+    setError("trace: expert_selection of " + std::to_string(cols / 2) +
+             " experts a token exceeds the 64 top ids a record holds");
+    return;
+  }
+  bool hostHash = isSelection ||
+                  (n <= kHostHashRows &&
+                   static_cast<size_t>(n) * rowBytes <= kHostHashBytes);
   bool gather = (payload == rt::Payload::Full || hostHash) && !allRows;
   size_t gatherBytes = gather ? static_cast<size_t>(n) * rowBytes : 0;
   if (gather && (!openGather_ || openGather_->capacity - openGather_->used <

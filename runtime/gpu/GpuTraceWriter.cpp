@@ -10,6 +10,7 @@
 #include "GpuInternal.h"
 
 #include "greta/gpu/Kernels.h"
+#include "greta/rt/SelectionIds.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -164,6 +165,13 @@ void GpuSession::appendBatch(Batch &b, std::string &err) {
     rowsOf.emplace_back(blk.rows, blk.rowStride);
     blk.topIds = p.hTop5;
     blk.topK = p.hTop5 ? 5 : 0;
+    std::vector<int32_t> selIds; // expert_selection: the ids, as the CPU's
+    if (p.stage == rt::Stage::ExpertSelection && p.cols % 2 == 0 &&
+        p.hValues) {
+      rt::selectionIds(p.hValues, p.dtype, n, p.cols, selIds);
+      blk.topIds = selIds.data();
+      blk.topK = static_cast<int>(p.cols / 2);
+    }
     blk.values = p.payload == rt::Payload::Full ? p.hValues : nullptr;
     if (b.dryRun)
       continue;

@@ -1,6 +1,7 @@
 //===- Session.cpp - Parameters, KV cache and tracing of a run --*- C++ -*-===//
 #include "greta/rt/Session.h"
 #include "greta/rt/Half.h"
+#include "greta/rt/SelectionIds.h"
 #include "greta/rt/Sha256.h"
 
 #include <atomic>
@@ -19,17 +20,6 @@ std::string shapeStr(const std::vector<int64_t> &shape) {
   for (size_t i = 0; i < shape.size(); ++i)
     s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
-}
-
-/// Expert id j of an expert_selection row (a float holding a whole number);
-/// -1 when it is not one, so a corrupt selection never reads as expert 0.
-int32_t selectionId(const uint8_t *row, DType dtype, int j) {
-  double v = dtype == DType::F32
-                 ? static_cast<double>(reinterpret_cast<const float *>(row)[j])
-                 : reinterpret_cast<const double *>(row)[j];
-  return v >= 0 && v < 2147483647.0 && v == std::floor(v)
-             ? static_cast<int32_t>(v)
-             : -1;
 }
 
 /// Top-5 ids by value, ties to the lower id; NaN ranks below everything.
@@ -238,7 +228,7 @@ void Session::trace(int64_t recordId, int64_t compiledPayload, DType dtype,
       }
       if (isSelection)
         for (int j = 0; j < topK; ++j)
-          topIds.push_back(selectionId(row, dtype, j));
+          topIds.push_back(greta::rt::selectionId(row, dtype, j));
       if (copyValues)
         block.values.insert(block.values.end(), row, row + rowBytes);
     }

@@ -4,7 +4,7 @@
 #  1. the runtime-only GPU build and the kernel test (--quick; the family
 #     kernels' lines: rms_norm_offset, per-head rms_norm, linear_bias, geglu,
 #     scale, rope_freqs, attention_window under every variant);
-#  2. scripts/hf_refs/gpu_families.py: every dense family in GRETA GPU f16
+#  2. scripts/hf_refs/gpu_families.py: every family (dense and MoE) in GRETA GPU f16
 #     and bf16 on the family's checkpoint, per stage GRETA's error against
 #     HF fp32, HF's own fp16/bf16 error measured again here on the same
 #     weights (--hf-rerun; the committed lowp_error.json when torch cannot),
@@ -12,6 +12,9 @@
 #  3. the planted llama3 RoPE bug on the GPU: greta-bisect between the clean
 #     and the faulty GPU objects (f16, bf16), the CPU f64 object as the
 #     reference; it must name (q_post_rope, layer 1, position 1).
+#  4. the MoE families (mixtral, qwen2-moe, qwen3-moe): GPU f32 and CPU f32
+#     choose the same experts at every layer and position
+#     (test/Target/Inputs/same_experts.py).
 # The objects come from scripts/hf_refs/gpu_objects.sh (run where LLVM is).
 #   bash scripts/hf_refs/gpu_device.sh OBJECTS_DIR [OUT_DIR]
 set -u
@@ -35,7 +38,8 @@ echo "== 1. kernel test (--quick)"
 $B/greta-gpu-kernel-test --quick > "$OUT/kernel-test.log" 2>&1; echo "kernel test rc=$?"
 grep -E "^FAIL" "$OUT/kernel-test.log" | head -20
 echo "  $(grep -c '^ok' "$OUT/kernel-test.log") ok, $(grep -c '^FAIL' "$OUT/kernel-test.log") FAIL;" \
-  "family kernels: $(grep -cE '^ok +(rms_norm_offset|rms_norm per head|linear_bias|geglu|scale|rope_freqs|attention_window)' "$OUT/kernel-test.log") ok"
+  "family kernels: $(grep -cE '^ok +(rms_norm_offset|rms_norm per head|linear_bias|geglu|scale|rope_freqs|attention_window)' "$OUT/kernel-test.log") ok;" \
+  "MoE kernels: $(grep -cE '^ok +(moe_router|moe_accumulate|sigmoid_gate_add)' "$OUT/kernel-test.log") ok"
 
 echo "== 2. families: GRETA GPU vs HF fp32, against HF's own fp16/bf16 error"
 HFRERUN=--hf-rerun
@@ -58,5 +62,17 @@ for p in f16 bf16; do
   $PY test/tools/greta-bisect/Inputs/check_bisect.py "$OUT/bisect-rope-bug-$p.json" \
     --stage q_post_rope --layer 1 --position 1 --max-runs 5 \
     && echo "  $p: FIRST_FAIL (q_post_rope, 1, 1): as planted"
+done
+
+echo "== 4. MoE: GPU f32 chooses the CPU f32's experts, every layer and position"
+for f in mixtral qwen2-moe qwen3-moe; do
+  for o in cpu_f32 gpu_f32; do
+    $B/greta-run-aot "$AOT/$f-$o.so" --weights models/hf-refs/$f/checkpoint \
+      --prompt models/hf-refs/prompt.json --positions all --payload full \
+      --trace-dir "$WORK/moe-$f-$o" > /dev/null 2> "$WORK/moe-$f-$o.err" \
+      || { echo "  $f $o failed:"; tail -3 "$WORK/moe-$f-$o.err"; }
+  done
+  $PY test/Target/Inputs/same_experts.py "$WORK/moe-$f-cpu_f32" "$WORK/moe-$f-gpu_f32" \
+    | sed "s/^/  $f: /"
 done
 echo "done in $(( $(date +%s) - t0 )) s"

@@ -20,6 +20,9 @@ scripts/hf_refs/gpu_objects.sh on a machine with LLVM); --compile: make
 them with the tools' greta-compile. Prints one line per family and
 precision ("FAMILY P: N points, worst ratio R at STAGE LL (GRETA e, HF e):
 ok|OVER; whole tensor: worst ratio R2 at ..."), with --table every point.
+Mixture-of-experts families (MOE): an expert_selection point compares the
+tokens routed elsewhere than HF fp32 (at most HF's own count) and the
+weights of the others (selection_point).
 The gate is the row ratio (the largest relative L2 of one token's row);
 the whole-tensor ratio (every token of the stage at once) is printed beside
 it because the largest row is often the one with the smallest norm. Exit 0 when every ratio is within
@@ -33,6 +36,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "python"))
 sys.path.insert(0, PYTHON_DIR)
@@ -42,6 +47,7 @@ from greta_trace.hf_refs import read_safetensors, rel_l2  # noqa: E402
 DENSE = ["llama", "llama-rope-linear", "llama-rope-dynamic",
          "llama-rope-llama3", "llama-rope-yarn", "llama-rope-longrope",
          "mistral", "qwen2", "qwen3", "gemma", "phi3"]
+MOE = ["mixtral", "qwen2-moe", "qwen3-moe"]
 HF_DTYPE = {"f16": "float16/cuda", "bf16": "bfloat16/cuda"}
 
 
@@ -122,11 +128,33 @@ def compare(a, family, precision, hf_runs):
         key = point_key(stage, layer, own)
         if key not in own:
             continue  # a point HF's low precision runs did not record
+        if stage == "expert_selection":
+            rows.append(selection_point(gv, hv, own[key], layer))
+            continue
         gt, g = rel_l2(gv, hv)
         h = own[key].get("max_row_rel_l2", 0.0)
         ht = own[key].get("rel_l2", 0.0)
         rows.append((ratio(g, h), stage, layer, g, h, ratio(gt, ht), gt, ht))
     return rows
+
+
+def selection_point(gv, hv, hf, layer):
+    """An expert_selection point ([k ids, k weights] rows): the tokens
+    routed to other experts than HF fp32's, against HF's own count
+    (tokens_with_other_experts), and the weights' error on the tokens with
+    the same experts against HF's (weights_*rel_l2). More tokens on other
+    experts than HF's own low precision run has is an infinite ratio."""
+    gv, hv = np.asarray(gv, np.float64), np.asarray(hv, np.float64)
+    k = hv.shape[1] // 2
+    same = np.all(gv[:, :k] == hv[:, :k], axis=1)
+    flips, hf_flips = int(np.sum(~same)), hf.get("tokens_with_other_experts", 0)
+    gt, g = rel_l2(gv[same, k:], hv[same, k:]) if same.any() else (0.0, 0.0)
+    h, ht = hf.get("weights_max_row_rel_l2", 0.0), hf.get("weights_rel_l2", 0.0)
+    r, rt = ratio(g, h), ratio(gt, ht)
+    if flips > hf_flips:
+        r = rt = math.inf
+    label = f"expert_selection ({flips} vs HF {hf_flips} tokens rerouted)"
+    return (r, label, layer, g, h, rt, gt, ht)
 
 
 def main(argv=None):
@@ -136,7 +164,7 @@ def main(argv=None):
     p.add_argument("--work", required=True)
     p.add_argument("--objects")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--families", default=",".join(DENSE))
+    p.add_argument("--families", default=",".join(DENSE + MOE))
     p.add_argument("--precisions", default="f16,bf16")
     p.add_argument("--max-ratio", type=float, default=1.5)
     p.add_argument("--hf-rerun", action="store_true")

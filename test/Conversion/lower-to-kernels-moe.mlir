@@ -1,18 +1,26 @@
 // RUN: greta-opt %s --greta-lower-to-kernels --split-input-file | FileCheck %s
-// RUN: greta-opt %s --greta-gpu-storage=dtype=f16 --split-input-file --verify-diagnostics > /dev/null
+// RUN: greta-opt %s --greta-lower-to-gpu=storage=f16 --split-input-file | FileCheck %s --check-prefix=GPU
+// RUN: greta-opt %s --greta-lower-to-gpu=storage=bf16 --split-input-file | FileCheck %s --check-prefix=GPUBF
 
 // The mixture-of-experts ops (docs/MODELS.md) become kernel calls on the
 // CPU: the router (its planted off-by-one variant with the positions), the
 // first expert's add from zeros, the others' into the running sum, and the
-// gated shared expert; tags land on the kernels. The GPU refuses them by
-// name: it has no MoE kernels yet.
+// gated shared expert; tags land on the kernels. The GPU lowering calls
+// the same kernels in the storage type (greta/gpu/MoEKernels.h).
 
 // CHECK-LABEL: func.func @moe(
 func.func @moe(%logits: tensor<?x4xf32>, %y0: tensor<?x8xf32>, %y1: tensor<?x8xf32>, %gate: tensor<?x1xf32>) -> tensor<?x8xf32> {
   // CHECK: %[[K:.+]] = arith.constant 2 : i64
   // CHECK: %[[NORM:.+]] = arith.constant 1 : i64
   // CHECK: %[[SEL:.+]] = greta.kernel "moe_router" ins(%{{.+}}, %[[K]], %[[NORM]] : tensor<?x4xf32>, i64, i64) outs(%{{.+}} : tensor<?x4xf32>) {greta.stages = [#greta.stage<"expert_selection", 0>]} -> tensor<?x4xf32>
-  // expected-error @+1 {{'greta.moe_router' op greta-lower-to-gpu: the GPU backend has no mixture-of-experts kernels yet (issue #25); run this model on the CPU (greta-run --backend cpu)}}
+  // GPU-LABEL: llvm.func @moe(
+  // GPU: llvm.call @greta_gpu_moe_router_f16(
+  // GPU: llvm.call @greta_gpu_moe_accumulate_first_f16(
+  // GPU: llvm.call @greta_gpu_moe_accumulate_f16(
+  // GPU: llvm.call @greta_gpu_sigmoid_gate_add_f16(
+  // GPUBF-LABEL: llvm.func @moe(
+  // GPUBF: llvm.call @greta_gpu_moe_router_bf16(
+  // GPUBF: llvm.call @greta_gpu_sigmoid_gate_add_bf16(
   %sel = greta.moe_router %logits {top_k = 2 : i64, normalize = true, greta.stages = [#greta.stage<"expert_selection", 0>]} : (tensor<?x4xf32>) -> tensor<?x4xf32>
   // CHECK: %[[E0:.+]] = arith.constant 0 : i64
   // CHECK: %[[A:.+]] = greta.kernel "moe_accumulate_first" ins(%{{.+}}, %[[SEL]], %[[E0]] : tensor<?x8xf32>, tensor<?x4xf32>, i64)
@@ -30,7 +38,8 @@ func.func @moe(%logits: tensor<?x4xf32>, %y0: tensor<?x8xf32>, %y1: tensor<?x8xf
 // CHECK-LABEL: func.func @planted(
 func.func @planted(%logits: tensor<?x4xf32>, %pos: tensor<?xi64>) -> tensor<?x2xf32> {
   // CHECK: greta.kernel "moe_router_fault" ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<?x4xf32>, tensor<?xi64>, i64, i64, i64, i64)
-  // expected-error @+1 {{no mixture-of-experts kernels yet}}
+  // GPU-LABEL: llvm.func @planted(
+  // GPU: llvm.call @greta_gpu_moe_router_fault_f16(
   %sel = greta.moe_router %logits positions %pos {top_k = 1 : i64, normalize = false, fault_from_position = 5 : i64} : (tensor<?x4xf32>, tensor<?xi64>) -> tensor<?x2xf32>
   return %sel : tensor<?x2xf32>
 }

@@ -89,6 +89,24 @@ def GpuStorage : Pass<"greta-gpu-storage", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::greta::GretaDialect"];
 }
 
+def GpuFuseMoEExperts : Pass<"greta-gpu-fuse-moe-experts", "::mlir::ModuleOp"> {
+  let summary = "One grouped kernel per mixture-of-experts expert on the GPU";
+  let description = [{
+    Each expert of a mixture-of-experts layer as the importer builds it,
+    `greta.moe_accumulate(linear(swiglu(linear(x, Wg), linear(x, Wu)), Wd),
+    sel, acc?, e)` with untagged single-use intermediates and no biases,
+    becomes one `greta.kernel "moe_expert_swiglu"` (`_first` without acc)
+    ins(x, sel, [acc,] Wg, Wu, Wd, e): the GPU gathers the rows routed to e,
+    runs the three GEMMs and the SwiGLU on them alone and adds their
+    weighted output to acc on those rows (runtime/gpu/GpuMoEExperts.cpp),
+    instead of every expert on every row. The accumulate's tags move to the
+    kernel. Anything else is left as it is (a tagged intermediate keeps its
+    trace). Runs in greta-lower-to-gpu after greta-gpu-storage.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def GpuDeviceAllocator : Pass<"greta-gpu-device-allocator", "::mlir::ModuleOp"> {
   let summary = "Route memref allocations to the GPU runtime's device allocator";
   let description = [{
