@@ -22,6 +22,7 @@
 #   bash bench/gpu/decode_device.sh all|kernels|check|bench[,...] [LENGTHS]
 set -u
 cd "$(dirname "$0")/../.."
+. bench/gpu/build_dev.sh
 MODE=${1:-all}; LENGTHS=${2:-827,4096,16384}
 [ "$MODE" = all ] && MODE=kernels,check,bench
 has() { [[ ",$MODE," == *",$1,"* ]]; }
@@ -29,11 +30,7 @@ OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
 AOT=${AOT:-.device-carry/aot}; WORK=${WORK:-/tmp/greta-decode}; M=$WORK/models; T=$WORK/traces
 rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
-t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect \
-    greta-gpu-kernel-test; } > $T/build.log 2>&1 || { tail -40 $T/build.log; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+build_dev $T/build.log greta-run greta-run-aot greta-diff greta-bisect greta-gpu-kernel-test
 B=build-dev/bin
 if has kernels; then
   echo "== kernel test --paged"

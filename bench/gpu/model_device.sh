@@ -14,6 +14,7 @@
 # $AOT (greta-compile MODEL --backend B --precision P -o $AOT/<model>-<B>_<P>.so).
 #   bash bench/gpu/model_device.sh check|bench|profile|trace|all[,...] [LENGTHS]
 set -u
+. bench/gpu/build_dev.sh
 MODE=${1:-all}; LENGTHS=${2:-827,1653,4096,16384}
 [ "$MODE" = all ] && MODE=check,bench
 has() { [[ ",$MODE," == *",$1,"* ]]; }
@@ -21,12 +22,7 @@ OUT=${OUT:-/tmp/greta-out}; mkdir -p "$OUT"
 AOT=${AOT:-.device-carry/aot}; WORK=${WORK:-/tmp/greta-work}; M=$WORK/models; T=$WORK/traces
 rm -rf $T; mkdir -p $T $M
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
-t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot greta-diff greta-bisect \
-    greta-gpu-kernel-test; } \
-  > $T/build.log 2>&1 || { tail -40 $T/build.log; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+build_dev $T/build.log greta-run greta-run-aot greta-diff greta-bisect greta-gpu-kernel-test
 B=build-dev/bin
 t0=$(date +%s)
 python3 bench/gpu/gen_hf_model.py --config models/llama-tiny/config.json --out $M/tiny --prompts 827 2>&1 | tail -1

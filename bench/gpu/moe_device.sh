@@ -15,15 +15,12 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OBJECTS_DIR [LENGTHS]" >&2; exit 2; }
 cd "$(dirname "$0")/../.."
+. bench/gpu/build_dev.sh
 AOT=$1 LENGTHS=${2:-1024,4096}
 OUT=${OUT:-/tmp/greta-out} WORK=${WORK:-/tmp/greta-moe}
 mkdir -p "$OUT"; rm -rf "$WORK"; mkdir -p "$WORK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1
-t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run-aot; } > "$WORK/build.log" 2>&1 \
-  || { tail -40 "$WORK/build.log"; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+build_dev "$WORK/build.log" greta-run-aot
 t0=$(date +%s)
 python3 bench/gpu/gen_hf_model.py --config models/mixtral-8x7b-2l/config.json --out "$WORK/m" \
   --dtype float16 --prompts "$LENGTHS" 2>&1 | tail -1 || exit 1

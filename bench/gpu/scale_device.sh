@@ -13,15 +13,12 @@
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OBJECTS_DIR [LENGTHS]" >&2; exit 2; }
 cd "$(dirname "$0")/../.."
+. bench/gpu/build_dev.sh
 AOT=$1 LENGTHS=${2:-4096,16384,32768}
 OUT=${OUT:-/tmp/greta-out} WORK=${WORK:-/tmp/greta-scale}
 mkdir -p "$OUT"; rm -rf "$WORK"; mkdir -p "$WORK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1
-t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run-aot; } > "$WORK/build.log" 2>&1 \
-  || { tail -40 "$WORK/build.log"; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+build_dev "$WORK/build.log" greta-run-aot
 t0=$(date +%s)
 python3 bench/gpu/gen_hf_model.py --config models/llama-3.1-8b/config.json --out "$WORK/m" \
   --dtype bfloat16 --max-shard-size 5GB --prompts "$LENGTHS" 2>&1 | tail -1 || exit 1

@@ -20,6 +20,7 @@
 set -u
 [ $# -ge 1 ] || { echo "usage: $0 OBJECTS_DIR [OUT_DIR]" >&2; exit 2; }
 cd "$(dirname "$0")/../.."
+. bench/gpu/build_dev.sh
 AOT=$1 OUT=${2:-${OUT:-/tmp/greta-out}}
 WORK=${WORK:-/tmp/hf-gpu-work}
 PY=${PYTHON:-python3}
@@ -27,11 +28,7 @@ mkdir -p "$OUT"; rm -rf "$WORK"; mkdir -p "$WORK"
 export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1
 t0=$(date +%s)
-{ cmake -S . -B build-dev -G Ninja -DGRETA_RUNTIME_ONLY=ON -DGRETA_GPU=cuda \
-    -DCMAKE_BUILD_TYPE=Release && ninja -C build-dev greta-run greta-run-aot \
-    greta-diff greta-bisect greta-gpu-kernel-test; } > "$WORK/build.log" 2>&1 \
-  || { tail -40 "$WORK/build.log"; exit 1; }
-echo "build $(( $(date +%s) - t0 )) s"
+build_dev "$WORK/build.log" greta-run greta-run-aot greta-diff greta-bisect greta-gpu-kernel-test
 B=build-dev/bin
 
 echo "== 1. kernel test (--quick)"
