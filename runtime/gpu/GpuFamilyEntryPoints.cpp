@@ -33,9 +33,8 @@ using namespace greta::gpu::glue;
 
 namespace {
 template <typename T> struct Fam;
-#define GRETA_FAMILY_KERNELS(TAG, CT, SUF)                                     \
+#define GRETA_FAMILY_KERNELS(TAG, SUF)                                         \
   template <> struct Fam<TAG> {                                                \
-    using C = CT;                                                              \
     static constexpr auto rms_norm_offset = greta_gpu_rms_norm_offset_##SUF;   \
     static constexpr auto linear_bias = greta_gpu_linear_bias_##SUF;           \
     static constexpr auto geglu = greta_gpu_geglu_##SUF;                       \
@@ -44,15 +43,11 @@ template <typename T> struct Fam;
     static constexpr auto kv_append = greta_gpu_kv_append_##SUF;               \
     static constexpr auto attention_window = greta_gpu_attention_window_##SUF; \
   };
-GRETA_FAMILY_KERNELS(F16, greta_gpu_f16, f16)
-GRETA_FAMILY_KERNELS(BF16, greta_gpu_bf16, bf16)
-GRETA_FAMILY_KERNELS(float, float, f32)
+GRETA_FAMILY_KERNELS(F16, f16)
+GRETA_FAMILY_KERNELS(BF16, bf16)
+GRETA_FAMILY_KERNELS(float, f32)
 #undef GRETA_FAMILY_KERNELS
 
-/// The device pointer of a descriptor, as the kernel library's type.
-template <typename T, int N> typename Fam<T>::C *dev(MemRef<T, N> *m) {
-  return reinterpret_cast<typename Fam<T>::C *>(m->data + m->offset);
-}
 /// The largest position of the call plus one (HF's seq_len for dynamic NTK
 /// and longrope).
 int64_t sequenceLength(const std::vector<int64_t> &pos) {
@@ -258,7 +253,7 @@ void attentionWindow(MemRef<T, 2> *q, MemRef<T, 2> *k, MemRef<T, 2> *v,
     return;
   }
   int64_t rows = q->sizes[0], kvDim = k->sizes[1];
-  using C = typename Fam<T>::C;
+  using C = typename DeviceWord<T>::type;
   GpuSession::KVSlot *kv =
       appendToCache(s, op, rows, kvDim, slot, [&](auto &kv) {
         return Fam<T>::kv_append(dev(k), ld(k), dev(v), ld(v),

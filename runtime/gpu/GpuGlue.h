@@ -1,9 +1,10 @@
 //===- GpuGlue.h - What the C ABI glue files share --------------*- C++ -*-===//
 //
 // Private to runtime/gpu: the helpers of the _mlir_ciface_greta_gpu_* entry
-// points (GpuEntryPoints.cpp, GpuFamilyEntryPoints.cpp): the live session,
-// status checks, operand layout checks, the op profiler's scope, and the
-// KV-cache append that every attention variant starts with.
+// points (GpuEntryPoints.cpp, GpuFamilyEntryPoints.cpp, GpuMoE*.cpp): the
+// kernels' element types, the live session, status checks, operand layout
+// checks, the op profiler's scope, and the KV-cache append that every
+// attention variant starts with.
 //
 //===----------------------------------------------------------------------===//
 #ifndef GRETA_GPU_GLUE_H
@@ -28,6 +29,16 @@ struct F16 {
 struct BF16 {
   uint16_t bits;
 };
+
+/// The kernels' element type of a tag (greta_gpu_f16, greta_gpu_bf16,
+/// float), and a memref's first element as one.
+template <typename T> struct DeviceWord { using type = T; };
+template <> struct DeviceWord<F16> { using type = greta_gpu_f16; };
+template <> struct DeviceWord<BF16> { using type = greta_gpu_bf16; };
+template <typename T, int N>
+typename DeviceWord<T>::type *dev(MemRef<T, N> *m) {
+  return reinterpret_cast<typename DeviceWord<T>::type *>(m->data + m->offset);
+}
 
 template <typename T> int64_t ld(MemRef<T, 2> *m) { return m->strides[0]; }
 template <typename T, int N> bool unitInner(MemRef<T, N> *m) {

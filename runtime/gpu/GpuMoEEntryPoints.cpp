@@ -23,21 +23,16 @@ using namespace greta::gpu::glue;
 
 namespace {
 template <typename T> struct Moe;
-#define GRETA_MOE_KERNELS(TAG, CT, SUF)                                        \
+#define GRETA_MOE_KERNELS(TAG, SUF)                                            \
   template <> struct Moe<TAG> {                                                \
-    using C = CT;                                                              \
     static constexpr auto router = greta_gpu_moe_router_##SUF;                 \
     static constexpr auto accumulate = greta_gpu_moe_accumulate_##SUF;         \
     static constexpr auto sigmoid_gate_add = greta_gpu_sigmoid_gate_add_##SUF; \
   };
-GRETA_MOE_KERNELS(F16, greta_gpu_f16, f16)
-GRETA_MOE_KERNELS(BF16, greta_gpu_bf16, bf16)
-GRETA_MOE_KERNELS(float, float, f32)
+GRETA_MOE_KERNELS(F16, f16)
+GRETA_MOE_KERNELS(BF16, bf16)
+GRETA_MOE_KERNELS(float, f32)
 #undef GRETA_MOE_KERNELS
-
-template <typename T, int N> typename Moe<T>::C *dev(MemRef<T, N> *m) {
-  return reinterpret_cast<typename Moe<T>::C *>(m->data + m->offset);
-}
 
 template <typename T>
 void router(MemRef<T, 2> *logits, MemRef<int64_t, 1> *pos, int64_t topK,

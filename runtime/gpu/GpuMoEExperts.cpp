@@ -40,23 +40,18 @@ namespace {
 std::atomic<uint64_t> gGeneration{1};
 
 template <typename T> struct Ex;
-#define GRETA_MOE_EXPERT_KERNELS(TAG, CT, SUF, DT)                             \
+#define GRETA_MOE_EXPERT_KERNELS(TAG, SUF, DT)                                 \
   template <> struct Ex<TAG> {                                                 \
-    using C = CT;                                                              \
     static constexpr rt::DType dtype = DT;                                     \
     static constexpr auto linear = greta_gpu_linear_##SUF;                     \
     static constexpr auto swiglu = greta_gpu_swiglu_##SUF;                     \
     static constexpr auto gather = greta_gpu_moe_gather_rows_##SUF;            \
     static constexpr auto scatter = greta_gpu_moe_scatter_add_##SUF;           \
   };
-GRETA_MOE_EXPERT_KERNELS(F16, greta_gpu_f16, f16, rt::DType::F16)
-GRETA_MOE_EXPERT_KERNELS(BF16, greta_gpu_bf16, bf16, rt::DType::BF16)
-GRETA_MOE_EXPERT_KERNELS(float, float, f32, rt::DType::F32)
+GRETA_MOE_EXPERT_KERNELS(F16, f16, rt::DType::F16)
+GRETA_MOE_EXPERT_KERNELS(BF16, bf16, rt::DType::BF16)
+GRETA_MOE_EXPERT_KERNELS(float, f32, rt::DType::F32)
 #undef GRETA_MOE_EXPERT_KERNELS
-
-template <typename T, int N> typename Ex<T>::C *dev(MemRef<T, N> *m) {
-  return reinterpret_cast<typename Ex<T>::C *>(m->data + m->offset);
-}
 
 /// A device buffer for the process, grown (never shrunk) on demand. Growing
 /// waits for the stream first: queued kernels may still read the old one.
@@ -177,7 +172,7 @@ void expertSwiglu(MemRef<T, 2> *x, MemRef<T, 2> *sel, MemRef<T, 2> *acc,
   if (!readPlan(s, op, sel))
     return;
   int64_t k = sel->sizes[1] / 2, n = gPlan.groups.count(expert);
-  using C = typename Ex<T>::C;
+  using C = typename DeviceWord<T>::type;
   // Scratch: X [n, hidden], G, U, S [n, inter], Y [n, hidden].
   size_t es = sizeof(C);
   size_t need = static_cast<size_t>(n) * (2 * hidden + 3 * inter) * es;
